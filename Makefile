@@ -1,0 +1,44 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PG_CLUSTER_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+
+.PHONY: demo test lint typecheck pytest postgres bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Start the local PostgreSQL when it is installed but not running (the tests need it; with
+# CI=true they fail if it cannot be reached).
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+	  if [ -n "$(PG_CLUSTER_VERSION)" ] && command -v pg_ctlcluster >/dev/null; then \
+	    echo "starting PostgreSQL $(PG_CLUSTER_VERSION)"; \
+	    pg_ctlcluster --skip-systemctl-redirect $(PG_CLUSTER_VERSION) main start || true; \
+	  else echo "PostgreSQL is not installed here; its tests will be skipped (or fail with CI=true)"; fi; }
+
+demo: $(STAMP)
+	$(BIN)/tidings demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) postgres
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP) postgres
+	$(BIN)/python bench/import_subscribers.py
+
+clean:
+	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The audience: subscribers, subscriptions, import and export, suppressions."""

@@ -1,0 +1,195 @@
+"""Subscriber services: add one, import a CSV, export a newsletter's list."""
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tidings.audience.addresses import clean_name, normalise_email
+from tidings.audience.csvrows import EXPORT_COLUMNS, guard_formula
+from tidings.audience.importer import (
+    ImportOptions,
+    ImportReport,
+    ProgressCallback,
+    import_rows_into,
+)
+from tidings.db.engine import Database
+from tidings.db.models import Subscriber, Subscription, SubscriptionStatus, Suppression
+from tidings.db.types import utcnow
+from tidings.errors import InvalidInput
+from tidings.newsletters import newsletter_by_slug
+
+EXPORT_PAGE = 5_000
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """The outcome of adding one subscriber to one newsletter."""
+
+    email: str
+    status: SubscriptionStatus
+    created_subscriber: bool
+    changed: bool
+    note: str
+
+
+def _is_suppressed(session: Session, email: str) -> bool:
+    return session.scalar(select(Suppression.id).where(Suppression.email == email)) is not None
+
+
+def add_subscriber(
+    db: Database, slug: str, email: str, name: str | None, confirmed: bool, source: str
+) -> AddResult:
+    """Add ``email`` to newsletter ``slug`` (pending, or active with ``confirmed``)."""
+    address = normalise_email(email)
+    clean = clean_name(name)
+    now = utcnow()
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        if _is_suppressed(session, address):
+            raise InvalidInput(f"{address} is on the suppression list and cannot be subscribed")
+        subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+        created = subscriber is None
+        if subscriber is None:
+            subscriber = Subscriber(email=address, name=clean, attributes={})
+            session.add(subscriber)
+            session.flush()
+        elif clean and clean != subscriber.name:
+            subscriber.name = clean
+        subscription = session.scalar(
+            select(Subscription).where(
+                Subscription.subscriber_id == subscriber.id,
+                Subscription.newsletter_id == newsletter.id,
+            )
+        )
+        wanted = SubscriptionStatus.active if confirmed else SubscriptionStatus.pending
+        if subscription is None:
+            subscription = Subscription(
+                subscriber_id=subscriber.id,
+                newsletter_id=newsletter.id,
+                status=wanted,
+                consent_at=now,
+                consent_method="admin",
+                consent_source=source,
+                confirmed_at=now if confirmed else None,
+            )
+            session.add(subscription)
+            note = f"subscribed ({wanted.value})"
+        elif subscription.status == SubscriptionStatus.unsubscribed:
+            note = "unsubscribed earlier; not resubscribed (they must sign up again)"
+        elif subscription.status == SubscriptionStatus.pending and confirmed:
+            subscription.status = SubscriptionStatus.active
+            subscription.confirmed_at = now
+            note = "confirmed (pending -> active)"
+        else:
+            note = f"already {subscription.status.value}"
+        changed = bool(session.new or session.dirty)
+        session.commit()
+        return AddResult(address, subscription.status, created, changed, note)
+
+
+def import_subscribers(
+    db: Database,
+    slug: str,
+    path: Path,
+    confirmed: bool,
+    batch_size: int,
+    progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import a CSV file of subscribers into newsletter ``slug`` (see ``importer``)."""
+    with db.session() as session:
+        newsletter_id = newsletter_by_slug(session, slug).id
+    options = ImportOptions(
+        newsletter_id=newsletter_id,
+        confirmed=confirmed,
+        consent_source=f"csv import: {path.name}",
+        batch_size=batch_size,
+    )
+    try:
+        stream = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+    with stream, db.engine.connect() as connection:
+        try:
+            return import_rows_into(connection, stream, options, progress)
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}") from None
+
+
+def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
+    """Every attribute name used by the newsletter's subscribers (one set-based query)."""
+    dialect = session.get_bind().dialect.name
+    keys = (
+        func.jsonb_object_keys(Subscriber.attributes)
+        if dialect == "postgresql"
+        else func.json_each(Subscriber.attributes).table_valued("key").c.key
+    )
+    query = (
+        select(keys.label("key"))
+        .distinct()
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(Subscription.newsletter_id == newsletter_id)
+    )
+    if dialect != "postgresql":
+        query = query.select_from(Subscriber)
+    return sorted(str(key) for key in session.scalars(query) if str(key) not in EXPORT_COLUMNS)
+
+
+def _export_pages(
+    session: Session, newsletter_id: int
+) -> Iterator[list[tuple[Subscriber, Subscription]]]:
+    """Keyset pages by subscriber id: constant cost per page however long the list."""
+    last_id = 0
+    while True:
+        page = (
+            session.execute(
+                select(Subscriber, Subscription)
+                .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+                .where(Subscription.newsletter_id == newsletter_id, Subscriber.id > last_id)
+                .order_by(Subscriber.id)
+                .limit(EXPORT_PAGE)
+            )
+            .tuples()
+            .all()
+        )
+        if not page:
+            return
+        yield list(page)
+        last_id = page[-1][0].id
+        session.expunge_all()
+
+
+def export_subscribers(db: Database, slug: str, out: TextIO) -> int:
+    """Write the newsletter's subscribers as CSV (importable again); returns the row count."""
+    written = 0
+    with db.session() as session:
+        newsletter_id = newsletter_by_slug(session, slug).id
+        attribute_keys = _attribute_keys(session, newsletter_id)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*EXPORT_COLUMNS, *attribute_keys])
+        for page in _export_pages(session, newsletter_id):
+            for subscriber, subscription in page:
+                values = [
+                    subscriber.email,
+                    subscriber.name or "",
+                    subscriber.locale or "",
+                    subscriber.timezone or "",
+                    subscription.status.value,
+                    _iso(subscription.consent_at),
+                    subscription.consent_method or "",
+                    _iso(subscription.confirmed_at),
+                    _iso(subscription.unsubscribed_at),
+                    *(str(subscriber.attributes.get(key, "")) for key in attribute_keys),
+                ]
+                writer.writerow([guard_formula(value) for value in values])
+            written += len(page)
+    return written
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""

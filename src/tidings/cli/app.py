@@ -1,0 +1,38 @@
+"""The root ``tidings`` app: loads the settings once, then dispatches to command groups."""
+
+import typer
+
+from tidings.cli import articles, db, demo, feeds, newsletters, subscribers
+from tidings.cli.context import make_context
+
+app = typer.Typer(
+    name="tidings",
+    help="Tidings: collect a publication's new articles and mail them as a digest.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Tidings: a self-hosted newsletter and daily-digest service.
+
+    Configure it with TIDINGS_* environment variables (see the README).
+    """
+    context = make_context()
+    ctx.obj = context
+    ctx.call_on_close(context.close)
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(newsletters.app, name="newsletter")
+app.add_typer(feeds.app, name="feeds")
+app.add_typer(articles.app, name="articles")
+app.add_typer(subscribers.app, name="subscribers")
+app.command(name="demo")(demo.demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

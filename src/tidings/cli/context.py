@@ -1,0 +1,90 @@
+"""What every command shares: the settings, the database, and friendly error handling."""
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from tidings.config import Settings, load_settings
+from tidings.db.engine import Database, open_database
+from tidings.db.migrate import current_revision, head_revision
+from tidings.errors import TidingsError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class CliContext:
+    """Built once per invocation by the app callback and handed to commands via ``ctx.obj``."""
+
+    settings: Settings
+    _db: Database | None = field(default=None, init=False)
+
+    def database(self, *, require_current_schema: bool = True) -> Database:
+        """The database; by default refuses to work on a schema that is not migrated."""
+        if self._db is None:
+            self._db = open_database(self.settings.resolved_database_url)
+        if require_current_schema:
+            current = current_revision(self._db.engine)
+            if current != head_revision(self._db.engine):
+                raise TidingsError(
+                    f"the database schema is at {current or 'nothing'}, not the current "
+                    "version: run 'tidings db upgrade'"
+                )
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line and give the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected errors into one line and exit code 1 (bugs keep their traceback)."""
+    try:
+        yield
+    except TidingsError as exc:
+        raise fail(str(exc)) from None
+    except (OperationalError, ProgrammingError) as exc:
+        # The driver's message, never the URL (it may carry a password).
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise fail(f"database: {detail}") from None
+
+
+def friendly(command: Callable[P, R]) -> Callable[P, R]:
+    """Decorator for commands: expected errors become one clear line."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with user_errors():
+            return command(*args, **kwargs)
+
+    return wrapper
+
+
+def make_context() -> CliContext:
+    """Load the settings (one clear line if a value is bad)."""
+    with user_errors():
+        return CliContext(settings=load_settings())
+
+
+def cli_context(ctx: typer.Context) -> CliContext:
+    """The shared context of this invocation."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliContext):
+        raise RuntimeError("the tidings app callback did not run")
+    return obj

@@ -1,0 +1,117 @@
+"""``tidings subscribers``: add, import and export subscribers."""
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tidings.audience.importer import ImportReport
+from tidings.audience.service import add_subscriber, export_subscribers, import_subscribers
+from tidings.cli.context import cli_context, friendly
+from tidings.cli.progress import progress_reporter
+
+app = typer.Typer(help="Add, import and export subscribers.", no_args_is_help=True)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+INVALID_LINES_SHOWN = 20
+
+
+@app.command("add")
+@friendly
+def add(
+    ctx: typer.Context,
+    email: str = typer.Argument(help="The address."),
+    newsletter: str = typer.Option(..., "--newsletter", help="Newsletter slug."),
+    name: str | None = typer.Option(None, "--name", help="Display name."),
+    confirmed: bool = typer.Option(
+        False, "--confirmed", help="Active at once (you hold their consent); else pending."
+    ),
+) -> None:
+    """Subscribe one address to a newsletter.
+
+    Example: tidings subscribers add nino@example.ge --newsletter daily --name "Nino" --confirmed
+    """
+    result = add_subscriber(
+        cli_context(ctx).database(), newsletter, email, name, confirmed, source="cli"
+    )
+    console.print(f"{result.email}: {result.note}")
+
+
+def _print_import(report: ImportReport, invalid_report: Path | None) -> None:
+    console.print(
+        f"read {report.rows_read} row(s): {report.created} new subscriber(s), "
+        f"{report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.duplicates_merged} duplicate row(s) merged, {len(report.invalid)} invalid, "
+        f"{report.suppressed} suppressed (skipped)"
+    )
+    console.print(
+        f"subscriptions: {report.subscribed} new, {report.activated} activated, "
+        f"{report.kept_unsubscribed} left unsubscribed"
+    )
+    for error in report.invalid[:INVALID_LINES_SHOWN]:
+        console.print(f"line {error.line}: {error.reason}")
+    if len(report.invalid) > INVALID_LINES_SHOWN:
+        console.print(f"... and {len(report.invalid) - INVALID_LINES_SHOWN} more invalid row(s)")
+    if invalid_report is not None:
+        with invalid_report.open("w", encoding="utf-8") as out:
+            out.write("line,reason\n")
+            for error in report.invalid:
+                reason = error.reason.replace('"', '""')
+                out.write(f'{error.line},"{reason}"\n')
+        console.print(f"invalid rows written to {invalid_report}")
+
+
+@app.command("import")
+@friendly
+def import_command(
+    ctx: typer.Context,
+    file: Path = typer.Argument(help="CSV with a header row: email, name, locale, timezone, ..."),
+    newsletter: str = typer.Option(..., "--newsletter", help="Newsletter slug."),
+    confirmed: bool = typer.Option(
+        False, "--confirmed", help="Make the subscriptions active (you hold their consent)."
+    ),
+    invalid_report: Path | None = typer.Option(
+        None, "--invalid-report", help="Write every invalid row (line, reason) to this CSV."
+    ),
+) -> None:
+    """Import subscribers from CSV. Columns other than email, name, locale and timezone are
+    kept as attributes. Duplicates merge; invalid rows are listed by line and the rest still
+    go in; running the same file again changes nothing; suppressed and unsubscribed
+    addresses are never made active.
+
+    Example: tidings subscribers import readers.csv --newsletter daily --confirmed
+    """
+    context = cli_context(ctx)
+    with progress_reporter(console) as progress:
+        report = import_subscribers(
+            context.database(),
+            newsletter,
+            file,
+            confirmed,
+            context.settings.import_batch_size,
+            progress,
+        )
+    _print_import(report, invalid_report)
+
+
+@app.command("export")
+@friendly
+def export_command(
+    ctx: typer.Context,
+    newsletter: str = typer.Option(..., "--newsletter", help="Newsletter slug."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="File (default: stdout)."),
+) -> None:
+    """Export a newsletter's subscribers as CSV (the import reads it back).
+
+    Example: tidings subscribers export --newsletter daily --output readers.csv
+    """
+    database = cli_context(ctx).database()
+    if output is None:
+        count = export_subscribers(database, newsletter, sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as out:
+            count = export_subscribers(database, newsletter, out)
+        console.print(f"exported {count} subscriber(s) to {output}")
+    if output is None:
+        err_console.print(f"exported {count} subscriber(s)")

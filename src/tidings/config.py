@@ -1,0 +1,159 @@
+"""Settings, read from ``TIDINGS_*`` environment variables.
+
+:func:`load_settings` is called once by a front door and the result is passed down; nothing
+reads the environment anywhere else.
+"""
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.errors import ConfigError
+
+ENV_PREFIX = "TIDINGS_"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
+
+SmtpSecurity = Literal["none", "starttls", "tls"]
+_SMTP_SCHEMES: dict[str, tuple[SmtpSecurity, int]] = {
+    "smtp": ("none", 25),
+    "smtp+starttls": ("starttls", 587),
+    "smtps": ("tls", 465),
+}
+
+
+@dataclass(frozen=True)
+class SmtpTarget:
+    """Where and how to send mail, parsed from TIDINGS_SMTP_URL."""
+
+    host: str
+    port: int
+    security: SmtpSecurity
+    username: str | None
+    password: str | None
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """Parse ``smtp://``, ``smtp+starttls://`` or ``smtps://`` URLs with optional credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SMTP_SCHEMES:
+        raise ValueError(f"scheme must be one of {', '.join(_SMTP_SCHEMES)}, not {parts.scheme!r}")
+    if not parts.hostname:
+        raise ValueError("a host is required, e.g. smtp://mail.example.org:25")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("the port must be a number from 1 to 65535") from exc
+    security, default_port = _SMTP_SCHEMES[parts.scheme]
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port or default_port,
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting Tidings reads; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    smtp_url: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    feed_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+    feed_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    import_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme in ("postgres", "postgresql"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        if scheme in ("postgresql+psycopg", "sqlite", "sqlite+pysqlite"):
+            return value
+        raise ValueError("must be a postgresql:// or sqlite:/// URL")
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: str) -> str:
+        if value:
+            parse_smtp_url(value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'tidings.db').resolve()}"
+
+    @property
+    def smtp(self) -> SmtpTarget | None:
+        """The parsed SMTP target, or None for the built-in catcher."""
+        return parse_smtp_url(self.smtp_url) if self.smtp_url else None
+
+    @property
+    def secret(self) -> str:
+        """The secret key; :func:`load_settings` guarantees it is set."""
+        if self.secret_key is None:
+            raise ConfigError(f"{ENV_PREFIX}SECRET_KEY: not set and not loaded from the data dir")
+        return self.secret_key.get_secret_value()
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "settings"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{ENV_PREFIX}{field.upper()}: {message}"
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """Read the generated secret key, creating it once (mode 0600) if it does not exist."""
+    path = data_dir / SECRET_KEY_FILE
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) < 32:
+            raise ConfigError(f"{path}: the stored secret key is too short; restore it") from None
+        return key
+    except OSError as exc:
+        raise ConfigError(f"{ENV_PREFIX}DATA_DIR: cannot write {path}: {exc.strerror}") from exc
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(key + "\n")
+    return key
+
+
+def load_settings() -> Settings:
+    """Build the settings from the environment; one clear :class:`ConfigError` if a value is bad."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    if settings.secret_key is not None:
+        if len(settings.secret_key.get_secret_value()) < 32:
+            raise ConfigError(f"{ENV_PREFIX}SECRET_KEY: must be at least 32 characters")
+        return settings
+    return settings.model_copy(update={"secret_key": SecretStr(_stored_secret(settings.data_dir))})

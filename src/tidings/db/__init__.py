@@ -1,0 +1,1 @@
+"""Storage: engine and sessions, the ORM models, migrations and query helpers."""

@@ -1,0 +1,78 @@
+"""Load the sample publication, so a fresh install has something to show."""
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from tidings.audience.importer import ImportReport
+from tidings.audience.service import import_subscribers
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.migrate import upgrade
+from tidings.db.models import Article, Newsletter, Source
+from tidings.errors import Conflict
+from tidings.ingest.service import PollOutcome, store_feed_document
+from tidings.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
+from tidings.paths import sample_dir
+
+SAMPLE_SLUG = "messenger"
+
+
+@dataclass(frozen=True)
+class SampleLoad:
+    """What loading the sample did, and the newest articles it holds."""
+
+    newsletter: Newsletter
+    feed: PollOutcome
+    subscribers: ImportReport
+    latest: list[Article]
+
+
+def sample_spec(settings: Settings) -> NewsletterSpec:
+    """The sample newsletter; its feed URL is where the web app serves the sample feed."""
+    return NewsletterSpec(
+        slug=SAMPLE_SLUG,
+        name="The Tbilisi Messenger Daily",
+        sender="The Messenger <digest@messenger.example.ge>",
+        reply_to="editors@messenger.example.ge",
+        schedule="0 8 * * *",
+        timezone="Asia/Tbilisi",
+        feeds=[f"{settings.base_url}/sample/feed.xml"],
+        min_articles=1,
+        max_articles=12,
+    )
+
+
+def load_sample(db: Database, settings: Settings) -> SampleLoad:
+    """Migrate, create the sample newsletter (once), store its feed and subscribers.
+
+    Running it again updates nothing that is already there.
+    """
+    upgrade(db.engine)
+    try:
+        create_newsletter(db, sample_spec(settings))
+    except Conflict:
+        pass  # loaded before: the rest below is idempotent
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, SAMPLE_SLUG)
+        source = session.scalars(
+            select(Source).where(Source.newsletter_id == newsletter.id).order_by(Source.id)
+        ).first()
+    if source is None or source.url is None:
+        raise Conflict(f"the {SAMPLE_SLUG!r} newsletter has no feed source; remove it first")
+    feed = PollOutcome(source_id=source.id, url=source.url)
+    body = (sample_dir() / "feed.xml").read_bytes()
+    store_feed_document(db, source.id, body, "application/rss+xml", feed)
+    subscribers = import_subscribers(
+        db, SAMPLE_SLUG, sample_dir() / "subscribers.csv", confirmed=True, batch_size=1000
+    )
+    with db.session() as session:
+        latest = list(
+            session.scalars(
+                select(Article)
+                .where(Article.source_id == source.id)
+                .order_by(Article.published_at.desc())
+                .limit(5)
+            )
+        )
+    return SampleLoad(newsletter, feed, subscribers, latest)

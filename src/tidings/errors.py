@@ -1,0 +1,57 @@
+"""The exception tree of Tidings.
+
+Front doors (CLI, web, scheduler) catch :class:`TidingsError` and show its message; anything
+else is a bug and keeps its traceback. Classes also inherit the matching built-in so callers
+that only know the standard library still catch them sensibly::
+
+    TidingsError
+    ├── ConfigError(TidingsError, ValueError)        a setting is missing or malformed
+    ├── NotFound(TidingsError, LookupError)          a named newsletter, source, ... does not exist
+    ├── Conflict(TidingsError)                       the thing exists already
+    ├── InvalidInput(TidingsError, ValueError)       user data failed validation
+    │   └── InvalidAddress                           an email address is not valid
+    └── FeedError(TidingsError)                      one source could not be ingested
+        ├── FeedUnreachable(FeedError, ConnectionError)   network, timeout, HTTP error, redirects
+        ├── FeedTooLarge(FeedError)                       the body passed the size cap
+        └── NotAFeed(FeedError, ValueError)               the body is not RSS, Atom or JSON Feed
+"""
+
+
+class TidingsError(Exception):
+    """Base of every error Tidings raises on purpose."""
+
+
+class ConfigError(TidingsError, ValueError):
+    """A setting is missing or malformed."""
+
+
+class NotFound(TidingsError, LookupError):
+    """A named object does not exist."""
+
+
+class Conflict(TidingsError):
+    """The object to create exists already."""
+
+
+class InvalidInput(TidingsError, ValueError):
+    """User-supplied data failed validation."""
+
+
+class InvalidAddress(InvalidInput):
+    """An email address is not valid."""
+
+
+class FeedError(TidingsError):
+    """A source could not be ingested."""
+
+
+class FeedUnreachable(FeedError, ConnectionError):
+    """The feed could not be fetched: network error, timeout, HTTP error or redirect loop."""
+
+
+class FeedTooLarge(FeedError):
+    """The feed body is larger than the configured cap."""
+
+
+class NotAFeed(FeedError, ValueError):
+    """The body is neither RSS, Atom nor JSON Feed."""

@@ -1,0 +1,104 @@
+"""The normalised shape of an incoming article, and the rules every article passes.
+
+Feed items, CLI additions and CMS pushes all become an :class:`ArticleDraft` through
+:func:`make_draft`, so they are validated and cleaned the same way.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tidings.errors import InvalidInput
+from tidings.ingest.text import plain_text, sanitise_html, shorten
+
+SUMMARY_LIMIT = 600
+TITLE_LIMIT = 500
+_TRACKING_PREFIXES = ("utm_",)
+_TRACKING_KEYS = {"fbclid", "gclid", "mc_cid", "mc_eid"}
+
+
+@dataclass(frozen=True)
+class ArticleDraft:
+    """An article as it is about to be stored; ``guid`` is its dedupe key."""
+
+    guid: str
+    url: str
+    title: str
+    byline: str | None
+    section: str | None
+    summary: str | None
+    content_html: str | None
+    published_at: datetime | None
+
+    @property
+    def content_hash(self) -> str:
+        """A fingerprint of everything an edit can change."""
+        published = self.published_at.isoformat() if self.published_at else ""
+        fields = (
+            self.url,
+            self.title,
+            self.byline,
+            self.section,
+            self.summary,
+            self.content_html,
+            published,
+        )
+        joined = "\x1f".join(field or "" for field in fields)
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+
+def canonical_url(url: str) -> str:
+    """The URL with scheme and host lower-cased, default port, fragment and trackers removed."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"url must be an absolute http(s) URL, not {url!r}")
+    host = parts.hostname.lower()
+    port = parts.port
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key not in _TRACKING_KEYS and not key.startswith(_TRACKING_PREFIXES)
+    ]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware datetimes converted to UTC; naive ones are taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def make_draft(
+    *,
+    url: str,
+    title: str | None,
+    guid: str | None = None,
+    byline: str | None = None,
+    section: str | None = None,
+    summary: str | None = None,
+    content_html: str | None = None,
+    published_at: datetime | None = None,
+) -> ArticleDraft:
+    """Validate and clean one article; raises :class:`InvalidInput` naming what is wrong."""
+    clean_url = canonical_url(url)
+    clean_title = shorten(plain_text(title), TITLE_LIMIT)
+    if not clean_title:
+        raise InvalidInput("title is empty")
+    body = sanitise_html(content_html) if content_html else ""
+    clean_summary = plain_text(summary) or plain_text(body)
+    key = (guid or "").strip() or clean_url
+    return ArticleDraft(
+        guid=key,
+        url=clean_url,
+        title=clean_title,
+        byline=plain_text(byline) or None,
+        section=plain_text(section) or None,
+        summary=shorten(clean_summary, SUMMARY_LIMIT) or None,
+        content_html=body or None,
+        published_at=as_utc(published_at) if published_at else None,
+    )

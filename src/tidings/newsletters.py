@@ -1,0 +1,171 @@
+"""Newsletters and their sources: create, list, look up."""
+
+import re
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tidings.audience.addresses import clean_name, normalise_email, parse_mailbox
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Article,
+    Newsletter,
+    Source,
+    SourceKind,
+    Subscription,
+    SubscriptionStatus,
+)
+from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.ingest.drafts import canonical_url
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+DEFAULT_SCHEDULE = "0 7 * * *"
+
+
+@dataclass(frozen=True)
+class NewsletterSpec:
+    """What an admin gives to create a newsletter (validated by :func:`create_newsletter`)."""
+
+    slug: str
+    name: str
+    sender: str
+    reply_to: str | None = None
+    schedule: str = DEFAULT_SCHEDULE
+    timezone: str = "UTC"
+    feeds: list[str] = field(default_factory=list)
+    min_articles: int = 1
+    max_articles: int = 20
+
+
+@dataclass(frozen=True)
+class NewsletterSummary:
+    """A newsletter with the counts an overview shows."""
+
+    slug: str
+    name: str
+    sender: str
+    schedule: str
+    timezone: str
+    sources: int
+    articles: int
+    active_subscribers: int
+    pending_subscribers: int
+
+
+def validate_schedule(cron: str, timezone: str) -> None:
+    """Raise :class:`InvalidInput` unless ``cron`` is a 5-field crontab and ``timezone`` IANA."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"timezone {timezone!r} is not an IANA time zone") from None
+    try:
+        CronTrigger.from_crontab(cron, timezone=zone)
+    except ValueError as exc:
+        raise InvalidInput(f"schedule {cron!r} is not a crontab expression: {exc}") from None
+
+
+def _newsletter_from_spec(spec: NewsletterSpec) -> Newsletter:
+    if not _SLUG.match(spec.slug):
+        raise InvalidInput("slug must be lower-case letters, digits and hyphens (at most 64)")
+    name = clean_name(spec.name)
+    if not name:
+        raise InvalidInput("name is empty")
+    from_name, from_address = parse_mailbox(spec.sender)
+    validate_schedule(spec.schedule, spec.timezone)
+    if spec.min_articles < 0 or spec.max_articles < 1 or spec.min_articles > spec.max_articles:
+        raise InvalidInput("need 0 <= min-articles <= max-articles and max-articles >= 1")
+    newsletter = Newsletter(
+        slug=spec.slug,
+        name=name,
+        from_name=from_name or name,
+        from_address=from_address,
+        reply_to=normalise_email(spec.reply_to) if spec.reply_to else None,
+        schedule_cron=spec.schedule,
+        timezone=spec.timezone,
+        min_articles=spec.min_articles,
+        max_articles=spec.max_articles,
+    )
+    feed_urls = list(dict.fromkeys(canonical_url(url) for url in spec.feeds))
+    newsletter.sources = [Source(kind=SourceKind.feed, url=url) for url in feed_urls]
+    return newsletter
+
+
+def create_newsletter(db: Database, spec: NewsletterSpec) -> Newsletter:
+    """Create a newsletter with its feed sources; :class:`Conflict` if the slug is taken."""
+    newsletter = _newsletter_from_spec(spec)
+    with db.session() as session:
+        session.add(newsletter)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(f"a newsletter with slug {spec.slug!r} exists already") from None
+    return newsletter
+
+
+def newsletter_by_slug(session: Session, slug: str) -> Newsletter:
+    """The newsletter named ``slug``, or :class:`NotFound`."""
+    newsletter = session.scalar(select(Newsletter).where(Newsletter.slug == slug))
+    if newsletter is None:
+        raise NotFound(f"no newsletter {slug!r} (see 'tidings newsletter list')")
+    return newsletter
+
+
+def push_source(session: Session, newsletter: Newsletter) -> Source:
+    """The newsletter's inbox for pushed articles, created on first use."""
+    source = session.scalar(
+        select(Source).where(Source.newsletter_id == newsletter.id, Source.kind == SourceKind.push)
+    )
+    if source is None:
+        source = Source(newsletter_id=newsletter.id, kind=SourceKind.push)
+        session.add(source)
+        session.flush()
+    return source
+
+
+def list_newsletters(db: Database) -> list[NewsletterSummary]:
+    """Every newsletter with source, article and subscriber counts (one grouped query each)."""
+    with db.session() as session:
+        source_counts = dict(
+            session.execute(
+                select(Source.newsletter_id, func.count()).group_by(Source.newsletter_id)
+            )
+            .tuples()
+            .all()
+        )
+        article_counts = dict(
+            session.execute(
+                select(Source.newsletter_id, func.count(Article.id))
+                .join(Article, Article.source_id == Source.id)
+                .group_by(Source.newsletter_id)
+            )
+            .tuples()
+            .all()
+        )
+        status_counts: dict[tuple[int, SubscriptionStatus], int] = {
+            (newsletter_id, status): count
+            for newsletter_id, status, count in session.execute(
+                select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
+                    Subscription.newsletter_id, Subscription.status
+                )
+            ).tuples()
+        }
+        newsletters = session.scalars(select(Newsletter).order_by(Newsletter.slug)).all()
+        return [
+            NewsletterSummary(
+                slug=n.slug,
+                name=n.name,
+                sender=f"{n.from_name} <{n.from_address}>",
+                schedule=n.schedule_cron,
+                timezone=n.timezone,
+                sources=source_counts.get(n.id, 0),
+                articles=article_counts.get(n.id, 0),
+                active_subscribers=status_counts.get((n.id, SubscriptionStatus.active), 0),
+                pending_subscribers=status_counts.get((n.id, SubscriptionStatus.pending), 0),
+            )
+            for n in newsletters
+        ]

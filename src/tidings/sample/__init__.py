@@ -1,0 +1,1 @@
+"""The sample publication shipped with Tidings: a feed of fictional articles and subscribers."""
