@@ -1,0 +1,28 @@
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from tidings.db.engine import Database
+from tidings.db.migrate import current_revision, downgrade, head_revision, upgrade
+from tidings.db.models import Base
+
+
+def _differences(database: Database) -> list[object]:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+
+def test_models_and_migrations_agree(db: Database) -> None:
+    assert current_revision(db.engine) == head_revision(db.engine)
+    assert _differences(db) == []
+
+
+def test_migrations_run_down_and_up_again(db: Database) -> None:
+    downgrade(db.engine, "base")
+    tables = set(inspect(db.engine).get_table_names())
+    assert tables <= {"alembic_version"}
+    upgrade(db.engine)
+    tables = set(inspect(db.engine).get_table_names())
+    assert {t.name for t in Base.metadata.sorted_tables} <= tables
+    assert _differences(db) == []
