@@ -90,9 +90,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Settings:
+def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for a test: its own data dir and database, via the environment."""
     for name in list(os.environ):
         if name.startswith("TIDINGS_") and name != "TIDINGS_TEST_POSTGRES_URL":

@@ -1,5 +1,6 @@
 """Load the sample publication, so a fresh install has something to show."""
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -49,10 +50,8 @@ def load_sample(db: Database, settings: Settings) -> SampleLoad:
     Running it again updates nothing that is already there.
     """
     upgrade(db.engine)
-    try:
+    with suppress(Conflict):  # loaded before: the rest below is idempotent
         create_newsletter(db, sample_spec(settings))
-    except Conflict:
-        pass  # loaded before: the rest below is idempotent
     with db.session() as session:
         newsletter = newsletter_by_slug(session, SAMPLE_SLUG)
         source = session.scalars(

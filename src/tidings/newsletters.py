@@ -134,8 +134,6 @@ def list_newsletters(db: Database) -> list[NewsletterSummary]:
             session.execute(
                 select(Source.newsletter_id, func.count()).group_by(Source.newsletter_id)
             )
-            .tuples()
-            .all()
         )
         article_counts = dict(
             session.execute(
@@ -143,8 +141,6 @@ def list_newsletters(db: Database) -> list[NewsletterSummary]:
                 .join(Article, Article.source_id == Source.id)
                 .group_by(Source.newsletter_id)
             )
-            .tuples()
-            .all()
         )
         status_counts: dict[tuple[int, SubscriptionStatus], int] = {
             (newsletter_id, status): count
@@ -152,7 +148,7 @@ def list_newsletters(db: Database) -> list[NewsletterSummary]:
                 select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
                     Subscription.newsletter_id, Subscription.status
                 )
-            ).tuples()
+            )
         }
         newsletters = session.scalars(select(Newsletter).order_by(Newsletter.slug)).all()
         return [

@@ -1,7 +1,7 @@
 """Feed documents for the ingestion tests, written for them."""
 
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 TBILISI = timezone(timedelta(hours=4))
 

@@ -20,8 +20,8 @@ def server() -> Iterator[FeedServer]:
 
 def _newsletter(db: Database, *feeds: str) -> None:
     create_newsletter(
-        db, NewsletterSpec(slug="daily", name="Daily", sender="D <d@example.org>",
-                           feeds=list(feeds))
+        db,
+        NewsletterSpec(slug="daily", name="Daily", sender="D <d@example.org>", feeds=list(feeds)),
     )
 
 
@@ -73,8 +73,9 @@ def test_edited_item_updates_its_article_and_new_items_are_added(
     poll_sources(db, settings)
     first_seen = {a.guid: (a.id, a.first_seen_at) for a in _articles(db)}
 
-    server.routes["/rss"] = Reply(200, rss([item(1, title="Story one, corrected"), item(2),
-                                            item(3)]))
+    server.routes["/rss"] = Reply(
+        200, rss([item(1, title="Story one, corrected"), item(2), item(3)])
+    )
     outcome = poll_sources(db, settings)[0]
     assert (outcome.counts.new, outcome.counts.updated, outcome.counts.unchanged) == (1, 1, 1)
     articles = {a.guid: a for a in _articles(db)}
@@ -143,8 +144,15 @@ def test_atom_and_json_feeds(db: Database, settings: Settings, server: FeedServe
         ("/huge", Reply(200, b"<rss>", stream_bytes=50 * 1024 * 1024), "over the"),
         ("/declared", Reply(200, b"x" * 2_000_000), "over the"),
         ("/invalid", Reply(200, b"<<<this is not xml at all>>> \x00"), "not an RSS, Atom"),
-        ("/html", Reply(200, b"<!doctype html><html><body><h1>Hello</h1></body></html>",
-                        {"Content-Type": "text/html"}), "not an RSS, Atom"),
+        (
+            "/html",
+            Reply(
+                200,
+                b"<!doctype html><html><body><h1>Hello</h1></body></html>",
+                {"Content-Type": "text/html"},
+            ),
+            "not an RSS, Atom",
+        ),
         ("/gone", Reply(404, b"nope"), "HTTP 404"),
     ],
 )

@@ -46,6 +46,9 @@ from tidings.db.models import (
 )
 from tidings.db.types import JsonDocument, utcnow
 
+# SQLAlchemy only keeps the DB-API rowcount of INSERT statements when asked.
+ROWCOUNT = {"preserve_rowcount": True}
+
 
 @dataclass
 class ImportReport:
@@ -214,7 +217,7 @@ def _upsert_subscribers(
             | _attributes_differ(connection, merged_attributes, stored.attributes)
         ),
     )
-    return connection.execute(statement).rowcount
+    return connection.execute(statement, execution_options=ROWCOUNT).rowcount
 
 
 def _create_subscriptions(
@@ -222,18 +225,22 @@ def _create_subscriptions(
 ) -> int:
     """Create the missing subscriptions of this batch (INSERT ... SELECT, conflicts skipped)."""
     status = SubscriptionStatus.active if options.confirmed else SubscriptionStatus.pending
-    source = select(
-        Subscriber.id,
-        literal(options.newsletter_id),
-        literal(status.value),
-        literal(Cadence.daily.value),
-        literal(now, Subscription.consent_at.type),
-        literal("import"),
-        literal(options.consent_source),
-        literal(now if options.confirmed else None, Subscription.confirmed_at.type),
-        literal(now, Subscription.created_at.type),
-        literal(now, Subscription.updated_at.type),
-    ).join(import_merged, Subscriber.email == import_merged.c.email).where(eligible)
+    source = (
+        select(
+            Subscriber.id,
+            literal(options.newsletter_id),
+            literal(status.value),
+            literal(Cadence.daily.value),
+            literal(now, Subscription.consent_at.type),
+            literal("import"),
+            literal(options.consent_source),
+            literal(now if options.confirmed else None, Subscription.confirmed_at.type),
+            literal(now, Subscription.created_at.type),
+            literal(now, Subscription.updated_at.type),
+        )
+        .join(import_merged, Subscriber.email == import_merged.c.email)
+        .where(eligible)
+    )
     statement = (
         _insert(connection)(Subscription)
         .from_select(
@@ -253,7 +260,7 @@ def _create_subscriptions(
         )
         .on_conflict_do_nothing(index_elements=["subscriber_id", "newsletter_id"])
     )
-    return connection.execute(statement).rowcount
+    return connection.execute(statement, execution_options=ROWCOUNT).rowcount
 
 
 def import_rows_into(

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from tidings.audience.addresses import clean_name, normalise_email
@@ -123,20 +123,17 @@ def import_subscribers(
 
 def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
     """Every attribute name used by the newsletter's subscribers (one set-based query)."""
-    dialect = session.get_bind().dialect.name
-    keys = (
-        func.jsonb_object_keys(Subscriber.attributes)
-        if dialect == "postgresql"
-        else func.json_each(Subscriber.attributes).table_valued("key").c.key
-    )
-    query = (
-        select(keys.label("key"))
-        .distinct()
+    members = (
+        select(Subscriber.attributes)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
         .where(Subscription.newsletter_id == newsletter_id)
+        .subquery()
     )
-    if dialect != "postgresql":
-        query = query.select_from(Subscriber)
+    if session.get_bind().dialect.name == "postgresql":
+        query = select(func.jsonb_object_keys(members.c.attributes)).distinct()
+    else:
+        each = func.json_each(members.c.attributes).table_valued("key")
+        query = select(each.c.key).select_from(members).join(each, true()).distinct()
     return sorted(str(key) for key in session.scalars(query) if str(key) not in EXPORT_COLUMNS)
 
 
@@ -146,20 +143,16 @@ def _export_pages(
     """Keyset pages by subscriber id: constant cost per page however long the list."""
     last_id = 0
     while True:
-        page = (
-            session.execute(
-                select(Subscriber, Subscription)
-                .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-                .where(Subscription.newsletter_id == newsletter_id, Subscriber.id > last_id)
-                .order_by(Subscriber.id)
-                .limit(EXPORT_PAGE)
-            )
-            .tuples()
-            .all()
-        )
+        page = session.execute(
+            select(Subscriber, Subscription)
+            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+            .where(Subscription.newsletter_id == newsletter_id, Subscriber.id > last_id)
+            .order_by(Subscriber.id)
+            .limit(EXPORT_PAGE)
+        ).all()
         if not page:
             return
-        yield list(page)
+        yield [(subscriber, subscription) for subscriber, subscription in page]
         last_id = page[-1][0].id
         session.expunge_all()
 

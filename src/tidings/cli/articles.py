@@ -31,9 +31,16 @@ def add(
     author: str | None = typer.Option(None, "--author", help='Byline, e.g. "Messenger Staff".'),
     section: str | None = typer.Option(None, "--section", help="Section, e.g. Politics."),
     published: datetime | None = typer.Option(
-        None, "--published", help="ISO 8601 time; without a zone it is taken as UTC.",
-        formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M%z",
-                 "%Y-%m-%dT%H:%M", "%Y-%m-%d"],
+        None,
+        "--published",
+        help="ISO 8601 time; without a zone it is taken as UTC.",
+        formats=[
+            "%Y-%m-%dT%H:%M:%S%z",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M%z",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d",
+        ],
     ),
 ) -> None:
     """Add one article (adding the same URL again updates it).
@@ -41,8 +48,14 @@ def add(
     Example: tidings articles add --newsletter daily --url https://messenger.ge/a/1
     --title "Parliament passes budget" --section Politics
     """
-    item = {"url": url, "title": title, "summary": summary, "author": author,
-            "section": section, "published": published}
+    item = {
+        "url": url,
+        "title": title,
+        "summary": summary,
+        "author": author,
+        "section": section,
+        "published": published,
+    }
     report = push_articles(cli_context(ctx).database(), newsletter, [item])
     if report.rejected:
         raise fail(report.rejected[0].removeprefix("article 1: "))
@@ -53,7 +66,7 @@ def add(
 @friendly
 def import_command(
     ctx: typer.Context,
-    file: Path = typer.Argument(help="JSON: a list of articles, or {\"articles\": [...]}."),
+    file: Path = typer.Argument(help='JSON: a list of articles, or {"articles": [...]}.'),
     newsletter: str = typer.Option(..., "--newsletter", help="Newsletter slug."),
 ) -> None:
     """Import articles from a JSON file (fields: url, title, summary, author, section,

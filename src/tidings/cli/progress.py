@@ -5,7 +5,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 ProgressFn = Callable[[str, int, int], None]
 PLAIN_INTERVAL_SECONDS = 2.0
@@ -23,7 +30,7 @@ def progress_reporter(console: Console) -> Iterator[ProgressFn]:
             console=console,
             transient=True,
         ) as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def update(phase: str, done: int, total: int) -> None:
                 if phase not in tasks:
