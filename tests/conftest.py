@@ -98,6 +98,7 @@ def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TIDINGS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TIDINGS_DATABASE_URL", database_url)
     monkeypatch.setenv("TIDINGS_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables unwrapped, so output can be matched
     return load_settings()
 
 

@@ -130,18 +130,20 @@ def push_source(session: Session, newsletter: Newsletter) -> Source:
 def list_newsletters(db: Database) -> list[NewsletterSummary]:
     """Every newsletter with source, article and subscriber counts (one grouped query each)."""
     with db.session() as session:
-        source_counts = dict(
-            session.execute(
+        source_counts: dict[int, int] = {
+            newsletter_id: count
+            for newsletter_id, count in session.execute(
                 select(Source.newsletter_id, func.count()).group_by(Source.newsletter_id)
             )
-        )
-        article_counts = dict(
-            session.execute(
+        }
+        article_counts: dict[int, int] = {
+            newsletter_id: count
+            for newsletter_id, count in session.execute(
                 select(Source.newsletter_id, func.count(Article.id))
                 .join(Article, Article.source_id == Source.id)
                 .group_by(Source.newsletter_id)
             )
-        )
+        }
         status_counts: dict[tuple[int, SubscriptionStatus], int] = {
             (newsletter_id, status): count
             for newsletter_id, status, count in session.execute(

@@ -10,10 +10,9 @@ from tidings.cli.context import cli_context, fail, friendly
 from tidings.ingest.service import PushReport, push_articles, read_article_file
 
 app = typer.Typer(help="Add articles by hand or from a JSON file.", no_args_is_help=True)
-console = Console(highlight=False)
 
 
-def _print_report(report: PushReport) -> None:
+def _print_report(console: Console, report: PushReport) -> None:
     c = report.counts
     console.print(f"{c.new} new, {c.updated} updated, {c.unchanged} unchanged")
     for reason in report.rejected:
@@ -56,10 +55,11 @@ def add(
         "section": section,
         "published": published,
     }
-    report = push_articles(cli_context(ctx).database(), newsletter, [item])
+    context = cli_context(ctx)
+    report = push_articles(context.database(), newsletter, [item])
     if report.rejected:
         raise fail(report.rejected[0].removeprefix("article 1: "))
-    _print_report(report)
+    _print_report(context.out, report)
 
 
 @app.command("import")
@@ -74,8 +74,9 @@ def import_command(
 
     Example: tidings articles import articles.json --newsletter daily
     """
+    context = cli_context(ctx)
     items = read_article_file(file)
-    report = push_articles(cli_context(ctx).database(), newsletter, items)
-    _print_report(report)
+    report = push_articles(context.database(), newsletter, items)
+    _print_report(context.out, report)
     if items and len(report.rejected) == len(items):
         raise typer.Exit(code=1)

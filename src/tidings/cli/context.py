@@ -18,7 +18,9 @@ from tidings.errors import TidingsError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-err_console = Console(stderr=True, highlight=False)
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
 @dataclass
@@ -26,6 +28,8 @@ class CliContext:
     """Built once per invocation by the app callback and handed to commands via ``ctx.obj``."""
 
     settings: Settings
+    out: Console = field(default_factory=_console)
+    err: Console = field(default_factory=lambda: _console(stderr=True))
     _db: Database | None = field(default=None, init=False)
 
     def database(self, *, require_current_schema: bool = True) -> Database:
@@ -48,7 +52,7 @@ class CliContext:
 
 def fail(message: str) -> typer.Exit:
     """Print one error line and give the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
     return typer.Exit(code=1)
 
 

@@ -1,13 +1,11 @@
 """``tidings db``: create and upgrade the schema."""
 
 import typer
-from rich.console import Console
 
 from tidings.cli.context import cli_context, friendly
 from tidings.db.migrate import current_revision, downgrade, upgrade
 
 app = typer.Typer(help="Create, upgrade or downgrade the database schema.", no_args_is_help=True)
-console = Console(highlight=False)
 
 
 @app.command("upgrade")
@@ -17,7 +15,9 @@ def upgrade_command(ctx: typer.Context) -> None:
 
     Example: TIDINGS_DATABASE_URL=postgresql://localhost/tidings tidings db upgrade
     """
-    database = cli_context(ctx).database(require_current_schema=False)
+    context = cli_context(ctx)
+    console = context.out
+    database = context.database(require_current_schema=False)
     before = current_revision(database.engine)
     upgrade(database.engine)
     after = current_revision(database.engine)
@@ -37,6 +37,8 @@ def downgrade_command(
 
     Example: tidings db downgrade base
     """
-    database = cli_context(ctx).database(require_current_schema=False)
+    context = cli_context(ctx)
+    console = context.out
+    database = context.database(require_current_schema=False)
     downgrade(database.engine, revision)
     console.print(f"database now at {current_revision(database.engine) or 'empty'}")

@@ -1,14 +1,11 @@
 """``tidings demo``: load the sample publication and show what it holds."""
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tidings.cli.context import cli_context, friendly
 from tidings.demo import load_sample
 from tidings.newsletters import list_newsletters
-
-console = Console(highlight=False)
 
 
 @friendly
@@ -18,6 +15,7 @@ def demo(ctx: typer.Context) -> None:
     Example: TIDINGS_DATA_DIR=var tidings demo
     """
     context = cli_context(ctx)
+    console = context.out
     database = context.database(require_current_schema=False)
     loaded = load_sample(database, context.settings)
     c = loaded.feed.counts

@@ -1,14 +1,12 @@
 """``tidings feeds``: poll feed sources."""
 
 import typer
-from rich.console import Console
 
 from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
 from tidings.ingest.service import PollOutcome, count_feed_sources, poll_sources
 
 app = typer.Typer(help="Poll the feeds of newsletters.", no_args_is_help=True)
-console = Console(highlight=False)
 
 
 def _describe(outcome: PollOutcome) -> str:
@@ -33,6 +31,7 @@ def poll(
     Example: tidings feeds poll daily
     """
     context = cli_context(ctx)
+    console = context.out
     database = context.database()
     total = count_feed_sources(database, slug)
     done = 0

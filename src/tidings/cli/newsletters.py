@@ -1,7 +1,6 @@
 """``tidings newsletter``: create and list newsletters."""
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tidings.cli.context import cli_context, friendly
@@ -13,7 +12,6 @@ from tidings.newsletters import (
 )
 
 app = typer.Typer(help="Create and list newsletters.", no_args_is_help=True)
-console = Console(highlight=False)
 
 
 @app.command("create")
@@ -47,8 +45,9 @@ def create(
         min_articles=min_articles,
         max_articles=max_articles,
     )
-    newsletter = create_newsletter(cli_context(ctx).database(), spec)
-    console.print(
+    context = cli_context(ctx)
+    newsletter = create_newsletter(context.database(), spec)
+    context.out.print(
         f"created newsletter {newsletter.slug!r} with {len(newsletter.sources)} feed(s), "
         f"schedule '{newsletter.schedule_cron}' {newsletter.timezone}"
     )
@@ -61,7 +60,9 @@ def list_command(ctx: typer.Context) -> None:
 
     Example: tidings newsletter list
     """
-    summaries = list_newsletters(cli_context(ctx).database())
+    context = cli_context(ctx)
+    console = context.out
+    summaries = list_newsletters(context.database())
     if not summaries:
         console.print("no newsletters yet: create one with 'tidings newsletter create'")
         return

@@ -12,8 +12,6 @@ from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
 
 app = typer.Typer(help="Add, import and export subscribers.", no_args_is_help=True)
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 INVALID_LINES_SHOWN = 20
 
 
@@ -32,13 +30,12 @@ def add(
 
     Example: tidings subscribers add nino@example.ge --newsletter daily --name "Nino" --confirmed
     """
-    result = add_subscriber(
-        cli_context(ctx).database(), newsletter, email, name, confirmed, source="cli"
-    )
-    console.print(f"{result.email}: {result.note}")
+    context = cli_context(ctx)
+    result = add_subscriber(context.database(), newsletter, email, name, confirmed, source="cli")
+    context.out.print(f"{result.email}: {result.note}")
 
 
-def _print_import(report: ImportReport, invalid_report: Path | None) -> None:
+def _print_import(console: Console, report: ImportReport, invalid_report: Path | None) -> None:
     console.print(
         f"read {report.rows_read} row(s): {report.created} new subscriber(s), "
         f"{report.updated} updated, {report.unchanged} unchanged, "
@@ -83,7 +80,7 @@ def import_command(
     Example: tidings subscribers import readers.csv --newsletter daily --confirmed
     """
     context = cli_context(ctx)
-    with progress_reporter(console) as progress:
+    with progress_reporter(context.out) as progress:
         report = import_subscribers(
             context.database(),
             newsletter,
@@ -92,7 +89,7 @@ def import_command(
             context.settings.import_batch_size,
             progress,
         )
-    _print_import(report, invalid_report)
+    _print_import(context.out, report, invalid_report)
 
 
 @app.command("export")
@@ -106,12 +103,12 @@ def export_command(
 
     Example: tidings subscribers export --newsletter daily --output readers.csv
     """
-    database = cli_context(ctx).database()
+    context = cli_context(ctx)
+    database = context.database()
     if output is None:
         count = export_subscribers(database, newsletter, sys.stdout)
-    else:
-        with output.open("w", encoding="utf-8", newline="") as out:
-            count = export_subscribers(database, newsletter, out)
-        console.print(f"exported {count} subscriber(s) to {output}")
-    if output is None:
-        err_console.print(f"exported {count} subscriber(s)")
+        context.err.print(f"exported {count} subscriber(s)")
+        return
+    with output.open("w", encoding="utf-8", newline="") as out:
+        count = export_subscribers(database, newsletter, out)
+    context.out.print(f"exported {count} subscriber(s) to {output}")
