@@ -72,6 +72,20 @@ class Settings(BaseSettings):
     feed_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     feed_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     import_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    templates_dir: Path | None = None
+    unsubscribe_mailto: str = ""
+    smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    worker_batch_size: int = Field(default=200, ge=1, le=10_000)
+    lease_seconds: int = Field(default=60, ge=5, le=3600)
+    write_behind_seconds: float = Field(default=0.25, gt=0, le=10)
+    retry_first_seconds: int = Field(default=300, ge=1)
+    retry_max_seconds: int = Field(default=4000, ge=1)
+    give_up_seconds: int = Field(default=5 * 24 * 3600, ge=60)
+    at_most_once: bool = False
+    catcher_port: int = Field(default=2525, ge=1, le=65535)
+    schedule_grace_hours: float = Field(default=12.0, ge=0, le=168)
+    poll_interval_minutes: float = Field(default=15.0, gt=0, le=1440)
 
     @field_validator("database_url")
     @classmethod
@@ -90,6 +104,13 @@ class Settings(BaseSettings):
     def _check_smtp_url(cls, value: str) -> str:
         if value:
             parse_smtp_url(value)
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _check_templates_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
         return value
 
     @field_validator("base_url")

@@ -1,0 +1,86 @@
+"""Which articles go into an edition."""
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from tidings.errors import NotFound
+from tidings.db.models import (
+    Article,
+    Edition,
+    EditionArticle,
+    EditionKind,
+    EditionStatus,
+    Newsletter,
+    Source,
+)
+
+#: The first scheduled edition looks back one cadence; daily is the only cadence a schedule
+#: has today (weekly subscriptions arrive with the preference centre).
+CADENCE = timedelta(hours=24)
+
+
+def previous_cutoff(session: Session, newsletter_id: int, before: datetime) -> datetime | None:
+    """The cutoff of the newsletter's last scheduled edition that was not skipped."""
+    return session.scalar(
+        select(Edition.cutoff_at)
+        .where(
+            Edition.newsletter_id == newsletter_id,
+            Edition.kind == EditionKind.scheduled,
+            Edition.status != EditionStatus.skipped,
+            Edition.cutoff_at.is_not(None),
+            Edition.cutoff_at < before,
+        )
+        .order_by(Edition.cutoff_at.desc())
+        .limit(1)
+    )
+
+
+def select_articles(session: Session, newsletter: Newsletter, cutoff: datetime) -> list[Article]:
+    """New articles for a scheduled (or automatic one-off) edition, newest first.
+
+    New means: not yet in a scheduled edition of this newsletter, published at or before
+    ``cutoff``, and published after the previous cutoff — or first seen after it and published
+    at most one cadence earlier, so an article a feed delivers late is not lost.
+    """
+    since = previous_cutoff(session, newsletter.id, cutoff) or cutoff - CADENCE
+    already_sent = exists().where(
+        EditionArticle.article_id == Article.id,
+        EditionArticle.edition_id == Edition.id,
+        Edition.newsletter_id == newsletter.id,
+        Edition.kind == EditionKind.scheduled,
+    )
+    return list(
+        session.scalars(
+            select(Article)
+            .join(Source, Source.id == Article.source_id)
+            .where(
+                Source.newsletter_id == newsletter.id,
+                Article.published_at <= cutoff,
+                or_(
+                    Article.published_at > since,
+                    and_(Article.first_seen_at > since, Article.published_at > since - CADENCE),
+                ),
+                ~already_sent,
+            )
+            .order_by(Article.published_at.desc(), Article.id.desc())
+            .limit(newsletter.max_articles)
+        )
+    )
+
+
+def chosen_articles(session: Session, newsletter: Newsletter, ids: list[int]) -> list[Article]:
+    """The articles an editor picked, in the order given; all must belong to the newsletter."""
+    found = {
+        a.id: a
+        for a in session.scalars(
+            select(Article)
+            .join(Source, Source.id == Article.source_id)
+            .where(Source.newsletter_id == newsletter.id, Article.id.in_(ids))
+        )
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no article {missing[0]} in newsletter {newsletter.slug!r}")
+    return [found[i] for i in dict.fromkeys(ids)]

@@ -1,0 +1,320 @@
+"""The send ledger: fan-out, claims with leases, results, reclaims and counts.
+
+These are query helpers: they run on the session they are given and never commit.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+
+OPEN_STATES = (DeliveryState.queued, DeliveryState.sending, DeliveryState.deferred)
+DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)
+
+
+def _insert(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def fan_out(
+    session: Session, edition_id: int, newsletter_id: int, message_id_domain: str, now: datetime
+) -> int:
+    """One queued delivery per active, unsuppressed subscription, in one INSERT ... SELECT.
+
+    The Message-ID is fixed here, per (edition, subscriber), so every retry reuses it.
+    """
+    subscriber_id = cast(Subscription.subscriber_id, String)
+    message_id = (
+        literal(f"<tidings.{edition_id}.") + subscriber_id + literal(f"@{message_id_domain}>")
+    )
+    suppressed = exists().where(Suppression.email == Subscriber.email)
+    source = (
+        select(
+            literal(edition_id),
+            Subscription.subscriber_id,
+            literal(DeliveryState.queued.value),
+            literal(0),
+            literal(now, Delivery.next_attempt_at.type),
+            message_id,
+            literal(now, Delivery.created_at.type),
+        )
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(
+            Subscription.newsletter_id == newsletter_id,
+            Subscription.status == SubscriptionStatus.active,
+            ~suppressed,
+        )
+    )
+    statement = (
+        _insert(session)(Delivery)
+        .from_select(
+            [
+                "edition_id",
+                "subscriber_id",
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "message_id",
+                "created_at",
+            ],
+            source,
+        )
+        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+    )
+    result = session.execute(statement, execution_options={"preserve_rowcount": True})
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker now holds a lease on."""
+
+    delivery_id: int
+    edition_id: int
+    subscriber_id: int | None
+    message_id: str
+    attempts: int
+    created_at: datetime
+
+
+def claim_due(
+    session: Session, worker: str, limit: int, lease: timedelta, now: datetime
+) -> list[Claim]:
+    """Lease up to ``limit`` due deliveries of editions that are sending.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side
+    without waiting on, or taking, each other's rows.
+    """
+    due = (
+        select(Delivery.id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(
+            Delivery.state.in_(DUE_STATES),
+            Delivery.next_attempt_at <= now,
+            Edition.status == EditionStatus.sending,
+        )
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=Delivery)
+    rows = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(
+            state=DeliveryState.sending,
+            lease_owner=worker,
+            lease_expires_at=now + lease,
+            attempts=Delivery.attempts + 1,
+            last_attempt_at=now,
+        )
+        .returning(
+            Delivery.id,
+            Delivery.edition_id,
+            Delivery.subscriber_id,
+            Delivery.message_id,
+            Delivery.attempts,
+            Delivery.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return sorted((Claim(*row) for row in rows), key=lambda claim: claim.delivery_id)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a claimed delivery goes to, if they may still be mailed."""
+
+    subscriber_id: int
+    subscription_id: int
+    email: str
+    name: str | None
+
+
+def recipients(
+    session: Session, newsletter_id: int, subscriber_ids: Sequence[int]
+) -> dict[int, Recipient]:
+    """The subscribers among ``subscriber_ids`` who are still active and not suppressed."""
+    suppressed = exists().where(Suppression.email == Subscriber.email)
+    rows = session.execute(
+        select(Subscriber.id, Subscription.id, Subscriber.email, Subscriber.name)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscriber.id.in_(subscriber_ids),
+            Subscription.newsletter_id == newsletter_id,
+            Subscription.status == SubscriptionStatus.active,
+            ~suppressed,
+        )
+    )
+    return {row[0]: Recipient(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, to be written behind."""
+
+    delivery_id: int
+    state: DeliveryState
+    code: int | None
+    reply: str
+    at: datetime
+    next_attempt_at: datetime | None = None
+    suppress_subscriber: int | None = None
+
+
+def record_outcomes(session: Session, outcomes: Sequence[Outcome]) -> None:
+    """Write a batch of results: one executemany UPDATE, plus suppressions for 5.1.x."""
+    if not outcomes:
+        return
+    statement = (
+        update(Delivery)
+        .where(Delivery.id == bindparam("b_id"))
+        .values(
+            state=bindparam("b_state"),
+            last_reply_code=bindparam("b_code"),
+            last_reply=bindparam("b_reply"),
+            sent_at=bindparam("b_sent_at"),
+            next_attempt_at=func.coalesce(
+                bindparam("b_next", type_=Delivery.next_attempt_at.type), Delivery.next_attempt_at
+            ),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.connection().execute(
+        statement,
+        [
+            {
+                "b_id": o.delivery_id,
+                "b_state": o.state.value,
+                "b_code": o.code,
+                "b_reply": o.reply[:1000],
+                "b_sent_at": o.at if o.state == DeliveryState.sent else None,
+                "b_next": o.next_attempt_at,
+            }
+            for o in outcomes
+        ],
+    )
+    to_suppress = [o.suppress_subscriber for o in outcomes if o.suppress_subscriber is not None]
+    if to_suppress:
+        now = outcomes[0].at
+        session.execute(
+            _insert(session)(Suppression)
+            .from_select(
+                ["email", "reason", "detail", "created_at"],
+                select(
+                    Subscriber.email,
+                    literal(SuppressionReason.hard_bounce.value),
+                    literal("SMTP 5.1.x reply while sending"),
+                    literal(now, Suppression.created_at.type),
+                ).where(Subscriber.id.in_(to_suppress)),
+            )
+            .on_conflict_do_nothing(index_elements=["email"])
+        )
+
+
+def renew_leases(session: Session, worker: str, lease: timedelta, now: datetime) -> int:
+    """Extend every lease this worker holds (called while it lives)."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.lease_owner == worker, Delivery.state == DeliveryState.sending)
+        .values(lease_expires_at=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
+    """Take back deliveries whose worker died: retried (default) or set aside as uncertain."""
+    state = DeliveryState.uncertain if at_most_once else DeliveryState.queued
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.state == DeliveryState.sending, Delivery.lease_expires_at < now)
+        .values(
+            state=state,
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now,
+            last_reply="lease expired: the worker stopped; the message may have been sent",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish_editions(session: Session, now: datetime) -> int:
+    """Mark sending editions with no open deliveries as sent."""
+    open_deliveries = exists().where(
+        Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES)
+    )
+    result = session.execute(
+        update(Edition)
+        .where(Edition.status == EditionStatus.sending, ~open_deliveries)
+        .values(status=EditionStatus.sent, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def has_due_work(session: Session, now: datetime) -> bool:
+    """Whether anything is due now, or held by a lease that has not expired yet."""
+    due = and_(Delivery.state.in_(DUE_STATES), Delivery.next_attempt_at <= now)
+    held = Delivery.state == DeliveryState.sending
+    query = (
+        select(Delivery.id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(Edition.status == EditionStatus.sending, due | held)
+        .limit(1)
+    )
+    return session.scalar(query) is not None
+
+
+def state_counts(session: Session, edition_id: int) -> dict[DeliveryState, int]:
+    """How many deliveries of the edition are in each state."""
+    rows = session.execute(
+        select(Delivery.state, func.count())
+        .where(Delivery.edition_id == edition_id)
+        .group_by(Delivery.state)
+    )
+    return {state: count for state, count in rows}
+
+
+def recent_sent(session: Session, edition_id: int, since: datetime) -> int:
+    """Deliveries of the edition sent since ``since`` (for the rate)."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Delivery.edition_id == edition_id,
+                Delivery.state == DeliveryState.sent,
+                Delivery.sent_at >= since,
+            )
+        )
+        or 0
+    )
