@@ -21,7 +21,7 @@ from tidings.audience.importer import (
 from tidings.db.engine import Database
 from tidings.db.models import Subscriber, Subscription, SubscriptionStatus, Suppression
 from tidings.db.types import utcnow
-from tidings.errors import InvalidInput
+from tidings.errors import InvalidInput, NotFound
 from tidings.newsletters import newsletter_by_slug
 
 EXPORT_PAGE = 5_000
@@ -91,6 +91,21 @@ def add_subscriber(
         changed = bool(session.new or session.dirty)
         session.commit()
         return AddResult(address, subscription.status, created, changed, note)
+
+
+def subscription_for(
+    session: Session, newsletter_id: int, email: str
+) -> tuple[int, str, str | None]:
+    """(subscription id, address, name) of ``email`` in the newsletter, or :class:`NotFound`."""
+    address = normalise_email(email)
+    row = session.execute(
+        select(Subscription.id, Subscriber.email, Subscriber.name)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(Subscription.newsletter_id == newsletter_id, Subscriber.email == address)
+    ).first()
+    if row is None:
+        raise NotFound(f"{address} is not subscribed to this newsletter")
+    return row[0], row[1], row[2]
 
 
 def import_subscribers(

@@ -2,7 +2,17 @@
 
 import typer
 
-from tidings.cli import articles, db, demo, feeds, newsletters, subscribers
+from tidings.cli import (
+    articles,
+    db,
+    demo,
+    digest,
+    editions,
+    feeds,
+    newsletters,
+    subscribers,
+    worker,
+)
 from tidings.cli.context import make_context
 
 app = typer.Typer(
@@ -30,6 +40,9 @@ app.add_typer(newsletters.app, name="newsletter")
 app.add_typer(feeds.app, name="feeds")
 app.add_typer(articles.app, name="articles")
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(digest.app, name="digest")
+app.add_typer(editions.app, name="edition")
+app.command(name="worker")(worker.worker)
 app.command(name="demo")(demo.demo)
 
 

@@ -5,7 +5,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
-from tidings.errors import NotFound
 from tidings.db.models import (
     Article,
     Edition,
@@ -15,6 +14,7 @@ from tidings.db.models import (
     Newsletter,
     Source,
 )
+from tidings.errors import NotFound
 
 #: The first scheduled edition looks back one cadence; daily is the only cadence a schedule
 #: has today (weekly subscriptions arrive with the preference centre).

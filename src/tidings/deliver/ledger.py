@@ -3,6 +3,7 @@
 These are query helpers: they run on the session they are given and never commit.
 """
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,6 @@ from sqlalchemy import (
     cast,
     exists,
     func,
-    insert,
     literal,
     select,
     update,
@@ -52,7 +52,9 @@ def fan_out(
     """
     subscriber_id = cast(Subscription.subscriber_id, String)
     message_id = (
-        literal(f"<tidings.{edition_id}.") + subscriber_id + literal(f"@{message_id_domain}>")
+        literal(f"<tidings.{edition_id}.{secrets.token_hex(4)}.")
+        + subscriber_id
+        + literal(f"@{message_id_domain}>")
     )
     suppressed = exists().where(Suppression.email == Subscriber.email)
     source = (

@@ -1,0 +1,265 @@
+"""Compose editions: scheduled ones per slot, one-offs by editors, and previews.
+
+Composing is one transaction: the edition row, its articles, its rendered content and the
+fan-out of its deliveries appear together or not at all. The (newsletter, slot) constraint
+makes a second compose of the same slot a no-op however many schedulers race for it.
+"""
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tidings.audience.service import subscription_for
+from tidings.compose.mail import EditionMail, address_domain
+from tidings.compose.render import RenderedEdition, render_edition
+from tidings.compose.select import chosen_articles, select_articles
+from tidings.compose.templates import email_environment, load_triplet
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Article,
+    Edition,
+    EditionArticle,
+    EditionKind,
+    EditionStatus,
+    Newsletter,
+)
+from tidings.db.types import utcnow
+from tidings.deliver.ledger import fan_out
+from tidings.errors import InvalidInput
+from tidings.newsletters import newsletter_by_slug
+
+
+class SkipReason(enum.StrEnum):
+    too_few_articles = "too_few_articles"
+
+
+@dataclass(frozen=True)
+class ComposeResult:
+    """What composing did; ``created`` is False when the slot already had its edition."""
+
+    edition_id: int
+    created: bool
+    skip_reason: SkipReason | None = None
+    articles: int = 0
+    deliveries: int = 0
+
+
+@dataclass(frozen=True)
+class OneOff:
+    """An editor's one-off edition: chosen articles (else the usual selection), intro, subject."""
+
+    article_ids: list[int]
+    intro_markdown: str | None = None
+    subject: str | None = None
+    created_by: str | None = None
+
+
+def _render(
+    settings: Settings,
+    newsletter: Newsletter,
+    articles: list[Article],
+    issued_at: datetime,
+    one_off: OneOff | None = None,
+) -> RenderedEdition:
+    templates = load_triplet(email_environment(settings.templates_dir), newsletter.template_set)
+    return render_edition(
+        templates,
+        newsletter,
+        articles,
+        issued_at=issued_at,
+        intro_markdown=one_off.intro_markdown if one_off else None,
+        subject=one_off.subject if one_off else None,
+    )
+
+
+def _existing(session: Session, newsletter_id: int, slot: datetime) -> Edition | None:
+    return session.scalar(
+        select(Edition).where(Edition.newsletter_id == newsletter_id, Edition.slot == slot)
+    )
+
+
+def _start_sending(
+    session: Session,
+    edition: Edition,
+    newsletter: Newsletter,
+    articles: list[Article],
+    now: datetime,
+) -> int:
+    session.add_all(
+        EditionArticle(edition_id=edition.id, article_id=a.id, position=position)
+        for position, a in enumerate(articles)
+    )
+    return fan_out(session, edition.id, newsletter.id, address_domain(newsletter.from_address), now)
+
+
+def compose_scheduled(
+    db: Database, settings: Settings, newsletter_id: int, slot: datetime
+) -> ComposeResult:
+    """Compose and start the edition of ``slot`` once; later calls return the same edition."""
+    now = utcnow()
+    with db.session() as session:
+        newsletter = session.get_one(Newsletter, newsletter_id)
+        existing = _existing(session, newsletter_id, slot)
+        if existing is not None:
+            return ComposeResult(existing.id, created=False)
+        articles = select_articles(session, newsletter, cutoff=slot)
+        edition = Edition(
+            newsletter_id=newsletter_id,
+            kind=EditionKind.scheduled,
+            slot=slot,
+            cutoff_at=slot,
+            status=EditionStatus.draft,
+        )
+        if len(articles) < max(newsletter.min_articles, 1):
+            edition.status = EditionStatus.skipped
+            edition.skip_reason = SkipReason.too_few_articles.value
+            edition.finished_at = now
+            return _commit_or_existing(
+                session,
+                edition,
+                newsletter_id,
+                slot,
+                ComposeResult(0, True, SkipReason.too_few_articles, len(articles)),
+            )
+        rendered = _render(settings, newsletter, articles, slot)
+        edition.subject, edition.html_body, edition.text_body = (
+            rendered.subject,
+            rendered.html,
+            rendered.text,
+        )
+        edition.status, edition.started_at = EditionStatus.sending, now
+        session.add(edition)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raced = _existing(session, newsletter_id, slot)
+            assert raced is not None
+            return ComposeResult(raced.id, created=False)
+        deliveries = _start_sending(session, edition, newsletter, articles, now)
+        session.commit()
+        return ComposeResult(edition.id, True, None, len(articles), deliveries)
+
+
+def _commit_or_existing(
+    session: Session, edition: Edition, newsletter_id: int, slot: datetime, result: ComposeResult
+) -> ComposeResult:
+    session.add(edition)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raced = _existing(session, newsletter_id, slot)
+        assert raced is not None
+        return ComposeResult(raced.id, created=False)
+    return ComposeResult(edition.id, result.created, result.skip_reason, result.articles)
+
+
+def _one_off_articles(
+    session: Session, newsletter: Newsletter, one_off: OneOff, now: datetime
+) -> list[Article]:
+    if one_off.article_ids:
+        return chosen_articles(session, newsletter, one_off.article_ids)
+    articles = select_articles(session, newsletter, cutoff=now)
+    if not articles:
+        raise InvalidInput("there are no new articles to send: choose some with --article ID")
+    return articles
+
+
+def send_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -> ComposeResult:
+    """Compose a one-off edition now and queue it to every active subscriber."""
+    now = utcnow()
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        articles = _one_off_articles(session, newsletter, one_off, now)
+        rendered = _render(settings, newsletter, articles, now, one_off)
+        edition = Edition(
+            newsletter_id=newsletter.id,
+            kind=EditionKind.oneoff,
+            status=EditionStatus.sending,
+            cutoff_at=now,
+            subject=rendered.subject,
+            intro_markdown=one_off.intro_markdown,
+            html_body=rendered.html,
+            text_body=rendered.text,
+            created_by=one_off.created_by,
+            started_at=now,
+        )
+        session.add(edition)
+        session.flush()
+        deliveries = _start_sending(session, edition, newsletter, articles, now)
+        session.commit()
+        return ComposeResult(edition.id, True, None, len(articles), deliveries)
+
+
+def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -> EditionMail:
+    """The mail maker of a stored edition."""
+    if edition.html_body is None or edition.text_body is None or edition.subject is None:
+        raise InvalidInput(f"edition {edition.id} has no rendered content")
+    return EditionMail(
+        settings=settings,
+        edition_id=edition.id,
+        slug=newsletter.slug,
+        newsletter_name=newsletter.name,
+        from_name=newsletter.from_name,
+        from_address=newsletter.from_address,
+        reply_to=newsletter.reply_to,
+        subject=edition.subject,
+        html=edition.html_body,
+        text=edition.text_body,
+        date=edition.started_at or edition.created_at,
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A rendered edition as one subscriber would get it, without sending anything."""
+
+    subject: str
+    html: str
+    text: str
+    message: bytes
+    articles: list[str]
+    html_bytes: int
+
+
+def preview(
+    db: Database, settings: Settings, slug: str, one_off: OneOff, subscriber_email: str | None
+) -> Preview:
+    """Render what ``digest send`` would send now, personalised for one (sample) subscriber."""
+    now = utcnow()
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        articles = _one_off_articles(session, newsletter, one_off, now)
+        rendered = _render(settings, newsletter, articles, now, one_off)
+        subscription_id, email, name = (
+            subscription_for(session, newsletter.id, subscriber_email)
+            if subscriber_email
+            else (0, "reader@example.org", None)
+        )
+        preview_edition = Edition(
+            id=0,
+            newsletter_id=newsletter.id,
+            kind=EditionKind.oneoff,
+            status=EditionStatus.draft,
+            subject=rendered.subject,
+            html_body=rendered.html,
+            text_body=rendered.text,
+            created_at=now,
+        )
+        mail = edition_mail(settings, preview_edition, newsletter)
+        html, text = mail.parts_for(mail.personal(subscription_id, email, name))
+        message = mail.message_for(subscription_id, email, name, "<preview@tidings.invalid>")
+        return Preview(
+            rendered.subject,
+            html,
+            text,
+            message,
+            [a.title for a in articles],
+            len(rendered.html.encode()),
+        )

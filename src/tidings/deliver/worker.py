@@ -1,0 +1,305 @@
+"""The worker loop: claim due deliveries, send them over a pool of SMTP connections, and
+write the results behind in small batches.
+
+Crash safety comes from the ledger: a claim is a lease, results are flushed at least every
+``write_behind_seconds`` (or every ``FLUSH_AT`` results), and a lease that is not renewed
+expires so another worker (or this one, restarted) takes the delivery back. What a crash can
+repeat is bounded by the messages in flight plus those acknowledged since the last flush.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tidings.compose.mail import EditionMail
+from tidings.compose.service import edition_mail
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import DeliveryState, Edition, Newsletter
+from tidings.db.types import utcnow
+from tidings.deliver import ledger
+from tidings.deliver.ledger import Claim, Outcome, Recipient
+from tidings.deliver.policy import RetryPolicy, means_no_such_user
+from tidings.deliver.transport import (
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    Transport,
+    UncertainDeliveryError,
+)
+
+log = logging.getLogger(__name__)
+
+#: Results are written once this many are waiting, or after write_behind_seconds.
+FLUSH_AT = 100
+IDLE_POLL_SECONDS = 1.0
+MAINTENANCE_SECONDS = 5.0
+
+
+def worker_name() -> str:
+    """Unique per process: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    released: int = 0
+
+    def count(self, state: DeliveryState) -> None:
+        if state == DeliveryState.sent:
+            self.sent += 1
+        elif state == DeliveryState.deferred:
+            self.deferred += 1
+        elif state == DeliveryState.failed:
+            self.failed += 1
+        elif state == DeliveryState.uncertain:
+            self.uncertain += 1
+        else:
+            self.released += 1
+
+
+@dataclass(frozen=True)
+class Job:
+    claim: Claim
+    mail: EditionMail
+    recipient: Recipient
+
+
+@dataclass
+class _Buffer:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class Worker:
+    """One worker process's sending engine."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        transports: Sequence[Transport],
+        name: str | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.transports = list(transports)
+        self.name = name or worker_name()
+        self.policy = RetryPolicy.from_settings(settings)
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.stats = WorkerStats()
+        self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
+        self._buffer = _Buffer()
+        self._mails: dict[int, EditionMail] = {}
+        self._flush_lock = asyncio.Lock()
+
+    # -- database work, run in a thread so the event loop keeps sending ---------------------
+
+    def _claim_and_prepare(self, limit: int) -> tuple[list[Job], list[Outcome]]:
+        now = utcnow()
+        with self.db.session() as session:
+            claims = ledger.claim_due(session, self.name, limit, self.lease, now)
+            session.commit()
+            jobs: list[Job] = []
+            gone: list[Outcome] = []
+            by_edition: dict[int, list[Claim]] = {}
+            for claim in claims:
+                by_edition.setdefault(claim.edition_id, []).append(claim)
+            for edition_id, group in by_edition.items():
+                edition = session.get_one(Edition, edition_id)
+                newsletter = session.get_one(Newsletter, edition.newsletter_id)
+                mail = self._mails.get(edition_id)
+                if mail is None:
+                    mail = self._mails[edition_id] = edition_mail(
+                        self.settings, edition, newsletter
+                    )
+                ids = [c.subscriber_id for c in group if c.subscriber_id is not None]
+                found = ledger.recipients(session, newsletter.id, ids)
+                for claim in group:
+                    recipient = found.get(claim.subscriber_id) if claim.subscriber_id else None
+                    if recipient is None:
+                        gone.append(
+                            Outcome(
+                                claim.delivery_id,
+                                DeliveryState.failed,
+                                None,
+                                "not sent: no longer subscribed or suppressed",
+                                now,
+                            )
+                        )
+                    else:
+                        jobs.append(Job(claim, mail, recipient))
+            return jobs, gone
+
+    def _write(self, outcomes: list[Outcome]) -> None:
+        with self.db.session() as session:
+            ledger.record_outcomes(session, outcomes)
+            session.commit()
+
+    def _maintain(self) -> bool:
+        """Renew our leases, reclaim expired ones, close finished editions; True if work is due."""
+        now = utcnow()
+        with self.db.session() as session:
+            ledger.renew_leases(session, self.name, self.lease, now)
+            reclaimed = ledger.reclaim_expired(session, now, self.policy.at_most_once)
+            if reclaimed:
+                log.warning("reclaimed %d deliveries whose lease expired", reclaimed)
+            ledger.finish_editions(session, now)
+            due = ledger.has_due_work(session, now)
+            session.commit()
+            return due
+
+    # -- the event loop side --------------------------------------------------------------
+
+    def _outcome_for_error(self, job: Job, error: Exception) -> Outcome:
+        now = utcnow()
+        claim = job.claim
+        if isinstance(error, PermanentDeliveryError):
+            suppress = (
+                claim.subscriber_id if means_no_such_user(error.code, error.message) else None
+            )
+            return Outcome(
+                claim.delivery_id,
+                DeliveryState.failed,
+                error.code,
+                str(error),
+                now,
+                suppress_subscriber=suppress,
+            )
+        if isinstance(error, UncertainDeliveryError) and self.policy.at_most_once:
+            return Outcome(claim.delivery_id, DeliveryState.uncertain, None, str(error), now)
+        if isinstance(error, TransientDeliveryError):
+            code = error.code or None
+            if self.policy.gives_up(claim.created_at, now):
+                return Outcome(
+                    claim.delivery_id,
+                    DeliveryState.failed,
+                    code,
+                    f"gave up after {claim.attempts} attempts: {error}",
+                    now,
+                )
+            return Outcome(
+                claim.delivery_id,
+                DeliveryState.deferred,
+                code,
+                str(error),
+                now,
+                next_attempt_at=self.policy.next_attempt(claim.attempts, now),
+            )
+        log.exception("delivery %s failed unexpectedly", claim.delivery_id, exc_info=error)
+        return Outcome(
+            claim.delivery_id,
+            DeliveryState.failed,
+            None,
+            f"internal error: {type(error).__name__}: {error}",
+            now,
+        )
+
+    async def _send_loop(self, transport: Transport) -> None:
+        while (job := await self._queue.get()) is not None:
+            try:
+                message = job.mail.message_for(
+                    job.recipient.subscription_id,
+                    job.recipient.email,
+                    job.recipient.name,
+                    job.claim.message_id,
+                )
+                reply = await transport.send(job.mail.sender, job.recipient.email, message)
+                outcome = Outcome(
+                    job.claim.delivery_id, DeliveryState.sent, reply.code, reply.message, utcnow()
+                )
+            except Exception as error:  # every failure becomes a recorded outcome
+                outcome = self._outcome_for_error(job, error)
+            self._record(outcome)
+            self._queue.task_done()
+            if len(self._buffer.outcomes) >= FLUSH_AT:
+                await self.flush()
+        self._queue.task_done()
+
+    def _record(self, outcome: Outcome) -> None:
+        self.stats.count(outcome.state)
+        self._buffer.outcomes.append(outcome)
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            pending, self._buffer.outcomes = self._buffer.outcomes, []
+            if pending:
+                await asyncio.to_thread(self._write, pending)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.write_behind_seconds)
+            await self.flush()
+
+    async def _release_unstarted(self) -> None:
+        """On shutdown, hand claimed-but-unsent deliveries back to the queue."""
+        now = utcnow()
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            if job is not None:
+                self._record(
+                    Outcome(
+                        job.claim.delivery_id,
+                        DeliveryState.queued,
+                        None,
+                        "released by a stopping worker",
+                        now,
+                        next_attempt_at=now,
+                    )
+                )
+            self._queue.task_done()
+
+    async def run(self, *, drain: bool, stop: asyncio.Event) -> WorkerStats:
+        """Send until ``stop`` is set (or, with ``drain``, until nothing is due)."""
+        batch = self.settings.worker_batch_size
+        senders = [asyncio.create_task(self._send_loop(t)) for t in self.transports]
+        flusher = asyncio.create_task(self._flush_periodically())
+        last_maintenance = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                if loop.time() - last_maintenance >= MAINTENANCE_SECONDS:
+                    last_maintenance = loop.time()
+                    await asyncio.to_thread(self._maintain)
+                if self._queue.qsize() >= batch // 2:
+                    await asyncio.sleep(0.01)
+                    continue
+                jobs, gone = await asyncio.to_thread(self._claim_and_prepare, batch)
+                for outcome in gone:
+                    self._record(outcome)
+                for job in jobs:
+                    self._queue.put_nowait(job)
+                if jobs or gone:
+                    continue
+                await self._queue.join()
+                await self.flush()
+                if drain:
+                    if not await asyncio.to_thread(self._maintain):
+                        break
+                    await _sleep_or_stop(stop, IDLE_POLL_SECONDS / 4)
+                else:
+                    await _sleep_or_stop(stop, IDLE_POLL_SECONDS)
+        finally:
+            await self._release_unstarted()
+            for _ in senders:
+                self._queue.put_nowait(None)
+            await asyncio.gather(*senders, return_exceptions=True)
+            flusher.cancel()
+            await self.flush()
+            await asyncio.to_thread(self._maintain)
+            for transport in self.transports:
+                await transport.close()
+        return self.stats
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
