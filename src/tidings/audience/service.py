@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import func, select, true
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from tidings.audience.addresses import clean_name, normalise_email
@@ -19,7 +19,13 @@ from tidings.audience.importer import (
     import_rows_into,
 )
 from tidings.db.engine import Database
-from tidings.db.models import Subscriber, Subscription, SubscriptionStatus, Suppression
+from tidings.db.models import (
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
 from tidings.newsletters import newsletter_by_slug
@@ -106,6 +112,51 @@ def subscription_for(
     if row is None:
         raise NotFound(f"{address} is not subscribed to this newsletter")
     return row[0], row[1], row[2]
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """What the public pages show about a subscription reached through a signed link."""
+
+    subscription_id: int
+    email: str
+    newsletter_name: str
+    newsletter_slug: str
+    status: SubscriptionStatus
+
+
+def subscription_view(db: Database, subscription_id: int) -> SubscriptionView | None:
+    """The subscription behind a link, or None if it no longer exists."""
+    with db.session() as session:
+        row = session.execute(
+            select(
+                Subscription.id,
+                Subscriber.email,
+                Newsletter.name,
+                Newsletter.slug,
+                Subscription.status,
+            )
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+            .where(Subscription.id == subscription_id)
+        ).first()
+    return SubscriptionView(*row) if row else None
+
+
+def unsubscribe(db: Database, subscription_id: int) -> SubscriptionView | None:
+    """Unsubscribe (idempotent); the next editions skip this person. None if unknown."""
+    now = utcnow()
+    with db.session() as session:
+        session.execute(
+            update(Subscription)
+            .where(
+                Subscription.id == subscription_id,
+                Subscription.status != SubscriptionStatus.unsubscribed,
+            )
+            .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
+        )
+        session.commit()
+    return subscription_view(db, subscription_id)
 
 
 def import_subscribers(

@@ -10,6 +10,7 @@ from tidings.cli import (
     editions,
     feeds,
     newsletters,
+    services,
     subscribers,
     worker,
 )
@@ -43,6 +44,9 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
 app.add_typer(editions.app, name="edition")
 app.command(name="worker")(worker.worker)
+app.command(name="scheduler")(services.scheduler)
+app.command(name="serve")(services.serve)
+app.command(name="run")(services.run)
 app.command(name="demo")(demo.demo)
 
 

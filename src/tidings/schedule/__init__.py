@@ -1,0 +1,1 @@
+"""Scheduling: which slots are due, the single active scheduler, and the APScheduler jobs."""

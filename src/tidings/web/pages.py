@@ -1,0 +1,29 @@
+"""Rendering server-side pages from templates/web (autoescaped)."""
+
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import HTMLResponse
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+from tidings.paths import templates_dir
+
+
+def page_environment(operator_dir: Path | None) -> Environment:
+    loaders = [FileSystemLoader(str(operator_dir / "web"))] if operator_dir else []
+    loaders.append(FileSystemLoader(str(templates_dir() / "web")))
+    return Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(("html",)))
+
+
+def page(
+    environment: Environment, name: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    body = environment.get_template(name).render(**context)
+    return HTMLResponse(body, status_code=status_code, headers=_SECURITY_HEADERS)
+
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "SAMEORIGIN",
+}
