@@ -30,7 +30,8 @@ def _single_line(name: str, value: str) -> str:
 
 def fold_header(name: str, value: str) -> str:
     """One header, folded and RFC 2047-encoded as needed, ending in CRLF."""
-    return str(_POLICY.fold(name, _single_line(name, value)))
+    header = _POLICY.header_factory(name, _single_line(name, value))
+    return str(header.fold(policy=_POLICY))
 
 
 def _qp(text: str) -> bytes:
@@ -85,7 +86,8 @@ class MessageTemplate:
         self._head = "".join(head).encode("ascii")
         self._skeleton_top = (
             "MIME-Version: 1.0\r\n"
-            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'
+            "Content-Type: multipart/alternative;\r\n"
+            f' boundary="{self.boundary}"\r\n'
             "\r\n"
             "This is a multi-part message in MIME format.\r\n"
             f"--{self.boundary}\r\n"

@@ -37,6 +37,22 @@ def previous_cutoff(session: Session, newsletter_id: int, before: datetime) -> d
     )
 
 
+def first_lookback(session: Session, newsletter_id: int, cutoff: datetime) -> datetime:
+    """Where the first edition looks back to: one cadence before the first scheduled slot
+    (slots skipped for too few articles keep their articles for the next edition)."""
+    first_slot = session.scalar(
+        select(Edition.slot)
+        .where(
+            Edition.newsletter_id == newsletter_id,
+            Edition.kind == EditionKind.scheduled,
+            Edition.slot < cutoff,
+        )
+        .order_by(Edition.slot)
+        .limit(1)
+    )
+    return min(first_slot or cutoff, cutoff) - CADENCE
+
+
 def select_articles(session: Session, newsletter: Newsletter, cutoff: datetime) -> list[Article]:
     """New articles for a scheduled (or automatic one-off) edition, newest first.
 
@@ -44,7 +60,9 @@ def select_articles(session: Session, newsletter: Newsletter, cutoff: datetime) 
     ``cutoff``, and published after the previous cutoff — or first seen after it and published
     at most one cadence earlier, so an article a feed delivers late is not lost.
     """
-    since = previous_cutoff(session, newsletter.id, cutoff) or cutoff - CADENCE
+    since = previous_cutoff(session, newsletter.id, cutoff) or first_lookback(
+        session, newsletter.id, cutoff
+    )
     already_sent = exists().where(
         EditionArticle.article_id == Article.id,
         EditionArticle.edition_id == Edition.id,
