@@ -50,8 +50,17 @@ class SchedulerLock:
         return True
 
     def release(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()  # closing the session releases the lock
-            finally:
-                self._connection = None
+        """Give the lock up. The pooled connection would keep a session lock alive, so it is
+        unlocked explicitly, and discarded (not pooled) if that fails."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+            )
+            connection.commit()
+        except Exception:
+            connection.invalidate()
+        finally:
+            connection.close()

@@ -1,0 +1,93 @@
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.builders import newsletter, subscribers
+from tests.webserver import web_server
+from tidings.audience.tokens import Purpose, sign
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import Subscription, SubscriptionStatus
+
+
+@pytest.fixture
+def site(db: Database, settings: Settings) -> Iterator[tuple[str, int]]:
+    newsletter(db)
+    subscribers(db, "daily", 2)
+    with db.session() as session:
+        subscription_id = session.scalars(select(Subscription.id).order_by(Subscription.id)).first()
+    assert subscription_id is not None
+    with web_server(settings, db) as base:
+        yield base, subscription_id
+
+
+def _status(db: Database, subscription_id: int) -> SubscriptionStatus:
+    with db.session() as session:
+        return session.get_one(Subscription, subscription_id).status
+
+
+def test_get_shows_a_button_and_changes_nothing(
+    site: tuple[str, int], db: Database, settings: Settings
+) -> None:
+    base, subscription_id = site
+    token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
+    page = httpx.get(f"{base}/u/{token}")
+    assert page.status_code == 200
+    assert "reader0@example.ge" in page.text and "<button" in page.text
+    assert _status(db, subscription_id) == SubscriptionStatus.active
+
+
+def test_post_from_the_page_unsubscribes(
+    site: tuple[str, int], db: Database, settings: Settings
+) -> None:
+    base, subscription_id = site
+    token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
+    answer = httpx.post(f"{base}/u/{token}")
+    assert answer.status_code == 200 and "You are unsubscribed" in answer.text
+    assert _status(db, subscription_id) == SubscriptionStatus.unsubscribed
+    again = httpx.post(f"{base}/u/{token}")  # idempotent
+    assert again.status_code == 200
+
+
+def test_rfc8058_one_click_answers_200_without_redirect_or_cookies(
+    site: tuple[str, int], db: Database, settings: Settings
+) -> None:
+    base, subscription_id = site
+    token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
+    answer = httpx.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"},
+                        follow_redirects=False)
+    assert answer.status_code == 200
+    assert "set-cookie" not in answer.headers
+    assert _status(db, subscription_id) == SubscriptionStatus.unsubscribed
+
+
+@pytest.mark.parametrize("kind", ["tampered", "other purpose", "unknown id", "garbage"])
+def test_bad_tokens_get_a_neutral_page_and_change_nothing(
+    site: tuple[str, int], db: Database, settings: Settings, kind: str
+) -> None:
+    base, subscription_id = site
+    good = sign(settings.secret, Purpose.unsubscribe, subscription_id)
+    token = {
+        "tampered": good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+        "other purpose": sign(settings.secret, Purpose.preferences, subscription_id),
+        "unknown id": sign(settings.secret, Purpose.unsubscribe, 999_999),
+        "garbage": "not-a-token",
+    }[kind]
+    for answer in (httpx.get(f"{base}/u/{token}"),
+                   httpx.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"})):
+        assert answer.status_code == 400
+        assert "This link is not valid" in answer.text
+        assert "reader0" not in answer.text
+    assert _status(db, subscription_id) == SubscriptionStatus.active
+
+
+def test_preferences_page_links_to_unsubscribe(
+    site: tuple[str, int], settings: Settings
+) -> None:
+    base, subscription_id = site
+    token = sign(settings.secret, Purpose.preferences, subscription_id)
+    page = httpx.get(f"{base}/preferences/{token}")
+    assert page.status_code == 200 and "active" in page.text
+    assert f"/u/{sign(settings.secret, Purpose.unsubscribe, subscription_id)}" in page.text
