@@ -7,16 +7,20 @@ from sqlalchemy import select
 
 from tidings.audience.importer import ImportReport
 from tidings.audience.service import import_subscribers
+from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.migrate import upgrade
-from tidings.db.models import Article, Newsletter, Source
+from tidings.db.models import Article, Edition, Newsletter, Source
 from tidings.errors import Conflict
 from tidings.ingest.service import PollOutcome, store_feed_document
 from tidings.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
 from tidings.paths import sample_dir
 
 SAMPLE_SLUG = "messenger"
+
+
+DEMO_EDITION_ARTICLES = 8
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class SampleLoad:
     feed: PollOutcome
     subscribers: ImportReport
     latest: list[Article]
+    edition_id: int | None = None
 
 
 def sample_spec(settings: Settings) -> NewsletterSpec:
@@ -74,4 +79,25 @@ def load_sample(db: Database, settings: Settings) -> SampleLoad:
                 .limit(5)
             )
         )
-    return SampleLoad(newsletter, feed, subscribers, latest)
+    return SampleLoad(
+        newsletter, feed, subscribers, latest, _demo_edition(db, settings, newsletter)
+    )
+
+
+def _demo_edition(db: Database, settings: Settings, newsletter: Newsletter) -> int | None:
+    """Queue one edition of the newest sample articles, once (the sample feed is dated in the
+    past, so the usual "new since the last edition" selection would find nothing)."""
+    with db.session() as session:
+        if session.scalar(select(Edition.id).where(Edition.newsletter_id == newsletter.id)):
+            return None
+        newest = session.scalars(
+            select(Article.id)
+            .join(Source, Source.id == Article.source_id)
+            .where(Source.newsletter_id == newsletter.id)
+            .order_by(Article.published_at.desc())
+            .limit(DEMO_EDITION_ARTICLES)
+        ).all()
+    result = send_one_off(
+        db, settings, SAMPLE_SLUG, OneOff(article_ids=list(newest), created_by="demo")
+    )
+    return result.edition_id

@@ -36,8 +36,11 @@ def test_a_slot_missed_while_down_is_served_once_within_grace(
     with db.session() as session:
         assert session.query(Edition).count() == 1
         assert session.query(Delivery).count() == 3
-    too_late = serve_due_slots(db, settings.model_copy(update={"schedule_grace_hours": 2}),
-                               slot + timedelta(days=1, hours=3))
+    too_late = serve_due_slots(
+        db,
+        settings.model_copy(update={"schedule_grace_hours": 2}),
+        slot + timedelta(days=1, hours=3),
+    )
     assert too_late == []
 
 
@@ -49,8 +52,9 @@ def test_racing_schedulers_make_one_edition(db: Database, settings: Settings) ->
     others = [open_database(settings.resolved_database_url) for _ in range(3)]
 
     async def race() -> None:
-        await asyncio.gather(*(asyncio.to_thread(serve_due_slots, d, settings, now)
-                               for d in [db, *others]))
+        await asyncio.gather(
+            *(asyncio.to_thread(serve_due_slots, d, settings, now) for d in [db, *others])
+        )
 
     asyncio.run(race())
     for other in others:

@@ -56,8 +56,9 @@ def test_rfc8058_one_click_answers_200_without_redirect_or_cookies(
 ) -> None:
     base, subscription_id = site
     token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
-    answer = httpx.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"},
-                        follow_redirects=False)
+    answer = httpx.post(
+        f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"}, follow_redirects=False
+    )
     assert answer.status_code == 200
     assert "set-cookie" not in answer.headers
     assert _status(db, subscription_id) == SubscriptionStatus.unsubscribed
@@ -75,17 +76,17 @@ def test_bad_tokens_get_a_neutral_page_and_change_nothing(
         "unknown id": sign(settings.secret, Purpose.unsubscribe, 999_999),
         "garbage": "not-a-token",
     }[kind]
-    for answer in (httpx.get(f"{base}/u/{token}"),
-                   httpx.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"})):
+    for answer in (
+        httpx.get(f"{base}/u/{token}"),
+        httpx.post(f"{base}/u/{token}", data={"List-Unsubscribe": "One-Click"}),
+    ):
         assert answer.status_code == 400
         assert "This link is not valid" in answer.text
         assert "reader0" not in answer.text
     assert _status(db, subscription_id) == SubscriptionStatus.active
 
 
-def test_preferences_page_links_to_unsubscribe(
-    site: tuple[str, int], settings: Settings
-) -> None:
+def test_preferences_page_links_to_unsubscribe(site: tuple[str, int], settings: Settings) -> None:
     base, subscription_id = site
     token = sign(settings.secret, Purpose.preferences, subscription_id)
     page = httpx.get(f"{base}/preferences/{token}")

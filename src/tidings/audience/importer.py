@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -288,7 +289,16 @@ def import_rows_into(
         connection.rollback()
         drop_staging(connection)
         connection.commit()
+    refresh_statistics(connection)
     return report
+
+
+def refresh_statistics(connection: Connection) -> None:
+    """ANALYZE after a bulk change, so the planner does not plan with an empty table's
+    statistics until autovacuum gets round to it (PostgreSQL; SQLite plans without them)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("ANALYZE subscribers, subscriptions"))
+        connection.commit()
 
 
 def _batch_starts(total: int, size: int) -> Iterable[int]:

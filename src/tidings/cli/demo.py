@@ -1,34 +1,29 @@
-"""``tidings demo``: load the sample publication and show what it holds."""
+"""``tidings demo``: load the sample publication, send one edition into the built-in catcher,
+and run the service."""
+
+import asyncio
 
 import typer
 from rich.table import Table
 
-from tidings.cli.context import cli_context, friendly
-from tidings.demo import load_sample
+from tidings.cli.context import CliContext, cli_context, friendly
+from tidings.cli.services import run_all
+from tidings.deliver.runner import run_worker
+from tidings.demo import SampleLoad, load_sample
 from tidings.newsletters import list_newsletters
 
 
-@friendly
-def demo(ctx: typer.Context) -> None:
-    """Load the sample publication (newsletter, articles, subscribers) and show it.
-
-    Example: TIDINGS_DATA_DIR=var tidings demo
-    """
-    context = cli_context(ctx)
-    console = context.out
-    database = context.database(require_current_schema=False)
-    loaded = load_sample(database, context.settings)
+def _show(context: CliContext, loaded: SampleLoad) -> None:
+    out = context.out
     c = loaded.feed.counts
-    console.print(
-        f"sample feed: {c.new} new, {c.updated} updated, {c.unchanged} unchanged article(s)"
-    )
+    out.print(f"sample feed: {c.new} new, {c.updated} updated, {c.unchanged} unchanged article(s)")
     s = loaded.subscribers
-    console.print(
+    out.print(
         f"sample subscribers: {s.created} new, {s.unchanged + s.updated} already there, "
         f"{s.subscribed} subscribed"
     )
     table = Table("slug", "name", "schedule", "articles", "active subscribers")
-    for summary in list_newsletters(database):
+    for summary in list_newsletters(context.database()):
         table.add_row(
             summary.slug,
             summary.name,
@@ -36,7 +31,7 @@ def demo(ctx: typer.Context) -> None:
             str(summary.articles),
             str(summary.active_subscribers),
         )
-    console.print(table)
+    out.print(table)
     latest = Table("published (UTC)", "section", "headline", "byline", title="Newest articles")
     for article in loaded.latest:
         latest.add_row(
@@ -45,5 +40,36 @@ def demo(ctx: typer.Context) -> None:
             article.title,
             article.byline or "",
         )
-    console.print(latest)
-    console.print(f"database: {context.settings.resolved_database_url}")
+    out.print(latest)
+    out.print(f"database: {context.settings.resolved_database_url}")
+
+
+@friendly
+def demo(
+    ctx: typer.Context,
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Run the service afterwards."),
+) -> None:
+    """Load the sample publication, send one edition into the built-in mail catcher, and run
+    web, scheduler and worker at BASE_URL (Ctrl-C stops it).
+
+    Example: tidings demo
+    """
+    context = cli_context(ctx)
+    settings = context.settings
+    database = context.database(require_current_schema=False)
+    loaded = load_sample(database, settings)
+    _show(context, loaded)
+    if loaded.edition_id is not None:
+        stats = asyncio.run(run_worker(database, settings, drain=True, stop=asyncio.Event()))
+        context.out.print(f"edition {loaded.edition_id}: sent {stats.sent} message(s)")
+        context.out.print(
+            f"the digest in a browser: {settings.base_url}/archive/"
+            f"{loaded.newsletter.slug}/{loaded.edition_id}"
+        )
+    mailbox = f"{settings.base_url}/mailbox" if settings.smtp is None else "your SMTP server"
+    context.out.print(f"caught mail: {mailbox}")
+    if serve:
+        host_port = settings.base_url.split("//", 1)[1].split("/", 1)[0]
+        host, _, port = host_port.partition(":")
+        context.out.print(f"serving at {settings.base_url} (Ctrl-C to stop)")
+        asyncio.run(run_all(context, host, int(port or 80)))

@@ -59,7 +59,8 @@ def scheduler(ctx: typer.Context) -> None:
     asyncio.run(_scheduler(cli_context(ctx)))
 
 
-async def _run_all(context: CliContext, host: str, port: int) -> None:
+async def run_all(context: CliContext, host: str, port: int) -> None:
+    """Web, scheduler and worker (and the catcher when no SMTP URL is set) in one loop."""
     stop = asyncio.Event()
     server = _server(context, host, port)
     database = context.database()
@@ -82,4 +83,4 @@ def run(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
     Example: tidings run
     """
     _logging()
-    asyncio.run(_run_all(cli_context(ctx), host, port))
+    asyncio.run(run_all(cli_context(ctx), host, port))

@@ -168,7 +168,8 @@ def recipients(
         select(Subscriber.id, Subscription.id, Subscriber.email, Subscriber.name)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
         .where(
-            Subscriber.id.in_(subscriber_ids),
+            # Driven by the (subscriber_id, newsletter_id) unique index: one probe per id.
+            Subscription.subscriber_id.in_(subscriber_ids),
             Subscription.newsletter_id == newsletter_id,
             Subscription.status == SubscriptionStatus.active,
             ~suppressed,
@@ -194,6 +195,7 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome]) -> None:
     """Write a batch of results: one executemany UPDATE, plus suppressions for 5.1.x."""
     if not outcomes:
         return
+    outcomes = sorted(outcomes, key=lambda o: o.delivery_id)  # one lock order everywhere
     statement = (
         update(Delivery)
         .where(Delivery.id == bindparam("b_id"))
@@ -256,9 +258,17 @@ def renew_leases(session: Session, worker: str, lease: timedelta, now: datetime)
 def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
     """Take back deliveries whose worker died: retried (default) or set aside as uncertain."""
     state = DeliveryState.uncertain if at_most_once else DeliveryState.queued
+    expired = (
+        select(Delivery.id)
+        .where(Delivery.state == DeliveryState.sending, Delivery.lease_expires_at < now)
+        .order_by(Delivery.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Rows a slow owner is writing right now are skipped, not waited on.
+        expired = expired.with_for_update(skip_locked=True)
     result = session.execute(
         update(Delivery)
-        .where(Delivery.state == DeliveryState.sending, Delivery.lease_expires_at < now)
+        .where(Delivery.id.in_(expired.scalar_subquery()))
         .values(
             state=state,
             lease_owner=None,

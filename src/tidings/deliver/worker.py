@@ -12,10 +12,14 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import OperationalError
 
 from tidings.compose.mail import EditionMail
 from tidings.compose.service import edition_mail
@@ -39,6 +43,27 @@ log = logging.getLogger(__name__)
 FLUSH_AT = 100
 IDLE_POLL_SECONDS = 1.0
 MAINTENANCE_SECONDS = 5.0
+
+
+T = TypeVar("T")
+RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization, lock not available
+RETRIES = 5
+
+
+def retry_transient(work: Callable[..., T], *args: Any) -> T:
+    """Run ``work``, again after a short pause if the database reports a deadlock or a busy
+    SQLite file; each attempt is a fresh transaction, so a retry repeats nothing half-done."""
+    for attempt in range(RETRIES):
+        try:
+            return work(*args)
+        except OperationalError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            busy = "database is locked" in str(exc.orig)
+            if attempt == RETRIES - 1 or not (sqlstate in RETRYABLE_SQLSTATES or busy):
+                raise
+            log.warning("database busy (%s); retrying", sqlstate or "locked")
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def worker_name() -> str:
@@ -99,7 +124,9 @@ class Worker:
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._buffer = _Buffer()
         self._mails: dict[int, EditionMail] = {}
-        self._flush_lock = asyncio.Lock()
+        # One database conversation at a time per worker: its own claims, writes and upkeep
+        # never wait on each other's row locks.
+        self._db_lock = asyncio.Lock()
 
     # -- database work, run in a thread so the event loop keeps sending ---------------------
 
@@ -228,11 +255,15 @@ class Worker:
         self.stats.count(outcome.state)
         self._buffer.outcomes.append(outcome)
 
+    async def _db(self, work: Callable[..., T], *args: Any) -> T:
+        """Run database work in a thread, one at a time, retrying deadlocks and lock waits."""
+        async with self._db_lock:
+            return await asyncio.to_thread(retry_transient, work, *args)
+
     async def flush(self) -> None:
-        async with self._flush_lock:
-            pending, self._buffer.outcomes = self._buffer.outcomes, []
-            if pending:
-                await asyncio.to_thread(self._write, pending)
+        pending, self._buffer.outcomes = self._buffer.outcomes, []
+        if pending:
+            await self._db(self._write, pending)
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -268,11 +299,11 @@ class Worker:
             while not stop.is_set():
                 if loop.time() - last_maintenance >= MAINTENANCE_SECONDS:
                     last_maintenance = loop.time()
-                    await asyncio.to_thread(self._maintain)
+                    await self._db(self._maintain)
                 if self._queue.qsize() >= batch // 2:
                     await asyncio.sleep(0.01)
                     continue
-                jobs, gone = await asyncio.to_thread(self._claim_and_prepare, batch)
+                jobs, gone = await self._db(self._claim_and_prepare, batch)
                 for outcome in gone:
                     self._record(outcome)
                 for job in jobs:
@@ -282,7 +313,7 @@ class Worker:
                 await self._queue.join()
                 await self.flush()
                 if drain:
-                    if not await asyncio.to_thread(self._maintain):
+                    if not await self._db(self._maintain):
                         break
                     await _sleep_or_stop(stop, IDLE_POLL_SECONDS / 4)
                 else:
@@ -294,7 +325,7 @@ class Worker:
             await asyncio.gather(*senders, return_exceptions=True)
             flusher.cancel()
             await self.flush()
-            await asyncio.to_thread(self._maintain)
+            await self._db(self._maintain)
             for transport in self.transports:
                 await transport.close()
         return self.stats

@@ -56,9 +56,7 @@ class SchedulerLock:
         if connection is None:
             return
         try:
-            connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
-            )
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY})
             connection.commit()
         except Exception:
             connection.invalidate()
