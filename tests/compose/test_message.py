@@ -3,7 +3,13 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.smtpserver import Caught
-from tidings.compose.message import HeaderInjection, MessageTemplate, Personalised
+from tidings.compose.message import (
+    HeaderInjection,
+    MessageTemplate,
+    Personalised,
+    QuotedPrintableTemplate,
+)
+from tidings.compose.personal import TOKEN
 
 DATE = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 
@@ -29,8 +35,8 @@ def _personal(
         message_id="<tidings.1.ab.2@messenger.example.ge>",
         unsubscribe_url="https://news.example.ge/u/TOKEN",
         unsubscribe_mailto="mailto:unsubscribe@messenger.example.ge?subject=x",
-        html=html,
-        text=text,
+        html_qp=QuotedPrintableTemplate(html, TOKEN).render({}),
+        text_qp=QuotedPrintableTemplate(text, TOKEN).render({}),
     )
 
 
@@ -81,3 +87,29 @@ def test_same_pair_gets_the_same_message_id_on_rebuild() -> None:
     first = Caught("", [], template.build(_personal())).message
     again = Caught("", [], template.build(_personal())).message
     assert first["Message-ID"] == again["Message-ID"]
+
+
+def test_quoted_printable_template_round_trips_with_long_values() -> None:
+    body = (
+        "<p>"
+        + "x" * 200
+        + "ZZtidings_email_ZZ"
+        + "é" * 100
+        + "</p>\nline two ZZtidings_view_url_ZZ"
+    )
+    values = {"email": "nino@example.ge", "view_url": "https://x.ge/" + "a" * 150}
+    encoded = QuotedPrintableTemplate(body, TOKEN).render(values)
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert b"\n" not in encoded.replace(b"\r\n", b"")
+    import quopri
+
+    decoded = quopri.decodestring(encoded).decode("utf-8").replace("\r\n", "\n")
+    assert decoded.rstrip("\n") == TOKEN.sub(lambda m: values[m.group(1)], body)
+
+
+def test_plain_names_are_quoted_and_others_encoded() -> None:
+    raw = _template().build(_personal(name='Nino "the reader" Beridze, Jr.'))
+    assert b'To: "Nino \\"the reader\\" Beridze, Jr." <nino@example.ge>' in raw
+    assert Caught("", [], raw).message["To"].addresses[0].display_name == (
+        'Nino "the reader" Beridze, Jr.'
+    )

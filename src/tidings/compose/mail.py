@@ -4,8 +4,8 @@ from datetime import datetime
 from urllib.parse import quote
 
 from tidings.audience.tokens import Purpose, sign
-from tidings.compose.message import MessageTemplate, Personalised
-from tidings.compose.personal import Personal, fill
+from tidings.compose.message import MessageTemplate, Personalised, QuotedPrintableTemplate
+from tidings.compose.personal import TOKEN, Personal, fill, values_of
 from tidings.config import Settings
 
 
@@ -38,6 +38,8 @@ class EditionMail:
         self._mailto = settings.unsubscribe_mailto or f"unsubscribe@{domain}"
         self._html = html
         self._text = text
+        self._html_qp = QuotedPrintableTemplate(html, TOKEN)
+        self._text_qp = QuotedPrintableTemplate(text, TOKEN)
         self.view_url = f"{self._base}/archive/{slug}/{edition_id}"
         self._template = MessageTemplate(
             from_name=from_name,
@@ -74,7 +76,6 @@ class EditionMail:
     ) -> bytes:
         """The complete message for one subscriber."""
         personal = self.personal(subscription_id, email, name)
-        html, text = self.parts_for(personal)
         token = personal.unsubscribe_url.rsplit("/", 1)[-1]
         mailto = f"mailto:{self._mailto}?subject={quote('unsubscribe ' + token)}"
         return self._template.build(
@@ -84,7 +85,7 @@ class EditionMail:
                 message_id=message_id,
                 unsubscribe_url=personal.unsubscribe_url,
                 unsubscribe_mailto=mailto,
-                html=html,
-                text=text,
+                html_qp=self._html_qp.render(values_of(personal, escape=True)),
+                text_qp=self._text_qp.render(values_of(personal, escape=False)),
             )
         )

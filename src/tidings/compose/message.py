@@ -7,7 +7,9 @@ encoded (binascii, in C), which keeps each message well under a millisecond.
 """
 
 import binascii
+import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -34,27 +36,75 @@ def fold_header(name: str, value: str) -> str:
     return str(header.fold(policy=_POLICY))
 
 
-def _qp(text: str) -> bytes:
-    # Lines are kept under 76 octets with soft breaks, so nothing nears SMTP's 998 limit.
-    # binascii picks the soft-break style from the first line ending it meets, so the text
-    # always gets at least one CRLF (a final one) to keep every break CRLF.
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_PRINTABLE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~.,()-]*$")
+LINE_LIMIT = 78
+
+
+def _crlf(encoded: bytes) -> bytes:
+    return _BARE_LF.sub(b"\r\n", encoded)
+
+
+def _qp_piece(text: str) -> bytes:
+    """A piece of a body, quoted-printable, ending in a soft line break so that the next
+    piece starts on a fresh line (decoders join them back without a trace)."""
     normalised = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    if not normalised.endswith("\r\n"):
-        normalised += "\r\n"
-    return binascii.b2a_qp(normalised.encode("utf-8"), istext=True)
+    encoded = _crlf(binascii.b2a_qp(normalised.encode("utf-8"), istext=True))
+    return encoded if encoded.endswith(b"\r\n") else encoded + b"=\r\n"
+
+
+class QuotedPrintableTemplate:
+    """A body with placeholder tokens, its constant text encoded once per edition.
+
+    Only the personal values are encoded per subscriber; each encoded piece ends in a soft
+    line break, so no line grows past 76 octets however the pieces are joined.
+    """
+
+    def __init__(self, body: str, token: "re.Pattern[str]") -> None:
+        pieces = token.split(body)
+        self._constants = [_qp_piece(text) for text in pieces[0::2]]
+        self._names = pieces[1::2]
+
+    def render(self, values: Mapping[str, str]) -> bytes:
+        parts = [self._constants[0]]
+        for name, constant in zip(self._names, self._constants[1:], strict=True):
+            parts.append(_qp_piece(values[name]))
+            parts.append(constant)
+        return b"".join(parts)
+
+
+def _simple_address(name: str | None, email: str) -> str | None:
+    """``"Name" <email>`` without the email package, for plain ASCII names (the common case)."""
+    if not email.isascii():
+        return None
+    if not name:
+        return email
+    if not _PRINTABLE_NAME.match(name):
+        return None
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{email}>'
+
+
+def address_line(header: str, name: str | None, email: str) -> str:
+    """An address header line; the email package folds and encodes anything not plain."""
+    simple = _simple_address(name, email)
+    line = f"{header}: {simple}\r\n" if simple is not None else ""
+    if simple is None or len(line) > LINE_LIMIT:
+        return fold_header(header, formataddr((name or "", email)))
+    return line
 
 
 @dataclass(frozen=True)
 class Personalised:
-    """One subscriber's values for the message."""
+    """One subscriber's values for the message; the bodies already quoted-printable."""
 
     to_email: str
     to_name: str | None
     message_id: str
     unsubscribe_url: str
     unsubscribe_mailto: str
-    html: str
-    text: str
+    html_qp: bytes
+    text_qp: bytes
 
 
 class MessageTemplate:
@@ -103,20 +153,23 @@ class MessageTemplate:
 
     def build(self, personal: Personalised) -> bytes:
         """The complete message, CRLF line endings, ready for SMTP DATA."""
-        unsubscribe = f"<{personal.unsubscribe_url}>, <{personal.unsubscribe_mailto}>"
+        message_id = _single_line("Message-ID", personal.message_id)
+        url = _single_line("List-Unsubscribe", personal.unsubscribe_url)
+        mailto = _single_line("List-Unsubscribe", personal.unsubscribe_mailto)
         per_subscriber = (
-            fold_header("To", formataddr((personal.to_name or "", personal.to_email)))
-            + fold_header("Message-ID", personal.message_id)
-            + fold_header("List-Unsubscribe", unsubscribe)
+            address_line("To", _single_line("To", personal.to_name or ""), personal.to_email)
+            + f"Message-ID: {message_id}\r\n"
+            # One URI per line keeps each line short without the email package's folder.
+            + f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n"
         ).encode("ascii")
         return b"".join(
             (
                 self._head,
                 per_subscriber,
                 self._skeleton_top,
-                _qp(personal.text),
+                personal.text_qp,
                 self._skeleton_middle,
-                _qp(personal.html),
+                personal.html_qp,
                 self._skeleton_end,
             )
         )

@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass, fields
 
-_TOKEN = re.compile(r"ZZtidings_([a-z_]+)_ZZ")
+TOKEN = re.compile(r"ZZtidings_([a-z_]+)_ZZ")
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,15 @@ def placeholders() -> Personal:
     return Personal(**{f.name: f"ZZtidings_{f.name}_ZZ" for f in fields(Personal)})
 
 
-def fill(template: str, personal: Personal, *, escape: bool) -> str:
-    """Insert ``personal`` into a rendered part; ``escape`` for HTML parts."""
+def values_of(personal: Personal, *, escape: bool) -> dict[str, str]:
+    """The personal values by placeholder name, HTML-escaped with ``escape``."""
     values = {f.name: getattr(personal, f.name) for f in fields(Personal)}
     if escape:
-        values = {name: html.escape(value, quote=True) for name, value in values.items()}
-    return _TOKEN.sub(lambda match: values.get(match.group(1), match.group(0)), template)
+        return {name: html.escape(value, quote=True) for name, value in values.items()}
+    return values
+
+
+def fill(template: str, personal: Personal, *, escape: bool) -> str:
+    """Insert ``personal`` into a rendered part; ``escape`` for HTML parts."""
+    values = values_of(personal, escape=escape)
+    return TOKEN.sub(lambda match: values.get(match.group(1), match.group(0)), template)
