@@ -38,7 +38,9 @@ pytest: $(STAMP) postgres
 test: lint typecheck pytest
 
 bench: $(STAMP) postgres
+	$(BIN)/python bench/personalise.py
 	$(BIN)/python bench/import_subscribers.py
+	$(BIN)/python bench/smtp_throughput.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache

@@ -24,25 +24,48 @@ ISSUED = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 
 
 def sample() -> tuple[Newsletter, list[Article]]:
-    newsletter = Newsletter(slug="messenger", name="The Tbilisi Messenger Daily",
-                            from_name="The Messenger", from_address="digest@messenger.example.ge",
-                            reply_to=None, schedule_cron="0 8 * * *", timezone="Asia/Tbilisi",
-                            template_set="digest")
+    newsletter = Newsletter(
+        slug="messenger",
+        name="The Tbilisi Messenger Daily",
+        from_name="The Messenger",
+        from_address="digest@messenger.example.ge",
+        reply_to=None,
+        schedule_cron="0 8 * * *",
+        timezone="Asia/Tbilisi",
+        template_set="digest",
+    )
     drafts = parse_feed((sample_dir() / "feed.xml").read_bytes()).drafts[:12]
-    articles = [Article(id=i, title=d.title, url=d.url, byline=d.byline, section=d.section,
-                        summary=d.summary, published_at=d.published_at or ISSUED)
-                for i, d in enumerate(drafts)]
+    articles = [
+        Article(
+            id=i,
+            title=d.title,
+            url=d.url,
+            byline=d.byline,
+            section=d.section,
+            summary=d.summary,
+            published_at=d.published_at or ISSUED,
+        )
+        for i, d in enumerate(drafts)
+    ]
     return newsletter, articles
 
 
 def mail_for(settings: Settings, newsletter: Newsletter, articles: list[Article]) -> EditionMail:
     templates = load_triplet(email_environment(None), "digest")
     rendered = render_edition(templates, newsletter, articles, issued_at=ISSUED)
-    return EditionMail(settings=settings, edition_id=1, slug=newsletter.slug,
-                       newsletter_name=newsletter.name, from_name=newsletter.from_name,
-                       from_address=newsletter.from_address, reply_to=None,
-                       subject=rendered.subject, html=rendered.html, text=rendered.text,
-                       date=ISSUED)
+    return EditionMail(
+        settings=settings,
+        edition_id=1,
+        slug=newsletter.slug,
+        newsletter_name=newsletter.name,
+        from_name=newsletter.from_name,
+        from_address=newsletter.from_address,
+        reply_to=None,
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+        date=ISSUED,
+    )
 
 
 def per_message_seconds(work: object, count: int) -> list[float]:
@@ -71,7 +94,8 @@ def main() -> None:
 
     def naive_way(i: int) -> bytes:
         return mail_for(settings, newsletter, articles).message_for(
-            i, f"reader{i}@example.ge", f"Reader {i}", f"<m{i}@x>")
+            i, f"reader{i}@example.ge", f"Reader {i}", f"<m{i}@x>"
+        )
 
     ours = per_message_seconds(tidings_way, args.subscribers)
     naive = per_message_seconds(naive_way, args.naive)
@@ -80,8 +104,10 @@ def main() -> None:
     naive_ms = statistics.median(naive) * 1000
     print(f"digest of {len(articles)} articles, message {size / 1024:.1f} KB")
     print(f"once per edition (render + premailer): {once * 1000:.1f} ms")
-    print(f"tidings, per subscriber : median {ours_ms:.3f} ms, p95 "
-          f"{sorted(ours)[int(len(ours) * 0.95)] * 1000:.3f} ms ({args.subscribers} messages)")
+    print(
+        f"tidings, per subscriber : median {ours_ms:.3f} ms, p95 "
+        f"{sorted(ours)[int(len(ours) * 0.95)] * 1000:.3f} ms ({args.subscribers} messages)"
+    )
     print(f"naive, per subscriber   : median {naive_ms:.3f} ms ({args.naive} messages)")
     print(f"ratio                   : naive is {naive_ms / ours_ms:.0f}x the per-subscriber cost")
 
