@@ -13,19 +13,15 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from common import fresh_database
 
 from tidings.audience.service import import_subscribers
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
 from tidings.newsletters import NewsletterSpec, create_newsletter
-
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def generate(path: Path, rows: int) -> None:
@@ -36,18 +32,6 @@ def generate(path: Path, rows: int) -> None:
         for i in range(rows):
             zone = rng.choice(zones)
             out.write(f"reader{i}@example{i % 1000}.ge,Reader {i},ka,{zone},City {i % 300}\n")
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"tidings_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def time_tidings(path: Path) -> float:

@@ -16,12 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
+from common import fresh_database
 
 from tidings.audience.service import import_subscribers
 from tidings.compose.service import OneOff, edition_mail, send_one_off
@@ -30,8 +29,6 @@ from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
 from tidings.db.models import Edition, Newsletter
 from tidings.demo import load_sample
-
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def ensure_postfix_tools() -> None:
@@ -75,18 +72,6 @@ def sink() -> Iterator[int]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"tidings_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def prepare_edition(url: str, folder: Path, messages: int) -> tuple[dict[str, str], int]:

@@ -98,6 +98,20 @@ def _start_sending(
     return fan_out(session, edition.id, newsletter.id, address_domain(newsletter.from_address), now)
 
 
+def _claim_slot(session: Session, edition: Edition) -> ComposeResult | None:
+    """Insert the slot's edition; if another scheduler got there first, its edition."""
+    session.add(edition)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        assert edition.slot is not None
+        raced = _existing(session, edition.newsletter_id, edition.slot)
+        assert raced is not None
+        return ComposeResult(raced.id, created=False)
+    return None
+
+
 def compose_scheduled(
     db: Database, settings: Settings, newsletter_id: int, slot: datetime
 ) -> ComposeResult:
@@ -114,51 +128,27 @@ def compose_scheduled(
             kind=EditionKind.scheduled,
             slot=slot,
             cutoff_at=slot,
-            status=EditionStatus.draft,
+            status=EditionStatus.sending,
+            started_at=now,
         )
         if len(articles) < max(newsletter.min_articles, 1):
             edition.status = EditionStatus.skipped
             edition.skip_reason = SkipReason.too_few_articles.value
-            edition.finished_at = now
-            return _commit_or_existing(
-                session,
-                edition,
-                newsletter_id,
-                slot,
-                ComposeResult(0, True, SkipReason.too_few_articles, len(articles)),
-            )
+            edition.started_at, edition.finished_at = None, now
+            raced = _claim_slot(session, edition)
+            if raced is not None:
+                return raced
+            session.commit()
+            return ComposeResult(edition.id, True, SkipReason.too_few_articles, len(articles))
         rendered = _render(settings, newsletter, articles, slot)
-        edition.subject, edition.html_body, edition.text_body = (
-            rendered.subject,
-            rendered.html,
-            rendered.text,
-        )
-        edition.status, edition.started_at = EditionStatus.sending, now
-        session.add(edition)
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raced = _existing(session, newsletter_id, slot)
-            assert raced is not None
-            return ComposeResult(raced.id, created=False)
+        edition.subject = rendered.subject
+        edition.html_body, edition.text_body = rendered.html, rendered.text
+        raced = _claim_slot(session, edition)
+        if raced is not None:
+            return raced
         deliveries = _start_sending(session, edition, newsletter, articles, now)
         session.commit()
         return ComposeResult(edition.id, True, None, len(articles), deliveries)
-
-
-def _commit_or_existing(
-    session: Session, edition: Edition, newsletter_id: int, slot: datetime, result: ComposeResult
-) -> ComposeResult:
-    session.add(edition)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        raced = _existing(session, newsletter_id, slot)
-        assert raced is not None
-        return ComposeResult(raced.id, created=False)
-    return ComposeResult(edition.id, result.created, result.skip_reason, result.articles)
 
 
 def _one_off_articles(
