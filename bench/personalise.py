@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 
 from tidings.compose.mail import EditionMail
 from tidings.compose.render import render_edition
+from tidings.compose.service import edition_mail
 from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
-from tidings.db.models import Article, Newsletter
+from tidings.db.models import Article, Edition, Newsletter
 from tidings.ingest.parse import parse_feed
 from tidings.paths import sample_dir
 
@@ -53,19 +54,14 @@ def sample() -> tuple[Newsletter, list[Article]]:
 def mail_for(settings: Settings, newsletter: Newsletter, articles: list[Article]) -> EditionMail:
     templates = load_triplet(email_environment(None), "digest")
     rendered = render_edition(templates, newsletter, articles, issued_at=ISSUED)
-    return EditionMail(
-        settings=settings,
-        edition_id=1,
-        slug=newsletter.slug,
-        newsletter_name=newsletter.name,
-        from_name=newsletter.from_name,
-        from_address=newsletter.from_address,
-        reply_to=None,
+    edition = Edition(
+        id=1,
         subject=rendered.subject,
-        html=rendered.html,
-        text=rendered.text,
-        date=ISSUED,
+        html_body=rendered.html,
+        text_body=rendered.text,
+        started_at=ISSUED,
     )
+    return edition_mail(settings, edition, newsletter)
 
 
 def per_message_seconds(work: object, count: int) -> list[float]:

@@ -162,25 +162,35 @@ def _one_off_articles(
     return articles
 
 
+def _one_off_edition(
+    session: Session, settings: Settings, slug: str, one_off: OneOff, now: datetime
+) -> tuple[Newsletter, list[Article], Edition]:
+    """Select and render a one-off edition (not yet added to the session)."""
+    newsletter = newsletter_by_slug(session, slug)
+    articles = _one_off_articles(session, newsletter, one_off, now)
+    rendered = _render(settings, newsletter, articles, now, one_off)
+    edition = Edition(
+        newsletter_id=newsletter.id,
+        kind=EditionKind.oneoff,
+        status=EditionStatus.draft,
+        cutoff_at=now,
+        subject=rendered.subject,
+        intro_markdown=one_off.intro_markdown,
+        html_body=rendered.html,
+        text_body=rendered.text,
+        created_by=one_off.created_by,
+        created_at=now,
+        started_at=now,
+    )
+    return newsletter, articles, edition
+
+
 def send_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -> ComposeResult:
     """Compose a one-off edition now and queue it to every active subscriber."""
     now = utcnow()
     with db.session() as session:
-        newsletter = newsletter_by_slug(session, slug)
-        articles = _one_off_articles(session, newsletter, one_off, now)
-        rendered = _render(settings, newsletter, articles, now, one_off)
-        edition = Edition(
-            newsletter_id=newsletter.id,
-            kind=EditionKind.oneoff,
-            status=EditionStatus.sending,
-            cutoff_at=now,
-            subject=rendered.subject,
-            intro_markdown=one_off.intro_markdown,
-            html_body=rendered.html,
-            text_body=rendered.text,
-            created_by=one_off.created_by,
-            started_at=now,
-        )
+        newsletter, articles, edition = _one_off_edition(session, settings, slug, one_off, now)
+        edition.status = EditionStatus.sending
         session.add(edition)
         session.flush()
         deliveries = _start_sending(session, edition, newsletter, articles, now)
@@ -225,35 +235,25 @@ def preview(
     """Render what ``digest send`` would send now, personalised for one (sample) subscriber."""
     now = utcnow()
     with db.session() as session:
-        newsletter = newsletter_by_slug(session, slug)
-        articles = _one_off_articles(session, newsletter, one_off, now)
-        rendered = _render(settings, newsletter, articles, now, one_off)
+        newsletter, articles, edition = _one_off_edition(session, settings, slug, one_off, now)
         subscription_id, email, name = (
             subscription_for(session, newsletter.id, subscriber_email)
             if subscriber_email
             else (0, "reader@example.org", None)
         )
-        preview_edition = Edition(
-            id=0,
-            newsletter_id=newsletter.id,
-            kind=EditionKind.oneoff,
-            status=EditionStatus.draft,
-            subject=rendered.subject,
-            html_body=rendered.html,
-            text_body=rendered.text,
-            created_at=now,
-        )
-        mail = edition_mail(settings, preview_edition, newsletter)
-        html, text = mail.parts_for(mail.personal(subscription_id, email, name))
-        message = mail.message_for(subscription_id, email, name, "<preview@tidings.invalid>")
-        return Preview(
-            rendered.subject,
-            html,
-            text,
-            message,
-            [a.title for a in articles],
-            len(rendered.html.encode()),
-        )
+    edition.id = 0  # never stored: links in the preview point at no real edition
+    mail = edition_mail(settings, edition, newsletter)
+    html, text = mail.parts_for(mail.personal(subscription_id, email, name))
+    message = mail.message_for(subscription_id, email, name, "<preview@tidings.invalid>")
+    assert edition.subject is not None and edition.html_body is not None
+    return Preview(
+        edition.subject,
+        html,
+        text,
+        message,
+        [a.title for a in articles],
+        len(edition.html_body.encode()),
+    )
 
 
 def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -> str | None:
