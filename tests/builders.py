@@ -1,10 +1,12 @@
 """Small builders for the pipeline tests: a newsletter with articles and subscribers."""
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from tidings.audience.service import add_subscriber
+from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Newsletter
 from tidings.ingest.drafts import make_draft
@@ -77,3 +79,18 @@ def subscribers(db: Database, slug: str, count: int) -> list[str]:
     for i, address in enumerate(addresses):
         add_subscriber(db, slug, address, f"Reader {i}", confirmed=True, source="test")
     return addresses
+
+
+def worker_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
+    """The environment of a worker subprocess on the test's database and SMTP server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env.update(
+        {
+            "TIDINGS_DATABASE_URL": settings.resolved_database_url,
+            "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}",
+            "TIDINGS_SECRET_KEY": settings.secret,
+            "TIDINGS_DATA_DIR": str(settings.data_dir),
+            **extra,
+        }
+    )
+    return env

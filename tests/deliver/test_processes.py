@@ -1,6 +1,5 @@
 """Worker processes sharing one PostgreSQL edition, and a worker killed mid-edition."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.builders import articles, newsletter
+from tests.builders import articles, newsletter, worker_env
 from tests.smtpserver import smtp_server
 from tidings.audience.service import import_subscribers
 from tidings.compose.service import OneOff, send_one_off
@@ -19,20 +18,6 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState
 from tidings.db.types import utcnow
-
-
-def _worker_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
-    env.update(
-        {
-            "TIDINGS_DATABASE_URL": settings.resolved_database_url,
-            "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}",
-            "TIDINGS_SECRET_KEY": settings.secret,
-            "TIDINGS_DATA_DIR": str(settings.data_dir),
-            **extra,
-        }
-    )
-    return env
 
 
 def _edition(db: Database, settings: Settings, tmp_path: Path, readers: int) -> set[str]:
@@ -76,7 +61,7 @@ def test_three_workers_share_an_edition_of_20000_exactly_once(
     _postgres_only(db)
     addresses = _edition(db, settings, tmp_path, readers=20_000)
     with smtp_server() as (handler, port):
-        env = _worker_env(settings, port)
+        env = worker_env(settings, port)
         logs = [tmp_path / f"worker{i}.log" for i in range(3)]
         workers = [_start(env, log) for log in logs]
         outputs = [_finish(w, log, 600) for w, log in zip(workers, logs, strict=True)]
@@ -101,7 +86,7 @@ def test_sigkill_mid_edition_loses_nothing(
     addresses = _edition(db, settings, tmp_path, readers=3_000)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.003  # slow enough to kill it half-way
-        env = _worker_env(settings, port, TIDINGS_LEASE_SECONDS="5")
+        env = worker_env(settings, port, TIDINGS_LEASE_SECONDS="5")
         victim = _start(env, tmp_path / "victim.log")
         deadline = time.monotonic() + 120
         while len(handler.recipients()) < 1_000 and time.monotonic() < deadline:

@@ -158,3 +158,18 @@ def test_unsubscribed_during_a_send_are_skipped(
     stats = _drain(db, settings)
     assert stats.sent == 2
     assert addresses[0] not in handler.recipients()
+
+
+def test_deferrals_give_up_after_the_give_up_time(
+    db: Database, smtp: tuple[RecordingHandler, Settings]
+) -> None:
+    handler, settings = smtp
+    addresses = _edition(db, settings, readers=2)
+    handler.behaviour.rcpt_replies[addresses[0]] = "421 4.3.2 Service shutting down"
+    with db.session() as session:  # queued six days ago
+        session.execute(update(Delivery).values(created_at=datetime.now(UTC) - timedelta(days=6)))
+        session.commit()
+    stats = _drain(db, settings)
+    assert (stats.sent, stats.failed, stats.deferred) == (1, 1, 0)
+    failed = [r for s, _, r in _states(db).values() if s == DeliveryState.failed]
+    assert failed and failed[0] is not None and failed[0].startswith("gave up after 1 attempts")

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Results are written once this many are waiting, or after write_behind_seconds.
 FLUSH_AT = 100
 IDLE_POLL_SECONDS = 1.0
+OUTAGE_FIRST_SECONDS = 1.0
+OUTAGE_MAX_SECONDS = 30.0
 MAINTENANCE_SECONDS = 5.0
 
 
@@ -127,6 +129,7 @@ class Worker:
         # One database conversation at a time per worker: its own claims, writes and upkeep
         # never wait on each other's row locks.
         self._db_lock = asyncio.Lock()
+        self._last_maintenance = 0.0
 
     # -- database work, run in a thread so the event loop keeps sending ---------------------
 
@@ -262,13 +265,22 @@ class Worker:
 
     async def flush(self) -> None:
         pending, self._buffer.outcomes = self._buffer.outcomes, []
-        if pending:
+        if not pending:
+            return
+        try:
             await self._db(self._write, pending)
+        except OperationalError:
+            # Keep the results for the next flush; until then their leases keep them ours.
+            self._buffer.outcomes[:0] = pending
+            raise
 
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(self.settings.write_behind_seconds)
-            await self.flush()
+            try:
+                await self.flush()
+            except OperationalError as exc:
+                log.error("cannot write results yet (%s); keeping them", type(exc.orig).__name__)
 
     async def _release_unstarted(self) -> None:
         """On shutdown, hand claimed-but-unsent deliveries back to the queue."""
@@ -288,36 +300,58 @@ class Worker:
                 )
             self._queue.task_done()
 
+    async def _step(self, batch: int, drain: bool, stop: asyncio.Event) -> bool:
+        """Claim and queue one batch (or idle); True once a drain has nothing left."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._last_maintenance >= MAINTENANCE_SECONDS:
+            self._last_maintenance = loop.time()
+            await self._db(self._maintain)
+        if self._queue.qsize() >= batch // 2:
+            await asyncio.sleep(0.01)
+            return False
+        jobs, gone = await self._db(self._claim_and_prepare, batch)
+        for outcome in gone:
+            self._record(outcome)
+        for job in jobs:
+            self._queue.put_nowait(job)
+        if jobs or gone:
+            return False
+        await self._queue.join()
+        await self.flush()
+        if drain:
+            if not await self._db(self._maintain):
+                return True
+            await _sleep_or_stop(stop, IDLE_POLL_SECONDS / 4)
+        else:
+            await _sleep_or_stop(stop, IDLE_POLL_SECONDS)
+        return False
+
     async def run(self, *, drain: bool, stop: asyncio.Event) -> WorkerStats:
-        """Send until ``stop`` is set (or, with ``drain``, until nothing is due)."""
+        """Send until ``stop`` is set (or, with ``drain``, until nothing is due).
+
+        A long-running worker rides out a database outage (it retries with backoff); a
+        draining one, used from cron and scripts, fails instead so the caller sees it.
+        """
         batch = self.settings.worker_batch_size
         senders = [asyncio.create_task(self._send_loop(t)) for t in self.transports]
         flusher = asyncio.create_task(self._flush_periodically())
-        last_maintenance = 0.0
-        loop = asyncio.get_running_loop()
+        backoff = OUTAGE_FIRST_SECONDS
         try:
             while not stop.is_set():
-                if loop.time() - last_maintenance >= MAINTENANCE_SECONDS:
-                    last_maintenance = loop.time()
-                    await self._db(self._maintain)
-                if self._queue.qsize() >= batch // 2:
-                    await asyncio.sleep(0.01)
-                    continue
-                jobs, gone = await self._db(self._claim_and_prepare, batch)
-                for outcome in gone:
-                    self._record(outcome)
-                for job in jobs:
-                    self._queue.put_nowait(job)
-                if jobs or gone:
-                    continue
-                await self._queue.join()
-                await self.flush()
-                if drain:
-                    if not await self._db(self._maintain):
+                try:
+                    if await self._step(batch, drain, stop):
                         break
-                    await _sleep_or_stop(stop, IDLE_POLL_SECONDS / 4)
-                else:
-                    await _sleep_or_stop(stop, IDLE_POLL_SECONDS)
+                    backoff = OUTAGE_FIRST_SECONDS
+                except OperationalError as exc:
+                    if drain:
+                        raise
+                    log.error(
+                        "database unavailable (%s); retrying in %.0f s",
+                        type(exc.orig).__name__,
+                        backoff,
+                    )
+                    await _sleep_or_stop(stop, backoff)
+                    backoff = min(backoff * 2, OUTAGE_MAX_SECONDS)
         finally:
             await self._release_unstarted()
             for _ in senders:
@@ -325,7 +359,8 @@ class Worker:
             await asyncio.gather(*senders, return_exceptions=True)
             flusher.cancel()
             await self.flush()
-            await self._db(self._maintain)
+            with contextlib.suppress(OperationalError):
+                await self._db(self._maintain)
             for transport in self.transports:
                 await transport.close()
         return self.stats
