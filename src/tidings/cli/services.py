@@ -8,7 +8,7 @@ import typer
 import uvicorn
 
 from tidings.cli.context import CliContext, cli_context, friendly
-from tidings.deliver.runner import CatcherHandle, run_worker
+from tidings.deliver.runner import run_worker
 from tidings.schedule.scheduler import TidingsScheduler
 from tidings.web.app import create_app
 
@@ -60,19 +60,18 @@ def scheduler(ctx: typer.Context) -> None:
 
 
 async def run_all(context: CliContext, host: str, port: int) -> None:
-    """Web, scheduler and worker (and the catcher when no SMTP URL is set) in one loop."""
+    """Web, scheduler and worker in one loop; the worker brings up the built-in catcher
+    when no SMTP URL is set."""
     stop = asyncio.Event()
     server = _server(context, host, port)
     database = context.database()
-    catcher = await asyncio.to_thread(CatcherHandle, context.settings)
+    worker = asyncio.create_task(run_worker(database, context.settings, drain=False, stop=stop))
+    schedule = asyncio.create_task(TidingsScheduler(database, context.settings).run(stop))
     try:
-        worker = asyncio.create_task(run_worker(database, context.settings, drain=False, stop=stop))
-        schedule = asyncio.create_task(TidingsScheduler(database, context.settings).run(stop))
         await server.serve()  # returns on SIGINT/SIGTERM
+    finally:
         stop.set()
         await asyncio.gather(worker, schedule)
-    finally:
-        catcher.stop()
 
 
 @friendly

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from tidings.audience.service import subscription_view, unsubscribe
+from tidings.audience.service import SubscriptionView, subscription_view, unsubscribe
 from tidings.audience.tokens import Purpose, sign, unsign
 from tidings.compose.service import archive_html
 from tidings.paths import sample_dir
@@ -23,11 +23,16 @@ def _invalid(context: WebContext) -> HTMLResponse:
     return page(context.pages, "invalid_link.html", status_code=400)
 
 
+def _view(context: WebContext, purpose: Purpose, token: str) -> SubscriptionView | None:
+    """The subscription behind a valid token of ``purpose``, or None."""
+    subscription_id = unsign(context.settings.secret, purpose, token)
+    return subscription_view(context.db, subscription_id) if subscription_id else None
+
+
 @router.get("/u/{token}", response_class=HTMLResponse)
 def unsubscribe_page(token: str, context: Context) -> HTMLResponse:
     """A confirmation page: link scanners follow GETs, so a GET never unsubscribes."""
-    subscription_id = unsign(context.settings.secret, Purpose.unsubscribe, token)
-    view = subscription_view(context.db, subscription_id) if subscription_id else None
+    view = _view(context, Purpose.unsubscribe, token)
     if view is None:
         return _invalid(context)
     return page(context.pages, "unsubscribe.html", view=view, action=f"/u/{token}")
@@ -50,8 +55,7 @@ async def unsubscribe_post(token: str, request: Request, context: Context) -> Re
 @router.get("/preferences/{token}", response_class=HTMLResponse)
 def preferences_page(token: str, context: Context) -> HTMLResponse:
     """The subscription's status and a way out (the full preference centre comes later)."""
-    subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
-    view = subscription_view(context.db, subscription_id) if subscription_id else None
+    view = _view(context, Purpose.preferences, token)
     if view is None:
         return _invalid(context)
     unsubscribe_token = sign(context.settings.secret, Purpose.unsubscribe, view.subscription_id)
