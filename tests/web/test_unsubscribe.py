@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.builders import newsletter, subscribers
+from tests.web.forms import form_to
 from tests.webserver import web_server
 from tidings.audience.tokens import Purpose, sign
 from tidings.config import Settings
@@ -44,11 +45,40 @@ def test_post_from_the_page_unsubscribes(
 ) -> None:
     base, subscription_id = site
     token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
-    answer = httpx.post(f"{base}/u/{token}")
+    form = form_to(httpx.get(f"{base}/u/{token}").text, f"/u/{token}")
+    answer = httpx.post(f"{base}/u/{token}", data=form.hidden)
     assert answer.status_code == 200 and "You are unsubscribed" in answer.text
     assert _status(db, subscription_id) == SubscriptionStatus.unsubscribed
-    again = httpx.post(f"{base}/u/{token}")  # idempotent
+    again = httpx.post(f"{base}/u/{token}", data=form.hidden)  # idempotent
     assert again.status_code == 200
+
+
+def test_page_post_without_its_form_token_changes_nothing(
+    site: tuple[str, int], db: Database, settings: Settings
+) -> None:
+    base, subscription_id = site
+    token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
+    other = sign(settings.secret, Purpose.unsubscribe, subscription_id + 1)
+    foreign = form_to(httpx.get(f"{base}/u/{other}").text, f"/u/{other}").hidden
+    for data in ({}, {"csrf_token": "forged"}, foreign):
+        answer = httpx.post(f"{base}/u/{token}", data=data)
+        assert answer.status_code == 403
+    assert _status(db, subscription_id) == SubscriptionStatus.active
+
+
+def test_undo_right_after_leaving_rejoins(
+    site: tuple[str, int], db: Database, settings: Settings
+) -> None:
+    base, subscription_id = site
+    token = sign(settings.secret, Purpose.unsubscribe, subscription_id)
+    form = form_to(httpx.get(f"{base}/u/{token}").text, f"/u/{token}")
+    left = httpx.post(f"{base}/u/{token}", data=form.hidden)
+    assert _status(db, subscription_id) == SubscriptionStatus.unsubscribed
+    undo = form_to(left.text, f"/u/{token}/undo")
+    assert httpx.post(f"{base}/u/{token}/undo", data={}).status_code == 403
+    back = httpx.post(f"{base}/u/{token}/undo", data=undo.hidden)
+    assert back.status_code == 200 and "Welcome back" in back.text
+    assert _status(db, subscription_id) == SubscriptionStatus.active
 
 
 def test_rfc8058_one_click_answers_200_without_redirect_or_cookies(
@@ -90,5 +120,5 @@ def test_preferences_page_links_to_unsubscribe(site: tuple[str, int], settings: 
     base, subscription_id = site
     token = sign(settings.secret, Purpose.preferences, subscription_id)
     page = httpx.get(f"{base}/preferences/{token}")
-    assert page.status_code == 200 and "active" in page.text
+    assert page.status_code == 200 and "reader0@example.ge" in page.text
     assert f"/u/{sign(settings.secret, Purpose.unsubscribe, subscription_id)}" in page.text

@@ -28,7 +28,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from tidings.audience.csvrows import RowError, SubscriberRow, read_rows
 from tidings.audience.staging import (
@@ -38,6 +37,7 @@ from tidings.audience.staging import (
     load_rows,
     merge_duplicates,
 )
+from tidings.db.dialect import upsert_insert
 from tidings.db.models import (
     Cadence,
     Subscriber,
@@ -129,10 +129,6 @@ def _attributes_differ(connection: Connection, merged: Any, stored: Any) -> Colu
     return differs
 
 
-def _insert(connection: Connection) -> Any:
-    return postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-
-
 def _apply_batch(
     connection: Connection, options: ImportOptions, low: int, high: int, report: ImportReport
 ) -> None:
@@ -193,7 +189,7 @@ def _upsert_subscribers(
         literal(now, Subscriber.created_at.type),
         literal(now, Subscriber.updated_at.type),
     ).where(eligible)
-    statement = _insert(connection)(Subscriber).from_select(
+    statement = upsert_insert(connection)(Subscriber).from_select(
         ["email", "name", "locale", "timezone", "attributes", "created_at", "updated_at"], source
     )
     new = statement.excluded
@@ -243,7 +239,7 @@ def _create_subscriptions(
         .where(eligible)
     )
     statement = (
-        _insert(connection)(Subscription)
+        upsert_insert(connection)(Subscription)
         .from_select(
             [
                 "subscriber_id",

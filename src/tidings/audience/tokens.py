@@ -1,8 +1,12 @@
-"""Signed tokens for links in mail, one salt per purpose so a token never works elsewhere."""
+"""Signed tokens for links in mail, one salt per purpose so a token never works elsewhere.
+
+Unsubscribe and preference links stay valid as long as the mail is kept; a confirmation
+link expires, so an old double opt-in mail cannot activate a subscription months later.
+"""
 
 import enum
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 
 
 class Purpose(enum.StrEnum):
@@ -11,8 +15,15 @@ class Purpose(enum.StrEnum):
     confirm = "confirm"
 
 
-def _serializer(secret: str, purpose: Purpose) -> URLSafeSerializer:
-    return URLSafeSerializer(secret, salt=f"tidings.{purpose.value}")
+#: Lifetimes of the purposes whose tokens expire, in seconds.
+LIFETIMES: dict[Purpose, int] = {Purpose.confirm: 7 * 24 * 3600}
+
+
+def _serializer(secret: str, purpose: Purpose) -> URLSafeSerializer | URLSafeTimedSerializer:
+    salt = f"tidings.{purpose.value}"
+    if purpose in LIFETIMES:
+        return URLSafeTimedSerializer(secret, salt=salt)
+    return URLSafeSerializer(secret, salt=salt)
 
 
 def sign(secret: str, purpose: Purpose, subject_id: int) -> str:
@@ -21,9 +32,14 @@ def sign(secret: str, purpose: Purpose, subject_id: int) -> str:
 
 
 def unsign(secret: str, purpose: Purpose, token: str) -> int | None:
-    """The id in a valid token of this purpose, or None for anything tampered or foreign."""
+    """The id in a valid token of this purpose, or None for anything tampered, foreign or
+    expired."""
+    serializer = _serializer(secret, purpose)
     try:
-        value = _serializer(secret, purpose).loads(token)
+        if isinstance(serializer, URLSafeTimedSerializer):
+            value = serializer.loads(token, max_age=LIFETIMES[purpose])
+        else:
+            value = serializer.loads(token)
     except BadSignature:
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -12,6 +12,7 @@ from tidings.cli import (
     newsletters,
     services,
     subscribers,
+    users,
     worker,
 )
 from tidings.cli.context import make_context
@@ -43,6 +44,7 @@ app.add_typer(articles.app, name="articles")
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
 app.add_typer(editions.app, name="edition")
+app.add_typer(users.app, name="users")
 app.command(name="worker")(worker.worker)
 app.command(name="scheduler")(services.scheduler)
 app.command(name="serve")(services.serve)

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.service import subscription_for
 from tidings.compose.mail import EditionMail, address_domain
-from tidings.compose.personal import Personal
 from tidings.compose.render import RenderedEdition, render_edition
 from tidings.compose.select import chosen_articles, select_articles
 from tidings.compose.templates import email_environment, load_triplet
@@ -95,7 +94,9 @@ def _start_sending(
         EditionArticle(edition_id=edition.id, article_id=a.id, position=position)
         for position, a in enumerate(articles)
     )
-    return fan_out(session, edition.id, newsletter.id, address_domain(newsletter.from_address), now)
+    sections = sorted({a.section for a in articles if a.section})
+    domain = address_domain(newsletter.from_address)
+    return fan_out(session, edition.id, newsletter.id, domain, now, sections)
 
 
 def _claim_slot(session: Session, edition: Edition) -> ComposeResult | None:
@@ -254,26 +255,3 @@ def preview(
         [a.title for a in articles],
         len(edition.html_body.encode()),
     )
-
-
-def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -> str | None:
-    """A sent (or sending) edition's HTML with neutral values in the personal places."""
-    with db.session() as session:
-        newsletter = session.scalar(select(Newsletter).where(Newsletter.slug == slug))
-        edition = session.get(Edition, edition_id)
-        if (
-            newsletter is None
-            or edition is None
-            or edition.newsletter_id != newsletter.id
-            or edition.status not in (EditionStatus.sending, EditionStatus.sent)
-        ):
-            return None
-        mail = edition_mail(settings, edition, newsletter)
-    neutral = Personal(
-        greeting_name="reader",
-        email="your address",
-        unsubscribe_url="#",
-        preferences_url="#",
-        view_url=mail.view_url,
-    )
-    return mail.parts_for(neutral)[0]

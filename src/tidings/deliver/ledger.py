@@ -7,22 +7,25 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     String,
     and_,
     bindparam,
+    case,
     cast,
     exists,
     func,
     literal,
+    or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from tidings.db.dialect import upsert_insert
 from tidings.db.models import (
     Delivery,
     DeliveryState,
@@ -39,16 +42,34 @@ OPEN_STATES = (DeliveryState.queued, DeliveryState.sending, DeliveryState.deferr
 DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)
 
 
-def _insert(session: Session) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+def wants_sections(session: Session, sections: Sequence[str]) -> ColumnElement[bool]:
+    """Subscriptions that chose no sections, or chose one that the edition carries."""
+    chosen = Subscription.sections
+    if session.get_bind().dialect.name == "postgresql":
+        as_array = case((func.jsonb_typeof(chosen) == "array", chosen))
+        no_choice = func.coalesce(func.jsonb_array_length(as_array), 0) == 0
+        if not sections:
+            return no_choice
+        return or_(no_choice, chosen.op("?|")(postgresql.array(list(sections))))
+    no_choice = func.coalesce(func.json_array_length(chosen), 0) == 0
+    if not sections:
+        return no_choice
+    each = func.json_each(chosen).table_valued("value")
+    return or_(no_choice, exists(select(each.c.value).where(each.c.value.in_(list(sections)))))
 
 
 def fan_out(
-    session: Session, edition_id: int, newsletter_id: int, message_id_domain: str, now: datetime
+    session: Session,
+    edition_id: int,
+    newsletter_id: int,
+    message_id_domain: str,
+    now: datetime,
+    sections: Sequence[str] = (),
 ) -> int:
     """One queued delivery per active, unsuppressed subscription, in one INSERT ... SELECT.
 
-    The Message-ID is fixed here, per (edition, subscriber), so every retry reuses it.
+    Subscribers who chose sections of interest get the edition only when it carries one of
+    them. The Message-ID is fixed here, per (edition, subscriber), so every retry reuses it.
     """
     subscriber_id = cast(Subscription.subscriber_id, String)
     message_id = (
@@ -72,10 +93,11 @@ def fan_out(
             Subscription.newsletter_id == newsletter_id,
             Subscription.status == SubscriptionStatus.active,
             ~suppressed,
+            wants_sections(session, sections),
         )
     )
     statement = (
-        _insert(session)(Delivery)
+        upsert_insert(session)(Delivery)
         .from_select(
             [
                 "edition_id",
@@ -230,7 +252,7 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome]) -> None:
     if to_suppress:
         now = outcomes[0].at
         session.execute(
-            _insert(session)(Suppression)
+            upsert_insert(session)(Suppression)
             .from_select(
                 ["email", "reason", "detail", "created_at"],
                 select(

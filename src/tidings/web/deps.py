@@ -1,12 +1,13 @@
 """What routes need, taken from the app's state (set once by :func:`create_app`)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from jinja2 import Environment
 
 from tidings.config import Settings
 from tidings.db.engine import Database
+from tidings.web.security import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -14,9 +15,23 @@ class WebContext:
     settings: Settings
     db: Database
     pages: Environment
+    #: Sign-ups per client address: 10 in 10 minutes is plenty for a household behind NAT.
+    signup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 600))
+    #: Failed and successful sign-in attempts per client address.
+    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 300))
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.settings.base_url.startswith("https://")
 
 
 def web_context(request: Request) -> WebContext:
     context = request.app.state.tidings
     assert isinstance(context, WebContext)
     return context
+
+
+def client_ip(request: Request) -> str:
+    """The client's address (uvicorn's proxy_headers applies X-Forwarded-For from proxies it
+    trusts)."""
+    return request.client.host if request.client else "unknown"

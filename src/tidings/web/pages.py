@@ -12,13 +12,13 @@ from tidings.paths import templates_dir
 def page_environment(operator_dir: Path | None) -> Environment:
     loaders = [FileSystemLoader(str(operator_dir / "web"))] if operator_dir else []
     loaders.append(FileSystemLoader(str(templates_dir() / "web")))
-    return Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(("html",)))
+    return Environment(loader=ChoiceLoader(loaders), autoescape=select_autoescape(("html", "atom")))
 
 
 def page(
-    environment: Environment, name: str, status_code: int = 200, **context: Any
+    environment: Environment, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    body = environment.get_template(name).render(**context)
+    body = environment.get_template(template).render(**context)
     return HTMLResponse(body, status_code=status_code, headers=_SECURITY_HEADERS)
 
 

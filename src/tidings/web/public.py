@@ -1,26 +1,41 @@
-"""Public pages reached from links in mail: unsubscribe (RFC 8058 one-click too), preferences,
-and the archive copy of an edition ("View in browser")."""
+"""Pages reached from links in mail: unsubscribe (RFC 8058 one-click too) with its undo, and
+the preference centre. Every form but the one-click POST carries a CSRF token bound to the
+signed link."""
 
 from typing import Annotated
+from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from tidings.audience.preferences import (
+    PreferenceChange,
+    preferences_of,
+    save_preferences,
+    undo_unsubscribe,
+    unsubscribe_everything,
+)
 from tidings.audience.service import SubscriptionView, subscription_view, unsubscribe
 from tidings.audience.tokens import Purpose, sign, unsign
-from tidings.compose.service import archive_html
+from tidings.errors import InvalidInput
 from tidings.paths import sample_dir
 from tidings.web.deps import WebContext, web_context
 from tidings.web.pages import page
+from tidings.web.security import CSRF_FIELD, csrf_ok, csrf_token
 
 router = APIRouter()
 Context = Annotated[WebContext, Depends(web_context)]
-ONE_CLICK = "List-Unsubscribe=One-Click"
+CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
+_ZONES = sorted(available_timezones())
 
 
 def _invalid(context: WebContext) -> HTMLResponse:
     # The same neutral answer for tampered, foreign and unknown tokens.
     return page(context.pages, "invalid_link.html", status_code=400)
+
+
+def _forbidden(context: WebContext) -> HTMLResponse:
+    return page(context.pages, "forbidden.html", status_code=403)
 
 
 def _view(context: WebContext, purpose: Purpose, token: str) -> SubscriptionView | None:
@@ -29,48 +44,135 @@ def _view(context: WebContext, purpose: Purpose, token: str) -> SubscriptionView
     return subscription_view(context.db, subscription_id) if subscription_id else None
 
 
+def _link(context: WebContext, purpose: Purpose, subscription_id: int) -> str:
+    prefix = {Purpose.unsubscribe: "/u", Purpose.preferences: "/preferences"}[purpose]
+    return f"{prefix}/{sign(context.settings.secret, purpose, subscription_id)}"
+
+
 @router.get("/u/{token}", response_class=HTMLResponse)
 def unsubscribe_page(token: str, context: Context) -> HTMLResponse:
     """A confirmation page: link scanners follow GETs, so a GET never unsubscribes."""
     view = _view(context, Purpose.unsubscribe, token)
     if view is None:
         return _invalid(context)
-    return page(context.pages, "unsubscribe.html", view=view, action=f"/u/{token}")
+    return page(
+        context.pages,
+        "unsubscribe.html",
+        view=view,
+        action=f"/u/{token}",
+        csrf=csrf_token(context.settings.secret, token),
+    )
 
 
 @router.post("/u/{token}", response_model=None)
 async def unsubscribe_post(token: str, request: Request, context: Context) -> Response:
-    """Unsubscribe: from the page's button, or the RFC 8058 one-click POST of a mail client."""
+    """Unsubscribe: from the page's button, or the RFC 8058 one-click POST of a mail client
+    (which carries no CSRF token by design: the signed link is the proof)."""
     form = await request.form()
     one_click = form.get("List-Unsubscribe") == "One-Click"
     subscription_id = unsign(context.settings.secret, Purpose.unsubscribe, token)
-    view = unsubscribe(context.db, subscription_id) if subscription_id else None
+    if subscription_id is None:
+        return _invalid(context)
+    if not one_click and not csrf_ok(context.settings.secret, token, form.get(CSRF_FIELD)):
+        return _forbidden(context)
+    view = unsubscribe(context.db, subscription_id)
     if view is None:
         return _invalid(context)
     if one_click:
         return PlainTextResponse("Unsubscribed.\n", status_code=200)
-    return page(context.pages, "unsubscribed.html", view=view)
-
-
-@router.get("/preferences/{token}", response_class=HTMLResponse)
-def preferences_page(token: str, context: Context) -> HTMLResponse:
-    """The subscription's status and a way out (the full preference centre comes later)."""
-    view = _view(context, Purpose.preferences, token)
-    if view is None:
-        return _invalid(context)
-    unsubscribe_token = sign(context.settings.secret, Purpose.unsubscribe, view.subscription_id)
     return page(
-        context.pages, "preferences.html", view=view, unsubscribe_url=f"/u/{unsubscribe_token}"
+        context.pages,
+        "unsubscribed.html",
+        view=view,
+        undo_action=f"/u/{token}/undo",
+        csrf=csrf_token(context.settings.secret, token),
+        preferences_url=_link(context, Purpose.preferences, view.subscription_id),
     )
 
 
-@router.get("/archive/{slug}/{edition_id}", response_class=HTMLResponse)
-def archive_page(slug: str, edition_id: int, context: Context) -> HTMLResponse:
-    """A sent edition without personal data."""
-    body = archive_html(context.db, context.settings, slug, edition_id)
-    if body is None:
-        return page(context.pages, "invalid_link.html", status_code=404)
-    return HTMLResponse(body)
+@router.post("/u/{token}/undo", response_class=HTMLResponse)
+def undo_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResponse:
+    """Rejoin straight after leaving by mistake."""
+    subscription_id = unsign(context.settings.secret, Purpose.unsubscribe, token)
+    if subscription_id is None:
+        return _invalid(context)
+    if not csrf_ok(context.settings.secret, token, csrf):
+        return _forbidden(context)
+    undone = undo_unsubscribe(context.db, subscription_id)
+    view = subscription_view(context.db, subscription_id)
+    if view is None:
+        return _invalid(context)
+    return page(
+        context.pages,
+        "resubscribed.html",
+        view=view,
+        undone=undone,
+        preferences_url=_link(context, Purpose.preferences, view.subscription_id),
+    )
+
+
+def _preferences_page(
+    context: WebContext, token: str, *, saved: bool = False, error: str | None = None
+) -> HTMLResponse:
+    subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
+    prefs = preferences_of(context.db, subscription_id) if subscription_id else None
+    if prefs is None:
+        return _invalid(context)
+    return page(
+        context.pages,
+        "preferences.html",
+        status_code=422 if error else 200,
+        prefs=prefs,
+        zones=_ZONES,
+        saved=saved,
+        error=error,
+        action=f"/preferences/{token}",
+        csrf=csrf_token(context.settings.secret, token),
+        unsubscribe_url=_link(context, Purpose.unsubscribe, prefs.subscription_id),
+    )
+
+
+@router.get("/preferences/{token}", response_class=HTMLResponse)
+def preferences_page(token: str, context: Context, saved: bool = False) -> HTMLResponse:
+    """The preference centre: newsletters, sections, name and time zone."""
+    return _preferences_page(context, token, saved=saved)
+
+
+@router.post("/preferences/{token}", response_model=None)
+def preferences_post(
+    token: str,
+    context: Context,
+    csrf: CsrfField = "",
+    name: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    keep: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
+    section: Annotated[list[str], Form()] = [],  # noqa: B006
+) -> Response:
+    subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
+    if subscription_id is None:
+        return _invalid(context)
+    if not csrf_ok(context.settings.secret, token, csrf):
+        return _forbidden(context)
+    change = PreferenceChange(name or None, timezone or None, frozenset(keep), section)
+    try:
+        found = save_preferences(context.db, subscription_id, change)
+    except InvalidInput as exc:
+        return _preferences_page(context, token, error=str(exc))
+    if not found:
+        return _invalid(context)
+    return RedirectResponse(f"/preferences/{token}?saved=true", status_code=303)
+
+
+@router.post("/preferences/{token}/leave-all", response_class=HTMLResponse)
+def leave_all_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResponse:
+    subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
+    if subscription_id is None:
+        return _invalid(context)
+    if not csrf_ok(context.settings.secret, token, csrf):
+        return _forbidden(context)
+    if not unsubscribe_everything(context.db, subscription_id):
+        return _invalid(context)
+    return _preferences_page(context, token, saved=True)
 
 
 @router.get("/sample/feed.xml")

@@ -1,0 +1,30 @@
+"""Web face: confirmation e-mail throttle, scheduled one-off editions
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-27
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("subscriptions") as batch:
+        batch.add_column(sa.Column("confirmation_sent_at", sa.DateTime(timezone=True)))
+    with op.batch_alter_table("editions") as batch:
+        batch.add_column(sa.Column("scheduled_for", sa.DateTime(timezone=True)))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("editions") as batch:
+        batch.drop_column("scheduled_for")
+    with op.batch_alter_table("subscriptions") as batch:
+        batch.drop_column("confirmation_sent_at")

@@ -1,0 +1,168 @@
+"""What the console's dashboard shows: counts per newsletter, next sends, a 90-day history.
+
+All set-based: grouped counts, never a loop over subscribers or deliveries.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import ColumnElement, Date, cast, exists, func, select
+from sqlalchemy.orm import QueryableAttribute, Session
+
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+from tidings.db.types import utcnow
+from tidings.deliver.progress import EditionProgress, list_editions
+
+HISTORY_DAYS = 90
+Timestamp = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+def next_sends(cron: str, timezone: str, count: int, after: datetime) -> list[datetime]:
+    """The next ``count`` slots of a schedule, in the newsletter's time zone."""
+    zone = ZoneInfo(timezone)
+    trigger = CronTrigger.from_crontab(cron, timezone=zone)
+    slots: list[datetime] = []
+    previous = None
+    now = after.astimezone(zone)
+    while len(slots) < count:
+        slot = trigger.get_next_fire_time(previous, now)
+        if slot is None:
+            break
+        slots.append(slot)
+        previous, now = slot, slot + timedelta(seconds=1)
+    return slots
+
+
+@dataclass(frozen=True)
+class NewsletterOverview:
+    id: int
+    slug: str
+    name: str
+    timezone: str
+    counts: dict[str, int]
+    next_send: datetime | None
+    editions: list[EditionProgress]
+
+
+def _status_counts(session: Session) -> dict[tuple[int, str], int]:
+    counts = {
+        (newsletter_id, str(status)): total
+        for newsletter_id, status, total in session.execute(
+            select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
+                Subscription.newsletter_id, Subscription.status
+            )
+        )
+    }
+    suppressed = exists().where(Suppression.email == Subscriber.email)
+    for newsletter_id, total in session.execute(
+        select(Subscription.newsletter_id, func.count())
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(suppressed)
+        .group_by(Subscription.newsletter_id)
+    ):
+        counts[(newsletter_id, "suppressed")] = total
+    return counts
+
+
+def overview(db: Database) -> list[NewsletterOverview]:
+    """Every newsletter with its subscriber counts, next send and newest editions."""
+    now = utcnow()
+    with db.session() as session:
+        counts = _status_counts(session)
+        newsletters = session.scalars(select(Newsletter).order_by(Newsletter.name)).all()
+    result = []
+    for n in newsletters:
+        upcoming = next_sends(n.schedule_cron, n.timezone, 1, now)
+        result.append(
+            NewsletterOverview(
+                id=n.id,
+                slug=n.slug,
+                name=n.name,
+                timezone=n.timezone,
+                counts={
+                    state: counts.get((n.id, state), 0)
+                    for state in ("active", "pending", "unsubscribed", "suppressed")
+                },
+                next_send=upcoming[0] if upcoming else None,
+                editions=list_editions(db, n.slug, limit=5),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    day: date
+    subscribers: int
+    sent: int
+
+
+def _day(session: Session, column: Timestamp) -> ColumnElement[date]:
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _per_day(session: Session, column: Timestamp, *where: ColumnElement[bool]) -> dict[date, int]:
+    day = _day(session, column).label("day")
+    rows = session.execute(select(day, func.count()).where(*where).group_by(day))
+    return {(d if isinstance(d, date) else date.fromisoformat(str(d))): n for d, n in rows}
+
+
+def history(db: Database, newsletter_id: int | None, days: int = HISTORY_DAYS) -> list[DayPoint]:
+    """Active subscribers at the end of each day, and messages sent that day."""
+    today = utcnow().date()
+    start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
+    joined_at = func.coalesce(Subscription.confirmed_at, Subscription.created_at)
+    scope = [Subscription.newsletter_id == newsletter_id] if newsletter_id else []
+    counted = Subscription.status != SubscriptionStatus.pending
+    with db.session() as session:
+        before = (
+            session.scalar(
+                select(func.count())
+                .where(counted, joined_at < start, *scope)
+                .select_from(Subscription)
+            )
+            or 0
+        )
+        left_before = (
+            session.scalar(
+                select(func.count())
+                .where(Subscription.unsubscribed_at < start, *scope)
+                .select_from(Subscription)
+            )
+            or 0
+        )
+        joins = _per_day(session, joined_at, counted, joined_at >= start, *scope)
+        leaves = _per_day(
+            session, Subscription.unsubscribed_at, Subscription.unsubscribed_at >= start, *scope
+        )
+        editions = select(Edition.id).where(Edition.newsletter_id == newsletter_id)
+        sent_scope = [Delivery.edition_id.in_(editions)] if newsletter_id else []
+        sent = _per_day(
+            session,
+            Delivery.sent_at,
+            Delivery.state == DeliveryState.sent,
+            Delivery.sent_at >= start,
+            *sent_scope,
+        )
+    total = before - left_before
+    points = []
+    for offset in range(days):
+        day = today - timedelta(days=days - 1 - offset)
+        total += joins.get(day, 0) - leaves.get(day, 0)
+        points.append(DayPoint(day, total, sent.get(day, 0)))
+    return points

@@ -1,0 +1,1 @@
+"""The admin console (/admin): sign-in, dashboard, subscribers, newsletters and editions."""

@@ -1,0 +1,22 @@
+"""The console's first page: per newsletter counts, next send, last editions, 90-day chart."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from tidings.insights import history, overview
+from tidings.web.admin.session import Context, Viewer, console_page
+from tidings.web.charts import chart
+
+router = APIRouter(prefix="/admin")
+
+
+@router.get("", response_class=HTMLResponse)
+def dashboard(request: Request, context: Context, account: Viewer) -> HTMLResponse:
+    points = history(context.db, None)
+    charts = [
+        chart("Active subscribers", [(p.day, p.subscribers) for p in points], bars=False),
+        chart("Messages sent per day", [(p.day, p.sent) for p in points], bars=True),
+    ]
+    return console_page(
+        request, context, account, "dashboard.html", newsletters=overview(context.db), charts=charts
+    )

@@ -1,0 +1,170 @@
+"""Who is signed in to the console, what their role allows, and the CSRF guard.
+
+Every console route depends on :func:`require` with the weakest role that may use it, and
+every POST passes :func:`csrf_guard` (a router-wide dependency), whose token is bound to the
+session id, or before sign-in to a random form cookie.
+"""
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from tidings.accounts import Account, account_by_id, role_allows
+from tidings.db.models import UserRole
+from tidings.web.deps import WebContext, web_context
+from tidings.web.pages import page
+from tidings.web.security import (
+    CSRF_FIELD,
+    FORM_COOKIE,
+    SESSION_COOKIE,
+    SessionData,
+    csrf_ok,
+    csrf_token,
+    read_session,
+)
+
+Context = Annotated[WebContext, Depends(web_context)]
+PASSWORD_PATH = "/admin/password"  # noqa: S105 (a path)
+
+
+class LoginRequired(Exception):
+    """No valid session: the handler sends the browser to the sign-in page."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+class PasswordChangeRequired(Exception):
+    """A one-time password is still in use."""
+
+
+class NotAllowed(Exception):
+    """The role may not do this."""
+
+
+class CsrfRejected(Exception):
+    """A POST without a valid CSRF token."""
+
+
+def _session(request: Request, context: WebContext) -> tuple[Account, SessionData] | None:
+    data = read_session(context.settings.secret, request.cookies.get(SESSION_COOKIE))
+    if data is None:
+        return None
+    account = account_by_id(context.db, data.user_id)
+    if account is None or account.fingerprint != data.fingerprint:
+        return None  # deleted, or the password changed since this session began
+    return account, data
+
+
+def signed_in(request: Request, context: Context) -> Account:
+    """The signed-in account; sends anonymous visitors to the sign-in page."""
+    found = _session(request, context)
+    if found is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(target if request.method == "GET" else "/admin")
+    account, data = found
+    request.state.console_session = data
+    if account.must_change_password and request.url.path not in (PASSWORD_PATH, "/admin/logout"):
+        raise PasswordChangeRequired
+    return account
+
+
+def require(role: UserRole) -> Callable[..., Account]:
+    """A dependency: the signed-in account, if its role is at least ``role``."""
+
+    def dependency(account: Annotated[Account, Depends(signed_in)]) -> Account:
+        if not role_allows(account.role, role):
+            raise NotAllowed
+        return account
+
+    return dependency
+
+
+Viewer = Annotated[Account, Depends(require(UserRole.viewer))]
+Editor = Annotated[Account, Depends(require(UserRole.editor))]
+Admin = Annotated[Account, Depends(require(UserRole.admin))]
+
+
+def _binding(request: Request, context: WebContext) -> str | None:
+    found = _session(request, context)
+    return found[1].session_id if found else request.cookies.get(FORM_COOKIE)
+
+
+async def csrf_guard(request: Request, context: Context) -> None:
+    """Refuse any state-changing request whose form lacks a valid token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    form = await request.form()
+    if not csrf_ok(context.settings.secret, _binding(request, context), form.get(CSRF_FIELD)):
+        raise CsrfRejected
+
+
+def console_page(
+    request: Request,
+    context: WebContext,
+    account: Account | None,
+    template: str,
+    status_code: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    """A console page with the account, the navigation and the form token filled in."""
+    data: SessionData | None = getattr(request.state, "console_session", None)
+    binding = data.session_id if data else request.cookies.get(FORM_COOKIE)
+    new_binding = None
+    if binding is None:
+        binding = new_binding = secrets.token_urlsafe(16)
+    response = page(
+        context.pages,
+        f"admin/{template}",
+        status_code=status_code,
+        account=account,
+        csrf=csrf_token(context.settings.secret, binding),
+        path=request.url.path,
+        catcher=context.settings.smtp is None,
+        **values,
+    )
+    if new_binding is not None:
+        response.set_cookie(
+            FORM_COOKIE,
+            new_binding,
+            httponly=True,
+            samesite="strict",
+            secure=context.secure_cookies,
+            max_age=12 * 3600,
+        )
+    return response
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHandler]:
+    """How the console answers the exceptions above."""
+
+    async def login(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return see_other(f"/admin/login?next={quote(exc.next_url, safe='')}")
+
+    async def password(request: Request, exc: Exception) -> Response:
+        return see_other(PASSWORD_PATH)
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return page(context.pages, "admin/not_allowed.html", status_code=403)
+
+    async def csrf(request: Request, exc: Exception) -> Response:
+        return page(context.pages, "forbidden.html", status_code=403)
+
+    return {
+        LoginRequired: login,
+        PasswordChangeRequired: password,
+        NotAllowed: not_allowed,
+        CsrfRejected: csrf,
+    }

@@ -1,0 +1,39 @@
+"""The public archive: a list per newsletter, each edition as a page, and an Atom feed."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse, Response
+
+from tidings.compose.archive import archive, archive_html
+from tidings.web.deps import WebContext, web_context
+from tidings.web.pages import page
+
+router = APIRouter(prefix="/archive")
+Context = Annotated[WebContext, Depends(web_context)]
+
+
+@router.get("/{slug}", response_class=HTMLResponse)
+def archive_list(slug: str, context: Context) -> HTMLResponse:
+    found = archive(context.db, context.settings, slug)
+    if found is None:
+        return page(context.pages, "not_found.html", status_code=404)
+    return page(context.pages, "archive.html", archive=found)
+
+
+@router.get("/{slug}/feed.atom")
+def archive_feed(slug: str, context: Context) -> Response:
+    found = archive(context.db, context.settings, slug)
+    if found is None:
+        return page(context.pages, "not_found.html", status_code=404)
+    body = context.pages.get_template("archive.atom").render(archive=found)
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+
+
+@router.get("/{slug}/{edition_id}", response_class=HTMLResponse)
+def archive_page(slug: str, edition_id: int, context: Context) -> HTMLResponse:
+    """A sent edition without personal data (the "View in browser" target)."""
+    body = archive_html(context.db, context.settings, slug, edition_id)
+    if body is None:
+        return page(context.pages, "not_found.html", status_code=404)
+    return HTMLResponse(body)

@@ -1,0 +1,100 @@
+"""Web security helpers: CSRF tokens, the console's session cookie, and rate limits.
+
+CSRF tokens are signed and bound to something the attacker's page cannot read: the console
+session, the signed link of a subscriber page, or a random cookie on the sign-up page.
+"""
+
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+CSRF_FIELD = "csrf_token"
+CSRF_MAX_AGE = 12 * 3600
+SESSION_COOKIE = "tidings_session"
+SESSION_MAX_AGE = 12 * 3600
+FORM_COOKIE = "tidings_form"
+
+
+def _signer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=f"tidings.web.{purpose}")
+
+
+def csrf_token(secret: str, binding: str) -> str:
+    """A form token valid only together with ``binding``."""
+    return str(_signer(secret, "csrf").dumps(binding))
+
+
+def csrf_ok(secret: str, binding: str | None, token: object) -> bool:
+    if not binding or not isinstance(token, str):
+        return False
+    try:
+        value = _signer(secret, "csrf").loads(token, max_age=CSRF_MAX_AGE)
+    except BadSignature:
+        return False
+    return secrets.compare_digest(str(value), binding)
+
+
+@dataclass(frozen=True)
+class SessionData:
+    user_id: int
+    session_id: str
+    fingerprint: str
+
+
+def session_cookie(secret: str, user_id: int, fingerprint: str) -> str:
+    """A new signed session: a random id (the CSRF binding) and the password fingerprint."""
+    return str(
+        _signer(secret, "session").dumps(
+            {"u": user_id, "s": secrets.token_urlsafe(16), "f": fingerprint}
+        )
+    )
+
+
+def read_session(secret: str, cookie: str | None) -> SessionData | None:
+    if not cookie:
+        return None
+    try:
+        value = _signer(secret, "session").loads(cookie, max_age=SESSION_MAX_AGE)
+    except BadSignature:
+        return None
+    if not isinstance(value, dict):
+        return None
+    user_id, session_id, fingerprint = value.get("u"), value.get("s"), value.get("f")
+    if not isinstance(user_id, int) or not isinstance(session_id, str):
+        return None
+    if not isinstance(fingerprint, str):
+        return None
+    return SessionData(user_id, session_id, fingerprint)
+
+
+class RateLimiter:
+    """At most ``limit`` events per key in a sliding ``window`` (seconds), in this process.
+
+    Good enough against a script hammering one web process; several web processes each keep
+    their own count.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self._limit = limit
+        self._window = window
+        self._events: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        """Count one event for ``key``; False when it is over the limit."""
+        now = time.monotonic()
+        with self._lock:
+            events = self._events.setdefault(key, deque())
+            while events and events[0] <= now - self._window:
+                events.popleft()
+            if len(events) >= self._limit:
+                return False
+            events.append(now)
+            if len(self._events) > 10_000:  # forget idle keys so memory stays bounded
+                cutoff = now - self._window
+                self._events = {k: v for k, v in self._events.items() if v and v[-1] > cutoff}
+            return True
