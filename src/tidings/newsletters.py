@@ -23,6 +23,7 @@ from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.ingest.drafts import canonical_url
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_SCHEDULE = "0 7 * * *"
 
 
@@ -39,6 +40,7 @@ class NewsletterSpec:
     feeds: list[str] = field(default_factory=list)
     min_articles: int = 1
     max_articles: int = 20
+    template_set: str = "digest"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ def validate_schedule(cron: str, timezone: str) -> None:
         raise InvalidInput(f"schedule {cron!r} is not a crontab expression: {exc}") from None
 
 
-def _newsletter_from_spec(spec: NewsletterSpec) -> Newsletter:
+def _validated(spec: NewsletterSpec) -> dict[str, object]:
+    """The newsletter's columns from ``spec``, or :class:`InvalidInput` naming the problem."""
     if not _SLUG.match(spec.slug):
         raise InvalidInput("slug must be lower-case letters, digits and hyphens (at most 64)")
     name = clean_name(spec.name)
@@ -78,17 +81,24 @@ def _newsletter_from_spec(spec: NewsletterSpec) -> Newsletter:
     validate_schedule(spec.schedule, spec.timezone)
     if spec.min_articles < 0 or spec.max_articles < 1 or spec.min_articles > spec.max_articles:
         raise InvalidInput("need 0 <= min-articles <= max-articles and max-articles >= 1")
-    newsletter = Newsletter(
-        slug=spec.slug,
-        name=name,
-        from_name=from_name or name,
-        from_address=from_address,
-        reply_to=normalise_email(spec.reply_to) if spec.reply_to else None,
-        schedule_cron=spec.schedule,
-        timezone=spec.timezone,
-        min_articles=spec.min_articles,
-        max_articles=spec.max_articles,
-    )
+    if not _TEMPLATE_SET.match(spec.template_set):
+        raise InvalidInput("template set must be a plain folder name under email/")
+    return {
+        "slug": spec.slug,
+        "name": name,
+        "from_name": from_name or name,
+        "from_address": from_address,
+        "reply_to": normalise_email(spec.reply_to) if spec.reply_to else None,
+        "schedule_cron": spec.schedule,
+        "timezone": spec.timezone,
+        "min_articles": spec.min_articles,
+        "max_articles": spec.max_articles,
+        "template_set": spec.template_set,
+    }
+
+
+def _newsletter_from_spec(spec: NewsletterSpec) -> Newsletter:
+    newsletter = Newsletter(**_validated(spec))
     feed_urls = list(dict.fromkeys(canonical_url(url) for url in spec.feeds))
     newsletter.sources = [Source(kind=SourceKind.feed, url=url) for url in feed_urls]
     return newsletter
@@ -105,6 +115,40 @@ def create_newsletter(db: Database, spec: NewsletterSpec) -> Newsletter:
             session.rollback()
             raise Conflict(f"a newsletter with slug {spec.slug!r} exists already") from None
     return newsletter
+
+
+def update_newsletter(db: Database, slug: str, spec: NewsletterSpec) -> None:
+    """Change a newsletter's settings (its slug stays: it is in every link already sent)."""
+    values = _validated(NewsletterSpec(**{**spec.__dict__, "slug": slug}))
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        for column, value in values.items():
+            setattr(newsletter, column, value)
+        session.commit()
+
+
+def add_feed(db: Database, slug: str, url: str) -> None:
+    """Add a feed source; :class:`Conflict` if the newsletter has it already."""
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        session.add(
+            Source(newsletter_id=newsletter.id, kind=SourceKind.feed, url=canonical_url(url))
+        )
+        try:
+            session.commit()
+        except IntegrityError:
+            raise Conflict("the newsletter has this feed already") from None
+
+
+def remove_source(db: Database, slug: str, source_id: int) -> None:
+    """Remove a feed source; its articles go with it (editions keep their rendered copy)."""
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        source = session.get(Source, source_id)
+        if source is None or source.newsletter_id != newsletter.id:
+            raise NotFound("no such source")
+        session.delete(source)
+        session.commit()
 
 
 def newsletter_by_slug(session: Session, slug: str) -> Newsletter:
@@ -167,3 +211,29 @@ def list_newsletters(db: Database) -> list[NewsletterSummary]:
             )
             for n in newsletters
         ]
+
+
+@dataclass(frozen=True)
+class NewsletterName:
+    id: int
+    slug: str
+    name: str
+
+
+def newsletter_names(db: Database) -> list[NewsletterName]:
+    """Every newsletter's id, slug and name, for pickers."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Newsletter.id, Newsletter.slug, Newsletter.name).order_by(Newsletter.name)
+        )
+        return [NewsletterName(*row) for row in rows]
+
+
+def newsletter_with_sources(db: Database, slug: str) -> tuple[Newsletter, list[Source]]:
+    """A newsletter and its sources (feeds first, by id), for the console."""
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        sources = session.scalars(
+            select(Source).where(Source.newsletter_id == newsletter.id).order_by(Source.id)
+        ).all()
+        return newsletter, list(sources)

@@ -2,7 +2,7 @@
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -43,6 +43,13 @@ class RowError:
 
     line: int
     reason: str
+
+
+def write_row_errors(errors: Iterable[RowError], out: TextIO) -> None:
+    """The invalid rows of an import as CSV: line, reason."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["line", "reason"])
+    writer.writerows([error.line, guard_formula(error.reason)] for error in errors)
 
 
 def guard_formula(value: str) -> str:

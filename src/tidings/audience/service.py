@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.addresses import clean_name, normalise_email
 from tidings.audience.csvrows import EXPORT_COLUMNS, guard_formula
+from tidings.audience.directory import AudienceFilter
 from tidings.audience.importer import (
     ImportOptions,
     ImportReport,
@@ -204,7 +205,7 @@ def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
 
 
 def _export_pages(
-    session: Session, newsletter_id: int
+    session: Session, newsletter_id: int, audience: AudienceFilter
 ) -> Iterator[list[tuple[Subscriber, Subscription]]]:
     """Keyset pages by subscriber id: constant cost per page however long the list."""
     last_id = 0
@@ -212,7 +213,11 @@ def _export_pages(
         page = session.execute(
             select(Subscriber, Subscription)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-            .where(Subscription.newsletter_id == newsletter_id, Subscriber.id > last_id)
+            .where(
+                Subscription.newsletter_id == newsletter_id,
+                Subscriber.id > last_id,
+                *audience.where(),
+            )
             .order_by(Subscriber.id)
             .limit(EXPORT_PAGE)
         ).all()
@@ -223,15 +228,22 @@ def _export_pages(
         session.expunge_all()
 
 
-def export_subscribers(db: Database, slug: str, out: TextIO) -> int:
-    """Write the newsletter's subscribers as CSV (importable again); returns the row count."""
+def export_subscribers(
+    db: Database, slug: str, out: TextIO, audience: AudienceFilter | None = None
+) -> int:
+    """Write the newsletter's subscribers (those ``audience`` matches, else all) as CSV,
+    importable again; returns the row count."""
     written = 0
     with db.session() as session:
         newsletter_id = newsletter_by_slug(session, slug).id
         attribute_keys = _attribute_keys(session, newsletter_id)
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([*EXPORT_COLUMNS, *attribute_keys])
-        for page in _export_pages(session, newsletter_id):
+        matching = audience or AudienceFilter()
+        if matching.status is not None:
+            # The status column describes this newsletter's subscription: filter on it too.
+            matching = AudienceFilter(newsletter_id, matching.status, matching.query)
+        for page in _export_pages(session, newsletter_id, matching):
             for subscriber, subscription in page:
                 values = [
                     subscriber.email,

@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from tidings.audience.csvrows import write_row_errors
 from tidings.audience.importer import ImportReport
 from tidings.audience.service import add_subscriber, export_subscribers, import_subscribers
 from tidings.cli.context import cli_context, friendly
@@ -51,11 +52,8 @@ def _print_import(console: Console, report: ImportReport, invalid_report: Path |
     if len(report.invalid) > INVALID_LINES_SHOWN:
         console.print(f"... and {len(report.invalid) - INVALID_LINES_SHOWN} more invalid row(s)")
     if invalid_report is not None:
-        with invalid_report.open("w", encoding="utf-8") as out:
-            out.write("line,reason\n")
-            for error in report.invalid:
-                reason = error.reason.replace('"', '""')
-                out.write(f'{error.line},"{reason}"\n')
+        with invalid_report.open("w", encoding="utf-8", newline="") as out:
+            write_row_errors(report.invalid, out)
         console.print(f"invalid rows written to {invalid_report}")
 
 

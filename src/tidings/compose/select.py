@@ -1,10 +1,12 @@
 """Which articles go into an edition."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
     Edition,
@@ -15,6 +17,7 @@ from tidings.db.models import (
     Source,
 )
 from tidings.errors import NotFound
+from tidings.newsletters import newsletter_by_slug
 
 #: The first scheduled edition looks back one cadence; daily is the only cadence a schedule
 #: has today (weekly subscriptions arrive with the preference centre).
@@ -102,3 +105,32 @@ def chosen_articles(session: Session, newsletter: Newsletter, ids: list[int]) ->
     if missing:
         raise NotFound(f"no article {missing[0]} in newsletter {newsletter.slug!r}")
     return [found[i] for i in dict.fromkeys(ids)]
+
+
+@dataclass(frozen=True)
+class ArticleChoice:
+    """An article as the one-off edition builder lists it."""
+
+    id: int
+    title: str
+    section: str | None
+    byline: str | None
+    published_at: datetime
+
+
+def article_choices(
+    db: Database, slug: str, query: str = "", limit: int = 100
+) -> list[ArticleChoice]:
+    """The newsletter's newest articles, optionally those whose title contains ``query``."""
+    with db.session() as session:
+        newsletter_id = newsletter_by_slug(session, slug).id
+        statement = (
+            select(Article.id, Article.title, Article.section, Article.byline, Article.published_at)
+            .join(Source, Source.id == Article.source_id)
+            .where(Source.newsletter_id == newsletter_id)
+        )
+        needle = query.strip().lower()
+        if needle:
+            statement = statement.where(func.lower(Article.title).contains(needle, autoescape=True))
+        rows = session.execute(statement.order_by(Article.published_at.desc()).limit(limit))
+        return [ArticleChoice(*row) for row in rows]

@@ -83,6 +83,21 @@ def _existing(session: Session, newsletter_id: int, slot: datetime) -> Edition |
     )
 
 
+def _attach_articles(session: Session, edition: Edition, articles: list[Article]) -> None:
+    session.add_all(
+        EditionArticle(edition_id=edition.id, article_id=a.id, position=position)
+        for position, a in enumerate(articles)
+    )
+
+
+def fan_out_edition(
+    session: Session, edition: Edition, newsletter: Newsletter, sections: list[str], now: datetime
+) -> int:
+    """Queue the edition to every active subscriber who wants one of ``sections``."""
+    domain = address_domain(newsletter.from_address)
+    return fan_out(session, edition.id, newsletter.id, domain, now, sections)
+
+
 def _start_sending(
     session: Session,
     edition: Edition,
@@ -90,13 +105,12 @@ def _start_sending(
     articles: list[Article],
     now: datetime,
 ) -> int:
-    session.add_all(
-        EditionArticle(edition_id=edition.id, article_id=a.id, position=position)
-        for position, a in enumerate(articles)
-    )
-    sections = sorted({a.section for a in articles if a.section})
-    domain = address_domain(newsletter.from_address)
-    return fan_out(session, edition.id, newsletter.id, domain, now, sections)
+    _attach_articles(session, edition, articles)
+    return fan_out_edition(session, edition, newsletter, sections_of(articles), now)
+
+
+def sections_of(articles: list[Article]) -> list[str]:
+    return sorted({a.section for a in articles if a.section})
 
 
 def _claim_slot(session: Session, edition: Edition) -> ComposeResult | None:
@@ -163,7 +177,7 @@ def _one_off_articles(
     return articles
 
 
-def _one_off_edition(
+def one_off_edition(
     session: Session, settings: Settings, slug: str, one_off: OneOff, now: datetime
 ) -> tuple[Newsletter, list[Article], Edition]:
     """Select and render a one-off edition (not yet added to the session)."""
@@ -186,11 +200,29 @@ def _one_off_edition(
     return newsletter, articles, edition
 
 
+def schedule_one_off(
+    db: Database, settings: Settings, slug: str, one_off: OneOff, send_at: datetime
+) -> int:
+    """Render a one-off edition now and keep it as a draft that the scheduler starts at
+    ``send_at`` (subscribers are chosen then, so late sign-ups get it too)."""
+    now = utcnow()
+    if send_at <= now:
+        raise InvalidInput("the send time is in the past: use send now instead")
+    with db.session() as session:
+        _, articles, edition = one_off_edition(session, settings, slug, one_off, now)
+        edition.scheduled_for, edition.started_at = send_at, None
+        session.add(edition)
+        session.flush()
+        _attach_articles(session, edition, articles)
+        session.commit()
+        return edition.id
+
+
 def send_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -> ComposeResult:
     """Compose a one-off edition now and queue it to every active subscriber."""
     now = utcnow()
     with db.session() as session:
-        newsletter, articles, edition = _one_off_edition(session, settings, slug, one_off, now)
+        newsletter, articles, edition = one_off_edition(session, settings, slug, one_off, now)
         edition.status = EditionStatus.sending
         session.add(edition)
         session.flush()
@@ -236,7 +268,7 @@ def preview(
     """Render what ``digest send`` would send now, personalised for one (sample) subscriber."""
     now = utcnow()
     with db.session() as session:
-        newsletter, articles, edition = _one_off_edition(session, settings, slug, one_off, now)
+        newsletter, articles, edition = one_off_edition(session, settings, slug, one_off, now)
         subscription_id, email, name = (
             subscription_for(session, newsletter.id, subscriber_email)
             if subscriber_email

@@ -91,6 +91,7 @@ class DeliveryState(enum.StrEnum):
     deferred = "deferred"
     failed = "failed"
     uncertain = "uncertain"
+    cancelled = "cancelled"
 
 
 class SuppressionReason(enum.StrEnum):

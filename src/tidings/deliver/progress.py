@@ -23,6 +23,7 @@ class EditionProgress:
     status: EditionStatus
     skip_reason: str | None
     slot: datetime | None
+    scheduled_for: datetime | None
     subject: str | None
     created_at: datetime
     counts: dict[DeliveryState, int]
@@ -42,6 +43,10 @@ class EditionProgress:
         return self.total - self.remaining
 
     @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+    @property
     def eta_seconds(self) -> float | None:
         if not self.remaining or self.per_second <= 0:
             return None
@@ -59,6 +64,7 @@ def _progress(db: Database, edition: Edition, slug: str, now: datetime) -> Editi
         status=edition.status,
         skip_reason=edition.skip_reason,
         slot=edition.slot,
+        scheduled_for=edition.scheduled_for,
         subject=edition.subject,
         created_at=edition.created_at,
         counts=counts,

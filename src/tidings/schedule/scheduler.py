@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
+from tidings.compose.lifecycle import start_due_drafts
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter
@@ -32,6 +33,7 @@ REFRESH_SECONDS = 60
 
 def ledger_upkeep(db: Database, settings: Settings) -> None:
     now = utcnow()
+    start_due_drafts(db, now)
     with db.session() as session:
         ledger.reclaim_expired(session, now, settings.at_most_once)
         ledger.finish_editions(session, now)

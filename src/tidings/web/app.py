@@ -6,7 +6,7 @@ from tidings import __version__
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.web import archive, mailbox, public, subscribe
-from tidings.web.admin import auth, dashboard
+from tidings.web.admin import auth, dashboard, editions, newsletters, subscribers
 from tidings.web.admin.session import csrf_guard, exception_handlers
 from tidings.web.deps import WebContext
 from tidings.web.pages import page_environment
@@ -17,6 +17,9 @@ def _console() -> APIRouter:
     console = APIRouter(dependencies=[Depends(csrf_guard)])
     console.include_router(auth.router)
     console.include_router(dashboard.router)
+    console.include_router(subscribers.router)
+    console.include_router(newsletters.router)
+    console.include_router(editions.router)
     return console
 
 

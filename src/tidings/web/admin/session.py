@@ -8,13 +8,14 @@ session id, or before sign-in to a random form cookie.
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tidings.accounts import Account, account_by_id, role_allows
 from tidings.db.models import UserRole
+from tidings.errors import Conflict, NotFound, TidingsError
 from tidings.web.deps import WebContext, web_context
 from tidings.web.pages import page
 from tidings.web.security import (
@@ -143,6 +144,12 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
+def _console_path(url: str) -> str:
+    """The path of a console URL, for a "go back" link; the dashboard for anything else."""
+    path = urlsplit(url).path
+    return path if path.startswith("/admin") else "/admin"
+
+
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
@@ -162,9 +169,21 @@ def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHa
     async def csrf(request: Request, exc: Exception) -> Response:
         return page(context.pages, "forbidden.html", status_code=403)
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        # A service said no (bad input, missing thing, conflict): say why, change nothing.
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
+        return page(
+            context.pages,
+            "admin/refused.html",
+            status_code=status,
+            message=str(exc),
+            back=_console_path(request.headers.get("referer", "")),
+        )
+
     return {
         LoginRequired: login,
         PasswordChangeRequired: password,
         NotAllowed: not_allowed,
         CsrfRejected: csrf,
+        TidingsError: refused,
     }

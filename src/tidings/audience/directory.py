@@ -1,0 +1,318 @@
+"""The console's view of the audience: search with keyset paging, one subscriber's record,
+bulk actions on a filter, erasure, and the suppression list.
+
+Every list pages by id (``WHERE id > :after ORDER BY id LIMIT n``), so page 10,000 costs what
+page 1 costs; bulk actions are one set-based statement over the same filter.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, exists, func, literal, or_, select, update
+
+from tidings.audience.addresses import normalise_email
+from tidings.db.dialect import upsert_insert
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+from tidings.db.types import utcnow
+from tidings.errors import InvalidInput
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AudienceFilter:
+    """Who a list or a bulk action is about; empty fields do not filter."""
+
+    newsletter_id: int | None = None
+    status: SubscriptionStatus | None = None
+    query: str = ""
+
+    def where(self) -> list[Any]:
+        conditions: list[Any] = []
+        needle = self.query.strip().lower()
+        if needle:
+            conditions.append(
+                or_(
+                    Subscriber.email.contains(needle, autoescape=True),
+                    func.lower(Subscriber.name).contains(needle, autoescape=True),
+                )
+            )
+        if self.newsletter_id is not None or self.status is not None:
+            member = exists().where(Subscription.subscriber_id == Subscriber.id)
+            if self.newsletter_id is not None:
+                member = member.where(Subscription.newsletter_id == self.newsletter_id)
+            if self.status is not None:
+                member = member.where(Subscription.status == self.status)
+            conditions.append(member)
+        return conditions
+
+    def subscriber_ids(self) -> Select[int]:
+        return select(Subscriber.id).where(*self.where())
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    id: int
+    email: str
+    name: str | None
+    created_at: datetime
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    rows: list[SubscriberRow]
+    next_after: int | None
+
+
+def search(db: Database, audience: AudienceFilter, after: int = 0) -> SubscriberPage:
+    """One page of subscribers matching the filter, by id."""
+    suppressed = exists().where(Suppression.email == Subscriber.email)
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                Subscriber.id,
+                Subscriber.email,
+                Subscriber.name,
+                Subscriber.created_at,
+                suppressed.label("suppressed"),
+            )
+            .where(Subscriber.id > after, *audience.where())
+            .order_by(Subscriber.id)
+            .limit(PAGE_SIZE + 1)
+        ).all()
+    found = [SubscriberRow(*row) for row in rows[:PAGE_SIZE]]
+    return SubscriberPage(found, found[-1].id if len(rows) > PAGE_SIZE else None)
+
+
+def count(db: Database, audience: AudienceFilter) -> int:
+    with db.session() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Subscriber).where(*audience.where()))
+            or 0
+        )
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    newsletter: str
+    status: SubscriptionStatus
+    cadence: str
+    sections: list[str]
+    consent_at: datetime | None
+    consent_method: str | None
+    consent_source: str | None
+    consent_ip: str | None
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    edition_id: int
+    subject: str | None
+    state: DeliveryState
+    attempts: int
+    last_attempt_at: datetime | None
+    last_reply: str | None
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    id: int
+    email: str
+    name: str | None
+    locale: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    suppression: str | None
+    subscriptions: list[SubscriptionRecord]
+    deliveries: list[DeliveryRecord]
+
+
+def subscriber_record(
+    db: Database, subscriber_id: int, history: int = 50
+) -> SubscriberRecord | None:
+    """Everything stored about one subscriber, with their newest deliveries."""
+    with db.session() as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return None
+        suppression = session.scalar(
+            select(Suppression.reason).where(Suppression.email == subscriber.email)
+        )
+        subscriptions = [
+            SubscriptionRecord(
+                name,
+                s.status,
+                s.cadence.value,
+                list(s.sections or []),
+                s.consent_at,
+                s.consent_method,
+                s.consent_source,
+                s.consent_ip,
+                s.confirmed_at,
+                s.unsubscribed_at,
+            )
+            for s, name in session.execute(
+                select(Subscription, Newsletter.name)
+                .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+                .where(Subscription.subscriber_id == subscriber_id)
+                .order_by(Newsletter.name)
+            )
+        ]
+        deliveries = [
+            DeliveryRecord(*row)
+            for row in session.execute(
+                select(
+                    Delivery.edition_id,
+                    Edition.subject,
+                    Delivery.state,
+                    Delivery.attempts,
+                    Delivery.last_attempt_at,
+                    Delivery.last_reply,
+                )
+                .join(Edition, Edition.id == Delivery.edition_id)
+                .where(Delivery.subscriber_id == subscriber_id)
+                .order_by(Delivery.id.desc())
+                .limit(history)
+            )
+        ]
+        return SubscriberRecord(
+            subscriber.id,
+            subscriber.email,
+            subscriber.name,
+            subscriber.locale,
+            subscriber.timezone,
+            dict(subscriber.attributes or {}),
+            subscriber.created_at,
+            suppression.value if suppression else None,
+            subscriptions,
+            deliveries,
+        )
+
+
+def bulk_unsubscribe(db: Database, audience: AudienceFilter) -> int:
+    """Unsubscribe everyone matched (from the filter's newsletter, else from all)."""
+    now = utcnow()
+    with db.session() as session:
+        statement = (
+            update(Subscription)
+            .where(
+                Subscription.subscriber_id.in_(audience.subscriber_ids()),
+                Subscription.status != SubscriptionStatus.unsubscribed,
+            )
+            .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
+        )
+        if audience.newsletter_id is not None:
+            statement = statement.where(Subscription.newsletter_id == audience.newsletter_id)
+        changed = session.execute(statement).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        return int(changed)
+
+
+def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
+    """Put every matched address on the suppression list (one INSERT ... SELECT)."""
+    now = utcnow()
+    with db.session() as session:
+        emails = select(
+            Subscriber.email,
+            literal(SuppressionReason.manual.value),
+            literal(detail),
+            literal(now, Suppression.created_at.type),
+        ).where(*audience.where())
+        statement = (
+            upsert_insert(session)(Suppression)
+            .from_select(["email", "reason", "detail", "created_at"], emails)
+            .on_conflict_do_nothing(index_elements=["email"])
+        )
+        added = session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        return int(added)
+
+
+def bulk_delete(db: Database, audience: AudienceFilter) -> int:
+    """Delete every matched subscriber; their deliveries stay as anonymous counts."""
+    with db.session() as session:
+        removed = session.execute(
+            delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids()))
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        return int(removed)
+
+
+def erase(db: Database, subscriber_id: int) -> bool:
+    """GDPR erasure: the person and their subscriptions go; the ledger keeps anonymous rows
+    (subscriber_id becomes NULL), so sent counts stay right."""
+    with db.session() as session:
+        removed = session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id)).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        return bool(removed)
+
+
+@dataclass(frozen=True)
+class SuppressionRow:
+    id: int
+    email: str
+    reason: SuppressionReason
+    detail: str | None
+    created_at: datetime
+
+
+def suppressions(
+    db: Database, query: str = "", after: int = 0
+) -> tuple[list[SuppressionRow], int | None]:
+    needle = query.strip().lower()
+    with db.session() as session:
+        statement = select(
+            Suppression.id,
+            Suppression.email,
+            Suppression.reason,
+            Suppression.detail,
+            Suppression.created_at,
+        ).where(Suppression.id > after)
+        if needle:
+            statement = statement.where(Suppression.email.contains(needle, autoescape=True))
+        rows = session.execute(statement.order_by(Suppression.id).limit(PAGE_SIZE + 1)).all()
+    found = [SuppressionRow(*row) for row in rows[:PAGE_SIZE]]
+    return found, (found[-1].id if len(rows) > PAGE_SIZE else None)
+
+
+def suppress(db: Database, email: str, detail: str | None) -> bool:
+    """Add one address by hand; False if it was already there."""
+    address = normalise_email(email)
+    with db.session() as session:
+        added = session.execute(
+            upsert_insert(session)(Suppression)
+            .values(
+                email=address, reason=SuppressionReason.manual, detail=detail, created_at=utcnow()
+            )
+            .on_conflict_do_nothing(index_elements=["email"])
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        return bool(added)
+
+
+def unsuppress(db: Database, suppression_id: int) -> bool:
+    """Remove an entry (an admin's decision, e.g. a bounce that was the server's fault)."""
+    with db.session() as session:
+        removed = session.execute(
+            delete(Suppression).where(Suppression.id == suppression_id)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+        if not removed:
+            raise InvalidInput("no such suppression")
+        return True

@@ -1,0 +1,105 @@
+"""An edition's life after composing: scheduled drafts start, editors pause, resume, cancel.
+
+Each change is one conditional UPDATE on the edition's status, so two editors (or an editor
+and the scheduler) pressing at once cannot both win. Workers only claim deliveries of
+editions that are ``sending``, so pausing stops new sends at once; messages already handed
+to the SMTP server finish and are recorded.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tidings.compose.service import fan_out_edition, sections_of
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Article,
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionArticle,
+    EditionStatus,
+    Newsletter,
+)
+from tidings.db.types import utcnow
+from tidings.errors import InvalidInput, NotFound
+
+_UNSENT = (DeliveryState.queued, DeliveryState.deferred)
+
+
+def _move(
+    session: Session, edition_id: int, allowed: tuple[EditionStatus, ...], to: EditionStatus
+) -> bool:
+    moved = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status.in_(allowed))
+        .values(status=to)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(moved.rowcount)  # type: ignore[attr-defined]
+
+
+def _change(
+    db: Database, edition_id: int, allowed: tuple[EditionStatus, ...], to: EditionStatus
+) -> None:
+    with db.session() as session:
+        edition = session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"no edition {edition_id}")
+        if not _move(session, edition_id, allowed, to):
+            raise InvalidInput(
+                f"edition {edition_id} is {edition.status.value}: it cannot become {to.value}"
+            )
+        if to == EditionStatus.cancelled:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.edition_id == edition_id, Delivery.state.in_(_UNSENT))
+                .values(state=DeliveryState.cancelled, last_reply="cancelled by an editor")
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+
+
+def pause_edition(db: Database, edition_id: int) -> None:
+    _change(db, edition_id, (EditionStatus.sending,), EditionStatus.paused)
+
+
+def resume_edition(db: Database, edition_id: int) -> None:
+    _change(db, edition_id, (EditionStatus.paused,), EditionStatus.sending)
+
+
+def cancel_edition(db: Database, edition_id: int) -> None:
+    """Stop for good: unsent deliveries become ``cancelled`` (kept in the ledger)."""
+    allowed = (EditionStatus.draft, EditionStatus.sending, EditionStatus.paused)
+    _change(db, edition_id, allowed, EditionStatus.cancelled)
+
+
+def start_due_drafts(db: Database, now: datetime | None = None) -> list[int]:
+    """Start every scheduled draft whose time has come: fan-out happens now."""
+    now = now or utcnow()
+    started: list[int] = []
+    with db.session() as session:
+        due = session.scalars(
+            select(Edition.id).where(
+                Edition.status == EditionStatus.draft, Edition.scheduled_for <= now
+            )
+        ).all()
+    for edition_id in due:
+        with db.session() as session:
+            if not _move(session, edition_id, (EditionStatus.draft,), EditionStatus.sending):
+                continue  # another scheduler, or an editor's cancel, got there first
+            edition = session.get_one(Edition, edition_id)
+            edition.started_at = now
+            newsletter = session.get_one(Newsletter, edition.newsletter_id)
+            articles = list(
+                session.scalars(
+                    select(Article)
+                    .join(EditionArticle, EditionArticle.article_id == Article.id)
+                    .where(EditionArticle.edition_id == edition_id)
+                )
+            )
+            fan_out_edition(session, edition, newsletter, sections_of(articles), now)
+            session.commit()
+            started.append(edition_id)
+    return started

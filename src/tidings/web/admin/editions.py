@@ -1,0 +1,225 @@
+"""Console: editions. Everyone signed in watches; editors build, test, send, schedule,
+pause, resume and cancel."""
+
+import asyncio
+from datetime import datetime
+from email import message_from_bytes, policy
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from tidings.audience.addresses import normalise_email
+from tidings.compose.lifecycle import cancel_edition, pause_edition, resume_edition
+from tidings.compose.select import article_choices
+from tidings.compose.service import OneOff, Preview, preview, schedule_one_off, send_one_off
+from tidings.deliver.direct import send_now
+from tidings.deliver.progress import EditionProgress, edition_progress, list_editions
+from tidings.deliver.transport import DeliveryError
+from tidings.errors import InvalidInput
+from tidings.newsletters import newsletter_names, newsletter_with_sources
+from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
+
+router = APIRouter(prefix="/admin/editions")
+MAX_TEST_ADDRESSES = 5
+
+
+def _headers(message: bytes) -> list[tuple[str, str]]:
+    parsed: Any = message_from_bytes(message, policy=policy.default)
+    return [(name, str(value)) for name, value in parsed.items()]
+
+
+def _preview_values(found: Preview) -> dict[str, Any]:
+    return {
+        "preview": found,
+        "headers": _headers(found.message),
+        "message_kb": round(len(found.message) / 1024, 1),
+    }
+
+
+@router.get("", response_class=HTMLResponse)
+def edition_list(request: Request, context: Context, account: Viewer) -> HTMLResponse:
+    return console_page(
+        request, context, account, "editions.html", editions=list_editions(context.db, None, 50)
+    )
+
+
+@router.get("/next/{slug}", response_class=HTMLResponse)
+def next_edition(slug: str, request: Request, context: Context, account: Viewer) -> HTMLResponse:
+    """What the schedule would send now: the new articles since the last edition."""
+    newsletter, _ = newsletter_with_sources(context.db, slug)
+    try:
+        found = preview(context.db, context.settings, slug, OneOff(article_ids=[]), None)
+    except InvalidInput as exc:
+        return console_page(
+            request,
+            context,
+            account,
+            "message.html",
+            title=f"Next edition of {newsletter.name}",
+            message=str(exc),
+            back=f"/admin/newsletters/{slug}",
+        )
+    return console_page(
+        request, context, account, "next.html", newsletter=newsletter, **_preview_values(found)
+    )
+
+
+def _builder(
+    request: Request, context: Context, account: Any, slug: str, query: str, **values: Any
+) -> HTMLResponse:
+    newsletter, _ = newsletter_with_sources(context.db, slug)
+    return console_page(
+        request,
+        context,
+        account,
+        "builder.html",
+        newsletter=newsletter,
+        newsletters=newsletter_names(context.db),
+        articles=article_choices(context.db, slug, query),
+        q=query,
+        **{
+            "chosen": [],
+            "positions": {},
+            "intro": "",
+            "subject": "",
+            "tests": "",
+            "send_at": "",
+            "result": None,
+            "preview": None,
+            **values,
+        },
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+def builder_page(
+    request: Request, context: Context, account: Editor, newsletter: str = "", q: str = ""
+) -> HTMLResponse:
+    slug = newsletter or next(iter(n.slug for n in newsletter_names(context.db)), "")
+    if not slug:
+        raise InvalidInput("create a newsletter first")
+    return _builder(request, context, account, slug, q)
+
+
+def _chosen(form: Any) -> tuple[list[int], dict[int, str]]:
+    """The ticked articles in the editor's order (position fields, then list order)."""
+    ids = [int(value) for value in form.getlist("article") if str(value).isdigit()]
+    positions = {i: str(form.get(f"pos_{i}", "")).strip() for i in ids}
+
+    def key(item: tuple[int, int]) -> tuple[int, int]:
+        index, article_id = item
+        given = positions.get(article_id, "")
+        return (int(given) if given.isdigit() else 10_000 + index, index)
+
+    ordered = [article_id for _, article_id in sorted(enumerate(ids), key=key)]
+    return ordered, positions
+
+
+def _send_at(value: str, timezone: str) -> datetime:
+    try:
+        local = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("choose a date and time to send at") from None
+    return local.replace(tzinfo=ZoneInfo(timezone))
+
+
+async def _test_send(context: Context, slug: str, one_off: OneOff, raw: str) -> list[str]:
+    addresses = [a for a in raw.replace(",", " ").split() if a]
+    if not addresses or len(addresses) > MAX_TEST_ADDRESSES:
+        raise InvalidInput(f"give one to {MAX_TEST_ADDRESSES} test addresses")
+    checked = [normalise_email(a) for a in addresses]
+    # One rendering for all: a test shows the edition, personalised for a sample reader.
+    found = await asyncio.to_thread(preview, context.db, context.settings, slug, one_off, None)
+    sender = newsletter_with_sources(context.db, slug)[0].from_address
+    lines = []
+    for address in checked:
+        try:
+            await send_now(context.settings, sender, address, found.message)
+            lines.append(f"{address}: sent")
+        except DeliveryError as exc:
+            lines.append(f"{address}: not sent ({exc})")
+    return lines
+
+
+@router.post("/new", response_model=None)
+async def builder_post(request: Request, context: Context, account: Editor) -> Response:
+    """One form, four buttons: preview, send a test, send now, schedule."""
+    form = await request.form()
+    slug = str(form.get("newsletter", ""))
+    action = str(form.get("do", "preview"))
+    ids, positions = _chosen(form)
+    intro, subject = str(form.get("intro", "")), str(form.get("subject", "")).strip()
+    tests, send_at = str(form.get("tests", "")), str(form.get("send_at", ""))
+    one_off = OneOff(
+        article_ids=ids,
+        intro_markdown=intro.strip() or None,
+        subject=subject or None,
+        created_by=account.email,
+    )
+    keep = {
+        "chosen": ids,
+        "positions": positions,
+        "intro": intro,
+        "subject": subject,
+        "tests": tests,
+        "send_at": send_at,
+    }
+    try:
+        if action == "send":
+            result = await asyncio.to_thread(
+                send_one_off, context.db, context.settings, slug, one_off
+            )
+            return see_other(f"/admin/editions/{result.edition_id}")
+        if action == "schedule":
+            timezone = newsletter_with_sources(context.db, slug)[0].timezone
+            when = _send_at(send_at, timezone)
+            edition_id = await asyncio.to_thread(
+                schedule_one_off, context.db, context.settings, slug, one_off, when
+            )
+            return see_other(f"/admin/editions/{edition_id}")
+        if action == "test":
+            lines = await _test_send(context, slug, one_off, tests)
+            return _builder(request, context, account, slug, "", result=lines, **keep)
+        found = await asyncio.to_thread(preview, context.db, context.settings, slug, one_off, None)
+        return _builder(request, context, account, slug, "", **keep, **_preview_values(found))
+    except InvalidInput as exc:
+        return _builder(request, context, account, slug, "", result=[str(exc)], **keep)
+
+
+def _progress_json(progress: EditionProgress) -> dict[str, Any]:
+    return {
+        "id": progress.edition_id,
+        "status": progress.status.value,
+        "counts": {state.value: n for state, n in progress.counts.items()},
+        "total": progress.total,
+        "done": progress.done,
+        "percent": progress.percent,
+        "per_second": round(progress.per_second, 2),
+        "eta_seconds": round(progress.eta_seconds) if progress.eta_seconds is not None else None,
+    }
+
+
+@router.get("/{edition_id}", response_class=HTMLResponse)
+def edition_page(
+    edition_id: int, request: Request, context: Context, account: Viewer
+) -> HTMLResponse:
+    progress = edition_progress(context.db, edition_id)
+    return console_page(
+        request, context, account, "edition.html", e=progress, live=_progress_json(progress)
+    )
+
+
+@router.get("/{edition_id}/progress.json")
+def edition_progress_json(edition_id: int, context: Context, account: Viewer) -> JSONResponse:
+    return JSONResponse(_progress_json(edition_progress(context.db, edition_id)))
+
+
+@router.post("/{edition_id}/{change}", response_model=None)
+def edition_change(edition_id: int, change: str, context: Context, account: Editor) -> Response:
+    actions = {"pause": pause_edition, "resume": resume_edition, "cancel": cancel_edition}
+    if change not in actions:
+        raise InvalidInput(f"unknown change {change!r}")
+    actions[change](context.db, edition_id)
+    return see_other(f"/admin/editions/{edition_id}")

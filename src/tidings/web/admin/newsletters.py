@@ -1,0 +1,176 @@
+"""Console: newsletters and their sources. Admins change them; everyone signed in reads."""
+
+from html import escape
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from tidings.db.models import Newsletter
+from tidings.db.types import utcnow
+from tidings.ingest.service import poll_sources
+from tidings.insights import next_sends
+from tidings.newsletters import (
+    NewsletterSpec,
+    add_feed,
+    create_newsletter,
+    list_newsletters,
+    newsletter_with_sources,
+    remove_source,
+    update_newsletter,
+)
+from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
+
+router = APIRouter(prefix="/admin/newsletters")
+
+
+def signup_snippet(base_url: str, newsletter: Newsletter) -> str:
+    """HTML to paste into another site: it posts to the sign-up page, which asks the visitor
+    to press Subscribe once more (cross-site posts carry no CSRF token)."""
+    action = escape(f"{base_url}/subscribe/{newsletter.slug}", quote=True)
+    return (
+        f'<form method="post" action="{action}">\n'
+        f'  <label for="tidings-email">Get {escape(newsletter.name)} by email</label>\n'
+        '  <input id="tidings-email" name="email" type="email" required'
+        ' placeholder="you@example.org">\n'
+        '  <button type="submit">Subscribe</button>\n'
+        "</form>"
+    )
+
+
+def _spec(
+    slug: str,
+    name: str,
+    sender: str,
+    reply_to: str,
+    schedule: str,
+    timezone: str,
+    min_articles: int,
+    max_articles: int,
+    template_set: str,
+    feeds: str = "",
+) -> NewsletterSpec:
+    return NewsletterSpec(
+        slug=slug.strip(),
+        name=name,
+        sender=sender,
+        reply_to=reply_to.strip() or None,
+        schedule=schedule.strip(),
+        timezone=timezone.strip(),
+        feeds=[line.strip() for line in feeds.splitlines() if line.strip()],
+        min_articles=min_articles,
+        max_articles=max_articles,
+        template_set=template_set.strip() or "digest",
+    )
+
+
+Text = Annotated[str, Form()]
+Number = Annotated[int, Form()]
+
+
+@router.get("", response_class=HTMLResponse)
+def newsletter_list(request: Request, context: Context, account: Viewer) -> HTMLResponse:
+    return console_page(
+        request, context, account, "newsletters.html", newsletters=list_newsletters(context.db)
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+def newsletter_new(request: Request, context: Context, account: Admin) -> HTMLResponse:
+    return console_page(request, context, account, "newsletter_form.html", newsletter=None)
+
+
+@router.post("/new", response_class=HTMLResponse)
+def newsletter_create(
+    request: Request,
+    context: Context,
+    account: Admin,
+    slug: Text,
+    name: Text,
+    sender: Text,
+    schedule: Text,
+    timezone: Text,
+    min_articles: Number,
+    max_articles: Number,
+    reply_to: Text = "",
+    template_set: Text = "digest",
+    feeds: Text = "",
+) -> Response:
+    spec = _spec(
+        slug,
+        name,
+        sender,
+        reply_to,
+        schedule,
+        timezone,
+        min_articles,
+        max_articles,
+        template_set,
+        feeds,
+    )
+    create_newsletter(context.db, spec)
+    return see_other(f"/admin/newsletters/{spec.slug}")
+
+
+@router.get("/{slug}", response_class=HTMLResponse)
+def newsletter_detail(
+    slug: str, request: Request, context: Context, account: Viewer
+) -> HTMLResponse:
+    newsletter, sources = newsletter_with_sources(context.db, slug)
+    return console_page(
+        request,
+        context,
+        account,
+        "newsletter.html",
+        newsletter=newsletter,
+        sources=sources,
+        upcoming=next_sends(newsletter.schedule_cron, newsletter.timezone, 5, utcnow()),
+        snippet=signup_snippet(context.settings.base_url, newsletter),
+        signup_url=f"{context.settings.base_url}/subscribe/{newsletter.slug}",
+    )
+
+
+@router.get("/{slug}/edit", response_class=HTMLResponse)
+def newsletter_edit(slug: str, request: Request, context: Context, account: Admin) -> HTMLResponse:
+    newsletter, _ = newsletter_with_sources(context.db, slug)
+    return console_page(request, context, account, "newsletter_form.html", newsletter=newsletter)
+
+
+@router.post("/{slug}/edit", response_class=HTMLResponse)
+def newsletter_update(
+    slug: str,
+    request: Request,
+    context: Context,
+    account: Admin,
+    name: Text,
+    sender: Text,
+    schedule: Text,
+    timezone: Text,
+    min_articles: Number,
+    max_articles: Number,
+    reply_to: Text = "",
+    template_set: Text = "digest",
+) -> Response:
+    spec = _spec(
+        slug, name, sender, reply_to, schedule, timezone, min_articles, max_articles, template_set
+    )
+    update_newsletter(context.db, slug, spec)
+    return see_other(f"/admin/newsletters/{slug}")
+
+
+@router.post("/{slug}/feeds", response_class=HTMLResponse)
+def feed_add(slug: str, context: Context, account: Admin, url: Text) -> Response:
+    add_feed(context.db, slug, url)
+    return see_other(f"/admin/newsletters/{slug}")
+
+
+@router.post("/{slug}/sources/{source_id}/remove", response_class=HTMLResponse)
+def source_remove(slug: str, source_id: int, context: Context, account: Admin) -> Response:
+    remove_source(context.db, slug, source_id)
+    return see_other(f"/admin/newsletters/{slug}")
+
+
+@router.post("/{slug}/poll", response_class=HTMLResponse)
+def poll_now(slug: str, request: Request, context: Context, account: Editor) -> HTMLResponse:
+    outcomes = poll_sources(context.db, context.settings, slug)
+    return console_page(request, context, account, "polled.html", slug=slug, outcomes=outcomes)

@@ -1,0 +1,54 @@
+"""Uploaded CSV files waiting for the admin's go-ahead, and their import reports.
+
+Keys are random and checked against a strict pattern, so a key can never name a path
+outside the uploads folder.
+"""
+
+import csv
+import re
+from itertools import islice
+from pathlib import Path
+
+from tidings.errors import InvalidInput, NotFound
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+PREVIEW_ROWS = 5
+
+
+class Uploads:
+    def __init__(self, data_dir: Path) -> None:
+        self._folder = data_dir / "uploads"
+        self._folder.mkdir(parents=True, exist_ok=True)
+
+    def _checked(self, key: str) -> str:
+        if not _KEY.match(key):
+            raise NotFound("no such upload")
+        return key
+
+    def path(self, key: str) -> Path:
+        return self._folder / f"{self._checked(key)}.csv"
+
+    def report_path(self, key: str) -> Path:
+        return self._folder / f"{self._checked(key)}.invalid.csv"
+
+    def existing(self, key: str) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise NotFound("the upload is gone: please upload the file again")
+        return path
+
+    def existing_report(self, key: str) -> Path:
+        path = self.report_path(key)
+        if not path.is_file():
+            raise NotFound("no report for this import")
+        return path
+
+    def preview(self, key: str) -> list[list[str]]:
+        """The header and first rows, as the importer will read them."""
+        try:
+            with self.existing(key).open(encoding="utf-8-sig", newline="") as stream:
+                return [row for row in islice(csv.reader(stream), PREVIEW_ROWS + 1)]
+        except UnicodeDecodeError:
+            raise InvalidInput("the file is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise InvalidInput(f"the file is not CSV: {exc}") from None
