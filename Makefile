@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_CLUSTER_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: demo test lint typecheck pytest postgres bench clean
+.PHONY: demo test lint typecheck pytest postgres chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ postgres:
 	    pg_ctlcluster --skip-systemctl-redirect $(PG_CLUSTER_VERSION) main start || true; \
 	  else echo "PostgreSQL is not installed here; its tests will be skipped (or fail with CI=true)"; fi; }
 
+# The page tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work here); install it when missing and we may (root, apt available).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Chromium from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing; the browser tests will be skipped (or fail with CI=true)"; fi; }
+
 demo: $(STAMP)
 	$(BIN)/tidings demo
 
@@ -32,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) postgres
+pytest: $(STAMP) postgres chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest

@@ -135,3 +135,9 @@ class Cli:
 @pytest.fixture
 def cli(settings: Settings) -> Cli:
     return Cli()
+
+
+@pytest.fixture
+def db_name(database_url: str) -> str:
+    """Which database this run of a test uses, for names of artifacts."""
+    return "postgresql" if database_url.startswith("postgresql") else "sqlite"

@@ -24,7 +24,9 @@ def _delivery_states(states: tuple[str, ...]) -> None:
     quoted = ", ".join(f"'{state}'" for state in states)
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_constraint(op.f("ck_deliveries_delivery_state"), type_="check")
-        batch.create_check_constraint(op.f("ck_deliveries_delivery_state"), sa.text(f"state IN ({quoted})"))
+        batch.create_check_constraint(
+            op.f("ck_deliveries_delivery_state"), sa.text(f"state IN ({quoted})")
+        )
 
 
 def upgrade() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select, delete, exists, func, literal, or_, select, update
 
-from tidings.audience.addresses import normalise_email
+from tidings.audience.addresses import clean_locale, clean_name, clean_timezone, normalise_email
 from tidings.db.dialect import upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -26,7 +26,7 @@ from tidings.db.models import (
     SuppressionReason,
 )
 from tidings.db.types import utcnow
-from tidings.errors import InvalidInput
+from tidings.errors import NotFound
 
 PAGE_SIZE = 50
 
@@ -107,6 +107,7 @@ def count(db: Database, audience: AudienceFilter) -> int:
 
 @dataclass(frozen=True)
 class SubscriptionRecord:
+    id: int
     newsletter: str
     status: SubscriptionStatus
     cadence: str
@@ -156,6 +157,7 @@ def subscriber_record(
         )
         subscriptions = [
             SubscriptionRecord(
+                s.id,
                 name,
                 s.status,
                 s.cadence.value,
@@ -314,5 +316,37 @@ def unsuppress(db: Database, suppression_id: int) -> bool:
         ).rowcount  # type: ignore[attr-defined]
         session.commit()
         if not removed:
-            raise InvalidInput("no such suppression")
+            raise NotFound("no such suppression")
+        return True
+
+
+@dataclass(frozen=True)
+class SubscriberChange:
+    """Fields to change; None leaves a field as it is."""
+
+    name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+def update_subscriber(db: Database, subscriber_id: int, change: SubscriberChange) -> bool:
+    """Apply ``change``; False if there is no such subscriber. Bad values raise InvalidInput.
+
+    Attributes merge key by key; an empty string removes a key.
+    """
+    with db.session() as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return False
+        if change.name is not None:
+            subscriber.name = clean_name(change.name)
+        if change.locale is not None:
+            subscriber.locale = clean_locale(change.locale)
+        if change.timezone is not None:
+            subscriber.timezone = clean_timezone(change.timezone)
+        if change.attributes is not None:
+            merged = {**(subscriber.attributes or {}), **change.attributes}
+            subscriber.attributes = {k: v for k, v in merged.items() if v != ""}
+        session.commit()
         return True

@@ -1,6 +1,7 @@
 """Subscriber services: add one, import a CSV, export a newsletter's list."""
 
 import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,6 +161,27 @@ def unsubscribe(db: Database, subscription_id: int) -> SubscriptionView | None:
     return subscription_view(db, subscription_id)
 
 
+def _import(
+    db: Database,
+    slug: str,
+    stream: TextIO,
+    confirmed: bool,
+    batch_size: int,
+    source: str,
+    progress: ProgressCallback | None,
+) -> ImportReport:
+    with db.session() as session:
+        newsletter_id = newsletter_by_slug(session, slug).id
+    options = ImportOptions(
+        newsletter_id=newsletter_id,
+        confirmed=confirmed,
+        consent_source=source,
+        batch_size=batch_size,
+    )
+    with db.engine.connect() as connection:
+        return import_rows_into(connection, stream, options, progress)
+
+
 def import_subscribers(
     db: Database,
     slug: str,
@@ -169,23 +191,33 @@ def import_subscribers(
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Import a CSV file of subscribers into newsletter ``slug`` (see ``importer``)."""
-    with db.session() as session:
-        newsletter_id = newsletter_by_slug(session, slug).id
-    options = ImportOptions(
-        newsletter_id=newsletter_id,
-        confirmed=confirmed,
-        consent_source=f"csv import: {path.name}",
-        batch_size=batch_size,
-    )
     try:
         stream = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    with stream, db.engine.connect() as connection:
+    with stream:
         try:
-            return import_rows_into(connection, stream, options, progress)
+            return _import(
+                db, slug, stream, confirmed, batch_size, f"csv import: {path.name}", progress
+            )
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}") from None
+
+
+def import_records(
+    db: Database, slug: str, records: list[dict[str, str]], confirmed: bool, batch_size: int
+) -> ImportReport:
+    """Import subscribers given as objects (the API's bulk import), through the same
+    validating, merging, set-based path as a CSV file."""
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    if "email" not in columns:
+        raise InvalidInput("each subscriber needs an email")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    buffer.seek(0)
+    return _import(db, slug, buffer, confirmed, batch_size, "api import", None)
 
 
 def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:

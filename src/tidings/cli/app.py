@@ -12,6 +12,7 @@ from tidings.cli import (
     newsletters,
     services,
     subscribers,
+    tokens,
     users,
     worker,
 )
@@ -45,6 +46,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(digest.app, name="digest")
 app.add_typer(editions.app, name="edition")
 app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
 app.command(name="worker")(worker.worker)
 app.command(name="scheduler")(services.scheduler)
 app.command(name="serve")(services.serve)

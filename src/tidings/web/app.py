@@ -1,6 +1,11 @@
 """The FastAPI application factory."""
 
-from fastapi import APIRouter, Depends, FastAPI
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings import __version__
 from tidings.config import Settings
@@ -8,19 +13,42 @@ from tidings.db.engine import Database
 from tidings.web import archive, mailbox, public, subscribe
 from tidings.web.admin import auth, dashboard, editions, newsletters, subscribers
 from tidings.web.admin.session import csrf_guard, exception_handlers
+from tidings.web.api.app import create_api
+from tidings.web.api.errors import error_response
 from tidings.web.deps import WebContext
-from tidings.web.pages import page_environment
+from tidings.web.pages import page, page_environment
+
+#: The console's routers; each carries its full /admin path.
+CONSOLE_ROUTERS = (
+    auth.router,
+    dashboard.router,
+    subscribers.router,
+    newsletters.router,
+    editions.router,
+)
 
 
 def _console() -> APIRouter:
     """Every console route, each POST behind the CSRF guard."""
     console = APIRouter(dependencies=[Depends(csrf_guard)])
-    console.include_router(auth.router)
-    console.include_router(dashboard.router)
-    console.include_router(subscribers.router)
-    console.include_router(newsletters.router)
-    console.include_router(editions.router)
+    for router in CONSOLE_ROUTERS:
+        console.include_router(router)
     return console
+
+
+def _http_error(context: WebContext) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Unmatched paths and methods: the API's error shape under /api/, a page elsewhere."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if request.url.path.startswith("/api/"):
+            code = "not_found" if exc.status_code == 404 else "http_error"
+            return error_response(exc.status_code, code, str(exc.detail))
+        if exc.status_code == 404:
+            return page(context.pages, "not_found.html", status_code=404)
+        return await http_exception_handler(request, exc)
+
+    return handler
 
 
 def create_app(settings: Settings, db: Database) -> FastAPI:
@@ -36,6 +64,8 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(subscribe.router)
     app.include_router(archive.router)
     app.include_router(_console())
+    app.mount("/api/v1", create_api(context))
+    app.add_exception_handler(StarletteHTTPException, _http_error(context))
     if settings.smtp is None:
         app.include_router(mailbox.router)
     return app

@@ -1,13 +1,18 @@
 """What routes need, taken from the app's state (set once by :func:`create_app`)."""
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Path, Request
 from jinja2 import Environment
 
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.web.security import RateLimiter
+
+#: Row ids in paths: positive and within the 32-bit columns that hold them.
+MAX_ROW_ID = 2_147_483_647
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@ pause, resume and cancel."""
 import asyncio
 from datetime import datetime
 from email import message_from_bytes, policy
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tidings.audience.addresses import normalise_email
@@ -20,6 +21,7 @@ from tidings.deliver.transport import DeliveryError
 from tidings.errors import InvalidInput
 from tidings.newsletters import newsletter_names, newsletter_with_sources
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
+from tidings.web.deps import RowId
 
 router = APIRouter(prefix="/admin/editions")
 MAX_TEST_ADDRESSES = 5
@@ -30,12 +32,22 @@ def _headers(message: bytes) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in parsed.items()]
 
 
-def _preview_values(found: Preview) -> dict[str, Any]:
+#: Previews are shown in sandboxed frames loaded from these read-only routes, which render
+#: again from the query: the frame document gets its own locked-down headers.
+FRAME_HEADERS = {"Content-Security-Policy": "sandbox; script-src 'none'"}
+
+
+def _preview_values(found: Preview, frame_src: str) -> dict[str, Any]:
     return {
         "preview": found,
         "headers": _headers(found.message),
         "message_kb": round(len(found.message) / 1024, 1),
+        "frame_src": frame_src,
     }
+
+
+def _frame(found: Preview) -> HTMLResponse:
+    return HTMLResponse(found.html, headers=FRAME_HEADERS)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -61,9 +73,26 @@ def next_edition(slug: str, request: Request, context: Context, account: Viewer)
             message=str(exc),
             back=f"/admin/newsletters/{slug}",
         )
-    return console_page(
-        request, context, account, "next.html", newsletter=newsletter, **_preview_values(found)
-    )
+    values = _preview_values(found, f"/admin/editions/next/{slug}/preview.html")
+    return console_page(request, context, account, "next.html", newsletter=newsletter, **values)
+
+
+@router.get("/next/{slug}/preview.html", response_class=HTMLResponse)
+def next_edition_frame(slug: str, context: Context, account: Viewer) -> HTMLResponse:
+    return _frame(preview(context.db, context.settings, slug, OneOff(article_ids=[]), None))
+
+
+@router.get("/preview.html", response_class=HTMLResponse)
+def builder_frame(
+    context: Context,
+    account: Viewer,
+    newsletter: str,
+    article: Annotated[list[int], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
+    intro: str = "",
+    subject: str = "",
+) -> HTMLResponse:
+    one_off = OneOff(article_ids=article, intro_markdown=intro or None, subject=subject or None)
+    return _frame(preview(context.db, context.settings, newsletter, one_off, None))
 
 
 def _builder(
@@ -183,7 +212,11 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
             lines = await _test_send(context, slug, one_off, tests)
             return _builder(request, context, account, slug, "", result=lines, **keep)
         found = await asyncio.to_thread(preview, context.db, context.settings, slug, one_off, None)
-        return _builder(request, context, account, slug, "", **keep, **_preview_values(found))
+        query = {"newsletter": slug, "article": ids, "intro": intro, "subject": subject}
+        frame_src = f"/admin/editions/preview.html?{urlencode(query, doseq=True)}"
+        return _builder(
+            request, context, account, slug, "", **keep, **_preview_values(found, frame_src)
+        )
     except InvalidInput as exc:
         return _builder(request, context, account, slug, "", result=[str(exc)], **keep)
 
@@ -203,7 +236,7 @@ def _progress_json(progress: EditionProgress) -> dict[str, Any]:
 
 @router.get("/{edition_id}", response_class=HTMLResponse)
 def edition_page(
-    edition_id: int, request: Request, context: Context, account: Viewer
+    edition_id: RowId, request: Request, context: Context, account: Viewer
 ) -> HTMLResponse:
     progress = edition_progress(context.db, edition_id)
     return console_page(
@@ -212,12 +245,12 @@ def edition_page(
 
 
 @router.get("/{edition_id}/progress.json")
-def edition_progress_json(edition_id: int, context: Context, account: Viewer) -> JSONResponse:
+def edition_progress_json(edition_id: RowId, context: Context, account: Viewer) -> JSONResponse:
     return JSONResponse(_progress_json(edition_progress(context.db, edition_id)))
 
 
 @router.post("/{edition_id}/{change}", response_model=None)
-def edition_change(edition_id: int, change: str, context: Context, account: Editor) -> Response:
+def edition_change(edition_id: RowId, change: str, context: Context, account: Editor) -> Response:
     actions = {"pause": pause_edition, "resume": resume_edition, "cancel": cancel_edition}
     if change not in actions:
         raise InvalidInput(f"unknown change {change!r}")

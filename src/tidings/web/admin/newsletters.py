@@ -20,6 +20,7 @@ from tidings.newsletters import (
     update_newsletter,
 )
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
+from tidings.web.deps import RowId
 
 router = APIRouter(prefix="/admin/newsletters")
 
@@ -165,7 +166,7 @@ def feed_add(slug: str, context: Context, account: Admin, url: Text) -> Response
 
 
 @router.post("/{slug}/sources/{source_id}/remove", response_class=HTMLResponse)
-def source_remove(slug: str, source_id: int, context: Context, account: Admin) -> Response:
+def source_remove(slug: str, source_id: RowId, context: Context, account: Admin) -> Response:
     remove_source(context.db, slug, source_id)
     return see_other(f"/admin/newsletters/{slug}")
 

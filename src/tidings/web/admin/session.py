@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 
 from tidings.accounts import Account, account_by_id, role_allows
 from tidings.db.models import UserRole
@@ -180,7 +181,17 @@ def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHa
             back=_console_path(request.headers.get("referer", "")),
         )
 
+    async def bad_data(request: Request, exc: Exception) -> Response:
+        return page(
+            context.pages,
+            "admin/refused.html",
+            status_code=422,
+            message="A value is not acceptable text.",
+            back="/admin",
+        )
+
     return {
+        DataError: bad_data,
         LoginRequired: login,
         PasswordChangeRequired: password,
         NotAllowed: not_allowed,

@@ -30,6 +30,7 @@ from tidings.errors import InvalidInput
 from tidings.newsletters import newsletter_names
 from tidings.web.admin.session import Admin, Context, Viewer, console_page, see_other
 from tidings.web.admin.uploads import Uploads
+from tidings.web.deps import RowId
 
 router = APIRouter(prefix="/admin")
 BULK_ACTIONS = ("unsubscribe", "suppress", "delete")
@@ -226,7 +227,7 @@ def import_report(key: str, context: Context, account: Admin) -> Response:
 
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
 def subscriber_detail(
-    subscriber_id: int, request: Request, context: Context, account: Viewer
+    subscriber_id: RowId, request: Request, context: Context, account: Viewer
 ) -> HTMLResponse:
     record = subscriber_record(context.db, subscriber_id)
     if record is None:
@@ -244,7 +245,7 @@ def subscriber_detail(
 
 @router.post("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
 def subscriber_erase(
-    subscriber_id: int, request: Request, context: Context, account: Admin
+    subscriber_id: RowId, request: Request, context: Context, account: Admin
 ) -> Response:
     """GDPR erasure: the record goes, anonymous delivery counts stay."""
     erase(context.db, subscriber_id)
@@ -281,7 +282,7 @@ def suppression_add(
 
 @router.post("/suppressions/{suppression_id}/remove", response_class=HTMLResponse)
 def suppression_remove(
-    suppression_id: int, request: Request, context: Context, account: Admin
+    suppression_id: RowId, request: Request, context: Context, account: Admin
 ) -> Response:
     unsuppress(context.db, suppression_id)
     return see_other("/admin/suppressions")

@@ -1,0 +1,26 @@
+"""The API sub-application, mounted at /api/v1 with its OpenAPI document beside it."""
+
+from fastapi import FastAPI
+
+from tidings import __version__
+from tidings.web.api import editions, errors, newsletters, subscribers
+from tidings.web.deps import WebContext
+
+
+def create_api(context: WebContext) -> FastAPI:
+    api = FastAPI(
+        title="Tidings API",
+        version=__version__,
+        description="Newsletters, sources, articles, subscribers, editions and suppressions. "
+        "Authenticate with 'Authorization: Bearer <token>' ('tidings tokens create').",
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        responses=errors.ERROR_RESPONSES,
+    )
+    api.state.tidings = context
+    errors.install(api)
+    api.include_router(newsletters.router)
+    api.include_router(subscribers.router)
+    api.include_router(editions.router)
+    return api

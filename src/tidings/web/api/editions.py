@@ -1,0 +1,139 @@
+"""/editions: create (send now or at a time), preview, status, pause, resume, cancel."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+
+from tidings.compose.lifecycle import cancel_edition, pause_edition, resume_edition
+from tidings.compose.service import OneOff, preview, schedule_one_off, send_one_off
+from tidings.db.models import Edition, Newsletter
+from tidings.deliver.progress import EditionProgress, edition_progress
+from tidings.errors import InvalidInput, TidingsError
+from tidings.idempotency import abandon, begin, finish, request_hash
+from tidings.web.api.auth import Context, Reader, Writer
+from tidings.web.api.paging import Cursor, Limit, decode, encode
+from tidings.web.api.schemas import EditionIn, EditionOut, Page, PreviewIn, PreviewOut
+from tidings.web.deps import RowId
+
+router = APIRouter(tags=["editions"])
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200, description="Repeat a POST safely: the same key returns the first answer"
+    ),
+]
+
+
+def _out(p: EditionProgress) -> EditionOut:
+    return EditionOut(
+        id=p.edition_id,
+        newsletter=p.slug,
+        kind=p.kind,
+        status=p.status.value,
+        subject=p.subject,
+        scheduled_for=p.scheduled_for,
+        created_at=p.created_at,
+        counts={state.value: n for state, n in p.counts.items()},
+        total=p.total,
+        done=p.done,
+        per_second=round(p.per_second, 3),
+        eta_seconds=p.eta_seconds,
+    )
+
+
+def _one_off(body: EditionIn | PreviewIn, created_by: str) -> OneOff:
+    return OneOff(
+        article_ids=list(body.article_ids),
+        intro_markdown=body.intro_markdown,
+        subject=body.subject,
+        created_by=created_by,
+    )
+
+
+def _create(context: Context, body: EditionIn, created_by: str) -> EditionOut:
+    one_off = _one_off(body, created_by)
+    if body.send == "scheduled":
+        if body.scheduled_for is None or body.scheduled_for.tzinfo is None:
+            raise InvalidInput("scheduled_for: give a time with its UTC offset")
+        edition_id = schedule_one_off(
+            context.db, context.settings, body.newsletter, one_off, body.scheduled_for
+        )
+    else:
+        edition_id = send_one_off(context.db, context.settings, body.newsletter, one_off).edition_id
+    return _out(edition_progress(context.db, edition_id))
+
+
+@router.post("/editions", response_model=EditionOut, status_code=201)
+def create(
+    body: EditionIn, context: Context, who: Writer, idempotency_key: IdempotencyKey = None
+) -> Any:
+    """Compose a one-off edition and send it now, or keep it for ``scheduled_for``."""
+    created_by = f"api token {who.token_id} ({who.name})"
+    if not idempotency_key:
+        return _create(context, body, created_by)
+    digest = request_hash(body.model_dump(mode="json"))
+    earlier = begin(context.db, who.token_id, idempotency_key, digest)
+    if earlier is not None:
+        return JSONResponse(earlier.body, status_code=earlier.status_code)
+    try:
+        created = _create(context, body, created_by)
+    except TidingsError:
+        abandon(context.db, who.token_id, idempotency_key)
+        raise
+    finish(context.db, who.token_id, idempotency_key, 201, jsonable_encoder(created))
+    return created
+
+
+@router.get("/editions", response_model=Page[EditionOut])
+def list_editions(
+    context: Context,
+    who: Reader,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    newsletter: str | None = None,
+) -> Page[EditionOut]:
+    with context.db.session() as session:
+        query = select(Edition.id).where(Edition.id > decode(cursor))
+        if newsletter:
+            query = query.join(Newsletter, Newsletter.id == Edition.newsletter_id).where(
+                Newsletter.slug == newsletter
+            )
+        ids = list(session.scalars(query.order_by(Edition.id).limit(limit + 1)))
+    more = len(ids) > limit
+    ids = ids[:limit]
+    return Page[EditionOut](
+        items=[_out(edition_progress(context.db, i)) for i in ids],
+        next_cursor=encode(ids[-1]) if more else None,
+    )
+
+
+@router.get("/editions/{edition_id}", response_model=EditionOut)
+def read(edition_id: RowId, context: Context, who: Reader) -> EditionOut:
+    """Status and progress: counts per delivery state, rate, ETA."""
+    return _out(edition_progress(context.db, edition_id))
+
+
+@router.post("/editions/{edition_id}/{change}", response_model=EditionOut)
+def change(
+    edition_id: RowId, change: Literal["pause", "resume", "cancel"], context: Context, who: Writer
+) -> EditionOut:
+    {"pause": pause_edition, "resume": resume_edition, "cancel": cancel_edition}[change](
+        context.db, edition_id
+    )
+    return _out(edition_progress(context.db, edition_id))
+
+
+@router.post("/newsletters/{slug}/preview", response_model=PreviewOut, tags=["editions"])
+def preview_edition(slug: str, body: PreviewIn, context: Context, who: Reader) -> PreviewOut:
+    """What a one-off edition with these choices would look like (nothing is stored)."""
+    found = preview(context.db, context.settings, slug, _one_off(body, "preview"), None)
+    return PreviewOut(
+        subject=found.subject,
+        html=found.html,
+        text=found.text,
+        articles=found.articles,
+        html_bytes=found.html_bytes,
+    )

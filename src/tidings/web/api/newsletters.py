@@ -1,0 +1,134 @@
+"""/newsletters: newsletters, their sources, and the articles a CMS pushes."""
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+
+from tidings.compose.select import article_choices
+from tidings.db.models import Newsletter, Source
+from tidings.ingest.service import push_articles
+from tidings.newsletters import (
+    NewsletterSpec,
+    add_feed,
+    create_newsletter,
+    newsletter_with_sources,
+    remove_source,
+    update_newsletter,
+)
+from tidings.web.api.auth import Context, Owner, Reader, Writer
+from tidings.web.api.paging import Cursor, Limit, decode, encode
+from tidings.web.api.schemas import (
+    ArticleOut,
+    ArticlesIn,
+    FeedIn,
+    NewsletterIn,
+    NewsletterOut,
+    NewsletterPatch,
+    Page,
+    PushOut,
+    SourceOut,
+)
+from tidings.web.deps import RowId
+
+router = APIRouter(prefix="/newsletters", tags=["newsletters"])
+
+
+def _out(n: Newsletter) -> NewsletterOut:
+    return NewsletterOut(
+        slug=n.slug,
+        name=n.name,
+        sender=f"{n.from_name} <{n.from_address}>",
+        reply_to=n.reply_to,
+        schedule=n.schedule_cron,
+        timezone=n.timezone,
+        min_articles=n.min_articles,
+        max_articles=n.max_articles,
+        template_set=n.template_set,
+    )
+
+
+def _source(s: Source) -> SourceOut:
+    return SourceOut(
+        id=s.id,
+        kind=s.kind.value,
+        url=s.url,
+        last_success_at=s.last_success_at,
+        last_error=s.last_error,
+        consecutive_failures=s.consecutive_failures,
+    )
+
+
+@router.get("", response_model=Page[NewsletterOut])
+def list_newsletters(
+    context: Context, who: Reader, cursor: Cursor = None, limit: Limit = 50
+) -> Page[NewsletterOut]:
+    with context.db.session() as session:
+        rows = list(
+            session.scalars(
+                select(Newsletter)
+                .where(Newsletter.id > decode(cursor))
+                .order_by(Newsletter.id)
+                .limit(limit + 1)
+            )
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page[NewsletterOut](
+        items=[_out(n) for n in rows], next_cursor=encode(rows[-1].id) if more else None
+    )
+
+
+@router.post("", response_model=NewsletterOut, status_code=201)
+def create(body: NewsletterIn, context: Context, who: Owner) -> NewsletterOut:
+    created = create_newsletter(context.db, NewsletterSpec(**body.model_dump()))
+    return _out(created)
+
+
+@router.get("/{slug}", response_model=NewsletterOut)
+def read(slug: str, context: Context, who: Reader) -> NewsletterOut:
+    return _out(newsletter_with_sources(context.db, slug)[0])
+
+
+@router.patch("/{slug}", response_model=NewsletterOut)
+def patch(slug: str, body: NewsletterPatch, context: Context, who: Owner) -> NewsletterOut:
+    current = _out(newsletter_with_sources(context.db, slug)[0])
+    merged = {**current.model_dump(), **body.model_dump(exclude_unset=True)}
+    merged.pop("slug")
+    update_newsletter(context.db, slug, NewsletterSpec(slug=slug, **merged))
+    return _out(newsletter_with_sources(context.db, slug)[0])
+
+
+@router.get("/{slug}/sources", response_model=list[SourceOut])
+def sources(slug: str, context: Context, who: Reader) -> list[SourceOut]:
+    return [_source(s) for s in newsletter_with_sources(context.db, slug)[1]]
+
+
+@router.post("/{slug}/sources", response_model=list[SourceOut], status_code=201)
+def add_source(slug: str, body: FeedIn, context: Context, who: Owner) -> list[SourceOut]:
+    add_feed(context.db, slug, body.url)
+    return [_source(s) for s in newsletter_with_sources(context.db, slug)[1]]
+
+
+@router.delete("/{slug}/sources/{source_id}", status_code=204)
+def delete_source(slug: str, source_id: RowId, context: Context, who: Owner) -> Response:
+    remove_source(context.db, slug, source_id)
+    return Response(status_code=204)
+
+
+@router.post("/{slug}/articles", response_model=PushOut)
+def push(slug: str, body: ArticlesIn, context: Context, who: Writer) -> PushOut:
+    """A CMS pushes new or edited articles; each is stored once (by guid, else URL)."""
+    report = push_articles(context.db, slug, list(body.articles))
+    return PushOut(
+        new=report.counts.new,
+        updated=report.counts.updated,
+        unchanged=report.counts.unchanged,
+        rejected=report.rejected,
+    )
+
+
+@router.get("/{slug}/articles", response_model=list[ArticleOut])
+def articles(
+    slug: str, context: Context, who: Reader, q: str = "", limit: Limit = 50
+) -> list[ArticleOut]:
+    """The newest articles (optionally whose title contains ``q``)."""
+    return [ArticleOut(**vars(a)) for a in article_choices(context.db, slug, q[:200], limit)]

@@ -1,0 +1,216 @@
+"""What the API reads and writes: the OpenAPI document is generated from these models."""
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.web.deps import MAX_ROW_ID
+
+ArticleId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewsletterIn(Model):
+    slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    sender: str = Field(min_length=3, max_length=400, description='"Name <address>"')
+    reply_to: str | None = Field(default=None, max_length=320)
+    schedule: str = Field(default="0 7 * * *", max_length=100)
+    timezone: str = Field(default="UTC", max_length=64)
+    min_articles: int = Field(default=1, ge=0, le=1000)
+    max_articles: int = Field(default=20, ge=1, le=1000)
+    template_set: str = Field(default="digest", max_length=64)
+    feeds: list[str] = Field(default=[], max_length=50)
+
+
+class NewsletterPatch(Model):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    sender: str | None = Field(default=None, min_length=3, max_length=400)
+    reply_to: str | None = Field(default=None, max_length=320)
+    schedule: str | None = Field(default=None, max_length=100)
+    timezone: str | None = Field(default=None, max_length=64)
+    min_articles: int | None = Field(default=None, ge=0, le=1000)
+    max_articles: int | None = Field(default=None, ge=1, le=1000)
+    template_set: str | None = Field(default=None, max_length=64)
+
+
+class NewsletterOut(BaseModel):
+    slug: str
+    name: str
+    sender: str
+    reply_to: str | None
+    schedule: str
+    timezone: str
+    min_articles: int
+    max_articles: int
+    template_set: str
+
+
+class SourceOut(BaseModel):
+    id: int
+    kind: str
+    url: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+
+
+class FeedIn(Model):
+    url: str = Field(min_length=1, max_length=2000)
+
+
+class ArticlesIn(Model):
+    articles: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=1000,
+        description="url, title, and optionally guid, summary, content_html, author, section, "
+        "published (ISO 8601)",
+    )
+
+
+class PushOut(BaseModel):
+    new: int
+    updated: int
+    unchanged: int
+    rejected: list[str]
+
+
+class ArticleOut(BaseModel):
+    id: int
+    title: str
+    section: str | None
+    byline: str | None
+    published_at: datetime
+
+
+class SubscriberIn(Model):
+    email: str = Field(min_length=3, max_length=320)
+    name: str | None = Field(default=None, max_length=200)
+    newsletter: str = Field(min_length=1, max_length=64)
+    confirmed: bool = Field(
+        default=False, description="active at once (you hold their consent); else pending"
+    )
+
+
+class SubscriberPatch(Model):
+    name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=35)
+    timezone: str | None = Field(default=None, max_length=64)
+    attributes: dict[str, str] | None = Field(default=None, max_length=100)
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    newsletter: str
+    status: str
+    sections: list[str]
+    consent_at: datetime | None
+    consent_method: str | None
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    email: str
+    name: str | None
+    locale: str | None = None
+    timezone: str | None = None
+    attributes: dict[str, Any] = {}
+    suppressed: bool = False
+    created_at: datetime
+    subscriptions: list[SubscriptionOut] | None = None
+
+
+class SubscriptionPatch(Model):
+    status: Literal["active", "unsubscribed"] = Field(
+        description="active confirms a pending subscription; unsubscribed leaves"
+    )
+
+
+class ImportIn(Model):
+    newsletter: str = Field(min_length=1, max_length=64)
+    confirmed: bool = False
+    subscribers: list[dict[str, str]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="objects with email and optionally name, locale, timezone; other keys "
+        "become attributes",
+    )
+
+
+class ImportOut(BaseModel):
+    rows_read: int
+    created: int
+    updated: int
+    unchanged: int
+    duplicates_merged: int
+    subscribed: int
+    activated: int
+    suppressed: int
+    invalid: list[dict[str, Any]]
+
+
+class EditionIn(Model):
+    newsletter: str = Field(min_length=1, max_length=64)
+    article_ids: list[ArticleId] = Field(
+        default=[], max_length=100, description="empty: the new articles"
+    )
+    intro_markdown: str | None = Field(default=None, max_length=20_000)
+    subject: str | None = Field(default=None, max_length=250)
+    send: Literal["now", "scheduled"] = "now"
+    scheduled_for: datetime | None = Field(default=None, description="with send=scheduled")
+
+
+class EditionOut(BaseModel):
+    id: int
+    newsletter: str
+    kind: str
+    status: str
+    subject: str | None
+    scheduled_for: datetime | None
+    created_at: datetime
+    counts: dict[str, int]
+    total: int
+    done: int
+    per_second: float
+    eta_seconds: float | None
+
+
+class PreviewIn(Model):
+    article_ids: list[ArticleId] = Field(default=[], max_length=100)
+    intro_markdown: str | None = Field(default=None, max_length=20_000)
+    subject: str | None = Field(default=None, max_length=250)
+
+
+class PreviewOut(BaseModel):
+    subject: str
+    html: str
+    text: str
+    articles: list[str]
+    html_bytes: int
+
+
+class SuppressionIn(Model):
+    email: str = Field(min_length=3, max_length=320)
+    detail: str | None = Field(default=None, max_length=500)
+
+
+class SuppressionOut(BaseModel):
+    id: int
+    email: str
+    reason: str
+    detail: str | None
+    created_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None

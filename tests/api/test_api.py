@@ -1,0 +1,188 @@
+"""The JSON API over real HTTP: tokens and roles, the error shape, pushes from a CMS,
+subscribers, editions with Idempotency-Key, and cursor pages."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.builders import newsletter, subscribers
+from tests.webserver import web_server
+from tidings.apitokens import create_token, revoke_token
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import Delivery, Edition, UserRole
+
+
+@dataclass
+class Api:
+    base: str
+    db: Database
+    tokens: dict[UserRole, tuple[int, str]]
+
+    def client(self, role: UserRole) -> httpx.Client:
+        secret = self.tokens[role][1]
+        return httpx.Client(
+            base_url=f"{self.base}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+        )
+
+
+@pytest.fixture
+def api(db: Database, settings: Settings) -> Iterator[Api]:
+    newsletter(db)
+    subscribers(db, "daily", 3)
+    tokens = {role: create_token(db, f"{role.value} token", role, "test") for role in UserRole}
+    with web_server(settings, db) as base:
+        yield Api(base, db, tokens)
+
+
+def _error(answer: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert answer.status_code == status, answer.text
+    body = answer.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code
+    assert body["error"]["message"]
+    return dict(body["error"])
+
+
+def test_tokens_are_required_and_revocable(api: Api) -> None:
+    _error(httpx.get(f"{api.base}/api/v1/newsletters"), 401, "unauthenticated")
+    bad = httpx.get(f"{api.base}/api/v1/newsletters", headers={"Authorization": "Bearer tid_x"})
+    _error(bad, 401, "unauthenticated")
+    viewer = api.client(UserRole.viewer)
+    assert viewer.get("/newsletters").status_code == 200
+    revoke_token(api.db, api.tokens[UserRole.viewer][0])
+    _error(viewer.get("/newsletters"), 401, "unauthenticated")
+
+
+def test_roles_limit_what_a_token_may_do(api: Api) -> None:
+    viewer, editor = api.client(UserRole.viewer), api.client(UserRole.editor)
+    article = {"url": "https://messenger.example.ge/a/1", "title": "Budget passes"}
+    _error(
+        viewer.post("/newsletters/daily/articles", json={"articles": [article]}), 403, "forbidden"
+    )
+    assert (
+        editor.post("/newsletters/daily/articles", json={"articles": [article]}).status_code == 200
+    )
+    new = {"email": "nino@example.ge", "newsletter": "daily"}
+    _error(editor.post("/subscribers", json=new), 403, "forbidden")
+    _error(editor.delete("/subscribers/1"), 403, "forbidden")
+    assert api.client(UserRole.admin).post("/subscribers", json=new).status_code == 201
+
+
+def test_validation_errors_name_the_field(api: Api) -> None:
+    admin = api.client(UserRole.admin)
+    error = _error(
+        admin.post("/subscribers", json={"email": "x@example.ge"}), 422, "invalid_request"
+    )
+    assert {"field": "newsletter", "problem": "Field required"} in error["details"]  # type: ignore[operator]
+    refused = admin.post("/subscribers", json={"email": "not-an-address", "newsletter": "daily"})
+    assert "@-sign" in str(_error(refused, 422, "invalid_input")["message"])
+    _error(admin.get("/newsletters/nope"), 404, "not_found")
+    _error(admin.get("/no/such/path"), 404, "not_found")
+
+
+def test_cms_push_then_one_off_edition_with_idempotency_key(api: Api) -> None:
+    editor = api.client(UserRole.editor)
+    now = datetime.now(UTC)
+    pushed = editor.post(
+        "/newsletters/daily/articles",
+        json={
+            "articles": [
+                {
+                    "url": f"https://messenger.example.ge/news/{i}",
+                    "title": f"Abashidze names envoy {i}",
+                    "section": "Diplomacy",
+                    "published": (now - timedelta(minutes=i)).isoformat(),
+                }
+                for i in range(3)
+            ]
+            + [{"title": "no url"}]
+        },
+    ).json()
+    assert pushed["new"] == 3 and len(pushed["rejected"]) == 1
+    ids = [a["id"] for a in editor.get("/newsletters/daily/articles").json()][:2]
+    body = {"newsletter": "daily", "article_ids": ids, "subject": "Envoys"}
+    key = {"Idempotency-Key": "send-envoys-1"}
+    first = editor.post("/editions", json=body, headers=key)
+    again = editor.post("/editions", json=body, headers=key)
+    assert first.status_code == 201 and again.status_code == 201
+    assert first.json()["id"] == again.json()["id"] and first.json()["total"] == 3
+    other = editor.post("/editions", json={**body, "subject": "Other"}, headers=key)
+    _error(other, 422, "invalid_input")
+    with api.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Edition)) == 1
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 3
+    edition_id = first.json()["id"]
+    assert editor.post(f"/editions/{edition_id}/pause").json()["status"] == "paused"
+    _error(editor.post(f"/editions/{edition_id}/pause"), 422, "invalid_input")
+    cancelled = editor.post(f"/editions/{edition_id}/cancel").json()
+    assert cancelled["status"] == "cancelled" and cancelled["counts"] == {"cancelled": 3}
+
+
+def test_scheduled_edition_waits_as_a_draft(api: Api) -> None:
+    editor = api.client(UserRole.editor)
+    editor.post(
+        "/newsletters/daily/articles",
+        json={"articles": [{"url": "https://messenger.example.ge/x", "title": "Later"}]},
+    )
+    when = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    created = editor.post(
+        "/editions", json={"newsletter": "daily", "send": "scheduled", "scheduled_for": when}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "draft" and created.json()["total"] == 0
+    past = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    late = editor.post(
+        "/editions", json={"newsletter": "daily", "send": "scheduled", "scheduled_for": past}
+    )
+    _error(late, 422, "invalid_input")
+
+
+def test_subscribers_crud_import_and_cursor_pages(api: Api) -> None:
+    admin = api.client(UserRole.admin)
+    imported = admin.post(
+        "/subscribers/import",
+        json={
+            "newsletter": "daily",
+            "confirmed": True,
+            "subscribers": [{"email": f"bulk{i}@example.ge", "city": "Batumi"} for i in range(60)]
+            + [{"email": "broken"}],
+        },
+    ).json()
+    assert imported["created"] == 60 and imported["invalid"][0]["position"] == 61
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"newsletter": "daily", **({"cursor": cursor} if cursor else {})}
+        page = admin.get("/subscribers", params=params).json()
+        seen += [item["email"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 63 and len(set(seen)) == 63
+    subscriber_id = next(
+        item["id"] for item in admin.get("/subscribers", params={"q": "bulk7@"}).json()["items"]
+    )
+    changed = admin.patch(
+        f"/subscribers/{subscriber_id}",
+        json={
+            "name": "Tamar\nKhutsishvili",
+            "timezone": "Asia/Tbilisi",
+            "attributes": {"city": ""},
+        },
+    ).json()
+    assert changed["name"] == "Tamar Khutsishvili" and changed["attributes"] == {}
+    subscription_id = changed["subscriptions"][0]["id"]
+    left = admin.patch(f"/subscriptions/{subscription_id}", json={"status": "unsubscribed"})
+    assert left.json()["subscriptions"][0]["status"] == "unsubscribed"
+    assert admin.delete(f"/subscribers/{subscriber_id}").status_code == 204
+    _error(admin.get(f"/subscribers/{subscriber_id}"), 404, "not_found")
+
+
+def test_openapi_document_is_served(api: Api) -> None:
+    document = httpx.get(f"{api.base}/api/v1/openapi.json").json()
+    assert document["info"]["title"] == "Tidings API"
+    assert {"/editions", "/subscribers", "/newsletters/{slug}/articles"} <= set(document["paths"])
