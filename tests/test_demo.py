@@ -21,6 +21,9 @@ def test_demo_loads_the_sample_and_sends_one_edition_into_the_catcher(
     assert "sample feed: 23 new" in first.stdout
     assert "sample subscribers: 8 new" in first.stdout
     assert "edition 1: sent 8 message(s)" in first.stdout
+    assert re.search(
+        r"sign in as admin@messenger\.example\.ge with the one-time password \S+", first.stdout
+    )
     caught = list_caught(local.data_dir)
     assert len(caught) == 8
     assert all(m.subject.startswith("The Tbilisi Messenger Daily: ") for m in caught)
@@ -44,3 +47,4 @@ def test_demo_loads_the_sample_and_sends_one_edition_into_the_catcher(
     assert "sample feed: 0 new, 0 updated, 23 unchanged" in again.stdout
     assert "sample subscribers: 0 new, 8 already there, 0 subscribed" in again.stdout
     assert "sent" not in again.stdout  # the demo edition is sent once
+    assert "one-time password" not in again.stdout and "tidings users list" in again.stdout

@@ -5,13 +5,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from tidings.accounts import create_user, list_users
 from tidings.audience.importer import ImportReport
 from tidings.audience.service import import_subscribers
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.migrate import upgrade
-from tidings.db.models import Article, Edition, Newsletter, Source
+from tidings.db.models import Article, Edition, Newsletter, Source, UserRole
 from tidings.errors import Conflict
 from tidings.ingest.service import PollOutcome, store_feed_document
 from tidings.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
@@ -101,3 +102,13 @@ def _demo_edition(db: Database, settings: Settings, newsletter: Newsletter) -> i
         db, settings, SAMPLE_SLUG, OneOff(article_ids=list(newest), created_by="demo")
     )
     return result.edition_id
+
+
+DEMO_ADMIN = "admin@messenger.example.ge"
+
+
+def demo_admin(db: Database) -> str | None:
+    """On a fresh demo, an admin user; their one-time password (None if users exist)."""
+    if list_users(db):
+        return None
+    return create_user(db, DEMO_ADMIN, UserRole.admin)[1]

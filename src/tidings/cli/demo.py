@@ -9,7 +9,7 @@ from rich.table import Table
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.cli.services import run_all
 from tidings.deliver.runner import run_worker
-from tidings.demo import SampleLoad, load_sample
+from tidings.demo import DEMO_ADMIN, SampleLoad, demo_admin, load_sample
 from tidings.newsletters import list_newsletters
 
 
@@ -68,6 +68,15 @@ def demo(
         )
     mailbox = f"{settings.base_url}/mailbox" if settings.smtp is None else "your SMTP server"
     context.out.print(f"caught mail: {mailbox}")
+    context.out.print(f"sign-up page: {settings.base_url}/subscribe/{loaded.newsletter.slug}")
+    password = demo_admin(database)
+    if password is not None:
+        context.out.print(
+            f"console: {settings.base_url}/admin, sign in as {DEMO_ADMIN} with the one-time "
+            f"password {password} (you then choose your own)"
+        )
+    else:
+        context.out.print(f"console: {settings.base_url}/admin ('tidings users list' shows who)")
     if serve:
         host_port = settings.base_url.split("//", 1)[1].split("/", 1)[0]
         host, _, port = host_port.partition(":")

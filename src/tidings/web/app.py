@@ -11,7 +11,7 @@ from tidings import __version__
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.web import archive, mailbox, public, subscribe
-from tidings.web.admin import auth, dashboard, editions, newsletters, subscribers
+from tidings.web.admin import access, auth, dashboard, editions, newsletters, subscribers
 from tidings.web.admin.session import csrf_guard, exception_handlers
 from tidings.web.api.app import create_api
 from tidings.web.api.errors import error_response
@@ -25,6 +25,7 @@ CONSOLE_ROUTERS = (
     subscribers.router,
     newsletters.router,
     editions.router,
+    access.router,
 )
 
 

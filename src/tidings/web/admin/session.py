@@ -110,6 +110,7 @@ def console_page(
     context: WebContext,
     account: Account | None,
     template: str,
+    *,
     status_code: int = 200,
     **values: Any,
 ) -> HTMLResponse:
@@ -129,6 +130,7 @@ def console_page(
         catcher=context.settings.smtp is None,
         **values,
     )
+    response.headers["Cache-Control"] = "no-store"  # console pages hold personal data
     if new_binding is not None:
         response.set_cookie(
             FORM_COOKIE,
