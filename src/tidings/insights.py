@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import ColumnElement, Date, cast, exists, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
@@ -25,6 +24,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.deliver.progress import EditionProgress, list_editions
+from tidings.schedule.crontab import crontab_trigger
 
 HISTORY_DAYS = 90
 Timestamp = ColumnElement[Any] | QueryableAttribute[Any]
@@ -33,7 +33,7 @@ Timestamp = ColumnElement[Any] | QueryableAttribute[Any]
 def next_sends(cron: str, timezone: str, count: int, after: datetime) -> list[datetime]:
     """The next ``count`` slots of a schedule, in the newsletter's time zone."""
     zone = ZoneInfo(timezone)
-    trigger = CronTrigger.from_crontab(cron, timezone=zone)
+    trigger = crontab_trigger(cron, timezone)
     slots: list[datetime] = []
     previous = None
     now = after.astimezone(zone)

@@ -4,7 +4,6 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from tidings.db.models import (
 )
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.ingest.drafts import canonical_url
+from tidings.schedule.crontab import crontab_trigger
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -61,11 +61,11 @@ class NewsletterSummary:
 def validate_schedule(cron: str, timezone: str) -> None:
     """Raise :class:`InvalidInput` unless ``cron`` is a 5-field crontab and ``timezone`` IANA."""
     try:
-        zone = ZoneInfo(timezone)
+        ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"timezone {timezone!r} is not an IANA time zone") from None
     try:
-        CronTrigger.from_crontab(cron, timezone=zone)
+        crontab_trigger(cron, timezone)
     except ValueError as exc:
         raise InvalidInput(f"schedule {cron!r} is not a crontab expression: {exc}") from None
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, exists, func, literal, or_, select, update
+from sqlalchemy.orm import aliased
 
 from tidings.audience.addresses import clean_locale, clean_name, clean_timezone, normalise_email
 from tidings.db.dialect import upsert_insert
@@ -50,11 +51,13 @@ class AudienceFilter:
                 )
             )
         if self.newsletter_id is not None or self.status is not None:
-            member = exists().where(Subscription.subscriber_id == Subscriber.id)
+            # Aliased, so the filter also works inside queries that join subscriptions.
+            theirs = aliased(Subscription)
+            member = exists().where(theirs.subscriber_id == Subscriber.id)
             if self.newsletter_id is not None:
-                member = member.where(Subscription.newsletter_id == self.newsletter_id)
+                member = member.where(theirs.newsletter_id == self.newsletter_id)
             if self.status is not None:
-                member = member.where(Subscription.status == self.status)
+                member = member.where(theirs.status == self.status)
             conditions.append(member)
         return conditions
 

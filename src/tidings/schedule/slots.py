@@ -7,7 +7,6 @@ retry) finds the existing edition through the (newsletter, slot) constraint and 
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
@@ -16,13 +15,14 @@ from tidings.compose.service import ComposeResult, compose_scheduled
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter
+from tidings.schedule.crontab import crontab_trigger
 
 log = logging.getLogger(__name__)
 
 
 def newsletter_trigger(cron: str, timezone: str) -> CronTrigger:
     """The newsletter's schedule, in its own time zone."""
-    return CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    return crontab_trigger(cron, timezone)
 
 
 def latest_slot(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:
