@@ -14,6 +14,7 @@ from tidings.compose.lifecycle import (
     cancel_edition,
     pause_edition,
     resume_edition,
+    send_draft_now,
     start_due_drafts,
 )
 from tidings.compose.service import OneOff, schedule_one_off, send_one_off
@@ -108,3 +109,18 @@ def test_cancel_keeps_the_ledger_and_marks_what_was_not_sent(
     assert _states(db, edition_id) == [DeliveryState.cancelled] * 3
     with pytest.raises(InvalidInput):
         resume_edition(db, edition_id)
+
+
+def test_a_draft_can_be_sent_at_once_but_only_once(
+    db: Database, smtp: tuple[RecordingHandler, Settings]
+) -> None:
+    handler, settings = smtp
+    ids = _setup(db)
+    later = datetime.now(UTC) + timedelta(days=1)
+    edition_id = schedule_one_off(db, settings, "daily", OneOff(article_ids=ids), later)
+    send_draft_now(db, edition_id)
+    with pytest.raises(InvalidInput):
+        send_draft_now(db, edition_id)
+    _drain(db, settings)
+    assert len(handler.caught) == 3 and _status(db, edition_id) == EditionStatus.sent
+    assert start_due_drafts(db, later) == []

@@ -6,6 +6,7 @@ editions that are ``sending``, so pausing stops new sends at once; messages alre
 to the SMTP server finish and are recorded.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -75,31 +76,54 @@ def cancel_edition(db: Database, edition_id: int) -> None:
     _change(db, edition_id, allowed, EditionStatus.cancelled)
 
 
+def _start(db: Database, edition_id: int, now: datetime) -> bool:
+    """Move one draft to sending and fan it out, in one transaction; False if it was no
+    longer a draft (another scheduler, or an editor, got there first)."""
+    with db.session() as session:
+        if not _move(session, edition_id, (EditionStatus.draft,), EditionStatus.sending):
+            return False
+        edition = session.get_one(Edition, edition_id)
+        edition.started_at = now
+        newsletter = session.get_one(Newsletter, edition.newsletter_id)
+        articles = list(
+            session.scalars(
+                select(Article)
+                .join(EditionArticle, EditionArticle.article_id == Article.id)
+                .where(EditionArticle.edition_id == edition_id)
+            )
+        )
+        fan_out_edition(session, edition, newsletter, sections_of(articles), now)
+        session.commit()
+        return True
+
+
 def start_due_drafts(db: Database, now: datetime | None = None) -> list[int]:
     """Start every scheduled draft whose time has come: fan-out happens now."""
     now = now or utcnow()
-    started: list[int] = []
     with db.session() as session:
         due = session.scalars(
             select(Edition.id).where(
                 Edition.status == EditionStatus.draft, Edition.scheduled_for <= now
             )
         ).all()
-    for edition_id in due:
-        with db.session() as session:
-            if not _move(session, edition_id, (EditionStatus.draft,), EditionStatus.sending):
-                continue  # another scheduler, or an editor's cancel, got there first
-            edition = session.get_one(Edition, edition_id)
-            edition.started_at = now
-            newsletter = session.get_one(Newsletter, edition.newsletter_id)
-            articles = list(
-                session.scalars(
-                    select(Article)
-                    .join(EditionArticle, EditionArticle.article_id == Article.id)
-                    .where(EditionArticle.edition_id == edition_id)
-                )
-            )
-            fan_out_edition(session, edition, newsletter, sections_of(articles), now)
-            session.commit()
-            started.append(edition_id)
-    return started
+    return [edition_id for edition_id in due if _start(db, edition_id, now)]
+
+
+def send_draft_now(db: Database, edition_id: int) -> None:
+    """Send a scheduled draft at once instead of at its time."""
+    with db.session() as session:
+        edition = session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"no edition {edition_id}")
+        status = edition.status
+    if not _start(db, edition_id, utcnow()):
+        raise InvalidInput(f"edition {edition_id} is {status.value}: only a draft can be sent")
+
+
+#: What an editor may do to an edition, by name (the console's buttons, the API's verbs).
+EDITION_CHANGES: dict[str, Callable[[Database, int], None]] = {
+    "send": send_draft_now,
+    "pause": pause_edition,
+    "resume": resume_edition,
+    "cancel": cancel_edition,
+}

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tidings.audience.addresses import normalise_email
-from tidings.compose.lifecycle import cancel_edition, pause_edition, resume_edition
+from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.select import article_choices
 from tidings.compose.service import OneOff, Preview, preview, schedule_one_off, send_one_off
 from tidings.deliver.direct import send_now
@@ -251,8 +251,7 @@ def edition_progress_json(edition_id: RowId, context: Context, account: Viewer) 
 
 @router.post("/{edition_id}/{change}", response_model=None)
 def edition_change(edition_id: RowId, change: str, context: Context, account: Editor) -> Response:
-    actions = {"pause": pause_edition, "resume": resume_edition, "cancel": cancel_edition}
-    if change not in actions:
+    if change not in EDITION_CHANGES:
         raise InvalidInput(f"unknown change {change!r}")
-    actions[change](context.db, edition_id)
+    EDITION_CHANGES[change](context.db, edition_id)
     return see_other(f"/admin/editions/{edition_id}")

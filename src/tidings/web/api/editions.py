@@ -7,7 +7,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from tidings.compose.lifecycle import cancel_edition, pause_edition, resume_edition
+from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.service import OneOff, preview, schedule_one_off, send_one_off
 from tidings.db.models import Edition, Newsletter
 from tidings.deliver.progress import EditionProgress, edition_progress
@@ -118,11 +118,13 @@ def read(edition_id: RowId, context: Context, who: Reader) -> EditionOut:
 
 @router.post("/editions/{edition_id}/{change}", response_model=EditionOut)
 def change(
-    edition_id: RowId, change: Literal["pause", "resume", "cancel"], context: Context, who: Writer
+    edition_id: RowId,
+    change: Literal["send", "pause", "resume", "cancel"],
+    context: Context,
+    who: Writer,
 ) -> EditionOut:
-    {"pause": pause_edition, "resume": resume_edition, "cancel": cancel_edition}[change](
-        context.db, edition_id
-    )
+    """send starts a scheduled draft at once; pause, resume and cancel a sending edition."""
+    EDITION_CHANGES[change](context.db, edition_id)
     return _out(edition_progress(context.db, edition_id))
 
 
