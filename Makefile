@@ -50,6 +50,7 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/personalise.py
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/smtp_throughput.py
+	$(BIN)/python bench/subscriber_pages.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache

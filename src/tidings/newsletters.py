@@ -41,6 +41,7 @@ class NewsletterSpec:
     min_articles: int = 1
     max_articles: int = 20
     template_set: str = "digest"
+    weekly_schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ def _validated(spec: NewsletterSpec) -> dict[str, object]:
         raise InvalidInput("name is empty")
     from_name, from_address = parse_mailbox(spec.sender)
     validate_schedule(spec.schedule, spec.timezone)
+    weekly = (spec.weekly_schedule or "").strip() or None
+    if weekly is not None:
+        validate_schedule(weekly, spec.timezone)
     if spec.min_articles < 0 or spec.max_articles < 1 or spec.min_articles > spec.max_articles:
         raise InvalidInput("need 0 <= min-articles <= max-articles and max-articles >= 1")
     if not _TEMPLATE_SET.match(spec.template_set):
@@ -94,6 +98,7 @@ def _validated(spec: NewsletterSpec) -> dict[str, object]:
         "min_articles": spec.min_articles,
         "max_articles": spec.max_articles,
         "template_set": spec.template_set,
+        "weekly_schedule_cron": weekly,
     }
 
 

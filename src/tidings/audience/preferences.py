@@ -15,6 +15,7 @@ from tidings.audience.addresses import clean_name, clean_timezone
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
+    Cadence,
     Newsletter,
     Source,
     Subscriber,
@@ -51,6 +52,8 @@ class Preferences:
     newsletters: list[NewsletterChoice]
     sections_offered: list[str]
     sections_chosen: list[str]
+    offers_weekly: bool
+    cadence: Cadence
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class PreferenceChange:
     timezone: str | None
     keep: frozenset[int]
     sections: list[str]
+    cadence: Cadence = Cadence.daily
 
 
 def _linked(session: Session, subscription_id: int) -> tuple[Subscription, Subscriber] | None:
@@ -113,6 +117,8 @@ def preferences_of(db: Database, subscription_id: int) -> Preferences | None:
             newsletters=choices,
             sections_offered=offered_sections(session, newsletter.id, utcnow()),
             sections_chosen=list(subscription.sections or []),
+            offers_weekly=newsletter.offers_weekly,
+            cadence=subscription.cadence,
         )
 
 
@@ -125,6 +131,9 @@ def save_preferences(db: Database, subscription_id: int, change: PreferenceChang
         if linked is None:
             return False
         subscription, subscriber = linked
+        newsletter = session.get_one(Newsletter, subscription.newsletter_id)
+        if change.cadence == Cadence.weekly and not newsletter.offers_weekly:
+            raise InvalidInput(f"{newsletter.name} has no weekly digest")
         offered = set(offered_sections(session, subscription.newsletter_id, now))
         unknown = sorted(set(change.sections) - offered)
         if unknown:
@@ -132,6 +141,7 @@ def save_preferences(db: Database, subscription_id: int, change: PreferenceChang
         subscriber.name = clean_name(change.name)
         subscriber.timezone = timezone
         subscription.sections = sorted(set(change.sections))
+        subscription.cadence = change.cadence
         suppressed = session.scalar(
             select(Suppression.id).where(Suppression.email == subscriber.email)
         )

@@ -44,6 +44,7 @@ class EditionView:
     date_label: str
     intro_html: Markup | None
     intro_text: str | None
+    weekly: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def render_edition(
     issued_at: datetime,
     intro_markdown: str | None = None,
     subject: str | None = None,
+    weekly: bool = False,
 ) -> RenderedEdition:
     """Render the triplet once for the edition and inline the CSS once."""
     zone = ZoneInfo(newsletter.timezone)
@@ -119,6 +121,7 @@ def render_edition(
         date_label=_date_label(issued_at.astimezone(zone)),
         intro_html=intro_html,
         intro_text=plain_text(str(intro_html)) if intro_html else None,
+        weekly=weekly,
     )
     context = {
         "newsletter": newsletter,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
+    Cadence,
     Edition,
     EditionArticle,
     EditionKind,
@@ -19,18 +20,21 @@ from tidings.db.models import (
 from tidings.errors import NotFound
 from tidings.newsletters import newsletter_by_slug
 
-#: The first scheduled edition looks back one cadence; daily is the only cadence a schedule
-#: has today (weekly subscriptions arrive with the preference centre).
-CADENCE = timedelta(hours=24)
+#: How far one edition of each cadence reaches back: the first edition looks back this far,
+#: and an article a feed delivered late is still taken if published within it.
+LOOKBACK = {Cadence.daily: timedelta(hours=24), Cadence.weekly: timedelta(days=7)}
 
 
-def previous_cutoff(session: Session, newsletter_id: int, before: datetime) -> datetime | None:
-    """The cutoff of the newsletter's last scheduled edition that was not skipped."""
+def previous_cutoff(
+    session: Session, newsletter_id: int, before: datetime, cadence: Cadence = Cadence.daily
+) -> datetime | None:
+    """The cutoff of the newsletter's last scheduled edition of ``cadence`` not skipped."""
     return session.scalar(
         select(Edition.cutoff_at)
         .where(
             Edition.newsletter_id == newsletter_id,
             Edition.kind == EditionKind.scheduled,
+            Edition.cadence == cadence,
             Edition.status != EditionStatus.skipped,
             Edition.cutoff_at.is_not(None),
             Edition.cutoff_at < before,
@@ -40,37 +44,45 @@ def previous_cutoff(session: Session, newsletter_id: int, before: datetime) -> d
     )
 
 
-def first_lookback(session: Session, newsletter_id: int, cutoff: datetime) -> datetime:
-    """Where the first edition looks back to: one cadence before the first scheduled slot
-    (slots skipped for too few articles keep their articles for the next edition)."""
+def first_lookback(
+    session: Session, newsletter_id: int, cutoff: datetime, cadence: Cadence = Cadence.daily
+) -> datetime:
+    """Where the first edition of ``cadence`` looks back to: one cadence before its first
+    scheduled slot (slots skipped for too few articles keep their articles for the next)."""
     first_slot = session.scalar(
         select(Edition.slot)
         .where(
             Edition.newsletter_id == newsletter_id,
             Edition.kind == EditionKind.scheduled,
+            Edition.cadence == cadence,
             Edition.slot < cutoff,
         )
         .order_by(Edition.slot)
         .limit(1)
     )
-    return min(first_slot or cutoff, cutoff) - CADENCE
+    return min(first_slot or cutoff, cutoff) - LOOKBACK[cadence]
 
 
-def select_articles(session: Session, newsletter: Newsletter, cutoff: datetime) -> list[Article]:
-    """New articles for a scheduled (or automatic one-off) edition, newest first.
+def select_articles(
+    session: Session, newsletter: Newsletter, cutoff: datetime, cadence: Cadence = Cadence.daily
+) -> list[Article]:
+    """New articles for a scheduled (or automatic one-off) edition of ``cadence``, newest first.
 
-    New means: not yet in a scheduled edition of this newsletter, published at or before
-    ``cutoff``, and published after the previous cutoff — or first seen after it and published
-    at most one cadence earlier, so an article a feed delivers late is not lost.
+    New means: not yet in a scheduled edition of this newsletter and cadence (the weekly
+    digest gathers the week's stories whatever the daily ones carried), published at or
+    before ``cutoff``, and published after the previous cutoff — or first seen after it and
+    published at most one cadence earlier, so an article a feed delivers late is not lost.
     """
-    since = previous_cutoff(session, newsletter.id, cutoff) or first_lookback(
-        session, newsletter.id, cutoff
+    lookback = LOOKBACK[cadence]
+    since = previous_cutoff(session, newsletter.id, cutoff, cadence) or first_lookback(
+        session, newsletter.id, cutoff, cadence
     )
     already_sent = exists().where(
         EditionArticle.article_id == Article.id,
         EditionArticle.edition_id == Edition.id,
         Edition.newsletter_id == newsletter.id,
         Edition.kind == EditionKind.scheduled,
+        Edition.cadence == cadence,
     )
     return list(
         session.scalars(
@@ -81,7 +93,7 @@ def select_articles(session: Session, newsletter: Newsletter, cutoff: datetime) 
                 Article.published_at <= cutoff,
                 or_(
                     Article.published_at > since,
-                    and_(Article.first_seen_at > since, Article.published_at > since - CADENCE),
+                    and_(Article.first_seen_at > since, Article.published_at > since - lookback),
                 ),
                 ~already_sent,
             )

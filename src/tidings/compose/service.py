@@ -22,6 +22,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
+    Cadence,
     Edition,
     EditionArticle,
     EditionKind,
@@ -65,6 +66,7 @@ def _render(
     articles: list[Article],
     issued_at: datetime,
     one_off: OneOff | None = None,
+    cadence: Cadence = Cadence.daily,
 ) -> RenderedEdition:
     templates = load_triplet(email_environment(settings.templates_dir), newsletter.template_set)
     return render_edition(
@@ -74,12 +76,19 @@ def _render(
         issued_at=issued_at,
         intro_markdown=one_off.intro_markdown if one_off else None,
         subject=one_off.subject if one_off else None,
+        weekly=cadence == Cadence.weekly,
     )
 
 
-def _existing(session: Session, newsletter_id: int, slot: datetime) -> Edition | None:
+def _existing(
+    session: Session, newsletter_id: int, cadence: Cadence, slot: datetime
+) -> Edition | None:
     return session.scalar(
-        select(Edition).where(Edition.newsletter_id == newsletter_id, Edition.slot == slot)
+        select(Edition).where(
+            Edition.newsletter_id == newsletter_id,
+            Edition.cadence == cadence,
+            Edition.slot == slot,
+        )
     )
 
 
@@ -93,9 +102,13 @@ def _attach_articles(session: Session, edition: Edition, articles: list[Article]
 def fan_out_edition(
     session: Session, edition: Edition, newsletter: Newsletter, sections: list[str], now: datetime
 ) -> int:
-    """Queue the edition to every active subscriber who wants one of ``sections``."""
+    """Queue the edition to every active subscriber who wants one of ``sections``: for a
+    scheduled edition of a newsletter with a weekly digest those of its cadence, else all."""
     domain = address_domain(newsletter.from_address)
-    return fan_out(session, edition.id, newsletter.id, domain, now, sections)
+    # Only a newsletter that offers both cadences splits its readers by them.
+    split = edition.kind == EditionKind.scheduled and newsletter.offers_weekly
+    cadence = edition.cadence if split else None
+    return fan_out(session, edition.id, newsletter.id, domain, now, sections, cadence)
 
 
 def _start_sending(
@@ -121,26 +134,32 @@ def _claim_slot(session: Session, edition: Edition) -> ComposeResult | None:
     except IntegrityError:
         session.rollback()
         assert edition.slot is not None
-        raced = _existing(session, edition.newsletter_id, edition.slot)
+        raced = _existing(session, edition.newsletter_id, edition.cadence, edition.slot)
         assert raced is not None
         return ComposeResult(raced.id, created=False)
     return None
 
 
 def compose_scheduled(
-    db: Database, settings: Settings, newsletter_id: int, slot: datetime
+    db: Database,
+    settings: Settings,
+    newsletter_id: int,
+    slot: datetime,
+    cadence: Cadence = Cadence.daily,
 ) -> ComposeResult:
-    """Compose and start the edition of ``slot`` once; later calls return the same edition."""
+    """Compose and start the ``cadence`` edition of ``slot`` once; later calls return the
+    same edition."""
     now = utcnow()
     with db.session() as session:
         newsletter = session.get_one(Newsletter, newsletter_id)
-        existing = _existing(session, newsletter_id, slot)
+        existing = _existing(session, newsletter_id, cadence, slot)
         if existing is not None:
             return ComposeResult(existing.id, created=False)
-        articles = select_articles(session, newsletter, cutoff=slot)
+        articles = select_articles(session, newsletter, cutoff=slot, cadence=cadence)
         edition = Edition(
             newsletter_id=newsletter_id,
             kind=EditionKind.scheduled,
+            cadence=cadence,
             slot=slot,
             cutoff_at=slot,
             status=EditionStatus.sending,
@@ -155,7 +174,7 @@ def compose_scheduled(
                 return raced
             session.commit()
             return ComposeResult(edition.id, True, SkipReason.too_few_articles, len(articles))
-        rendered = _render(settings, newsletter, articles, slot)
+        rendered = _render(settings, newsletter, articles, slot, cadence=cadence)
         edition.subject = rendered.subject
         edition.html_body, edition.text_body = rendered.html, rendered.text
         raced = _claim_slot(session, edition)

@@ -123,11 +123,16 @@ class Newsletter(Base):
     min_articles: Mapped[int] = mapped_column(Integer, default=1)
     max_articles: Mapped[int] = mapped_column(Integer, default=20)
     template_set: Mapped[str] = mapped_column(String(64), default="digest")
-    offers_weekly: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: When set, readers may choose a weekly digest, composed on this crontab schedule.
+    weekly_schedule_cron: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     sources: Mapped[list["Source"]] = relationship(back_populates="newsletter")
+
+    @property
+    def offers_weekly(self) -> bool:
+        return self.weekly_schedule_cron is not None
 
     __table_args__ = (
         CheckConstraint("min_articles >= 0", name="min_articles_nonnegative"),
@@ -247,6 +252,10 @@ class Edition(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletters.id", ondelete="CASCADE"))
     kind: Mapped[EditionKind] = mapped_column(_enum(EditionKind, "edition_kind"))
+    #: Which readers a scheduled edition is for; one-off editions go to every cadence.
+    cadence: Mapped[Cadence] = mapped_column(
+        _enum(Cadence, "edition_cadence"), default=Cadence.daily, server_default="daily"
+    )
     slot: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[EditionStatus] = mapped_column(_enum(EditionStatus, "edition_status"))
     skip_reason: Mapped[str | None] = mapped_column(String(64))
@@ -262,7 +271,7 @@ class Edition(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("newsletter_id", "slot"),)
+    __table_args__ = (UniqueConstraint("newsletter_id", "cadence", "slot"),)
 
 
 class EditionArticle(Base):

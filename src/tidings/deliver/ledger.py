@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from tidings.db.dialect import upsert_insert
 from tidings.db.models import (
+    Cadence,
     Delivery,
     DeliveryState,
     Edition,
@@ -65,11 +66,13 @@ def fan_out(
     message_id_domain: str,
     now: datetime,
     sections: Sequence[str] = (),
+    cadence: Cadence | None = None,
 ) -> int:
     """One queued delivery per active, unsuppressed subscription, in one INSERT ... SELECT.
 
-    Subscribers who chose sections of interest get the edition only when it carries one of
-    them. The Message-ID is fixed here, per (edition, subscriber), so every retry reuses it.
+    Only subscriptions of ``cadence`` when given (a scheduled edition); subscribers who chose
+    sections of interest get the edition only when it carries one of them. The Message-ID is
+    fixed here, per (edition, subscriber), so every retry reuses it.
     """
     subscriber_id = cast(Subscription.subscriber_id, String)
     message_id = (
@@ -96,6 +99,8 @@ def fan_out(
             wants_sections(session, sections),
         )
     )
+    if cadence is not None:
+        source = source.where(Subscription.cadence == cadence)
     statement = (
         upsert_insert(session)(Delivery)
         .from_select(

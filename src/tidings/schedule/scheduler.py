@@ -23,7 +23,7 @@ from tidings.db.types import utcnow
 from tidings.deliver import ledger
 from tidings.ingest.service import poll_sources
 from tidings.schedule.lock import SchedulerLock
-from tidings.schedule.slots import newsletter_trigger, serve_due_slots
+from tidings.schedule.slots import newsletter_trigger, schedules_of, serve_due_slots
 
 log = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 5.0
@@ -45,7 +45,7 @@ class TidingsScheduler:
         self.db = db
         self.settings = settings
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self._fingerprint: tuple[tuple[int, str, str], ...] = ()
+        self._fingerprint: tuple[tuple[str, str, str], ...] = ()
 
     async def _serve_slots(self) -> None:
         await asyncio.to_thread(serve_due_slots, self.db, self.settings, utcnow())
@@ -56,14 +56,14 @@ class TidingsScheduler:
     async def _upkeep(self) -> None:
         await asyncio.to_thread(ledger_upkeep, self.db, self.settings)
 
-    def _newsletters(self) -> tuple[tuple[int, str, str], ...]:
+    def _newsletters(self) -> tuple[tuple[str, str, str], ...]:
+        """(job id, crontab line, time zone) of every newsletter's every cadence."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(Newsletter.id, Newsletter.schedule_cron, Newsletter.timezone).order_by(
-                    Newsletter.id
-                )
+            return tuple(
+                (f"newsletter-{n.id}-{cadence.value}", cron, n.timezone)
+                for n in session.scalars(select(Newsletter).order_by(Newsletter.id))
+                for cadence, cron in schedules_of(n)
             )
-            return tuple((row[0], row[1], row[2]) for row in rows)
 
     async def refresh_jobs(self) -> None:
         """(Re)build one cron job per newsletter when the newsletters changed."""
@@ -75,16 +75,16 @@ class TidingsScheduler:
             if job.id.startswith("newsletter-"):
                 job.remove()
         grace = int(self.settings.schedule_grace_hours * 3600) or None
-        for newsletter_id, cron, timezone in fingerprint:
+        for job_id, cron, timezone in fingerprint:
             self.scheduler.add_job(
                 self._serve_slots,
                 newsletter_trigger(cron, timezone),
-                id=f"newsletter-{newsletter_id}",
+                id=job_id,
                 misfire_grace_time=grace,
                 coalesce=True,
                 max_instances=1,
             )
-        log.info("scheduled %d newsletter(s)", len(fingerprint))
+        log.info("scheduled %d newsletter schedule(s)", len(fingerprint))
 
     async def run(self, stop: asyncio.Event) -> None:
         lock = SchedulerLock(self.db)

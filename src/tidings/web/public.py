@@ -17,6 +17,7 @@ from tidings.audience.preferences import (
 )
 from tidings.audience.service import SubscriptionView, subscription_view, unsubscribe
 from tidings.audience.tokens import Purpose, sign, unsign
+from tidings.db.models import Cadence
 from tidings.errors import InvalidInput
 from tidings.paths import sample_dir
 from tidings.web.deps import WebContext, web_context
@@ -147,13 +148,14 @@ def preferences_post(
     timezone: Annotated[str, Form()] = "",
     keep: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
     section: Annotated[list[str], Form()] = [],  # noqa: B006
+    cadence: Annotated[Cadence, Form()] = Cadence.daily,
 ) -> Response:
     subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
     if subscription_id is None:
         return _invalid(context)
     if not csrf_ok(context.settings.secret, token, csrf):
         return _forbidden(context)
-    change = PreferenceChange(name or None, timezone or None, frozenset(keep), section)
+    change = PreferenceChange(name or None, timezone or None, frozenset(keep), section, cadence)
     try:
         found = save_preferences(context.db, subscription_id, change)
     except InvalidInput as exc:

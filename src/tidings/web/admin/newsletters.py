@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
 
 from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
@@ -39,34 +40,39 @@ def signup_snippet(base_url: str, newsletter: Newsletter) -> str:
     )
 
 
-def _spec(
-    slug: str,
-    name: str,
-    sender: str,
-    reply_to: str,
-    schedule: str,
-    timezone: str,
-    min_articles: int,
-    max_articles: int,
-    template_set: str,
-    feeds: str = "",
-) -> NewsletterSpec:
-    return NewsletterSpec(
-        slug=slug.strip(),
-        name=name,
-        sender=sender,
-        reply_to=reply_to.strip() or None,
-        schedule=schedule.strip(),
-        timezone=timezone.strip(),
-        feeds=[line.strip() for line in feeds.splitlines() if line.strip()],
-        min_articles=min_articles,
-        max_articles=max_articles,
-        template_set=template_set.strip() or "digest",
-    )
+class NewsletterForm(BaseModel):
+    """The newsletter form (create and edit); the slug is fixed once created."""
+
+    slug: str = ""
+    name: str
+    sender: str
+    reply_to: str = ""
+    schedule: str
+    weekly_schedule: str = ""
+    timezone: str
+    min_articles: int
+    max_articles: int
+    template_set: str = "digest"
+    feeds: str = ""
+
+    def spec(self, slug: str | None = None) -> NewsletterSpec:
+        return NewsletterSpec(
+            slug=slug or self.slug.strip(),
+            name=self.name,
+            sender=self.sender,
+            reply_to=self.reply_to.strip() or None,
+            schedule=self.schedule.strip(),
+            weekly_schedule=self.weekly_schedule.strip() or None,
+            timezone=self.timezone.strip(),
+            feeds=[line.strip() for line in self.feeds.splitlines() if line.strip()],
+            min_articles=self.min_articles,
+            max_articles=self.max_articles,
+            template_set=self.template_set.strip() or "digest",
+        )
 
 
+Fields = Annotated[NewsletterForm, Form()]
 Text = Annotated[str, Form()]
-Number = Annotated[int, Form()]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -82,33 +88,8 @@ def newsletter_new(request: Request, context: Context, account: Admin) -> HTMLRe
 
 
 @router.post("/new", response_class=HTMLResponse)
-def newsletter_create(
-    request: Request,
-    context: Context,
-    account: Admin,
-    slug: Text,
-    name: Text,
-    sender: Text,
-    schedule: Text,
-    timezone: Text,
-    min_articles: Number,
-    max_articles: Number,
-    reply_to: Text = "",
-    template_set: Text = "digest",
-    feeds: Text = "",
-) -> Response:
-    spec = _spec(
-        slug,
-        name,
-        sender,
-        reply_to,
-        schedule,
-        timezone,
-        min_articles,
-        max_articles,
-        template_set,
-        feeds,
-    )
+def newsletter_create(context: Context, account: Admin, fields: Fields) -> Response:
+    spec = fields.spec()
     create_newsletter(context.db, spec)
     return see_other(f"/admin/newsletters/{spec.slug}")
 
@@ -126,6 +107,11 @@ def newsletter_detail(
         newsletter=newsletter,
         sources=sources,
         upcoming=next_sends(newsletter.schedule_cron, newsletter.timezone, 5, utcnow()),
+        upcoming_weekly=(
+            next_sends(newsletter.weekly_schedule_cron, newsletter.timezone, 5, utcnow())
+            if newsletter.weekly_schedule_cron
+            else []
+        ),
         snippet=signup_snippet(context.settings.base_url, newsletter),
         signup_url=f"{context.settings.base_url}/subscribe/{newsletter.slug}",
     )
@@ -138,24 +124,8 @@ def newsletter_edit(slug: str, request: Request, context: Context, account: Admi
 
 
 @router.post("/{slug}/edit", response_class=HTMLResponse)
-def newsletter_update(
-    slug: str,
-    request: Request,
-    context: Context,
-    account: Admin,
-    name: Text,
-    sender: Text,
-    schedule: Text,
-    timezone: Text,
-    min_articles: Number,
-    max_articles: Number,
-    reply_to: Text = "",
-    template_set: Text = "digest",
-) -> Response:
-    spec = _spec(
-        slug, name, sender, reply_to, schedule, timezone, min_articles, max_articles, template_set
-    )
-    update_newsletter(context.db, slug, spec)
+def newsletter_update(slug: str, context: Context, account: Admin, fields: Fields) -> Response:
+    update_newsletter(context.db, slug, fields.spec(slug))
     return see_other(f"/admin/newsletters/{slug}")
 
 

@@ -39,6 +39,7 @@ def _out(n: Newsletter) -> NewsletterOut:
         sender=f"{n.from_name} <{n.from_address}>",
         reply_to=n.reply_to,
         schedule=n.schedule_cron,
+        weekly_schedule=n.weekly_schedule_cron,
         timezone=n.timezone,
         min_articles=n.min_articles,
         max_articles=n.max_articles,

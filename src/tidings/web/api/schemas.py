@@ -20,6 +20,9 @@ class NewsletterIn(Model):
     sender: str = Field(min_length=3, max_length=400, description='"Name <address>"')
     reply_to: str | None = Field(default=None, max_length=320)
     schedule: str = Field(default="0 7 * * *", max_length=100)
+    weekly_schedule: str | None = Field(
+        default=None, max_length=100, description="crontab of the weekly digest, if offered"
+    )
     timezone: str = Field(default="UTC", max_length=64)
     min_articles: int = Field(default=1, ge=0, le=1000)
     max_articles: int = Field(default=20, ge=1, le=1000)
@@ -32,6 +35,7 @@ class NewsletterPatch(Model):
     sender: str | None = Field(default=None, min_length=3, max_length=400)
     reply_to: str | None = Field(default=None, max_length=320)
     schedule: str | None = Field(default=None, max_length=100)
+    weekly_schedule: str | None = Field(default=None, max_length=100)
     timezone: str | None = Field(default=None, max_length=64)
     min_articles: int | None = Field(default=None, ge=0, le=1000)
     max_articles: int | None = Field(default=None, ge=1, le=1000)
@@ -44,6 +48,7 @@ class NewsletterOut(BaseModel):
     sender: str
     reply_to: str | None
     schedule: str
+    weekly_schedule: str | None
     timezone: str
     min_articles: int
     max_articles: int
