@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,8 +41,17 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def assert_accessible(page: Page) -> None:
+    """axe-core (bundled with axe-playwright-python) finds no WCAG violation on the page."""
+    violations = Axe().run(page).response["violations"]
+    found = [(v["id"], v["impact"], v["nodes"][0]["target"]) for v in violations]
+    assert found == [], f"{page.url}: {found}"
+
+
 def screenshots(page: Page, name: str) -> None:
-    """Save the page at desktop and phone width under test-artifacts/."""
+    """Check the page with axe, then save it at desktop and phone width under
+    test-artifacts/."""
+    assert_accessible(page)
     ARTIFACTS.mkdir(exist_ok=True)
     width = page.viewport_size["width"] if page.viewport_size else 1280
     for label, pixels in WIDTHS.items():

@@ -99,6 +99,7 @@ def test_admin_imports_builds_sends_and_watches_progress(
 ) -> None:
     _, one_time = create_user(site.db, "admin@messenger.example.ge", UserRole.admin)
     page.goto(f"{site.base}/admin")
+    screenshots(page, f"login-{db_name}")
     page.get_by_label("Email").fill("admin@messenger.example.ge")
     page.get_by_label("Password").fill(one_time)
     page.get_by_role("button", name="Sign in").click()
@@ -126,6 +127,10 @@ def test_admin_imports_builds_sends_and_watches_progress(
     page.goto(f"{site.base}/admin/subscribers?newsletter=daily")
     screenshots(page, f"subscribers-{db_name}")
     expect(page.get_by_role("link", name="reader11@example.ge")).to_be_visible()
+    page.goto(f"{site.base}/admin/newsletters/daily")
+    screenshots(page, f"newsletter-{db_name}")
+    page.goto(f"{site.base}/admin/access")
+    screenshots(page, f"access-{db_name}")
 
     page.goto(f"{site.base}/admin/editions/new?newsletter=daily")
     for story, position in (("Story 2", "2"), ("Story 0", "1")):

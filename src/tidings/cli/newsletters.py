@@ -23,6 +23,9 @@ def create(
     sender: str = typer.Option(..., "--from", help='Sender, "Name <address>".'),
     reply_to: str | None = typer.Option(None, "--reply-to", help="Reply-To address."),
     schedule: str = typer.Option(DEFAULT_SCHEDULE, "--schedule", help="Crontab (5 fields)."),
+    weekly_schedule: str | None = typer.Option(
+        None, "--weekly-schedule", help="Crontab of an optional weekly digest."
+    ),
     timezone: str = typer.Option("UTC", "--timezone", help="IANA zone for the schedule."),
     feeds: list[str] = typer.Option([], "--feed", help="Feed URL (repeatable)."),
     min_articles: int = typer.Option(1, "--min-articles", help="Skip an edition below this."),
@@ -40,6 +43,7 @@ def create(
         sender=sender,
         reply_to=reply_to,
         schedule=schedule,
+        weekly_schedule=weekly_schedule,
         timezone=timezone,
         feeds=feeds,
         min_articles=min_articles,
