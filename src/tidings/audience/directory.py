@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Select, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
 from tidings.audience.addresses import clean_locale, clean_name, clean_timezone, normalise_email
+from tidings.audience.membership import leave
 from tidings.db.dialect import upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -212,21 +213,13 @@ def subscriber_record(
 
 def bulk_unsubscribe(db: Database, audience: AudienceFilter) -> int:
     """Unsubscribe everyone matched (from the filter's newsletter, else from all)."""
-    now = utcnow()
+    which: list[ColumnElement[bool]] = [Subscription.subscriber_id.in_(audience.subscriber_ids())]
+    if audience.newsletter_id is not None:
+        which.append(Subscription.newsletter_id == audience.newsletter_id)
     with db.session() as session:
-        statement = (
-            update(Subscription)
-            .where(
-                Subscription.subscriber_id.in_(audience.subscriber_ids()),
-                Subscription.status != SubscriptionStatus.unsubscribed,
-            )
-            .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
-        )
-        if audience.newsletter_id is not None:
-            statement = statement.where(Subscription.newsletter_id == audience.newsletter_id)
-        changed = session.execute(statement).rowcount  # type: ignore[attr-defined]
+        changed = leave(session, utcnow(), *which)
         session.commit()
-        return int(changed)
+        return changed
 
 
 def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:

@@ -8,10 +8,11 @@ Changes apply to the next edition: fan-out reads them when it queues deliveries.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings.audience.addresses import clean_name, clean_timezone
+from tidings.audience.membership import is_suppressed, leave
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -21,7 +22,6 @@ from tidings.db.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    Suppression,
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput
@@ -142,9 +142,7 @@ def save_preferences(db: Database, subscription_id: int, change: PreferenceChang
         subscriber.timezone = timezone
         subscription.sections = sorted(set(change.sections))
         subscription.cadence = change.cadence
-        suppressed = session.scalar(
-            select(Suppression.id).where(Suppression.email == subscriber.email)
-        )
+        suppressed = is_suppressed(session, subscriber.email)
         mine = session.scalars(
             select(Subscription).where(Subscription.subscriber_id == subscriber.id)
         )
@@ -171,14 +169,7 @@ def unsubscribe_everything(db: Database, subscription_id: int) -> bool:
         linked = _linked(session, subscription_id)
         if linked is None:
             return False
-        session.execute(
-            update(Subscription)
-            .where(
-                Subscription.subscriber_id == linked[1].id,
-                Subscription.status != SubscriptionStatus.unsubscribed,
-            )
-            .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
-        )
+        leave(session, now, Subscription.subscriber_id == linked[1].id)
         session.commit()
     return True
 
@@ -193,9 +184,7 @@ def undo_unsubscribe(db: Database, subscription_id: int) -> bool:
             return False
         subscription, subscriber = linked
         left = subscription.unsubscribed_at
-        suppressed = session.scalar(
-            select(Suppression.id).where(Suppression.email == subscriber.email)
-        )
+        suppressed = is_suppressed(session, subscriber.email)
         if (
             subscription.status != SubscriptionStatus.unsubscribed
             or left is None

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from tidings.audience.addresses import clean_name, normalise_email
@@ -20,13 +20,13 @@ from tidings.audience.importer import (
     ProgressCallback,
     import_rows_into,
 )
+from tidings.audience.membership import is_suppressed, leave
 from tidings.db.engine import Database
 from tidings.db.models import (
     Newsletter,
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    Suppression,
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
@@ -46,10 +46,6 @@ class AddResult:
     note: str
 
 
-def _is_suppressed(session: Session, email: str) -> bool:
-    return session.scalar(select(Suppression.id).where(Suppression.email == email)) is not None
-
-
 def add_subscriber(
     db: Database, slug: str, email: str, name: str | None, confirmed: bool, source: str
 ) -> AddResult:
@@ -59,7 +55,7 @@ def add_subscriber(
     now = utcnow()
     with db.session() as session:
         newsletter = newsletter_by_slug(session, slug)
-        if _is_suppressed(session, address):
+        if is_suppressed(session, address):
             raise InvalidInput(f"{address} is on the suppression list and cannot be subscribed")
         subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
         created = subscriber is None
@@ -147,16 +143,8 @@ def subscription_view(db: Database, subscription_id: int) -> SubscriptionView | 
 
 def unsubscribe(db: Database, subscription_id: int) -> SubscriptionView | None:
     """Unsubscribe (idempotent); the next editions skip this person. None if unknown."""
-    now = utcnow()
     with db.session() as session:
-        session.execute(
-            update(Subscription)
-            .where(
-                Subscription.id == subscription_id,
-                Subscription.status != SubscriptionStatus.unsubscribed,
-            )
-            .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
-        )
+        leave(session, utcnow(), Subscription.id == subscription_id)
         session.commit()
     return subscription_view(db, subscription_id)
 

@@ -16,13 +16,14 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from tidings.audience.addresses import clean_name, normalise_email
+from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
 from tidings.audience.tokens import Purpose, sign
 from tidings.compose.notice import Notice, notice_message
 from tidings.config import Settings
 from tidings.db.dialect import upsert_insert
 from tidings.db.engine import Database
-from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus, Suppression
+from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
 from tidings.deliver.direct import send_now
 from tidings.deliver.transport import DeliveryError
@@ -98,7 +99,7 @@ def record_signup(db: Database, form: SignupForm, now: datetime) -> Confirmation
     address = normalise_email(form.email)
     with db.session() as session:
         newsletter = newsletter_by_slug(session, form.slug)
-        if session.scalar(select(Suppression.id).where(Suppression.email == address)):
+        if is_suppressed(session, address):
             return None
         subscriber_id = _subscriber_id(session, address, clean_name(form.name), now)
         subscription = _pending_subscription(session, subscriber_id, newsletter.id, form, now)

@@ -45,6 +45,16 @@ def _view(context: WebContext, purpose: Purpose, token: str) -> SubscriptionView
     return subscription_view(context.db, subscription_id) if subscription_id else None
 
 
+def _verified(context: WebContext, purpose: Purpose, token: str, csrf: str) -> int | HTMLResponse:
+    """The subscription of a signed link whose form token is right; else the refusal page."""
+    subscription_id = unsign(context.settings.secret, purpose, token)
+    if subscription_id is None:
+        return _invalid(context)
+    if not csrf_ok(context.settings.secret, token, csrf):
+        return _forbidden(context)
+    return subscription_id
+
+
 def _link(context: WebContext, purpose: Purpose, subscription_id: int) -> str:
     prefix = {Purpose.unsubscribe: "/u", Purpose.preferences: "/preferences"}[purpose]
     return f"{prefix}/{sign(context.settings.secret, purpose, subscription_id)}"
@@ -94,11 +104,9 @@ async def unsubscribe_post(token: str, request: Request, context: Context) -> Re
 @router.post("/u/{token}/undo", response_class=HTMLResponse)
 def undo_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResponse:
     """Rejoin straight after leaving by mistake."""
-    subscription_id = unsign(context.settings.secret, Purpose.unsubscribe, token)
-    if subscription_id is None:
-        return _invalid(context)
-    if not csrf_ok(context.settings.secret, token, csrf):
-        return _forbidden(context)
+    subscription_id = _verified(context, Purpose.unsubscribe, token, csrf)
+    if isinstance(subscription_id, HTMLResponse):
+        return subscription_id
     undone = undo_unsubscribe(context.db, subscription_id)
     view = subscription_view(context.db, subscription_id)
     if view is None:
@@ -150,11 +158,9 @@ def preferences_post(
     section: Annotated[list[str], Form()] = [],  # noqa: B006
     cadence: Annotated[Cadence, Form()] = Cadence.daily,
 ) -> Response:
-    subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
-    if subscription_id is None:
-        return _invalid(context)
-    if not csrf_ok(context.settings.secret, token, csrf):
-        return _forbidden(context)
+    subscription_id = _verified(context, Purpose.preferences, token, csrf)
+    if isinstance(subscription_id, HTMLResponse):
+        return subscription_id
     change = PreferenceChange(name or None, timezone or None, frozenset(keep), section, cadence)
     try:
         found = save_preferences(context.db, subscription_id, change)
@@ -167,11 +173,9 @@ def preferences_post(
 
 @router.post("/preferences/{token}/leave-all", response_class=HTMLResponse)
 def leave_all_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResponse:
-    subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
-    if subscription_id is None:
-        return _invalid(context)
-    if not csrf_ok(context.settings.secret, token, csrf):
-        return _forbidden(context)
+    subscription_id = _verified(context, Purpose.preferences, token, csrf)
+    if isinstance(subscription_id, HTMLResponse):
+        return subscription_id
     if not unsubscribe_everything(context.db, subscription_id):
         return _invalid(context)
     return _preferences_page(context, token, saved=True)

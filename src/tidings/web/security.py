@@ -10,6 +10,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from fastapi.responses import Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 CSRF_FIELD = "csrf_token"
@@ -36,6 +37,13 @@ def csrf_ok(secret: str, binding: str | None, token: object) -> bool:
     except BadSignature:
         return False
     return secrets.compare_digest(str(value), binding)
+
+
+def set_form_cookie(response: Response, binding: str, secure: bool) -> None:
+    """The random CSRF binding of pages used before sign-in (sign-up, sign-in)."""
+    response.set_cookie(
+        FORM_COOKIE, binding, httponly=True, samesite="strict", secure=secure, max_age=CSRF_MAX_AGE
+    )
 
 
 @dataclass(frozen=True)

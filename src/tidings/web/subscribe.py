@@ -20,7 +20,7 @@ from tidings.db.models import Newsletter
 from tidings.errors import InvalidAddress
 from tidings.web.deps import WebContext, client_ip, web_context
 from tidings.web.pages import page
-from tidings.web.security import CSRF_FIELD, FORM_COOKIE, csrf_ok, csrf_token
+from tidings.web.security import CSRF_FIELD, FORM_COOKIE, csrf_ok, csrf_token, set_form_cookie
 
 router = APIRouter()
 Context = Annotated[WebContext, Depends(web_context)]
@@ -57,14 +57,7 @@ def _form_page(
         csrf=csrf_token(context.settings.secret, binding),
         honeypot=HONEYPOT,
     )
-    response.set_cookie(
-        FORM_COOKIE,
-        binding,
-        httponly=True,
-        samesite="lax",
-        secure=context.secure_cookies,
-        max_age=12 * 3600,
-    )
+    set_form_cookie(response, binding, context.secure_cookies)
     return response
 
 

@@ -27,6 +27,7 @@ from tidings.web.security import (
     csrf_ok,
     csrf_token,
     read_session,
+    set_form_cookie,
 )
 
 Context = Annotated[WebContext, Depends(web_context)]
@@ -132,14 +133,7 @@ def console_page(
     )
     response.headers["Cache-Control"] = "no-store"  # console pages hold personal data
     if new_binding is not None:
-        response.set_cookie(
-            FORM_COOKIE,
-            new_binding,
-            httponly=True,
-            samesite="strict",
-            secure=context.secure_cookies,
-            max_age=12 * 3600,
-        )
+        set_form_cookie(response, new_binding, context.secure_cookies)
     return response
 
 

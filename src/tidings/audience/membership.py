@@ -1,0 +1,27 @@
+"""Query helpers about membership, shared by the audience services (they never commit)."""
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import Session
+
+from tidings.db.models import Subscription, SubscriptionStatus, Suppression
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    """Whether ``email`` is on the suppression list."""
+    return session.scalar(select(Suppression.id).where(Suppression.email == email)) is not None
+
+
+def leave(session: Session, now: datetime, *which: ColumnElement[bool]) -> int:
+    """Unsubscribe the subscriptions matching ``which`` (those still subscribed); how many.
+
+    The one statement behind every way out: the link, the preference centre, bulk actions.
+    """
+    result = session.execute(
+        update(Subscription)
+        .where(*which, Subscription.status != SubscriptionStatus.unsubscribed)
+        .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
