@@ -219,3 +219,31 @@ def test_subscription_states_after_bulk_actions_are_what_the_list_filters(consol
         params={"newsletter": "daily", "status": SubscriptionStatus.unsubscribed.value},
     ).text
     assert "reader4@example.ge" in page and "reader3@example.ge" not in page
+
+
+def test_csv_import_previews_then_imports_reports_and_forgets_the_file(
+    console: Console, settings: Settings
+) -> None:
+    body = "email,name\nnino@example.ge,Nino\nbroken,Bad\nNINO@example.ge,\n"
+    preview = console.client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": console.token, "newsletter": "daily", "confirmed": "true"},
+        files={"file": ("readers.csv", body.encode(), "text/csv")},
+    )
+    assert preview.status_code == 200 and "nino@example.ge" in preview.text
+    key = preview.text.split('action="/admin/subscribers/import/', 1)[1].split('"', 1)[0]
+    uploads = settings.data_dir / "uploads"
+    assert (uploads / f"{key}.csv").exists()
+    done = console.post(f"/admin/subscribers/import/{key}", newsletter="daily", confirmed="true")
+    assert done.status_code == 200 and "line 3: " in done.text
+    assert not (uploads / f"{key}.csv").exists()  # personal data is not kept
+    report = console.client.get(f"/admin/subscribers/import/{key}/report.csv")
+    rows = dict(csv.reader(io.StringIO(report.text)))
+    assert rows["new subscribers"] == "1" and rows["duplicate rows merged"] == "1"
+    assert rows["invalid rows"] == "1" and "invalid row, line 3" in rows
+    again = console.post(f"/admin/subscribers/import/{key}", newsletter="daily")
+    assert again.status_code == 404 and "upload the file again" in again.text
+    assert (
+        console.client.get("/admin/subscribers/import/../../secret_key/report.csv").status_code
+        == 404
+    )

@@ -4,7 +4,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from tidings.audience.addresses import clean_locale, clean_name, clean_timezone, normalise_email
 from tidings.errors import InvalidInput
@@ -50,6 +50,25 @@ def write_row_errors(errors: Iterable[RowError], out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["line", "reason"])
     writer.writerows([error.line, guard_formula(error.reason)] for error in errors)
+
+
+def write_import_report(report: "ImportLike", out: TextIO) -> None:
+    """An import's outcome as a two-column CSV: each count, then each invalid row."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["what", "value"])
+    for label, count in report.summary():
+        writer.writerow([label, count])
+    writer.writerows(
+        [f"invalid row, line {error.line}", guard_formula(error.reason)] for error in report.invalid
+    )
+
+
+class ImportLike(Protocol):
+    """What :func:`write_import_report` needs of an import report."""
+
+    invalid: list[RowError]
+
+    def summary(self) -> list[tuple[str, int]]: ...
 
 
 def guard_formula(value: str) -> str:

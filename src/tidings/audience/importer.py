@@ -67,6 +67,21 @@ class ImportReport:
     suppressed: int = 0
     invalid: list[RowError] = field(default_factory=list)
 
+    def summary(self) -> list[tuple[str, int]]:
+        """The counts, labelled for people."""
+        return [
+            ("rows read", self.rows_read),
+            ("new subscribers", self.created),
+            ("subscribers updated", self.updated),
+            ("subscribers unchanged", self.unchanged),
+            ("duplicate rows merged", self.duplicates_merged),
+            ("new subscriptions", self.subscribed),
+            ("subscriptions activated", self.activated),
+            ("left unsubscribed", self.kept_unsubscribed),
+            ("suppressed, skipped", self.suppressed),
+            ("invalid rows", len(self.invalid)),
+        ]
+
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called with (phase, done, total); total is 0 while unknown."""

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from tidings.audience.csvrows import write_row_errors
+from tidings.audience.csvrows import write_import_report
 from tidings.audience.directory import (
     AudienceFilter,
     bulk_delete,
@@ -172,6 +172,7 @@ def import_upload(
 ) -> HTMLResponse:
     """Keep the upload and show its first rows before anything is imported."""
     uploads = Uploads(context.settings.data_dir)
+    uploads.purge_stale()
     key = secrets.token_urlsafe(12)
     with uploads.path(key).open("wb") as out:
         shutil.copyfileobj(file.file, out)
@@ -202,8 +203,9 @@ def import_run(
     report = import_subscribers(
         context.db, newsletter, uploads.existing(key), confirmed, context.settings.import_batch_size
     )
+    uploads.discard(key)
     with uploads.report_path(key).open("w", encoding="utf-8", newline="") as out:
-        write_row_errors(report.invalid, out)
+        write_import_report(report, out)
     return console_page(
         request,
         context,
@@ -215,13 +217,13 @@ def import_run(
     )
 
 
-@router.get("/subscribers/import/{key}/invalid.csv")
+@router.get("/subscribers/import/{key}/report.csv")
 def import_report(key: str, context: Context, account: Admin) -> Response:
     path = Uploads(context.settings.data_dir).existing_report(key)
     return Response(
         path.read_bytes(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="invalid-rows.csv"'},
+        headers={"Content-Disposition": 'attachment; filename="import-report.csv"'},
     )
 
 

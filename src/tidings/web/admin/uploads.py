@@ -1,11 +1,14 @@
 """Uploaded CSV files waiting for the admin's go-ahead, and their import reports.
 
 Keys are random and checked against a strict pattern, so a key can never name a path
-outside the uploads folder.
+outside the uploads folder. Uploads hold personal data: an imported file is deleted at
+once, and anything older than :data:`KEEP` (a preview never imported, an old report) is
+deleted whenever a new file arrives.
 """
 
 import csv
 import re
+import time
 from itertools import islice
 from pathlib import Path
 
@@ -13,12 +16,25 @@ from tidings.errors import InvalidInput, NotFound
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PREVIEW_ROWS = 5
+KEEP = 24 * 3600
 
 
 class Uploads:
     def __init__(self, data_dir: Path) -> None:
         self._folder = data_dir / "uploads"
-        self._folder.mkdir(parents=True, exist_ok=True)
+        self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def purge_stale(self) -> int:
+        """Delete files older than :data:`KEEP`; how many."""
+        cutoff = time.time() - KEEP
+        stale = [p for p in self._folder.iterdir() if p.stat().st_mtime < cutoff]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
+    def discard(self, key: str) -> None:
+        """Delete an upload once imported (its report stays until it is stale)."""
+        self.path(key).unlink(missing_ok=True)
 
     def _checked(self, key: str) -> str:
         if not _KEY.match(key):
@@ -29,7 +45,7 @@ class Uploads:
         return self._folder / f"{self._checked(key)}.csv"
 
     def report_path(self, key: str) -> Path:
-        return self._folder / f"{self._checked(key)}.invalid.csv"
+        return self._folder / f"{self._checked(key)}.report.csv"
 
     def existing(self, key: str) -> Path:
         path = self.path(key)
