@@ -17,6 +17,7 @@ from tidings.audience import tokens
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
+    RateEvent,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -30,6 +31,7 @@ class Site:
     base: str
     smtp: RecordingHandler
     db: Database
+    settings: Settings
 
 
 @pytest.fixture
@@ -38,7 +40,7 @@ def site(db: Database, settings: Settings) -> Iterator[Site]:
     with smtp_server() as (handler, port):
         with_smtp = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
         with web_server(with_smtp, db) as base:
-            yield Site(base, handler, db)
+            yield Site(base, handler, db, with_smtp)
 
 
 def _sign_up(client: httpx.Client, site: Site, email: str, **extra: str) -> httpx.Response:
@@ -153,3 +155,19 @@ def test_an_expired_confirmation_link_is_refused(
         monkeypatch.setitem(tokens.LIFETIMES, tokens.Purpose.confirm, -1)
         page = client.get(site.base + path)
     assert page.status_code == 400 and "not valid" in page.text
+
+
+def test_the_limit_is_shared_by_every_web_process(site: Site) -> None:
+    """Two web apps on one database (as two processes would be) count together."""
+    with web_server(site.settings, site.db) as other_base:
+        other = Site(other_base, site.smtp, site.db, site.settings)
+        codes = []
+        for i in range(12):
+            with httpx.Client() as client:
+                codes.append(
+                    _sign_up(client, site if i % 2 else other, f"p{i}@example.ge").status_code
+                )
+    assert codes.count(200) == 10 and codes[-2:] == [429, 429]
+    with site.db.session() as session:
+        buckets = session.scalars(select(RateEvent.bucket)).all()
+    assert len(buckets) == 10 and not any("127.0.0.1" in b for b in buckets)

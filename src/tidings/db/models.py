@@ -387,3 +387,16 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+
+class RateEvent(Base):
+    """One counted attempt (a sign-up, a sign-in) for a rate limit shared by every web
+    process; ``bucket`` names the limit and a keyed hash of the client, never the address."""
+
+    __tablename__ = "rate_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_rate_events_bucket_at", "bucket", "at"),)

@@ -1,6 +1,7 @@
 """What routes need, taken from the app's state (set once by :func:`create_app`)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Path, Request
@@ -8,7 +9,12 @@ from jinja2 import Environment
 
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.web.security import RateLimiter
+from tidings.ratelimit import RateLimit, allow
+
+#: Sign-ups per client address: 10 in 10 minutes is plenty for a household behind NAT.
+SIGNUPS = RateLimit("signup", 10, timedelta(minutes=10))
+#: Sign-in attempts (failed or not) per client address.
+SIGN_INS = RateLimit("sign-in", 10, timedelta(minutes=5))
 
 #: Row ids in paths: positive and within the 32-bit columns that hold them.
 MAX_ROW_ID = 2_147_483_647
@@ -20,10 +26,10 @@ class WebContext:
     settings: Settings
     db: Database
     pages: Environment
-    #: Sign-ups per client address: 10 in 10 minutes is plenty for a household behind NAT.
-    signup_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 600))
-    #: Failed and successful sign-in attempts per client address.
-    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, 300))
+
+    def allow(self, rule: RateLimit, request: Request) -> bool:
+        """Count one attempt of this client under ``rule`` (shared by every web process)."""
+        return allow(self.db, self.settings.secret, rule, client_ip(request))
 
     @property
     def secure_cookies(self) -> bool:

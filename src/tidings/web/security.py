@@ -1,13 +1,10 @@
-"""Web security helpers: CSRF tokens, the console's session cookie, and rate limits.
+"""Web security helpers: CSRF tokens and the console's session cookie.
 
 CSRF tokens are signed and bound to something the attacker's page cannot read: the console
 session, the signed link of a subscriber page, or a random cookie on the sign-up page.
 """
 
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
 from fastapi.responses import Response
@@ -77,32 +74,3 @@ def read_session(secret: str, cookie: str | None) -> SessionData | None:
     if not isinstance(fingerprint, str):
         return None
     return SessionData(user_id, session_id, fingerprint)
-
-
-class RateLimiter:
-    """At most ``limit`` events per key in a sliding ``window`` (seconds), in this process.
-
-    Good enough against a script hammering one web process; several web processes each keep
-    their own count.
-    """
-
-    def __init__(self, limit: int, window: float) -> None:
-        self._limit = limit
-        self._window = window
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        """Count one event for ``key``; False when it is over the limit."""
-        now = time.monotonic()
-        with self._lock:
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self._window:
-                events.popleft()
-            if len(events) >= self._limit:
-                return False
-            events.append(now)
-            if len(self._events) > 10_000:  # forget idle keys so memory stays bounded
-                cutoff = now - self._window
-                self._events = {k: v for k, v in self._events.items() if v and v[-1] > cutoff}
-            return True

@@ -18,7 +18,7 @@ from tidings.audience.signup import SignupForm, confirm_subscription, sign_up
 from tidings.audience.tokens import Purpose, sign, unsign
 from tidings.db.models import Newsletter
 from tidings.errors import InvalidAddress
-from tidings.web.deps import WebContext, client_ip, web_context
+from tidings.web.deps import SIGNUPS, WebContext, client_ip, web_context
 from tidings.web.pages import page
 from tidings.web.security import CSRF_FIELD, FORM_COOKIE, csrf_ok, csrf_token, set_form_cookie
 
@@ -86,7 +86,7 @@ async def signup_post(slug: str, request: Request, context: Context) -> HTMLResp
     if form.get(HONEYPOT):
         # A bot filled the hidden field: answer as usual, do nothing.
         return page(context.pages, "check_inbox.html", newsletter=newsletter)
-    if not context.signup_limiter.allow(client_ip(request)):
+    if not await asyncio.to_thread(context.allow, SIGNUPS, request):
         return page(context.pages, "too_many.html", status_code=429, newsletter=newsletter)
     signup = SignupForm(
         slug=slug, email=email, name=name or None, ip=client_ip(request), page=str(request.url)

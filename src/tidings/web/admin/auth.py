@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from tidings.accounts import Account, authenticate, change_password
 from tidings.errors import InvalidInput
 from tidings.web.admin.session import Context, console_page, see_other, signed_in
-from tidings.web.deps import WebContext, client_ip
+from tidings.web.deps import SIGN_INS, WebContext
 from tidings.web.security import SESSION_COOKIE, SESSION_MAX_AGE, session_cookie
 
 router = APIRouter(prefix="/admin")
@@ -49,7 +49,7 @@ def login_post(
     next: Annotated[str, Form()] = "/admin",
 ) -> Response:
     target = _safe_next(next)
-    if not context.login_limiter.allow(client_ip(request)):
+    if not context.allow(SIGN_INS, request):
         error = "Too many attempts from your address. Please wait five minutes."
         return console_page(
             request, context, None, "login.html", status_code=429, next=target, error=error
