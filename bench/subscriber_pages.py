@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import fresh_database
+from common import fill_subscribers, fresh_database
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -23,21 +23,6 @@ from tidings.audience.directory import PAGE_SIZE, AudienceFilter, search
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import upgrade
 from tidings.db.models import SubscriptionStatus
-
-FILL = """
-INSERT INTO newsletters (id, slug, name, from_name, from_address, schedule_cron, timezone,
-    min_articles, max_articles, template_set, offers_weekly, created_at, updated_at)
-VALUES (1, 'daily', 'Daily', 'The Messenger', 'digest@messenger.example.ge', '0 7 * * *',
-    'Asia/Tbilisi', 1, 20, 'digest', false, now(), now());
-INSERT INTO subscribers (id, email, name, attributes, created_at, updated_at)
-SELECT g, 'reader' || g || '@example.ge', 'Reader ' || g, '{}'::jsonb, now(), now()
-FROM generate_series(1, :n) AS g;
-INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence, created_at, updated_at)
-SELECT g, 1, CASE WHEN g % 4 = 0 THEN 'pending' WHEN g % 4 = 1 THEN 'unsubscribed'
-    ELSE 'active' END, 'daily', now(), now()
-FROM generate_series(1, :n) AS g;
-ANALYZE;
-"""
 
 
 def median_ms(work: Callable[[], object], repeat: int) -> float:
@@ -74,10 +59,7 @@ def main() -> None:
         db = open_database(url)
         upgrade(db.engine)
         started = time.perf_counter()
-        with db.engine.begin() as connection:
-            for statement in FILL.split(";"):
-                if statement.strip():
-                    connection.execute(text(statement), {"n": n})
+        fill_subscribers(db, n)
         print(f"filled {n:,} subscribers in {time.perf_counter() - started:.1f} s")
         active = AudienceFilter(1, SubscriptionStatus.active, "")
         last_after = n - PAGE_SIZE
