@@ -27,9 +27,9 @@ def fresh_database() -> Iterator[str]:
 
 FILL = """
 INSERT INTO newsletters (id, slug, name, from_name, from_address, schedule_cron, timezone,
-    min_articles, max_articles, template_set, offers_weekly, created_at, updated_at)
+    min_articles, max_articles, template_set, created_at, updated_at)
 VALUES (1, 'daily', 'Daily', 'The Messenger', 'digest@messenger.example.ge', '0 7 * * *',
-    'Asia/Tbilisi', 1, 20, 'digest', false, now(), now());
+    'Asia/Tbilisi', 1, 20, 'digest', now(), now());
 INSERT INTO subscribers (id, email, name, attributes, created_at, updated_at)
 SELECT g, 'reader' || g || '@example.ge', 'Reader ' || g, '{}'::jsonb, now(), now()
 FROM generate_series(1, :n) AS g;

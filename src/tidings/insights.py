@@ -13,7 +13,6 @@ from sqlalchemy.orm import QueryableAttribute, Session
 
 from tidings.db.engine import Database
 from tidings.db.models import (
-    Delivery,
     DeliveryState,
     Edition,
     Newsletter,
@@ -23,6 +22,7 @@ from tidings.db.models import (
     Suppression,
 )
 from tidings.db.types import utcnow
+from tidings.deliver.ledger import state_counts
 from tidings.deliver.progress import EditionProgress, list_editions
 from tidings.schedule.crontab import crontab_trigger
 
@@ -122,8 +122,29 @@ def _per_day(session: Session, column: Timestamp, *where: ColumnElement[bool]) -
     return {(d if isinstance(d, date) else date.fromisoformat(str(d))): n for d, n in rows}
 
 
+def _sent_per_day(session: Session, newsletter_id: int | None, start: datetime) -> dict[date, int]:
+    """Messages sent by the editions started each day: the stored final counts of finished
+    editions, and a count of the ledger only for the few still going."""
+    query = select(Edition.id, Edition.started_at, Edition.final_counts).where(
+        Edition.started_at >= start
+    )
+    if newsletter_id:
+        query = query.where(Edition.newsletter_id == newsletter_id)
+    sent: dict[date, int] = {}
+    for edition_id, started_at, final in session.execute(query):
+        if started_at is None:
+            continue
+        if final is not None:
+            count = int(final.get(DeliveryState.sent.value, 0))
+        else:
+            count = state_counts(session, edition_id).get(DeliveryState.sent, 0)
+        day = started_at.astimezone(UTC).date()
+        sent[day] = sent.get(day, 0) + count
+    return sent
+
+
 def history(db: Database, newsletter_id: int | None, days: int = HISTORY_DAYS) -> list[DayPoint]:
-    """Active subscribers at the end of each day, and messages sent that day."""
+    """Active subscribers at the end of each day, and messages sent by that day's editions."""
     today = utcnow().date()
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
     joined_at = func.coalesce(Subscription.confirmed_at, Subscription.created_at)
@@ -150,15 +171,7 @@ def history(db: Database, newsletter_id: int | None, days: int = HISTORY_DAYS) -
         leaves = _per_day(
             session, Subscription.unsubscribed_at, Subscription.unsubscribed_at >= start, *scope
         )
-        editions = select(Edition.id).where(Edition.newsletter_id == newsletter_id)
-        sent_scope = [Delivery.edition_id.in_(editions)] if newsletter_id else []
-        sent = _per_day(
-            session,
-            Delivery.sent_at,
-            Delivery.state == DeliveryState.sent,
-            Delivery.sent_at >= start,
-            *sent_scope,
-        )
+        sent = _sent_per_day(session, newsletter_id, start)
     total = before - left_before
     points = []
     for offset in range(days):

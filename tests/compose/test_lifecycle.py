@@ -94,6 +94,8 @@ def test_paused_editions_send_nothing_until_resumed(
     assert len(handler.caught) == 3 and _status(db, edition_id) == EditionStatus.sent
     with pytest.raises(InvalidInput):
         cancel_edition(db, edition_id)  # nothing left to cancel once sent
+    with db.session() as session:
+        assert session.get_one(Edition, edition_id).final_counts == {"sent": 3}
 
 
 def test_cancel_keeps_the_ledger_and_marks_what_was_not_sent(
@@ -109,6 +111,8 @@ def test_cancel_keeps_the_ledger_and_marks_what_was_not_sent(
     assert _states(db, edition_id) == [DeliveryState.cancelled] * 3
     with pytest.raises(InvalidInput):
         resume_edition(db, edition_id)
+    with db.session() as session:  # settled: its counts are kept, the ledger not re-read
+        assert session.get_one(Edition, edition_id).final_counts == {"cancelled": 3}
 
 
 def test_a_draft_can_be_sent_at_once_but_only_once(

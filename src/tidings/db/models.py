@@ -270,6 +270,9 @@ class Edition(Base):
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Deliveries per state, counted once when the edition is over (sent, or cancelled and
+    #: settled): reports read this instead of counting the ledger again.
+    final_counts: Mapped[dict[str, int] | None] = mapped_column(JsonDocument)
 
     __table_args__ = (UniqueConstraint("newsletter_id", "cadence", "slot"),)
 

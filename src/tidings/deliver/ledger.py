@@ -309,17 +309,37 @@ def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
 
 
 def finish_editions(session: Session, now: datetime) -> int:
-    """Mark sending editions with no open deliveries as sent."""
+    """Mark sending editions with no open deliveries as sent; how many.
+
+    Each edition that is over (sent, or cancelled with nothing in flight) gets its counts per
+    state stored once, so reports never count its deliveries again.
+    """
     open_deliveries = exists().where(
         Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES)
     )
-    result = session.execute(
+    finished = session.scalars(
         update(Edition)
         .where(Edition.status == EditionStatus.sending, ~open_deliveries)
         .values(status=EditionStatus.sent, finished_at=now)
+        .returning(Edition.id)
         .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    ).all()
+    settled = session.scalars(
+        select(Edition.id).where(
+            Edition.status.in_((EditionStatus.sent, EditionStatus.cancelled)),
+            Edition.final_counts.is_(None),
+            ~open_deliveries,
+        )
+    ).all()
+    for edition_id in sorted({*finished, *settled}):
+        counts = {state.value: n for state, n in state_counts(session, edition_id).items()}
+        session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id)
+            .values(final_counts=counts)
+            .execution_options(synchronize_session=False)
+        )
+    return len(finished)
 
 
 def has_due_work(session: Session, now: datetime) -> bool:

@@ -54,9 +54,14 @@ class EditionProgress:
 
 
 def _progress(db: Database, edition: Edition, slug: str, now: datetime) -> EditionProgress:
-    with db.session() as session:
-        counts = state_counts(session, edition.id)
-        recent = recent_sent(session, edition.id, now - RATE_WINDOW)
+    if edition.final_counts is not None:
+        # Over: its counts were stored when it ended; the ledger need not be counted again.
+        counts = {DeliveryState(state): n for state, n in edition.final_counts.items()}
+        recent = 0
+    else:
+        with db.session() as session:
+            counts = state_counts(session, edition.id)
+            recent = recent_sent(session, edition.id, now - RATE_WINDOW)
     return EditionProgress(
         edition_id=edition.id,
         slug=slug,

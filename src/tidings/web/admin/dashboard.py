@@ -15,7 +15,7 @@ def dashboard(request: Request, context: Context, account: Viewer) -> HTMLRespon
     points = history(context.db, None)
     charts = [
         chart("Active subscribers", [(p.day, p.subscribers) for p in points], bars=False),
-        chart("Messages sent per day", [(p.day, p.sent) for p in points], bars=True),
+        chart("Messages sent by each day's editions", [(p.day, p.sent) for p in points], bars=True),
     ]
     return console_page(
         request, context, account, "dashboard.html", newsletters=overview(context.db), charts=charts
