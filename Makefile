@@ -51,6 +51,7 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/smtp_throughput.py
 	$(BIN)/python bench/subscriber_pages.py
+	$(BIN)/python bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache
