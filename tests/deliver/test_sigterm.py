@@ -46,6 +46,6 @@ def test_sigterm_finishes_in_flight_and_releases_the_rest(
         states = dict(
             session.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()
         )
-    assert DeliveryState.sending not in states  # nothing left leased to a stopped worker
+    assert DeliveryState.sending not in states, output  # nothing left leased to a stopped worker
     assert states.get(DeliveryState.sent, 0) == received  # every message sent was recorded
     assert states.get(DeliveryState.queued, 0) == 300 - received

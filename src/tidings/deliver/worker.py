@@ -269,8 +269,10 @@ class Worker:
             return
         try:
             await self._db(self._write, pending)
-        except OperationalError:
-            # Keep the results for the next flush; until then their leases keep them ours.
+        except (OperationalError, asyncio.CancelledError):
+            # Not written (the database is away, or shutdown cancelled us while we waited
+            # for it): keep the results for the next flush, or a message already sent would
+            # be sent again once its lease expired. Writing one twice is harmless.
             self._buffer.outcomes[:0] = pending
             raise
 
@@ -358,6 +360,11 @@ class Worker:
                 self._queue.put_nowait(None)
             await asyncio.gather(*senders, return_exceptions=True)
             flusher.cancel()
+            # Let it finish cancelling first: results it was writing go back to the buffer,
+            # and the last flush below writes them (else they stayed leased, and were sent
+            # again after the lease expired).
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             await self.flush()
             with contextlib.suppress(OperationalError):
                 await self._db(self._maintain)
