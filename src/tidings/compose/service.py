@@ -279,6 +279,7 @@ class Preview:
     message: bytes
     articles: list[str]
     html_bytes: int
+    sender: str
 
 
 def preview(
@@ -305,4 +306,5 @@ def preview(
         message,
         [a.title for a in articles],
         len(edition.html_body.encode()),
+        newsletter.from_address,
     )

@@ -11,20 +11,17 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from tidings.audience.addresses import normalise_email
 from tidings.compose.lifecycle import EDITION_CHANGES
+from tidings.compose.proofs import send_proofs
 from tidings.compose.select import article_choices
 from tidings.compose.service import OneOff, Preview, preview, schedule_one_off, send_one_off
-from tidings.deliver.direct import send_now
 from tidings.deliver.progress import EditionProgress, edition_progress, list_editions
-from tidings.deliver.transport import DeliveryError
 from tidings.errors import InvalidInput
 from tidings.newsletters import newsletter_names, newsletter_with_sources
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 
 router = APIRouter(prefix="/admin/editions")
-MAX_TEST_ADDRESSES = 5
 
 
 def _headers(message: bytes) -> list[tuple[str, str]]:
@@ -154,24 +151,6 @@ def _send_at(value: str, timezone: str) -> datetime:
     return local.replace(tzinfo=ZoneInfo(timezone))
 
 
-async def _test_send(context: Context, slug: str, one_off: OneOff, raw: str) -> list[str]:
-    addresses = [a for a in raw.replace(",", " ").split() if a]
-    if not addresses or len(addresses) > MAX_TEST_ADDRESSES:
-        raise InvalidInput(f"give one to {MAX_TEST_ADDRESSES} test addresses")
-    checked = [normalise_email(a) for a in addresses]
-    # One rendering for all: a test shows the edition, personalised for a sample reader.
-    found = await asyncio.to_thread(preview, context.db, context.settings, slug, one_off, None)
-    sender = newsletter_with_sources(context.db, slug)[0].from_address
-    lines = []
-    for address in checked:
-        try:
-            await send_now(context.settings, sender, address, found.message)
-            lines.append(f"{address}: sent")
-        except DeliveryError as exc:
-            lines.append(f"{address}: not sent ({exc})")
-    return lines
-
-
 @router.post("/new", response_model=None)
 async def builder_post(request: Request, context: Context, account: Editor) -> Response:
     """One form, four buttons: preview, send a test, send now, schedule."""
@@ -209,7 +188,8 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
             )
             return see_other(f"/admin/editions/{edition_id}")
         if action == "test":
-            lines = await _test_send(context, slug, one_off, tests)
+            proofs = await send_proofs(context.db, context.settings, slug, one_off, tests)
+            lines = [str(proof) for proof in proofs]
             return _builder(request, context, account, slug, "", result=lines, **keep)
         found = await asyncio.to_thread(preview, context.db, context.settings, slug, one_off, None)
         query = {"newsletter": slug, "article": ids, "intro": intro, "subject": subject}

@@ -1,0 +1,55 @@
+"""Proofs: an edition not yet sent, mailed to a few editors' addresses to check it.
+
+A proof is the edition as a sample reader would get it; nothing is stored and no reader is
+mailed. Each address gets its own SMTP conversation and its own result line.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from tidings.audience.addresses import normalise_email
+from tidings.compose.service import OneOff, preview
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.deliver.direct import send_now
+from tidings.deliver.transport import DeliveryError
+from tidings.errors import InvalidInput
+
+MAX_PROOF_ADDRESSES = 5
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    address: str
+    error: str | None
+
+    def __str__(self) -> str:
+        return (
+            f"{self.address}: sent"
+            if self.error is None
+            else f"{self.address}: not sent ({self.error})"
+        )
+
+
+def proof_addresses(raw: str) -> list[str]:
+    """The addresses typed (commas or spaces between), validated; at most five."""
+    addresses = [a for a in raw.replace(",", " ").split() if a]
+    if not addresses or len(addresses) > MAX_PROOF_ADDRESSES:
+        raise InvalidInput(f"give one to {MAX_PROOF_ADDRESSES} test addresses")
+    return [normalise_email(a) for a in addresses]
+
+
+async def send_proofs(
+    db: Database, settings: Settings, slug: str, one_off: OneOff, raw_addresses: str
+) -> list[ProofResult]:
+    """Render the edition once and send it to each address."""
+    addresses = proof_addresses(raw_addresses)
+    found = await asyncio.to_thread(preview, db, settings, slug, one_off, None)
+    results = []
+    for address in addresses:
+        try:
+            await send_now(settings, found.sender, address, found.message)
+            results.append(ProofResult(address, None))
+        except DeliveryError as exc:
+            results.append(ProofResult(address, str(exc)))
+    return results
