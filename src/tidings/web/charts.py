@@ -53,7 +53,8 @@ def chart(title: str, points: list[tuple[date, int]], *, bars: bool) -> Chart:
         )
         for i, (d, v) in enumerate(points)
     ]
-    ticks = [(y_of(0), "0"), (y_of(top // 2), f"{top // 2:,}"), (y_of(top), f"{top:,}")]
+    middle = [(y_of(top // 2), f"{top // 2:,}")] if top >= 2 else []
+    ticks = [(y_of(0), "0"), *middle, (y_of(top), f"{top:,}")]
     first = points[0][0].isoformat() if points else ""
     last = points[-1][0].isoformat() if points else ""
     summary = (
