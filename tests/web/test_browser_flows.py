@@ -6,7 +6,6 @@ import asyncio
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.builders import articles, newsletter
-from tests.smtpserver import RecordingHandler, smtp_server
 from tests.web.browser import screenshots
-from tests.webserver import web_server
+from tests.web.site import Site, site_with_mail
 from tidings.accounts import create_user
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -24,22 +22,12 @@ from tidings.db.models import UserRole
 from tidings.deliver.runner import run_worker
 
 
-@dataclass
-class Site:
-    base: str
-    smtp: RecordingHandler
-    db: Database
-    settings: Settings
-
-
 @pytest.fixture
 def site(db: Database, settings: Settings) -> Iterator[Site]:
     newsletter(db)
     articles(db, "daily", 4, datetime.now(UTC) - timedelta(hours=3))
-    with smtp_server() as (handler, port):
-        with_smtp = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
-        with web_server(with_smtp, db) as base:
-            yield Site(base, handler, db, with_smtp)
+    with site_with_mail(db, settings) as started:
+        yield started
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@ SMTP server."""
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from tests.builders import newsletter, subscribers
-from tests.smtpserver import RecordingHandler, smtp_server
 from tests.web.forms import form_to
+from tests.web.site import Site, site_with_mail
 from tests.webserver import web_server
 from tidings.audience import tokens
 from tidings.config import Settings
@@ -26,21 +25,11 @@ from tidings.db.models import (
 )
 
 
-@dataclass
-class Site:
-    base: str
-    smtp: RecordingHandler
-    db: Database
-    settings: Settings
-
-
 @pytest.fixture
 def site(db: Database, settings: Settings) -> Iterator[Site]:
     newsletter(db)
-    with smtp_server() as (handler, port):
-        with_smtp = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
-        with web_server(with_smtp, db) as base:
-            yield Site(base, handler, db, with_smtp)
+    with site_with_mail(db, settings) as started:
+        yield started
 
 
 def _sign_up(client: httpx.Client, site: Site, email: str, **extra: str) -> httpx.Response:

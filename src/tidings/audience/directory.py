@@ -29,6 +29,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import NotFound
+from tidings.newsletters import newsletter_by_slug
 
 PAGE_SIZE = 50
 
@@ -64,6 +65,17 @@ class AudienceFilter:
 
     def subscriber_ids(self) -> Select[int]:
         return select(Subscriber.id).where(*self.where())
+
+
+def audience_filter(
+    db: Database, newsletter_slug: str | None, status: SubscriptionStatus | None, query: str
+) -> AudienceFilter:
+    """The filter for a newsletter named by slug (:class:`NotFound` if there is none)."""
+    newsletter_id = None
+    if newsletter_slug:
+        with db.session() as session:
+            newsletter_id = newsletter_by_slug(session, newsletter_slug).id
+    return AudienceFilter(newsletter_id, status, query[:200])
 
 
 @dataclass(frozen=True)

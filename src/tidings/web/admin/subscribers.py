@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from tidings.audience.csvrows import write_import_report
 from tidings.audience.directory import (
     AudienceFilter,
+    audience_filter,
     bulk_delete,
     bulk_suppress,
     bulk_unsubscribe,
@@ -26,7 +27,7 @@ from tidings.audience.directory import (
 )
 from tidings.audience.service import export_subscribers, import_subscribers
 from tidings.db.models import SubscriptionStatus
-from tidings.errors import InvalidInput
+from tidings.errors import InvalidInput, NotFound
 from tidings.newsletters import newsletter_names
 from tidings.web.admin.session import Admin, Context, Viewer, console_page, see_other
 from tidings.web.admin.uploads import Uploads
@@ -37,14 +38,15 @@ BULK_ACTIONS = ("unsubscribe", "suppress", "delete")
 
 
 def _filter(context: Context, newsletter: str, status: str, q: str) -> AudienceFilter:
-    ids = {n.slug: n.id for n in newsletter_names(context.db)}
-    if newsletter and newsletter not in ids:
-        raise InvalidInput(f"no newsletter {newsletter!r}")
+    """The form's filter; a bad value is the form's mistake (InvalidInput)."""
     if status and status not in SubscriptionStatus.__members__:
         raise InvalidInput(f"unknown status {status!r}")
-    return AudienceFilter(
-        ids.get(newsletter), SubscriptionStatus(status) if status else None, q[:200]
-    )
+    try:
+        return audience_filter(
+            context.db, newsletter, SubscriptionStatus(status) if status else None, q
+        )
+    except NotFound as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 @router.get("/subscribers", response_class=HTMLResponse)

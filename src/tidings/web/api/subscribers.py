@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from tidings.audience.directory import (
-    AudienceFilter,
     SubscriberChange,
+    audience_filter,
     erase,
     search,
     subscriber_record,
@@ -18,7 +18,7 @@ from tidings.audience.directory import (
 )
 from tidings.audience.service import add_subscriber, import_records, unsubscribe
 from tidings.audience.signup import confirm_subscription
-from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
+from tidings.db.models import Subscriber, Subscription, SubscriptionStatus
 from tidings.errors import NotFound
 from tidings.web.api.auth import Context, Owner, Reader
 from tidings.web.api.paging import Cursor, decode, encode
@@ -69,16 +69,6 @@ def _subscriber(context: Context, subscriber_id: int) -> SubscriberOut:
     )
 
 
-def _newsletter_id(context: Context, slug: str | None) -> int | None:
-    if not slug:
-        return None
-    with context.db.session() as session:
-        found = session.scalar(select(Newsletter.id).where(Newsletter.slug == slug))
-    if found is None:
-        raise NotFound(f"no newsletter {slug!r}")
-    return found
-
-
 @router.get("/subscribers", response_model=Page[SubscriberOut])
 def list_subscribers(
     context: Context,
@@ -89,7 +79,7 @@ def list_subscribers(
     status: Status = None,
 ) -> Page[SubscriberOut]:
     """Subscribers by id, 50 a page, filtered by text, newsletter and status."""
-    audience = AudienceFilter(_newsletter_id(context, newsletter), status, q)
+    audience = audience_filter(context.db, newsletter, status, q)
     found = search(context.db, audience, decode(cursor))
     return Page[SubscriberOut](
         items=[
