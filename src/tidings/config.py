@@ -4,6 +4,7 @@
 reads the environment anywhere else.
 """
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     )
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_networks(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 class Settings(BaseSettings):
     """Every setting Tidings reads; see README "Configuration"."""
 
@@ -71,6 +79,18 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     feed_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     feed_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    #: Feeds whose address is loopback, private or link-local are refused unless this is set
+    #: (intranet feeds; the tests and the demo).
+    feed_allow_private: bool = False
+    #: How many feeds one poll fetches at once.
+    feed_poll_concurrency: int = Field(default=4, ge=1, le=64)
+    #: Proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed.
+    trusted_proxies: str = ""
+    #: The largest request body the web face reads (JSON API bulk imports included).
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    #: Per subscriber: at most this many attributes, and this much JSON for all of them.
+    max_attributes: int = Field(default=50, ge=0, le=10_000)
+    max_attributes_bytes: int = Field(default=16 * 1024, ge=256)
     import_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
     templates_dir: Path | None = None
     unsubscribe_mailto: str = ""
@@ -120,6 +140,24 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        for item in _split_networks(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        """The parsed TIDINGS_TRUSTED_PROXIES (empty: no forwarded header is believed)."""
+        return tuple(
+            ipaddress.ip_network(item, strict=False)
+            for item in _split_networks(self.trusted_proxies)
+        )
 
     @property
     def resolved_database_url(self) -> str:

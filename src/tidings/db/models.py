@@ -82,6 +82,8 @@ class EditionStatus(enum.StrEnum):
     paused = "paused"
     cancelled = "cancelled"
     sent = "sent"
+    #: The slot could not be composed or sent (its ``note`` says why); other slots go on.
+    failed = "failed"
 
 
 class DeliveryState(enum.StrEnum):
@@ -259,6 +261,9 @@ class Edition(Base):
     slot: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[EditionStatus] = mapped_column(_enum(EditionStatus, "edition_status"))
     skip_reason: Mapped[str | None] = mapped_column(String(64))
+    #: What happened to this edition that a person should know: why it failed or was paused,
+    #: which articles were dropped to fit the size limit.
+    note: Mapped[str | None] = mapped_column(Text)
     cutoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     subject: Mapped[str | None] = mapped_column(Text)
     intro_markdown: Mapped[str | None] = mapped_column(Text)
@@ -356,6 +361,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     role: Mapped[UserRole] = mapped_column(_enum(UserRole, "user_role"))
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Bumped to end every console session of this user at once (sign-out, password change).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
