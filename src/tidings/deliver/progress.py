@@ -22,6 +22,8 @@ class EditionProgress:
     kind: str
     status: EditionStatus
     skip_reason: str | None
+    #: Why it failed or was paused, which articles were dropped to fit: for people to read.
+    note: str | None
     slot: datetime | None
     scheduled_for: datetime | None
     subject: str | None
@@ -68,6 +70,7 @@ def _progress(db: Database, edition: Edition, slug: str, now: datetime) -> Editi
         kind=edition.kind.value,
         status=edition.status,
         skip_reason=edition.skip_reason,
+        note=edition.note,
         slot=edition.slot,
         scheduled_for=edition.scheduled_for,
         subject=edition.subject,
