@@ -17,7 +17,13 @@ from tidings.web.app import create_app
 def web_server(settings: Settings, db: Database) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings, db),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            proxy_headers=False,  # as `tidings serve`: the app alone decides whom to believe
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -22,7 +22,8 @@ def _logging() -> None:
 def _server(context: CliContext, host: str, port: int) -> uvicorn.Server:
     app = create_app(context.settings, context.database())
     return uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=True)
+        # Off: X-Forwarded-For is believed only from TIDINGS_TRUSTED_PROXIES (web/deps.py).
+        uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
     )
 
 

@@ -1,5 +1,6 @@
 """What routes need, taken from the app's state (set once by :func:`create_app`)."""
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import Path, Request
 from jinja2 import Environment
 
-from tidings.config import Settings
+from tidings.config import IPNetwork, Settings
 from tidings.db.engine import Database
 from tidings.ratelimit import RateLimit, allow
 
@@ -20,6 +21,8 @@ SIGN_INS = RateLimit("sign-in", 10, timedelta(minutes=5))
 MAX_ROW_ID = 2_147_483_647
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 @dataclass(frozen=True)
 class WebContext:
@@ -29,7 +32,15 @@ class WebContext:
 
     def allow(self, rule: RateLimit, request: Request) -> bool:
         """Count one attempt of this client under ``rule`` (shared by every web process)."""
-        return allow(self.db, self.settings.secret, rule, client_ip(request))
+        return allow(self.db, self.settings.secret, rule, self.client_ip(request))
+
+    def client_ip(self, request: Request) -> str:
+        """The client's address, believing X-Forwarded-For only from trusted proxies."""
+        return client_ip(request, self.settings.trusted_proxy_networks)
+
+    def page_url(self, request: Request) -> str:
+        """This page's public address: BASE_URL and the path, never the Host header."""
+        return self.settings.base_url + request.url.path
 
     @property
     def secure_cookies(self) -> bool:
@@ -42,7 +53,35 @@ def web_context(request: Request) -> WebContext:
     return context
 
 
-def client_ip(request: Request) -> str:
-    """The client's address (uvicorn's proxy_headers applies X-Forwarded-For from proxies it
-    trusts)."""
-    return request.client.host if request.client else "unknown"
+def _address(value: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(address: IPAddress, proxies: tuple[IPNetwork, ...]) -> bool:
+    return any(address in network for network in proxies)
+
+
+def client_ip(request: Request, proxies: tuple[IPNetwork, ...]) -> str:
+    """The client's address: the peer, unless the peer is a trusted proxy.
+
+    Behind trusted proxies, X-Forwarded-For is read from the right (the entries the trusted
+    proxies appended) and the first address that is not itself a trusted proxy is the client;
+    entries further left are whatever the client chose to send, so they are never believed.
+    The one answer for the consent record and the rate limits.
+    """
+    peer = request.client.host if request.client else "unknown"
+    current = _address(peer)
+    if current is None or not _trusted(current, proxies):
+        return peer
+    hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # malformed: nothing at or left of it can be believed
+        current = address
+        if not _trusted(address, proxies):
+            break
+    return str(current)

@@ -18,7 +18,7 @@ from tidings.audience.signup import SignupForm, confirm_subscription, sign_up
 from tidings.audience.tokens import Purpose, sign, unsign
 from tidings.db.models import Newsletter
 from tidings.errors import InvalidAddress
-from tidings.web.deps import SIGNUPS, WebContext, client_ip, web_context
+from tidings.web.deps import SIGNUPS, WebContext, web_context
 from tidings.web.pages import page
 from tidings.web.security import CSRF_FIELD, FORM_COOKIE, csrf_ok, csrf_token, set_form_cookie
 
@@ -89,7 +89,11 @@ async def signup_post(slug: str, request: Request, context: Context) -> HTMLResp
     if not await asyncio.to_thread(context.allow, SIGNUPS, request):
         return page(context.pages, "too_many.html", status_code=429, newsletter=newsletter)
     signup = SignupForm(
-        slug=slug, email=email, name=name or None, ip=client_ip(request), page=str(request.url)
+        slug=slug,
+        email=email,
+        name=name or None,
+        ip=context.client_ip(request),
+        page=context.page_url(request),
     )
     try:
         await sign_up(context.db, context.settings, signup)
