@@ -6,13 +6,20 @@ editions that are ``sending``, so pausing stops new sends at once; messages alre
 to the SMTP server finish and are recorded.
 """
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tidings.compose.service import fan_out_edition, sections_of
+from tidings.compose.service import (
+    due_drafts,
+    fan_out_edition,
+    is_transient,
+    record_failed_start,
+    sections_of,
+)
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -26,6 +33,7 @@ from tidings.db.models import (
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
 
+log = logging.getLogger(__name__)
 _UNSENT = (DeliveryState.queued, DeliveryState.deferred)
 
 
@@ -98,15 +106,20 @@ def _start(db: Database, edition_id: int, now: datetime) -> bool:
 
 
 def start_due_drafts(db: Database, now: datetime | None = None) -> list[int]:
-    """Start every scheduled draft whose time has come: fan-out happens now."""
+    """Start every scheduled draft whose time has come: fan-out happens now. Each on its
+    own: one that cannot be started is marked failed with its reason; the others go on."""
     now = now or utcnow()
-    with db.session() as session:
-        due = session.scalars(
-            select(Edition.id).where(
-                Edition.status == EditionStatus.draft, Edition.scheduled_for <= now
-            )
-        ).all()
-    return [edition_id for edition_id in due if _start(db, edition_id, now)]
+    started = []
+    for edition_id in due_drafts(db, now):
+        try:
+            if _start(db, edition_id, now):
+                started.append(edition_id)
+        except Exception as exc:
+            if is_transient(exc):  # the database went away: the next tick tries again
+                log.warning("scheduled edition %d not started: %s", edition_id, exc)
+                continue
+            record_failed_start(db, edition_id, exc)
+    return started
 
 
 def send_draft_now(db: Database, edition_id: int) -> None:

@@ -28,14 +28,15 @@ LOOKBACK = {Cadence.daily: timedelta(hours=24), Cadence.weekly: timedelta(days=7
 def previous_cutoff(
     session: Session, newsletter_id: int, before: datetime, cadence: Cadence = Cadence.daily
 ) -> datetime | None:
-    """The cutoff of the newsletter's last scheduled edition of ``cadence`` not skipped."""
+    """The cutoff of the newsletter's last scheduled edition of ``cadence`` that went out:
+    the articles of a skipped or failed slot are still new for the next one."""
     return session.scalar(
         select(Edition.cutoff_at)
         .where(
             Edition.newsletter_id == newsletter_id,
             Edition.kind == EditionKind.scheduled,
             Edition.cadence == cadence,
-            Edition.status != EditionStatus.skipped,
+            Edition.status.not_in((EditionStatus.skipped, EditionStatus.failed)),
             Edition.cutoff_at.is_not(None),
             Edition.cutoff_at < before,
         )

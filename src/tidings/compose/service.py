@@ -6,16 +6,20 @@ makes a second compose of the same slot a no-op however many schedulers race for
 """
 
 import enum
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from jinja2 import TemplateError
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audience.service import subscription_for
+from tidings.compose.fit import FittedEdition, render_to_fit
 from tidings.compose.mail import EditionMail, address_domain
-from tidings.compose.render import RenderedEdition, render_edition
+from tidings.compose.render import EditionTooLarge, RenderedEdition, render_edition
 from tidings.compose.select import chosen_articles, select_articles
 from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
@@ -31,23 +35,43 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import fan_out
-from tidings.errors import InvalidInput
+from tidings.errors import InvalidInput, TidingsError
 from tidings.newsletters import newsletter_by_slug
+
+log = logging.getLogger(__name__)
+
+#: A failure note is for people to read; a template's traceback text can be long.
+NOTE_LIMIT = 2000
 
 
 class SkipReason(enum.StrEnum):
     too_few_articles = "too_few_articles"
 
 
+class FailReason(enum.StrEnum):
+    """Why an edition failed (kept in ``skip_reason``; ``note`` has the details)."""
+
+    too_large = "too_large"
+    template_error = "template_error"
+    compose_error = "compose_error"
+    start_error = "start_error"
+
+
 @dataclass(frozen=True)
 class ComposeResult:
-    """What composing did; ``created`` is False when the slot already had its edition."""
+    """What composing did; ``created`` is False when the slot already had its edition.
+
+    A failed slot is recorded too (``status`` failed, ``note`` why), so it is not tried
+    again on every tick; ``note`` also says which articles were left out to fit.
+    """
 
     edition_id: int
     created: bool
-    skip_reason: SkipReason | None = None
+    skip_reason: SkipReason | FailReason | None = None
     articles: int = 0
     deliveries: int = 0
+    status: EditionStatus = EditionStatus.sending
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,24 +84,61 @@ class OneOff:
     created_by: str | None = None
 
 
-def _render(
+def _renderer(
     settings: Settings,
     newsletter: Newsletter,
-    articles: list[Article],
     issued_at: datetime,
     one_off: OneOff | None = None,
     cadence: Cadence = Cadence.daily,
-) -> RenderedEdition:
+) -> Callable[[list[Article]], RenderedEdition]:
+    """Render the edition for a choice of articles; the templates are loaded once, as fitting
+    the size limit may render a few choices."""
     templates = load_triplet(email_environment(settings.templates_dir), newsletter.template_set)
-    return render_edition(
-        templates,
-        newsletter,
-        articles,
-        issued_at=issued_at,
-        intro_markdown=one_off.intro_markdown if one_off else None,
-        subject=one_off.subject if one_off else None,
-        weekly=cadence == Cadence.weekly,
-    )
+
+    def render(articles: list[Article]) -> RenderedEdition:
+        return render_edition(
+            templates,
+            newsletter,
+            articles,
+            issued_at=issued_at,
+            intro_markdown=one_off.intro_markdown if one_off else None,
+            subject=one_off.subject if one_off else None,
+            weekly=cadence == Cadence.weekly,
+        )
+
+    return render
+
+
+def failure_of(exc: BaseException) -> tuple[FailReason, str]:
+    """Why composing or starting an edition failed, as a reason code and a note for people."""
+    if isinstance(exc, EditionTooLarge):
+        return FailReason.too_large, str(exc)
+    detail = str(exc) if isinstance(exc, TidingsError) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, TemplateError):
+        note = f"the email template failed{_template_place(exc)}: {detail}"
+        return FailReason.template_error, note[:NOTE_LIMIT]
+    return FailReason.compose_error, detail[:NOTE_LIMIT]
+
+
+def _template_place(exc: TemplateError) -> str:
+    """Which template file and line failed: Jinja2 puts template frames in the traceback
+    under the template's file name (a syntax error carries them itself)."""
+    where, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    trace = exc.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.endswith((".html", ".txt")):
+            where, line = filename, trace.tb_lineno
+        trace = trace.tb_next
+    if not where:
+        return ""
+    shown = "email/" + where.split("/email/", 1)[1] if "/email/" in where else where
+    return f" ({shown}, line {line})" if line else f" ({shown})"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A lost database connection: nothing can be recorded now, the next tick tries again."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _existing(
@@ -148,7 +209,56 @@ def compose_scheduled(
     cadence: Cadence = Cadence.daily,
 ) -> ComposeResult:
     """Compose and start the ``cadence`` edition of ``slot`` once; later calls return the
-    same edition."""
+    same edition.
+
+    A slot that cannot be composed (a broken template, not one article fits the size limit,
+    bad data) is recorded as a failed edition with its reason, so it is reported once and
+    never stops the other slots; only a lost database connection is raised, to retry.
+    """
+    try:
+        return _compose_slot(db, settings, newsletter_id, slot, cadence)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        return _record_failed_slot(db, newsletter_id, slot, cadence, exc)
+
+
+def _record_failed_slot(
+    db: Database, newsletter_id: int, slot: datetime, cadence: Cadence, exc: Exception
+) -> ComposeResult:
+    """Keep the slot as a failed edition (unless another scheduler composed it meanwhile)."""
+    reason, note = failure_of(exc)
+    with db.session() as session:
+        edition = Edition(
+            newsletter_id=newsletter_id,
+            kind=EditionKind.scheduled,
+            cadence=cadence,
+            slot=slot,
+            cutoff_at=slot,
+            status=EditionStatus.failed,
+            skip_reason=reason.value,
+            note=note,
+            finished_at=utcnow(),
+        )
+        raced = _claim_slot(session, edition)
+        if raced is not None:
+            return raced
+        session.commit()
+    log.error(
+        "newsletter %d %s slot %s failed (edition %d): %s",
+        newsletter_id,
+        cadence.value,
+        slot.isoformat(),
+        edition.id,
+        note,
+        exc_info=reason == FailReason.compose_error,  # an unexpected error: keep its trace
+    )
+    return ComposeResult(edition.id, True, reason, status=EditionStatus.failed, note=note)
+
+
+def _compose_slot(
+    db: Database, settings: Settings, newsletter_id: int, slot: datetime, cadence: Cadence
+) -> ComposeResult:
     now = utcnow()
     with db.session() as session:
         newsletter = session.get_one(Newsletter, newsletter_id)
@@ -173,16 +283,30 @@ def compose_scheduled(
             if raced is not None:
                 return raced
             session.commit()
-            return ComposeResult(edition.id, True, SkipReason.too_few_articles, len(articles))
-        rendered = _render(settings, newsletter, articles, slot, cadence=cadence)
-        edition.subject = rendered.subject
-        edition.html_body, edition.text_body = rendered.html, rendered.text
+            return ComposeResult(
+                edition.id,
+                True,
+                SkipReason.too_few_articles,
+                len(articles),
+                status=EditionStatus.skipped,
+            )
+        fitted = render_to_fit(_renderer(settings, newsletter, slot, cadence=cadence), articles)
+        _set_content(edition, fitted)
         raced = _claim_slot(session, edition)
         if raced is not None:
             return raced
-        deliveries = _start_sending(session, edition, newsletter, articles, now)
+        deliveries = _start_sending(session, edition, newsletter, fitted.articles, now)
         session.commit()
-        return ComposeResult(edition.id, True, None, len(articles), deliveries)
+        return ComposeResult(
+            edition.id, True, None, len(fitted.articles), deliveries, note=fitted.note
+        )
+
+
+def _set_content(edition: Edition, fitted: FittedEdition) -> None:
+    """The rendered parts, and a note of any article left out to fit the size limit."""
+    edition.subject = fitted.rendered.subject
+    edition.html_body, edition.text_body = fitted.rendered.html, fitted.rendered.text
+    edition.note = fitted.note
 
 
 def _one_off_articles(
@@ -199,24 +323,30 @@ def _one_off_articles(
 def one_off_edition(
     session: Session, settings: Settings, slug: str, one_off: OneOff, now: datetime
 ) -> tuple[Newsletter, list[Article], Edition]:
-    """Select and render a one-off edition (not yet added to the session)."""
+    """Select and render a one-off edition (not yet added to the session).
+
+    Articles the editor chose are all kept (too large is theirs to fix, and they are told);
+    the automatic selection leaves out what does not fit the size limit, and says so.
+    """
     newsletter = newsletter_by_slug(session, slug)
     articles = _one_off_articles(session, newsletter, one_off, now)
-    rendered = _render(settings, newsletter, articles, now, one_off)
+    render = _renderer(settings, newsletter, now, one_off)
+    if one_off.article_ids:
+        fitted = FittedEdition(render(articles), articles, [], [])
+    else:
+        fitted = render_to_fit(render, articles)
     edition = Edition(
         newsletter_id=newsletter.id,
         kind=EditionKind.oneoff,
         status=EditionStatus.draft,
         cutoff_at=now,
-        subject=rendered.subject,
         intro_markdown=one_off.intro_markdown,
-        html_body=rendered.html,
-        text_body=rendered.text,
         created_by=one_off.created_by,
         created_at=now,
         started_at=now,
     )
-    return newsletter, articles, edition
+    _set_content(edition, fitted)
+    return newsletter, fitted.articles, edition
 
 
 def schedule_one_off(
@@ -247,7 +377,42 @@ def send_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -
         session.flush()
         deliveries = _start_sending(session, edition, newsletter, articles, now)
         session.commit()
-        return ComposeResult(edition.id, True, None, len(articles), deliveries)
+        return ComposeResult(edition.id, True, None, len(articles), deliveries, note=edition.note)
+
+
+def due_drafts(db: Database, now: datetime) -> list[int]:
+    """The scheduled drafts whose send time has come, oldest first."""
+    with db.session() as session:
+        return list(
+            session.scalars(
+                select(Edition.id)
+                .where(Edition.status == EditionStatus.draft, Edition.scheduled_for <= now)
+                .order_by(Edition.scheduled_for, Edition.id)
+            )
+        )
+
+
+def record_failed_start(db: Database, edition_id: int, exc: Exception) -> bool:
+    """Mark a scheduled draft that could not be started as failed, with the reason, so it is
+    reported once and not tried again on every tick; False if it is no longer a draft."""
+    _, note = failure_of(exc)
+    with db.session() as session:
+        moved = session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id, Edition.status == EditionStatus.draft)
+            .values(
+                status=EditionStatus.failed,
+                skip_reason=FailReason.start_error.value,
+                note=f"could not be started: {note}"[:NOTE_LIMIT],
+                finished_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.commit()
+    if not moved.rowcount:  # type: ignore[attr-defined]
+        return False
+    log.error("scheduled edition %d could not be started: %s", edition_id, note, exc_info=exc)
+    return True
 
 
 def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -> EditionMail:

@@ -10,6 +10,8 @@ A second scheduler waits as a hot standby until the advisory lock is free.
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,13 +33,42 @@ UPKEEP_SECONDS = 30
 REFRESH_SECONDS = 60
 
 
-def ledger_upkeep(db: Database, settings: Settings) -> None:
-    now = utcnow()
-    start_due_drafts(db, now)
+def _reclaim(db: Database, settings: Settings, now: datetime) -> None:
     with db.session() as session:
         ledger.reclaim_expired(session, now, settings.at_most_once)
+        session.commit()
+
+
+def _finish(db: Database, settings: Settings, now: datetime) -> None:
+    with db.session() as session:
         ledger.finish_editions(session, now)
         session.commit()
+
+
+def _start_drafts(db: Database, settings: Settings, now: datetime) -> None:
+    start_due_drafts(db, now)
+
+
+#: The upkeep steps, in order; each runs on its own, so one failing never stops the others.
+UPKEEP_STEPS: tuple[tuple[str, Callable[[Database, Settings, datetime], None]], ...] = (
+    ("start scheduled drafts", _start_drafts),
+    ("reclaim expired leases", _reclaim),
+    ("finish editions", _finish),
+)
+
+
+def ledger_upkeep(db: Database, settings: Settings) -> list[str]:
+    """Start due drafts, take back expired leases, close finished editions; the names of
+    the steps that failed (each is logged, and tried again at the next upkeep)."""
+    now = utcnow()
+    failed = []
+    for name, step in UPKEEP_STEPS:
+        try:
+            step(db, settings, now)
+        except Exception:
+            log.exception("upkeep step %r failed; the other steps went on", name)
+            failed.append(name)
+    return failed
 
 
 class TidingsScheduler:
@@ -46,15 +77,25 @@ class TidingsScheduler:
         self.settings = settings
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._fingerprint: tuple[tuple[str, str, str], ...] = ()
+        #: Set on the way out, so a feed fetch in flight stops at once (no wait for it).
+        self._stop_polls = threading.Event()
 
     async def _serve_slots(self) -> None:
         await asyncio.to_thread(serve_due_slots, self.db, self.settings, utcnow())
 
     async def _poll(self) -> None:
-        await asyncio.to_thread(poll_sources, self.db, self.settings)
+        await asyncio.to_thread(poll_sources, self.db, self.settings, cancel=self._stop_polls)
 
     async def _upkeep(self) -> None:
         await asyncio.to_thread(ledger_upkeep, self.db, self.settings)
+
+    async def _catch_up(self) -> None:
+        """Serve a slot missed while no scheduler was active; a failure here is logged and
+        the scheduler runs on (the newsletters' own jobs try again)."""
+        try:
+            await self._serve_slots()
+        except Exception:
+            log.exception("catching up with missed slots failed; the schedule goes on")
 
     def _newsletters(self) -> tuple[tuple[str, str, str], ...]:
         """(job id, crontab line, time zone) of every newsletter's every cadence."""
@@ -75,16 +116,23 @@ class TidingsScheduler:
             if job.id.startswith("newsletter-"):
                 job.remove()
         grace = int(self.settings.schedule_grace_hours * 3600) or None
+        scheduled = 0
         for job_id, cron, timezone in fingerprint:
+            try:
+                trigger = newsletter_trigger(cron, timezone)
+            except (ValueError, LookupError) as exc:  # logged once: until the newsletter changes
+                log.error("%s: schedule %r in %s is not usable: %s", job_id, cron, timezone, exc)
+                continue
             self.scheduler.add_job(
                 self._serve_slots,
-                newsletter_trigger(cron, timezone),
+                trigger,
                 id=job_id,
                 misfire_grace_time=grace,
                 coalesce=True,
                 max_instances=1,
             )
-        log.info("scheduled %d newsletter schedule(s)", len(fingerprint))
+            scheduled += 1
+        log.info("scheduled %d newsletter schedule(s)", scheduled)
 
     async def run(self, stop: asyncio.Event) -> None:
         lock = SchedulerLock(self.db)
@@ -123,16 +171,20 @@ class TidingsScheduler:
             max_instances=1,
             coalesce=True,
         )
-        await self.refresh_jobs()
+        try:
+            await self.refresh_jobs()
+        except Exception:  # the refresh job tries again every REFRESH_SECONDS
+            log.exception("building the newsletters' jobs failed; trying again shortly")
         self.scheduler.start()
         try:
-            await self._serve_slots()  # catch up with a slot missed while we were down
+            await self._catch_up()
             while not stop.is_set():
                 await _wait(stop, UPKEEP_SECONDS)
                 if not await asyncio.to_thread(lock.still_held):
                     log.error("lost the scheduler lock; stopping")
                     break
         finally:
+            self._stop_polls.set()
             self.scheduler.shutdown(wait=False)
             lock.release()
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tidings.compose.service import ComposeResult, compose_scheduled
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Cadence, Newsletter
+from tidings.db.models import Cadence, EditionStatus, Newsletter
 from tidings.schedule.crontab import crontab_trigger
 
 log = logging.getLogger(__name__)
@@ -53,31 +53,73 @@ def schedules_of(newsletter: Newsletter) -> list[tuple[Cadence, str]]:
 
 def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[SlotOutcome]:
     """Compose the newest slot of every newsletter and cadence that fell within the grace
-    period.
+    period, each on its own.
 
     Called on every cron fire and at start-up, so a slot missed while the scheduler was down
-    is still served once when it comes back within the grace period.
+    is still served once when it comes back within the grace period. A slot that fails is
+    recorded as a failed edition by the compose service (and so reported once); one that
+    could not even be recorded (the database went away) is logged and tried on the next
+    tick. Either way the other newsletters' slots go on.
     """
-    grace = timedelta(hours=settings.schedule_grace_hours)
+    outcomes = []
+    for due in _schedules(db):
+        try:
+            outcome = _serve(db, settings, due, now)
+        except Exception:
+            log.exception(
+                "newsletter %s %s: the due slot was not served; trying again next tick",
+                due.slug,
+                due.cadence.value,
+            )
+            continue
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    newsletter_id: int
+    slug: str
+    cadence: Cadence
+    cron: str
+    timezone: str
+
+
+def _schedules(db: Database) -> list[_Schedule]:
     with db.session() as session:
-        due = [
-            (n.id, n.slug, cadence, cron, n.timezone)
+        return [
+            _Schedule(n.id, n.slug, cadence, cron, n.timezone)
             for n in session.scalars(select(Newsletter).order_by(Newsletter.id))
             for cadence, cron in schedules_of(n)
         ]
-    outcomes = []
-    for newsletter_id, slug, cadence, cron, timezone in due:
-        slot = latest_slot(newsletter_trigger(cron, timezone), now, grace)
-        if slot is None:
-            continue
-        result = compose_scheduled(db, settings, newsletter_id, slot, cadence)
-        if result.created:
-            log.info(
-                "newsletter %s %s slot %s: %s",
-                slug,
-                cadence.value,
-                slot.isoformat(),
-                result.skip_reason or f"{result.deliveries} deliveries queued",
-            )
-        outcomes.append(SlotOutcome(slug, cadence, slot, result))
-    return outcomes
+
+
+def _serve(db: Database, settings: Settings, due: _Schedule, now: datetime) -> SlotOutcome | None:
+    """Compose the schedule's newest slot within the grace period, if it has one."""
+    grace = timedelta(hours=settings.schedule_grace_hours)
+    try:
+        trigger = newsletter_trigger(due.cron, due.timezone)
+    except (ValueError, LookupError):  # reported once, when the scheduler builds its jobs
+        log.debug("newsletter %s has no usable %s schedule", due.slug, due.cadence.value)
+        return None
+    slot = latest_slot(trigger, now, grace)
+    if slot is None:
+        return None
+    result = compose_scheduled(db, settings, due.newsletter_id, slot, due.cadence)
+    if result.created and result.status != EditionStatus.failed:  # failures: logged by compose
+        log.info(
+            "newsletter %s %s slot %s: %s",
+            due.slug,
+            due.cadence.value,
+            slot.isoformat(),
+            _summary(result),
+        )
+    return SlotOutcome(due.slug, due.cadence, slot, result)
+
+
+def _summary(result: ComposeResult) -> str:
+    if result.skip_reason is not None:
+        return f"skipped ({result.skip_reason})"
+    done = f"{result.articles} article(s), {result.deliveries} deliveries queued"
+    return f"{done}; {result.note}" if result.note else done
