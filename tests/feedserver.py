@@ -1,14 +1,18 @@
 """A real HTTP server on loopback that serves feeds for the ingestion tests.
 
 Routes are set per test: a path maps to a :class:`Reply` (status, headers, body), or to a
-callable that makes one from the request headers (for conditional GET and edits).
+callable that makes one from the request headers (for conditional GET and edits). A reply can
+be slow: late (``delay_seconds`` before the headers) or a slow drip (one byte of the body
+every ``drip_seconds``), as a hostile or overloaded server would be.
 """
 
 import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 
 CHUNK = 64 * 1024
 
@@ -20,6 +24,10 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     #: Send this many bytes of zeros after ``body`` without a Content-Length (a huge body).
     stream_bytes: int = 0
+    #: Wait this long before answering at all.
+    delay_seconds: float = 0.0
+    #: Send the body one byte at a time, this long apart (headers go out at once).
+    drip_seconds: float = 0.0
 
 
 Route = Reply | Callable[[dict[str, str]], Reply]
@@ -32,12 +40,29 @@ class FeedServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
 
     def url(self, path: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
+
+    @property
+    def host(self) -> str:
+        return str(self._server.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+
+def _drip(wfile: BufferedIOBase, body: bytes, seconds: float) -> None:
+    try:
+        for byte in body:
+            wfile.write(bytes([byte]))
+            wfile.flush()
+            time.sleep(seconds)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up, as it should
 
 
 @contextmanager
-def feed_server() -> Iterator[FeedServer]:
+def feed_server(host: str = "127.0.0.1") -> Iterator[FeedServer]:
     holder: list[FeedServer] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -50,6 +75,7 @@ def feed_server() -> Iterator[FeedServer]:
             server.requests.append((self.path, headers))
             route = server.routes.get(self.path, Reply(404, b"not found"))
             reply = route(headers) if callable(route) else route
+            time.sleep(reply.delay_seconds)
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -68,9 +94,13 @@ def feed_server() -> Iterator[FeedServer]:
                 return
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(reply.body)
+            if reply.drip_seconds:
+                _drip(self.wfile, reply.body, reply.drip_seconds)
+                return
+            with suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+                self.wfile.write(reply.body)
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd = ThreadingHTTPServer((host, 0), Handler)
     httpd.daemon_threads = True
     holder.append(FeedServer(httpd))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

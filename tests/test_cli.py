@@ -12,12 +12,15 @@ from tests.conftest import Cli
 from tests.feedserver import FeedServer, Reply, feed_server
 from tests.ingest.feeds import item, rss
 from tidings.cli import app
+from tidings.config import Settings
 
 SENDER = "The Messenger <news@messenger.example.ge>"
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
+def server(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[FeedServer]:
+    # After `settings` (which clears TIDINGS_*): the feed server is on loopback.
+    monkeypatch.setenv("TIDINGS_FEED_ALLOW_PRIVATE", "true")
     with feed_server() as running:
         running.routes["/feed.xml"] = Reply(200, rss([item(1), item(2), item(3)]))
         yield running

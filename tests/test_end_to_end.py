@@ -43,7 +43,11 @@ def test_feed_to_inbox_to_one_click_unsubscribe(db: Database, settings: Settings
         feeds.routes["/feed.xml"] = Reply(200, rss(_items(now, 0, 3)))
         with web_server(settings, db) as base:
             live = settings.model_copy(
-                update={"smtp_url": f"smtp://127.0.0.1:{smtp_port}", "base_url": base}
+                update={
+                    "smtp_url": f"smtp://127.0.0.1:{smtp_port}",
+                    "base_url": base,
+                    "feed_allow_private": True,  # the feed server is on loopback
+                }
             )
             create_newsletter(
                 db,
@@ -55,6 +59,7 @@ def test_feed_to_inbox_to_one_click_unsubscribe(db: Database, settings: Settings
                     timezone="Asia/Tbilisi",
                     feeds=[feeds.url("/feed.xml")],
                 ),
+                allow_private=True,
             )
             for i, address in enumerate(READERS):
                 add_subscriber(db, "daily", address, f"Reader {i}", confirmed=True, source="t")

@@ -13,7 +13,8 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.migrate import upgrade
 from tidings.db.models import Article, Edition, Newsletter, Source, UserRole
-from tidings.errors import Conflict
+from tidings.errors import Conflict, InvalidInput
+from tidings.ingest.guard import check_feed_url
 from tidings.ingest.service import PollOutcome, store_feed_document
 from tidings.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
 from tidings.paths import sample_dir
@@ -50,6 +51,17 @@ def sample_spec(settings: Settings) -> NewsletterSpec:
     )
 
 
+def demo_settings(settings: Settings) -> Settings:
+    """The settings the demo runs with: its sample feed is served by this very app at
+    BASE_URL, on loopback by default, so private feed addresses are allowed when (and only
+    when) that address is one."""
+    try:
+        check_feed_url(sample_spec(settings).feeds[0], allow_private=False)
+    except InvalidInput:
+        return settings.model_copy(update={"feed_allow_private": True})
+    return settings
+
+
 def load_sample(db: Database, settings: Settings) -> SampleLoad:
     """Migrate, create the sample newsletter (once), store its feed and subscribers.
 
@@ -57,7 +69,7 @@ def load_sample(db: Database, settings: Settings) -> SampleLoad:
     """
     upgrade(db.engine)
     with suppress(Conflict):  # loaded before: the rest below is idempotent
-        create_newsletter(db, sample_spec(settings))
+        create_newsletter(db, sample_spec(settings), allow_private=settings.feed_allow_private)
     with db.session() as session:
         newsletter = newsletter_by_slug(session, SAMPLE_SLUG)
         source = session.scalars(

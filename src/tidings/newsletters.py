@@ -20,6 +20,7 @@ from tidings.db.models import (
 )
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.ingest.drafts import canonical_url
+from tidings.ingest.guard import check_feed_url
 from tidings.schedule.crontab import crontab_trigger
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -102,16 +103,28 @@ def _validated(spec: NewsletterSpec) -> dict[str, object]:
     }
 
 
-def _newsletter_from_spec(spec: NewsletterSpec) -> Newsletter:
+def _feed_url(url: str, allow_private: bool) -> str:
+    """The canonical feed URL; refused up front if its host is not public (unless allowed)."""
+    canonical = canonical_url(url)
+    check_feed_url(canonical, allow_private)
+    return canonical
+
+
+def _newsletter_from_spec(spec: NewsletterSpec, allow_private: bool) -> Newsletter:
     newsletter = Newsletter(**_validated(spec))
-    feed_urls = list(dict.fromkeys(canonical_url(url) for url in spec.feeds))
+    feed_urls = list(dict.fromkeys(_feed_url(url, allow_private) for url in spec.feeds))
     newsletter.sources = [Source(kind=SourceKind.feed, url=url) for url in feed_urls]
     return newsletter
 
 
-def create_newsletter(db: Database, spec: NewsletterSpec) -> Newsletter:
-    """Create a newsletter with its feed sources; :class:`Conflict` if the slug is taken."""
-    newsletter = _newsletter_from_spec(spec)
+def create_newsletter(
+    db: Database, spec: NewsletterSpec, *, allow_private: bool = False
+) -> Newsletter:
+    """Create a newsletter with its feed sources; :class:`Conflict` if the slug is taken.
+
+    ``allow_private`` is the TIDINGS_FEED_ALLOW_PRIVATE setting (feeds on private addresses).
+    """
+    newsletter = _newsletter_from_spec(spec, allow_private)
     with db.session() as session:
         session.add(newsletter)
         try:
@@ -132,13 +145,13 @@ def update_newsletter(db: Database, slug: str, spec: NewsletterSpec) -> None:
         session.commit()
 
 
-def add_feed(db: Database, slug: str, url: str) -> None:
-    """Add a feed source; :class:`Conflict` if the newsletter has it already."""
+def add_feed(db: Database, slug: str, url: str, *, allow_private: bool = False) -> None:
+    """Add a feed source; :class:`Conflict` if the newsletter has it already, and
+    :class:`InvalidInput` for a non-public address unless ``allow_private``."""
+    feed_url = _feed_url(url, allow_private)
     with db.session() as session:
         newsletter = newsletter_by_slug(session, slug)
-        session.add(
-            Source(newsletter_id=newsletter.id, kind=SourceKind.feed, url=canonical_url(url))
-        )
+        session.add(Source(newsletter_id=newsletter.id, kind=SourceKind.feed, url=feed_url))
         try:
             session.commit()
         except IntegrityError:

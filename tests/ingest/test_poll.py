@@ -13,6 +13,12 @@ from tidings.newsletters import NewsletterSpec, create_newsletter
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The feed server listens on loopback: these tests allow private feed addresses."""
+    return settings.model_copy(update={"feed_allow_private": True})
+
+
+@pytest.fixture
 def server() -> Iterator[FeedServer]:
     with feed_server() as running:
         yield running
@@ -22,6 +28,7 @@ def _newsletter(db: Database, *feeds: str) -> None:
     create_newsletter(
         db,
         NewsletterSpec(slug="daily", name="Daily", sender="D <d@example.org>", feeds=list(feeds)),
+        allow_private=True,
     )
 
 

@@ -9,7 +9,7 @@ from rich.table import Table
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.cli.services import run_all
 from tidings.deliver.runner import run_worker
-from tidings.demo import DEMO_ADMIN, SampleLoad, demo_admin, load_sample
+from tidings.demo import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample
 from tidings.newsletters import list_newsletters
 
 
@@ -55,7 +55,7 @@ def demo(
     Example: tidings demo
     """
     context = cli_context(ctx)
-    settings = context.settings
+    settings = context.settings = demo_settings(context.settings)
     database = context.database(require_current_schema=False)
     loaded = load_sample(database, settings)
     _show(context, loaded)
@@ -66,6 +66,8 @@ def demo(
             f"the digest in a browser: {settings.base_url}/archive/"
             f"{loaded.newsletter.slug}/{loaded.edition_id}"
         )
+    if settings.feed_allow_private:
+        context.out.print("private feed addresses allowed: the demo polls its own sample feed")
     mailbox = f"{settings.base_url}/mailbox" if settings.smtp is None else "your SMTP server"
     context.out.print(f"caught mail: {mailbox}")
     context.out.print(f"sign-up page: {settings.base_url}/subscribe/{loaded.newsletter.slug}")

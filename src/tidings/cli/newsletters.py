@@ -50,7 +50,9 @@ def create(
         max_articles=max_articles,
     )
     context = cli_context(ctx)
-    newsletter = create_newsletter(context.database(), spec)
+    newsletter = create_newsletter(
+        context.database(), spec, allow_private=context.settings.feed_allow_private
+    )
     context.out.print(
         f"created newsletter {newsletter.slug!r} with {len(newsletter.sources)} feed(s), "
         f"schedule '{newsletter.schedule_cron}' {newsletter.timezone}"

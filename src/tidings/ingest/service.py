@@ -1,12 +1,14 @@
 """Ingestion services: poll feed sources, and take articles pushed by an editor or a CMS.
 
 Each source is polled in its own unit of work, so one broken feed records its error and the
-others go on.
+others go on; a bounded pool fetches a few at once, so one slow feed does not hold up the rest.
 """
 
 import json
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +23,10 @@ from tidings.db.models import Newsletter, Source, SourceKind
 from tidings.db.types import utcnow
 from tidings.errors import FeedError, InvalidInput
 from tidings.ingest.drafts import ArticleDraft, make_draft
-from tidings.ingest.fetch import fetch_feed, make_feed_client
+from tidings.ingest.fetch import FetchPolicy, fetch_feed
 from tidings.ingest.parse import parse_feed
 from tidings.ingest.store import StoreCounts, upsert_articles
+from tidings.ingest.transport import FetchCancelled
 from tidings.newsletters import newsletter_by_slug, push_source
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,8 @@ class PollOutcome:
     rejected: list[str] = field(default_factory=list)
 
 
-def _feed_sources(db: Database, slug: str | None) -> list[tuple[int, str]]:
+def feed_sources(db: Database, slug: str | None) -> list[tuple[int, str]]:
+    """(id, url) of every feed source of ``slug`` (or of every newsletter), by id."""
     with db.session() as session:
         query = select(Source.id, Source.url).where(Source.kind == SourceKind.feed)
         if slug is not None:
@@ -51,7 +55,7 @@ def _feed_sources(db: Database, slug: str | None) -> list[tuple[int, str]]:
 
 def count_feed_sources(db: Database, slug: str | None = None) -> int:
     """How many feed sources a poll of ``slug`` (or of everything) will visit."""
-    return len(_feed_sources(db, slug))
+    return len(feed_sources(db, slug))
 
 
 def poll_sources(
@@ -59,47 +63,88 @@ def poll_sources(
     settings: Settings,
     slug: str | None = None,
     on_outcome: Callable[[PollOutcome], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[PollOutcome]:
     """Fetch every feed source (of one newsletter, or all) and store what is new or edited."""
-    outcomes = []
-    with make_feed_client(settings.feed_timeout_seconds, settings.base_url) as client:
-        for source_id, url in _feed_sources(db, slug):
-            outcome = PollOutcome(source_id=source_id, url=url)
-            try:
-                with db.session() as session:
-                    source = session.get_one(Source, source_id)
-                    etag, last_modified = source.etag, source.last_modified
-                result = fetch_feed(
-                    client,
-                    url,
-                    etag=etag,
-                    last_modified=last_modified,
-                    max_bytes=settings.feed_max_bytes,
-                )
-                if result.body is None:
-                    outcome.not_modified = True
-                    _record_success(db, source_id, etag, last_modified)
-                else:
-                    store_feed_document(
-                        db,
-                        source_id,
-                        result.body,
-                        result.content_type,
-                        outcome,
-                        result.etag,
-                        result.last_modified,
-                    )
-            except FeedError as exc:
-                outcome.error = str(exc)
-                _record_failure(db, source_id, outcome.error)
-            except Exception as exc:  # a bug must not stop the other sources either
-                log.exception("polling source %s (%s) failed", source_id, url)
-                outcome.error = f"internal error: {type(exc).__name__}: {exc}"
-                _record_failure(db, source_id, outcome.error)
-            outcomes.append(outcome)
-            if on_outcome is not None:
-                on_outcome(outcome)
-    return outcomes
+    return poll_feeds(db, settings, feed_sources(db, slug), on_outcome, cancel)
+
+
+def poll_feeds(
+    db: Database,
+    settings: Settings,
+    sources: list[tuple[int, str]],
+    on_outcome: Callable[[PollOutcome], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> list[PollOutcome]:
+    """Poll ``sources`` (id, url), at most ``feed_poll_concurrency`` at once, so a slow feed
+    holds one slot for at most its deadline while the others go on.
+
+    Outcomes come back in the order of ``sources`` (``on_outcome`` sees them as they finish).
+    Once ``cancel`` is set, fetches in flight stop within a fraction of a second and the
+    sources not reached are left for the next poll, with no outcome.
+    """
+    cancel = cancel or threading.Event()
+    policy = FetchPolicy.from_settings(settings)
+    workers = max(1, min(settings.feed_poll_concurrency, len(sources)))
+    finished: dict[int, PollOutcome] = {}
+    with ThreadPoolExecutor(workers, thread_name_prefix="feed-poll") as pool:
+        futures = {
+            pool.submit(poll_source, db, policy, source_id, url, cancel): position
+            for position, (source_id, url) in enumerate(sources)
+        }
+        try:
+            for future in as_completed(futures):
+                outcome = future.result()
+                if outcome is None:
+                    continue
+                finished[futures[future]] = outcome
+                if on_outcome is not None:
+                    on_outcome(outcome)
+        except BaseException:  # Ctrl-C, or the caller's callback failed: stop the rest
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [finished[position] for position in sorted(finished)]
+
+
+def poll_source(
+    db: Database, policy: FetchPolicy, source_id: int, url: str, cancel: threading.Event
+) -> PollOutcome | None:
+    """Fetch one source and store its items, recording the error on the source if it fails;
+    None if the poll was cancelled (a shutdown is not the feed's fault)."""
+    if cancel.is_set():
+        return None
+    outcome = PollOutcome(source_id=source_id, url=url)
+    try:
+        with db.session() as session:
+            source = session.get_one(Source, source_id)
+            etag, last_modified = source.etag, source.last_modified
+        result = fetch_feed(
+            url, etag=etag, last_modified=last_modified, policy=policy, cancel=cancel
+        )
+        if result.body is None:
+            outcome.not_modified = True
+            _record_success(db, source_id, etag, last_modified)
+        else:
+            store_feed_document(
+                db,
+                source_id,
+                result.body,
+                result.content_type,
+                outcome,
+                result.etag,
+                result.last_modified,
+            )
+    except FetchCancelled:
+        return None
+    except FeedError as exc:
+        outcome.error = str(exc)
+        _record_failure(db, source_id, outcome.error)
+    except Exception as exc:  # a bug must not stop the other sources either
+        log.exception("polling source %s (%s) failed", source_id, url)
+        outcome.error = f"internal error: {type(exc).__name__}"
+        _record_failure(db, source_id, outcome.error)
+    return outcome
 
 
 def store_feed_document(

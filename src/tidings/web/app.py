@@ -59,6 +59,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     )
     context = WebContext(settings, db, page_environment(settings.templates_dir))
     app.state.tidings = context
+    app.router.on_shutdown.append(context.polls.close)  # cancel poll-now fetches in flight
     for exception, handler in exception_handlers(context).items():
         app.add_exception_handler(exception, handler)
     app.include_router(public.router)

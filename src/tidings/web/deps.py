@@ -1,7 +1,7 @@
 """What routes need, taken from the app's state (set once by :func:`create_app`)."""
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
@@ -10,6 +10,7 @@ from jinja2 import Environment
 
 from tidings.config import IPNetwork, Settings
 from tidings.db.engine import Database
+from tidings.ingest.background import BackgroundPolls
 from tidings.ratelimit import RateLimit, allow
 
 #: Sign-ups per client address: 10 in 10 minutes is plenty for a household behind NAT.
@@ -29,6 +30,11 @@ class WebContext:
     settings: Settings
     db: Database
     pages: Environment
+    #: "Poll now" runs here, off the request path (closed when the app shuts down).
+    polls: BackgroundPolls = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "polls", BackgroundPolls(self.db, self.settings))
 
     def allow(self, rule: RateLimit, request: Request) -> bool:
         """Count one attempt of this client under ``rule`` (shared by every web process)."""

@@ -9,7 +9,6 @@ from pydantic import BaseModel
 
 from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
-from tidings.ingest.service import poll_sources
 from tidings.insights import next_sends
 from tidings.newsletters import (
     NewsletterSpec,
@@ -90,7 +89,7 @@ def newsletter_new(request: Request, context: Context, account: Admin) -> HTMLRe
 @router.post("/new", response_class=HTMLResponse)
 def newsletter_create(context: Context, account: Admin, fields: Fields) -> Response:
     spec = fields.spec()
-    create_newsletter(context.db, spec)
+    create_newsletter(context.db, spec, allow_private=context.settings.feed_allow_private)
     return see_other(f"/admin/newsletters/{spec.slug}")
 
 
@@ -131,7 +130,7 @@ def newsletter_update(slug: str, context: Context, account: Admin, fields: Field
 
 @router.post("/{slug}/feeds", response_class=HTMLResponse)
 def feed_add(slug: str, context: Context, account: Admin, url: Text) -> Response:
-    add_feed(context.db, slug, url)
+    add_feed(context.db, slug, url, allow_private=context.settings.feed_allow_private)
     return see_other(f"/admin/newsletters/{slug}")
 
 
@@ -143,5 +142,17 @@ def source_remove(slug: str, source_id: RowId, context: Context, account: Admin)
 
 @router.post("/{slug}/poll", response_class=HTMLResponse)
 def poll_now(slug: str, request: Request, context: Context, account: Editor) -> HTMLResponse:
-    outcomes = poll_sources(context.db, context.settings, slug)
-    return console_page(request, context, account, "polled.html", slug=slug, outcomes=outcomes)
+    """Start polling the feeds in the background and answer at once (a slow feed never holds
+    a web worker); the page shows each source's last result."""
+    started = context.polls.start(slug)
+    _, sources = newsletter_with_sources(context.db, slug)
+    return console_page(
+        request,
+        context,
+        account,
+        "polled.html",
+        slug=slug,
+        started=started,
+        sources=[s for s in sources if s.url],
+        polling=context.polls.polling(),
+    )

@@ -24,6 +24,7 @@ from tidings.web.api.schemas import (
     NewsletterOut,
     NewsletterPatch,
     Page,
+    PollOut,
     PushOut,
     SourceOut,
 )
@@ -80,7 +81,11 @@ def list_newsletters(
 
 @router.post("", response_model=NewsletterOut, status_code=201)
 def create(body: NewsletterIn, context: Context, who: Owner) -> NewsletterOut:
-    created = create_newsletter(context.db, NewsletterSpec(**body.model_dump()))
+    created = create_newsletter(
+        context.db,
+        NewsletterSpec(**body.model_dump()),
+        allow_private=context.settings.feed_allow_private,
+    )
     return _out(created)
 
 
@@ -105,8 +110,20 @@ def sources(slug: str, context: Context, who: Reader) -> list[SourceOut]:
 
 @router.post("/{slug}/sources", response_model=list[SourceOut], status_code=201)
 def add_source(slug: str, body: FeedIn, context: Context, who: Owner) -> list[SourceOut]:
-    add_feed(context.db, slug, body.url)
+    add_feed(context.db, slug, body.url, allow_private=context.settings.feed_allow_private)
     return [_source(s) for s in newsletter_with_sources(context.db, slug)[1]]
+
+
+@router.post("/{slug}/poll", response_model=PollOut, status_code=202)
+def poll(slug: str, context: Context, who: Writer) -> PollOut:
+    """Start polling the newsletter's feeds in the background and answer at once (202);
+    GET /sources shows each feed's last result."""
+    started = context.polls.start(slug)
+    return PollOut(
+        started=started.started,
+        already_running=started.already_running,
+        message=started.message,
+    )
 
 
 @router.delete("/{slug}/sources/{source_id}", status_code=204)

@@ -68,6 +68,14 @@ class FeedIn(Model):
     url: str = Field(min_length=1, max_length=2000)
 
 
+class PollOut(BaseModel):
+    """A poll started in the background: the sources show each feed's last result."""
+
+    started: int
+    already_running: int
+    message: str
+
+
 class ArticlesIn(Model):
     articles: list[dict[str, Any]] = Field(
         min_length=1,
