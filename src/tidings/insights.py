@@ -85,7 +85,10 @@ def overview(db: Database) -> list[NewsletterOverview]:
         newsletters = session.scalars(select(Newsletter).order_by(Newsletter.name)).all()
     result = []
     for n in newsletters:
-        upcoming = next_sends(n.schedule_cron, n.timezone, 1, now)
+        try:
+            upcoming = next_sends(n.schedule_cron, n.timezone, 1, now)
+        except (ValueError, LookupError):  # an unreadable schedule: "none", the rest is shown
+            upcoming = []
         result.append(
             NewsletterOverview(
                 id=n.id,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.builders import subscribers
 from tests.conftest import Cli
@@ -202,3 +202,14 @@ def test_the_console_shows_failed_slots_with_their_reason(db: Database, live: Se
         assert "email/broken/body.html" in page.text and "author" in page.text
         dashboard = client.get("/admin")
         assert dashboard.status_code == 200 and "too_large" in dashboard.text
+        # A schedule that cannot be read (a time zone gone from tzdata) hides no newsletter.
+        with db.session() as session:
+            session.execute(
+                update(Newsletter)
+                .where(Newsletter.slug == "broken")
+                .values(timezone="Mars/Olympus_Mons")
+            )
+            session.commit()
+        dashboard = client.get("/admin")
+        assert dashboard.status_code == 200
+        assert all(f"The {name} Messenger" in dashboard.text for name in ("Giant", "Daily"))

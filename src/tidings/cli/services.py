@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 import typer
 import uvicorn
@@ -11,6 +12,11 @@ from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.deliver.runner import run_worker
 from tidings.schedule.scheduler import TidingsScheduler
 from tidings.web.app import create_app
+
+log = logging.getLogger(__name__)
+#: How long a crashed part of ``tidings run`` waits before it is started again: long enough
+#: not to spin on a database that is down, short enough not to miss a slot.
+RESTART_SECONDS = 5.0
 
 
 def _logging() -> None:
@@ -60,14 +66,47 @@ def scheduler(ctx: typer.Context) -> None:
     asyncio.run(_scheduler(cli_context(ctx)))
 
 
+async def supervise(
+    name: str,
+    start: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    pause: float = RESTART_SECONDS,
+) -> int:
+    """Run one part of the process until ``stop``; when it crashes (or returns early), log
+    why and start it again after ``pause``: one failing part never takes the others down,
+    nor stays down unnoticed. How many restarts there were."""
+    restarts = 0
+    while True:
+        try:
+            await start()
+        except Exception:
+            log.exception("%s stopped with an error; starting it again in %.0f s", name, pause)
+        else:
+            if stop.is_set():
+                return restarts
+            log.error("%s stopped by itself; starting it again in %.0f s", name, pause)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=pause)
+            return restarts
+        except TimeoutError:
+            restarts += 1
+
+
 async def run_all(context: CliContext, host: str, port: int) -> None:
-    """Web, scheduler and worker in one loop; the worker brings up the built-in catcher
-    when no SMTP URL is set."""
+    """Web, scheduler and worker in one loop, each supervised on its own; the worker brings
+    up the built-in catcher when no SMTP URL is set."""
     stop = asyncio.Event()
     server = _server(context, host, port)
     database = context.database()
-    worker = asyncio.create_task(run_worker(database, context.settings, drain=False, stop=stop))
-    schedule = asyncio.create_task(TidingsScheduler(database, context.settings).run(stop))
+    settings = context.settings
+    worker = asyncio.create_task(
+        supervise(
+            "the worker", lambda: run_worker(database, settings, drain=False, stop=stop), stop
+        )
+    )
+    schedule = asyncio.create_task(
+        supervise("the scheduler", lambda: TidingsScheduler(database, settings).run(stop), stop)
+    )
     try:
         await server.serve()  # returns on SIGINT/SIGTERM
     finally:
