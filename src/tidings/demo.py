@@ -1,5 +1,6 @@
 """Load the sample publication, so a fresh install has something to show."""
 
+import logging
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -8,7 +9,7 @@ from sqlalchemy import select
 from tidings.accounts import create_user, list_users
 from tidings.audience.importer import ImportReport
 from tidings.audience.service import import_subscribers
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.service import OneOff, failure_of, send_one_off
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.migrate import upgrade
@@ -19,6 +20,7 @@ from tidings.ingest.service import PollOutcome, store_feed_document
 from tidings.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
 from tidings.paths import sample_dir
 
+log = logging.getLogger(__name__)
 SAMPLE_SLUG = "messenger"
 
 
@@ -34,6 +36,9 @@ class SampleLoad:
     subscribers: ImportReport
     latest: list[Article]
     edition_id: int | None = None
+    #: Why the demo edition could not be made (the operator's templates, say): the rest of
+    #: the sample is loaded anyway.
+    edition_problem: str | None = None
 
 
 def sample_spec(settings: Settings) -> NewsletterSpec:
@@ -92,17 +97,19 @@ def load_sample(db: Database, settings: Settings) -> SampleLoad:
                 .limit(5)
             )
         )
-    return SampleLoad(
-        newsletter, feed, subscribers, latest, _demo_edition(db, settings, newsletter)
-    )
+    edition_id, problem = _demo_edition(db, settings, newsletter)
+    return SampleLoad(newsletter, feed, subscribers, latest, edition_id, problem)
 
 
-def _demo_edition(db: Database, settings: Settings, newsletter: Newsletter) -> int | None:
+def _demo_edition(
+    db: Database, settings: Settings, newsletter: Newsletter
+) -> tuple[int | None, str | None]:
     """Queue one edition of the newest sample articles, once (the sample feed is dated in the
-    past, so the usual "new since the last edition" selection would find nothing)."""
+    past, so the usual "new since the last edition" selection would find nothing); or why
+    it could not be made, which stops nothing else of the demo."""
     with db.session() as session:
         if session.scalar(select(Edition.id).where(Edition.newsletter_id == newsletter.id)):
-            return None
+            return None, None
         newest = session.scalars(
             select(Article.id)
             .join(Source, Source.id == Article.source_id)
@@ -110,10 +117,15 @@ def _demo_edition(db: Database, settings: Settings, newsletter: Newsletter) -> i
             .order_by(Article.published_at.desc())
             .limit(DEMO_EDITION_ARTICLES)
         ).all()
-    result = send_one_off(
-        db, settings, SAMPLE_SLUG, OneOff(article_ids=list(newest), created_by="demo")
-    )
-    return result.edition_id
+    try:
+        result = send_one_off(
+            db, settings, SAMPLE_SLUG, OneOff(article_ids=list(newest), created_by="demo")
+        )
+    except Exception as exc:
+        _, problem = failure_of(exc)
+        log.error("the demo edition could not be made: %s", problem)
+        return None, problem
+    return result.edition_id, None
 
 
 DEMO_ADMIN = "admin@messenger.example.ge"

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from tests.builders import subscribers
 from tests.conftest import Cli
-from tests.smtpserver import smtp_server
+from tests.smtpserver import free_port, smtp_server
 from tests.web.console import make_user, sign_in
 from tests.webserver import web_server
 from tidings.config import Settings
@@ -213,3 +213,22 @@ def test_the_console_shows_failed_slots_with_their_reason(db: Database, live: Se
         dashboard = client.get("/admin")
         assert dashboard.status_code == 200
         assert all(f"The {name} Messenger" in dashboard.text for name in ("Giant", "Daily"))
+
+
+def test_the_demo_loads_the_sample_even_when_its_edition_cannot_be_made(
+    cli: Cli, db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's broken digest template: the sample newsletter, feed and readers are
+    still loaded, and the demo says why there is no edition instead of crashing."""
+    digest = tmp_path / "tpl" / "email" / "digest"
+    digest.mkdir(parents=True)
+    (digest / "body.html").write_text(BROKEN_BODY, encoding="utf-8")
+    monkeypatch.setenv("TIDINGS_TEMPLATES_DIR", str(tmp_path / "tpl"))
+    monkeypatch.setenv("TIDINGS_CATCHER_PORT", str(free_port()))
+    loaded = cli("demo", "--no-serve")
+    assert loaded.exit_code == 0, loaded.output
+    assert "sample subscribers: 8 new" in loaded.stdout
+    assert "no demo edition: the email template failed (email/digest/body.html" in loaded.stdout
+    with db.session() as session:
+        assert session.scalar(select(Edition.id)) is None
+        assert session.scalar(select(Newsletter.slug)) == "messenger"

@@ -66,6 +66,8 @@ def demo(
             f"the digest in a browser: {settings.base_url}/archive/"
             f"{loaded.newsletter.slug}/{loaded.edition_id}"
         )
+    if loaded.edition_problem is not None:
+        context.out.print(f"no demo edition: {loaded.edition_problem}", markup=False)
     if settings.feed_allow_private:
         context.out.print("private feed addresses allowed: the demo polls its own sample feed")
     mailbox = f"{settings.base_url}/mailbox" if settings.smtp is None else "your SMTP server"
