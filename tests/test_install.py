@@ -128,16 +128,24 @@ class FreshInstall:
 
 @pytest.fixture(scope="module")
 def fresh(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FreshInstall]:
-    """pip installs the wheel with its dependencies from the index this machine's pip uses."""
+    """pip installs the wheel with its dependencies from the index this machine's pip uses.
+
+    The venv gets no pip of its own: this environment's pip installs into it (``--python``),
+    which takes half the time of bootstrapping one, and leaves only Tidings and its dependencies.
+    """
     target = tmp_path_factory.mktemp("fresh") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(target)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(target)],
+        check=True,
+        capture_output=True,
+    )
     python = target / "bin" / "python"
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))
     }  # the pip cache and the machine's index settings stay
     started = time.monotonic()
     installed = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(wheel)],
         env=env,
         capture_output=True,
         text=True,
@@ -225,7 +233,6 @@ def test_installed_wheel_runs_the_demo_into_the_built_in_catcher(
     fresh: FreshInstall, tmp_path: Path
 ) -> None:
     env = fresh.env(tmp_path, TIDINGS_CATCHER_PORT=str(free_port()))
-    assert "--no-serve" in fresh.run(tmp_path, env, "demo", "--help")
     shown = fresh.run(tmp_path, env, "demo", "--no-serve")
     assert "edition 1: sent 8 message(s)" in shown
     assert len(list((tmp_path / "data" / "mailbox").glob("*.eml"))) == 8
