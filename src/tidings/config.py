@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_seconds: int = Field(default=60, ge=5, le=3600)
-    write_behind_seconds: float = Field(default=0.25, gt=0, le=10)
+    write_behind_seconds: float = Field(default=0.02, gt=0, le=10)
     retry_first_seconds: int = Field(default=300, ge=1)
     retry_max_seconds: int = Field(default=4000, ge=1)
     give_up_seconds: int = Field(default=5 * 24 * 3600, ge=60)

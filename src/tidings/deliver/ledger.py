@@ -4,8 +4,9 @@ These are query helpers: they run on the session they are given and never commit
 """
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
@@ -36,8 +37,8 @@ from tidings.db.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
-    SuppressionReason,
 )
+from tidings.deliver import refusals
 
 OPEN_STATES = (DeliveryState.queued, DeliveryState.sending, DeliveryState.deferred)
 DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)
@@ -131,15 +132,40 @@ class Claim:
     message_id: str
     attempts: int
     created_at: datetime
+    lease_token: str
+
+    def outcome(
+        self,
+        state: DeliveryState,
+        code: int | None,
+        reply: str,
+        at: datetime,
+        next_attempt_at: datetime | None = None,
+        suppress: bool = False,
+    ) -> "Outcome":
+        """The result of this attempt, fenced by this claim's lease token."""
+        return Outcome(
+            self.delivery_id,
+            self.lease_token,
+            self.edition_id,
+            state,
+            code,
+            reply,
+            at,
+            next_attempt_at,
+            self.subscriber_id if suppress else None,
+        )
 
 
 def claim_due(
-    session: Session, worker: str, limit: int, lease: timedelta, now: datetime
+    session: Session, lease_token: str, limit: int, lease: timedelta, now: datetime
 ) -> list[Claim]:
     """Lease up to ``limit`` due deliveries of editions that are sending.
 
-    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim side by side
-    without waiting on, or taking, each other's rows.
+    ``lease_token`` is new for every claim ("<worker>:<claim number>"), so a delivery taken
+    back and claimed again never carries the token of its earlier holder: every later write
+    is fenced by it. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim
+    side by side without waiting on, or taking, each other's rows.
     """
     due = (
         select(Delivery.id)
@@ -158,7 +184,7 @@ def claim_due(
         .where(Delivery.id.in_(due.scalar_subquery()))
         .values(
             state=DeliveryState.sending,
-            lease_owner=worker,
+            lease_owner=lease_token,
             lease_expires_at=now + lease,
             attempts=Delivery.attempts + 1,
             last_attempt_at=now,
@@ -173,7 +199,8 @@ def claim_due(
         )
         .execution_options(synchronize_session=False)
     )
-    return sorted((Claim(*row) for row in rows), key=lambda claim: claim.delivery_id)
+    claims = (Claim(*row, lease_token=lease_token) for row in rows)
+    return sorted(claims, key=lambda claim: claim.delivery_id)
 
 
 @dataclass(frozen=True)
@@ -207,9 +234,11 @@ def recipients(
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of one attempt, to be written behind."""
+    """The result of one attempt, to be written behind while its lease still holds."""
 
     delivery_id: int
+    lease_token: str
+    edition_id: int
     state: DeliveryState
     code: int | None
     reply: str
@@ -218,14 +247,43 @@ class Outcome:
     suppress_subscriber: int | None = None
 
 
-def record_outcomes(session: Session, outcomes: Sequence[Outcome]) -> None:
-    """Write a batch of results: one executemany UPDATE, plus suppressions for 5.1.x."""
+@dataclass(frozen=True)
+class Recorded:
+    """What writing a batch did: the deliveries whose result was dropped because their lease
+    was lost, editions paused for a mass refusal (with why), editions now past their watch."""
+
+    written: int
+    dropped: tuple[int, ...] = ()
+    paused: dict[int, str] = field(default_factory=dict)
+    judged: frozenset[int] = frozenset()
+
+
+def _still_held(session: Session, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """The outcomes whose delivery is still leased under their own token. On PostgreSQL the
+    rows stay locked until commit, so no reclaim can slip in between check and write."""
+    ids = sorted({o.delivery_id for o in outcomes})
+    query = (
+        select(Delivery.id, Delivery.lease_owner)
+        .where(Delivery.id.in_(ids), Delivery.state == DeliveryState.sending)
+        .order_by(Delivery.id)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    owners = {delivery_id: owner for delivery_id, owner in session.execute(query)}
+    return [o for o in outcomes if owners.get(o.delivery_id) == o.lease_token]
+
+
+def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
+    """One executemany UPDATE, each row fenced by its lease token; how many rows changed."""
     if not outcomes:
-        return
-    outcomes = sorted(outcomes, key=lambda o: o.delivery_id)  # one lock order everywhere
+        return 0
     statement = (
         update(Delivery)
-        .where(Delivery.id == bindparam("b_id"))
+        .where(
+            Delivery.id == bindparam("b_id"),
+            Delivery.state == DeliveryState.sending,
+            Delivery.lease_owner == bindparam("b_token"),
+        )
         .values(
             state=bindparam("b_state"),
             last_reply_code=bindparam("b_code"),
@@ -239,11 +297,12 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome]) -> None:
         )
         .execution_options(synchronize_session=False)
     )
-    session.connection().execute(
+    result = session.connection().execute(
         statement,
         [
             {
                 "b_id": o.delivery_id,
+                "b_token": o.lease_token,
                 "b_state": o.state.value,
                 "b_code": o.code,
                 "b_reply": o.reply[:1000],
@@ -253,37 +312,89 @@ def record_outcomes(session: Session, outcomes: Sequence[Outcome]) -> None:
             for o in outcomes
         ],
     )
-    to_suppress = [o.suppress_subscriber for o in outcomes if o.suppress_subscriber is not None]
-    if to_suppress:
-        now = outcomes[0].at
-        session.execute(
-            upsert_insert(session)(Suppression)
-            .from_select(
-                ["email", "reason", "detail", "created_at"],
-                select(
-                    Subscriber.email,
-                    literal(SuppressionReason.hard_bounce.value),
-                    literal("SMTP 5.1.x reply while sending"),
-                    literal(now, Suppression.created_at.type),
-                ).where(Subscriber.id.in_(to_suppress)),
-            )
-            .on_conflict_do_nothing(index_elements=["email"])
-        )
+    return int(result.rowcount)
 
 
-def renew_leases(session: Session, worker: str, lease: timedelta, now: datetime) -> int:
-    """Extend every lease this worker holds (called while it lives)."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.lease_owner == worker, Delivery.state == DeliveryState.sending)
-        .values(lease_expires_at=now + lease)
-        .execution_options(synchronize_session=False)
+def record_outcomes(
+    session: Session, outcomes: Sequence[Outcome], judged: Collection[int] = frozenset()
+) -> Recorded:
+    """Write a batch of results, each only if its lease still holds (a late result of a
+    delivery that was taken back is dropped: the newer holder's word stands).
+
+    Editions not in ``judged`` are still on watch for a mass refusal: their 5.1.x
+    suppressions wait until their first results are judged (see :mod:`refusals`).
+    """
+    if not outcomes:
+        return Recorded(0)
+    outcomes = sorted(outcomes, key=lambda o: o.delivery_id)  # one lock order everywhere
+    kept = _still_held(session, outcomes)
+    kept_keys = {(o.delivery_id, o.lease_token) for o in kept}
+    dropped = tuple(
+        o.delivery_id for o in outcomes if (o.delivery_id, o.lease_token) not in kept_keys
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    written = _write_results(session, kept)
+    now = outcomes[0].at
+    batch = Counter(o.edition_id for o in kept)
+    watched = {o.edition_id for o in kept if o.edition_id not in judged and _refused(o)}
+    verdict = refusals.judge_first_results(session, {e: batch[e] for e in watched}, now)
+    settled = {*judged, *verdict.judged}
+    refusals.suppress_subscribers(
+        session,
+        [
+            o.suppress_subscriber
+            for o in kept
+            if o.suppress_subscriber is not None and o.edition_id in settled
+        ],
+        now,
+    )
+    return Recorded(written, dropped, verdict.paused, frozenset(verdict.judged))
+
+
+def _refused(outcome: Outcome) -> bool:
+    """A permanent refusal (5xx) from the server."""
+    return outcome.state == DeliveryState.failed and 500 <= (outcome.code or 0) < 600
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """Which of a worker's deliveries it still holds, and the editions among them that are
+    no longer sending (paused or cancelled: their unstarted deliveries go back)."""
+
+    held: frozenset[int]
+    stopped: dict[int, EditionStatus]
+
+
+def renew_leases(
+    session: Session, lease_tokens: Collection[str], lease: timedelta, now: datetime
+) -> Renewal:
+    """Extend the leases of these claims (called for as long as their holder lives).
+
+    Fenced by token: a delivery that was taken back and claimed again is not renewed, and
+    its absence from ``held`` tells the old holder it lost it.
+    """
+    if not lease_tokens:
+        return Renewal(frozenset(), {})
+    rows = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
+        )
+        .values(lease_expires_at=now + lease)
+        .returning(Delivery.id, Delivery.edition_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    editions = sorted({edition_id for _, edition_id in rows})
+    stopped = session.execute(
+        select(Edition.id, Edition.status).where(
+            Edition.id.in_(editions), Edition.status != EditionStatus.sending
+        )
+    )
+    return Renewal(frozenset(d for d, _ in rows), {e: status for e, status in stopped})
 
 
 def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
-    """Take back deliveries whose worker died: retried (default) or set aside as uncertain."""
+    """Take back deliveries whose holder stopped renewing them (it died): retried (default)
+    or set aside as uncertain; those of a cancelled edition become cancelled."""
     state = DeliveryState.uncertain if at_most_once else DeliveryState.queued
     expired = (
         select(Delivery.id)
@@ -293,11 +404,21 @@ def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
     if session.get_bind().dialect.name == "postgresql":
         # Rows a slow owner is writing right now are skipped, not waited on.
         expired = expired.with_for_update(skip_locked=True)
+    cancelled = exists().where(
+        Edition.id == Delivery.edition_id, Edition.status == EditionStatus.cancelled
+    )
     result = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(expired.scalar_subquery()))
+        .where(
+            Delivery.id.in_(expired.scalar_subquery()),
+            # Checked again on the row itself: a renewal that landed first keeps it.
+            Delivery.state == DeliveryState.sending,
+            Delivery.lease_expires_at < now,
+        )
         .values(
-            state=state,
+            state=case(
+                (cancelled, literal(DeliveryState.cancelled.value)), else_=literal(state.value)
+            ),
             lease_owner=None,
             lease_expires_at=None,
             next_attempt_at=now,
@@ -332,6 +453,9 @@ def finish_editions(session: Session, now: datetime) -> int:
         )
     ).all()
     for edition_id in sorted({*finished, *settled}):
+        # Its first results can no longer be judged a mass refusal: the 5.1.x suppressions
+        # that waited for that are written now.
+        refusals.suppress_refused(session, edition_id, now)
         counts = {state.value: n for state, n in state_counts(session, edition_id).items()}
         session.execute(
             update(Edition)

@@ -59,3 +59,16 @@ def verdict_for_code(code: int) -> Verdict:
 def means_no_such_user(code: int, message: str) -> bool:
     """A 5.1.x enhanced status (bad mailbox or address): the address should be suppressed."""
     return 500 <= code < 600 and bool(_NO_SUCH_USER.search(message))
+
+
+#: An edition's first results are watched for a relay that refuses everyone: while fewer
+#: than this many are recorded, 5.1.x suppressions wait, and a mass refusal pauses it.
+WATCHED_RESULTS = 100
+#: So few refusals prove nothing (a short list with two dead addresses is not an outage).
+MASS_REFUSAL_AT_LEAST = 20
+
+
+def is_mass_refusal(results: int, same_refusals: int) -> bool:
+    """True when most of an edition's first results are the same 5xx reply: the relay, not
+    the readers, is refusing, so the edition stops instead of suppressing a whole list."""
+    return same_refusals >= MASS_REFUSAL_AT_LEAST and 2 * same_refusals > results
