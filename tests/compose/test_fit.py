@@ -8,7 +8,13 @@ from sqlalchemy import select
 from tests.builders import articles, newsletter, subscribers
 from tidings.compose.fit import render_to_fit
 from tidings.compose.render import MAX_HTML_BYTES, EditionTooLarge, RenderedEdition, render_edition
-from tidings.compose.service import FailReason, OneOff, compose_scheduled, send_one_off
+from tidings.compose.service import (
+    FailReason,
+    OneOff,
+    compose_scheduled,
+    preview,
+    send_one_off,
+)
 from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -179,8 +185,10 @@ def test_an_automatic_one_off_is_trimmed_but_chosen_articles_are_the_editors_cal
     now = datetime.now(UTC)
     _push_long(db, 12, LONG_URL_BYTES, now - timedelta(hours=3))
     subscribers(db, "daily", 1)
+    shown = preview(db, settings, "daily", OneOff(article_ids=[]), None)
+    assert shown.note is not None and 1 <= len(shown.articles) < 12
     result = send_one_off(db, settings, "daily", OneOff(article_ids=[]))
-    assert 1 <= result.articles < 12 and result.note is not None
+    assert (result.articles, result.note) == (len(shown.articles), shown.note)
     with db.session() as session:
         all_ids = list(session.scalars(select(Article.id).order_by(Article.id)))
     with pytest.raises(EditionTooLarge):

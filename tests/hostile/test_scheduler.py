@@ -232,3 +232,16 @@ def test_the_demo_loads_the_sample_even_when_its_edition_cannot_be_made(
     with db.session() as session:
         assert session.scalar(select(Edition.id)) is None
         assert session.scalar(select(Newsletter.slug)) == "messenger"
+
+
+def test_the_next_edition_page_says_what_would_be_left_out(db: Database, live: Settings) -> None:
+    _newsletter(db, "daily", "59 2 * * *")
+    now = datetime.now(UTC)
+    stories = [_story("daily", n, now - timedelta(hours=2, minutes=n)) for n in range(3)]
+    stories.append(_story("daily", 3, now - timedelta(hours=1), url=GIANT_URL))
+    push_articles(db, "daily", stories)
+    with web_server(live, db) as base:
+        client = sign_in(base, make_user(db, UserRole.viewer))
+        page = client.get("/admin/editions/next/daily")
+        assert page.status_code == 200
+        assert "Too large for one email:" in page.text and "Story 3" in page.text

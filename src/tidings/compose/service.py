@@ -445,6 +445,8 @@ class Preview:
     articles: list[str]
     html_bytes: int
     sender: str
+    #: Which articles were left out to fit the size limit, if any.
+    note: str | None = None
 
 
 def preview(
@@ -472,4 +474,5 @@ def preview(
         [a.title for a in articles],
         len(edition.html_body.encode()),
         newsletter.from_address,
+        edition.note,
     )
