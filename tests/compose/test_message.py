@@ -1,3 +1,4 @@
+import quopri
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +10,7 @@ from tidings.compose.message import (
     Personalised,
     QuotedPrintableTemplate,
 )
-from tidings.compose.personal import TOKEN
+from tidings.compose.personal import SlotMarkers, SlotTemplate
 
 DATE = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 
@@ -35,8 +36,8 @@ def _personal(
         message_id="<tidings.1.ab.2@messenger.example.ge>",
         unsubscribe_url="https://news.example.ge/u/TOKEN",
         unsubscribe_mailto="mailto:unsubscribe@messenger.example.ge?subject=x",
-        html_qp=QuotedPrintableTemplate(html, TOKEN).render({}),
-        text_qp=QuotedPrintableTemplate(text, TOKEN).render({}),
+        html_qp=QuotedPrintableTemplate(SlotTemplate((html,), ())).render({}),
+        text_qp=QuotedPrintableTemplate(SlotTemplate((text,), ())).render({}),
     )
 
 
@@ -90,21 +91,17 @@ def test_same_pair_gets_the_same_message_id_on_rebuild() -> None:
 
 
 def test_quoted_printable_template_round_trips_with_long_values() -> None:
-    body = (
-        "<p>"
-        + "x" * 200
-        + "ZZtidings_email_ZZ"
-        + "é" * 100
-        + "</p>\nline two ZZtidings_view_url_ZZ"
-    )
+    render = SlotMarkers.absent_from([])
+    markers = render.personal()
+    body = "<p>" + "x" * 200 + markers.email + "é" * 100 + "</p>\nline two " + markers.view_url
+    slots = render.slots(body)
     values = {"email": "nino@example.ge", "view_url": "https://x.ge/" + "a" * 150}
-    encoded = QuotedPrintableTemplate(body, TOKEN).render(values)
+    encoded = QuotedPrintableTemplate(slots).render(values)
     assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
     assert b"\n" not in encoded.replace(b"\r\n", b"")
-    import quopri
-
     decoded = quopri.decodestring(encoded).decode("utf-8").replace("\r\n", "\n")
-    assert decoded.rstrip("\n") == TOKEN.sub(lambda m: values[m.group(1)], body)
+    expected = "<p>" + "x" * 200 + values["email"] + "é" * 100 + "</p>\nline two "
+    assert decoded.rstrip("\n") == expected + values["view_url"]
 
 
 def test_plain_names_are_quoted_and_others_encoded() -> None:

@@ -5,7 +5,6 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from tidings.compose.personal import Personal
 from tidings.compose.service import edition_mail
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -67,11 +66,4 @@ def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -
         ):
             return None
         mail = edition_mail(settings, edition, newsletter)
-    neutral = Personal(
-        greeting_name="reader",
-        email="your address",
-        unsubscribe_url="#",
-        preferences_url="#",
-        view_url=mail.view_url,
-    )
-    return mail.parts_for(neutral)[0]
+    return mail.public_html()

@@ -1,11 +1,16 @@
-"""The per-edition mail maker: compiled once per edition, asked for each subscriber's bytes."""
+"""The per-edition mail maker: compiled once per edition, asked for each subscriber's bytes.
+
+The stored parts are split once into literal segments and the slots their template made
+(:mod:`tidings.compose.personal`); per subscriber only the values are escaped, encoded and
+joined between them.
+"""
 
 from datetime import datetime
 from urllib.parse import quote
 
 from tidings.audience.tokens import Purpose, sign
 from tidings.compose.message import MessageTemplate, Personalised, QuotedPrintableTemplate
-from tidings.compose.personal import TOKEN, Personal, fill, values_of
+from tidings.compose.personal import Personal, SlotTemplate, values_of
 from tidings.config import Settings
 
 
@@ -36,10 +41,11 @@ class EditionMail:
         self.sender = from_address
         domain = address_domain(from_address)
         self._mailto = settings.unsubscribe_mailto or f"unsubscribe@{domain}"
-        self._html = html
-        self._text = text
-        self._html_qp = QuotedPrintableTemplate(html, TOKEN)
-        self._text_qp = QuotedPrintableTemplate(text, TOKEN)
+        self._stored_html = html
+        self._html = SlotTemplate.load(html)
+        self._text = SlotTemplate.load(text)
+        self._html_qp = QuotedPrintableTemplate(self._html)
+        self._text_qp = QuotedPrintableTemplate(self._text)
         self.view_url = f"{self._base}/archive/{slug}/{edition_id}"
         self._template = MessageTemplate(
             from_name=from_name,
@@ -69,7 +75,23 @@ class EditionMail:
 
     def parts_for(self, personal: Personal) -> tuple[str, str]:
         """The HTML and text bodies with the personal values filled in."""
-        return fill(self._html, personal, escape=True), fill(self._text, personal, escape=False)
+        return (
+            self._html.fill(values_of(personal, escape=True)),
+            self._text.fill(values_of(personal, escape=False)),
+        )
+
+    def public_html(self) -> str:
+        """The HTML part with neutral values in every slot, for the public archive: nobody's
+        address or links (editions stored before slots had a nonce included)."""
+        neutral = Personal(
+            greeting_name="reader",
+            email="your address",
+            unsubscribe_url="#",
+            preferences_url="#",
+            view_url=self.view_url,
+        )
+        html = SlotTemplate.load(self._stored_html, legacy_tokens=True)
+        return html.fill(values_of(neutral, escape=True))
 
     def message_for(
         self, subscription_id: int, email: str, name: str | None, message_id: str

@@ -1,9 +1,10 @@
 """Build the MIME message of one delivery from an edition's compiled template.
 
 Everything that is the same for every subscriber (From, Subject, List-Id, the MIME skeleton)
-is encoded once per edition by :class:`MessageTemplate`; per subscriber only the To,
-Message-ID and List-Unsubscribe headers are folded and the two bodies quoted-printable
-encoded (binascii, in C), which keeps each message well under a millisecond.
+is encoded once per edition by :class:`MessageTemplate`, and the bodies' literal segments
+once by :class:`QuotedPrintableTemplate`; per subscriber only the To, Message-ID and
+List-Unsubscribe headers are folded and the personal values quoted-printable encoded
+(binascii, in C), which keeps each message well under a millisecond.
 """
 
 import binascii
@@ -15,6 +16,7 @@ from datetime import datetime
 from email import policy
 from email.utils import format_datetime, formataddr
 
+from tidings.compose.personal import SlotTemplate
 from tidings.errors import InvalidInput
 
 _POLICY = policy.SMTP.clone(max_line_length=78)
@@ -54,16 +56,15 @@ def _qp_piece(text: str) -> bytes:
 
 
 class QuotedPrintableTemplate:
-    """A body with placeholder tokens, its constant text encoded once per edition.
+    """A body split into literal segments and slots, its segments encoded once per edition.
 
     Only the personal values are encoded per subscriber; each encoded piece ends in a soft
     line break, so no line grows past 76 octets however the pieces are joined.
     """
 
-    def __init__(self, body: str, token: "re.Pattern[str]") -> None:
-        pieces = token.split(body)
-        self._constants = [_qp_piece(text) for text in pieces[0::2]]
-        self._names = pieces[1::2]
+    def __init__(self, body: SlotTemplate) -> None:
+        self._constants = [_qp_piece(text) for text in body.literals]
+        self._names = body.names
 
     def render(self, values: Mapping[str, str]) -> bytes:
         parts = [self._constants[0]]

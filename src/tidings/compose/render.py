@@ -1,16 +1,24 @@
-"""Render an edition once: templates, Markdown intro, CSS inlining (premailer, no network)."""
+"""Render an edition once: templates, Markdown intro, CSS inlining (premailer, no network).
+
+Personal values are slot markers whose nonce no content value contains
+(:mod:`tidings.compose.personal`); the subject is the same for every reader and has none.
+"""
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from jinja2 import StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from premailer import Premailer
+from sqlalchemy import inspect
 
 from tidings.audience.addresses import clean_name
-from tidings.compose.personal import placeholders
+from tidings.compose.personal import SlotMarkers
 from tidings.compose.templates import EmailTemplates
 from tidings.db.models import Article, Newsletter
 from tidings.errors import InvalidInput
@@ -49,7 +57,8 @@ class EditionView:
 
 @dataclass(frozen=True)
 class RenderedEdition:
-    """An edition rendered once: personal parts are still placeholder tokens."""
+    """An edition rendered once; ``html`` and ``text`` in their stored form, with the slots
+    that only the templates made (see :meth:`SlotMarkers.stored`)."""
 
     subject: str
     html: str
@@ -93,6 +102,34 @@ def inline_css(html: str) -> str:
     )
 
 
+def _content_strings(
+    newsletter: Newsletter, views: list[ArticleView], edition: EditionView, subject: str
+) -> Iterator[str]:
+    """Every text a template can show that is not the template's own: the slot nonce must
+    be in none of them."""
+    yield subject
+    for attribute in inspect(newsletter).mapper.column_attrs:
+        value = getattr(newsletter, attribute.key)
+        if isinstance(value, str):
+            yield value
+    for view in (*views, edition):
+        yield from (value for value in vars(view).values() if isinstance(value, str))
+
+
+#: What a subject template finds as ``personal``: using it fails with this reason.
+_NO_PERSONAL_IN_SUBJECT = StrictUndefined(
+    hint="the subject is the same for every reader: it cannot show personal values"
+)
+
+
+def _subject(templates: EmailTemplates, context: dict[str, Any], subject: str | None) -> str:
+    """The editor's subject, else the template's; it has no personal slots, as a subject is
+    stored, listed in the archive and its feed, and encoded once per edition."""
+    if subject:
+        return clean_subject(subject)
+    return clean_subject(templates.subject.render(context, personal=_NO_PERSONAL_IN_SUBJECT))
+
+
 def render_edition(
     templates: EmailTemplates,
     newsletter: Newsletter,
@@ -123,16 +160,10 @@ def render_edition(
         intro_text=plain_text(str(intro_html)) if intro_html else None,
         weekly=weekly,
     )
-    context = {
-        "newsletter": newsletter,
-        "articles": views,
-        "edition": edition,
-        "personal": placeholders(),
-    }
-    final_subject = (
-        clean_subject(subject) if subject else clean_subject(templates.subject.render(context))
-    )
-    context["subject"] = final_subject
+    context: dict[str, Any] = {"newsletter": newsletter, "articles": views, "edition": edition}
+    final_subject = _subject(templates, context, subject)
+    markers = SlotMarkers.absent_from(_content_strings(newsletter, views, edition, final_subject))
+    context.update(subject=final_subject, personal=markers.personal())
     html = inline_css(templates.html.render(context))
     size = len(html.encode("utf-8"))
     if size > MAX_HTML_BYTES:
@@ -140,4 +171,5 @@ def render_edition(
             f"the HTML part is {size // 1024} KB, over the {MAX_HTML_BYTES // 1024} KB limit "
             "(Gmail would clip it and hide the unsubscribe link): use fewer articles"
         )
-    return RenderedEdition(subject=final_subject, html=html, text=templates.text.render(context))
+    text = templates.text.render(context)
+    return RenderedEdition(final_subject, markers.stored(html), markers.stored(text))

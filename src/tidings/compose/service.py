@@ -472,7 +472,7 @@ def preview(
         text,
         message,
         [a.title for a in articles],
-        len(edition.html_body.encode()),
+        len(html.encode()),  # as the reader gets it (the stored form has slot markers)
         newsletter.from_address,
         edition.note,
     )
