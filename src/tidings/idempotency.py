@@ -7,6 +7,7 @@ gets the stored answer.
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,3 +72,25 @@ def abandon(db: Database, token_id: int, key: str) -> None:
             )
         )
         session.commit()
+
+
+def run_once(
+    db: Database,
+    token_id: int,
+    key: str,
+    digest: str,
+    work: Callable[[], tuple[int, dict[str, Any]]],
+) -> StoredAnswer:
+    """Do ``work`` once per key: the earlier answer if there is one, else the work's answer,
+    stored. Whatever the work raises (a refusal, a database error, a bug), the key is released
+    first, so a retry with it is not told forever that the request is still being handled."""
+    earlier = begin(db, token_id, key, digest)
+    if earlier is not None:
+        return earlier
+    try:
+        status_code, body = work()
+    except BaseException:
+        abandon(db, token_id, key)
+        raise
+    finish(db, token_id, key, status_code, body)
+    return StoredAnswer(status_code, body)

@@ -8,7 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import clean_name, normalise_email, parse_mailbox
+from tidings.audience.addresses import (
+    clean_name,
+    format_mailbox,
+    normalise_email,
+    parse_mailbox,
+)
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -58,6 +63,12 @@ class NewsletterSummary:
     articles: int
     active_subscribers: int
     pending_subscribers: int
+
+
+def sender_of(newsletter: Newsletter) -> str:
+    """The newsletter's sender as people edit it, ``"Daily, The Paper" <x@example.ge>``:
+    quoted where needed, so the console form and the API read it back unchanged."""
+    return format_mailbox(newsletter.from_name, newsletter.from_address)
 
 
 def validate_schedule(cron: str, timezone: str) -> None:
@@ -219,7 +230,7 @@ def list_newsletters(db: Database) -> list[NewsletterSummary]:
             NewsletterSummary(
                 slug=n.slug,
                 name=n.name,
-                sender=f"{n.from_name} <{n.from_address}>",
+                sender=sender_of(n),
                 schedule=n.schedule_cron,
                 timezone=n.timezone,
                 sources=source_counts.get(n.id, 0),

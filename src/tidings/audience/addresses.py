@@ -2,23 +2,37 @@
 
 Addresses are validated with email-validator (syntax only: no DNS lookups, so imports stay
 fast and offline) and stored lower-cased, so ``Nino@Example.ge`` and ``nino@example.ge`` are one
-subscriber. Names have CR, LF and other control characters folded to spaces: they end up in
-``To:`` headers, and folding keeps the person's name instead of rejecting the whole row.
+subscriber. Internationalised domains are stored in their ASCII (IDNA) form, so
+``nino@пример.рф`` and ``nino@xn--e1afmkfd.xn--p1ai`` are one subscriber and every SMTP
+server can take the address. A non-ASCII local part (``нино@example.ge``) is refused at the door:
+it needs SMTPUTF8 from every relay on the way and UTF-8 headers in every message, and most
+relays do not offer it, so such an address would be accepted only to fail at every send.
+
+Names have CR, LF and other control characters folded to spaces: they end up in ``To:``
+headers, and folding keeps the person's name instead of rejecting the whole row.
 """
 
+import json
 import re
 import unicodedata
-from email.utils import parseaddr
+from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from tidings.config import Settings
 from tidings.errors import InvalidAddress, InvalidInput
 
 NAME_LIMIT = 200
 _CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _SPACES = re.compile(r" {2,}")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+#: ``Name <address>``: the address is the last angle-bracketed part, the name all before it.
+_MAILBOX = re.compile(r"^(?P<name>.*?)\s*<(?P<address>[^<>]*)>$", re.DOTALL)
+#: Characters that make a display name need quotes (RFC 5322 specials).
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+_QUOTED_PAIR = re.compile(r"\\(.)", re.DOTALL)
 
 
 def normalise_email(raw: str) -> str:
@@ -27,10 +41,12 @@ def normalise_email(raw: str) -> str:
     if not candidate:
         raise InvalidAddress("email is empty")
     try:
-        result = validate_email(candidate, check_deliverability=False)
+        result = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidAddress(f"{candidate!r}: {exc}") from None
-    return result.normalized.lower()
+    if result.ascii_email is None:  # pragma: no cover - allow_smtputf8=False guarantees it
+        raise InvalidAddress(f"{candidate!r}: only ASCII is supported before the @-sign")
+    return result.ascii_email.lower()
 
 
 def clean_name(raw: str | None) -> str | None:
@@ -64,10 +80,65 @@ def clean_timezone(raw: str | None) -> str | None:
 
 
 def parse_mailbox(raw: str) -> tuple[str | None, str]:
-    """Split ``"Name <address>"`` (or a bare address) into a clean name and address."""
+    """Split ``"Name" <address>``, ``Name <address>`` or a bare address into a clean name and
+    address; the inverse of :func:`format_mailbox` (an unquoted comma or @ is kept too)."""
     if "\r" in raw or "\n" in raw:
         raise InvalidAddress("an address may not contain line breaks")
-    name, address = parseaddr(raw)
-    if not address:
+    found = _MAILBOX.match(raw.strip())
+    if found is None:
+        return None, normalise_email(raw)
+    name = found["name"].strip()
+    if len(name) >= 2 and name.startswith('"') and name.endswith('"'):
+        name = _QUOTED_PAIR.sub(r"\1", name[1:-1])
+    if not found["address"].strip():
         raise InvalidAddress(f"{raw!r} is not 'Name <address>' or an address")
-    return clean_name(name), normalise_email(address)
+    return clean_name(name), normalise_email(found["address"])
+
+
+def format_mailbox(name: str | None, address: str) -> str:
+    """``Name <address>`` for people and forms, the name quoted when it holds a comma, an @
+    or another special (``"Daily, The Paper" <x@example.ge>``), so it parses back the same."""
+    if not name:
+        return address
+    if _SPECIALS.search(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{address}>'
+    return f"{name} <{address}>"
+
+
+def _setting_default(name: str) -> int:
+    default = Settings.model_fields[name].default
+    assert isinstance(default, int)
+    return default
+
+
+@dataclass(frozen=True)
+class AttributeLimits:
+    """How many attributes one subscriber may have, and how much JSON all of them may take."""
+
+    count: int = _setting_default("max_attributes")
+    size: int = _setting_default("max_attributes_bytes")
+
+    @classmethod
+    def of(cls, settings: Settings) -> "AttributeLimits":
+        return cls(settings.max_attributes, settings.max_attributes_bytes)
+
+
+#: The limits of the settings' defaults, for callers without settings at hand.
+DEFAULT_LIMITS = AttributeLimits()
+
+
+def attributes_json(attributes: dict[str, Any], limits: AttributeLimits) -> str:
+    """The attributes as compact JSON, or :class:`InvalidInput` if there are too many of them
+    or they are too large (a 10,000-column CSV must not store megabytes per person)."""
+    if len(attributes) > limits.count:
+        raise InvalidInput(
+            f"{len(attributes)} attributes; at most {limits.count} are kept per subscriber"
+        )
+    text = json.dumps(attributes, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    size = len(text.encode())
+    if size > limits.size:
+        raise InvalidInput(
+            f"attributes take {size:,} bytes; at most {limits.size:,} are kept per subscriber"
+        )
+    return text

@@ -1,12 +1,19 @@
 """Reading subscriber rows from CSV: header handling, validation, spreadsheet-formula guard."""
 
 import csv
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from tidings.audience.addresses import clean_locale, clean_name, clean_timezone, normalise_email
+from tidings.audience.addresses import (
+    DEFAULT_LIMITS,
+    AttributeLimits,
+    attributes_json,
+    clean_locale,
+    clean_name,
+    clean_timezone,
+    normalise_email,
+)
 from tidings.errors import InvalidInput
 
 KNOWN_COLUMNS = ("email", "name", "locale", "timezone")
@@ -39,7 +46,8 @@ class SubscriberRow:
 
 @dataclass(frozen=True)
 class RowError:
-    """An invalid row: its line number in the file and why it was refused."""
+    """An invalid row: its line number in the file (or, for records, its position in the
+    list, from 0) and why it was refused."""
 
     line: int
     reason: str
@@ -83,7 +91,18 @@ def unguard_formula(value: str) -> str:
     return value
 
 
-def _row(line: int, fields: dict[str, str]) -> SubscriberRow:
+def guard_cells(values: Iterable[str]) -> list[str]:
+    """A CSV row (header or data) with every cell guarded by :func:`guard_formula`."""
+    return [guard_formula(value) for value in values]
+
+
+def column_name(raw: str) -> str:
+    """A column (or record key) as the importer knows it: unguarded, without a byte-order
+    mark or surrounding spaces, lower-cased."""
+    return unguard_formula(raw.strip().lstrip("\ufeff").strip()).lower()
+
+
+def _row(line: int, fields: Mapping[str, str], limits: AttributeLimits) -> SubscriberRow:
     attributes = {
         key: value[:ATTRIBUTE_VALUE_LIMIT]
         for key, value in fields.items()
@@ -95,13 +114,42 @@ def _row(line: int, fields: dict[str, str]) -> SubscriberRow:
         name=clean_name(fields.get("name")),
         locale=clean_locale(fields.get("locale")),
         timezone=clean_timezone(fields.get("timezone")),
-        attributes=json.dumps(
-            attributes, ensure_ascii=False, sort_keys=True, separators=(",", ":")
-        ),
+        attributes=attributes_json(attributes, limits),
     )
 
 
-def read_rows(stream: TextIO) -> Iterator[SubscriberRow | RowError]:
+def _header(row: Sequence[str]) -> list[str]:
+    columns = [column_name(name) for name in row]
+    if "email" not in columns:
+        raise InvalidInput("the header row has no 'email' column")
+    if len(set(columns)) != len(columns):
+        raise InvalidInput("the header row names a column twice")
+    return columns
+
+
+def read_records(
+    records: Iterable[Mapping[str, str]], limits: AttributeLimits = DEFAULT_LIMITS
+) -> Iterator[SubscriberRow | RowError]:
+    """Yield each record (the API's objects) as a row, valid or not; each row's ``line`` is
+    the record's position in the list, so a refusal names the record whatever it holds."""
+    for position, record in enumerate(records):
+        fields: dict[str, str] = {}
+        for key, value in record.items():
+            name = column_name(key)
+            if name in fields:
+                yield RowError(position, f"the key {name!r} appears twice")
+                break
+            fields[name] = value.strip()
+        else:
+            try:
+                yield _row(position, fields, limits)
+            except InvalidInput as exc:
+                yield RowError(position, str(exc))
+
+
+def read_rows(
+    stream: TextIO, limits: AttributeLimits = DEFAULT_LIMITS
+) -> Iterator[SubscriberRow | RowError]:
     """Yield each data row of a CSV with a header row, valid or not, in file order."""
     reader = csv.reader(stream)
     try:
@@ -112,11 +160,7 @@ def read_rows(stream: TextIO) -> Iterator[SubscriberRow | RowError]:
         ) from None
     except csv.Error as exc:
         raise InvalidInput(f"line 1: {exc}") from None
-    columns = [name.strip().lstrip("\ufeff").lower() for name in header]
-    if "email" not in columns:
-        raise InvalidInput("the header row has no 'email' column")
-    if len(set(columns)) != len(columns):
-        raise InvalidInput("the header row names a column twice")
+    columns = _header(header)
     while True:
         try:
             values = next(reader)
@@ -136,6 +180,6 @@ def read_rows(stream: TextIO) -> Iterator[SubscriberRow | RowError]:
             for column, value in zip(columns, values, strict=False)
         }
         try:
-            yield _row(line, fields)
+            yield _row(line, fields, limits)
         except InvalidInput as exc:
             yield RowError(line, str(exc))

@@ -12,7 +12,15 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
-from tidings.audience.addresses import clean_locale, clean_name, clean_timezone, normalise_email
+from tidings.audience.addresses import (
+    DEFAULT_LIMITS,
+    AttributeLimits,
+    attributes_json,
+    clean_locale,
+    clean_name,
+    clean_timezone,
+    normalise_email,
+)
 from tidings.audience.membership import leave
 from tidings.db.dialect import upsert_insert
 from tidings.db.engine import Database
@@ -338,10 +346,16 @@ class SubscriberChange:
     attributes: dict[str, str] | None = None
 
 
-def update_subscriber(db: Database, subscriber_id: int, change: SubscriberChange) -> bool:
+def update_subscriber(
+    db: Database,
+    subscriber_id: int,
+    change: SubscriberChange,
+    limits: AttributeLimits = DEFAULT_LIMITS,
+) -> bool:
     """Apply ``change``; False if there is no such subscriber. Bad values raise InvalidInput.
 
-    Attributes merge key by key; an empty string removes a key.
+    Attributes merge key by key; an empty string removes a key; the result must stay within
+    ``limits``.
     """
     with db.session() as session:
         subscriber = session.get(Subscriber, subscriber_id)
@@ -355,6 +369,8 @@ def update_subscriber(db: Database, subscriber_id: int, change: SubscriberChange
             subscriber.timezone = clean_timezone(change.timezone)
         if change.attributes is not None:
             merged = {**(subscriber.attributes or {}), **change.attributes}
-            subscriber.attributes = {k: v for k, v in merged.items() if v != ""}
+            kept = {k: v for k, v in merged.items() if v != ""}
+            attributes_json(kept, limits)
+            subscriber.attributes = kept
         session.commit()
         return True

@@ -14,7 +14,7 @@ an interrupted import can simply be run again. Rules, per address:
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 
-from tidings.audience.csvrows import RowError, SubscriberRow, read_rows
+from tidings.audience.csvrows import RowError, SubscriberRow
 from tidings.audience.staging import (
     create_staging,
     drop_staging,
@@ -97,16 +97,21 @@ class ImportOptions:
     batch_size: int
 
 
-def stage_file(
+#: Rows read from a file or a list of records: valid ones, and refusals with their reason.
+ImportItems = Iterable[SubscriberRow | RowError]
+
+
+def stage_rows(
     connection: Connection,
-    stream: TextIO,
+    items: ImportItems,
     report: ImportReport,
     batch_size: int,
     progress: ProgressCallback | None = None,
 ) -> None:
-    """Validate the CSV rows and load the valid ones into the staging table, in batches."""
+    """Count the rows, note the invalid ones, and load the valid ones into the staging table
+    in batches."""
     batch: list[SubscriberRow] = []
-    for item in read_rows(stream):
+    for item in items:
         report.rows_read += 1
         if isinstance(item, RowError):
             report.invalid.append(item)
@@ -277,15 +282,16 @@ def _create_subscriptions(
 
 def import_rows_into(
     connection: Connection,
-    stream: TextIO,
+    items: ImportItems,
     options: ImportOptions,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Run a whole import on ``connection``, committing after each batch."""
+    """Run a whole import of ``items`` (from ``csvrows``) on ``connection``, committing after
+    each batch."""
     report = ImportReport()
     create_staging(connection)
     try:
-        stage_file(connection, stream, report, options.batch_size, progress)
+        stage_rows(connection, items, report, options.batch_size, progress)
         report.addresses = merge_duplicates(connection)
         report.duplicates_merged = report.rows_read - len(report.invalid) - report.addresses
         connection.commit()

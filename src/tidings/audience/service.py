@@ -1,8 +1,7 @@
 """Subscriber services: add one, import a CSV, export a newsletter's list."""
 
 import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,10 +10,11 @@ from typing import TextIO
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import clean_name, normalise_email
-from tidings.audience.csvrows import EXPORT_COLUMNS, guard_formula
+from tidings.audience.addresses import DEFAULT_LIMITS, AttributeLimits, clean_name, normalise_email
+from tidings.audience.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
 from tidings.audience.directory import AudienceFilter
 from tidings.audience.importer import (
+    ImportItems,
     ImportOptions,
     ImportReport,
     ProgressCallback,
@@ -152,7 +152,7 @@ def unsubscribe(db: Database, subscription_id: int) -> SubscriptionView | None:
 def _import(
     db: Database,
     slug: str,
-    stream: TextIO,
+    items: ImportItems,
     confirmed: bool,
     batch_size: int,
     source: str,
@@ -167,7 +167,7 @@ def _import(
         batch_size=batch_size,
     )
     with db.engine.connect() as connection:
-        return import_rows_into(connection, stream, options, progress)
+        return import_rows_into(connection, items, options, progress)
 
 
 def import_subscribers(
@@ -177,35 +177,36 @@ def import_subscribers(
     confirmed: bool,
     batch_size: int,
     progress: ProgressCallback | None = None,
+    limits: AttributeLimits = DEFAULT_LIMITS,
 ) -> ImportReport:
-    """Import a CSV file of subscribers into newsletter ``slug`` (see ``importer``)."""
+    """Import a CSV file of subscribers into newsletter ``slug`` (see ``importer``); rows
+    with more attributes than ``limits`` allow are refused with the reason."""
     try:
         stream = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
     with stream:
         try:
+            rows = read_rows(stream, limits)
             return _import(
-                db, slug, stream, confirmed, batch_size, f"csv import: {path.name}", progress
+                db, slug, rows, confirmed, batch_size, f"csv import: {path.name}", progress
             )
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}") from None
 
 
 def import_records(
-    db: Database, slug: str, records: list[dict[str, str]], confirmed: bool, batch_size: int
+    db: Database,
+    slug: str,
+    records: Sequence[Mapping[str, str]],
+    confirmed: bool,
+    batch_size: int,
+    limits: AttributeLimits = DEFAULT_LIMITS,
 ) -> ImportReport:
     """Import subscribers given as objects (the API's bulk import), through the same
-    validating, merging, set-based path as a CSV file."""
-    columns = list(dict.fromkeys(key for record in records for key in record))
-    if "email" not in columns:
-        raise InvalidInput("each subscriber needs an email")
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(records)
-    buffer.seek(0)
-    return _import(db, slug, buffer, confirmed, batch_size, "api import", None)
+    validating, merging, set-based path as a CSV file; refusals name the record's position."""
+    rows = read_records(records, limits)
+    return _import(db, slug, rows, confirmed, batch_size, "api import", None)
 
 
 def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
@@ -258,7 +259,7 @@ def export_subscribers(
         newsletter_id = newsletter_by_slug(session, slug).id
         attribute_keys = _attribute_keys(session, newsletter_id)
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*EXPORT_COLUMNS, *attribute_keys])
+        writer.writerow(guard_cells([*EXPORT_COLUMNS, *attribute_keys]))
         matching = audience or AudienceFilter()
         if matching.status is not None:
             # The status column describes this newsletter's subscription: filter on it too.
@@ -277,7 +278,7 @@ def export_subscribers(
                     _iso(subscription.unsubscribed_at),
                     *(str(subscriber.attributes.get(key, "")) for key in attribute_keys),
                 ]
-                writer.writerow([guard_formula(value) for value in values])
+                writer.writerow(guard_cells(values))
             written += len(page)
     return written
 

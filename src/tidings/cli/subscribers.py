@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from tidings.audience.addresses import AttributeLimits
 from tidings.audience.csvrows import write_row_errors
 from tidings.audience.importer import ImportReport
 from tidings.audience.service import add_subscriber, export_subscribers, import_subscribers
@@ -86,6 +87,7 @@ def import_command(
             confirmed,
             context.settings.import_batch_size,
             progress,
+            AttributeLimits.of(context.settings),
         )
     _print_import(context.out, report, invalid_report)
 

@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tidings import __version__
@@ -47,6 +47,8 @@ def _http_error(context: WebContext) -> Callable[[Request, Exception], Awaitable
             return error_response(exc.status_code, code, str(exc.detail))
         if exc.status_code == 404:
             return page(context.pages, "not_found.html", status_code=404)
+        if exc.status_code == 413:
+            return PlainTextResponse("Request too large.", status_code=413)
         return await http_exception_handler(request, exc)
 
     return handler
@@ -55,7 +57,13 @@ def _http_error(context: WebContext) -> Callable[[Request, Exception], Awaitable
 def create_app(settings: Settings, db: Database) -> FastAPI:
     """The web app; the mailbox is mounted only when the built-in catcher is in use."""
     app = FastAPI(
-        title="Tidings", version=__version__, docs_url=None, redoc_url=None, openapi_url=None
+        title="Tidings",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # Every request body is capped (413); the API shares this cap through its mount.
+        max_body_size=settings.max_request_bytes,
     )
     context = WebContext(settings, db, page_environment(settings.templates_dir))
     app.state.tidings = context

@@ -17,6 +17,7 @@ from tidings.newsletters import (
     list_newsletters,
     newsletter_with_sources,
     remove_source,
+    sender_of,
     update_newsletter,
 )
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
@@ -119,7 +120,14 @@ def newsletter_detail(
 @router.get("/{slug}/edit", response_class=HTMLResponse)
 def newsletter_edit(slug: str, request: Request, context: Context, account: Admin) -> HTMLResponse:
     newsletter, _ = newsletter_with_sources(context.db, slug)
-    return console_page(request, context, account, "newsletter_form.html", newsletter=newsletter)
+    return console_page(
+        request,
+        context,
+        account,
+        "newsletter_form.html",
+        newsletter=newsletter,
+        sender=sender_of(newsletter),
+    )
 
 
 @router.post("/{slug}/edit", response_class=HTMLResponse)

@@ -2,7 +2,6 @@
 suppression list. Viewers and editors read; only admins change anything."""
 
 import secrets
-import shutil
 from io import StringIO
 from typing import Annotated
 from urllib.parse import urlencode
@@ -10,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
+from tidings.audience.addresses import AttributeLimits
 from tidings.audience.csvrows import write_import_report
 from tidings.audience.directory import (
     AudienceFilter,
@@ -176,8 +176,7 @@ def import_upload(
     uploads = Uploads(context.settings.data_dir)
     uploads.purge_stale()
     key = secrets.token_urlsafe(12)
-    with uploads.path(key).open("wb") as out:
-        shutil.copyfileobj(file.file, out)
+    uploads.save(key, file.file, context.settings.max_request_bytes)
     return console_page(
         request,
         context,
@@ -203,7 +202,12 @@ def import_run(
 ) -> HTMLResponse:
     uploads = Uploads(context.settings.data_dir)
     report = import_subscribers(
-        context.db, newsletter, uploads.existing(key), confirmed, context.settings.import_batch_size
+        context.db,
+        newsletter,
+        uploads.existing(key),
+        confirmed,
+        context.settings.import_batch_size,
+        limits=AttributeLimits.of(context.settings),
     )
     uploads.discard(key)
     with uploads.report_path(key).open("w", encoding="utf-8", newline="") as out:

@@ -11,12 +11,14 @@ import re
 import time
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from tidings.errors import InvalidInput, NotFound
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 PREVIEW_ROWS = 5
 KEEP = 24 * 3600
+CHUNK = 64 * 1024
 
 
 class Uploads:
@@ -31,6 +33,21 @@ class Uploads:
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
+
+    def save(self, key: str, source: BinaryIO, limit: int) -> None:
+        """Store an uploaded file under ``key``, in chunks; a file over ``limit`` bytes is
+        deleted and refused (the request cap bounds it already: this keeps the rule here too)."""
+        path = self.path(key)
+        written = 0
+        with path.open("wb") as out:
+            while chunk := source.read(CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    break
+                out.write(chunk)
+        if written > limit:
+            path.unlink(missing_ok=True)
+            raise InvalidInput(f"the file is larger than {limit:,} bytes")
 
     def discard(self, key: str) -> None:
         """Delete an upload once imported (its report stays until it is stale)."""

@@ -4,10 +4,13 @@ from fastapi import FastAPI
 
 from tidings import __version__
 from tidings.web.api import editions, errors, newsletters, subscribers
+from tidings.web.api.auth import TokenFirst
 from tidings.web.deps import WebContext
 
 
 def create_api(context: WebContext) -> FastAPI:
+    """The API app: token checked before any body is read (:class:`TokenFirst`); the body
+    cap is the enclosing app's (``max_request_bytes``)."""
     api = FastAPI(
         title="Tidings API",
         version=__version__,
@@ -20,6 +23,7 @@ def create_api(context: WebContext) -> FastAPI:
     )
     api.state.tidings = context
     errors.install(api)
+    api.add_middleware(TokenFirst, context=context)
     api.include_router(newsletters.router)
     api.include_router(subscribers.router)
     api.include_router(editions.router)

@@ -11,8 +11,8 @@ from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.service import OneOff, preview, schedule_one_off, send_one_off
 from tidings.db.models import Edition, Newsletter
 from tidings.deliver.progress import EditionProgress, edition_progress
-from tidings.errors import InvalidInput, TidingsError
-from tidings.idempotency import abandon, begin, finish, request_hash
+from tidings.errors import InvalidInput
+from tidings.idempotency import request_hash, run_once
 from tidings.web.api.auth import Context, Reader, Writer
 from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import EditionIn, EditionOut, Page, PreviewIn, PreviewOut
@@ -75,16 +75,14 @@ def create(
     if not idempotency_key:
         return _create(context, body, created_by)
     digest = request_hash(body.model_dump(mode="json"))
-    earlier = begin(context.db, who.token_id, idempotency_key, digest)
-    if earlier is not None:
-        return JSONResponse(earlier.body, status_code=earlier.status_code)
-    try:
-        created = _create(context, body, created_by)
-    except TidingsError:
-        abandon(context.db, who.token_id, idempotency_key)
-        raise
-    finish(context.db, who.token_id, idempotency_key, 201, jsonable_encoder(created))
-    return created
+    answer = run_once(
+        context.db,
+        who.token_id,
+        idempotency_key,
+        digest,
+        lambda: (201, jsonable_encoder(_create(context, body, created_by))),
+    )
+    return JSONResponse(answer.body, status_code=answer.status_code)
 
 
 @router.get("/editions", response_model=Page[EditionOut])

@@ -50,6 +50,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "The token's role may not do this"),
         (404, "Not found"),
         (409, "Conflict"),
+        (413, "The request body is larger than the server's cap (TIDINGS_MAX_REQUEST_BYTES)"),
         (422, "Invalid input; details name the fields"),
     )
 }
@@ -87,7 +88,9 @@ def install(api: FastAPI) -> None:
 
     async def http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return error_response(exc.status_code, code, str(exc.detail))
 
     async def data(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from tidings.newsletters import (
     create_newsletter,
     newsletter_with_sources,
     remove_source,
+    sender_of,
     update_newsletter,
 )
 from tidings.web.api.auth import Context, Owner, Reader, Writer
@@ -37,7 +38,7 @@ def _out(n: Newsletter) -> NewsletterOut:
     return NewsletterOut(
         slug=n.slug,
         name=n.name,
-        sender=f"{n.from_name} <{n.from_address}>",
+        sender=sender_of(n),
         reply_to=n.reply_to,
         schedule=n.schedule_cron,
         weekly_schedule=n.weekly_schedule_cron,

@@ -165,7 +165,9 @@ class ImportOut(BaseModel):
     subscribed: int
     activated: int
     suppressed: int
-    invalid: list[dict[str, Any]]
+    invalid: list[dict[str, Any]] = Field(
+        description="refused records: position (the index in subscribers, from 0) and reason"
+    )
 
 
 class EditionIn(Model):

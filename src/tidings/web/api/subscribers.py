@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
+from tidings.audience.addresses import AttributeLimits
 from tidings.audience.directory import (
     SubscriberChange,
     audience_filter,
@@ -111,13 +112,15 @@ def create(body: SubscriberIn, context: Context, who: Owner) -> SubscriberOut:
 
 @router.post("/subscribers/import", response_model=ImportOut)
 def bulk_import(body: ImportIn, context: Context, who: Owner) -> ImportOut:
-    """Many subscribers at once, merged and validated like a CSV import."""
+    """Many subscribers at once, merged and validated like a CSV import; each refused one
+    is named by its position in the list (from 0)."""
     report = import_records(
         context.db,
         body.newsletter,
         body.subscribers,
         body.confirmed,
         context.settings.import_batch_size,
+        AttributeLimits.of(context.settings),
     )
     return ImportOut(
         rows_read=report.rows_read,
@@ -128,7 +131,7 @@ def bulk_import(body: ImportIn, context: Context, who: Owner) -> ImportOut:
         subscribed=report.subscribed,
         activated=report.activated,
         suppressed=report.suppressed,
-        invalid=[{"position": e.line - 1, "reason": e.reason} for e in report.invalid],
+        invalid=[{"position": e.line, "reason": e.reason} for e in report.invalid],
     )
 
 
@@ -141,7 +144,9 @@ def read(subscriber_id: RowId, context: Context, who: Reader) -> SubscriberOut:
 def patch(
     subscriber_id: RowId, body: SubscriberPatch, context: Context, who: Owner
 ) -> SubscriberOut:
-    if not update_subscriber(context.db, subscriber_id, SubscriberChange(**body.model_dump())):
+    change = SubscriberChange(**body.model_dump())
+    limits = AttributeLimits.of(context.settings)
+    if not update_subscriber(context.db, subscriber_id, change, limits):
         raise NotFound(f"no subscriber {subscriber_id}")
     return _subscriber(context, subscriber_id)
 

