@@ -10,14 +10,17 @@ import subprocess
 import sys
 import time
 import tomllib
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from zipfile import ZipFile
 
+import psycopg
 import pytest
 
+from tests.conftest import ADMIN_URL
 from tests.smtpserver import free_port, smtp_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,3 +239,28 @@ def test_installed_wheel_runs_the_demo_into_the_built_in_catcher(
     shown = fresh.run(tmp_path, env, "demo", "--no-serve")
     assert "edition 1: sent 8 message(s)" in shown
     assert len(list((tmp_path / "data" / "mailbox").glob("*.eml"))) == 8
+
+
+@pytest.fixture
+def empty_postgres(postgres_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (the session's one may be migrated already)."""
+    name = f"tidings_install_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.slow
+def test_installed_wheel_upgrades_postgresql_as_the_compose_image_does(
+    fresh: FreshInstall, empty_postgres: str, tmp_path: Path
+) -> None:
+    # docker-compose.yml's migrate service: a plain postgresql:// URL, the declared driver.
+    env = fresh.env(tmp_path, TIDINGS_DATABASE_URL=empty_postgres)
+    assert "upgraded from empty" in fresh.run(tmp_path, env, "db", "upgrade")
+    with psycopg.connect(empty_postgres) as connection:
+        tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables")}
+    assert {"newsletters", "subscribers", "deliveries", "alembic_version"} <= tables
