@@ -22,6 +22,7 @@ from tests.ingest.feeds import item, rss
 from tests.web.console import csrf, make_user, sign_in
 from tests.webserver import web_server
 from tidings.apitokens import create_token
+from tidings.compose.render import inline_css
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Source, UserRole
@@ -288,3 +289,17 @@ def test_the_scheduler_stops_at_once_with_a_fetch_in_flight(
         runner.join(timeout=30)
         assert not runner.is_alive()
         assert stop_at and time.monotonic() - stop_at[0] < 2.0
+
+
+def test_css_inlining_never_fetches_from_the_network(server: FeedServer) -> None:
+    """A template's <link> or @import must not make the renderer fetch (premailer left
+    cssutils free to fetch @import URLs)."""
+    css = server.url("/style.css")
+    server.routes["/style.css"] = Reply(200, b"p { color: red }", {"Content-Type": "text/css"})
+    html = (
+        f'<html><head><link rel="stylesheet" href="{css}"><style>@import url("{css}");'
+        f'@import "{css}"; p {{ margin: 0 }}</style></head><body><p>Tbilisi</p></body></html>'
+    )
+    inlined = inline_css(html)
+    assert server.requests == []
+    assert 'style="margin:0"' in inlined.replace(" ", "")

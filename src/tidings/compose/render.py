@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import cssutils
 from jinja2 import StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -87,10 +88,24 @@ def clean_subject(subject: str) -> str:
     return cleaned[:SUBJECT_LIMIT]
 
 
+def _never_fetch(url: str) -> None:
+    """cssutils' fetcher for @import: nothing is ever fetched (the rule is dropped)."""
+    return None
+
+
+class _OfflinePremailer(Premailer):  # type: ignore[misc]
+    """premailer's ``allow_network=False`` covers <link> only: cssutils still fetched every
+    ``@import`` URL of a <style> block. Its parser here gets a fetcher that never fetches."""
+
+    def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
+        return cssutils.CSSParser(fetcher=_never_fetch, validate=validate).parseString(css_body)
+
+
 def inline_css(html: str) -> str:
-    """Inline the <style> rules into the markup; media queries stay in a <style> block."""
+    """Inline the <style> rules into the markup; media queries stay in a <style> block.
+    Nothing is fetched from the network (<link> or @import)."""
     return str(
-        Premailer(
+        _OfflinePremailer(
             html,
             allow_network=False,
             disable_validation=True,
