@@ -164,6 +164,10 @@ def test_the_cli_shows_failed_slots_with_their_reason(
     shown = cli("edition", "status", str(giant.id))
     assert shown.exit_code == 0, shown.output
     assert "failed" in shown.stdout and "not even one article fits" in shown.stdout
+    # An editor sending the broken newsletter by hand is told why, without a traceback.
+    sent = cli("digest", "send", "broken", "--no-wait")
+    assert sent.exit_code == 1
+    assert "the email template failed (email/broken/body.html, line 1)" in sent.output
 
 
 def test_a_giant_article_is_left_out_and_the_rest_is_sent(db: Database, live: Settings) -> None:
@@ -200,6 +204,8 @@ def test_the_console_shows_failed_slots_with_their_reason(db: Database, live: Se
         assert "Why it failed:" in page.text and "over the 95 KB limit" in page.text
         page = client.get(f"/admin/editions/{broken.id}")
         assert "email/broken/body.html" in page.text and "author" in page.text
+        upcoming = client.get("/admin/editions/next/broken")  # a message, not a 500
+        assert upcoming.status_code == 200 and "email/broken/body.html" in upcoming.text
         dashboard = client.get("/admin")
         assert dashboard.status_code == 200 and "too_large" in dashboard.text
         # A schedule that cannot be read (a time zone gone from tzdata) hides no newsletter.

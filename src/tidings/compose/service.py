@@ -57,6 +57,10 @@ class FailReason(enum.StrEnum):
     start_error = "start_error"
 
 
+class TemplateFailed(InvalidInput):
+    """An email template could not be loaded or rendered (an operator's template, say)."""
+
+
 @dataclass(frozen=True)
 class ComposeResult:
     """What composing did; ``created`` is False when the slot already had its edition.
@@ -92,19 +96,27 @@ def _renderer(
     cadence: Cadence = Cadence.daily,
 ) -> Callable[[list[Article]], RenderedEdition]:
     """Render the edition for a choice of articles; the templates are loaded once, as fitting
-    the size limit may render a few choices."""
-    templates = load_triplet(email_environment(settings.templates_dir), newsletter.template_set)
+    the size limit may render a few choices. A broken template is a :class:`TemplateFailed`
+    naming the file and line, for every front door to show."""
+    try:
+        environment = email_environment(settings.templates_dir)
+        templates = load_triplet(environment, newsletter.template_set)
+    except TemplateError as exc:
+        raise TemplateFailed(template_failure(exc)) from exc
 
     def render(articles: list[Article]) -> RenderedEdition:
-        return render_edition(
-            templates,
-            newsletter,
-            articles,
-            issued_at=issued_at,
-            intro_markdown=one_off.intro_markdown if one_off else None,
-            subject=one_off.subject if one_off else None,
-            weekly=cadence == Cadence.weekly,
-        )
+        try:
+            return render_edition(
+                templates,
+                newsletter,
+                articles,
+                issued_at=issued_at,
+                intro_markdown=one_off.intro_markdown if one_off else None,
+                subject=one_off.subject if one_off else None,
+                weekly=cadence == Cadence.weekly,
+            )
+        except TemplateError as exc:
+            raise TemplateFailed(template_failure(exc)) from exc
 
     return render
 
@@ -113,11 +125,16 @@ def failure_of(exc: BaseException) -> tuple[FailReason, str]:
     """Why composing or starting an edition failed, as a reason code and a note for people."""
     if isinstance(exc, EditionTooLarge):
         return FailReason.too_large, str(exc)
+    if isinstance(exc, TemplateFailed):
+        return FailReason.template_error, str(exc)
     detail = str(exc) if isinstance(exc, TidingsError) else f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, TemplateError):
-        note = f"the email template failed{_template_place(exc)}: {detail}"
-        return FailReason.template_error, note[:NOTE_LIMIT]
     return FailReason.compose_error, detail[:NOTE_LIMIT]
+
+
+def template_failure(exc: TemplateError) -> str:
+    """What went wrong in an email template, where, for people to read."""
+    note = f"the email template failed{_template_place(exc)}: {type(exc).__name__}: {exc}"
+    return note[:NOTE_LIMIT]
 
 
 def _template_place(exc: TemplateError) -> str:
