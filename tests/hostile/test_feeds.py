@@ -303,3 +303,30 @@ def test_css_inlining_never_fetches_from_the_network(server: FeedServer) -> None
     inlined = inline_css(html)
     assert server.requests == []
     assert 'style="margin:0"' in inlined.replace(" ", "")
+
+
+def test_the_web_app_stops_at_once_with_a_poll_now_in_flight(
+    db: Database, settings: Settings
+) -> None:
+    patient = settings.model_copy(update={"feed_allow_private": True, "feed_timeout_seconds": 60})
+    with feed_server() as feeds:
+        feeds.routes["/drip.xml"] = Reply(200, b"<rss>" + b" " * 40, drip_seconds=0.5)
+        newsletter(db)
+        add_feed(db, "daily", feeds.url("/drip.xml"), allow_private=True)
+        _, token = create_token(db, "editor", UserRole.editor, "test")
+        with web_server(patient, db) as base:
+            answer = httpx.post(
+                f"{base}/api/v1/newsletters/daily/poll",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.status_code == 202
+            until = time.monotonic() + 5
+            while not feeds.requests and time.monotonic() < until:
+                time.sleep(0.05)
+            assert feeds.requests  # the fetch is in flight
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 2.0
+        # Shutdown cancelled the fetch: no poll thread is left to hold up the process's exit.
+        assert not [t.name for t in threading.enumerate() if t.name.startswith("poll-now")]
+        source = _sources(db)[feeds.url("/drip.xml")]
+        assert (source.consecutive_failures, source.last_error) == (0, None)
