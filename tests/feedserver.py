@@ -6,6 +6,7 @@ be slow: late (``delay_seconds`` before the headers) or a slow drip (one byte of
 every ``drip_seconds``), as a hostile or overloaded server would be.
 """
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,8 @@ class FeedServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self.port}{path}"
+        scheme = "https" if isinstance(self._server.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://{self.host}:{self.port}{path}"
 
     @property
     def host(self) -> str:
@@ -62,7 +64,7 @@ def _drip(wfile: BufferedIOBase, body: bytes, seconds: float) -> None:
 
 
 @contextmanager
-def feed_server(host: str = "127.0.0.1") -> Iterator[FeedServer]:
+def feed_server(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Iterator[FeedServer]:
     holder: list[FeedServer] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -101,6 +103,8 @@ def feed_server(host: str = "127.0.0.1") -> Iterator[FeedServer]:
                 self.wfile.write(reply.body)
 
     httpd = ThreadingHTTPServer((host, 0), Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     httpd.daemon_threads = True
     holder.append(FeedServer(httpd))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -3,9 +3,15 @@ bounded pool (one slow feed never holds up the others), a cancel flag (shutdown 
 for a fetch), and a cap on the decoded body."""
 
 import gzip
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +21,8 @@ from tests.ingest.feeds import item, rss
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Source
+from tidings.errors import FeedUnreachable
+from tidings.ingest.fetch import FetchPolicy, fetch_feed
 from tidings.ingest.service import PollOutcome, poll_sources
 from tidings.newsletters import NewsletterSpec, create_newsletter
 
@@ -140,3 +148,49 @@ def test_compressed_feeds_are_decoded_and_a_compressed_bomb_is_capped(
     assert (good.error, good.counts.new) == (None, 2)
     assert bomb.error is not None and "over the 1000000-byte cap" in bomb.error
     assert brotli.error == "unsupported Content-Encoding 'br'"
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` (made by the openssl command)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_tls_keeps_the_name_for_sni_and_the_certificate_and_obeys_the_deadline(
+    settings: Settings, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    policy = replace(
+        FetchPolicy.from_settings(settings),
+        ssl_context=ssl.create_default_context(cafile=str(cert)),
+    )
+    with feed_server(tls=server_side) as server:
+        server.routes["/rss"] = Reply(200, rss([item(1)]))
+        server.routes["/drip"] = SLOW_DRIP
+        by_name = f"https://localhost:{server.port}"
+        # Connected to the resolved, checked address; verified against the name.
+        result = fetch_feed(f"{by_name}/rss", etag=None, last_modified=None, policy=policy)
+        assert result.body is not None and b"Story number 1" in result.body
+        with pytest.raises(FeedUnreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch_feed(server.url("/rss"), etag=None, last_modified=None, policy=policy)
+        started = time.monotonic()
+        with pytest.raises(FeedUnreachable, match="timed out"):
+            fetch_feed(f"{by_name}/drip", etag=None, last_modified=None, policy=policy)
+        assert time.monotonic() - started < DEADLINE + 1.0
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never says a word
+        started = time.monotonic()
+        with pytest.raises(FeedUnreachable, match="timed out"):
+            url = f"https://localhost:{silent.getsockname()[1]}/rss"
+            fetch_feed(url, etag=None, last_modified=None, policy=policy)
+        assert time.monotonic() - started < DEADLINE + 1.0  # a stalled TLS handshake too
