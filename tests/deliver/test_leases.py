@@ -188,3 +188,43 @@ def test_renewals_and_results_are_fenced_by_the_lease_token(
         fresh = [c.outcome(DeliveryState.sent, 250, "250 ok", later) for c in second]
         assert ledger.record_outcomes(session, fresh).written == 2
         session.commit()
+
+
+@pytest.mark.parametrize("change", ["pause", "cancel"])
+def test_a_pause_or_cancel_stops_deliveries_already_claimed(
+    db: Database, settings: Settings, change: str
+) -> None:
+    """An editor's pause (or cancel) reaches the deliveries a worker already claimed: they
+    are handed back (or cancelled) at the next renewal, not sent."""
+    from tidings.compose.lifecycle import EDITION_CHANGES
+
+    _edition(db, settings, readers=60)
+    with smtp_server() as (handler, port):
+        handler.behaviour.stall_seconds = 0.1
+        slow = settings.model_copy(
+            update={"smtp_url": f"smtp://127.0.0.1:{port}", "smtp_pool_size": 1}
+        )
+
+        async def scenario() -> int:
+            worker = Worker(db, slow, make_transports(slow))
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(drain=False, stop=stop))
+            await _until(lambda: len(handler.caught) >= 3)
+            with db.session() as session:
+                edition_id = session.scalars(select(Delivery.edition_id)).first()
+            assert edition_id is not None
+            await asyncio.to_thread(EDITION_CHANGES[change], db, edition_id)
+            at_change = len(handler.recipients())
+            await asyncio.sleep(4)
+            stop.set()
+            await task
+            return at_change
+
+        at_change = asyncio.run(scenario())
+        received = len(handler.recipients())
+    # What was in flight, plus at most one renewal interval (2 s at ~10 a second).
+    assert received - at_change <= 1 + 25, (at_change, received)
+    left = DeliveryState.queued if change == "pause" else DeliveryState.cancelled
+    with db.session() as session:
+        states = Counter(session.scalars(select(Delivery.state)).all())
+    assert states == {DeliveryState.sent: received, left: 60 - received}
