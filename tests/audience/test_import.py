@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import Cli
 from tidings.audience.service import (
     add_subscriber,
     export_subscribers,
@@ -217,3 +218,54 @@ def test_hundred_thousand_rows_with_bad_rows_and_case_variant_duplicates(
     assert count == report.created == report.subscribed
     again = import_subscribers(db, newsletter, path, confirmed=True, batch_size=10_000)
     assert (again.created, again.updated, again.subscribed, again.activated) == (0, 0, 0, 0)
+
+
+def test_cli_import_stores_idn_in_ascii_and_refuses_utf8_local_parts_and_wide_rows(
+    db: Database, newsletter: str, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIDINGS_MAX_ATTRIBUTES", "3")
+    path = _write(
+        tmp_path,
+        "email,a,b,c,d\n"
+        "Nino@Пример.РФ,1,,,\n"
+        "нино@example.ge,,,,\n"
+        "wide@example.ge,1,2,3,4\n"
+        "lasha@example.ge,,,,x\n",
+    )
+    report_path = tmp_path / "invalid.csv"
+    result = cli(
+        "subscribers",
+        "import",
+        str(path),
+        "--newsletter",
+        newsletter,
+        "--invalid-report",
+        str(report_path),
+    )
+    assert result.exit_code == 0, result.output
+    with db.session() as session:
+        assert set(session.scalars(select(Subscriber.email))) == {
+            "nino@xn--e1afmkfd.xn--p1ai",
+            "lasha@example.ge",
+        }
+    invalid = list(csv.reader(report_path.open(encoding="utf-8")))[1:]
+    assert [line for line, _ in invalid] == ["3", "4"]
+    assert "before the @-sign" in invalid[0][1]
+    assert "4 attributes; at most 3" in invalid[1][1]
+
+
+def test_export_guards_formula_column_names_and_imports_them_back(
+    db: Database, newsletter: str, tmp_path: Path
+) -> None:
+    path = _write(tmp_path, "email,'=cmd|' /C calc'!A0\nnino@example.ge,1\n")
+    import_subscribers(db, newsletter, path, confirmed=True, batch_size=10)
+    with db.session() as session:
+        stored = session.scalars(select(Subscriber.attributes)).one()
+    assert stored == {"=cmd|' /c calc'!a0": "1"}
+    out = io.StringIO()
+    export_subscribers(db, newsletter, out)
+    header = next(csv.reader(io.StringIO(out.getvalue())))
+    assert header[-1] == "'=cmd|' /c calc'!a0"
+    before = _snapshot(db)
+    again = import_subscribers(db, newsletter, _write(tmp_path, out.getvalue(), "e.csv"), True, 10)
+    assert again.unchanged == 1 and _snapshot(db) == before

@@ -95,10 +95,10 @@ class SmtpConnection:
 
     async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply:
         smtp = await self._connected()
-        options = _utf8_options(smtp, sender, recipient)
-        encoding = "utf-8" if options else "ascii"
         in_data = False
         try:
+            options = await _utf8_options(smtp, sender, recipient)
+            encoding = "utf-8" if options else "ascii"
             await smtp.mail(sender, options=options, encoding=encoding)
             await smtp.rcpt(recipient, encoding=encoding)
             in_data = True
@@ -124,12 +124,14 @@ class SmtpConnection:
             self._smtp = None
 
 
-def _utf8_options(smtp: aiosmtplib.SMTP, sender: str, recipient: str) -> list[str]:
+async def _utf8_options(smtp: aiosmtplib.SMTP, sender: str, recipient: str) -> list[str]:
     """``["SMTPUTF8"]`` for an address that is not ASCII (a row stored before addresses were
     normalised, say) when the server offers it; when it does not, that one delivery fails
     (553 5.6.7, RFC 6531) instead of an encoding error escaping into the worker's batch."""
     if sender.isascii() and recipient.isascii():
         return []
+    if smtp.is_ehlo_or_helo_needed:
+        await smtp.ehlo()  # the extensions are known only after EHLO
     if smtp.supports_extension("smtputf8"):
         return ["SMTPUTF8"]
     raise PermanentDeliveryError(
