@@ -168,3 +168,23 @@ def test_a_relay_answering_just_inside_every_timeout_cannot_hold_a_send(
         reply = session.scalars(select(Delivery.last_reply)).one()
     assert reply is not None and "no complete answer" in reply
     assert took < 30
+
+
+def test_a_message_sent_at_once_has_the_same_deadline(settings: Settings) -> None:
+    from tidings.deliver.direct import send_now
+    from tidings.deliver.transport import DeliveryError
+
+    with _slow_relay(delay=0.45) as (_, port):
+        relay = settings.model_copy(
+            update={"smtp_url": f"smtp://127.0.0.1:{port}", "smtp_timeout_seconds": 0.5}
+        )
+        started = time.monotonic()
+        try:
+            asyncio.run(send_now(relay, "news@example.ge", "reader@example.ge", b"Hi\r\n"))
+        except DeliveryError as error:
+            refused: DeliveryError | None = error
+        else:
+            refused = None
+        took = time.monotonic() - started
+    assert refused is not None and "no complete answer" in str(refused)
+    assert took < 3

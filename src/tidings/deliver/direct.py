@@ -7,12 +7,15 @@ per message, and the caller learns at once whether the server took it.
 from tidings.config import Settings
 from tidings.deliver.runner import smtp_target
 from tidings.deliver.transport import SmtpConnection, SmtpReply
+from tidings.deliver.worker import SEND_DEADLINE_TIMEOUTS, send_within
 
 
 async def send_now(settings: Settings, sender: str, recipient: str, message: bytes) -> SmtpReply:
-    """Send ``message`` over a fresh connection; raises a ``DeliveryError`` if refused."""
+    """Send ``message`` over a fresh connection, within the same overall deadline as the
+    worker's sends; raises a ``DeliveryError`` if refused or too slow."""
     connection = SmtpConnection(smtp_target(settings), settings.smtp_timeout_seconds)
+    deadline = settings.smtp_timeout_seconds * SEND_DEADLINE_TIMEOUTS
     try:
-        return await connection.send(sender, recipient, message)
+        return await send_within(connection, sender, recipient, message, deadline)
     finally:
         await connection.close()
