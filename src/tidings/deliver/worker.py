@@ -259,12 +259,12 @@ class Worker:
         reply = f"internal error: {type(error).__name__}: {error}"
         return claim.outcome(DeliveryState.failed, None, reply, now)
 
-    def _not_to_start(self, job: Job) -> Outcome | None:
-        """Why a queued job must not be sent now, as the outcome to write (None: send it).
+    def _held_back(self, job: Job) -> tuple[bool, Outcome | None]:
+        """Whether a queued job must not be sent now, and the outcome to write for it.
 
-        Lost to another worker: nothing is written (it is not ours); lease running out (the
-        database has not answered renewals): handed back; edition paused or cancelled
-        meanwhile: handed back, or cancelled.
+        Edition paused or cancelled meanwhile: handed back, or cancelled. Lost to another
+        worker: nothing is written (it is not ours). Lease running out (the database has not
+        answered renewals): handed back.
         """
         claim, now = job.claim, utcnow()
         stopped = self._stopped.get(claim.edition_id)
@@ -274,16 +274,17 @@ class Worker:
                 if stopped == EditionStatus.cancelled
                 else DeliveryState.queued
             )
-            return claim.outcome(state, None, f"not sent: edition {stopped.value}", now, now)
+            reply = f"not sent: edition {stopped.value}"
+            return True, claim.outcome(state, None, reply, now, now)
         if self.leases.may_start(claim):
-            return None
+            return False, None
         self.stats.not_started += 1
         if self.leases.is_lost(claim.delivery_id):
             self.leases.settled([(claim.delivery_id, claim.lease_token)])
             log.warning("delivery %s not sent: its lease was taken back", claim.delivery_id)
-            raise _LeaseLost
+            return True, None
         reply = "released: the lease could not be renewed in time"
-        return claim.outcome(DeliveryState.queued, None, reply, now, now)
+        return True, claim.outcome(DeliveryState.queued, None, reply, now, now)
 
     async def _attempt(self, transport: Transport, job: Job) -> Outcome:
         """Send one job and turn whatever happens into its outcome."""
@@ -307,11 +308,11 @@ class Worker:
         while (job := await self._queue.get()) is not None:
             self._in_flight += 1
             try:
-                held_back = self._not_to_start(job)
-                outcome = held_back or await self._attempt(transport, job)
-                self._record(outcome)
-            except _LeaseLost:
-                pass
+                held, outcome = self._held_back(job)
+                if not held:
+                    outcome = await self._attempt(transport, job)
+                if outcome is not None:
+                    self._record(outcome)
             finally:
                 self._in_flight -= 1
                 self._queue.task_done()
@@ -517,10 +518,6 @@ class Worker:
             await self._db(self._maintain)
         for transport in self.transports:
             await transport.close()
-
-
-class _LeaseLost(Exception):
-    """A queued job whose lease another worker has taken: neither sent nor written."""
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
