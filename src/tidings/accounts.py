@@ -1,19 +1,19 @@
-"""Console users: create with a one-time password, sign in (argon2), change the password."""
+"""Console users: create with a one-time password, sign in (argon2), change the password,
+end their sessions, remove them."""
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tidings.audience.addresses import normalise_email
 from tidings.db.engine import Database
 from tidings.db.models import User, UserRole
 from tidings.db.types import utcnow
-from tidings.errors import Conflict, InvalidInput
+from tidings.errors import Conflict, InvalidInput, NotFound
 
 MIN_PASSWORD = 12
 _HASHER = PasswordHasher()
@@ -36,12 +36,14 @@ class Account:
     email: str
     role: UserRole
     must_change_password: bool
-    fingerprint: str  # changes with the password, so old sessions end with it
+    #: Carried by every session cookie; bumping it ends all of the user's sessions at once.
+    session_generation: int
 
 
 def _account(user: User) -> Account:
-    fingerprint = hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
-    return Account(user.id, user.email, user.role, user.must_change_password, fingerprint)
+    return Account(
+        user.id, user.email, user.role, user.must_change_password, user.session_generation
+    )
 
 
 def create_user(db: Database, email: str, role: UserRole) -> tuple[Account, str]:
@@ -98,8 +100,53 @@ def change_password(db: Database, user_id: int, current: str, new: str) -> Accou
             raise InvalidInput("the current password is not right") from None
         user.password_hash = _HASHER.hash(new)
         user.must_change_password = False
+        # In SQL, not Python: a sign-out racing this change is not lost.
+        user.session_generation = User.session_generation + 1
         session.commit()
         return _account(user)
+
+
+def end_sessions(db: Database, user_id: int) -> None:
+    """Sign the user out everywhere: every cookie issued so far stops working at once."""
+    with db.session() as session:
+        session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(session_generation=User.session_generation + 1)
+        )
+        session.commit()
+
+
+def user_id_by_email(db: Database, email: str) -> int:
+    """The id of the user signing in with ``email``."""
+    with db.session() as session:
+        found = session.scalar(
+            select(User.id).where(func.lower(User.email) == email.strip().lower())
+        )
+    if found is None:
+        raise NotFound(f"no user {email.strip()}")
+    return found
+
+
+def remove_user(db: Database, user_id: int) -> str:
+    """Remove a console user (their sessions end with them); the address removed.
+
+    The last admin cannot be removed. The admin rows are locked first (PostgreSQL), so two
+    admins removing each other at once cannot both succeed and leave nobody in charge.
+    """
+    with db.session() as session:
+        admins = session.scalars(
+            select(User.id).where(User.role == UserRole.admin).with_for_update()
+        ).all()
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        if user.role == UserRole.admin and len(admins) <= 1:
+            raise Conflict(f"{user.email} is the last admin and cannot be removed")
+        email = user.email
+        session.execute(delete(User).where(User.id == user_id))
+        session.commit()
+        return email
 
 
 def list_users(db: Database) -> list[Account]:

@@ -1,10 +1,11 @@
 """The web app on a loopback port, its mail going to a recording SMTP server."""
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tests.smtpserver import RecordingHandler, smtp_server
+from tests.smtpserver import Caught, RecordingHandler, smtp_server
 from tests.webserver import web_server
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -16,6 +17,20 @@ class Site:
     smtp: RecordingHandler
     db: Database
     settings: Settings
+
+    def wait_for_mail(self, count: int = 1, timeout: float = 10.0) -> list[Caught]:
+        """The caught messages once there are ``count``: confirmations go out after the
+        answer, from the app's background sender."""
+        eventually(lambda: len(self.smtp.caught) >= count, timeout)
+        return list(self.smtp.caught)
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until ``check()`` holds; fail the test if it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the expected state never came"
+        time.sleep(0.02)
 
 
 @contextmanager

@@ -33,12 +33,17 @@ def site(db: Database, settings: Settings) -> Iterator[Site]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
+    opened = context.new_page()
+    console: list[str] = []
+    opened.on("console", lambda message: console.append(message.text))
+    yield opened
     context.close()
+    # The pages work under their Content-Security-Policy: nothing of ours was blocked.
+    assert not [text for text in console if "Content Security Policy" in text], console
 
 
 def _link_in_last_mail(site: Site, pattern: str) -> str:
-    text = site.smtp.caught[-1].message.get_body(("plain",)).get_content()
+    text = site.wait_for_mail(1)[-1].message.get_body(("plain",)).get_content()
     found = re.search(pattern, text)
     assert found, text
     return site.base + found.group(1)

@@ -5,11 +5,17 @@ subscriptions only). A sign-up never tells the visitor whether the address was k
 active or suppressed address gets the same answer and no mail. At most one confirmation per
 address and newsletter per :data:`CONFIRMATION_INTERVAL`, claimed with one conditional UPDATE
 so two racing requests cannot both send.
+
+The request only checks the address and queues the sign-up; a :class:`SignupQueue` records it
+and sends the confirmation after the visitor has been answered. Every answer so takes the same
+path: an answer that waited for SMTP (or for the extra rows a new address needs) would take
+longer for a new address than for a known one, and tell anyone with a stopwatch who is
+subscribed.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -26,7 +32,6 @@ from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
 from tidings.deliver.direct import send_now
-from tidings.deliver.transport import DeliveryError
 from tidings.newsletters import newsletter_by_slug
 
 log = logging.getLogger(__name__)
@@ -159,23 +164,76 @@ def confirmation_mail(
     return newsletter.from_address, notice_message(settings, "confirm", notice, context)
 
 
-async def sign_up(db: Database, settings: Settings, form: SignupForm) -> bool:
-    """Handle a sign-up end to end; False only if a due confirmation could not be sent.
+@dataclass
+class SignupQueue:
+    """Records sign-ups and sends their confirmation mail in the background, after the
+    visitor has been answered.
 
-    Database work is short and synchronous; the SMTP conversation is awaited.
+    At most ``concurrency`` sign-ups are worked on at once and ``backlog`` wait: beyond that a
+    sign-up is dropped and logged (the visitor can try again), so a flood never grows memory
+    or connections without bound. A confirmation that fails for any reason gives its claim
+    back, so the next try can send at once.
     """
-    due = await asyncio.to_thread(record_signup, db, form, utcnow())
-    if due is None:
+
+    db: Database
+    settings: Settings
+    concurrency: int = 4
+    backlog: int = 500
+    _tasks: set["asyncio.Task[None]"] = field(default_factory=set, init=False, repr=False)
+    _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    def submit(self, form: SignupForm, now: datetime) -> bool:
+        """Queue a sign-up, returning at once; False when the queue is full."""
+        if len(self._tasks) >= self.backlog:
+            log.warning("sign-up queue full; a sign-up to %s was dropped", form.slug)
+            return False
+        task = asyncio.create_task(self._work(form, now))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         return True
-    newsletter = await asyncio.to_thread(_newsletter, db, form.slug)
-    sender, message = confirmation_mail(settings, newsletter, due)
-    try:
-        await send_now(settings, sender, due.email, message)
-    except DeliveryError as exc:
-        log.error("confirmation mail for subscription %s not sent: %s", due.subscription_id, exc)
-        await asyncio.to_thread(release_confirmation, db, due)
-        return False
-    return True
+
+    async def close(self, grace: float = 10.0) -> None:
+        """On shutdown: let queued sign-ups finish for up to ``grace`` seconds, then cancel
+        the rest (a cancelled confirmation gives its claim back)."""
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    async def _work(self, form: SignupForm, now: datetime) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        async with self._slots:
+            try:
+                due = await asyncio.to_thread(record_signup, self.db, form, now)
+            except Exception:
+                log.exception("sign-up to %s not recorded", form.slug)
+                return
+            if due is not None:
+                await self._confirm(form.slug, due)
+
+    async def _confirm(self, slug: str, due: ConfirmationDue) -> None:
+        """Send the claimed confirmation; on any failure give the claim back."""
+        try:
+            newsletter = await asyncio.to_thread(_newsletter, self.db, slug)
+            sender, message = confirmation_mail(self.settings, newsletter, due)
+            await send_now(self.settings, sender, due.email, message)
+        except Exception:
+            # Refused, unreachable, or a bug: log it and free the claim, whatever it was.
+            log.exception("confirmation mail for subscription %s not sent", due.subscription_id)
+            await asyncio.to_thread(release_confirmation, self.db, due)
+        except asyncio.CancelledError:
+            release_confirmation(self.db, due)  # shutting down: give it back before the loop ends
+            raise
+
+
+def sign_up(queue: SignupQueue, form: SignupForm) -> None:
+    """Check the address (raising :class:`InvalidAddress` for the visitor to correct) and
+    queue the sign-up; the same quick path whatever the address, known or not."""
+    normalise_email(form.email)
+    queue.submit(form, utcnow())
 
 
 def _newsletter(db: Database, slug: str) -> Newsletter:

@@ -2,7 +2,7 @@
 
 import typer
 
-from tidings.accounts import create_user, list_users
+from tidings.accounts import create_user, list_users, remove_user, user_id_by_email
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import UserRole
 
@@ -38,3 +38,17 @@ def list_command(ctx: typer.Context) -> None:
     for account in list_users(context.database()):
         note = " (one-time password not yet changed)" if account.must_change_password else ""
         context.out.print(f"{account.email}\t{account.role.value}{note}")
+
+
+@app.command("remove")
+@friendly
+def remove(
+    ctx: typer.Context, email: str = typer.Argument(help="The address of the user to remove.")
+) -> None:
+    """Remove a console user; their sessions end at once. The last admin stays.
+
+    Example: tidings users remove editor@messenger.example.ge
+    """
+    context = cli_context(ctx)
+    db = context.database()
+    context.out.print(f"removed {remove_user(db, user_id_by_email(db, email))}")

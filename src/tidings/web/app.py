@@ -17,6 +17,7 @@ from tidings.web.api.app import create_api
 from tidings.web.api.errors import error_response
 from tidings.web.deps import WebContext
 from tidings.web.pages import page, page_environment
+from tidings.web.security import SecurityHeaders
 
 #: The console's routers; each carries its full /admin path.
 CONSOLE_ROUTERS = (
@@ -68,6 +69,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     context = WebContext(settings, db, page_environment(settings.templates_dir))
     app.state.tidings = context
     app.router.on_shutdown.append(context.polls.close)  # cancel poll-now fetches in flight
+    app.router.on_shutdown.append(context.signups.close)  # finish queued sign-ups first
     for exception, handler in exception_handlers(context).items():
         app.add_exception_handler(exception, handler)
     app.include_router(public.router)
@@ -78,4 +80,5 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error(context))
     if settings.smtp is None:
         app.include_router(mailbox.router)
+    app.add_middleware(SecurityHeaders)  # every response, the API's and errors included
     return app

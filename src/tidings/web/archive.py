@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from tidings.compose.archive import archive, archive_html
 from tidings.web.deps import WebContext, web_context
 from tidings.web.pages import page
+from tidings.web.security import MAIL_POLICY
 
 router = APIRouter(prefix="/archive")
 Context = Annotated[WebContext, Depends(web_context)]
@@ -36,4 +37,5 @@ def archive_page(slug: str, edition_id: int, context: Context) -> HTMLResponse:
     body = archive_html(context.db, context.settings, slug, edition_id)
     if body is None:
         return page(context.pages, "not_found.html", status_code=404)
-    return HTMLResponse(body)
+    # A rendered email: its inline styles and remote images, nothing else.
+    return HTMLResponse(body, headers={"Content-Security-Policy": MAIL_POLICY})

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Path, Request
 from jinja2 import Environment
 
+from tidings.audience.signup import SignupQueue
 from tidings.config import IPNetwork, Settings
 from tidings.db.engine import Database
 from tidings.ingest.background import BackgroundPolls
@@ -30,10 +31,14 @@ class WebContext:
     settings: Settings
     db: Database
     pages: Environment
+    #: Sign-ups are recorded and confirmed from here, after the visitor has been answered.
+    signups: SignupQueue = field(init=False)
+
     #: "Poll now" runs here, off the request path (closed when the app shuts down).
     polls: BackgroundPolls = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "signups", SignupQueue(self.db, self.settings))
         object.__setattr__(self, "polls", BackgroundPolls(self.db, self.settings))
 
     def allow(self, rule: RateLimit, request: Request) -> bool:

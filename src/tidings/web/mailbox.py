@@ -14,6 +14,7 @@ from tidings.deliver.catcher import list_caught, read_caught
 from tidings.web.admin.session import Viewer
 from tidings.web.deps import WebContext, web_context
 from tidings.web.pages import page
+from tidings.web.security import FRAMED_MAIL_POLICY
 
 router = APIRouter(prefix="/mailbox")
 Context = Annotated[WebContext, Depends(web_context)]
@@ -49,8 +50,8 @@ def message(key: str, context: Context, account: Viewer) -> HTMLResponse:
 def message_html(key: str, context: Context, account: Viewer) -> HTMLResponse:
     html_part = _caught(context, key)[0].get_body(("html",))
     body = html_part.get_content() if html_part is not None else ""
-    # Shown inside a sandboxed frame; the CSP also keeps scripts and plugins off.
-    return HTMLResponse(body, headers={"Content-Security-Policy": "sandbox; script-src 'none'"})
+    # Shown inside a console frame, sandboxed; the CSP also keeps scripts and plugins off.
+    return HTMLResponse(body, headers={"Content-Security-Policy": FRAMED_MAIL_POLICY})
 
 
 @router.get("/{key}/raw", response_class=PlainTextResponse)

@@ -19,11 +19,5 @@ def page(
     environment: Environment, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     body = environment.get_template(template).render(**context)
-    return HTMLResponse(body, status_code=status_code, headers=_SECURITY_HEADERS)
-
-
-_SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "SAMEORIGIN",
-}
+    # The security headers are added to every response by web.security.SecurityHeaders.
+    return HTMLResponse(body, status_code=status_code)

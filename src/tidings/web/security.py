@@ -1,14 +1,21 @@
-"""Web security helpers: CSRF tokens and the console's session cookie.
+"""Web security helpers: CSRF tokens, the console's session cookie, and the headers every
+response carries.
 
 CSRF tokens are signed and bound to something the attacker's page cannot read: the console
 session, the signed link of a subscriber page, or a random cookie on the sign-up page.
+
+:class:`SecurityHeaders` is the one home of the response policy: no sniffing, framing only by
+our own pages, a strict Content-Security-Policy, no referrer to other sites, and no caching
+(pages hold readers' addresses and live links) unless a route says otherwise.
 """
 
 import secrets
 from dataclasses import dataclass
 
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSRF_FIELD = "csrf_token"
 CSRF_MAX_AGE = 12 * 3600
@@ -47,14 +54,15 @@ def set_form_cookie(response: Response, binding: str, secure: bool) -> None:
 class SessionData:
     user_id: int
     session_id: str
-    fingerprint: str
+    generation: int
 
 
-def session_cookie(secret: str, user_id: int, fingerprint: str) -> str:
-    """A new signed session: a random id (the CSRF binding) and the password fingerprint."""
+def session_cookie(secret: str, user_id: int, generation: int) -> str:
+    """A new signed session: a random id (the CSRF binding) and the user's session generation,
+    which sign-out, a password change or removal moves on, ending the session."""
     return str(
         _signer(secret, "session").dumps(
-            {"u": user_id, "s": secrets.token_urlsafe(16), "f": fingerprint}
+            {"u": user_id, "s": secrets.token_urlsafe(16), "g": generation}
         )
     )
 
@@ -68,9 +76,80 @@ def read_session(secret: str, cookie: str | None) -> SessionData | None:
         return None
     if not isinstance(value, dict):
         return None
-    user_id, session_id, fingerprint = value.get("u"), value.get("s"), value.get("f")
+    user_id, session_id, generation = value.get("u"), value.get("s"), value.get("g")
     if not isinstance(user_id, int) or not isinstance(session_id, str):
         return None
-    if not isinstance(fingerprint, str):
+    if not isinstance(generation, int):
         return None
-    return SessionData(user_id, session_id, fingerprint)
+    return SessionData(user_id, session_id, generation)
+
+
+#: Where the middleware leaves the per-response script nonce (``request.state.csp_nonce``).
+NONCE_KEY = "csp_nonce"
+#: Not HTML (JSON, text, feeds, files): nothing may load or frame it.
+OTHER_POLICY = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+#: A rendered email shown as a page (the archive): its inline styles and remote images only.
+MAIL_POLICY = (
+    "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'; "
+    "font-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+)
+#: A rendered email inside a console frame: sandboxed as well (no scripts, forms or origin).
+FRAMED_MAIL_POLICY = "sandbox; " + MAIL_POLICY
+
+
+def page_policy(nonce: str) -> str:
+    """Our pages: our own resources, scripts only with this response's nonce."""
+    return (
+        f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'self'"
+    )
+
+
+def _apply_policy(headers: MutableHeaders, nonce: str) -> None:
+    """Fill in the policy; a route's own Cache-Control or CSP (framed mail) is kept."""
+    html = headers.get("content-type", "").startswith("text/html")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cache-Control", "no-store")
+    headers.setdefault("X-Frame-Options", "SAMEORIGIN" if html else "DENY")
+    csp = headers.get("content-security-policy")
+    if csp is None:
+        headers["Content-Security-Policy"] = page_policy(nonce) if html else OTHER_POLICY
+    elif "frame-ancestors" not in csp:
+        headers["Content-Security-Policy"] = f"{csp}; frame-ancestors 'self'"
+
+
+class SecurityHeaders:
+    """ASGI middleware: every HTTP response gets :func:`_apply_policy`, errors included.
+
+    An unhandled error is answered here (a plain 500 with the headers) before it goes on to
+    the server's error logging, which would otherwise answer without them.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})[NONCE_KEY] = nonce
+        started = False
+
+        async def send_with_policy(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = list(message.get("headers", []))
+                _apply_policy(MutableHeaders(scope=message), nonce)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_policy)
+        except Exception:
+            if not started:
+                answer = PlainTextResponse("Internal Server Error", status_code=500)
+                await answer(scope, receive, send_with_policy)
+            raise

@@ -96,7 +96,7 @@ async def signup_post(slug: str, request: Request, context: Context) -> HTMLResp
         page=context.page_url(request),
     )
     try:
-        await sign_up(context.db, context.settings, signup)
+        sign_up(context.signups, signup)
     except InvalidAddress:
         error = "That does not look like an email address. Please check it."
         return _form_page(

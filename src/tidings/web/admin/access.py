@@ -1,12 +1,12 @@
-"""Console: who may use Tidings. Admins create users (with a one-time password) and API
-tokens (shown once), and revoke tokens."""
+"""Console: who may use Tidings. Admins create and remove users (with a one-time password)
+and API tokens (shown once), and revoke tokens."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidings.accounts import create_user, list_users
+from tidings.accounts import create_user, list_users, remove_user
 from tidings.apitokens import create_token, list_tokens, revoke_token
 from tidings.db.models import UserRole
 from tidings.web.admin.session import Admin, Context, console_page, see_other
@@ -51,6 +51,13 @@ def user_create(
 ) -> HTMLResponse:
     created, password = create_user(context.db, email, role)
     return _page(request, context, account, new_user=created.email, one_time_password=password)
+
+
+@router.post("/users/{user_id}/remove", response_class=HTMLResponse)
+def user_remove(user_id: RowId, context: Context, account: Admin) -> Response:
+    """Remove a user; their sessions end with them."""
+    remove_user(context.db, user_id)
+    return see_other("/admin/access")
 
 
 @router.post("/tokens", response_class=HTMLResponse)

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidings.accounts import Account, authenticate, change_password
+from tidings.accounts import Account, authenticate, change_password, end_sessions
 from tidings.errors import InvalidInput
 from tidings.web.admin.session import Context, console_page, see_other, signed_in
 from tidings.web.deps import SIGN_INS, WebContext
@@ -25,7 +25,7 @@ def _with_session(response: Response, context: WebContext, account: Account) -> 
     """Start a new session (a fresh id, so a planted cookie is never reused)."""
     response.set_cookie(
         SESSION_COOKIE,
-        session_cookie(context.settings.secret, account.id, account.fingerprint),
+        session_cookie(context.settings.secret, account.id, account.session_generation),
         max_age=SESSION_MAX_AGE,
         httponly=True,
         samesite="lax",
@@ -70,7 +70,10 @@ def login_post(
 
 
 @router.post("/logout")
-def logout(account: Annotated[Account, Depends(signed_in)]) -> Response:
+def logout(context: Context, account: Annotated[Account, Depends(signed_in)]) -> Response:
+    """Sign out: the cookie is deleted, and every session of the account ends on the server
+    too, so a copy of the cookie (another device, a stolen one) stops working at once."""
+    end_sessions(context.db, account.id)
     response = see_other("/admin/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -101,5 +104,5 @@ def password_post(
             request, context, account, "password.html", status_code=422, error=str(exc)
         )
     response = see_other("/admin")
-    # The old cookie carried the old password's fingerprint: issue a fresh session.
+    # The change ended every session of the account (this one too): issue a fresh one.
     return _with_session(response, context, changed)

@@ -22,6 +22,7 @@ from tidings.web.pages import page
 from tidings.web.security import (
     CSRF_FIELD,
     FORM_COOKIE,
+    NONCE_KEY,
     SESSION_COOKIE,
     SessionData,
     csrf_ok,
@@ -58,8 +59,8 @@ def _session(request: Request, context: WebContext) -> tuple[Account, SessionDat
     if data is None:
         return None
     account = account_by_id(context.db, data.user_id)
-    if account is None or account.fingerprint != data.fingerprint:
-        return None  # deleted, or the password changed since this session began
+    if account is None or account.session_generation != data.generation:
+        return None  # removed, signed out, or the password changed since this session began
     return account, data
 
 
@@ -129,6 +130,7 @@ def console_page(
         csrf=csrf_token(context.settings.secret, binding),
         path=request.url.path,
         catcher=context.settings.smtp is None,
+        csp_nonce=getattr(request.state, NONCE_KEY, ""),
         **values,
     )
     response.headers["Cache-Control"] = "no-store"  # console pages hold personal data

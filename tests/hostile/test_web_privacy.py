@@ -1,0 +1,283 @@
+"""Hostile visitors against the public pages and the console, over real HTTP on both
+databases: a stopwatch on the sign-up form, spoofed Host and X-Forwarded-For headers, stolen
+session cookies, and parallel password guessing."""
+
+import random
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.builders import newsletter, subscribers
+from tests.conftest import Cli
+from tests.web.console import PASSWORD, csrf, make_user, sign_in
+from tests.web.forms import form_to
+from tests.web.site import Site, eventually, site_with_mail
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Subscriber,
+    Subscription,
+    Suppression,
+    SuppressionReason,
+    User,
+    UserRole,
+)
+from tidings.web.security import SESSION_COOKIE
+
+SIGNUP = "/subscribe/daily"
+ROUNDS = 30  # sign-ups timed per kind of address
+
+
+@pytest.fixture
+def site(db: Database, settings: Settings) -> Iterator[Site]:
+    newsletter(db)
+    with site_with_mail(db, settings) as started:
+        yield started
+
+
+def _form(client: httpx.Client) -> dict[str, str]:
+    """The sign-up form's hidden fields (CSRF token, bound to the client's cookie)."""
+    return form_to(client.get(SIGNUP).text, SIGNUP).hidden
+
+
+def _find(db: Database, email: str) -> Subscription | None:
+    with db.session() as session:
+        return session.scalar(
+            select(Subscription)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscriber.email == email)
+        )
+
+
+def _subscription(db: Database, email: str) -> Subscription:
+    """The subscription of ``email``, once the sign-up queue has recorded it."""
+    eventually(lambda: _find(db, email) is not None)
+    found = _find(db, email)
+    assert found is not None
+    return found
+
+
+# --- 6: the sign-up answer takes as long for a known address as for a new one ---------------
+
+
+def _timed_signups(site: Site, kinds: list[str]) -> dict[str, list[float]]:
+    """Seconds per sign-up, by kind; each from its own forwarded address (no rate limit)."""
+    known = {"active": "reader0@example.ge", "pending": "pending@example.ge"}
+    known["suppressed"] = "gone@example.ge"
+    times: dict[str, list[float]] = {kind: [] for kind in set(kinds)}
+    with httpx.Client(base_url=site.base) as client:
+        form = _form(client)
+        for i, kind in enumerate(kinds):
+            email = known.get(kind, f"new{i}@example.ge")
+            forwarded = {"X-Forwarded-For": f"198.51.{i // 200}.{i % 200 + 1}"}
+            start = time.perf_counter()
+            answer = client.post(SIGNUP, data={**form, "email": email}, headers=forwarded)
+            times[kind].append(time.perf_counter() - start)
+            assert answer.status_code == 200 and "Check your inbox" in answer.text
+    return times
+
+
+def test_signup_time_does_not_tell_whether_an_address_is_known(
+    db: Database, settings: Settings
+) -> None:
+    newsletter(db)
+    subscribers(db, "daily", 1)  # reader0@example.ge, active
+    with db.session() as session:
+        session.add(Suppression(email="gone@example.ge", reason=SuppressionReason.manual))
+        session.commit()
+    behind_proxy = settings.model_copy(update={"trusted_proxies": "127.0.0.1"})
+    with site_with_mail(db, behind_proxy) as site:
+        _timed_signups(site, ["pending"])  # now pending, its confirmation sent
+        site.wait_for_mail(1)
+        _timed_signups(site, ["active", "pending", "suppressed", "warm"] * 3)  # warm up
+        kinds = ["new", "active", "pending", "suppressed"] * ROUNDS
+        random.Random(6).shuffle(kinds)  # drift in the machine's load hits every kind alike
+        times = _timed_signups(site, kinds)
+        # Every new address still gets its confirmation (after the answer).
+        site.wait_for_mail(1 + 3 + ROUNDS, timeout=30)
+    medians = {kind: statistics.median(values) * 1000 for kind, values in times.items()}
+    print("sign-up medians (ms):", {kind: round(ms, 2) for kind, ms in sorted(medians.items())})
+    slowest_known = max(medians["active"], medians["pending"], medians["suppressed"])
+    # Before the fix a new address took ~19 ms against 6-8 ms (the SMTP conversation).
+    assert medians["new"] <= 1.4 * slowest_known + 1.0, medians
+    known = [t for kind in ("active", "pending", "suppressed") for t in times[kind]]
+    slower = sum(new > other for new in times["new"] for other in known)
+    assert slower / (len(times["new"]) * len(known)) < 0.8  # not consistently slower
+
+
+def test_a_failing_confirmation_gives_its_claim_back_whatever_the_error(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """An operator's broken confirmation template raises (not a DeliveryError): the visitor
+    gets the usual page, and the claim is given back so a later try can send."""
+    broken = tmp_path / "operator" / "email" / "confirm"
+    broken.mkdir(parents=True)
+    (broken / "subject.txt").write_text("Confirm {{ 1 // 0 }}\n")
+    (broken / "body.txt").write_text("{{ 1 // 0 }}\n")
+    (broken / "body.html").write_text("<p>{{ 1 // 0 }}</p>\n")
+    newsletter(db)
+    operator = settings.model_copy(update={"templates_dir": tmp_path / "operator"})
+    with site_with_mail(db, operator) as site, httpx.Client(base_url=site.base) as client:
+        answer = client.post(SIGNUP, data={**_form(client), "email": "nino@example.ge"})
+        assert answer.status_code == 200 and "Check your inbox" in answer.text
+        time.sleep(0.3)  # the background send fails just after the answer
+        eventually(lambda: _subscription(db, "nino@example.ge").confirmation_sent_at is None)
+    assert site.smtp.caught == []
+
+
+# --- 8: the consent record and the rate limits believe no client-supplied header ------------
+
+
+def test_consent_record_ignores_spoofed_host_and_forwarded_headers(site: Site) -> None:
+    spoofed = {
+        "Host": "evil.example",
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Proto": "https",
+    }
+    with httpx.Client(base_url=site.base) as client:
+        answer = client.post(
+            SIGNUP, data={**_form(client), "email": "nino@example.ge"}, headers=spoofed
+        )
+    assert answer.status_code == 200
+    consent = _subscription(site.db, "nino@example.ge")
+    assert consent.consent_source == "http://127.0.0.1:8000/subscribe/daily"  # BASE_URL
+    assert consent.consent_ip == "127.0.0.1"  # the peer, not the header
+
+
+def test_forwarded_address_is_believed_only_from_a_trusted_proxy(
+    db: Database, settings: Settings
+) -> None:
+    newsletter(db)
+    cases = {
+        "a@example.ge": "203.0.113.9",  # one proxy (us) in front: the client it saw
+        "b@example.ge": "198.51.100.7, 203.0.113.9",  # the client made up the left entry
+        "c@example.ge": "203.0.113.10, 127.0.0.1",  # two trusted hops
+        "d@example.ge": "not-an-address",  # garbage: the proxy itself
+    }
+    expected = ["203.0.113.9", "203.0.113.9", "203.0.113.10", "127.0.0.1"]
+    behind_proxy = settings.model_copy(update={"trusted_proxies": "127.0.0.0/8"})
+    with site_with_mail(db, behind_proxy) as site, httpx.Client(base_url=site.base) as client:
+        form = _form(client)
+        for email, header in cases.items():
+            client.post(SIGNUP, data={**form, "email": email}, headers={"X-Forwarded-For": header})
+    assert [_subscription(db, email).consent_ip for email in cases] == expected
+
+
+def test_rotating_forwarded_addresses_do_not_escape_the_rate_limit(site: Site) -> None:
+    with httpx.Client(base_url=site.base) as client:
+        form = _form(client)
+        codes = [
+            client.post(
+                SIGNUP,
+                data={**form, "email": f"r{i}@example.ge"},
+                headers={"X-Forwarded-For": f"203.0.113.{i + 1}"},
+            ).status_code
+            for i in range(12)
+        ]
+    assert codes == [200] * 10 + [429, 429]
+
+
+# --- 14: a session ends on the server, not only in the browser ------------------------------
+
+
+def _replay(base: str, cookie: str) -> httpx.Response:
+    """What someone holding a copy of the cookie gets from the console."""
+    with httpx.Client(base_url=base, cookies={SESSION_COOKIE: cookie}) as thief:
+        return thief.get("/admin")
+
+
+def _cookie(client: httpx.Client) -> str:
+    cookie = client.cookies.get(SESSION_COOKIE)
+    assert cookie
+    return cookie
+
+
+def test_a_cookie_stops_working_after_sign_out(site: Site) -> None:
+    client = sign_in(site.base, make_user(site.db, UserRole.editor))
+    stolen = _cookie(client)
+    assert _replay(site.base, stolen).status_code == 200
+    out = client.post("/admin/logout", data={"csrf_token": csrf(client)})
+    assert out.status_code == 303
+    answer = _replay(site.base, stolen)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/admin/login")
+
+
+def test_a_cookie_stops_working_after_a_password_change(site: Site) -> None:
+    client = sign_in(site.base, make_user(site.db, UserRole.editor))
+    stolen = _cookie(client)
+    changed = client.post(
+        "/admin/password",
+        data={
+            "csrf_token": csrf(client),
+            "current": PASSWORD,
+            "new": "a-brand-new-long-password",
+            "repeat": "a-brand-new-long-password",
+        },
+    )
+    assert changed.status_code == 303
+    assert _replay(site.base, stolen).status_code == 303
+    assert client.get("/admin").status_code == 200  # the changer's new session works
+
+
+def _user_id(db: Database, email: str) -> int:
+    with db.session() as session:
+        found = session.scalar(select(User.id).where(User.email == email))
+    assert found is not None
+    return found
+
+
+def test_a_cookie_stops_working_when_the_user_is_removed(site: Site) -> None:
+    admin_email = make_user(site.db, UserRole.admin)
+    admin = sign_in(site.base, admin_email)
+    victim = sign_in(site.base, make_user(site.db, UserRole.editor))
+    stolen = _cookie(victim)
+    editor_id = _user_id(site.db, "editor@messenger.example.ge")
+    answer = admin.post(f"/admin/access/users/{editor_id}/remove", data={"csrf_token": csrf(admin)})
+    assert answer.status_code == 303
+    assert "editor@messenger.example.ge" not in admin.get("/admin/access").text
+    assert _replay(site.base, stolen).status_code == 303
+    # The last admin cannot be removed (nobody would be left in charge).
+    refused = admin.post(
+        f"/admin/access/users/{_user_id(site.db, admin_email)}/remove",
+        data={"csrf_token": csrf(admin)},
+    )
+    assert refused.status_code == 409
+
+
+def test_a_cookie_stops_working_when_the_cli_removes_the_user(site: Site, cli: Cli) -> None:
+    victim = sign_in(site.base, make_user(site.db, UserRole.viewer))
+    stolen = _cookie(victim)
+    removed = cli("users", "remove", "Viewer@Messenger.example.ge")
+    assert removed.exit_code == 0 and "removed viewer@messenger.example.ge" in removed.output
+    assert _replay(site.base, stolen).status_code == 303
+    assert cli("users", "remove", "viewer@messenger.example.ge").exit_code == 1  # gone
+
+
+# --- 15: parallel password guessing gets exactly the limit, not more ------------------------
+
+
+def test_parallel_sign_in_attempts_get_exactly_the_limit(site: Site) -> None:
+    make_user(site.db, UserRole.admin)
+    # Ten argon2 checks at once on a small machine: give them time.
+    clients = [httpx.Client(base_url=site.base, timeout=120) for _ in range(30)]
+    forms = [form_to(c.get("/admin/login").text, "/admin/login").hidden for c in clients]
+    start = threading.Barrier(len(clients))
+
+    def attempt(index: int) -> int:
+        data = {**forms[index], "email": "admin@messenger.example.ge", "password": "guess"}
+        start.wait()
+        return clients[index].post("/admin/login", data=data).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        codes = list(pool.map(attempt, range(len(clients))))
+    for client in clients:
+        client.close()
+    assert codes.count(401) == 10 and codes.count(429) == 20, sorted(codes)
