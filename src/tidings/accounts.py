@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from tidings.audience.addresses import normalise_email
 from tidings.db.engine import Database
@@ -131,22 +132,29 @@ def user_id_by_email(db: Database, email: str) -> int:
 def remove_user(db: Database, user_id: int) -> str:
     """Remove a console user (their sessions end with them); the address removed.
 
-    The last admin cannot be removed. The admin rows are locked first (PostgreSQL), so two
-    admins removing each other at once cannot both succeed and leave nobody in charge.
+    The last admin cannot be removed. Check and removal are one conditional DELETE (atomic on
+    SQLite's single writer); on PostgreSQL the admin rows are locked first, so two admins
+    removing each other at once cannot both count two admins and leave nobody in charge.
     """
+    other_admins = aliased(User)
     with db.session() as session:
-        admins = session.scalars(
-            select(User.id).where(User.role == UserRole.admin).with_for_update()
-        ).all()
-        user = session.get(User, user_id)
-        if user is None:
+        session.execute(select(User.id).where(User.role == UserRole.admin).with_for_update())
+        email = session.scalar(select(User.email).where(User.id == user_id))
+        if email is None:
             raise NotFound(f"no user {user_id}")
-        if user.role == UserRole.admin and len(admins) <= 1:
-            raise Conflict(f"{user.email} is the last admin and cannot be removed")
-        email = user.email
-        session.execute(delete(User).where(User.id == user_id))
+        others = (
+            select(func.count())
+            .select_from(other_admins)
+            .where(other_admins.role == UserRole.admin, other_admins.id != user_id)
+            .scalar_subquery()
+        )
+        removed = session.execute(
+            delete(User).where(User.id == user_id, or_(User.role != UserRole.admin, others > 0))
+        ).rowcount  # type: ignore[attr-defined]
         session.commit()
-        return email
+    if not removed:
+        raise Conflict(f"{email} is the last admin and cannot be removed")
+    return str(email)
 
 
 def list_users(db: Database) -> list[Account]:

@@ -22,6 +22,7 @@ from tests.conftest import Cli
 from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
+from tidings.accounts import remove_user
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -273,6 +274,27 @@ def test_a_cookie_stops_working_when_the_cli_removes_the_user(site: Site, cli: C
     assert removed.exit_code == 0 and "removed viewer@messenger.example.ge" in removed.output
     assert _replay(site.base, stolen).status_code == 303
     assert cli("users", "remove", "viewer@messenger.example.ge").exit_code == 1  # gone
+
+
+def test_two_admins_removing_each_other_at_once_leave_one(db: Database) -> None:
+    """The last-admin check and the removal are one step: never nobody in charge."""
+    ids = [
+        _user_id(db, make_user(db, UserRole.admin, f"a{i}@messenger.example.ge")) for i in (1, 2)
+    ]
+    start = threading.Barrier(2)
+
+    def remove(user_id: int) -> str:
+        start.wait()
+        try:
+            return remove_user(db, user_id)
+        except Exception as exc:  # Conflict, or SQLite's busy snapshot: both leave the row
+            return type(exc).__name__
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(remove, reversed(ids)))
+    with db.session() as session:
+        left = session.scalars(select(User.email).where(User.role == UserRole.admin)).all()
+    assert len(left) == 1, outcomes
 
 
 # --- 15: parallel password guessing gets exactly the limit, not more ------------------------
