@@ -2,6 +2,7 @@
 databases: a stopwatch on the sign-up form, spoofed Host and X-Forwarded-For headers, stolen
 session cookies, and parallel password guessing."""
 
+import asyncio
 import json
 import random
 import statistics
@@ -19,10 +20,12 @@ from sqlalchemy import select
 
 from tests.builders import newsletter, subscribers
 from tests.conftest import Cli
+from tests.smtpserver import smtp_server
 from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
 from tidings.accounts import remove_user
+from tidings.audience.signup import SignupForm, SignupQueue
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -33,6 +36,7 @@ from tidings.db.models import (
     User,
     UserRole,
 )
+from tidings.db.types import utcnow
 from tidings.web.security import SESSION_COOKIE
 
 SIGNUP = "/subscribe/daily"
@@ -145,6 +149,38 @@ def test_a_failing_confirmation_gives_its_claim_back_whatever_the_error(
         time.sleep(0.3)  # the background send fails just after the answer
         eventually(lambda: _subscription(db, "nino@example.ge").confirmation_sent_at is None)
     assert site.smtp.caught == []
+
+
+def test_a_flood_of_signups_is_bounded_and_shutdown_gives_claims_back(
+    db: Database, settings: Settings
+) -> None:
+    """One slow SMTP conversation at a time and two sign-ups queued: the rest are refused at
+    once; at shutdown the sends not done are cancelled and their claims given back."""
+    newsletter(db)
+    with smtp_server() as (handler, port):
+        handler.behaviour.stall_seconds = 5
+        queue = SignupQueue(
+            db, settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"}), 1, 2
+        )
+
+        async def flood() -> list[bool]:
+            forms = [
+                SignupForm("daily", f"f{i}@example.ge", None, "192.0.2.1", "http://x/")
+                for i in range(4)
+            ]
+            accepted = [queue.submit(form, utcnow()) for form in forms]
+            await asyncio.sleep(0.5)  # the first is in its DATA stall by now
+            await queue.close(grace=0.5)
+            return accepted
+
+        accepted = asyncio.run(flood())
+    assert accepted == [True, True, False, False]
+    # Both accepted sign-ups are recorded (the consent kept); the one cancelled mid-send and
+    # the one cancelled while waiting for its turn both gave their claim back.
+    for accepted_address in ("f0@example.ge", "f1@example.ge"):
+        assert _subscription(db, accepted_address).confirmation_sent_at is None
+    assert [_find(db, f"f{i}@example.ge") for i in (2, 3)] == [None, None]  # refused
+    assert handler.recipients() in ([], ["f0@example.ge"])  # the stalled DATA, if it landed
 
 
 # --- 8: the consent record and the rate limits believe no client-supplied header ------------

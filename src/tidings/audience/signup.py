@@ -169,10 +169,10 @@ class SignupQueue:
     """Records sign-ups and sends their confirmation mail in the background, after the
     visitor has been answered.
 
-    At most ``concurrency`` sign-ups are worked on at once and ``backlog`` wait: beyond that a
-    sign-up is dropped and logged (the visitor can try again), so a flood never grows memory
-    or connections without bound. A confirmation that fails for any reason gives its claim
-    back, so the next try can send at once.
+    At most ``backlog`` sign-ups are in hand and ``concurrency`` SMTP conversations open:
+    beyond that a sign-up is dropped and logged (the visitor can try again), so a flood never
+    grows memory or connections without bound. A confirmation that fails for any reason (or
+    is cancelled at shutdown) gives its claim back, so the next try can send at once.
     """
 
     db: Database
@@ -203,23 +203,24 @@ class SignupQueue:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def _work(self, form: SignupForm, now: datetime) -> None:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.concurrency)
-        async with self._slots:
-            try:
-                due = await asyncio.to_thread(record_signup, self.db, form, now)
-            except Exception:
-                log.exception("sign-up to %s not recorded", form.slug)
-                return
-            if due is not None:
-                await self._confirm(form.slug, due)
+        try:
+            due = await asyncio.to_thread(record_signup, self.db, form, now)
+        except Exception:
+            log.exception("sign-up to %s not recorded", form.slug)
+            return
+        if due is not None:
+            await self._confirm(form.slug, due)
 
     async def _confirm(self, slug: str, due: ConfirmationDue) -> None:
-        """Send the claimed confirmation; on any failure give the claim back."""
+        """Send the claimed confirmation (a few SMTP conversations at a time); on any failure,
+        waiting or sending, give the claim back."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
         try:
-            newsletter = await asyncio.to_thread(_newsletter, self.db, slug)
-            sender, message = confirmation_mail(self.settings, newsletter, due)
-            await send_now(self.settings, sender, due.email, message)
+            async with self._slots:
+                newsletter = await asyncio.to_thread(_newsletter, self.db, slug)
+                sender, message = confirmation_mail(self.settings, newsletter, due)
+                await send_now(self.settings, sender, due.email, message)
         except Exception:
             # Refused, unreachable, or a bug: log it and free the claim, whatever it was.
             log.exception("confirmation mail for subscription %s not sent", due.subscription_id)
