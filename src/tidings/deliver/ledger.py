@@ -374,11 +374,16 @@ def renew_leases(
     """
     if not lease_tokens:
         return Renewal(frozenset(), {})
+    ours = and_(
+        Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
+    )
+    held = select(Delivery.id).where(ours).order_by(Delivery.id)
+    if session.get_bind().dialect.name == "postgresql":
+        # Rows locked in id order, as result writes lock them: the two never deadlock.
+        held = held.with_for_update()
     rows = session.execute(
         update(Delivery)
-        .where(
-            Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
-        )
+        .where(Delivery.id.in_(held.scalar_subquery()), ours)
         .values(lease_expires_at=now + lease)
         .returning(Delivery.id, Delivery.edition_id)
         .execution_options(synchronize_session=False)

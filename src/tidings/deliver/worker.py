@@ -379,7 +379,8 @@ class Worker:
             self._stopped = {}
             return
         asked_at = time.monotonic()
-        renewal = await self._db(self._renew, tokens)
+        # Not behind the worker's database lock: a slow claim or write never delays it.
+        renewal = await asyncio.to_thread(retry_transient, self._renew, tokens)
         lost = self.leases.renewed(tokens, renewal.held, asked_at)
         if lost:
             log.warning("lost the lease of %d deliveries (taken back by another worker)", lost)
