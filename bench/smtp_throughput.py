@@ -28,7 +28,7 @@ from tidings.config import load_settings
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
 from tidings.db.models import Edition, Newsletter
-from tidings.demo import load_sample
+from tidings.demo import demo_settings, load_sample
 
 
 def ensure_postfix_tools() -> None:
@@ -89,7 +89,8 @@ def prepare_edition(url: str, folder: Path, messages: int) -> tuple[dict[str, st
     settings = load_settings()
     db = open_database(url)
     upgrade(db.engine)
-    load_sample(db, settings)  # also queues the 8-subscriber demo edition; sent first
+    # also queues the 8-subscriber demo edition, sent first
+    load_sample(db, demo_settings(settings))
     people = folder / "people.csv"
     people.write_text(
         "email,name\n"
