@@ -35,9 +35,20 @@ from tests.web.site import Site, site_with_mail
 from tests.webserver import web_server
 from tidings.apitokens import create_token
 from tidings.audience.service import import_subscribers
+from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings, SmtpTarget
 from tidings.db.engine import Database
-from tidings.db.models import IdempotencyKey, Newsletter, Subscriber, UserRole
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    IdempotencyKey,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    UserRole,
+)
+from tidings.deliver.runner import run_worker
 from tidings.deliver.transport import PermanentDeliveryError, SmtpConnection
 
 MB = 1024 * 1024
@@ -577,3 +588,47 @@ def test_transport_uses_smtputf8_when_the_server_offers_it() -> None:
         outcomes = asyncio.run(_send_each(port, ["нино@example.ge"]))
         assert handler.recipients() == ["нино@example.ge"]
     assert outcomes == ["250"]
+
+
+def test_a_stored_utf8_address_fails_alone_and_the_edition_goes_on(
+    db: Database, settings: Settings
+) -> None:
+    newsletter(db)
+    readers = subscribers(db, "daily", 2)
+    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
+    with db.session() as session:  # a row stored before addresses were normalised
+        legacy = Subscriber(email="нино@example.ge", name="Nino", attributes={})
+        session.add(legacy)
+        session.flush()
+        daily = session.scalars(select(Newsletter).where(Newsletter.slug == "daily")).one()
+        session.add(
+            Subscription(
+                subscriber_id=legacy.id,
+                newsletter_id=daily.id,
+                status=SubscriptionStatus.active,
+                consent_method="import",
+            )
+        )
+        session.commit()
+    edition = send_one_off(
+        db,
+        settings,
+        "daily",
+        OneOff(article_ids=[], intro_markdown=None, subject=None, created_by="test"),
+    ).edition_id
+    with _smtp_without_utf8() as (handler, port):
+        live = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
+        asyncio.run(run_worker(db, live, drain=True, stop=asyncio.Event()))
+        assert sorted(handler.recipients()) == sorted(readers)
+    with db.session() as session:
+        outcome = {
+            email: (state, reply)
+            for email, state, reply in session.execute(
+                select(Subscriber.email, Delivery.state, Delivery.last_reply)
+                .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(Delivery.edition_id == edition)
+            )
+        }
+    assert {outcome[r][0] for r in readers} == {DeliveryState.sent}
+    state, reply = outcome["нино@example.ge"]
+    assert state == DeliveryState.failed and reply
