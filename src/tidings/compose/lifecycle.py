@@ -115,7 +115,7 @@ def start_due_drafts(db: Database, now: datetime | None = None) -> list[int]:
             if _start(db, edition_id, now):
                 started.append(edition_id)
         except Exception as exc:
-            if is_transient(exc):  # the database went away: the next tick tries again
+            if is_transient(exc):  # a database error, not the draft's: the next tick tries again
                 log.warning("scheduled edition %d not started: %s", edition_id, exc)
                 continue
             record_failed_start(db, edition_id, exc)

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from jinja2 import TemplateError
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from tidings.audience.service import subscription_for
@@ -127,6 +128,8 @@ def failure_of(exc: BaseException) -> tuple[FailReason, str]:
         return FailReason.too_large, str(exc)
     if isinstance(exc, TemplateFailed):
         return FailReason.template_error, str(exc)
+    if is_transient(exc):  # never the SQL text or its parameters: those go to the log
+        return FailReason.compose_error, database_failure(exc)
     detail = str(exc) if isinstance(exc, TidingsError) else f"{type(exc).__name__}: {exc}"
     return FailReason.compose_error, detail[:NOTE_LIMIT]
 
@@ -153,9 +156,21 @@ def _template_place(exc: TemplateError) -> str:
     return f" ({shown}, line {line})" if line else f" ({shown})"
 
 
+#: Errors of the database itself, not of the slot: a lock or busy timeout, a deadlock, a
+#: serialization failure, a lost connection, an exhausted pool.
+DATABASE_ERRORS = (DBAPIError, DisconnectionError, PoolTimeout)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """A lost database connection: nothing can be recorded now, the next tick tries again."""
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    """Any database error: it says nothing about the slot or draft, so nothing is recorded
+    and the next tick tries again (a failed edition is only for failures of composing)."""
+    return isinstance(exc, DATABASE_ERRORS)
+
+
+def database_failure(exc: BaseException) -> str:
+    """A short sentence for a database error, without its SQL text or parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    return f"the database failed ({type(cause).__name__}); the next tick tries again"
 
 
 def _existing(
@@ -230,7 +245,8 @@ def compose_scheduled(
 
     A slot that cannot be composed (a broken template, not one article fits the size limit,
     bad data) is recorded as a failed edition with its reason, so it is reported once and
-    never stops the other slots; only a lost database connection is raised, to retry.
+    never stops the other slots; a database error (a lock, a deadlock, a lost connection) is
+    raised instead, so the slot is left alone and the next tick tries it again.
     """
     try:
         return _compose_slot(db, settings, newsletter_id, slot, cadence)
