@@ -53,6 +53,18 @@ REFUSED = [
     "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
     "2001:db8::1",  # documentation
     "fd00:ec2::254",  # AWS metadata over IPv6
+    "fec0::1",  # site-local (deprecated; Python calls it global)
+    "feff:ffff::1",  # top of site-local
+    "100::1",  # discard-only
+    "2001:2::1",  # benchmarking (IETF protocol assignments, 2001::/23)
+    "2001:1::1",  # PCP anycast: the local gateway
+    "2001:20::1",  # ORCHIDv2
+    "2001:1ff:ffff::1",  # top of 2001::/23
+    "3fff::1",  # documentation (RFC 9637; Python calls it global)
+    "5f00::1",  # SRv6 SIDs
+    "64:ff9b:1::808:808",  # local-use NAT64
+    "ff05::1",  # site-local multicast
+    "192.88.99.1",  # deprecated 6to4 relay anycast
 ]
 PUBLIC = [
     "93.184.215.14",
@@ -62,6 +74,11 @@ PUBLIC = [
     "2a00:1450:4001:80b::200e",
     "::ffff:8.8.8.8",  # mapped public: judged by its IPv4 address
     "64:ff9b::808:808",  # NAT64 of 8.8.8.8 (IPv6-only networks with DNS64)
+    "2001:200::1",  # just past 2001::/23 (WIDE)
+    "2001:4860:4860::8888",
+    "2002:808:808::1",  # 6to4 of 8.8.8.8
+    "2620:fe::fe",  # Quad9
+    "3ffe:ffff::1",  # just below 3fff::/20 (old 6bone space, now plain global unicast)
 ]
 
 

@@ -20,6 +20,28 @@ AddressRule = Callable[[IPAddress], bool]
 
 #: The NAT64 well-known prefix (RFC 6052): its last 32 bits are an IPv4 address.
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: Special-purpose ranges refused whatever the Python version's ``is_global`` says of them
+#: (its tables change between releases): site-local (deprecated, yet Python calls it global),
+#: unique-local, link-local, multicast, discard, documentation (old and RFC 9637), SRv6 SIDs,
+#: local-use NAT64, and all of 2001::/23, including its few "globally reachable" anycast
+#: services (PCP and TURN anycast reach the local gateway; no feed lives in any of them).
+_NOT_PUBLIC_V6 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in (
+        "fec0::/10",
+        "fc00::/7",
+        "fe80::/10",
+        "ff00::/8",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "64:ff9b:1::/48",
+    )
+)
+#: IPv4 ranges Python calls global that no feed lives at: the deprecated 6to4 relay anycast.
+_NOT_PUBLIC_V4 = (ipaddress.IPv4Network("192.88.99.0/24"),)
 #: How long adding a feed waits for DNS before letting the poll decide.
 ADD_RESOLVE_SECONDS = 3.0
 #: The longest a blocking step waits before looking at its deadline and cancel flag again.
@@ -58,8 +80,10 @@ def is_public(address: IPAddress) -> bool:
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             return is_public(embedded)
-        if address.scope_id:
+        if address.scope_id or any(address in net for net in _NOT_PUBLIC_V6):
             return False
+    elif any(address in net for net in _NOT_PUBLIC_V4):
+        return False
     return address.is_global and not (
         address.is_private
         or address.is_loopback
