@@ -6,13 +6,14 @@ locked" / "lock not available". The blocker lets go as soon as that error is rai
 failed-slot record would go through: the slot must still not be recorded as failed.
 """
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, event, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, create_engine, event, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tests.builders import articles, newsletter, subscribers
 from tidings.compose.service import failure_of, is_transient
@@ -89,12 +90,30 @@ def test_a_locked_database_leaves_the_slot_to_the_next_tick(
         assert session.query(Delivery).count() == 3
 
 
-def test_database_errors_are_transient_and_composing_errors_are_not() -> None:
-    locked = OperationalError(
-        "INSERT INTO editions (subject) VALUES (?)", {"subject": "secret"}, Exception("locked")
-    )
-    assert is_transient(locked)
-    assert not is_transient(InvalidInput("bad"))
-    assert not is_transient(ValueError("bad"))
-    _, note = failure_of(locked)
-    assert "INSERT" not in note and "secret" not in note
+def _error_of(sql: str) -> DBAPIError:
+    """The error SQLAlchemy raises for ``sql`` on a real (in-memory) SQLite database."""
+    engine = create_engine("sqlite://")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(sql), {"secret": "a-reader@example.ge"})
+    except DBAPIError as exc:
+        return exc
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{sql} did not fail")
+
+
+def test_passing_database_errors_are_transient_and_bad_data_is_not() -> None:
+    """A lock or lost connection leaves the slot to the next tick; bad data (malformed JSON,
+    a missing table) fails it, with a note that carries no SQL and no parameter."""
+    locked = OperationalError("INSERT INTO editions", {}, sqlite3.OperationalError("locked"))
+    locked.orig.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[union-attr]
+    lost = OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert is_transient(locked) and is_transient(lost)
+    for sql in ("SELECT json_array_length('not json'), :secret", "SELECT * FROM nowhere, :secret"):
+        bad = _error_of(sql)
+        assert not is_transient(bad)
+        _reason, note = failure_of(bad)
+        assert note.startswith("a database error (OperationalError: ")
+        assert "SELECT" not in note and "a-reader" not in note
+    assert not is_transient(InvalidInput("bad")) and not is_transient(ValueError("bad"))

@@ -13,8 +13,7 @@ from datetime import datetime
 
 from jinja2 import TemplateError
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audience.service import subscription_for
@@ -24,6 +23,7 @@ from tidings.compose.render import EditionTooLarge, RenderedEdition, render_edit
 from tidings.compose.select import chosen_articles, select_articles
 from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
+from tidings.db import errors as db_errors
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -128,8 +128,8 @@ def failure_of(exc: BaseException) -> tuple[FailReason, str]:
         return FailReason.too_large, str(exc)
     if isinstance(exc, TemplateFailed):
         return FailReason.template_error, str(exc)
-    if is_transient(exc):  # never the SQL text or its parameters: those go to the log
-        return FailReason.compose_error, database_failure(exc)
+    if isinstance(exc, DBAPIError):  # never the SQL text or its parameters: those are logged
+        return FailReason.compose_error, db_errors.describe(exc)
     detail = str(exc) if isinstance(exc, TidingsError) else f"{type(exc).__name__}: {exc}"
     return FailReason.compose_error, detail[:NOTE_LIMIT]
 
@@ -156,21 +156,10 @@ def _template_place(exc: TemplateError) -> str:
     return f" ({shown}, line {line})" if line else f" ({shown})"
 
 
-#: Errors of the database itself, not of the slot: a lock or busy timeout, a deadlock, a
-#: serialization failure, a lost connection, an exhausted pool.
-DATABASE_ERRORS = (DBAPIError, DisconnectionError, PoolTimeout)
-
-
 def is_transient(exc: BaseException) -> bool:
-    """Any database error: it says nothing about the slot or draft, so nothing is recorded
-    and the next tick tries again (a failed edition is only for failures of composing)."""
-    return isinstance(exc, DATABASE_ERRORS)
-
-
-def database_failure(exc: BaseException) -> str:
-    """A short sentence for a database error, without its SQL text or parameters."""
-    cause = getattr(exc, "orig", None) or exc
-    return f"the database failed ({type(cause).__name__}); the next tick tries again"
+    """A passing database error (a lock, a deadlock, a lost connection): it says nothing about
+    the slot or draft, so nothing is recorded and the next tick tries again."""
+    return db_errors.is_transient(exc)
 
 
 def _existing(
@@ -245,8 +234,8 @@ def compose_scheduled(
 
     A slot that cannot be composed (a broken template, not one article fits the size limit,
     bad data) is recorded as a failed edition with its reason, so it is reported once and
-    never stops the other slots; a database error (a lock, a deadlock, a lost connection) is
-    raised instead, so the slot is left alone and the next tick tries it again.
+    never stops the other slots; a passing database error (a lock, a deadlock, a lost
+    connection) is raised instead, so the slot is left alone and the next tick tries it again.
     """
     try:
         return _compose_slot(db, settings, newsletter_id, slot, cadence)

@@ -28,6 +28,7 @@ from tidings.compose.mail import EditionMail
 from tidings.compose.service import edition_mail
 from tidings.config import Settings
 from tidings.db.engine import Database
+from tidings.db.errors import is_contention
 from tidings.db.models import DeliveryState, Edition, EditionStatus, Newsletter
 from tidings.db.types import utcnow
 from tidings.deliver import ledger
@@ -57,7 +58,6 @@ MAINTENANCE_SECONDS = 5.0
 
 
 T = TypeVar("T")
-RETRYABLE_SQLSTATES = {"40P01", "40001", "55P03"}  # deadlock, serialization, lock not available
 RETRIES = 5
 
 
@@ -68,11 +68,9 @@ def retry_transient(work: Callable[..., T], *args: Any) -> T:
         try:
             return work(*args)
         except OperationalError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None)
-            busy = "database is locked" in str(exc.orig)
-            if attempt == RETRIES - 1 or not (sqlstate in RETRYABLE_SQLSTATES or busy):
+            if attempt == RETRIES - 1 or not is_contention(exc):
                 raise
-            log.warning("database busy (%s); retrying", sqlstate or "locked")
+            log.warning("database busy (%s); retrying", type(exc.orig).__name__)
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")
 
