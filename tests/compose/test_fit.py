@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.builders import articles, newsletter, subscribers
 from tidings.compose.fit import render_to_fit
@@ -111,6 +111,36 @@ def test_a_long_note_names_ten_and_counts_the_rest() -> None:
     assert fitted.note is not None and fitted.note.endswith("and 3 more")
 
 
+def test_many_articles_too_large_alone_are_screened_once_not_searched_around() -> None:
+    """60 articles, every other one too large alone: each is rendered alone at most once and
+    one search runs over the rest (it was 224 renders, now at most n + 2 log2(n) + 3)."""
+    render = Renders()
+    chosen = [_article(i, GIANT_URL_BYTES if i % 2 else 0) for i in range(60)]
+    fitted = render_to_fit(render, chosen)
+    assert fitted.articles == chosen[::2] and fitted.too_large_alone == chosen[1::2]
+    assert not fitted.dropped
+    assert fitted.note is not None
+    assert fitted.note.startswith("left out 30 article(s) too large to fit even alone: #1 “")
+    assert fitted.note.endswith("and 20 more")
+    assert render.calls <= 60 + 2 * 6 + 3
+
+
+def test_giants_before_the_cut_are_left_out_and_those_after_it_are_dropped() -> None:
+    """The same answer as one giant at a time gave: giants before the point where the
+    edition stops fitting are named as too large alone, the rest from there on as dropped."""
+    render = Renders()
+    chosen = [_article(i, GIANT_URL_BYTES if i % 3 == 1 else LONG_URL_BYTES) for i in range(30)]
+    fitted = render_to_fit(render, chosen)
+    kept = [a.id for a in fitted.articles]
+    assert kept == [i for i in range(30) if i % 3 != 1][: len(kept)] and 1 <= len(kept) < 20
+    cut = kept[-1] + 1
+    assert [a.id for a in fitted.too_large_alone] == [i for i in range(cut) if i % 3 == 1]
+    assert [a.id for a in fitted.dropped] == list(range(cut, 30))
+    with pytest.raises(EditionTooLarge):  # the next article that fits alone did not fit too
+        render(fitted.articles + [a for a in fitted.dropped if a.id % 3 != 1][:1])
+    assert render.calls <= 30 + 2 * 5 + 4
+
+
 def _edition(db: Database, edition_id: int) -> tuple[Edition, list[int]]:
     with db.session() as session:
         edition = session.get_one(Edition, edition_id)
@@ -123,12 +153,14 @@ def _edition(db: Database, edition_id: int) -> tuple[Edition, list[int]]:
 
 
 def _push_long(db: Database, count: int, url_bytes: int, published: datetime) -> None:
-    push_articles(
+    """Articles with long URLs, stored as if taken before ingest capped URL length (the
+    door now refuses them, so the rows are lengthened in place)."""
+    report = push_articles(
         db,
         "daily",
         [
             {
-                "url": f"https://messenger.example.ge/long/{n}?{'y' * url_bytes}",
+                "url": f"https://messenger.example.ge/long/{n}",
                 "guid": f"long-{n}",
                 "title": f"Long story {n}",
                 "published": published + timedelta(minutes=n),
@@ -136,6 +168,14 @@ def _push_long(db: Database, count: int, url_bytes: int, published: datetime) ->
             for n in range(count)
         ],
     )
+    assert not report.rejected
+    with db.session() as session:
+        session.execute(
+            update(Article)
+            .where(Article.guid.like("long-%"))
+            .values(url=Article.url + "?" + "y" * url_bytes)
+        )
+        session.commit()
 
 
 def test_a_scheduled_edition_is_trimmed_and_says_so(db: Database, settings: Settings) -> None:

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tidings.errors import InvalidInput
-from tidings.ingest.drafts import canonical_url, make_draft
+from tidings.ingest.drafts import URL_LIMIT, canonical_url, make_draft
 from tidings.ingest.text import plain_text, sanitise_html
 
 
@@ -53,3 +53,13 @@ def test_draft_needs_a_title_and_keeps_times_in_utc() -> None:
         make_draft(url="https://x.ge/a", title=" <br> ")
     naive = make_draft(url="https://x.ge/a", title="T", published_at=datetime(2026, 6, 1, 9))
     assert naive.published_at == datetime(2026, 6, 1, 9, tzinfo=UTC)
+
+
+def test_a_url_longer_than_the_limit_is_refused_with_its_length() -> None:
+    base = "https://messenger.example.ge/story?q="
+    longest = base + "x" * (URL_LIMIT - len(base))
+    assert canonical_url(longest) == longest  # exactly at the limit: taken
+    with pytest.raises(InvalidInput, match="2,049 characters long; at most 2,048"):
+        canonical_url(longest + "x")
+    with pytest.raises(InvalidInput, match="url is 102,4"):
+        make_draft(url=base + "x" * 102_400, title="A story with a giant link")

@@ -79,19 +79,44 @@ def _longest_prefix(render: Render, articles: list[Article]) -> tuple[int, Rende
 
 def render_to_fit(render: Render, articles: list[Article]) -> FittedEdition:
     """Render ``articles``, leaving out as few as needed to fit; :class:`EditionTooLarge`
-    (with the render step's reason) when not even one article fits."""
-    remaining: list[Article] = list(articles)
-    alone: list[Article] = []
-    while True:
+    (with the render step's reason) when not even one article fits.
+
+    One binary search finds where the edition stops fitting; only if the article there is
+    too large even alone are the articles from there on each rendered alone once, and one
+    more search runs over the rest: at most n + 2 log2(n) + 3 renders, never n log n.
+    """
+    try:
+        return FittedEdition(render(articles), list(articles), [], [])
+    except EditionTooLarge as exc:
+        if len(articles) <= 1:
+            raise _none_fits(exc) if articles else exc from None
+    count, rendered = _longest_prefix(render, articles)
+    blocker = articles[count]  # the first article that made it too large
+    if rendered is not None and _try(render, [blocker]) is not None:
+        return FittedEdition(rendered, articles[:count], [], articles[count:])
+    # The blocker is too large alone; those before it fit together, so only the rest is tried.
+    alone = {id(blocker)} | {id(a) for a in articles[count + 1 :] if _try(render, [a]) is None}
+    return _fit_without(render, articles, alone)
+
+
+def _fit_without(render: Render, articles: list[Article], alone: set[int]) -> FittedEdition:
+    """Fit the articles not in ``alone`` (ids of those too large alone, which are left out)."""
+    rest = [a for a in articles if id(a) not in alone]
+    if not rest:
         try:
-            return FittedEdition(render(remaining), remaining, alone, [])
+            render(articles[-1:])
         except EditionTooLarge as exc:
-            if not articles:
-                raise
-            if len(remaining) == 1:
-                raise EditionTooLarge(f"not even one article fits: {exc}") from None
-        count, rendered = _longest_prefix(render, remaining)
-        blocker = remaining[count]  # the first article that made it too large
-        if rendered is not None and _try(render, [blocker]) is not None:
-            return FittedEdition(rendered, remaining[:count], alone, remaining[count:])
-        alone.append(remaining.pop(count))  # too large even on its own: the rest may fit
+            raise _none_fits(exc) from None
+    too_large = [a for a in articles if id(a) in alone]
+    rendered = _try(render, rest)
+    if rendered is not None:
+        return FittedEdition(rendered, rest, too_large, [])
+    count, rendered = _longest_prefix(render, rest)  # rest[0] fits alone: count >= 1
+    assert rendered is not None
+    cut = next(i for i, a in enumerate(articles) if a is rest[count])
+    before = [a for a in articles[:cut] if id(a) in alone]
+    return FittedEdition(rendered, rest[:count], before, articles[cut:])
+
+
+def _none_fits(exc: EditionTooLarge) -> EditionTooLarge:
+    return EditionTooLarge(f"not even one article fits: {exc}")

@@ -14,6 +14,9 @@ from tidings.ingest.text import plain_text, sanitise_html, shorten
 
 SUMMARY_LIMIT = 600
 TITLE_LIMIT = 500
+#: The longest URL taken, after canonicalisation (the common practical limit of browsers and
+#: sitemaps): a longer one is refused, as it would crowd every edition it is in.
+URL_LIMIT = 2048
 _TRACKING_PREFIXES = ("utm_",)
 _TRACKING_KEYS = {"fbclid", "gclid", "mc_cid", "mc_eid"}
 
@@ -65,7 +68,12 @@ def canonical_url(url: str) -> str:
         for key, value in parse_qsl(parts.query, keep_blank_values=True)
         if key not in _TRACKING_KEYS and not key.startswith(_TRACKING_PREFIXES)
     ]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    canonical = urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    if len(canonical) > URL_LIMIT:
+        raise InvalidInput(
+            f"url is {len(canonical):,} characters long; at most {URL_LIMIT:,} are taken"
+        )
+    return canonical
 
 
 def as_utc(moment: datetime) -> datetime:
