@@ -181,7 +181,8 @@ def test_a_flood_of_signups_is_bounded_and_shutdown_gives_claims_back(
     for accepted_address in ("f0@example.ge", "f1@example.ge"):
         assert _subscription(db, accepted_address).confirmation_sent_at is None
     assert [_find(db, f"f{i}@example.ge") for i in (2, 3)] == [None, None]  # refused
-    assert handler.recipients() in ([], ["f0@example.ge"])  # the stalled DATA, if it landed
+    # The stalled DATA, if it landed: either accepted sign-up may win the one SMTP slot.
+    assert handler.recipients() in ([], ["f0@example.ge"], ["f1@example.ge"])
 
 
 # --- 8: the consent record and the rate limits believe no client-supplied header ------------
