@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     #: The largest request body the web face reads (JSON API bulk imports included).
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    #: The largest CSV the console's import upload takes (streamed to disk, never held).
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024)
     #: Per subscriber: at most this many attributes, and this much JSON for all of them.
     max_attributes: int = Field(default=50, ge=0, le=10_000)
     max_attributes_bytes: int = Field(default=16 * 1024, ge=256)

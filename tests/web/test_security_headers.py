@@ -2,14 +2,20 @@
 table, signed in as an admin, over real HTTP."""
 
 import re
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from starlette.routing import Mount
 
 from tests.builders import articles, newsletter, subscribers
+from tests.smtpserver import free_port
 from tests.web.console import csrf, make_user, sign_in
 from tests.webserver import web_server
 from tidings.audience.tokens import Purpose, sign
@@ -17,6 +23,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, UserRole
 from tidings.web.app import create_app
+from tidings.web.security import PUBLIC_CACHE
 
 #: A value for each path parameter: real where a real thing exists, else a miss.
 PATH_VALUES = {"slug": "daily", "token": "not-a-token", "key": "no-such-key", "change": "pause"}
@@ -54,7 +61,11 @@ def assert_policy(response: httpx.Response) -> None:
     assert "'unsafe-eval'" not in csp and "script-src *" not in csp, where
     if "script-src" in csp:
         assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";")[0], where
-    assert headers.get("cache-control") == "no-store", where
+    # Only the public archive may be cached (and only what it found); the rest is personal.
+    public = response.request.url.path.startswith("/archive/") and response.status_code == 200
+    assert headers.get("cache-control") == (PUBLIC_CACHE if public else "no-store"), where
+    if public:
+        assert "'nonce-" not in csp, where  # a cached page must not share a script nonce
 
 
 @pytest.fixture
@@ -120,3 +131,91 @@ def test_framed_mail_keeps_its_sandbox_and_only_the_console_frames_it(
     page = client.get("/admin/editions/next/daily")
     assert page.status_code == 200
     assert "frame-ancestors 'self'" in page.headers["content-security-policy"]
+
+
+# --- errors: what the app answers itself carries the policy too -------------------------
+
+KB = 1024
+
+
+@contextmanager
+def _serving(app: FastAPI) -> Iterator[str]:
+    """Serve an app (the real one, perhaps with a route added) on a loopback port."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def small_cap(db: Database, settings: Settings) -> Iterator[httpx.Client]:
+    """The real app with the smallest body cap, plus one route that fails (a 500)."""
+    newsletter(db)
+    app = create_app(settings.model_copy(update={"max_request_bytes": 64 * KB}), db)
+
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/test-boom", boom)
+    with _serving(app) as base, httpx.Client(base_url=base) as client:
+        yield client
+
+
+def test_a_413_carries_the_policy_wherever_the_cap_answers(small_cap: httpx.Client) -> None:
+    big = b"x" * (100 * KB)
+    refused = [
+        # A route that reads the form: the cap is hit while it reads.
+        small_cap.post("/subscribe/daily", data={"email": "a@example.ge", "name": "x" * 100 * KB}),
+        # A route that answers (405) without reading: the declared length is refused.
+        small_cap.post("/healthz", content=big),
+        # The API, declared and chunked, with no token: refused before anything is read.
+        small_cap.post("/api/v1/subscribers/import", content=big),
+        small_cap.post("/api/v1/subscribers/import", content=iter([big[:KB]] * 100)),
+        # A chunked form: no declared length, cut off while read.
+        small_cap.post(
+            "/subscribe/daily",
+            content=iter([b"email=a%40example.ge&name="] + [big[:KB]] * 100),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+    ]
+    assert [r.status_code for r in refused][:2] == [413, 413]
+    assert refused[2].status_code in (401, 413) and refused[3].status_code == 401
+    assert refused[4].status_code == 413
+    for answer in refused:
+        assert_policy(answer)
+
+
+def test_misses_wrong_methods_and_bugs_carry_the_policy(small_cap: httpx.Client) -> None:
+    answers = {
+        404: [small_cap.get("/no/such/page"), small_cap.get("/api/v1/no-such")],
+        405: [small_cap.put("/healthz"), small_cap.delete("/api/v1/newsletters")],
+        500: [small_cap.get("/test-boom")],
+    }
+    for status, found in answers.items():
+        for answer in found:
+            assert answer.status_code == status, (answer.request.url, answer.status_code)
+            assert_policy(answer)
+
+
+def test_the_public_archive_may_be_cached_and_nothing_else(
+    admin_client: tuple[httpx.Client, Settings], db: Database
+) -> None:
+    client, _ = admin_client
+    for path in ("/archive/daily", "/archive/daily/feed.atom"):
+        answer = httpx.get(f"{client.base_url}{path}")
+        assert answer.status_code == 200, path
+        assert answer.headers["cache-control"] == PUBLIC_CACHE == "public, max-age=300"
+        assert_policy(answer)
+    for path in ("/archive/no-such", "/archive/daily/999999", "/subscribe/daily", "/healthz"):
+        answer = httpx.get(f"{client.base_url}{path}")
+        assert answer.headers["cache-control"] == "no-store", path
+    assert client.get("/admin").headers["cache-control"] == "no-store"

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from tidings import __version__
 from tidings.config import Settings
@@ -30,9 +31,13 @@ CONSOLE_ROUTERS = (
 )
 
 
-def _console() -> APIRouter:
-    """Every console route, each POST behind the CSRF guard."""
+def _console(settings: Settings) -> APIRouter:
+    """Every console route, each POST behind the CSRF guard.
+
+    The one place a route may take more than ``max_request_bytes``: the CSV import upload
+    gets ``max_upload_bytes`` (its file part is spooled to disk as it arrives)."""
     console = APIRouter(dependencies=[Depends(csrf_guard)])
+    console.include_router(subscribers.upload_router, max_body_size=settings.max_upload_bytes)
     for router in CONSOLE_ROUTERS:
         console.include_router(router)
     return console
@@ -63,8 +68,6 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        # Every request body is capped (413); the API shares this cap through its mount.
-        max_body_size=settings.max_request_bytes,
     )
     context = WebContext(settings, db, page_environment(settings.templates_dir))
     app.state.tidings = context
@@ -75,10 +78,13 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(public.router)
     app.include_router(subscribe.router)
     app.include_router(archive.router)
-    app.include_router(_console())
+    app.include_router(_console(settings))
     app.mount("/api/v1", create_api(context))
     app.add_exception_handler(StarletteHTTPException, _http_error(context))
     if settings.smtp is None:
         app.include_router(mailbox.router)
+    # Every request body is capped (413), the API's through its mount too; a route may
+    # widen its own cap (see _console). Inside SecurityHeaders, so a 413 carries them.
+    app.add_middleware(RequestBodyLimitMiddleware, max_body_size=settings.max_request_bytes)
     app.add_middleware(SecurityHeaders)  # every response, the API's and errors included
     return app

@@ -6,7 +6,9 @@ session, the signed link of a subscriber page, or a random cookie on the sign-up
 
 :class:`SecurityHeaders` is the one home of the response policy: no sniffing, framing only by
 our own pages, a strict Content-Security-Policy, no referrer to other sites, and no caching
-(pages hold readers' addresses and live links) unless a route says otherwise.
+(pages hold readers' addresses and live links) unless a route says otherwise (the public
+archive: :func:`public_headers`). The request body cap sits inside it (web.app), so even
+a 413 carries the policy.
 """
 
 import secrets
@@ -97,13 +99,27 @@ MAIL_POLICY = (
 FRAMED_MAIL_POLICY = "sandbox; " + MAIL_POLICY
 
 
-def page_policy(nonce: str) -> str:
-    """Our pages: our own resources, scripts only with this response's nonce."""
+def page_policy(nonce: str | None) -> str:
+    """Our pages: our own resources, scripts only with this response's nonce (none at all
+    without one)."""
+    scripts = f"'nonce-{nonce}'" if nonce else "'none'"
     return (
-        f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'self' 'unsafe-inline'; "
+        f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
         "frame-ancestors 'self'"
     )
+
+
+#: Pages and feeds with no personal data (the public archive): browsers, shared caches and
+#: feed readers may keep them for five minutes. Everything else is ``no-store``.
+PUBLIC_CACHE = "public, max-age=300"
+#: Our pages when cached for everyone: a nonce must never be shared, so no scripts at all.
+PUBLIC_PAGE_POLICY = page_policy(None)
+
+
+def public_headers(policy: str = PUBLIC_PAGE_POLICY) -> dict[str, str]:
+    """Headers of a response without personal data that anyone may cache (the archive)."""
+    return {"Cache-Control": PUBLIC_CACHE, "Content-Security-Policy": policy}
 
 
 def _apply_policy(headers: MutableHeaders, nonce: str) -> None:

@@ -61,6 +61,13 @@ def _form_page(
     return response
 
 
+def address_problem(email: str, exc: InvalidAddress) -> str:
+    """What is wrong with the address, in the words the API and CLI use (a non-ASCII part
+    before the @-sign, a missing dot, ...), without repeating the address shown in the form."""
+    reason = str(exc).removeprefix(f"{email!r}: ")
+    return f"We cannot use this address: {reason.rstrip('.')}. Please check it."
+
+
 def _not_found(context: WebContext) -> HTMLResponse:
     return page(context.pages, "not_found.html", status_code=404)
 
@@ -97,10 +104,15 @@ async def signup_post(slug: str, request: Request, context: Context) -> HTMLResp
     )
     try:
         sign_up(context.signups, signup)
-    except InvalidAddress:
-        error = "That does not look like an email address. Please check it."
+    except InvalidAddress as exc:
         return _form_page(
-            context, request, newsletter, email=email, name=name, error=error, status_code=422
+            context,
+            request,
+            newsletter,
+            email=email,
+            name=name,
+            error=address_problem(email, exc),
+            status_code=422,
         )
     # The same page whether the address was new, pending, active or suppressed.
     return page(context.pages, "check_inbox.html", newsletter=newsletter)

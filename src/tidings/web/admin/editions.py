@@ -20,6 +20,7 @@ from tidings.errors import InvalidInput
 from tidings.newsletters import newsletter_names, newsletter_with_sources
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
+from tidings.web.security import FRAMED_MAIL_POLICY
 
 router = APIRouter(prefix="/admin/editions")
 
@@ -27,11 +28,6 @@ router = APIRouter(prefix="/admin/editions")
 def _headers(message: bytes) -> list[tuple[str, str]]:
     parsed: Any = message_from_bytes(message, policy=policy.default)
     return [(name, str(value)) for name, value in parsed.items()]
-
-
-#: Previews are shown in sandboxed frames loaded from these read-only routes, which render
-#: again from the query: the frame document gets its own locked-down headers.
-FRAME_HEADERS = {"Content-Security-Policy": "sandbox; script-src 'none'"}
 
 
 def _preview_values(found: Preview, frame_src: str) -> dict[str, Any]:
@@ -44,7 +40,9 @@ def _preview_values(found: Preview, frame_src: str) -> dict[str, Any]:
 
 
 def _frame(found: Preview) -> HTMLResponse:
-    return HTMLResponse(found.html, headers=FRAME_HEADERS)
+    """A preview's frame document, rendered again from the query: sandboxed framed mail, as
+    the mailbox shows it (the one policy lives in web.security)."""
+    return HTMLResponse(found.html, headers={"Content-Security-Policy": FRAMED_MAIL_POLICY})
 
 
 @router.get("", response_class=HTMLResponse)
