@@ -1,6 +1,7 @@
 """Hostile or broken relays against a real worker, on SQLite and PostgreSQL.
 
 - a relay that answers ``550 5.1.1`` to everyone must pause the edition, not suppress the list;
+- but once an editor resumes it, a small list of mostly dead addresses is not paused again;
 - a relay that answers every command just inside the SMTP timeout must not hold a send (and a
   connection) for ever: a whole send has a deadline.
 """
@@ -8,7 +9,7 @@
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -23,9 +24,17 @@ from tidings.compose.lifecycle import resume_edition
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Suppression
-from tidings.deliver.runner import run_worker
-from tidings.deliver.worker import WorkerStats
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionStatus,
+    Subscriber,
+    Suppression,
+    SuppressionReason,
+)
+from tidings.deliver.runner import make_transports, run_worker
+from tidings.deliver.worker import Worker, WorkerStats
 
 
 def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
@@ -91,6 +100,113 @@ def test_a_few_dead_addresses_among_the_first_hundred_are_still_suppressed(
     with db.session() as session:
         assert sorted(session.scalars(select(Suppression.email)).all()) == sorted(dead)
         assert session.scalars(select(Edition.status)).one() == EditionStatus.sent
+
+
+def test_a_resume_after_a_mass_refusal_pause_ends_the_watch_for_good(
+    db: Database, settings: Settings
+) -> None:
+    """A small edition where most addresses really are dead (21 of 30 answer ``550 5.1.1``)
+    looks like a relay refusing everyone: it is paused. The editor looks and resumes: that
+    means "the relay is fine", so the retried refusals fail and are suppressed, and the
+    edition ends, instead of being paused again at every resume. A new worker sees it too:
+    the resume is kept in the database, not in a worker's memory."""
+    addresses = _edition(db, settings, readers=30)
+    alive = [a for i, a in enumerate(addresses) if i % 10 in (0, 5, 7)]
+    dead = [a for a in addresses if a not in alive]
+    assert (len(alive), len(dead)) == (9, 21)
+    with smtp_server() as (handler, port):
+        relay = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
+        for address in dead:
+            handler.behaviour.rcpt_replies[address] = "550 5.1.1 No such user here"
+        _drain(db, relay)
+        with db.session() as session:
+            edition = session.scalars(select(Edition)).one()
+            assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+        assert edition.status == EditionStatus.paused
+        assert edition.note is not None and "550 5.1.1" in edition.note
+        assert DeliveryState.failed not in _states(db)
+        at_resume = len(handler.commands)
+        resume_edition(db, edition.id)
+        with db.session() as session:  # kept for every worker, not in one's memory
+            ended = session.scalars(select(Edition.refusal_watch_ended_at)).one()
+        assert ended is not None and ended.tzinfo is not None
+        _drain(db, relay)
+        received = Counter(handler.recipients())
+        asked_after = Counter(c.removeprefix("RCPT ") for c in handler.commands[at_resume:])
+    assert _states(db) == {DeliveryState.sent: 9, DeliveryState.failed: 21}
+    assert received == dict.fromkeys(alive, 1)
+    # After the resume each dead address was tried once more, and only once.
+    assert {a: asked_after[a] for a in dead} == dict.fromkeys(dead, 1)
+    with db.session() as session:
+        assert session.scalars(select(Edition.status)).one() == EditionStatus.sent
+        suppressed = session.execute(select(Suppression.email, Suppression.reason)).all()
+    assert sorted(suppressed) == sorted((a, SuppressionReason.hard_bounce) for a in dead)
+
+
+def test_a_running_worker_sends_at_once_after_a_resume_that_follows_its_pause(
+    db: Database, settings: Settings
+) -> None:
+    """A long-running worker that paused an edition itself must not go on believing it is
+    paused once an editor resumed it: what it claims after the resume is sent, not handed
+    back (each hand-back costs an attempt, and the backoff that follows from it)."""
+    addresses = _edition(db, settings, readers=30)
+    dead = [a for i, a in enumerate(addresses) if i % 10 not in (0, 5, 7)]
+    with smtp_server() as (handler, port):
+        relay = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
+        for address in dead:
+            handler.behaviour.rcpt_replies[address] = "550 5.1.1 No such user here"
+
+        async def scenario() -> tuple[dict[str, int], int]:
+            worker = Worker(db, relay, make_transports(relay))
+            stop = asyncio.Event()
+            task = asyncio.create_task(worker.run(drain=False, stop=stop))
+            await _until(lambda: _status_and_open(db) == (EditionStatus.paused, 0))
+            at_resume = _attempts(db), len(handler.commands)
+            with db.session() as session:
+                edition_id = session.scalars(select(Edition.id)).one()
+            await asyncio.to_thread(resume_edition, db, edition_id)
+            await _until(lambda: _status_and_open(db)[0] == EditionStatus.sent)
+            stop.set()
+            await task
+            return at_resume
+
+        attempts_at_resume, commands_at_resume = asyncio.run(scenario())
+        asked_after = Counter(
+            c.removeprefix("RCPT ") for c in handler.commands[commands_at_resume:]
+        )
+    attempts = _attempts(db)
+    # Every claim after the resume reached the relay: no attempt was spent on a hand-back.
+    spent = {a: attempts[a] - attempts_at_resume[a] for a in addresses}
+    assert spent == {a: asked_after[a] for a in addresses}
+    assert {a: spent[a] for a in dead} == dict.fromkeys(dead, 1)
+    assert _states(db) == {DeliveryState.sent: 9, DeliveryState.failed: 21}
+
+
+def _status_and_open(db: Database) -> tuple[EditionStatus, int]:
+    """The edition's status, and how many of its deliveries are claimed (sending)."""
+    with db.session() as session:
+        status = session.scalars(select(Edition.status)).one()
+        sending = session.scalar(
+            select(func.count()).where(Delivery.state == DeliveryState.sending)
+        )
+    return status, int(sending or 0)
+
+
+def _attempts(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(
+            select(Subscriber.email, Delivery.attempts).join(
+                Subscriber, Subscriber.id == Delivery.subscriber_id
+            )
+        )
+        return {email: attempts for email, attempts in rows}
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 class _SlowRelay(RecordingHandler):

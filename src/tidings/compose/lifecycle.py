@@ -40,10 +40,16 @@ _UNSENT = (DeliveryState.queued, DeliveryState.deferred)
 def _move(
     session: Session, edition_id: int, allowed: tuple[EditionStatus, ...], to: EditionStatus
 ) -> bool:
+    values: dict[str, object] = {"status": to}
+    if EditionStatus.paused in allowed and to == EditionStatus.sending:
+        # An editor's resume means "the relay is fine": the edition is no longer watched
+        # for a mass refusal, by any worker (else a small list of mostly dead addresses
+        # would be paused again at every resume).
+        values["refusal_watch_ended_at"] = utcnow()
     moved = session.execute(
         update(Edition)
         .where(Edition.id == edition_id, Edition.status.in_(allowed))
-        .values(status=to)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(moved.rowcount)  # type: ignore[attr-defined]

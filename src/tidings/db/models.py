@@ -278,6 +278,9 @@ class Edition(Base):
     #: Deliveries per state, counted once when the edition is over (sent, or cancelled and
     #: settled): reports read this instead of counting the ledger again.
     final_counts: Mapped[dict[str, int] | None] = mapped_column(JsonDocument)
+    #: When an editor resumed it after a pause: its first results are no longer watched for
+    #: a mass refusal (the editor has looked; its 5.1.x refusals fail and are suppressed).
+    refusal_watch_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("newsletter_id", "cadence", "slot"),)
 

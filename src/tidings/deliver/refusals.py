@@ -5,6 +5,8 @@ edition has fewer than ``WATCHED_RESULTS`` results, its 5.1.x suppressions wait;
 those first results are the same 5xx, the edition is paused (the reason in ``editions.note``)
 and its refused deliveries go back to the queue, to be tried again after a resume. Once the
 first results are judged fine (or the edition is over), the waiting suppressions are written.
+An editor's resume ends the watch for good (``editions.refusal_watch_ended_at``): the editor
+has looked, so a small list whose addresses really are mostly dead is not paused again.
 
 Query helpers: they run on the session they are given and never commit.
 """
@@ -50,15 +52,22 @@ def judge_first_results(
     session: Session, results_in_batch: Mapping[int, int], now: datetime
 ) -> FirstResults:
     """Look at each edition that just had refusals (edition id -> its results in this
-    batch): pause it on a mass refusal, or mark it judged once its first results are past."""
+    batch): pause it on a mass refusal, or mark it judged once its first results are past
+    (or an editor resumed it after a pause)."""
     verdict = FirstResults()
     for edition_id, in_batch in sorted(results_in_batch.items()):
         results, code, same = _first_results(session, edition_id)
-        if results - in_batch >= WATCHED_RESULTS:
+        edition = session.execute(
+            select(Edition.status, Edition.refusal_watch_ended_at).where(Edition.id == edition_id)
+        ).one()
+        status: EditionStatus | None = edition.status
+        watch_ended = edition.refusal_watch_ended_at
+        if results - in_batch >= WATCHED_RESULTS or watch_ended is not None:
+            # Past its first results, or an editor resumed it (the relay is fine): its
+            # refusals are the readers', failed and suppressed as usual.
             verdict.judged.add(edition_id)
             suppress_refused(session, edition_id, now)
             continue
-        status = session.scalar(select(Edition.status).where(Edition.id == edition_id))
         if code is not None and is_mass_refusal(results, same):
             reason = _reason(session, edition_id, code, same, results)
             if _pause(session, edition_id, reason):
@@ -109,11 +118,16 @@ def _reason(session: Session, edition_id: int, code: int, same: int, results: in
 
 
 def _pause(session: Session, edition_id: int, reason: str) -> bool:
-    """Sending -> paused, the reason added to the edition's note; False if not sending."""
+    """Sending -> paused, the reason added to the edition's note; False if not sending, or
+    if an editor resumed it meanwhile (checked on the row itself, after any wait for it)."""
     note = func.coalesce(Edition.note + "\n", "") + reason
     moved = session.execute(
         update(Edition)
-        .where(Edition.id == edition_id, Edition.status == EditionStatus.sending)
+        .where(
+            Edition.id == edition_id,
+            Edition.status == EditionStatus.sending,
+            Edition.refusal_watch_ended_at.is_(None),
+        )
         .values(status=EditionStatus.paused, note=note)
         .execution_options(synchronize_session=False)
     )

@@ -427,6 +427,10 @@ class Worker:
         token = self.leases.new_token()
         asked_at = time.monotonic()
         prepared = await self._db(self._claim_and_prepare, token, room)
+        for job in prepared.jobs:
+            # Claimed, so its edition was sending: a pause this worker saw earlier is stale
+            # (an editor resumed it since) and must not hand these back until the next renewal.
+            self._stopped.pop(job.claim.edition_id, None)
         claimed = [j.claim.delivery_id for j in prepared.jobs]
         self.leases.claimed(token, claimed + [o.delivery_id for o in prepared.gone], asked_at)
         for outcome in prepared.gone:
