@@ -5,7 +5,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
-from tidings.audience.addresses import (
+from tidings.errors import InvalidInput
+from tidings.mail.addresses import (
     DEFAULT_LIMITS,
     AttributeLimits,
     attributes_json,
@@ -14,7 +15,6 @@ from tidings.audience.addresses import (
     clean_timezone,
     normalise_email,
 )
-from tidings.errors import InvalidInput
 
 KNOWN_COLUMNS = ("email", "name", "locale", "timezone")
 #: What an export writes before the attribute columns; an import ignores the extra ones

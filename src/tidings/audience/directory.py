@@ -12,16 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
-from tidings.audience.addresses import (
-    DEFAULT_LIMITS,
-    AttributeLimits,
-    attributes_json,
-    clean_locale,
-    clean_name,
-    clean_timezone,
-    normalise_email,
-)
 from tidings.audience.membership import leave
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.dialect import upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -37,7 +29,15 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import NotFound
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.addresses import (
+    DEFAULT_LIMITS,
+    AttributeLimits,
+    attributes_json,
+    clean_locale,
+    clean_name,
+    clean_timezone,
+    normalise_email,
+)
 
 PAGE_SIZE = 50
 

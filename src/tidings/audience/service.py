@@ -10,7 +10,6 @@ from typing import TextIO
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import DEFAULT_LIMITS, AttributeLimits, clean_name, normalise_email
 from tidings.audience.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
 from tidings.audience.directory import AudienceFilter
 from tidings.audience.importer import (
@@ -21,6 +20,7 @@ from tidings.audience.importer import (
     import_rows_into,
 )
 from tidings.audience.membership import is_suppressed, leave
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.engine import Database
 from tidings.db.models import (
     Newsletter,
@@ -30,7 +30,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.addresses import DEFAULT_LIMITS, AttributeLimits, clean_name, normalise_email
 
 EXPORT_PAGE = 5_000
 

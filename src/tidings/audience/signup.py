@@ -21,18 +21,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import clean_name, normalise_email
 from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
-from tidings.audience.tokens import Purpose, sign
-from tidings.compose.notice import Notice, notice_message
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
 from tidings.db.dialect import upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
-from tidings.deliver.direct import send_now
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.addresses import clean_name, normalise_email
+from tidings.mail.direct import send_now
+from tidings.mail.notice import Notice, notice_message
+from tidings.mail.tokens import Purpose, sign
 
 log = logging.getLogger(__name__)
 CONFIRMATION_INTERVAL = timedelta(minutes=10)

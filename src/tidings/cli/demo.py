@@ -6,11 +6,11 @@ import asyncio
 import typer
 from rich.table import Table
 
+from tidings.catalog.newsletters import list_newsletters
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.cli.services import run_all
 from tidings.deliver.runner import run_worker
-from tidings.demo import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample
-from tidings.newsletters import list_newsletters
+from tidings.sample.loader import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample
 
 
 def _show(context: CliContext, loaded: SampleLoad) -> None:

@@ -5,10 +5,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from tidings.compose.service import edition_mail
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus, Newsletter
+from tidings.mail.edition import edition_mail
 
 PUBLIC_STATES = (EditionStatus.sending, EditionStatus.sent)
 

@@ -16,9 +16,9 @@ from tidings.audience.preferences import (
     unsubscribe_everything,
 )
 from tidings.audience.service import SubscriptionView, subscription_view, unsubscribe
-from tidings.audience.tokens import Purpose, sign, unsign
 from tidings.db.models import Cadence
 from tidings.errors import InvalidInput
+from tidings.mail.tokens import Purpose, sign, unsign
 from tidings.paths import sample_dir
 from tidings.web.deps import WebContext, web_context
 from tidings.web.pages import page

@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from tidings.audience.service import subscription_view
 from tidings.audience.signup import SignupForm, confirm_subscription, sign_up
-from tidings.audience.tokens import Purpose, sign, unsign
 from tidings.db.models import Newsletter
 from tidings.errors import InvalidAddress
+from tidings.mail.tokens import Purpose, sign, unsign
 from tidings.web.deps import SIGNUPS, WebContext, web_context
 from tidings.web.pages import page
 from tidings.web.security import CSRF_FIELD, FORM_COOKIE, csrf_ok, csrf_token, set_form_cookie

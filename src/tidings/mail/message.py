@@ -16,8 +16,8 @@ from datetime import datetime
 from email import policy
 from email.utils import format_datetime, formataddr
 
-from tidings.compose.personal import SlotTemplate
 from tidings.errors import InvalidInput
+from tidings.mail.personal import SlotTemplate
 
 _POLICY = policy.SMTP.clone(max_line_length=78)
 

@@ -5,9 +5,13 @@ per message, and the caller learns at once whether the server took it.
 """
 
 from tidings.config import Settings
-from tidings.deliver.runner import smtp_target
-from tidings.deliver.transport import SmtpConnection, SmtpReply
-from tidings.deliver.worker import SEND_DEADLINE_TIMEOUTS, send_within
+from tidings.mail.transport import (
+    SEND_DEADLINE_TIMEOUTS,
+    SmtpConnection,
+    SmtpReply,
+    send_within,
+    smtp_target,
+)
 
 
 async def send_now(settings: Settings, sender: str, recipient: str, message: bytes) -> SmtpReply:

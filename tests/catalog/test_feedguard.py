@@ -6,9 +6,7 @@ import time
 
 import pytest
 
-from tidings.errors import FeedUnreachable, InvalidInput
-from tidings.ingest.drafts import canonical_url
-from tidings.ingest.guard import (
+from tidings.catalog.feedguard import (
     AddressRefused,
     address_rule,
     allowed_addresses,
@@ -17,6 +15,8 @@ from tidings.ingest.guard import (
     refusal,
     resolve,
 )
+from tidings.catalog.urls import canonical_url
+from tidings.errors import FeedUnreachable, InvalidInput
 
 REFUSED = [
     "127.0.0.1",

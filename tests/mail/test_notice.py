@@ -5,9 +5,9 @@ import html
 
 from tests.compose.slots import PLACEHOLDERS
 from tests.smtpserver import Caught
-from tidings.compose.notice import Notice, notice_message
 from tidings.config import Settings
 from tidings.db.models import Newsletter
+from tidings.mail.notice import Notice, notice_message
 
 HOSTILE = " ".join(PLACEHOLDERS) + " {{ confirm_url }} {confirm_url} $confirm_url"
 CONFIRM_URL = "https://news.example.ge/confirm/TOKEN-C"

@@ -8,12 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import (
-    clean_name,
-    format_mailbox,
-    normalise_email,
-    parse_mailbox,
-)
+from tidings.catalog.feedguard import check_feed_url
+from tidings.catalog.urls import canonical_url
+from tidings.crontab import crontab_trigger
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -24,9 +21,12 @@ from tidings.db.models import (
     SubscriptionStatus,
 )
 from tidings.errors import Conflict, InvalidInput, NotFound
-from tidings.ingest.drafts import canonical_url
-from tidings.ingest.guard import check_feed_url
-from tidings.schedule.crontab import crontab_trigger
+from tidings.mail.addresses import (
+    clean_name,
+    format_mailbox,
+    normalise_email,
+    parse_mailbox,
+)
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")

@@ -7,8 +7,11 @@ import pytest
 from jinja2 import UndefinedError
 
 from tests.compose.slots import GUESSED_NONCE, PLACEHOLDERS, intro_markdown
-from tidings.compose.mail import EditionMail
-from tidings.compose.personal import (
+from tidings.compose.render import RenderedEdition, render_edition
+from tidings.config import Settings
+from tidings.db.models import Article, Newsletter
+from tidings.mail.edition import EditionMail
+from tidings.mail.personal import (
     SLOT_NAMES,
     Personal,
     SlotMarkers,
@@ -16,10 +19,7 @@ from tidings.compose.personal import (
     TemplateAltersSlot,
     values_of,
 )
-from tidings.compose.render import RenderedEdition, render_edition
-from tidings.compose.templates import email_environment, load_triplet
-from tidings.config import Settings
-from tidings.db.models import Article, Newsletter
+from tidings.mail.templates import email_environment, load_triplet
 
 NOW = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 READER = Personal(

@@ -1,17 +1,19 @@
 """The per-edition mail maker: compiled once per edition, asked for each subscriber's bytes.
 
 The stored parts are split once into literal segments and the slots their template made
-(:mod:`tidings.compose.personal`); per subscriber only the values are escaped, encoded and
+(:mod:`tidings.mail.personal`); per subscriber only the values are escaped, encoded and
 joined between them.
 """
 
 from datetime import datetime
 from urllib.parse import quote
 
-from tidings.audience.tokens import Purpose, sign
-from tidings.compose.message import MessageTemplate, Personalised, QuotedPrintableTemplate
-from tidings.compose.personal import Personal, SlotTemplate, values_of
 from tidings.config import Settings
+from tidings.db.models import Edition, Newsletter
+from tidings.errors import InvalidInput
+from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
+from tidings.mail.personal import Personal, SlotTemplate, values_of
+from tidings.mail.tokens import Purpose, sign
 
 
 def address_domain(address: str) -> str:
@@ -111,3 +113,22 @@ class EditionMail:
                 text_qp=self._text_qp.render(values_of(personal, escape=False)),
             )
         )
+
+
+def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -> EditionMail:
+    """The mail maker of a stored edition."""
+    if edition.html_body is None or edition.text_body is None or edition.subject is None:
+        raise InvalidInput(f"edition {edition.id} has no rendered content")
+    return EditionMail(
+        settings=settings,
+        edition_id=edition.id,
+        slug=newsletter.slug,
+        newsletter_name=newsletter.name,
+        from_name=newsletter.from_name,
+        from_address=newsletter.from_address,
+        reply_to=newsletter.reply_to,
+        subject=edition.subject,
+        html=edition.html_body,
+        text=edition.text_body,
+        date=edition.started_at or edition.created_at,
+    )

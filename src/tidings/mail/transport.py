@@ -4,14 +4,18 @@ The worker depends only on :class:`Transport`; tests and the benchmark use the s
 implementation against local servers.
 """
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Protocol
 
 import aiosmtplib
 
-from tidings.config import SmtpTarget
+from tidings.config import Settings, SmtpTarget
 from tidings.errors import TidingsError
+
+#: A send's overall deadline, in units of the per-read SMTP timeout.
+SEND_DEADLINE_TIMEOUTS = 3
 
 
 @dataclass(frozen=True)
@@ -145,3 +149,20 @@ async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
             await smtp.quit()
     except (aiosmtplib.SMTPException, OSError):
         smtp.close()
+
+
+def smtp_target(settings: Settings) -> SmtpTarget:
+    """The configured SMTP server, or the built-in catcher on loopback."""
+    return settings.smtp or SmtpTarget("127.0.0.1", settings.catcher_port, "none", None, None)
+
+
+async def send_within(
+    transport: Transport, sender: str, recipient: str, message: bytes, seconds: float
+) -> SmtpReply:
+    """Send with an overall deadline: the transport's timeout is per read, so a server that
+    drips its reply a byte at a time would otherwise hold the connection forever."""
+    try:
+        return await asyncio.wait_for(transport.send(sender, recipient, message), seconds)
+    except TimeoutError:
+        await transport.close()
+        raise UncertainDeliveryError(0, f"no complete answer within {seconds:.0f} s") from None

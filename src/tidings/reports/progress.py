@@ -5,12 +5,12 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState, Edition, EditionStatus, Newsletter
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import recent_sent, state_counts
 from tidings.errors import NotFound
-from tidings.newsletters import newsletter_by_slug
 
 RATE_WINDOW = timedelta(seconds=60)
 

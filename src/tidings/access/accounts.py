@@ -10,11 +10,11 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from tidings.audience.addresses import normalise_email
 from tidings.db.engine import Database
 from tidings.db.models import User, UserRole
 from tidings.db.types import utcnow
 from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.mail.addresses import normalise_email
 
 MIN_PASSWORD = 12
 _HASHER = PasswordHasher()

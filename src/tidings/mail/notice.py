@@ -11,10 +11,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
-from tidings.compose.render import inline_css
-from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
 from tidings.db.types import utcnow
+from tidings.mail.css import inline_css
+from tidings.mail.templates import email_environment, load_triplet
 
 _POLICY = policy.SMTP.clone(max_line_length=78)
 

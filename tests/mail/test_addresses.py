@@ -1,6 +1,7 @@
 import pytest
 
-from tidings.audience.addresses import (
+from tidings.errors import InvalidAddress, InvalidInput
+from tidings.mail.addresses import (
     AttributeLimits,
     attributes_json,
     clean_name,
@@ -8,7 +9,6 @@ from tidings.audience.addresses import (
     normalise_email,
     parse_mailbox,
 )
-from tidings.errors import InvalidAddress, InvalidInput
 
 
 def test_addresses_are_normalised_and_lower_cased() -> None:

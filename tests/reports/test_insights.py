@@ -14,7 +14,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, Suppression, SuppressionReason
 from tidings.deliver.runner import run_worker
-from tidings.insights import history, overview
+from tidings.reports.insights import history, overview
 
 
 @pytest.fixture

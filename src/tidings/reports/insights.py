@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Date, cast, exists, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from tidings.crontab import crontab_trigger
 from tidings.db.engine import Database
 from tidings.db.models import (
     DeliveryState,
@@ -23,8 +24,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import state_counts
-from tidings.deliver.progress import EditionProgress, list_editions
-from tidings.schedule.crontab import crontab_trigger
+from tidings.reports.progress import EditionProgress, list_editions
 
 HISTORY_DAYS = 90
 Timestamp = ColumnElement[Any] | QueryableAttribute[Any]

@@ -6,18 +6,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from tidings.accounts import create_user, list_users
+from tidings.access.accounts import create_user, list_users
 from tidings.audience.importer import ImportReport
 from tidings.audience.service import import_subscribers
+from tidings.catalog.feedguard import check_feed_url
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
 from tidings.compose.service import OneOff, failure_of, send_one_off
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.migrate import upgrade
 from tidings.db.models import Article, Edition, Newsletter, Source, UserRole
 from tidings.errors import Conflict, InvalidInput
-from tidings.ingest.guard import check_feed_url
 from tidings.ingest.service import PollOutcome, store_feed_document
-from tidings.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
 from tidings.paths import sample_dir
 
 log = logging.getLogger(__name__)

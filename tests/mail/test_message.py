@@ -4,13 +4,13 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.smtpserver import Caught
-from tidings.compose.message import (
+from tidings.mail.message import (
     HeaderInjection,
     MessageTemplate,
     Personalised,
     QuotedPrintableTemplate,
 )
-from tidings.compose.personal import SlotMarkers, SlotTemplate
+from tidings.mail.personal import SlotMarkers, SlotTemplate
 
 DATE = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 
