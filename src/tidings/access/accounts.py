@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import User, UserRole
 from tidings.db.types import utcnow
@@ -148,9 +149,11 @@ def remove_user(db: Database, user_id: int) -> str:
             .where(other_admins.role == UserRole.admin, other_admins.id != user_id)
             .scalar_subquery()
         )
-        removed = session.execute(
-            delete(User).where(User.id == user_id, or_(User.role != UserRole.admin, others > 0))
-        ).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(
+                delete(User).where(User.id == user_id, or_(User.role != UserRole.admin, others > 0))
+            )
+        )
         session.commit()
     if not removed:
         raise Conflict(f"{email} is the last admin and cannot be removed")

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import ApiToken, UserRole
 from tidings.db.types import utcnow
@@ -72,11 +73,13 @@ def token_holder(db: Database, secret: str) -> TokenHolder | None:
 
 def revoke_token(db: Database, token_id: int) -> None:
     with db.session() as session:
-        revoked = session.execute(
-            update(ApiToken)
-            .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-        ).rowcount  # type: ignore[attr-defined]
+        revoked = row_count(
+            session.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        )
         session.commit()
     if not revoked:
         raise NotFound(f"no active token {token_id}")

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
+from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import RateEvent
 from tidings.db.types import utcnow
@@ -40,7 +41,7 @@ def _lock_bucket(session: Session, bucket: str) -> None:
     and the insert one step. SQLite needs nothing: the DELETE that opens each check takes the
     database's single write lock, which is held until commit.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         return
     key = int.from_bytes(hashlib.sha256(bucket.encode()).digest()[:4], "big", signed=True)
     session.execute(

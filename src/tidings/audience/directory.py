@@ -14,7 +14,7 @@ from sqlalchemy.orm import aliased
 
 from tidings.audience.membership import leave
 from tidings.catalog.newsletters import newsletter_by_slug
-from tidings.db.dialect import upsert_insert
+from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
     Delivery,
@@ -257,7 +257,7 @@ def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
             .from_select(["email", "reason", "detail", "created_at"], emails)
             .on_conflict_do_nothing(index_elements=["email"])
         )
-        added = session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount  # type: ignore[attr-defined]
+        added = row_count(session.execute(statement, execution_options=PRESERVE_ROWCOUNT))
         session.commit()
         return int(added)
 
@@ -265,9 +265,9 @@ def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
 def bulk_delete(db: Database, audience: AudienceFilter) -> int:
     """Delete every matched subscriber; their deliveries stay as anonymous counts."""
     with db.session() as session:
-        removed = session.execute(
-            delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids()))
-        ).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids())))
+        )
         session.commit()
         return int(removed)
 
@@ -276,7 +276,9 @@ def erase(db: Database, subscriber_id: int) -> bool:
     """GDPR erasure: the person and their subscriptions go; the ledger keeps anonymous rows
     (subscriber_id becomes NULL), so sent counts stay right."""
     with db.session() as session:
-        removed = session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id)).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+        )
         session.commit()
         return bool(removed)
 
@@ -313,13 +315,18 @@ def suppress(db: Database, email: str, detail: str | None) -> bool:
     """Add one address by hand; False if it was already there."""
     address = normalise_email(email)
     with db.session() as session:
-        added = session.execute(
-            upsert_insert(session)(Suppression)
-            .values(
-                email=address, reason=SuppressionReason.manual, detail=detail, created_at=utcnow()
+        added = row_count(
+            session.execute(
+                upsert_insert(session)(Suppression)
+                .values(
+                    email=address,
+                    reason=SuppressionReason.manual,
+                    detail=detail,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["email"])
             )
-            .on_conflict_do_nothing(index_elements=["email"])
-        ).rowcount  # type: ignore[attr-defined]
+        )
         session.commit()
         return bool(added)
 
@@ -327,9 +334,9 @@ def suppress(db: Database, email: str, detail: str | None) -> bool:
 def unsuppress(db: Database, suppression_id: int) -> bool:
     """Remove an entry (an admin's decision, e.g. a bounce that was the server's fault)."""
     with db.session() as session:
-        removed = session.execute(
-            delete(Suppression).where(Suppression.id == suppression_id)
-        ).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(delete(Suppression).where(Suppression.id == suppression_id))
+        )
         session.commit()
         if not removed:
             raise NotFound("no such suppression")

@@ -37,7 +37,7 @@ from tidings.audience.staging import (
     load_rows,
     merge_duplicates,
 )
-from tidings.db.dialect import upsert_insert
+from tidings.db.dialect import PRESERVE_ROWCOUNT, is_postgres, upsert_insert
 from tidings.db.models import (
     Cadence,
     Subscriber,
@@ -46,9 +46,6 @@ from tidings.db.models import (
     Suppression,
 )
 from tidings.db.types import JsonDocument, utcnow
-
-# SQLAlchemy only keeps the DB-API rowcount of INSERT statements when asked.
-ROWCOUNT = {"preserve_rowcount": True}
 
 
 @dataclass
@@ -128,20 +125,20 @@ def stage_rows(
 
 
 def _attributes_merge(connection: Connection, stored: Any, incoming: Any) -> Any:
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         return stored.op("||")(incoming)
     return func.json_patch(stored, incoming)
 
 
 def _as_json(connection: Connection, text_value: Any) -> Any:
     # On SQLite, CAST(... AS JSON) would apply numeric affinity; the text is stored as is.
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         return cast(text_value, JsonDocument)
     return text_value
 
 
 def _attributes_differ(connection: Connection, merged: Any, stored: Any) -> ColumnElement[bool]:
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         differs: ColumnElement[bool] = merged.is_distinct_from(stored)
     else:
         # SQLite stores JSON as text: compare the canonical (minified) forms.
@@ -234,7 +231,7 @@ def _upsert_subscribers(
             | _attributes_differ(connection, merged_attributes, stored.attributes)
         ),
     )
-    return connection.execute(statement, execution_options=ROWCOUNT).rowcount
+    return connection.execute(statement, execution_options=PRESERVE_ROWCOUNT).rowcount
 
 
 def _create_subscriptions(
@@ -277,7 +274,7 @@ def _create_subscriptions(
         )
         .on_conflict_do_nothing(index_elements=["subscriber_id", "newsletter_id"])
     )
-    return connection.execute(statement, execution_options=ROWCOUNT).rowcount
+    return connection.execute(statement, execution_options=PRESERVE_ROWCOUNT).rowcount
 
 
 def import_rows_into(
@@ -313,7 +310,7 @@ def import_rows_into(
 def refresh_statistics(connection: Connection) -> None:
     """ANALYZE after a bulk change, so the planner does not plan with an empty table's
     statistics until autovacuum gets round to it (PostgreSQL; SQLite plans without them)."""
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         connection.execute(text("ANALYZE subscribers, subscriptions"))
         connection.commit()
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from tidings.db.dialect import row_count
 from tidings.db.models import Subscription, SubscriptionStatus, Suppression
 
 
@@ -24,4 +25,4 @@ def leave(session: Session, now: datetime, *which: ColumnElement[bool]) -> int:
         .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return row_count(result)

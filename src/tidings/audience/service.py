@@ -21,6 +21,7 @@ from tidings.audience.importer import (
 )
 from tidings.audience.membership import is_suppressed, leave
 from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import (
     Newsletter,
@@ -217,7 +218,7 @@ def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
         .where(Subscription.newsletter_id == newsletter_id)
         .subquery()
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         query = select(func.jsonb_object_keys(members.c.attributes)).distinct()
     else:
         each = func.json_each(members.c.attributes).table_valued("key")

@@ -25,7 +25,7 @@ from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
-from tidings.db.dialect import upsert_insert
+from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
@@ -126,7 +126,7 @@ def record_signup(db: Database, form: SignupForm, now: datetime) -> Confirmation
             .execution_options(synchronize_session=False)
         )
         session.commit()
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if row_count(claimed) != 1:
             return None
         name = session.scalar(select(Subscriber.name).where(Subscriber.id == subscriber_id))
         return ConfirmationDue(subscription.id, address, name, previous)

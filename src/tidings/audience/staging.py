@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from tidings.audience.csvrows import SubscriberRow
+from tidings.db.dialect import is_postgres
 
 _metadata = MetaData()
 
@@ -71,7 +72,7 @@ def load_rows(connection: Connection, rows: Sequence[SubscriberRow]) -> None:
     """Append ``rows`` to the staging table: COPY on PostgreSQL, multi-row INSERT elsewhere."""
     if not rows:
         return
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         statement = (
             "COPY tidings_import_rows (line, email, name, locale, timezone, attributes) FROM STDIN"

@@ -23,6 +23,7 @@ from tidings.compose.render import EditionTooLarge, RenderedEdition, render_edit
 from tidings.compose.select import chosen_articles, select_articles
 from tidings.config import Settings
 from tidings.db import errors as db_errors
+from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -431,7 +432,7 @@ def record_failed_start(db: Database, edition_id: int, exc: Exception) -> bool:
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    if not moved.rowcount:  # type: ignore[attr-defined]
+    if not row_count(moved):
         return False
     log.error("scheduled edition %d could not be started: %s", edition_id, note, exc_info=exc)
     return True

@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Date, cast, exists, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from tidings.crontab import crontab_trigger
+from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import (
     DeliveryState,
@@ -114,7 +115,7 @@ class DayPoint:
 
 
 def _day(session: Session, column: Timestamp) -> ColumnElement[date]:
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         return cast(func.timezone("UTC", column), Date)
     return func.date(column)
 
