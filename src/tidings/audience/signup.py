@@ -31,6 +31,7 @@ from tidings.db.models import Newsletter, Subscriber, Subscription, Subscription
 from tidings.db.types import utcnow
 from tidings.mail.addresses import clean_name, normalise_email
 from tidings.mail.direct import send_now
+from tidings.mail.links import confirm_path
 from tidings.mail.notice import Notice, notice_message
 from tidings.mail.tokens import Purpose, sign
 
@@ -159,7 +160,7 @@ def confirmation_mail(
         "newsletter": newsletter,
         "name": due.name,
         "email": due.email,
-        "confirm_url": f"{settings.base_url}/confirm/{token}",
+        "confirm_url": settings.base_url + confirm_path(token),
     }
     return newsletter.from_address, notice_message(settings, "confirm", notice, context)
 

@@ -11,9 +11,10 @@ from urllib.parse import quote
 from tidings.config import Settings
 from tidings.db.models import Edition, Newsletter
 from tidings.errors import InvalidInput
+from tidings.mail.links import Links
 from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
 from tidings.mail.personal import Personal, SlotTemplate, values_of
-from tidings.mail.tokens import Purpose, sign
+from tidings.mail.tokens import Purpose
 
 
 def address_domain(address: str) -> str:
@@ -38,8 +39,7 @@ class EditionMail:
         text: str,
         date: datetime,
     ) -> None:
-        self._secret = settings.secret
-        self._base = settings.base_url
+        self._links = Links(settings.base_url, settings.secret)
         self.sender = from_address
         domain = address_domain(from_address)
         self._mailto = settings.unsubscribe_mailto or f"unsubscribe@{domain}"
@@ -48,7 +48,7 @@ class EditionMail:
         self._text = SlotTemplate.load(text)
         self._html_qp = QuotedPrintableTemplate(self._html)
         self._text_qp = QuotedPrintableTemplate(self._text)
-        self.view_url = f"{self._base}/archive/{slug}/{edition_id}"
+        self.view_url = self._links.archive(slug, edition_id)
         self._template = MessageTemplate(
             from_name=from_name,
             from_address=from_address,
@@ -59,19 +59,12 @@ class EditionMail:
             date=date,
         )
 
-    def unsubscribe_url(self, subscription_id: int) -> str:
-        return f"{self._base}/u/{sign(self._secret, Purpose.unsubscribe, subscription_id)}"
-
-    def preferences_url(self, subscription_id: int) -> str:
-        token = sign(self._secret, Purpose.preferences, subscription_id)
-        return f"{self._base}/preferences/{token}"
-
     def personal(self, subscription_id: int, email: str, name: str | None) -> Personal:
         return Personal(
             greeting_name=name or "reader",
             email=email,
-            unsubscribe_url=self.unsubscribe_url(subscription_id),
-            preferences_url=self.preferences_url(subscription_id),
+            unsubscribe_url=self._links.unsubscribe(subscription_id),
+            preferences_url=self._links.preferences(subscription_id),
             view_url=self.view_url,
         )
 
@@ -100,7 +93,7 @@ class EditionMail:
     ) -> bytes:
         """The complete message for one subscriber."""
         personal = self.personal(subscription_id, email, name)
-        token = personal.unsubscribe_url.rsplit("/", 1)[-1]
+        token = self._links.token(Purpose.unsubscribe, subscription_id)
         mailto = f"mailto:{self._mailto}?subject={quote('unsubscribe ' + token)}"
         return self._template.build(
             Personalised(

@@ -18,6 +18,7 @@ from tidings.audience.preferences import (
 from tidings.audience.service import SubscriptionView, subscription_view, unsubscribe
 from tidings.db.models import Cadence
 from tidings.errors import InvalidInput
+from tidings.mail.links import preferences_path, unsubscribe_path, unsubscribe_undo_path
 from tidings.mail.tokens import Purpose, sign, unsign
 from tidings.paths import sample_dir
 from tidings.web.deps import WebContext, web_context
@@ -70,7 +71,7 @@ def unsubscribe_page(token: str, context: Context) -> HTMLResponse:
         context.pages,
         "unsubscribe.html",
         view=view,
-        action=f"/u/{token}",
+        action=unsubscribe_path(token),
         csrf=csrf_token(context.settings.secret, token),
     )
 
@@ -95,7 +96,7 @@ async def unsubscribe_post(token: str, request: Request, context: Context) -> Re
         context.pages,
         "unsubscribed.html",
         view=view,
-        undo_action=f"/u/{token}/undo",
+        undo_action=unsubscribe_undo_path(token),
         csrf=csrf_token(context.settings.secret, token),
         preferences_url=_link(context, Purpose.preferences, view.subscription_id),
     )
@@ -135,7 +136,7 @@ def _preferences_page(
         zones=_ZONES,
         saved=saved,
         error=error,
-        action=f"/preferences/{token}",
+        action=preferences_path(token),
         csrf=csrf_token(context.settings.secret, token),
         unsubscribe_url=_link(context, Purpose.unsubscribe, prefs.subscription_id),
     )
@@ -168,7 +169,7 @@ def preferences_post(
         return _preferences_page(context, token, error=str(exc))
     if not found:
         return _invalid(context)
-    return RedirectResponse(f"/preferences/{token}?saved=true", status_code=303)
+    return RedirectResponse(preferences_path(token) + "?saved=true", status_code=303)
 
 
 @router.post("/preferences/{token}/leave-all", response_class=HTMLResponse)

@@ -17,6 +17,7 @@ from tidings.audience.service import subscription_view
 from tidings.audience.signup import SignupForm, confirm_subscription, sign_up
 from tidings.db.models import Newsletter
 from tidings.errors import InvalidAddress
+from tidings.mail.links import confirm_path, preferences_path
 from tidings.mail.tokens import Purpose, sign, unsign
 from tidings.web.deps import SIGNUPS, WebContext, web_context
 from tidings.web.pages import page
@@ -131,7 +132,7 @@ def confirm_page(token: str, context: Context) -> HTMLResponse:
         context.pages,
         "confirm.html",
         view=view,
-        action=f"/confirm/{token}",
+        action=confirm_path(token),
         csrf=csrf_token(context.settings.secret, token),
     )
 
@@ -146,5 +147,5 @@ def confirm_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResp
         return page(context.pages, "invalid_link.html", status_code=400)
     preferences = sign(context.settings.secret, Purpose.preferences, view.subscription_id)
     return page(
-        context.pages, "confirmed.html", view=view, preferences_url=f"/preferences/{preferences}"
+        context.pages, "confirmed.html", view=view, preferences_url=preferences_path(preferences)
     )
