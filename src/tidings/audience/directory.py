@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 
 from tidings.audience.membership import leave
 from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.db.clauses import is_suppressed, keyset_page
 from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -103,22 +104,16 @@ class SubscriberPage:
 
 def search(db: Database, audience: AudienceFilter, after: int = 0) -> SubscriberPage:
     """One page of subscribers matching the filter, by id."""
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    statement = select(
+        Subscriber.id,
+        Subscriber.email,
+        Subscriber.name,
+        Subscriber.created_at,
+        is_suppressed(Subscriber.email).label("suppressed"),
+    ).where(*audience.where())
     with db.session() as session:
-        rows = session.execute(
-            select(
-                Subscriber.id,
-                Subscriber.email,
-                Subscriber.name,
-                Subscriber.created_at,
-                suppressed.label("suppressed"),
-            )
-            .where(Subscriber.id > after, *audience.where())
-            .order_by(Subscriber.id)
-            .limit(PAGE_SIZE + 1)
-        ).all()
-    found = [SubscriberRow(*row) for row in rows[:PAGE_SIZE]]
-    return SubscriberPage(found, found[-1].id if len(rows) > PAGE_SIZE else None)
+        page = keyset_page(session, statement, Subscriber.id, after, PAGE_SIZE)
+    return SubscriberPage([SubscriberRow(*row) for row in page.rows], page.next_after)
 
 
 def count(db: Database, audience: AudienceFilter) -> int:
@@ -303,12 +298,11 @@ def suppressions(
             Suppression.reason,
             Suppression.detail,
             Suppression.created_at,
-        ).where(Suppression.id > after)
+        )
         if needle:
             statement = statement.where(Suppression.email.contains(needle, autoescape=True))
-        rows = session.execute(statement.order_by(Suppression.id).limit(PAGE_SIZE + 1)).all()
-    found = [SuppressionRow(*row) for row in rows[:PAGE_SIZE]]
-    return found, (found[-1].id if len(rows) > PAGE_SIZE else None)
+        page = keyset_page(session, statement, Suppression.id, after, PAGE_SIZE)
+    return [SuppressionRow(*row) for row in page.rows], page.next_after
 
 
 def suppress(db: Database, email: str, detail: str | None) -> bool:

@@ -37,13 +37,13 @@ from tidings.audience.staging import (
     load_rows,
     merge_duplicates,
 )
+from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import PRESERVE_ROWCOUNT, is_postgres, upsert_insert
 from tidings.db.models import (
     Cadence,
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    Suppression,
 )
 from tidings.db.types import JsonDocument, utcnow
 
@@ -152,7 +152,7 @@ def _apply_batch(
     now = utcnow()
     m = import_merged.c
     in_batch = m.seq.between(low, high)
-    suppressed = exists().where(Suppression.email == m.email)
+    suppressed = is_suppressed(m.email)
     eligible = and_(in_batch, ~suppressed)
     known = exists().where(Subscriber.email == m.email)
 

@@ -2,16 +2,17 @@
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, literal, select, update
 from sqlalchemy.orm import Session
 
+from tidings.db import clauses
 from tidings.db.dialect import row_count
-from tidings.db.models import Subscription, SubscriptionStatus, Suppression
+from tidings.db.models import Subscription, SubscriptionStatus
 
 
 def is_suppressed(session: Session, email: str) -> bool:
     """Whether ``email`` is on the suppression list."""
-    return session.scalar(select(Suppression.id).where(Suppression.email == email)) is not None
+    return bool(session.scalar(select(clauses.is_suppressed(literal(email)))))
 
 
 def leave(session: Session, now: datetime, *which: ColumnElement[bool]) -> int:

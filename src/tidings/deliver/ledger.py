@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import PRESERVE_ROWCOUNT, is_postgres, row_count, upsert_insert
 from tidings.db.models import (
     Cadence,
@@ -36,7 +37,6 @@ from tidings.db.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    Suppression,
 )
 from tidings.deliver import refusals
 
@@ -81,7 +81,7 @@ def fan_out(
         + subscriber_id
         + literal(f"@{message_id_domain}>")
     )
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    suppressed = is_suppressed(Subscriber.email)
     source = (
         select(
             literal(edition_id),
@@ -217,7 +217,7 @@ def recipients(
     session: Session, newsletter_id: int, subscriber_ids: Sequence[int]
 ) -> dict[int, Recipient]:
     """The subscribers among ``subscriber_ids`` who are still active and not suppressed."""
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    suppressed = is_suppressed(Subscriber.email)
     rows = session.execute(
         select(Subscriber.id, Subscription.id, Subscriber.email, Subscriber.name)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)

@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Date, cast, exists, func, select
+from sqlalchemy import ColumnElement, Date, cast, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from tidings.crontab import crontab_trigger
+from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -21,7 +22,6 @@ from tidings.db.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    Suppression,
 )
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import state_counts
@@ -67,7 +67,7 @@ def _status_counts(session: Session) -> dict[tuple[int, str], int]:
             )
         )
     }
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    suppressed = is_suppressed(Subscriber.email)
     for newsletter_id, total in session.execute(
         select(Subscription.newsletter_id, func.count())
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
