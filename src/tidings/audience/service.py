@@ -10,9 +10,9 @@ from typing import TextIO
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from tidings.audience.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
 from tidings.audience.directory import AudienceFilter
-from tidings.audience.importer import (
+from tidings.audience.imports.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
+from tidings.audience.imports.importer import (
     ImportItems,
     ImportOptions,
     ImportReport,

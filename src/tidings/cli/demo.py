@@ -8,7 +8,7 @@ from rich.table import Table
 
 from tidings.catalog.newsletters import list_newsletters
 from tidings.cli.context import CliContext, cli_context, friendly
-from tidings.cli.services import run_all
+from tidings.cli.processes import run_all
 from tidings.deliver.runner import run_worker
 from tidings.mail.links import archive_path
 from tidings.sample.loader import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from tidings.audience.csvrows import write_import_report
 from tidings.audience.directory import (
     AudienceFilter,
     audience_filter,
@@ -24,6 +23,7 @@ from tidings.audience.directory import (
     suppressions,
     unsuppress,
 )
+from tidings.audience.imports.csvrows import write_import_report
 from tidings.audience.service import export_subscribers, import_subscribers
 from tidings.catalog.newsletters import newsletter_names
 from tidings.db.models import SubscriptionStatus

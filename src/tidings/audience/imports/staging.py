@@ -22,7 +22,7 @@ from sqlalchemy import (
     select,
 )
 
-from tidings.audience.csvrows import SubscriberRow
+from tidings.audience.imports.csvrows import SubscriberRow
 from tidings.db.dialect import is_postgres
 
 _metadata = MetaData()

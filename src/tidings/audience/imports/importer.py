@@ -29,8 +29,8 @@ from sqlalchemy import (
     update,
 )
 
-from tidings.audience.csvrows import RowError, SubscriberRow
-from tidings.audience.staging import (
+from tidings.audience.imports.csvrows import RowError, SubscriberRow
+from tidings.audience.imports.staging import (
     create_staging,
     drop_staging,
     import_merged,
