@@ -21,7 +21,7 @@ from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import finish_editions
-from tidings.insights import history, overview
+from tidings.reports.insights import history, overview
 
 EDITIONS = """
 INSERT INTO editions (id, newsletter_id, kind, cadence, slot, status, cutoff_at, subject,

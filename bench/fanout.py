@@ -19,12 +19,12 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.builders import articles
 from tidings.audience.service import import_subscribers
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import load_settings
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
 from tidings.db.types import utcnow
-from tidings.newsletters import NewsletterSpec, create_newsletter
 
 
 def main() -> None:

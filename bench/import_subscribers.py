@@ -19,9 +19,9 @@ import psycopg
 from common import fresh_database
 
 from tidings.audience.service import import_subscribers
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
-from tidings.newsletters import NewsletterSpec, create_newsletter
 
 
 def generate(path: Path, rows: int) -> None:

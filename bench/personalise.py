@@ -14,13 +14,12 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from tidings.compose.mail import EditionMail
 from tidings.compose.render import render_edition
-from tidings.compose.service import edition_mail
-from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
 from tidings.db.models import Article, Edition, Newsletter
 from tidings.ingest.parse import parse_feed
+from tidings.mail.edition import EditionMail, edition_mail
+from tidings.mail.templates import email_environment, load_triplet
 from tidings.paths import sample_dir
 
 ISSUED = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)

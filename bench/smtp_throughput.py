@@ -23,12 +23,13 @@ from pathlib import Path
 from common import fresh_database
 
 from tidings.audience.service import import_subscribers
-from tidings.compose.service import OneOff, edition_mail, send_one_off
+from tidings.compose.service import OneOff, send_one_off
 from tidings.config import load_settings
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade
 from tidings.db.models import Edition, Newsletter
-from tidings.demo import demo_settings, load_sample
+from tidings.mail.edition import edition_mail
+from tidings.sample.loader import demo_settings, load_sample
 
 
 def ensure_postfix_tools() -> None:

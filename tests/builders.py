@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from tidings.audience.service import add_subscriber
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter, push_source
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Newsletter
 from tidings.ingest.drafts import make_draft
 from tidings.ingest.store import upsert_articles
-from tidings.newsletters import NewsletterSpec, create_newsletter, push_source
 
 SENDER = "The Messenger <digest@messenger.example.ge>"
 

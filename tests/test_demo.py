@@ -11,7 +11,7 @@ from tests.webserver import web_server
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.deliver.catcher import list_caught
-from tidings.demo import DEMO_ADMIN
+from tidings.sample.loader import DEMO_ADMIN
 
 
 def test_demo_loads_the_sample_and_sends_one_edition_into_the_catcher(

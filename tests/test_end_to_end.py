@@ -13,12 +13,12 @@ from tests.ingest.feeds import rss
 from tests.smtpserver import smtp_server
 from tests.webserver import web_server
 from tidings.audience.service import add_subscriber
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus
 from tidings.deliver.runner import run_worker
 from tidings.ingest.service import poll_sources
-from tidings.newsletters import NewsletterSpec, create_newsletter
 from tidings.schedule.slots import serve_due_slots
 
 READERS = ["nino@example.ge", "giorgi@example.ge", "tamar@example.ge"]

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from tests.builders import newsletter, subscribers
 from tests.webserver import web_server
-from tidings.apitokens import create_token, revoke_token
+from tidings.access.apitokens import create_token, revoke_token
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, UserRole

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.builders import articles, newsletter, subscribers
 from tests.webserver import web_server
-from tidings.apitokens import create_token
+from tidings.access.apitokens import create_token
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import UserRole

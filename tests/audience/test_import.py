@@ -12,6 +12,7 @@ from tidings.audience.service import (
     export_subscribers,
     import_subscribers,
 )
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.db.engine import Database
 from tidings.db.models import (
     Subscriber,
@@ -20,7 +21,6 @@ from tidings.db.models import (
     Suppression,
     SuppressionReason,
 )
-from tidings.newsletters import NewsletterSpec, create_newsletter
 
 HEADER = "email,name,locale,timezone,city\n"
 

@@ -15,11 +15,11 @@ from tidings.compose.service import (
     preview,
     send_one_off,
 )
-from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, EditionArticle, EditionStatus, Newsletter
 from tidings.ingest.service import push_articles
+from tidings.mail.templates import email_environment, load_triplet
 
 NOW = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 SLOT = NOW

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from tidings.compose.mail import EditionMail
-from tidings.compose.personal import SLOT_NAMES, Personal, SlotTemplate, values_of
 from tidings.compose.render import EditionTooLarge, RenderedEdition, render_edition
-from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
 from tidings.db.models import Article, Newsletter
 from tidings.errors import InvalidInput
+from tidings.mail.edition import EditionMail
+from tidings.mail.personal import SLOT_NAMES, Personal, SlotTemplate, values_of
+from tidings.mail.templates import email_environment, load_triplet
 
 NOW = datetime(2026, 6, 26, 4, 0, tzinfo=UTC)
 

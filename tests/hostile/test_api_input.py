@@ -33,7 +33,7 @@ from tests.web.console import csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tests.webserver import web_server
-from tidings.apitokens import create_token
+from tidings.access.apitokens import create_token
 from tidings.audience.service import import_subscribers
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings, SmtpTarget
@@ -49,7 +49,7 @@ from tidings.db.models import (
     UserRole,
 )
 from tidings.deliver.runner import run_worker
-from tidings.deliver.transport import PermanentDeliveryError, SmtpConnection
+from tidings.mail.transport import PermanentDeliveryError, SmtpConnection
 
 MB = 1024 * 1024
 HUGE = 300 * MB

@@ -287,8 +287,8 @@ def test_a_relay_answering_just_inside_every_timeout_cannot_hold_a_send(
 
 
 def test_a_message_sent_at_once_has_the_same_deadline(settings: Settings) -> None:
-    from tidings.deliver.direct import send_now
-    from tidings.deliver.transport import DeliveryError
+    from tidings.mail.direct import send_now
+    from tidings.mail.transport import DeliveryError
 
     with _slow_relay(delay=0.45) as (_, port):
         relay = settings.model_copy(

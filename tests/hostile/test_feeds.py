@@ -21,15 +21,15 @@ from tests.feedserver import FeedServer, Reply, feed_server
 from tests.ingest.feeds import item, rss
 from tests.web.console import csrf, make_user, sign_in
 from tests.webserver import web_server
-from tidings.apitokens import create_token
-from tidings.compose.render import inline_css
+from tidings.access.apitokens import create_token
+from tidings.catalog.feedguard import AddressRefused, IPAddress, is_public, refusal
+from tidings.catalog.newsletters import add_feed
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Source, UserRole
 from tidings.ingest.fetch import FetchPolicy, fetch_feed
-from tidings.ingest.guard import AddressRefused, IPAddress, is_public, refusal
 from tidings.ingest.service import poll_sources
-from tidings.newsletters import add_feed
+from tidings.mail.css import inline_css
 from tidings.schedule.scheduler import TidingsScheduler
 
 SLOW = Reply(200, rss([item(1)]), delay_seconds=4)

@@ -37,7 +37,7 @@ from tests.feedserver import Reply, feed_server
 from tests.ingest.feeds import rss
 from tests.smtpserver import RecordingHandler, smtp_server
 from tests.webserver import web_server
-from tidings.apitokens import create_token
+from tidings.access.apitokens import create_token
 from tidings.audience.service import add_subscriber
 from tidings.compose.proofs import send_proofs
 from tidings.compose.service import OneOff

@@ -17,13 +17,13 @@ from tests.conftest import Cli
 from tests.smtpserver import free_port, smtp_server
 from tests.web.console import make_user, sign_in
 from tests.webserver import web_server
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
+from tidings.catalog.urls import URL_LIMIT
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Delivery, Edition, EditionStatus, Newsletter, UserRole
 from tidings.deliver.runner import run_worker
-from tidings.ingest.drafts import URL_LIMIT
 from tidings.ingest.service import push_articles
-from tidings.newsletters import NewsletterSpec, create_newsletter
 from tidings.schedule.slots import serve_due_slots
 
 DAY = datetime(2026, 6, 26, tzinfo=UTC)

@@ -24,7 +24,7 @@ from tests.smtpserver import smtp_server
 from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
-from tidings.accounts import remove_user
+from tidings.access.accounts import remove_user
 from tidings.audience.signup import SignupForm, SignupQueue
 from tidings.config import Settings
 from tidings.db.engine import Database

@@ -2,9 +2,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tidings.catalog.urls import URL_LIMIT, canonical_url
 from tidings.errors import InvalidInput
-from tidings.ingest.drafts import URL_LIMIT, canonical_url, make_draft
-from tidings.ingest.text import plain_text, sanitise_html
+from tidings.ingest.drafts import make_draft
+from tidings.text import plain_text, sanitise_html
 
 
 def test_canonical_url_drops_fragment_trackers_and_default_port() -> None:

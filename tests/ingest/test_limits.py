@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from tests.feedserver import FeedServer, Reply, feed_server
 from tests.ingest.feeds import item, rss
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Source
 from tidings.errors import FeedUnreachable
 from tidings.ingest.fetch import FetchPolicy, fetch_feed
 from tidings.ingest.service import PollOutcome, poll_sources
-from tidings.newsletters import NewsletterSpec, create_newsletter
 
 DEADLINE = 1.5
 #: 40 bytes, one every 0.3 s: 12 s in all, each read well inside any per-read timeout.

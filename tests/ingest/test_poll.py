@@ -5,11 +5,11 @@ from sqlalchemy import select
 
 from tests.feedserver import FeedServer, Reply, feed_server
 from tests.ingest.feeds import ATOM, JSON_FEED, item, rss
+from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Source
 from tidings.ingest.service import poll_sources
-from tidings.newsletters import NewsletterSpec, create_newsletter
 
 
 @pytest.fixture

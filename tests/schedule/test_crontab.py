@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tidings.insights import next_sends
-from tidings.schedule.crontab import crontab_trigger, weekday_names
+from tidings.crontab import crontab_trigger, weekday_names
+from tidings.reports.insights import next_sends
 
 MONDAY = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.builders import articles, newsletter, subscribers
-from tidings.cli.services import supervise
+from tidings.cli.processes import supervise
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus
@@ -57,7 +57,7 @@ def test_a_crashing_part_is_restarted_and_the_scheduler_goes_on(
 
     caplog.set_level(logging.ERROR)
     assert asyncio.run(run()) == (2, 1, 0)
-    supervised = [r.getMessage() for r in caplog.records if r.name == "tidings.cli.services"]
+    supervised = [r.getMessage() for r in caplog.records if r.name == "tidings.cli.processes"]
     assert supervised == ["the worker stopped with an error; starting it again in 0 s"]
     with db.session() as session:
         assert session.scalars(select(Edition.status)).all() == [EditionStatus.sending]

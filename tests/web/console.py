@@ -3,7 +3,7 @@
 import httpx
 
 from tests.web.forms import form_to
-from tidings.accounts import change_password, create_user
+from tidings.access.accounts import change_password, create_user
 from tidings.db.engine import Database
 from tidings.db.models import UserRole
 

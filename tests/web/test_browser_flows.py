@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.builders import articles, newsletter
 from tests.web.browser import screenshots
 from tests.web.site import Site, site_with_mail
-from tidings.accounts import create_user
+from tidings.access.accounts import create_user
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import UserRole

@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from tidings.web.charts import chart
+from tidings.web.admin.charts import chart
 
 DAYS = [date(2026, 11, 1) + timedelta(days=i) for i in range(4)]
 

@@ -12,10 +12,10 @@ from tests.builders import newsletter, subscribers
 from tests.web.console import csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.webserver import web_server
-from tidings.audience.tokens import Purpose, sign
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, SubscriptionStatus, UserRole
+from tidings.mail.tokens import Purpose, sign
 from tidings.web.app import CONSOLE_ROUTERS
 
 PUBLIC_POSTS = {"/admin/login"}  # signing in needs no session (it has its own CSRF token)
@@ -161,7 +161,7 @@ def test_sign_in_is_rate_limited_and_a_wrong_password_fails(site: Site) -> None:
 
 
 def test_one_time_password_must_be_changed_first(site: Site) -> None:
-    from tidings.accounts import create_user
+    from tidings.access.accounts import create_user
 
     _, one_time = create_user(site.db, "new@messenger.example.ge", UserRole.editor)
     client = sign_in(site.base, "new@messenger.example.ge", one_time)

@@ -18,10 +18,10 @@ from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import free_port
 from tests.web.console import csrf, make_user, sign_in
 from tests.webserver import web_server
-from tidings.audience.tokens import Purpose, sign
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, UserRole
+from tidings.mail.tokens import Purpose, sign
 from tidings.web.app import create_app
 from tidings.web.security import PUBLIC_CACHE
 

@@ -14,7 +14,6 @@ from tests.builders import newsletter, subscribers
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
 from tests.webserver import web_server
-from tidings.audience import tokens
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -25,6 +24,7 @@ from tidings.db.models import (
     Suppression,
     SuppressionReason,
 )
+from tidings.mail import tokens
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from sqlalchemy import select
 from tests.builders import newsletter, subscribers
 from tests.web.forms import form_to
 from tests.webserver import web_server
-from tidings.audience.tokens import Purpose, sign
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, SubscriptionStatus
+from tidings.mail.tokens import Purpose, sign
 
 
 @pytest.fixture

@@ -12,17 +12,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import aliased
 
-from tidings.audience.addresses import (
-    DEFAULT_LIMITS,
-    AttributeLimits,
-    attributes_json,
-    clean_locale,
-    clean_name,
-    clean_timezone,
-    normalise_email,
-)
 from tidings.audience.membership import leave
-from tidings.db.dialect import upsert_insert
+from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.db.clauses import is_suppressed, keyset_page
+from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
     Delivery,
@@ -37,7 +30,15 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import NotFound
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.addresses import (
+    DEFAULT_LIMITS,
+    AttributeLimits,
+    attributes_json,
+    clean_locale,
+    clean_name,
+    clean_timezone,
+    normalise_email,
+)
 
 PAGE_SIZE = 50
 
@@ -103,22 +104,16 @@ class SubscriberPage:
 
 def search(db: Database, audience: AudienceFilter, after: int = 0) -> SubscriberPage:
     """One page of subscribers matching the filter, by id."""
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    statement = select(
+        Subscriber.id,
+        Subscriber.email,
+        Subscriber.name,
+        Subscriber.created_at,
+        is_suppressed(Subscriber.email).label("suppressed"),
+    ).where(*audience.where())
     with db.session() as session:
-        rows = session.execute(
-            select(
-                Subscriber.id,
-                Subscriber.email,
-                Subscriber.name,
-                Subscriber.created_at,
-                suppressed.label("suppressed"),
-            )
-            .where(Subscriber.id > after, *audience.where())
-            .order_by(Subscriber.id)
-            .limit(PAGE_SIZE + 1)
-        ).all()
-    found = [SubscriberRow(*row) for row in rows[:PAGE_SIZE]]
-    return SubscriberPage(found, found[-1].id if len(rows) > PAGE_SIZE else None)
+        page = keyset_page(session, statement, Subscriber.id, after, PAGE_SIZE)
+    return SubscriberPage([SubscriberRow(*row) for row in page.rows], page.next_after)
 
 
 def count(db: Database, audience: AudienceFilter) -> int:
@@ -257,7 +252,7 @@ def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
             .from_select(["email", "reason", "detail", "created_at"], emails)
             .on_conflict_do_nothing(index_elements=["email"])
         )
-        added = session.execute(statement, execution_options={"preserve_rowcount": True}).rowcount  # type: ignore[attr-defined]
+        added = row_count(session.execute(statement, execution_options=PRESERVE_ROWCOUNT))
         session.commit()
         return int(added)
 
@@ -265,9 +260,9 @@ def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
 def bulk_delete(db: Database, audience: AudienceFilter) -> int:
     """Delete every matched subscriber; their deliveries stay as anonymous counts."""
     with db.session() as session:
-        removed = session.execute(
-            delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids()))
-        ).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids())))
+        )
         session.commit()
         return int(removed)
 
@@ -276,7 +271,9 @@ def erase(db: Database, subscriber_id: int) -> bool:
     """GDPR erasure: the person and their subscriptions go; the ledger keeps anonymous rows
     (subscriber_id becomes NULL), so sent counts stay right."""
     with db.session() as session:
-        removed = session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id)).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+        )
         session.commit()
         return bool(removed)
 
@@ -301,25 +298,29 @@ def suppressions(
             Suppression.reason,
             Suppression.detail,
             Suppression.created_at,
-        ).where(Suppression.id > after)
+        )
         if needle:
             statement = statement.where(Suppression.email.contains(needle, autoescape=True))
-        rows = session.execute(statement.order_by(Suppression.id).limit(PAGE_SIZE + 1)).all()
-    found = [SuppressionRow(*row) for row in rows[:PAGE_SIZE]]
-    return found, (found[-1].id if len(rows) > PAGE_SIZE else None)
+        page = keyset_page(session, statement, Suppression.id, after, PAGE_SIZE)
+    return [SuppressionRow(*row) for row in page.rows], page.next_after
 
 
 def suppress(db: Database, email: str, detail: str | None) -> bool:
     """Add one address by hand; False if it was already there."""
     address = normalise_email(email)
     with db.session() as session:
-        added = session.execute(
-            upsert_insert(session)(Suppression)
-            .values(
-                email=address, reason=SuppressionReason.manual, detail=detail, created_at=utcnow()
+        added = row_count(
+            session.execute(
+                upsert_insert(session)(Suppression)
+                .values(
+                    email=address,
+                    reason=SuppressionReason.manual,
+                    detail=detail,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["email"])
             )
-            .on_conflict_do_nothing(index_elements=["email"])
-        ).rowcount  # type: ignore[attr-defined]
+        )
         session.commit()
         return bool(added)
 
@@ -327,9 +328,9 @@ def suppress(db: Database, email: str, detail: str | None) -> bool:
 def unsuppress(db: Database, suppression_id: int) -> bool:
     """Remove an entry (an admin's decision, e.g. a bounce that was the server's fault)."""
     with db.session() as session:
-        removed = session.execute(
-            delete(Suppression).where(Suppression.id == suppression_id)
-        ).rowcount  # type: ignore[attr-defined]
+        removed = row_count(
+            session.execute(delete(Suppression).where(Suppression.id == suppression_id))
+        )
         session.commit()
         if not removed:
             raise NotFound("no such suppression")

@@ -2,15 +2,17 @@
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, literal, select, update
 from sqlalchemy.orm import Session
 
-from tidings.db.models import Subscription, SubscriptionStatus, Suppression
+from tidings.db import clauses
+from tidings.db.dialect import row_count
+from tidings.db.models import Subscription, SubscriptionStatus
 
 
 def is_suppressed(session: Session, email: str) -> bool:
     """Whether ``email`` is on the suppression list."""
-    return session.scalar(select(Suppression.id).where(Suppression.email == email)) is not None
+    return bool(session.scalar(select(clauses.is_suppressed(literal(email)))))
 
 
 def leave(session: Session, now: datetime, *which: ColumnElement[bool]) -> int:
@@ -24,4 +26,4 @@ def leave(session: Session, now: datetime, *which: ColumnElement[bool]) -> int:
         .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return row_count(result)

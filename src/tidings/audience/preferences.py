@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import clean_name, clean_timezone
 from tidings.audience.membership import is_suppressed, leave
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -25,6 +24,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput
+from tidings.mail.addresses import clean_name, clean_timezone
 
 #: Sections offered are those used by the newsletter's articles in this window.
 SECTION_WINDOW = timedelta(days=90)

@@ -10,10 +10,9 @@ from typing import TextIO
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import DEFAULT_LIMITS, AttributeLimits, clean_name, normalise_email
-from tidings.audience.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
 from tidings.audience.directory import AudienceFilter
-from tidings.audience.importer import (
+from tidings.audience.imports.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
+from tidings.audience.imports.importer import (
     ImportItems,
     ImportOptions,
     ImportReport,
@@ -21,6 +20,8 @@ from tidings.audience.importer import (
     import_rows_into,
 )
 from tidings.audience.membership import is_suppressed, leave
+from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import (
     Newsletter,
@@ -30,7 +31,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.addresses import DEFAULT_LIMITS, AttributeLimits, clean_name, normalise_email
 
 EXPORT_PAGE = 5_000
 
@@ -217,7 +218,7 @@ def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
         .where(Subscription.newsletter_id == newsletter_id)
         .subquery()
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         query = select(func.jsonb_object_keys(members.c.attributes)).distinct()
     else:
         each = func.json_each(members.c.attributes).table_valued("key")

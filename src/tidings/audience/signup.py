@@ -21,18 +21,19 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from tidings.audience.addresses import clean_name, normalise_email
 from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
-from tidings.audience.tokens import Purpose, sign
-from tidings.compose.notice import Notice, notice_message
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
-from tidings.db.dialect import upsert_insert
+from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
-from tidings.deliver.direct import send_now
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.addresses import clean_name, normalise_email
+from tidings.mail.direct import send_now
+from tidings.mail.links import confirm_path
+from tidings.mail.notice import Notice, notice_message
+from tidings.mail.tokens import Purpose, sign
 
 log = logging.getLogger(__name__)
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
@@ -126,7 +127,7 @@ def record_signup(db: Database, form: SignupForm, now: datetime) -> Confirmation
             .execution_options(synchronize_session=False)
         )
         session.commit()
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if row_count(claimed) != 1:
             return None
         name = session.scalar(select(Subscriber.name).where(Subscriber.id == subscriber_id))
         return ConfirmationDue(subscription.id, address, name, previous)
@@ -159,7 +160,7 @@ def confirmation_mail(
         "newsletter": newsletter,
         "name": due.name,
         "email": due.email,
-        "confirm_url": f"{settings.base_url}/confirm/{token}",
+        "confirm_url": settings.base_url + confirm_path(token),
     }
     return newsletter.from_address, notice_message(settings, "confirm", notice, context)
 

@@ -10,7 +10,7 @@ from tidings.cli import (
     editions,
     feeds,
     newsletters,
-    services,
+    processes,
     subscribers,
     tokens,
     users,
@@ -48,9 +48,9 @@ app.add_typer(editions.app, name="edition")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.command(name="worker")(worker.worker)
-app.command(name="scheduler")(services.scheduler)
-app.command(name="serve")(services.serve)
-app.command(name="run")(services.run)
+app.command(name="scheduler")(processes.scheduler)
+app.command(name="serve")(processes.serve)
+app.command(name="run")(processes.run)
 app.command(name="demo")(demo.demo)
 
 

@@ -6,11 +6,12 @@ import asyncio
 import typer
 from rich.table import Table
 
+from tidings.catalog.newsletters import list_newsletters
 from tidings.cli.context import CliContext, cli_context, friendly
-from tidings.cli.services import run_all
+from tidings.cli.processes import run_all
 from tidings.deliver.runner import run_worker
-from tidings.demo import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample
-from tidings.newsletters import list_newsletters
+from tidings.mail.links import archive_path
+from tidings.sample.loader import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample
 
 
 def _show(context: CliContext, loaded: SampleLoad) -> None:
@@ -63,8 +64,9 @@ def demo(
         stats = asyncio.run(run_worker(database, settings, drain=True, stop=asyncio.Event()))
         context.out.print(f"edition {loaded.edition_id}: sent {stats.sent} message(s)")
         context.out.print(
-            f"the digest in a browser: {settings.base_url}/archive/"
-            f"{loaded.newsletter.slug}/{loaded.edition_id}"
+            "the digest in a browser: "
+            + settings.base_url
+            + archive_path(loaded.newsletter.slug, loaded.edition_id)
         )
     if loaded.edition_problem is not None:
         context.out.print(f"no demo edition: {loaded.edition_problem}", markup=False)

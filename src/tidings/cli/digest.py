@@ -11,7 +11,7 @@ from tidings.cli.context import cli_context, fail, friendly
 from tidings.compose.service import OneOff, preview, send_one_off
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState
-from tidings.deliver.progress import edition_progress
+from tidings.reports.progress import edition_progress
 
 app = typer.Typer(help="Send and preview one-off editions.", no_args_is_help=True)
 

@@ -6,7 +6,7 @@ from rich.text import Text
 
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import DeliveryState
-from tidings.deliver.progress import EditionProgress, edition_progress, list_editions
+from tidings.reports.progress import EditionProgress, edition_progress, list_editions
 
 app = typer.Typer(help="List editions and show their progress.", no_args_is_help=True)
 STATES = list(DeliveryState)

@@ -3,13 +3,13 @@
 import typer
 from rich.table import Table
 
-from tidings.cli.context import cli_context, friendly
-from tidings.newsletters import (
+from tidings.catalog.newsletters import (
     DEFAULT_SCHEDULE,
     NewsletterSpec,
     create_newsletter,
     list_newsletters,
 )
+from tidings.cli.context import cli_context, friendly
 
 app = typer.Typer(help="Create and list newsletters.", no_args_is_help=True)
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from tidings.audience.addresses import AttributeLimits
-from tidings.audience.csvrows import write_row_errors
-from tidings.audience.importer import ImportReport
+from tidings.audience.imports.csvrows import write_row_errors
+from tidings.audience.imports.importer import ImportReport
 from tidings.audience.service import add_subscriber, export_subscribers, import_subscribers
 from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
+from tidings.mail.addresses import AttributeLimits
 
 app = typer.Typer(help="Add, import and export subscribers.", no_args_is_help=True)
 INVALID_LINES_SHOWN = 20

@@ -2,7 +2,7 @@
 
 import typer
 
-from tidings.apitokens import create_token, list_tokens, revoke_token
+from tidings.access.apitokens import create_token, list_tokens, revoke_token
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import UserRole
 

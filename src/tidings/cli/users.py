@@ -2,7 +2,7 @@
 
 import typer
 
-from tidings.accounts import create_user, list_users, remove_user, user_id_by_email
+from tidings.access.accounts import create_user, list_users, remove_user, user_id_by_email
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import UserRole
 

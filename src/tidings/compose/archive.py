@@ -5,10 +5,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from tidings.compose.service import edition_mail
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus, Newsletter
+from tidings.mail.edition import edition_mail
+from tidings.mail.links import archive_path
 
 PUBLIC_STATES = (EditionStatus.sending, EditionStatus.sent)
 
@@ -45,7 +46,7 @@ def archive(db: Database, settings: Settings, slug: str, limit: int = 100) -> Ar
             .order_by(Edition.id.desc())
             .limit(limit)
         ).all()
-    base = f"{settings.base_url}/archive/{slug}"
+    base = settings.base_url + archive_path(slug)
     entries = [
         ArchiveEntry(edition_id, subject or "", started or created, f"{base}/{edition_id}")
         for edition_id, subject, started, created in rows

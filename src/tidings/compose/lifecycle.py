@@ -20,6 +20,7 @@ from tidings.compose.service import (
     record_failed_start,
     sections_of,
 )
+from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -52,7 +53,7 @@ def _move(
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+    return bool(row_count(moved))
 
 
 def _change(

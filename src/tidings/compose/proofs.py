@@ -7,13 +7,13 @@ mailed. Each address gets its own SMTP conversation and its own result line.
 import asyncio
 from dataclasses import dataclass
 
-from tidings.audience.addresses import normalise_email
 from tidings.compose.service import OneOff, preview
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.deliver.direct import send_now
-from tidings.deliver.transport import DeliveryError
 from tidings.errors import InvalidInput
+from tidings.mail.addresses import normalise_email
+from tidings.mail.direct import send_now
+from tidings.mail.transport import DeliveryError
 
 MAX_PROOF_ADDRESSES = 5
 

@@ -1,29 +1,27 @@
 """Render an edition once: templates, Markdown intro, CSS inlining (premailer, no network).
 
 Personal values are slot markers whose nonce no content value contains
-(:mod:`tidings.compose.personal`); the subject is the same for every reader and has none.
+(:mod:`tidings.mail.personal`); the subject is the same for every reader and has none.
 """
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import cssutils
 from jinja2 import StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from premailer import Premailer
 from sqlalchemy import inspect
 
-from tidings.audience.addresses import clean_name
-from tidings.compose.personal import SlotMarkers
-from tidings.compose.templates import EmailTemplates
 from tidings.db.models import Article, Newsletter
 from tidings.errors import InvalidInput
-from tidings.ingest.text import plain_text, sanitise_html
+from tidings.mail.addresses import clean_name
+from tidings.mail.css import inline_css
+from tidings.mail.personal import SlotMarkers
+from tidings.mail.templates import EmailTemplates
+from tidings.text import plain_text, sanitise_html
 
 #: Gmail clips messages at about 102 KB and hides the rest, unsubscribe link included.
 MAX_HTML_BYTES = 95 * 1024
@@ -86,35 +84,6 @@ def clean_subject(subject: str) -> str:
     if not cleaned:
         raise InvalidInput("the subject is empty")
     return cleaned[:SUBJECT_LIMIT]
-
-
-def _never_fetch(url: str) -> None:
-    """cssutils' fetcher for @import: nothing is ever fetched (the rule is dropped)."""
-    return None
-
-
-class _OfflinePremailer(Premailer):  # type: ignore[misc]
-    """premailer's ``allow_network=False`` covers <link> only: cssutils still fetched every
-    ``@import`` URL of a <style> block. Its parser here gets a fetcher that never fetches."""
-
-    def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
-        return cssutils.CSSParser(fetcher=_never_fetch, validate=validate).parseString(css_body)
-
-
-def inline_css(html: str) -> str:
-    """Inline the <style> rules into the markup; media queries stay in a <style> block.
-    Nothing is fetched from the network (<link> or @import)."""
-    return str(
-        _OfflinePremailer(
-            html,
-            allow_network=False,
-            disable_validation=True,
-            cssutils_logging_level=logging.CRITICAL,
-            remove_classes=False,
-            keep_style_tags=False,
-            strip_important=False,
-        ).transform()
-    )
 
 
 def _content_strings(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -18,7 +19,6 @@ from tidings.db.models import (
     Source,
 )
 from tidings.errors import NotFound
-from tidings.newsletters import newsletter_by_slug
 
 #: How far one edition of each cadence reaches back: the first edition looks back this far,
 #: and an article a feed delivered late is still taken if published within it.

@@ -17,13 +17,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.audience.service import subscription_for
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.compose.fit import FittedEdition, render_to_fit
-from tidings.compose.mail import EditionMail, address_domain
 from tidings.compose.render import EditionTooLarge, RenderedEdition, render_edition
 from tidings.compose.select import chosen_articles, select_articles
-from tidings.compose.templates import email_environment, load_triplet
 from tidings.config import Settings
 from tidings.db import errors as db_errors
+from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -37,7 +37,8 @@ from tidings.db.models import (
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import fan_out
 from tidings.errors import InvalidInput, TidingsError
-from tidings.newsletters import newsletter_by_slug
+from tidings.mail.edition import address_domain, edition_mail
+from tidings.mail.templates import email_environment, load_triplet
 
 log = logging.getLogger(__name__)
 
@@ -431,29 +432,10 @@ def record_failed_start(db: Database, edition_id: int, exc: Exception) -> bool:
             .execution_options(synchronize_session=False)
         )
         session.commit()
-    if not moved.rowcount:  # type: ignore[attr-defined]
+    if not row_count(moved):
         return False
     log.error("scheduled edition %d could not be started: %s", edition_id, note, exc_info=exc)
     return True
-
-
-def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -> EditionMail:
-    """The mail maker of a stored edition."""
-    if edition.html_body is None or edition.text_body is None or edition.subject is None:
-        raise InvalidInput(f"edition {edition.id} has no rendered content")
-    return EditionMail(
-        settings=settings,
-        edition_id=edition.id,
-        slug=newsletter.slug,
-        newsletter_name=newsletter.name,
-        from_name=newsletter.from_name,
-        from_address=newsletter.from_address,
-        reply_to=newsletter.reply_to,
-        subject=edition.subject,
-        html=edition.html_body,
-        text=edition.text_body,
-        date=edition.started_at or edition.created_at,
-    )
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from tidings.db.dialect import upsert_insert
+from tidings.db.clauses import is_suppressed
+from tidings.db.dialect import PRESERVE_ROWCOUNT, is_postgres, row_count, upsert_insert
 from tidings.db.models import (
     Cadence,
     Delivery,
@@ -36,7 +37,6 @@ from tidings.db.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
-    Suppression,
 )
 from tidings.deliver import refusals
 
@@ -47,7 +47,7 @@ DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)
 def wants_sections(session: Session, sections: Sequence[str]) -> ColumnElement[bool]:
     """Subscriptions that chose no sections, or chose one that the edition carries."""
     chosen = Subscription.sections
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         as_array = case((func.jsonb_typeof(chosen) == "array", chosen))
         no_choice = func.coalesce(func.jsonb_array_length(as_array), 0) == 0
         if not sections:
@@ -81,7 +81,7 @@ def fan_out(
         + subscriber_id
         + literal(f"@{message_id_domain}>")
     )
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    suppressed = is_suppressed(Subscriber.email)
     source = (
         select(
             literal(edition_id),
@@ -118,8 +118,8 @@ def fan_out(
         )
         .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
     )
-    result = session.execute(statement, execution_options={"preserve_rowcount": True})
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    result = session.execute(statement, execution_options=PRESERVE_ROWCOUNT)
+    return row_count(result)
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def claim_due(
         )
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         due = due.with_for_update(skip_locked=True, of=Delivery)
     rows = session.execute(
         update(Delivery)
@@ -217,7 +217,7 @@ def recipients(
     session: Session, newsletter_id: int, subscriber_ids: Sequence[int]
 ) -> dict[int, Recipient]:
     """The subscribers among ``subscriber_ids`` who are still active and not suppressed."""
-    suppressed = exists().where(Suppression.email == Subscriber.email)
+    suppressed = is_suppressed(Subscriber.email)
     rows = session.execute(
         select(Subscriber.id, Subscription.id, Subscriber.email, Subscriber.name)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
@@ -267,7 +267,7 @@ def _still_held(session: Session, outcomes: Sequence[Outcome]) -> list[Outcome]:
         .where(Delivery.id.in_(ids), Delivery.state == DeliveryState.sending)
         .order_by(Delivery.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         query = query.with_for_update()
     owners = {delivery_id: owner for delivery_id, owner in session.execute(query)}
     return [o for o in outcomes if owners.get(o.delivery_id) == o.lease_token]
@@ -312,7 +312,7 @@ def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
             for o in outcomes
         ],
     )
-    return int(result.rowcount)
+    return row_count(result)
 
 
 def record_outcomes(
@@ -378,7 +378,7 @@ def renew_leases(
         Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
     )
     held = select(Delivery.id).where(ours).order_by(Delivery.id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         # Rows locked in id order, as result writes lock them: the two never deadlock.
         held = held.with_for_update()
     rows = session.execute(
@@ -406,7 +406,7 @@ def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
         .where(Delivery.state == DeliveryState.sending, Delivery.lease_expires_at < now)
         .order_by(Delivery.id)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         # Rows a slow owner is writing right now are skipped, not waited on.
         expired = expired.with_for_update(skip_locked=True)
     cancelled = exists().where(
@@ -431,7 +431,7 @@ def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return row_count(result)
 
 
 def finish_editions(session: Session, now: datetime) -> int:

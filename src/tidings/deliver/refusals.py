@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, literal, select, update
 from sqlalchemy.orm import Session
 
-from tidings.db.dialect import upsert_insert
+from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.models import (
     Delivery,
     DeliveryState,
@@ -131,7 +131,7 @@ def _pause(session: Session, edition_id: int, reason: str) -> bool:
         .values(status=EditionStatus.paused, note=note)
         .execution_options(synchronize_session=False)
     )
-    return bool(moved.rowcount)  # type: ignore[attr-defined]
+    return bool(row_count(moved))
 
 
 def _hold_refused(session: Session, edition_id: int, now: datetime) -> int:
@@ -150,7 +150,7 @@ def _hold_refused(session: Session, edition_id: int, now: datetime) -> int:
         )
         .execution_options(synchronize_session=False)
     )
-    return int(held.rowcount)  # type: ignore[attr-defined]
+    return row_count(held)
 
 
 def suppress_refused(session: Session, edition_id: int, now: datetime) -> None:

@@ -4,18 +4,13 @@ import asyncio
 import errno
 import logging
 
-from tidings.config import Settings, SmtpTarget
+from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.deliver.catcher import start_catcher
-from tidings.deliver.transport import SmtpConnection, Transport
 from tidings.deliver.worker import Worker, WorkerStats
+from tidings.mail.transport import SmtpConnection, Transport, smtp_target
 
 log = logging.getLogger(__name__)
-
-
-def smtp_target(settings: Settings) -> SmtpTarget:
-    """The configured SMTP server, or the built-in catcher on loopback."""
-    return settings.smtp or SmtpTarget("127.0.0.1", settings.catcher_port, "none", None, None)
 
 
 def make_transports(settings: Settings) -> list[Transport]:

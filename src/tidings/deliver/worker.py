@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from tidings.compose.mail import EditionMail
-from tidings.compose.service import edition_mail
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.errors import is_contention
@@ -35,12 +33,14 @@ from tidings.deliver import ledger
 from tidings.deliver.leases import LeaseBook, SendRate, claim_limit
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.policy import RetryPolicy, means_no_such_user
-from tidings.deliver.transport import (
+from tidings.mail.edition import EditionMail, edition_mail
+from tidings.mail.transport import (
+    SEND_DEADLINE_TIMEOUTS,
     PermanentDeliveryError,
-    SmtpReply,
     TransientDeliveryError,
     Transport,
     UncertainDeliveryError,
+    send_within,
 )
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 #: messages/s both are about 20 ms of acknowledged results, all a crash can repeat.
 FLUSH_AT = 20
 #: A send (connect, MAIL, RCPT, DATA) must end within this many SMTP timeouts overall.
-SEND_DEADLINE_TIMEOUTS = 3
 RENEW_AT_MOST_SECONDS = 2.0
 IDLE_POLL_SECONDS = 1.0
 OUTAGE_FIRST_SECONDS = 1.0
@@ -85,18 +84,6 @@ def renew_interval(lease_seconds: float) -> float:
     """How often leases are renewed: a quarter lease, and at least every 2 s, so a pause or
     a cancel also reaches the claimed-but-unstarted deliveries quickly."""
     return min(lease_seconds / 4, RENEW_AT_MOST_SECONDS)
-
-
-async def send_within(
-    transport: Transport, sender: str, recipient: str, message: bytes, seconds: float
-) -> SmtpReply:
-    """Send with an overall deadline: the transport's timeout is per read, so a server that
-    drips its reply a byte at a time would otherwise hold the connection forever."""
-    try:
-        return await asyncio.wait_for(transport.send(sender, recipient, message), seconds)
-    except TimeoutError:
-        await transport.close()
-        raise UncertainDeliveryError(0, f"no complete answer within {seconds:.0f} s") from None
 
 
 @dataclass

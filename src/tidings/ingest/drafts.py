@@ -7,18 +7,13 @@ Feed items, CLI additions and CMS pushes all become an :class:`ArticleDraft` thr
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from tidings.catalog.urls import canonical_url
 from tidings.errors import InvalidInput
-from tidings.ingest.text import plain_text, sanitise_html, shorten
+from tidings.text import plain_text, sanitise_html, shorten
 
 SUMMARY_LIMIT = 600
 TITLE_LIMIT = 500
-#: The longest URL taken, after canonicalisation (the common practical limit of browsers and
-#: sitemaps): a longer one is refused, as it would crowd every edition it is in.
-URL_LIMIT = 2048
-_TRACKING_PREFIXES = ("utm_",)
-_TRACKING_KEYS = {"fbclid", "gclid", "mc_cid", "mc_eid"}
 
 
 @dataclass(frozen=True)
@@ -49,31 +44,6 @@ class ArticleDraft:
         )
         joined = "\x1f".join(field or "" for field in fields)
         return hashlib.sha256(joined.encode()).hexdigest()
-
-
-def canonical_url(url: str) -> str:
-    """The URL with scheme and host lower-cased, default port, fragment and trackers removed."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"url must be an absolute http(s) URL, not {url!r}")
-    host = parts.hostname.lower()
-    if ":" in host:
-        host = f"[{host}]"  # an IPv6 literal keeps its brackets
-    port = parts.port
-    if port and (scheme, port) not in (("http", 80), ("https", 443)):
-        host = f"{host}:{port}"
-    query = [
-        (key, value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        if key not in _TRACKING_KEYS and not key.startswith(_TRACKING_PREFIXES)
-    ]
-    canonical = urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
-    if len(canonical) > URL_LIMIT:
-        raise InvalidInput(
-            f"url is {len(canonical):,} characters long; at most {URL_LIMIT:,} are taken"
-        )
-    return canonical
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -10,9 +10,9 @@ import httpcore
 import httpx
 
 from tidings import __version__
+from tidings.catalog.feedguard import AddressRule, address_rule
 from tidings.config import Settings
 from tidings.errors import FeedTooLarge, FeedUnreachable
-from tidings.ingest.guard import AddressRule, address_rule
 from tidings.ingest.transport import FetchClock, GuardedBackend, GuardedTransport
 
 MAX_REDIRECTS = 5
@@ -90,7 +90,7 @@ def fetch_feed(
     cancel: threading.Event | None = None,
 ) -> FetchResult:
     """GET ``url`` within the policy's deadline; raises :class:`FeedUnreachable` (its
-    :class:`~tidings.ingest.guard.AddressRefused` for a non-public address) or
+    :class:`~tidings.catalog.feedguard.AddressRefused` for a non-public address) or
     :class:`FeedTooLarge`, and :class:`~tidings.ingest.transport.FetchCancelled` when
     ``cancel`` is set meanwhile."""
     headers = {}

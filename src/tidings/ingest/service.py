@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, update
 
+from tidings.catalog.newsletters import newsletter_by_slug, push_source
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Source, SourceKind
@@ -27,7 +28,6 @@ from tidings.ingest.fetch import FetchPolicy, fetch_feed
 from tidings.ingest.parse import parse_feed
 from tidings.ingest.store import StoreCounts, upsert_articles
 from tidings.ingest.transport import FetchCancelled
-from tidings.newsletters import newsletter_by_slug, push_source
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ allowed addresses.
 httpx's timeouts count per read, so a server that drips one byte every few seconds is never cut
 off. Here every blocking step (DNS, connect, TLS handshake, each read) waits in short slices
 and gives up when the fetch's deadline passes or its cancel flag is set (a shutdown). The
-host is resolved once, each address checked (:mod:`tidings.ingest.guard`), and the socket
+host is resolved once, each address checked (:mod:`tidings.catalog.feedguard`), and the socket
 connects to that very address; TLS (SNI, certificate) and the Host header keep the name.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-from tidings.ingest.guard import (
+from tidings.catalog.feedguard import (
     SLICE_SECONDS,
     AddressRule,
     IPAddress,
@@ -262,7 +262,7 @@ class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over an httpcore pool that uses :class:`GuardedBackend`.
 
     httpcore's exceptions pass through unchanged (the fetch maps them to feed errors), so
-    :class:`~tidings.ingest.guard.AddressRefused` and :class:`FetchCancelled` keep their type.
+    :class:`~tidings.catalog.feedguard.AddressRefused` and :class:`FetchCancelled` keep their type.
     """
 
     def __init__(self, backend: GuardedBackend, ssl_context: ssl.SSLContext) -> None:

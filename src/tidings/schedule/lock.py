@@ -6,6 +6,7 @@ single-process install) there is nothing to share, so the lock is always granted
 
 from sqlalchemy import Connection, text
 
+from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 
 #: An arbitrary, fixed 64-bit key: "tidings-scheduler".
@@ -21,7 +22,7 @@ class SchedulerLock:
 
     @property
     def shared(self) -> bool:
-        return self._db.engine.dialect.name == "postgresql"
+        return is_postgres(self._db.engine)
 
     def try_acquire(self) -> bool:
         """Take the lock if free; True if this process now holds it."""

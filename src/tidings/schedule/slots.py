@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from tidings.compose.service import ComposeResult, compose_scheduled
 from tidings.config import Settings
+from tidings.crontab import crontab_trigger
 from tidings.db.engine import Database
 from tidings.db.models import Cadence, EditionStatus, Newsletter
-from tidings.schedule.crontab import crontab_trigger
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from tidings import __version__
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.web import archive, mailbox, public, subscribe
-from tidings.web.admin import access, auth, dashboard, editions, newsletters, subscribers
+from tidings.web.admin import access, auth, dashboard, editions, mailbox, newsletters, subscribers
 from tidings.web.admin.session import csrf_guard, exception_handlers
 from tidings.web.api.app import create_api
 from tidings.web.api.errors import error_response
 from tidings.web.deps import WebContext
 from tidings.web.pages import page, page_environment
+from tidings.web.public import archive, preferences, subscribe
 from tidings.web.security import SecurityHeaders
 
 #: The console's routers; each carries its full /admin path.
@@ -75,7 +75,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.router.on_shutdown.append(context.signups.close)  # finish queued sign-ups first
     for exception, handler in exception_handlers(context).items():
         app.add_exception_handler(exception, handler)
-    app.include_router(public.router)
+    app.include_router(preferences.router)
     app.include_router(subscribe.router)
     app.include_router(archive.router)
     app.include_router(_console(settings))

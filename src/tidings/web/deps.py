@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import Path, Request
 from jinja2 import Environment
 
+from tidings.access.ratelimit import RateLimit, allow
 from tidings.audience.signup import SignupQueue
 from tidings.config import IPNetwork, Settings
 from tidings.db.engine import Database
 from tidings.ingest.background import BackgroundPolls
-from tidings.ratelimit import RateLimit, allow
 
 #: Sign-ups per client address: 10 in 10 minutes is plenty for a household behind NAT.
 SIGNUPS = RateLimit("signup", 10, timedelta(minutes=10))

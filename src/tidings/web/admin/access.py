@@ -6,8 +6,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidings.accounts import create_user, list_users, remove_user
-from tidings.apitokens import create_token, list_tokens, revoke_token
+from tidings.access.accounts import create_user, list_users, remove_user
+from tidings.access.apitokens import create_token, list_tokens, revoke_token
 from tidings.db.models import UserRole
 from tidings.web.admin.session import Admin, Context, console_page, see_other
 from tidings.web.deps import RowId

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidings.accounts import Account, authenticate, change_password, end_sessions
+from tidings.access.accounts import Account, authenticate, change_password, end_sessions
 from tidings.errors import InvalidInput
 from tidings.web.admin.session import Context, console_page, see_other, signed_in
 from tidings.web.deps import SIGN_INS, WebContext

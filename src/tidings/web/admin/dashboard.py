@@ -3,9 +3,9 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tidings.insights import history, overview
+from tidings.reports.insights import history, overview
+from tidings.web.admin.charts import chart
 from tidings.web.admin.session import Context, Viewer, console_page
-from tidings.web.charts import chart
 
 router = APIRouter(prefix="/admin")
 

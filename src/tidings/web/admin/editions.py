@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from tidings.catalog.newsletters import newsletter_names, newsletter_with_sources
 from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.proofs import send_proofs
 from tidings.compose.select import article_choices
 from tidings.compose.service import OneOff, Preview, preview, schedule_one_off, send_one_off
-from tidings.deliver.progress import EditionProgress, edition_progress, list_editions
 from tidings.errors import InvalidInput
-from tidings.newsletters import newsletter_names, newsletter_with_sources
+from tidings.reports.progress import EditionProgress, edition_progress, list_editions
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 from tidings.web.security import FRAMED_MAIL_POLICY

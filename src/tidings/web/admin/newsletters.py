@@ -7,10 +7,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from tidings.db.models import Newsletter
-from tidings.db.types import utcnow
-from tidings.insights import next_sends
-from tidings.newsletters import (
+from tidings.catalog.newsletters import (
     NewsletterSpec,
     add_feed,
     create_newsletter,
@@ -20,6 +17,9 @@ from tidings.newsletters import (
     sender_of,
     update_newsletter,
 )
+from tidings.db.models import Newsletter
+from tidings.db.types import utcnow
+from tidings.reports.insights import next_sends
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError
 
-from tidings.accounts import Account, account_by_id, role_allows
+from tidings.access.accounts import Account, account_by_id, role_allows
 from tidings.db.models import UserRole
 from tidings.errors import Conflict, NotFound, TidingsError
 from tidings.web.deps import WebContext, web_context

@@ -9,8 +9,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from tidings.audience.addresses import AttributeLimits
-from tidings.audience.csvrows import write_import_report
 from tidings.audience.directory import (
     AudienceFilter,
     audience_filter,
@@ -25,10 +23,12 @@ from tidings.audience.directory import (
     suppressions,
     unsuppress,
 )
+from tidings.audience.imports.csvrows import write_import_report
 from tidings.audience.service import export_subscribers, import_subscribers
+from tidings.catalog.newsletters import newsletter_names
 from tidings.db.models import SubscriptionStatus
 from tidings.errors import InvalidInput, NotFound
-from tidings.newsletters import newsletter_names
+from tidings.mail.addresses import AttributeLimits
 from tidings.web.admin.session import Admin, Context, Viewer, console_page, see_other
 from tidings.web.admin.uploads import Uploads
 from tidings.web.deps import RowId

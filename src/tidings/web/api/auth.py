@@ -16,8 +16,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.accounts import role_allows
-from tidings.apitokens import TokenHolder, token_holder
+from tidings.access.accounts import role_allows
+from tidings.access.apitokens import TokenHolder, token_holder
 from tidings.db.engine import Database
 from tidings.db.models import UserRole
 from tidings.web.api.errors import ApiError, error_response

@@ -7,12 +7,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
+from tidings.access.idempotency import request_hash, run_once
 from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.service import OneOff, preview, schedule_one_off, send_one_off
 from tidings.db.models import Edition, Newsletter
-from tidings.deliver.progress import EditionProgress, edition_progress
 from tidings.errors import InvalidInput
-from tidings.idempotency import request_hash, run_once
+from tidings.reports.progress import EditionProgress, edition_progress
 from tidings.web.api.auth import Context, Reader, Writer
 from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import EditionIn, EditionOut, Page, PreviewIn, PreviewOut

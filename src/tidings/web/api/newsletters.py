@@ -3,10 +3,7 @@
 from fastapi import APIRouter, Response
 from sqlalchemy import select
 
-from tidings.compose.select import article_choices
-from tidings.db.models import Newsletter, Source
-from tidings.ingest.service import push_articles
-from tidings.newsletters import (
+from tidings.catalog.newsletters import (
     NewsletterSpec,
     add_feed,
     create_newsletter,
@@ -15,6 +12,9 @@ from tidings.newsletters import (
     sender_of,
     update_newsletter,
 )
+from tidings.compose.select import article_choices
+from tidings.db.models import Newsletter, Source
+from tidings.ingest.service import push_articles
 from tidings.web.api.auth import Context, Owner, Reader, Writer
 from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import (

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
-from tidings.audience.addresses import AttributeLimits
 from tidings.audience.directory import (
     SubscriberChange,
     audience_filter,
@@ -21,6 +20,7 @@ from tidings.audience.service import add_subscriber, import_records, unsubscribe
 from tidings.audience.signup import confirm_subscription
 from tidings.db.models import Subscriber, Subscription, SubscriptionStatus
 from tidings.errors import NotFound
+from tidings.mail.addresses import AttributeLimits
 from tidings.web.api.auth import Context, Owner, Reader
 from tidings.web.api.paging import Cursor, decode, encode
 from tidings.web.api.schemas import (

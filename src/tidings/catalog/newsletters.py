@@ -1,0 +1,268 @@
+"""Newsletters and their sources: create, list, look up."""
+
+import re
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tidings.catalog.feedguard import check_feed_url
+from tidings.catalog.urls import canonical_url
+from tidings.crontab import crontab_trigger
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Article,
+    Newsletter,
+    Source,
+    SourceKind,
+    Subscription,
+    SubscriptionStatus,
+)
+from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.mail.addresses import (
+    clean_name,
+    format_mailbox,
+    normalise_email,
+    parse_mailbox,
+)
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DEFAULT_SCHEDULE = "0 7 * * *"
+
+
+@dataclass(frozen=True)
+class NewsletterSpec:
+    """What an admin gives to create a newsletter (validated by :func:`create_newsletter`)."""
+
+    slug: str
+    name: str
+    sender: str
+    reply_to: str | None = None
+    schedule: str = DEFAULT_SCHEDULE
+    timezone: str = "UTC"
+    feeds: list[str] = field(default_factory=list)
+    min_articles: int = 1
+    max_articles: int = 20
+    template_set: str = "digest"
+    weekly_schedule: str | None = None
+
+
+@dataclass(frozen=True)
+class NewsletterSummary:
+    """A newsletter with the counts an overview shows."""
+
+    slug: str
+    name: str
+    sender: str
+    schedule: str
+    timezone: str
+    sources: int
+    articles: int
+    active_subscribers: int
+    pending_subscribers: int
+
+
+def sender_of(newsletter: Newsletter) -> str:
+    """The newsletter's sender as people edit it, ``"Daily, The Paper" <x@example.ge>``:
+    quoted where needed, so the console form and the API read it back unchanged."""
+    return format_mailbox(newsletter.from_name, newsletter.from_address)
+
+
+def validate_schedule(cron: str, timezone: str) -> None:
+    """Raise :class:`InvalidInput` unless ``cron`` is a 5-field crontab and ``timezone`` IANA."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"timezone {timezone!r} is not an IANA time zone") from None
+    try:
+        crontab_trigger(cron, timezone)
+    except ValueError as exc:
+        raise InvalidInput(f"schedule {cron!r} is not a crontab expression: {exc}") from None
+
+
+def _validated(spec: NewsletterSpec) -> dict[str, object]:
+    """The newsletter's columns from ``spec``, or :class:`InvalidInput` naming the problem."""
+    if not _SLUG.match(spec.slug):
+        raise InvalidInput("slug must be lower-case letters, digits and hyphens (at most 64)")
+    name = clean_name(spec.name)
+    if not name:
+        raise InvalidInput("name is empty")
+    from_name, from_address = parse_mailbox(spec.sender)
+    validate_schedule(spec.schedule, spec.timezone)
+    weekly = (spec.weekly_schedule or "").strip() or None
+    if weekly is not None:
+        validate_schedule(weekly, spec.timezone)
+    if spec.min_articles < 0 or spec.max_articles < 1 or spec.min_articles > spec.max_articles:
+        raise InvalidInput("need 0 <= min-articles <= max-articles and max-articles >= 1")
+    if not _TEMPLATE_SET.match(spec.template_set):
+        raise InvalidInput("template set must be a plain folder name under email/")
+    return {
+        "slug": spec.slug,
+        "name": name,
+        "from_name": from_name or name,
+        "from_address": from_address,
+        "reply_to": normalise_email(spec.reply_to) if spec.reply_to else None,
+        "schedule_cron": spec.schedule,
+        "timezone": spec.timezone,
+        "min_articles": spec.min_articles,
+        "max_articles": spec.max_articles,
+        "template_set": spec.template_set,
+        "weekly_schedule_cron": weekly,
+    }
+
+
+def _feed_url(url: str, allow_private: bool) -> str:
+    """The canonical feed URL; refused up front if its host is not public (unless allowed)."""
+    canonical = canonical_url(url)
+    check_feed_url(canonical, allow_private)
+    return canonical
+
+
+def _newsletter_from_spec(spec: NewsletterSpec, allow_private: bool) -> Newsletter:
+    newsletter = Newsletter(**_validated(spec))
+    feed_urls = list(dict.fromkeys(_feed_url(url, allow_private) for url in spec.feeds))
+    newsletter.sources = [Source(kind=SourceKind.feed, url=url) for url in feed_urls]
+    return newsletter
+
+
+def create_newsletter(
+    db: Database, spec: NewsletterSpec, *, allow_private: bool = False
+) -> Newsletter:
+    """Create a newsletter with its feed sources; :class:`Conflict` if the slug is taken.
+
+    ``allow_private`` is the TIDINGS_FEED_ALLOW_PRIVATE setting (feeds on private addresses).
+    """
+    newsletter = _newsletter_from_spec(spec, allow_private)
+    with db.session() as session:
+        session.add(newsletter)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(f"a newsletter with slug {spec.slug!r} exists already") from None
+    return newsletter
+
+
+def update_newsletter(db: Database, slug: str, spec: NewsletterSpec) -> None:
+    """Change a newsletter's settings (its slug stays: it is in every link already sent)."""
+    values = _validated(NewsletterSpec(**{**spec.__dict__, "slug": slug}))
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        for column, value in values.items():
+            setattr(newsletter, column, value)
+        session.commit()
+
+
+def add_feed(db: Database, slug: str, url: str, *, allow_private: bool = False) -> None:
+    """Add a feed source; :class:`Conflict` if the newsletter has it already, and
+    :class:`InvalidInput` for a non-public address unless ``allow_private``."""
+    feed_url = _feed_url(url, allow_private)
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        session.add(Source(newsletter_id=newsletter.id, kind=SourceKind.feed, url=feed_url))
+        try:
+            session.commit()
+        except IntegrityError:
+            raise Conflict("the newsletter has this feed already") from None
+
+
+def remove_source(db: Database, slug: str, source_id: int) -> None:
+    """Remove a feed source; its articles go with it (editions keep their rendered copy)."""
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        source = session.get(Source, source_id)
+        if source is None or source.newsletter_id != newsletter.id:
+            raise NotFound("no such source")
+        session.delete(source)
+        session.commit()
+
+
+def newsletter_by_slug(session: Session, slug: str) -> Newsletter:
+    """The newsletter named ``slug``, or :class:`NotFound`."""
+    newsletter = session.scalar(select(Newsletter).where(Newsletter.slug == slug))
+    if newsletter is None:
+        raise NotFound(f"no newsletter {slug!r} (see 'tidings newsletter list')")
+    return newsletter
+
+
+def push_source(session: Session, newsletter: Newsletter) -> Source:
+    """The newsletter's inbox for pushed articles, created on first use."""
+    source = session.scalar(
+        select(Source).where(Source.newsletter_id == newsletter.id, Source.kind == SourceKind.push)
+    )
+    if source is None:
+        source = Source(newsletter_id=newsletter.id, kind=SourceKind.push)
+        session.add(source)
+        session.flush()
+    return source
+
+
+def list_newsletters(db: Database) -> list[NewsletterSummary]:
+    """Every newsletter with source, article and subscriber counts (one grouped query each)."""
+    with db.session() as session:
+        source_counts: dict[int, int] = {
+            newsletter_id: count
+            for newsletter_id, count in session.execute(
+                select(Source.newsletter_id, func.count()).group_by(Source.newsletter_id)
+            )
+        }
+        article_counts: dict[int, int] = {
+            newsletter_id: count
+            for newsletter_id, count in session.execute(
+                select(Source.newsletter_id, func.count(Article.id))
+                .join(Article, Article.source_id == Source.id)
+                .group_by(Source.newsletter_id)
+            )
+        }
+        status_counts: dict[tuple[int, SubscriptionStatus], int] = {
+            (newsletter_id, status): count
+            for newsletter_id, status, count in session.execute(
+                select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
+                    Subscription.newsletter_id, Subscription.status
+                )
+            )
+        }
+        newsletters = session.scalars(select(Newsletter).order_by(Newsletter.slug)).all()
+        return [
+            NewsletterSummary(
+                slug=n.slug,
+                name=n.name,
+                sender=sender_of(n),
+                schedule=n.schedule_cron,
+                timezone=n.timezone,
+                sources=source_counts.get(n.id, 0),
+                articles=article_counts.get(n.id, 0),
+                active_subscribers=status_counts.get((n.id, SubscriptionStatus.active), 0),
+                pending_subscribers=status_counts.get((n.id, SubscriptionStatus.pending), 0),
+            )
+            for n in newsletters
+        ]
+
+
+@dataclass(frozen=True)
+class NewsletterName:
+    id: int
+    slug: str
+    name: str
+
+
+def newsletter_names(db: Database) -> list[NewsletterName]:
+    """Every newsletter's id, slug and name, for pickers."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Newsletter.id, Newsletter.slug, Newsletter.name).order_by(Newsletter.name)
+        )
+        return [NewsletterName(*row) for row in rows]
+
+
+def newsletter_with_sources(db: Database, slug: str) -> tuple[Newsletter, list[Source]]:
+    """A newsletter and its sources (feeds first, by id), for the console."""
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        sources = session.scalars(
+            select(Source).where(Source.newsletter_id == newsletter.id).order_by(Source.id)
+        ).all()
+        return newsletter, list(sources)

@@ -1,0 +1,36 @@
+"""The canonical form of a URL: one spelling per article or feed address."""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from tidings.errors import InvalidInput
+
+#: The longest URL taken, after canonicalisation (the common practical limit of browsers and
+#: sitemaps): a longer one is refused, as it would crowd every edition it is in.
+URL_LIMIT = 2048
+_TRACKING_PREFIXES = ("utm_",)
+_TRACKING_KEYS = {"fbclid", "gclid", "mc_cid", "mc_eid"}
+
+
+def canonical_url(url: str) -> str:
+    """The URL with scheme and host lower-cased, default port, fragment and trackers removed."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"url must be an absolute http(s) URL, not {url!r}")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
+    port = parts.port
+    if port and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key not in _TRACKING_KEYS and not key.startswith(_TRACKING_PREFIXES)
+    ]
+    canonical = urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    if len(canonical) > URL_LIMIT:
+        raise InvalidInput(
+            f"url is {len(canonical):,} characters long; at most {URL_LIMIT:,} are taken"
+        )
+    return canonical

@@ -1,0 +1,43 @@
+"""SQL pieces more than one package asks for, written once: whether an address is
+suppressed, and one keyset page of a query."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar, TypeVarTuple
+
+from sqlalchemy import ColumnElement, Exists, Row, Select, exists
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from tidings.db.models import Suppression
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+def is_suppressed(email: ColumnElement[str] | InstrumentedAttribute[str]) -> Exists:
+    """True for an address on the suppression list (the one rule every sender obeys)."""
+    return exists().where(Suppression.email == email)
+
+
+@dataclass(frozen=True)
+class KeysetPage(Generic[T]):
+    """One page of rows in key order, and the key to start the next page after (None on
+    the last page)."""
+
+    rows: Sequence[T]
+    next_after: int | None
+
+
+def keyset_page(
+    session: Session,
+    statement: Select[*Ts],
+    key: InstrumentedAttribute[int],
+    after: int,
+    size: int,
+) -> KeysetPage[Row[*Ts]]:
+    """The first ``size`` rows of ``statement`` whose ``key`` is above ``after``; the key must
+    be among the selected columns. One row more is read to learn whether a next page exists."""
+    rows = session.execute(statement.where(key > after).order_by(key).limit(size + 1)).all()
+    page = rows[:size]
+    more = len(rows) > size
+    return KeysetPage(page, int(page[-1]._mapping[key]) if more else None)

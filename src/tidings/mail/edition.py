@@ -1,0 +1,127 @@
+"""The per-edition mail maker: compiled once per edition, asked for each subscriber's bytes.
+
+The stored parts are split once into literal segments and the slots their template made
+(:mod:`tidings.mail.personal`); per subscriber only the values are escaped, encoded and
+joined between them.
+"""
+
+from datetime import datetime
+from urllib.parse import quote
+
+from tidings.config import Settings
+from tidings.db.models import Edition, Newsletter
+from tidings.errors import InvalidInput
+from tidings.mail.links import Links
+from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
+from tidings.mail.personal import Personal, SlotTemplate, values_of
+from tidings.mail.tokens import Purpose
+
+
+def address_domain(address: str) -> str:
+    return address.rsplit("@", 1)[-1]
+
+
+class EditionMail:
+    """Everything about an edition's messages that does not depend on the subscriber."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        edition_id: int,
+        slug: str,
+        newsletter_name: str,
+        from_name: str,
+        from_address: str,
+        reply_to: str | None,
+        subject: str,
+        html: str,
+        text: str,
+        date: datetime,
+    ) -> None:
+        self._links = Links(settings.base_url, settings.secret)
+        self.sender = from_address
+        domain = address_domain(from_address)
+        self._mailto = settings.unsubscribe_mailto or f"unsubscribe@{domain}"
+        self._stored_html = html
+        self._html = SlotTemplate.load(html)
+        self._text = SlotTemplate.load(text)
+        self._html_qp = QuotedPrintableTemplate(self._html)
+        self._text_qp = QuotedPrintableTemplate(self._text)
+        self.view_url = self._links.archive(slug, edition_id)
+        self._template = MessageTemplate(
+            from_name=from_name,
+            from_address=from_address,
+            reply_to=reply_to,
+            subject=subject,
+            list_name=newsletter_name,
+            list_id=f"{slug}.{domain}",
+            date=date,
+        )
+
+    def personal(self, subscription_id: int, email: str, name: str | None) -> Personal:
+        return Personal(
+            greeting_name=name or "reader",
+            email=email,
+            unsubscribe_url=self._links.unsubscribe(subscription_id),
+            preferences_url=self._links.preferences(subscription_id),
+            view_url=self.view_url,
+        )
+
+    def parts_for(self, personal: Personal) -> tuple[str, str]:
+        """The HTML and text bodies with the personal values filled in."""
+        return (
+            self._html.fill(values_of(personal, escape=True)),
+            self._text.fill(values_of(personal, escape=False)),
+        )
+
+    def public_html(self) -> str:
+        """The HTML part with neutral values in every slot, for the public archive: nobody's
+        address or links (editions stored before slots had a nonce included)."""
+        neutral = Personal(
+            greeting_name="reader",
+            email="your address",
+            unsubscribe_url="#",
+            preferences_url="#",
+            view_url=self.view_url,
+        )
+        html = SlotTemplate.load(self._stored_html, legacy_tokens=True)
+        return html.fill(values_of(neutral, escape=True))
+
+    def message_for(
+        self, subscription_id: int, email: str, name: str | None, message_id: str
+    ) -> bytes:
+        """The complete message for one subscriber."""
+        personal = self.personal(subscription_id, email, name)
+        token = self._links.token(Purpose.unsubscribe, subscription_id)
+        mailto = f"mailto:{self._mailto}?subject={quote('unsubscribe ' + token)}"
+        return self._template.build(
+            Personalised(
+                to_email=email,
+                to_name=name,
+                message_id=message_id,
+                unsubscribe_url=personal.unsubscribe_url,
+                unsubscribe_mailto=mailto,
+                html_qp=self._html_qp.render(values_of(personal, escape=True)),
+                text_qp=self._text_qp.render(values_of(personal, escape=False)),
+            )
+        )
+
+
+def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -> EditionMail:
+    """The mail maker of a stored edition."""
+    if edition.html_body is None or edition.text_body is None or edition.subject is None:
+        raise InvalidInput(f"edition {edition.id} has no rendered content")
+    return EditionMail(
+        settings=settings,
+        edition_id=edition.id,
+        slug=newsletter.slug,
+        newsletter_name=newsletter.name,
+        from_name=newsletter.from_name,
+        from_address=newsletter.from_address,
+        reply_to=newsletter.reply_to,
+        subject=edition.subject,
+        html=edition.html_body,
+        text=edition.text_body,
+        date=edition.started_at or edition.created_at,
+    )

@@ -1,0 +1,168 @@
+"""The SMTP transport the worker needs, and its aiosmtplib implementation.
+
+The worker depends only on :class:`Transport`; tests and the benchmark use the same real
+implementation against local servers.
+"""
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiosmtplib
+
+from tidings.config import Settings, SmtpTarget
+from tidings.errors import TidingsError
+
+#: A send's overall deadline, in units of the per-read SMTP timeout.
+SEND_DEADLINE_TIMEOUTS = 3
+
+
+@dataclass(frozen=True)
+class SmtpReply:
+    code: int
+    message: str
+
+
+class DeliveryError(TidingsError):
+    """A message was not accepted."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"{code} {message}")
+        self.code = code
+        self.message = message
+
+
+class TransientDeliveryError(DeliveryError, ConnectionError):
+    """4xx, timeout, refused or dropped connection: try again later."""
+
+
+class UncertainDeliveryError(TransientDeliveryError):
+    """The connection failed after the message data was sent: it may have been delivered."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """5xx: the server refused the message or the recipient for good."""
+
+
+class Transport(Protocol):
+    """Sends one message to one recipient."""
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply: ...
+
+    async def close(self) -> None: ...
+
+
+def _raise_for_reply(code: int, message: str, uncertain: bool = False) -> None:
+    if 500 <= code < 600:
+        raise PermanentDeliveryError(code, message)
+    if uncertain:
+        raise UncertainDeliveryError(code, message)
+    raise TransientDeliveryError(code, message)
+
+
+class SmtpConnection:
+    """One long-lived SMTP connection: connects on first use, reconnects after a drop."""
+
+    def __init__(self, target: SmtpTarget, timeout: float, local_hostname: str | None = None):
+        self._target = target
+        self._timeout = timeout
+        self._local_hostname = local_hostname
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        target = self._target
+        smtp = aiosmtplib.SMTP(
+            hostname=target.host,
+            port=target.port,
+            use_tls=target.security == "tls",
+            start_tls=target.security == "starttls",
+            validate_certs=True,
+            tls_context=ssl.create_default_context() if target.security != "none" else None,
+            timeout=self._timeout,
+            local_hostname=self._local_hostname,
+        )
+        try:
+            await smtp.connect()
+            if target.username and target.password:
+                await smtp.login(target.username, target.password)
+        except aiosmtplib.SMTPResponseException as exc:
+            await _quietly_close(smtp)
+            _raise_for_reply(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await _quietly_close(smtp)
+            raise TransientDeliveryError(0, f"cannot connect: {exc}") from exc
+        self._smtp = smtp
+        return smtp
+
+    async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply:
+        smtp = await self._connected()
+        in_data = False
+        try:
+            options = await _utf8_options(smtp, sender, recipient)
+            encoding = "utf-8" if options else "ascii"
+            await smtp.mail(sender, options=options, encoding=encoding)
+            await smtp.rcpt(recipient, encoding=encoding)
+            in_data = True
+            response = await smtp.data(message)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset_after_refusal(smtp)
+            _raise_for_reply(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self.close()
+            error = UncertainDeliveryError if in_data else TransientDeliveryError
+            raise error(0, f"connection lost: {type(exc).__name__}: {exc}") from exc
+        return SmtpReply(response.code, response.message)
+
+    async def _reset_after_refusal(self, smtp: aiosmtplib.SMTP) -> None:
+        try:
+            await smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self.close()
+
+    async def close(self) -> None:
+        if self._smtp is not None:
+            await _quietly_close(self._smtp)
+            self._smtp = None
+
+
+async def _utf8_options(smtp: aiosmtplib.SMTP, sender: str, recipient: str) -> list[str]:
+    """``["SMTPUTF8"]`` for an address that is not ASCII (a row stored before addresses were
+    normalised, say) when the server offers it; when it does not, that one delivery fails
+    (553 5.6.7, RFC 6531) instead of an encoding error escaping into the worker's batch."""
+    if sender.isascii() and recipient.isascii():
+        return []
+    if smtp.is_ehlo_or_helo_needed:
+        await smtp.ehlo()  # the extensions are known only after EHLO
+    if smtp.supports_extension("smtputf8"):
+        return ["SMTPUTF8"]
+    raise PermanentDeliveryError(
+        553, "5.6.7 non-ASCII address, and the server does not offer SMTPUTF8"
+    )
+
+
+async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
+    try:
+        if smtp.is_connected:
+            await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def smtp_target(settings: Settings) -> SmtpTarget:
+    """The configured SMTP server, or the built-in catcher on loopback."""
+    return settings.smtp or SmtpTarget("127.0.0.1", settings.catcher_port, "none", None, None)
+
+
+async def send_within(
+    transport: Transport, sender: str, recipient: str, message: bytes, seconds: float
+) -> SmtpReply:
+    """Send with an overall deadline: the transport's timeout is per read, so a server that
+    drips its reply a byte at a time would otherwise hold the connection forever."""
+    try:
+        return await asyncio.wait_for(transport.send(sender, recipient, message), seconds)
+    except TimeoutError:
+        await transport.close()
+        raise UncertainDeliveryError(0, f"no complete answer within {seconds:.0f} s") from None
