@@ -2,18 +2,29 @@
 
 Front doors (CLI, web, scheduler) catch :class:`TidingsError` and show its message; anything
 else is a bug and keeps its traceback. Classes also inherit the matching built-in so callers
-that only know the standard library still catch them sensibly::
+that only know the standard library still catch them sensibly. The whole tree, with the room
+that defines each class kept beside its raiser (``tests/test_errors.py`` keeps this drawing
+complete)::
 
     TidingsError
     ├── ConfigError(TidingsError, ValueError)        a setting is missing or malformed
     ├── NotFound(TidingsError, LookupError)          a named newsletter, source, ... does not exist
     ├── Conflict(TidingsError)                       the thing exists already
     ├── InvalidInput(TidingsError, ValueError)       user data failed validation
-    │   └── InvalidAddress                           an email address is not valid
-    └── FeedError(TidingsError)                      one source could not be ingested
-        ├── FeedUnreachable(FeedError, ConnectionError)   network, timeout, HTTP error, redirects
-        ├── FeedTooLarge(FeedError)                       the body passed the size cap
-        └── NotAFeed(FeedError, ValueError)               the body is not RSS, Atom or JSON Feed
+    │   ├── InvalidAddress                           an email address is not valid
+    │   ├── HeaderInjection         mail/message     a header value would start a new header
+    │   ├── TemplateAltersSlot      mail/personal    a template filter changed a personal slot
+    │   ├── EditionTooLarge         compose/render   the HTML part is over the size limit
+    │   └── TemplateFailed          compose/service  an email template raised, with file and line
+    ├── FeedError(TidingsError)                      one source could not be ingested
+    │   ├── FeedUnreachable(FeedError, ConnectionError)   network, timeout, HTTP error, redirects
+    │   │   └── AddressRefused      catalog/feedguard     the feed resolves to a private address
+    │   ├── FeedTooLarge(FeedError)                       the body passed the size cap
+    │   └── NotAFeed(FeedError, ValueError)               the body is not RSS, Atom or JSON Feed
+    └── DeliveryError               mail/transport   the SMTP server did not take a message
+        ├── TransientDeliveryError(DeliveryError, ConnectionError)   4xx, drop, timeout: retry
+        │   └── UncertainDeliveryError                   no answer after DATA: maybe sent
+        └── PermanentDeliveryError                       5xx: do not retry
 """
 
 
