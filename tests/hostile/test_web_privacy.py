@@ -5,6 +5,7 @@ session cookies, and parallel password guessing."""
 import asyncio
 import json
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -25,12 +26,14 @@ from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
 from tidings.access.accounts import remove_user
+from tidings.audience.directory import erase
 from tidings.audience.signup import SignupForm, SignupQueue
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
     Subscriber,
     Subscription,
+    SubscriptionStatus,
     Suppression,
     SuppressionReason,
     User,
@@ -355,3 +358,67 @@ def test_parallel_sign_in_attempts_get_exactly_the_limit(site: Site) -> None:
     for client in clients:
         client.close()
     assert codes.count(401) == 10 and codes.count(429) == 20, sorted(codes)
+
+
+# --- ids: an erased person's links and cookies never open the next person's account --------
+
+
+def _path_in(text: str, prefix: str) -> str:
+    found = re.search(rf"({prefix}/[A-Za-z0-9._-]+)", text)
+    assert found, text
+    return found.group(1)
+
+
+def _confirm_path_in_mail(site: Site, count: int) -> str:
+    body = site.wait_for_mail(count)[count - 1].message.get_body(("plain",))
+    assert body is not None
+    return _path_in(body.get_content(), "/confirm")
+
+
+def _confirm(client: httpx.Client, confirm: str) -> httpx.Response:
+    form = form_to(client.get(confirm).text, confirm).hidden
+    answer = client.post(confirm, data=form)
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def test_an_erased_readers_old_links_never_open_the_next_readers_page(site: Site) -> None:
+    """On SQLite the next sign-up used to get the erased subscription's id, and the old
+    signed links (they name only the id) opened that stranger's preference centre or
+    confirmed their pending sign-up."""
+    with httpx.Client(base_url=site.base) as client:
+        client.post(SIGNUP, data={**_form(client), "email": "mallory@example.ge"})
+        old_confirm = _confirm_path_in_mail(site, 1)
+        old_preferences = _path_in(_confirm(client, old_confirm).text, "/preferences")
+        assert client.get(old_preferences).status_code == 200
+        mallory = _subscription(site.db, "mallory@example.ge")
+        assert erase(site.db, mallory.subscriber_id)
+        assert client.get(old_preferences).status_code == 400
+
+        stranger = {**_form(client), "email": "nino@example.ge", "name": "Nino Beridze"}
+        client.post(SIGNUP, data=stranger)
+        new_confirm = _confirm_path_in_mail(site, 2)
+        pending = _subscription(site.db, "nino@example.ge")
+        print("erased subscription", mallory.id, "new one", pending.id)
+        for old in (old_confirm, old_preferences):
+            answer = client.get(old)
+            assert answer.status_code == 400, old
+            assert "nino@example.ge" not in answer.text and "Nino Beridze" not in answer.text
+        assert _subscription(site.db, "nino@example.ge").status == SubscriptionStatus.pending
+
+        _confirm(client, new_confirm)  # the stranger confirms: an active reader now
+        answer = client.get(old_preferences)
+        assert answer.status_code == 400
+        assert "nino@example.ge" not in answer.text and "Nino Beridze" not in answer.text
+
+
+def test_a_removed_users_cookie_does_not_sign_in_the_next_user(site: Site) -> None:
+    """A session cookie names a user id and a session generation: a new user given the
+    removed user's id (and the same generation) would have been signed in by the old cookie."""
+    make_user(site.db, UserRole.admin)
+    leaving = sign_in(site.base, make_user(site.db, UserRole.editor))
+    stolen = _cookie(leaving)
+    remove_user(site.db, _user_id(site.db, "editor@messenger.example.ge"))
+    make_user(site.db, UserRole.editor, "newcomer@messenger.example.ge")
+    answer = _replay(site.base, stolen)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/admin/login")

@@ -35,6 +35,13 @@ NAMING_CONVENTION = {
 }
 
 
+#: Table options of the tables whose ids are handed out as credentials (a reader's signed link
+#: names a subscription, a console session names a user, deleting a row must not hand its id
+#: to the next person): on SQLite, AUTOINCREMENT, so an id is never given out twice, even
+#: after the newest row is deleted. PostgreSQL sequences never go back anyway.
+NEVER_REUSE_IDS: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     """Declarative base with a constraint naming convention, so migrations stay stable."""
 
@@ -215,6 +222,8 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    __table_args__ = (NEVER_REUSE_IDS,)
+
 
 class Subscription(Base):
     """Subscriber x newsletter, with its status and consent record."""
@@ -243,6 +252,7 @@ class Subscription(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "newsletter_id"),
         Index("ix_subscriptions_newsletter_status", "newsletter_id", "status", "subscriber_id"),
+        NEVER_REUSE_IDS,
     )
 
 
@@ -369,6 +379,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    __table_args__ = (NEVER_REUSE_IDS,)
+
 
 class ApiToken(Base):
     """A bearer token for the JSON API; only its SHA-256 is stored (it is shown once)."""
@@ -383,6 +395,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (NEVER_REUSE_IDS,)
 
 
 class IdempotencyKey(Base):
