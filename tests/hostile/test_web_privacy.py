@@ -4,6 +4,7 @@ session cookies, and parallel password guessing."""
 
 import asyncio
 import json
+import os
 import random
 import re
 import statistics
@@ -21,7 +22,7 @@ from sqlalchemy import select
 
 from tests.builders import newsletter, subscribers
 from tests.conftest import Cli
-from tests.smtpserver import smtp_server
+from tests.smtpserver import free_port, smtp_server
 from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
@@ -40,6 +41,7 @@ from tidings.db.models import (
     UserRole,
 )
 from tidings.db.types import utcnow
+from tidings.mail.tokens import Purpose, sign
 from tidings.web.security import SESSION_COOKIE
 
 SIGNUP = "/subscribe/daily"
@@ -422,3 +424,63 @@ def test_a_removed_users_cookie_does_not_sign_in_the_next_user(site: Site) -> No
     make_user(site.db, UserRole.editor, "newcomer@messenger.example.ge")
     answer = _replay(site.base, stolen)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/admin/login")
+
+
+# --- the server's access log keeps no reader's signed link ----------------------------------
+
+
+def test_the_access_log_keeps_no_readers_token(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """``tidings serve`` as its own process, its log captured: unsubscribe and preference
+    links never expire, and the access log wrote them next to the client's address."""
+    newsletter(db)
+    subscribers(db, "daily", 1)
+    subscription = _subscription(db, "reader0@example.ge")
+    tokens = {purpose: sign(settings.secret, purpose, subscription.id) for purpose in Purpose}
+    paths = [
+        f"/preferences/{tokens[Purpose.preferences]}",
+        f"/preferences/{tokens[Purpose.preferences]}?saved=true",
+        f"/u/{tokens[Purpose.unsubscribe]}",
+        f"/confirm/{tokens[Purpose.confirm]}",
+    ]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TIDINGS_")}
+    env.update(
+        TIDINGS_DATABASE_URL=settings.resolved_database_url,
+        TIDINGS_SECRET_KEY=settings.secret,
+        TIDINGS_DATA_DIR=str(settings.data_dir),
+    )
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            eventually(lambda: _answers(client), timeout=30)
+            codes = [client.get(path).status_code for path in paths]
+            codes.append(client.post(f"/u/{tokens[Purpose.unsubscribe]}/undo").status_code)
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    assert codes == [200, 200, 200, 200, 403]
+    logged = log_path.read_text()
+    print(logged[-600:])
+    for token in tokens.values():
+        assert token not in logged
+    assert '"GET /preferences/[token] HTTP/1.1" 200' in logged
+    assert '"GET /preferences/[token]?saved=true HTTP/1.1" 200' in logged
+    assert '"POST /u/[token]/undo HTTP/1.1" 403' in logged
+    assert '"GET /healthz HTTP/1.1" 200' in logged  # other paths are kept as they were
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False

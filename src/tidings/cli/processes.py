@@ -10,6 +10,7 @@ import uvicorn
 
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.deliver.runner import run_worker
+from tidings.mail.links import TOKEN_PATH_PREFIXES
 from tidings.schedule.scheduler import TidingsScheduler
 from tidings.web.app import create_app
 
@@ -25,12 +26,39 @@ def _logging() -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+REDACTED = "[token]"
+
+
+def redact_token(path: str) -> str:
+    """``path`` with a reader's signed token (the segment after a token prefix) hidden."""
+    for prefix in TOKEN_PATH_PREFIXES:
+        if path.startswith(prefix):
+            rest = path[len(prefix) :]
+            ends = [at for at in (rest.find("/"), rest.find("?")) if at >= 0]
+            return prefix + REDACTED + rest[min(ends, default=len(rest)) :]
+    return path
+
+
+class RedactReaderTokens(logging.Filter):
+    """Keeps readers' signed links out of the access log: they never expire (unsubscribe,
+    preferences) and the log keeps them next to the client's address."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_token(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
 def _server(context: CliContext, host: str, port: int) -> uvicorn.Server:
     app = create_app(context.settings, context.database())
-    return uvicorn.Server(
-        # Off: X-Forwarded-For is believed only from TIDINGS_TRUSTED_PROXIES (web/deps.py).
-        uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
-    )
+    # Off: X-Forwarded-For is believed only from TIDINGS_TRUSTED_PROXIES (web/deps.py).
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
+    access = logging.getLogger("uvicorn.access")  # configured by the Config just made
+    if not any(isinstance(found, RedactReaderTokens) for found in access.filters):
+        access.addFilter(RedactReaderTokens())
+    return uvicorn.Server(config)
 
 
 HOST = typer.Option("127.0.0.1", "--host", help="Address to listen on.")

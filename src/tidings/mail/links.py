@@ -26,6 +26,12 @@ def confirm_path(token: str) -> str:
     return f"/confirm/{token}"
 
 
+#: Where a path carries a reader's signed token as its next segment: kept out of access logs.
+TOKEN_PATH_PREFIXES: tuple[str, ...] = tuple(
+    build("") for build in (unsubscribe_path, preferences_path, confirm_path)
+)
+
+
 def archive_path(slug: str, edition_id: int | None = None) -> str:
     """A newsletter's archive, or one edition in it."""
     return f"/archive/{slug}" if edition_id is None else f"/archive/{slug}/{edition_id}"
