@@ -18,7 +18,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState
 from tidings.db.types import utcnow
-from tidings.deliver.worker import FLUSH_AT
+from tidings.deliver.writebehind import FLUSH_AT
 
 
 def _edition(db: Database, settings: Settings, tmp_path: Path, readers: int) -> set[str]:

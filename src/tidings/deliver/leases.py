@@ -1,16 +1,25 @@
-"""A worker's own view of its leases, and how much it may claim.
+"""A worker's own view of its leases, their renewal, and how much it may claim.
 
 Every claim gets a new lease token; the book remembers, per token, the deliveries whose
 result is not written yet and until when (on this process's monotonic clock) the lease is
 surely still ours. A delivery is only started while its lease has a good margin left, and
-one the database says is no longer ours is never started or written.
+one the database says is no longer ours is never started or written. The keeper renews the
+leases for as long as the worker lives, whatever its send path waits on.
 """
 
+import asyncio
+import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tidings.deliver.ledger import Claim
+from sqlalchemy.exc import OperationalError
+
+from tidings.db.models import EditionStatus
+from tidings.deliver.ledger import Claim, Renewal
+
+log = logging.getLogger(__name__)
 
 #: A send starts only while more than this share of its lease is left (renewals come every
 #: quarter lease at most, so a healthy worker always has about three quarters left).
@@ -18,6 +27,7 @@ START_MARGIN = 1 / 3
 #: Claim at most what the observed send rate starts within this share of a lease.
 CLAIM_SHARE = 0.5
 RATE_WINDOW_SECONDS = 5.0
+RENEW_AT_MOST_SECONDS = 2.0
 
 
 @dataclass
@@ -83,6 +93,50 @@ class LeaseBook:
                     del self._pending[token]
                     self._deadline.pop(token, None)
             self._lost.discard(delivery_id)
+
+
+def renew_interval(lease_seconds: float) -> float:
+    """How often leases are renewed: a quarter lease, and at least every 2 s, so a pause or
+    a cancel also reaches the claimed-but-unstarted deliveries quickly."""
+    return min(lease_seconds / 4, RENEW_AT_MOST_SECONDS)
+
+
+class LeaseKeeper:
+    """Renews the book's leases; learns from each renewal which deliveries were lost and
+    which editions stopped sending meanwhile."""
+
+    def __init__(self, book: LeaseBook, renew: Callable[[list[str]], Renewal]) -> None:
+        self.book = book
+        #: Blocking database work, run in a thread (never behind the worker's database
+        #: lock: a slow claim or write must not delay a renewal).
+        self._renew = renew
+        #: Editions that are no longer sending (paused, cancelled), as the last renewal saw.
+        self.stopped: dict[int, EditionStatus] = {}
+
+    async def renew(self) -> None:
+        """Renew every lease the book holds now."""
+        tokens = self.book.tokens()
+        if not tokens:
+            self.stopped.clear()
+            return
+        asked_at = time.monotonic()
+        renewal = await asyncio.to_thread(self._renew, tokens)
+        lost = self.book.renewed(tokens, renewal.held, asked_at)
+        if lost:
+            log.warning("lost the lease of %d deliveries (taken back by another worker)", lost)
+        self.stopped.clear()
+        self.stopped.update(renewal.stopped)
+
+    async def run(self) -> None:
+        """Renew every :func:`renew_interval` until cancelled; a database error is logged
+        and the next renewal tries again."""
+        every = renew_interval(self.book.lease_seconds)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.renew()
+            except OperationalError as exc:
+                log.error("cannot renew leases (%s); retrying", type(exc.orig).__name__)
 
 
 @dataclass

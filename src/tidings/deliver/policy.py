@@ -1,24 +1,24 @@
-"""What an SMTP outcome means for a delivery, after Postfix's queue defaults.
+"""What an attempt's outcome means for a delivery, after Postfix's queue defaults.
 
 First retry after 5 minutes, doubling, at most about 67 minutes apart, and give up after
-5 days; every number is a setting.
+5 days; every number is a setting. :func:`verdict_for` turns an attempt's SMTP reply, or the
+error it ended with, into the delivery's next state; it is pure (the caller gives the time).
 """
 
-import enum
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tidings.config import Settings
+from tidings.db.models import DeliveryState
+from tidings.mail.transport import (
+    PermanentDeliveryError,
+    SmtpReply,
+    TransientDeliveryError,
+    UncertainDeliveryError,
+)
 
 _NO_SUCH_USER = re.compile(r"\b5\.1\.\d{1,3}\b")
-
-
-class Verdict(enum.StrEnum):
-    sent = "sent"
-    retry = "retry"
-    failed = "failed"
-    uncertain = "uncertain"
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,52 @@ class RetryPolicy:
         return now - queued_at >= self.give_up
 
 
-def verdict_for_code(code: int) -> Verdict:
-    """2xx sent, 4xx try again, 5xx failed (anything else is treated as temporary)."""
-    if 200 <= code < 300:
-        return Verdict.sent
-    if 500 <= code < 600:
-        return Verdict.failed
-    return Verdict.retry
+@dataclass(frozen=True)
+class Verdict:
+    """What one attempt means for its delivery: the state it moves to, the reply to keep,
+    when to try again, and whether the address is to be suppressed."""
+
+    state: DeliveryState
+    code: int | None
+    reply: str
+    retry_at: datetime | None = None
+    #: A 5.1.x refusal (no such user): the address is suppressed.
+    suppress: bool = False
+    #: Not the server's answer but a failure of our own (a bug): worth a traceback.
+    unexpected: bool = False
+
+
+def verdict_for(
+    policy: RetryPolicy,
+    result: SmtpReply | Exception,
+    attempts: int,
+    queued_at: datetime,
+    now: datetime,
+) -> Verdict:
+    """The verdict on an attempt (the ``attempts``-th of a delivery queued at ``queued_at``)
+    that ended with the server's acceptance ``result`` or with the error ``result``.
+
+    Accepted: sent. Refused for good (5xx): failed, and suppressed on 5.1.x. Cut off after
+    the message data went out: uncertain when at most once is asked for, else like any
+    temporary failure (4xx, timeout, no connection): deferred by the retry schedule, or
+    failed once the give-up time has passed. Anything else is a failure of ours: failed.
+    """
+    if isinstance(result, SmtpReply):
+        return Verdict(DeliveryState.sent, result.code, result.message)
+    if isinstance(result, PermanentDeliveryError):
+        suppress = means_no_such_user(result.code, result.message)
+        return Verdict(DeliveryState.failed, result.code, str(result), suppress=suppress)
+    if isinstance(result, UncertainDeliveryError) and policy.at_most_once:
+        return Verdict(DeliveryState.uncertain, None, str(result))
+    if isinstance(result, TransientDeliveryError):
+        code = result.code or None
+        if policy.gives_up(queued_at, now):
+            reply = f"gave up after {attempts} attempts: {result}"
+            return Verdict(DeliveryState.failed, code, reply)
+        retry_at = policy.next_attempt(attempts, now)
+        return Verdict(DeliveryState.deferred, code, str(result), retry_at)
+    reply = f"internal error: {type(result).__name__}: {result}"
+    return Verdict(DeliveryState.failed, None, reply, unexpected=True)
 
 
 def means_no_such_user(code: int, message: str) -> bool:

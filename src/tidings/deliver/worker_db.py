@@ -1,0 +1,115 @@
+"""The worker's database side: claim and prepare a batch, write results, renew leases, keep
+the ledger up.
+
+Each call is short blocking work (one transaction, or the upkeep's few), retried on
+contention; the worker runs it in a thread so its event loop keeps sending. The worker, not
+this class, decides what may run side by side (see :class:`~tidings.deliver.worker.Worker`).
+"""
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import DeliveryState, Edition, Newsletter
+from tidings.db.types import utcnow
+from tidings.deliver import ledger
+from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
+from tidings.deliver.retry import retry_transient
+from tidings.deliver.upkeep import has_due_work, run_upkeep
+from tidings.mail.edition import EditionMail, edition_mail
+
+GONE_REPLY = "not sent: no longer subscribed or suppressed"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One claimed delivery, ready to send: its lease, the edition's mail, the reader."""
+
+    claim: Claim
+    mail: EditionMail
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One claim, ready to send: its token, the jobs, and results known without sending."""
+
+    token: str
+    jobs: list[Job]
+    gone: list[Outcome]
+
+
+class WorkerDatabase:
+    """What one worker asks of the database, each call retried on contention."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        # Each edition's rendered mail, built once per edition and process.
+        self._mails: dict[int, EditionMail] = {}
+
+    def claim(self, token: str, limit: int) -> Prepared:
+        """Lease up to ``limit`` due deliveries under ``token`` and prepare them: a reader
+        who left or was suppressed meanwhile gets a failed result instead of a job."""
+        return retry_transient(self._claim_and_prepare, token, limit)
+
+    def write(self, outcomes: Sequence[Outcome], judged: Collection[int]) -> Recorded:
+        """Write results, each fenced by its lease (see :func:`ledger.record_outcomes`)."""
+        return retry_transient(self._write, outcomes, judged)
+
+    def renew(self, tokens: Collection[str]) -> Renewal:
+        """Extend the leases of these claims; which deliveries are still held."""
+        return retry_transient(self._renew, tokens)
+
+    def upkeep(self) -> bool:
+        """Reclaim expired leases, close finished editions; True if work is due."""
+        run_upkeep(self.db, self.settings.at_most_once)
+        return has_due_work(self.db)
+
+    def _claim_and_prepare(self, token: str, limit: int) -> Prepared:
+        now = utcnow()
+        with self.db.session() as session:
+            claims = ledger.claim_due(session, token, limit, self.lease, now)
+            session.commit()
+            jobs: list[Job] = []
+            gone: list[Outcome] = []
+            by_edition: dict[int, list[Claim]] = {}
+            for claim in claims:
+                by_edition.setdefault(claim.edition_id, []).append(claim)
+            for edition_id, group in by_edition.items():
+                mail = self._mail_for(session, edition_id)
+                edition = session.get_one(Edition, edition_id)
+                ids = [c.subscriber_id for c in group if c.subscriber_id is not None]
+                found = ledger.recipients(session, edition.newsletter_id, ids)
+                for claim in group:
+                    recipient = found.get(claim.subscriber_id) if claim.subscriber_id else None
+                    if recipient is None:
+                        gone.append(claim.outcome(DeliveryState.failed, None, GONE_REPLY, now))
+                    else:
+                        jobs.append(Job(claim, mail, recipient))
+            return Prepared(token, jobs, gone)
+
+    def _mail_for(self, session: Session, edition_id: int) -> EditionMail:
+        mail = self._mails.get(edition_id)
+        if mail is None:
+            edition = session.get_one(Edition, edition_id)
+            newsletter = session.get_one(Newsletter, edition.newsletter_id)
+            mail = self._mails[edition_id] = edition_mail(self.settings, edition, newsletter)
+        return mail
+
+    def _write(self, outcomes: Sequence[Outcome], judged: Collection[int]) -> Recorded:
+        with self.db.session() as session:
+            recorded = ledger.record_outcomes(session, outcomes, judged)
+            session.commit()
+            return recorded
+
+    def _renew(self, tokens: Collection[str]) -> Renewal:
+        with self.db.session() as session:
+            renewal = ledger.renew_leases(session, tokens, self.lease, utcnow())
+            session.commit()
+            return renewal
