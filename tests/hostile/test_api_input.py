@@ -39,10 +39,13 @@ from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings, SmtpTarget
 from tidings.db.engine import Database
 from tidings.db.models import (
+    Article,
     Delivery,
     DeliveryState,
+    Edition,
     IdempotencyKey,
     Newsletter,
+    Source,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -698,3 +701,149 @@ def test_a_stored_utf8_address_fails_alone_and_the_edition_goes_on(
     assert {outcome[r][0] for r in readers} == {DeliveryState.sent}
     state, reply = outcome["нино@example.ge"]
     assert state == DeliveryState.failed and reply
+
+
+# --- out-of-range ids, unreadable URLs and dates that leave the calendar: 4xx, never 500 ---
+
+HUGE_ID = "99999999999999999999"
+#: Valid ISO 8601, but out of Python's years 1-9999 once converted to UTC.
+OFF_THE_CALENDAR = ("9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00")
+
+
+@dataclass
+class Doors:
+    base: str
+    api: httpx.Client
+    console: httpx.Client
+    article: int
+
+
+@pytest.fixture
+def doors(db: Database, settings: Settings) -> Iterator[Doors]:
+    newsletter(db)
+    (article,) = articles(db, "daily", 1, datetime.now(UTC) - timedelta(hours=1))
+    _, secret = create_token(db, "admin", UserRole.admin, "test")
+    auth = {"Authorization": f"Bearer {secret}"}
+    with (
+        site_with_mail(db, settings) as site,
+        httpx.Client(base_url=f"{site.base}/api/v1", headers=auth) as api,
+    ):
+        console = sign_in(site.base, make_user(db, UserRole.admin))
+        try:
+            yield Doors(site.base, api, console, article)
+        finally:
+            console.close()
+
+
+def _counts(db: Database) -> tuple[int, int, int, int]:
+    with db.session() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Newsletter)) or 0,
+            session.scalar(select(func.count()).select_from(Source)) or 0,
+            session.scalar(select(func.count()).select_from(Article)) or 0,
+            session.scalar(select(func.count()).select_from(Edition)) or 0,
+        )
+
+
+def test_out_of_range_ids_in_paths_and_queries_get_a_4xx(doors: Doors) -> None:
+    answers = {
+        path: httpx.get(doors.base + path).status_code
+        for path in (f"/archive/daily/{HUGE_ID}", "/archive/daily/2147483648")
+    }
+    for path in (
+        f"/admin/subscribers?after={HUGE_ID}",
+        "/admin/subscribers?after=1e20",
+        f"/admin/suppressions?after={HUGE_ID}",
+        f"/admin/editions/preview.html?newsletter=daily&article={HUGE_ID}",
+        f"/admin/editions/preview.html?newsletter=daily&article={doors.article}&article=2147483648",
+    ):
+        answers[path] = doors.console.get(path).status_code
+    assert answers == dict.fromkeys(answers, 422), answers
+    assert doors.console.get("/admin/subscribers?after=0").status_code == 200  # still fine
+    # The edition builder reads its ticked articles from the raw form.
+    built = doors.console.post(
+        "/admin/editions/new",
+        data={
+            "csrf_token": csrf(doors.console),
+            "newsletter": "daily",
+            "article": [str(doors.article), HUGE_ID],
+            "do": "preview",
+        },
+    )
+    assert built.status_code == 404, built.text[:300]
+    assert f"no article {HUGE_ID}" in built.text
+
+
+def test_an_unreadable_feed_url_is_refused_at_every_door(doors: Doors, db: Database) -> None:
+    before = _counts(db)
+    broken = "http://[::1"
+    added = doors.api.post("/newsletters/daily/sources", json={"url": broken})
+    assert added.status_code == 422, added.text
+    assert "Invalid IPv6 URL" in added.json()["error"]["message"]
+    created = doors.api.post(
+        "/newsletters",
+        json={"slug": "weekly", "name": "W", "sender": "W <w@example.ge>", "feeds": [broken]},
+    )
+    assert created.status_code == 422, created.text
+    for port in ("99999", "abc"):
+        odd = doors.api.post("/newsletters/daily/sources", json={"url": f"http://x.ge:{port}/"})
+        assert odd.status_code == 422, odd.text
+    token = csrf(doors.console)
+    feed = doors.console.post(
+        "/admin/newsletters/daily/feeds", data={"csrf_token": token, "url": broken}
+    )
+    assert feed.status_code == 422 and "Invalid IPv6 URL" in feed.text
+    fields = {
+        "csrf_token": token,
+        "slug": "weekly",
+        "name": "W",
+        "sender": "W <w@example.ge>",
+        "schedule": "0 7 * * *",
+        "timezone": "UTC",
+        "min_articles": "1",
+        "max_articles": "5",
+        "feeds": broken,
+    }
+    new = doors.console.post("/admin/newsletters/new", data=fields)
+    assert new.status_code == 422, new.text[:300]
+    assert _counts(db) == before
+
+
+def test_dates_that_leave_the_calendar_in_utc_are_refused(doors: Doors, db: Database) -> None:
+    before = _counts(db)
+    for moment in OFF_THE_CALENDAR:
+        pushed = doors.api.post(
+            "/newsletters/daily/articles",
+            json={
+                "articles": [
+                    {"url": "https://x.example.ge/odd", "title": "Odd", "published": moment},
+                ]
+            },
+        )
+        assert pushed.status_code == 200, pushed.text
+        (reason,) = pushed.json()["rejected"]
+        assert "out of range" in reason
+        scheduled = doors.api.post(
+            "/editions",
+            json={
+                "newsletter": "daily",
+                "article_ids": [doors.article],
+                "send": "scheduled",
+                "scheduled_for": moment,
+            },
+        )
+        assert scheduled.status_code == 422, scheduled.text
+        assert "out of range" in scheduled.json()["error"]["message"]
+    # The console's builder: a local time in the newsletter's zone (Tbilisi, +04:00).
+    built = doors.console.post(
+        "/admin/editions/new",
+        data={
+            "csrf_token": csrf(doors.console),
+            "newsletter": "daily",
+            "article": str(doors.article),
+            "do": "schedule",
+            "send_at": "0001-01-01T00:00",
+        },
+    )
+    assert built.status_code == 200 and "out of range" in built.text
+    assert _counts(db) == before

@@ -14,7 +14,10 @@ def test_canonical_url_drops_fragment_trackers_and_default_port() -> None:
     assert canonical_url("http://example.ge:8080") == "http://example.ge:8080/"
 
 
-@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://x/y", "/relative", ""])
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "ftp://x/y", "/relative", "", "http://[::1", "http://x:99999/"],
+)
 def test_non_http_urls_are_refused(url: str) -> None:
     with pytest.raises(InvalidInput):
         canonical_url(url)
@@ -64,3 +67,9 @@ def test_a_url_longer_than_the_limit_is_refused_with_its_length() -> None:
         canonical_url(longest + "x")
     with pytest.raises(InvalidInput, match="url is 102,4"):
         make_draft(url=base + "x" * 102_400, title="A story with a giant link")
+
+
+@pytest.mark.parametrize("published", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_date_that_leaves_the_calendar_in_utc_is_refused(published: str) -> None:
+    with pytest.raises(InvalidInput, match="out of range"):
+        make_draft(url="https://x.ge/a", title="A", published_at=datetime.fromisoformat(published))

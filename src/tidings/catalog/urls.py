@@ -13,14 +13,17 @@ _TRACKING_KEYS = {"fbclid", "gclid", "mc_cid", "mc_eid"}
 
 def canonical_url(url: str) -> str:
     """The URL with scheme and host lower-cased, default port, fragment and trackers removed."""
-    parts = urlsplit(url.strip())
+    try:  # an unclosed IPv6 bracket or a port that is no number is a ValueError here
+        parts = urlsplit(url.strip())
+        hostname, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"url {url!r} cannot be read: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
+    if scheme not in ("http", "https") or not hostname:
         raise InvalidInput(f"url must be an absolute http(s) URL, not {url!r}")
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if ":" in host:
         host = f"[{host}]"  # an IPv6 literal keeps its brackets
-    port = parts.port
     if port and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
     query = [

@@ -18,6 +18,7 @@ from tidings.db.models import (
     Newsletter,
     Source,
 )
+from tidings.db.types import MAX_ROW_ID
 from tidings.errors import NotFound
 
 #: How far one edition of each cadence reaches back: the first edition looks back this far,
@@ -105,13 +106,15 @@ def select_articles(
 
 
 def chosen_articles(session: Session, newsletter: Newsletter, ids: list[int]) -> list[Article]:
-    """The articles an editor picked, in the order given; all must belong to the newsletter."""
+    """The articles an editor picked, in the order given; all must belong to the newsletter.
+    An id no column can hold names no article (and is not given to the database)."""
+    possible = [i for i in ids if 1 <= i <= MAX_ROW_ID]
     found = {
         a.id: a
         for a in session.scalars(
             select(Article)
             .join(Source, Source.id == Article.source_id)
-            .where(Source.newsletter_id == newsletter.id, Article.id.in_(ids))
+            .where(Source.newsletter_id == newsletter.id, Article.id.in_(possible))
         )
     }
     missing = [i for i in ids if i not in found]

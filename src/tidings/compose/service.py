@@ -34,7 +34,7 @@ from tidings.db.models import (
     EditionStatus,
     Newsletter,
 )
-from tidings.db.types import utcnow
+from tidings.db.types import as_utc, utcnow
 from tidings.deliver.ledger import fan_out
 from tidings.errors import InvalidInput, TidingsError
 from tidings.mail.edition import address_domain, edition_mail
@@ -377,7 +377,7 @@ def schedule_one_off(
 ) -> int:
     """Render a one-off edition now and keep it as a draft that the scheduler starts at
     ``send_at`` (subscribers are chosen then, so late sign-ups get it too)."""
-    now = utcnow()
+    now, send_at = utcnow(), as_utc(send_at)
     if send_at <= now:
         raise InvalidInput("the send time is in the past: use send now instead")
     with db.session() as session:

@@ -6,9 +6,10 @@ Feed items, CLI additions and CMS pushes all become an :class:`ArticleDraft` thr
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from tidings.catalog.urls import canonical_url
+from tidings.db.types import as_utc
 from tidings.errors import InvalidInput
 from tidings.text import plain_text, sanitise_html, shorten
 
@@ -44,13 +45,6 @@ class ArticleDraft:
         )
         joined = "\x1f".join(field or "" for field in fields)
         return hashlib.sha256(joined.encode()).hexdigest()
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Aware datetimes converted to UTC; naive ones are taken as UTC."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def make_draft(

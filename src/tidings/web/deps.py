@@ -5,13 +5,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Path, Request
+from annotated_types import Interval
+from fastapi import Request
 from jinja2 import Environment
 
 from tidings.access.ratelimit import RateLimit, allow
 from tidings.audience.signup import SignupQueue
 from tidings.config import IPNetwork, Settings
 from tidings.db.engine import Database
+from tidings.db.types import MAX_ROW_ID as MAX_ROW_ID  # web/api imports it from here
 from tidings.ingest.background import BackgroundPolls
 
 #: Sign-ups per client address: 10 in 10 minutes is plenty for a household behind NAT.
@@ -19,9 +21,11 @@ SIGNUPS = RateLimit("signup", 10, timedelta(minutes=10))
 #: Sign-in attempts (failed or not) per client address.
 SIGN_INS = RateLimit("sign-in", 10, timedelta(minutes=5))
 
-#: Row ids in paths: positive and within the 32-bit columns that hold them.
-MAX_ROW_ID = 2_147_483_647
-RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+#: Row ids in paths, queries and forms: positive and within the 32-bit columns that hold
+#: them (a larger one never reaches the database, where it would overflow).
+RowId = Annotated[int, Interval(ge=1, le=MAX_ROW_ID)]
+#: A keyset page's cursor in a query: the last row id of the page before, 0 for the first.
+AfterRowId = Annotated[int, Interval(ge=0, le=MAX_ROW_ID)]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

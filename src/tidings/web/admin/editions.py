@@ -2,11 +2,9 @@
 pause, resume and cancel."""
 
 import asyncio
-from datetime import datetime
 from email import message_from_bytes, policy
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -15,7 +13,8 @@ from tidings.catalog.newsletters import newsletter_names, newsletter_with_source
 from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.proofs import send_proofs
 from tidings.compose.select import article_choices
-from tidings.compose.service import OneOff, Preview, preview, schedule_one_off, send_one_off
+from tidings.compose.sendtime import schedule_at
+from tidings.compose.service import OneOff, Preview, preview, send_one_off
 from tidings.errors import InvalidInput
 from tidings.reports.progress import EditionProgress, edition_progress, list_editions
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
@@ -82,7 +81,7 @@ def builder_frame(
     context: Context,
     account: Viewer,
     newsletter: str,
-    article: Annotated[list[int], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
+    article: Annotated[list[RowId], Query()] = [],  # noqa: B006 (FastAPI copies defaults)
     intro: str = "",
     subject: str = "",
 ) -> HTMLResponse:
@@ -141,14 +140,6 @@ def _chosen(form: Any) -> tuple[list[int], dict[int, str]]:
     return ordered, positions
 
 
-def _send_at(value: str, timezone: str) -> datetime:
-    try:
-        local = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("choose a date and time to send at") from None
-    return local.replace(tzinfo=ZoneInfo(timezone))
-
-
 @router.post("/new", response_model=None)
 async def builder_post(request: Request, context: Context, account: Editor) -> Response:
     """One form, four buttons: preview, send a test, send now, schedule."""
@@ -179,10 +170,8 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
             )
             return see_other(f"/admin/editions/{result.edition_id}")
         if action == "schedule":
-            timezone = newsletter_with_sources(context.db, slug)[0].timezone
-            when = _send_at(send_at, timezone)
             edition_id = await asyncio.to_thread(
-                schedule_one_off, context.db, context.settings, slug, one_off, when
+                schedule_at, context.db, context.settings, slug, one_off, send_at
             )
             return see_other(f"/admin/editions/{edition_id}")
         if action == "test":

@@ -31,7 +31,7 @@ from tidings.errors import InvalidInput, NotFound
 from tidings.mail.addresses import AttributeLimits
 from tidings.web.admin.session import Admin, Context, Viewer, console_page, see_other
 from tidings.web.admin.uploads import Uploads
-from tidings.web.deps import RowId
+from tidings.web.deps import AfterRowId, RowId
 
 router = APIRouter(prefix="/admin")
 #: The CSV upload alone: the app includes it with the larger ``max_upload_bytes`` cap.
@@ -59,7 +59,7 @@ def subscriber_list(
     newsletter: str = "",
     status: str = "",
     q: str = "",
-    after: int = 0,
+    after: AfterRowId = 0,
 ) -> HTMLResponse:
     query = {"newsletter": newsletter, "status": status, "q": q}
     try:
@@ -264,7 +264,7 @@ def subscriber_erase(
 
 @router.get("/suppressions", response_class=HTMLResponse)
 def suppression_list(
-    request: Request, context: Context, account: Viewer, q: str = "", after: int = 0
+    request: Request, context: Context, account: Viewer, q: str = "", after: AfterRowId = 0
 ) -> HTMLResponse:
     rows, next_after = suppressions(context.db, q, after)
     return console_page(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from tidings.compose.archive import archive, archive_html
-from tidings.web.deps import WebContext, web_context
+from tidings.web.deps import RowId, WebContext, web_context
 from tidings.web.pages import page
 from tidings.web.security import MAIL_POLICY, OTHER_POLICY, public_headers
 
@@ -39,7 +39,7 @@ def archive_feed(slug: str, context: Context) -> Response:
 
 
 @router.get("/{slug}/{edition_id}", response_class=HTMLResponse)
-def archive_page(slug: str, edition_id: int, context: Context) -> HTMLResponse:
+def archive_page(slug: str, edition_id: RowId, context: Context) -> HTMLResponse:
     """A sent edition without personal data (the "View in browser" target)."""
     body = archive_html(context.db, context.settings, slug, edition_id)
     if body is None:
