@@ -141,6 +141,34 @@ def test_scheduled_edition_waits_as_a_draft(api: Api) -> None:
     _error(late, 422, "invalid_input")
 
 
+def test_scheduled_for_is_an_instant_in_the_future(api: Api) -> None:
+    """The API's side of the one send-time rule (compose/sendtime.py): an offset is required,
+    the past is refused in the console's words, a time beyond the calendar is a 422."""
+    editor = api.client(UserRole.editor)
+    editor.post(
+        "/newsletters/daily/articles",
+        json={"articles": [{"url": "https://messenger.example.ge/t", "title": "Timed"}]},
+    )
+
+    def scheduled(when: str | None) -> httpx.Response:
+        body = {"newsletter": "daily", "send": "scheduled", "scheduled_for": when}
+        return editor.post("/editions", json=body)
+
+    for naive in ("2099-01-01T08:00:00", None):
+        refused = _error(scheduled(naive), 422, "invalid_input")
+        assert refused["message"] == "scheduled_for: give a time with its UTC offset"
+    past = _error(scheduled("2000-01-01T08:00:00+04:00"), 422, "invalid_input")
+    assert past["message"] == "the send time is in the past: use send now instead"
+    beyond = _error(scheduled("9999-12-31T23:59:59-14:00"), 422, "invalid_input")
+    assert "out of range" in str(beyond["message"])
+    tbilisi = scheduled("2099-01-01T08:00:00+04:00")
+    assert tbilisi.status_code == 201 and tbilisi.json()["scheduled_for"].startswith(
+        "2099-01-01T04:00:00"
+    )
+    with api.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Edition)) == 1
+
+
 def test_subscribers_crud_import_and_cursor_pages(api: Api) -> None:
     admin = api.client(UserRole.admin)
     imported = admin.post(

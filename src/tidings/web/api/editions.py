@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from tidings.access.idempotency import request_hash, run_once
 from tidings.compose.lifecycle import EDITION_CHANGES
-from tidings.compose.service import OneOff, preview, schedule_one_off, send_one_off
+from tidings.compose.sendtime import NO_OFFSET, schedule_at
+from tidings.compose.service import OneOff, preview, send_one_off
 from tidings.db.models import Edition, Newsletter
 from tidings.errors import InvalidInput
 from tidings.reports.progress import EditionProgress, edition_progress
@@ -57,8 +58,8 @@ def _create(context: Context, body: EditionIn, created_by: str) -> EditionOut:
     one_off = _one_off(body, created_by)
     if body.send == "scheduled":
         if body.scheduled_for is None or body.scheduled_for.tzinfo is None:
-            raise InvalidInput("scheduled_for: give a time with its UTC offset")
-        edition_id = schedule_one_off(
+            raise InvalidInput(NO_OFFSET)
+        edition_id = schedule_at(
             context.db, context.settings, body.newsletter, one_off, body.scheduled_for
         )
     else:
