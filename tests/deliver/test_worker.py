@@ -173,3 +173,34 @@ def test_deferrals_give_up_after_the_give_up_time(
     assert (stats.sent, stats.failed, stats.deferred) == (1, 1, 0)
     failed = [r for s, _, r in _states(db).values() if s == DeliveryState.failed]
     assert failed and failed[0] is not None and failed[0].startswith("gave up after 1 attempts")
+
+
+def test_a_delivery_deferred_many_times_is_deferred_again_at_the_longest_wait(
+    db: Database, smtp: tuple[RecordingHandler, Settings]
+) -> None:
+    """Five days of hourly retries are about a hundred attempts: the doubling wait must stop
+    at the maximum, not overflow (which killed a sending connection's task and left the
+    delivery leased, unsent, for as long as the worker lived)."""
+    handler, settings = smtp
+    addresses = _edition(db, settings, readers=2)
+    handler.behaviour.rcpt_replies[addresses[0]] = "451 4.7.1 Greylisted, try again later"
+    with db.session() as session:  # tried 99 times over about four days
+        session.execute(
+            update(Delivery).values(attempts=99, created_at=datetime.now(UTC) - timedelta(days=4))
+        )
+        session.commit()
+    before = datetime.now(UTC)
+    stats = asyncio.run(asyncio.wait_for(_drain_async(db, settings), 30))
+    assert (stats.sent, stats.deferred) == (1, 1)
+    with db.session() as session:
+        deferred = session.scalars(
+            select(Delivery).where(Delivery.state == DeliveryState.deferred)
+        ).one()
+        assert deferred.attempts == 100
+        wait = deferred.next_attempt_at - before
+        longest = timedelta(seconds=settings.retry_max_seconds)
+        assert longest - timedelta(seconds=10) < wait < longest + timedelta(seconds=10)
+
+
+async def _drain_async(db: Database, settings: Settings) -> WorkerStats:
+    return await run_worker(db, settings, drain=True, stop=asyncio.Event())

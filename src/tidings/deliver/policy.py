@@ -38,8 +38,14 @@ class RetryPolicy:
         )
 
     def next_attempt(self, attempts: int, now: datetime) -> datetime:
-        """When to try again after ``attempts`` tries (1 = the first one failed)."""
-        delay: timedelta = self.first * (2 ** max(attempts - 1, 0))
+        """When to try again after ``attempts`` tries (1 = the first one failed): the first
+        wait, doubled per further try until the maximum (never computed past it: five days
+        of retries are a hundred doublings, far beyond what a timedelta holds)."""
+        delay = self.first
+        for _ in range(max(attempts - 1, 0)):
+            if delay >= self.maximum:
+                break
+            delay *= 2
         return now + min(delay, self.maximum)
 
     def gives_up(self, queued_at: datetime, now: datetime) -> bool:
