@@ -14,11 +14,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.builders import newsletter, subscribers
 from tests.conftest import Cli
@@ -28,6 +29,7 @@ from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
 from tidings.access.accounts import remove_user
 from tidings.audience.directory import erase
+from tidings.audience.service import unsubscribe
 from tidings.audience.signup import SignupForm, SignupQueue
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -484,3 +486,61 @@ def _answers(client: httpx.Client) -> bool:
         return client.get("/healthz").status_code == 200
     except httpx.TransportError:
         return False
+
+
+# --- a stranger's sign-up never rewrites a reader's consent record --------------------------
+
+
+def _consent(db: Database, email: str) -> tuple[object, ...]:
+    found = _subscription(db, email)
+    return (found.consent_at, found.consent_method, found.consent_source, found.consent_ip)
+
+
+def test_a_strangers_signup_keeps_the_earlier_consent_record(
+    db: Database, settings: Settings
+) -> None:
+    """Anyone can type an address into the form: before, a sign-up of an unsubscribed or
+    pending address replaced its consent record with the stranger's address and time before
+    anyone confirmed. Now the earlier record stays; the confirmation is ``confirmed_at``."""
+    newsletter(db)
+    behind_proxy = settings.model_copy(update={"trusted_proxies": "127.0.0.1"})
+    with site_with_mail(db, behind_proxy) as site, httpx.Client(base_url=site.base) as client:
+        reader, stranger = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "203.0.113.66"}
+
+        def sign_up(email: str, headers: dict[str, str]) -> None:
+            answer = client.post(SIGNUP, data={**_form(client), "email": email}, headers=headers)
+            assert answer.status_code == 200
+
+        # An unsubscribed reader: signed up, confirmed, then left.
+        sign_up("nino@example.ge", reader)
+        _confirm(client, _confirm_path_in_mail(site, 1))
+        earlier = _consent(db, "nino@example.ge")
+        assert earlier[1:] == ("signup form", f"{settings.base_url}{SIGNUP}", "198.51.100.7")
+        left = _subscription(db, "nino@example.ge").id
+        unsubscribe(db, left)
+        with db.session() as session:  # the last confirmation mail went out an hour ago
+            session.execute(
+                update(Subscription)
+                .where(Subscription.id == left)
+                .values(confirmation_sent_at=utcnow() - timedelta(hours=1))
+            )
+            session.commit()
+        sign_up("nino@example.ge", stranger)
+        site.wait_for_mail(2)  # the owner is asked to confirm again
+        eventually(lambda: _subscription(db, "nino@example.ge").status == "pending")
+        assert _consent(db, "nino@example.ge") == earlier
+
+        # A pending address: the first request stays its record.
+        sign_up("lasha@example.ge", reader)
+        first = _consent(db, "lasha@example.ge")
+        assert first[3] == "198.51.100.7"
+        sign_up("lasha@example.ge", stranger)
+        time.sleep(0.3)  # the queue records sign-ups after the answer
+        assert _consent(db, "lasha@example.ge") == first
+
+        # The owner confirms the new request: active again, the confirmation recorded.
+        _confirm(client, _confirm_path_in_mail(site, 2))
+        confirmed = _subscription(db, "nino@example.ge")
+        assert confirmed.status == SubscriptionStatus.active
+        assert confirmed.confirmed_at is not None and earlier[0] is not None
+        assert confirmed.confirmed_at > earlier[0]

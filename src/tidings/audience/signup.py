@@ -72,7 +72,12 @@ def _subscriber_id(session: Session, email: str, name: str | None, now: datetime
 def _pending_subscription(
     session: Session, subscriber_id: int, newsletter_id: int, form: SignupForm, now: datetime
 ) -> Subscription:
-    """The subscription, made pending with a fresh consent record unless it is active."""
+    """The subscription, made pending unless it is active.
+
+    Anyone can type an address into the form, so a sign-up never rewrites a consent record
+    that exists (an unsubscribed reader's earlier consent, or the first request of a pending
+    one): only a subscription without one gets this request's details. The proof of the
+    double opt-in is ``confirmed_at``, set when the mailbox's owner presses the button."""
     session.execute(
         upsert_insert(session)(Subscription)
         .values(
@@ -93,10 +98,11 @@ def _pending_subscription(
     ).one()
     if subscription.status != SubscriptionStatus.active:
         subscription.status = SubscriptionStatus.pending
-        subscription.consent_at = now
-        subscription.consent_method = "signup form"
-        subscription.consent_source = form.page
-        subscription.consent_ip = form.ip
+        if subscription.consent_at is None:
+            subscription.consent_at = now
+            subscription.consent_method = "signup form"
+            subscription.consent_source = form.page
+            subscription.consent_ip = form.ip
     return subscription
 
 
