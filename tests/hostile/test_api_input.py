@@ -847,3 +847,33 @@ def test_dates_that_leave_the_calendar_in_utc_are_refused(doors: Doors, db: Data
     )
     assert built.status_code == 200 and "out of range" in built.text
     assert _counts(db) == before
+
+
+# --- a part before the @-sign longer than RFC 5321's 64 characters ------------------------
+
+LONG_LOCAL = "a" * 65 + "@example.ge"
+
+
+def test_a_long_local_part_is_refused_on_the_form_with_the_reason(site: Site) -> None:
+    answer = _sign_up(site, LONG_LOCAL)
+    assert answer.status_code == 422
+    shown = html.unescape(answer.text)
+    assert "too long before the @-sign (65 characters, at most 64)" in shown
+    assert _sign_up(site, "a" * 64 + "@example.ge").status_code == 200
+    site.wait_for_mail(1)
+    time.sleep(0.3)  # the refused one was never queued: nothing arrives late either
+    assert _stored_emails(site.db) == {"a" * 64 + "@example.ge"}
+    assert site.smtp.recipients() == ["a" * 64 + "@example.ge"]
+
+
+def test_a_long_local_part_is_refused_by_the_api(api: httpx.Client, db: Database) -> None:
+    created = api.post("/subscribers", json={"email": LONG_LOCAL, "newsletter": "daily"})
+    assert created.status_code == 422
+    assert "too long before the @-sign" in created.json()["error"]["message"]
+    bulk = api.post(
+        "/subscribers/import",
+        json={"newsletter": "daily", "subscribers": [{"email": LONG_LOCAL}, {"email": "b@x.ge"}]},
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert [e["position"] for e in bulk.json()["invalid"]] == [0]
+    assert _stored_emails(db) == {"b@x.ge"}

@@ -27,6 +27,12 @@ def test_a_non_ascii_local_part_is_refused_with_the_reason() -> None:
         normalise_email("ლევანი@example.ge")
 
 
+def test_a_local_part_over_64_characters_is_refused_with_the_reason() -> None:
+    assert normalise_email("a" * 64 + "@example.ge") == "a" * 64 + "@example.ge"
+    with pytest.raises(InvalidAddress, match=r"too long before the @-sign \(65 characters"):
+        normalise_email("a" * 65 + "@example.ge")
+
+
 @pytest.mark.parametrize(
     ("name", "shown"),
     [

@@ -25,6 +25,8 @@ from tidings.config import Settings
 from tidings.errors import InvalidAddress, InvalidInput
 
 NAME_LIMIT = 200
+#: The longest part before the @-sign (RFC 5321 4.5.3.1.1).
+LOCAL_PART_LIMIT = 64
 _CONTROL_RUN = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
 _SPACES = re.compile(r" {2,}")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
@@ -46,6 +48,14 @@ def normalise_email(raw: str) -> str:
         raise InvalidAddress(f"{candidate!r}: {exc}") from None
     if result.ascii_email is None:  # pragma: no cover - allow_smtputf8=False guarantees it
         raise InvalidAddress(f"{candidate!r}: only ASCII is supported before the @-sign")
+    # RFC 5321's limit, which email-validator checks only in its strict mode (2.2 and later):
+    # checked here, whichever version is installed. Relays refuse longer ones at RCPT.
+    local = result.ascii_email.rpartition("@")[0]
+    if len(local) > LOCAL_PART_LIMIT:
+        raise InvalidAddress(
+            f"{candidate!r}: The email address is too long before the @-sign "
+            f"({len(local)} characters, at most {LOCAL_PART_LIMIT})"
+        )
     return result.ascii_email.lower()
 
 
