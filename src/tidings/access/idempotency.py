@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tidings.compose.sendtime import EditionOrder, create_edition
+from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import IdempotencyKey
 from tidings.db.types import utcnow
@@ -94,3 +96,37 @@ def run_once(
         raise
     finish(db, token_id, key, status_code, body)
     return StoredAnswer(status_code, body)
+
+
+@dataclass(frozen=True)
+class Once:
+    """Who asks (their API token), with which Idempotency-Key (None: no key), for what (the
+    request's body as JSON: the same key with another body is refused)."""
+
+    token_id: int
+    key: str | None
+    request: Any
+
+
+def create_edition_once(
+    db: Database,
+    settings: Settings,
+    once: Once,
+    order: EditionOrder,
+    present: Callable[[int], dict[str, Any]],
+) -> StoredAnswer:
+    """Create the one-off edition ``order`` (sent now, or kept for its send time) once per
+    token and key, and answer with ``present(edition_id)`` (201).
+
+    With no key the edition is simply created. With a key: the stored answer of the first
+    request that used it; :class:`Conflict` while that one is still being handled;
+    :class:`InvalidInput` if it asked for something else; otherwise the new edition's answer,
+    stored for the next retry. Whatever the work raises, the key is given back first.
+    """
+
+    def create() -> tuple[int, dict[str, Any]]:
+        return 201, present(create_edition(db, settings, order))
+
+    if not once.key:
+        return StoredAnswer(*create())
+    return run_once(db, once.token_id, once.key, request_hash(once.request), create)

@@ -1,15 +1,18 @@
 """How editions are going: counts per delivery state, rate and ETA."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.db.clauses import KeysetPage, keyset_page
 from tidings.db.engine import Database
-from tidings.db.models import DeliveryState, Edition, EditionStatus, Newsletter
+from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Newsletter
 from tidings.db.types import utcnow
-from tidings.deliver.ledger import recent_sent, state_counts
+from tidings.deliver.ledger import OPEN_STATES
 from tidings.errors import NotFound
 
 RATE_WINDOW = timedelta(seconds=60)
@@ -37,8 +40,7 @@ class EditionProgress:
 
     @property
     def remaining(self) -> int:
-        open_states = (DeliveryState.queued, DeliveryState.sending, DeliveryState.deferred)
-        return sum(self.counts.get(state, 0) for state in open_states)
+        return sum(self.counts.get(state, 0) for state in OPEN_STATES)
 
     @property
     def done(self) -> int:
@@ -55,39 +57,78 @@ class EditionProgress:
         return self.remaining / self.per_second
 
 
-def _progress(db: Database, edition: Edition, slug: str, now: datetime) -> EditionProgress:
-    if edition.final_counts is not None:
-        # Over: its counts were stored when it ended; the ledger need not be counted again.
-        counts = {DeliveryState(state): n for state, n in edition.final_counts.items()}
-        recent = 0
-    else:
-        with db.session() as session:
-            counts = state_counts(session, edition.id)
-            recent = recent_sent(session, edition.id, now - RATE_WINDOW)
-    return EditionProgress(
-        edition_id=edition.id,
-        slug=slug,
-        kind=edition.kind.value,
-        status=edition.status,
-        skip_reason=edition.skip_reason,
-        note=edition.note,
-        slot=edition.slot,
-        scheduled_for=edition.scheduled_for,
-        subject=edition.subject,
-        created_at=edition.created_at,
-        counts=counts,
-        per_second=recent / RATE_WINDOW.total_seconds(),
-    )
+def _live_figures(
+    session: Session, edition_ids: Sequence[int], since: datetime
+) -> tuple[dict[int, dict[DeliveryState, int]], dict[int, int]]:
+    """Counts per delivery state, and deliveries sent since ``since``, of several editions at
+    once: two grouped queries, whatever the number of editions (none for no editions)."""
+    counts: dict[int, dict[DeliveryState, int]] = {edition_id: {} for edition_id in edition_ids}
+    if not edition_ids:
+        return counts, {}
+    for edition_id, state, n in session.execute(
+        select(Delivery.edition_id, Delivery.state, func.count())
+        .where(Delivery.edition_id.in_(edition_ids))
+        .group_by(Delivery.edition_id, Delivery.state)
+    ):
+        counts[edition_id][state] = n
+    recent: dict[int, int] = {
+        edition_id: n
+        for edition_id, n in session.execute(
+            select(Delivery.edition_id, func.count())
+            .where(
+                Delivery.edition_id.in_(edition_ids),
+                Delivery.state == DeliveryState.sent,
+                Delivery.sent_at >= since,
+            )
+            .group_by(Delivery.edition_id)
+        )
+    }
+    return counts, recent
+
+
+def _progress_of(
+    session: Session, rows: Sequence[tuple[Edition, str]], now: datetime
+) -> list[EditionProgress]:
+    """The progress of each (edition, newsletter slug), in order. An edition that is over had
+    its counts stored when it ended; the others are counted together (two queries)."""
+    live = [edition.id for edition, _ in rows if edition.final_counts is None]
+    counts, recent = _live_figures(session, live, now - RATE_WINDOW)
+    found = []
+    for edition, slug in rows:
+        if edition.final_counts is not None:
+            edition_counts = {DeliveryState(state): n for state, n in edition.final_counts.items()}
+        else:
+            edition_counts = counts[edition.id]
+        found.append(
+            EditionProgress(
+                edition_id=edition.id,
+                slug=slug,
+                kind=edition.kind.value,
+                status=edition.status,
+                skip_reason=edition.skip_reason,
+                note=edition.note,
+                slot=edition.slot,
+                scheduled_for=edition.scheduled_for,
+                subject=edition.subject,
+                created_at=edition.created_at,
+                counts=edition_counts,
+                per_second=recent.get(edition.id, 0) / RATE_WINDOW.total_seconds(),
+            )
+        )
+    return found
 
 
 def edition_progress(db: Database, edition_id: int) -> EditionProgress:
     """The progress of one edition, or :class:`NotFound`."""
     with db.session() as session:
-        edition = session.get(Edition, edition_id)
-        if edition is None:
+        row = session.execute(
+            select(Edition, Newsletter.slug)
+            .join(Newsletter, Newsletter.id == Edition.newsletter_id)
+            .where(Edition.id == edition_id)
+        ).one_or_none()
+        if row is None:
             raise NotFound(f"no edition {edition_id} (see 'tidings edition list')")
-        slug = session.get_one(Newsletter, edition.newsletter_id).slug
-    return _progress(db, edition, slug, utcnow())
+        return _progress_of(session, [(row[0], row[1])], utcnow())[0]
 
 
 def list_editions(db: Database, slug: str | None, limit: int = 20) -> list[EditionProgress]:
@@ -99,5 +140,21 @@ def list_editions(db: Database, slug: str | None, limit: int = 20) -> list[Editi
         if slug is not None:
             query = query.where(Edition.newsletter_id == newsletter_by_slug(session, slug).id)
         rows = [(e, s) for e, s in session.execute(query.order_by(Edition.id.desc()).limit(limit))]
-    now = utcnow()
-    return [_progress(db, edition, newsletter_slug, now) for edition, newsletter_slug in rows]
+        return _progress_of(session, rows, utcnow())
+
+
+def edition_page(
+    db: Database, slug: str | None, after: int, size: int
+) -> KeysetPage[EditionProgress]:
+    """One page of editions in id order after ``after`` (of the newsletter ``slug``, or of
+    all; an unknown slug gives an empty page), each with its progress: at most three queries
+    for the whole page (the page, and the live editions' counts and recent sends)."""
+    with db.session() as session:
+        query = select(Edition.id, Edition, Newsletter.slug).join(
+            Newsletter, Newsletter.id == Edition.newsletter_id
+        )
+        if slug is not None:
+            query = query.where(Newsletter.slug == slug)
+        page = keyset_page(session, query, Edition.id, after, size)
+        rows = [(edition, newsletter_slug) for _, edition, newsletter_slug in page.rows]
+        return KeysetPage(_progress_of(session, rows, utcnow()), page.next_after)

@@ -1,19 +1,18 @@
 """/editions: create (send now or at a time), preview, status, pause, resume, cancel."""
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
-from tidings.access.idempotency import request_hash, run_once
+from tidings.access.idempotency import Once, create_edition_once
 from tidings.compose.lifecycle import EDITION_CHANGES
-from tidings.compose.sendtime import NO_OFFSET, schedule_at
-from tidings.compose.service import OneOff, preview, send_one_off
-from tidings.db.models import Edition, Newsletter
+from tidings.compose.sendtime import NO_OFFSET, EditionOrder
+from tidings.compose.service import OneOff, preview
 from tidings.errors import InvalidInput
-from tidings.reports.progress import EditionProgress, edition_progress
+from tidings.reports.progress import EditionProgress, edition_page, edition_progress
 from tidings.web.api.auth import Context, Reader, Writer
 from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import EditionIn, EditionOut, Page, PreviewIn, PreviewOut
@@ -54,17 +53,13 @@ def _one_off(body: EditionIn | PreviewIn, created_by: str) -> OneOff:
     )
 
 
-def _create(context: Context, body: EditionIn, created_by: str) -> EditionOut:
-    one_off = _one_off(body, created_by)
-    if body.send == "scheduled":
-        if body.scheduled_for is None or body.scheduled_for.tzinfo is None:
-            raise InvalidInput(NO_OFFSET)
-        edition_id = schedule_at(
-            context.db, context.settings, body.newsletter, one_off, body.scheduled_for
-        )
-    else:
-        edition_id = send_one_off(context.db, context.settings, body.newsletter, one_off).edition_id
-    return _out(edition_progress(context.db, edition_id))
+def _send_at(body: EditionIn) -> datetime | None:
+    """None to send now; the API takes instants only (a time with its UTC offset)."""
+    if body.send == "now":
+        return None
+    if body.scheduled_for is None or body.scheduled_for.tzinfo is None:
+        raise InvalidInput(NO_OFFSET)
+    return body.scheduled_for
 
 
 @router.post("/editions", response_model=EditionOut, status_code=201)
@@ -73,15 +68,13 @@ def create(
 ) -> Any:
     """Compose a one-off edition and send it now, or keep it for ``scheduled_for``."""
     created_by = f"api token {who.token_id} ({who.name})"
-    if not idempotency_key:
-        return _create(context, body, created_by)
-    digest = request_hash(body.model_dump(mode="json"))
-    answer = run_once(
+    order = EditionOrder(body.newsletter, _one_off(body, created_by), _send_at(body))
+    answer = create_edition_once(
         context.db,
-        who.token_id,
-        idempotency_key,
-        digest,
-        lambda: (201, jsonable_encoder(_create(context, body, created_by))),
+        context.settings,
+        Once(who.token_id, idempotency_key, body.model_dump(mode="json")),
+        order,
+        lambda edition_id: jsonable_encoder(_out(edition_progress(context.db, edition_id))),
     )
     return JSONResponse(answer.body, status_code=answer.status_code)
 
@@ -94,19 +87,9 @@ def list_editions(
     limit: Limit = 20,
     newsletter: str | None = None,
 ) -> Page[EditionOut]:
-    with context.db.session() as session:
-        query = select(Edition.id).where(Edition.id > decode(cursor))
-        if newsletter:
-            query = query.join(Newsletter, Newsletter.id == Edition.newsletter_id).where(
-                Newsletter.slug == newsletter
-            )
-        ids = list(session.scalars(query.order_by(Edition.id).limit(limit + 1)))
-    more = len(ids) > limit
-    ids = ids[:limit]
-    return Page[EditionOut](
-        items=[_out(edition_progress(context.db, i)) for i in ids],
-        next_cursor=encode(ids[-1]) if more else None,
-    )
+    """Editions by id, each with its progress (of one newsletter, or of all)."""
+    page = edition_page(context.db, newsletter, decode(cursor), limit)
+    return Page[EditionOut](items=[_out(p) for p in page.rows], next_cursor=encode(page.next_after))
 
 
 @router.get("/editions/{edition_id}", response_model=EditionOut)
