@@ -544,3 +544,32 @@ def test_a_strangers_signup_keeps_the_earlier_consent_record(
         assert confirmed.status == SubscriptionStatus.active
         assert confirmed.confirmed_at is not None and earlier[0] is not None
         assert confirmed.confirmed_at > earlier[0]
+
+
+# --- a mangled preference form gets the page and a reason, never FastAPI's JSON echo ---------
+
+
+def test_a_mangled_preference_form_gets_the_page_and_changes_nothing(site: Site) -> None:
+    subscribers(site.db, "daily", 1)
+    subscription = _subscription(site.db, "reader0@example.ge")
+    path = f"/preferences/{sign(site.settings.secret, Purpose.preferences, subscription.id)}"
+    with httpx.Client(base_url=site.base) as client:
+        form = form_to(client.get(path).text, path).hidden
+        good = {**form, "name": "Nino", "keep": str(subscription.id), "cadence": "daily"}
+        mangled = [
+            {**good, "name": "Changed", "keep": "zq-not-a-number"},
+            {**good, "name": "Changed", "keep": "99999999999999999999"},
+            {**good, "name": "Changed", "cadence": "zq-hourly"},
+        ]
+        for data in mangled:
+            answer = client.post(path, data=data)
+            assert answer.status_code == 400, answer.text[:300]
+            assert answer.headers["content-type"].startswith("text/html")
+            assert "The form did not come back as the page sent it" in answer.text
+            assert "zq-" not in answer.text and "99999999999999999999" not in answer.text
+        kept = _subscription(site.db, "reader0@example.ge")
+        assert kept.status == SubscriptionStatus.active and kept.cadence == "daily"
+        with site.db.session() as session:
+            person = session.get(Subscriber, subscription.subscriber_id)
+            assert person is not None and person.name == "Reader 0"
+        assert client.post(path, data=good).status_code == 303  # the page's own form works

@@ -7,6 +7,7 @@ from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import TypeAdapter, ValidationError
 
 from tidings.audience.preferences import (
     PreferenceChange,
@@ -21,7 +22,7 @@ from tidings.errors import InvalidInput
 from tidings.mail.links import preferences_path, unsubscribe_path, unsubscribe_undo_path
 from tidings.mail.tokens import Purpose, sign, unsign
 from tidings.paths import sample_dir
-from tidings.web.deps import WebContext, web_context
+from tidings.web.deps import RowId, WebContext, web_context
 from tidings.web.pages import page
 from tidings.web.security import CSRF_FIELD, csrf_ok, csrf_token
 
@@ -29,6 +30,10 @@ router = APIRouter()
 Context = Annotated[WebContext, Depends(web_context)]
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 _ZONES = sorted(available_timezones())
+_SUBSCRIPTION_IDS = TypeAdapter(list[RowId])
+#: The answer to a form that was not sent as the page offers it (a crafted or mangled POST):
+#: the page again, saying so, without repeating what was sent.
+_MANGLED = "The form did not come back as the page sent it. Please choose again and save."
 
 
 def _invalid(context: WebContext) -> HTMLResponse:
@@ -122,7 +127,12 @@ def undo_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLRespons
 
 
 def _preferences_page(
-    context: WebContext, token: str, *, saved: bool = False, error: str | None = None
+    context: WebContext,
+    token: str,
+    *,
+    saved: bool = False,
+    error: str | None = None,
+    status_code: int = 422,
 ) -> HTMLResponse:
     subscription_id = unsign(context.settings.secret, Purpose.preferences, token)
     prefs = preferences_of(context.db, subscription_id) if subscription_id else None
@@ -131,7 +141,7 @@ def _preferences_page(
     return page(
         context.pages,
         "preferences.html",
-        status_code=422 if error else 200,
+        status_code=status_code if error else 200,
         prefs=prefs,
         zones=_ZONES,
         saved=saved,
@@ -155,14 +165,18 @@ def preferences_post(
     csrf: CsrfField = "",
     name: Annotated[str, Form()] = "",
     timezone: Annotated[str, Form()] = "",
-    keep: Annotated[list[int], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
+    keep: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI copies defaults)
     section: Annotated[list[str], Form()] = [],  # noqa: B006
-    cadence: Annotated[Cadence, Form()] = Cadence.daily,
+    cadence: Annotated[str, Form()] = Cadence.daily.value,
 ) -> Response:
     subscription_id = _verified(context, Purpose.preferences, token, csrf)
     if isinstance(subscription_id, HTMLResponse):
         return subscription_id
-    change = PreferenceChange(name or None, timezone or None, frozenset(keep), section, cadence)
+    try:  # read here, not by FastAPI: its refusal is JSON that repeats the input
+        kept, chosen = frozenset(_SUBSCRIPTION_IDS.validate_python(keep)), Cadence(cadence)
+    except (ValidationError, ValueError):
+        return _preferences_page(context, token, error=_MANGLED, status_code=400)
+    change = PreferenceChange(name or None, timezone or None, kept, section, chosen)
     try:
         found = save_preferences(context.db, subscription_id, change)
     except InvalidInput as exc:
