@@ -22,20 +22,12 @@ from tidings.compose.service import (
 )
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
-from tidings.db.models import (
-    Article,
-    Delivery,
-    DeliveryState,
-    Edition,
-    EditionArticle,
-    EditionStatus,
-    Newsletter,
-)
+from tidings.db.models import Article, Edition, EditionArticle, EditionStatus, Newsletter
 from tidings.db.types import utcnow
+from tidings.deliver.ledger import cancel_unsent
 from tidings.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
-_UNSENT = (DeliveryState.queued, DeliveryState.deferred)
 
 
 def _move(
@@ -68,12 +60,7 @@ def _change(
                 f"edition {edition_id} is {edition.status.value}: it cannot become {to.value}"
             )
         if to == EditionStatus.cancelled:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.edition_id == edition_id, Delivery.state.in_(_UNSENT))
-                .values(state=DeliveryState.cancelled, last_reply="cancelled by an editor")
-                .execution_options(synchronize_session=False)
-            )
+            cancel_unsent(session, edition_id, "cancelled by an editor")
         session.commit()
 
 

@@ -1,0 +1,175 @@
+"""Claims: due deliveries leased to a worker under a token of their own, the leases renewed
+for as long as their holder lives, and who each claimed delivery goes to."""
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from tidings.db.clauses import is_suppressed
+from tidings.db.dialect import is_postgres
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+from tidings.deliver.ledger.results import Outcome
+from tidings.deliver.ledger.states import DUE_STATES
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A delivery this worker now holds a lease on."""
+
+    delivery_id: int
+    edition_id: int
+    subscriber_id: int | None
+    message_id: str
+    attempts: int
+    created_at: datetime
+    lease_token: str
+
+    def outcome(
+        self,
+        state: DeliveryState,
+        code: int | None,
+        reply: str,
+        at: datetime,
+        next_attempt_at: datetime | None = None,
+        suppress: bool = False,
+    ) -> "Outcome":
+        """The result of this attempt, fenced by this claim's lease token."""
+        return Outcome(
+            self.delivery_id,
+            self.lease_token,
+            self.edition_id,
+            state,
+            code,
+            reply,
+            at,
+            next_attempt_at,
+            self.subscriber_id if suppress else None,
+        )
+
+
+def claim_due(
+    session: Session, lease_token: str, limit: int, lease: timedelta, now: datetime
+) -> list[Claim]:
+    """Lease up to ``limit`` due deliveries of editions that are sending.
+
+    ``lease_token`` is new for every claim ("<worker>:<claim number>"), so a delivery taken
+    back and claimed again never carries the token of its earlier holder: every later write
+    is fenced by it. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim
+    side by side without waiting on, or taking, each other's rows.
+    """
+    due = (
+        select(Delivery.id)
+        .join(Edition, Edition.id == Delivery.edition_id)
+        .where(
+            Delivery.state.in_(DUE_STATES),
+            Delivery.next_attempt_at <= now,
+            Edition.status == EditionStatus.sending,
+        )
+        .limit(limit)
+    )
+    if is_postgres(session):
+        due = due.with_for_update(skip_locked=True, of=Delivery)
+    rows = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(due.scalar_subquery()))
+        .values(
+            state=DeliveryState.sending,
+            lease_owner=lease_token,
+            lease_expires_at=now + lease,
+            attempts=Delivery.attempts + 1,
+            last_attempt_at=now,
+        )
+        .returning(
+            Delivery.id,
+            Delivery.edition_id,
+            Delivery.subscriber_id,
+            Delivery.message_id,
+            Delivery.attempts,
+            Delivery.created_at,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    claims = (Claim(*row, lease_token=lease_token) for row in rows)
+    return sorted(claims, key=lambda claim: claim.delivery_id)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a claimed delivery goes to, if they may still be mailed."""
+
+    subscriber_id: int
+    subscription_id: int
+    email: str
+    name: str | None
+
+
+def recipients(
+    session: Session, newsletter_id: int, subscriber_ids: Sequence[int]
+) -> dict[int, Recipient]:
+    """The subscribers among ``subscriber_ids`` who are still active and not suppressed."""
+    suppressed = is_suppressed(Subscriber.email)
+    rows = session.execute(
+        select(Subscriber.id, Subscription.id, Subscriber.email, Subscriber.name)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            # Driven by the (subscriber_id, newsletter_id) unique index: one probe per id.
+            Subscription.subscriber_id.in_(subscriber_ids),
+            Subscription.newsletter_id == newsletter_id,
+            Subscription.status == SubscriptionStatus.active,
+            ~suppressed,
+        )
+    )
+    return {row[0]: Recipient(*row) for row in rows}
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """Which of a worker's deliveries it still holds, and the editions among them that are
+    no longer sending (paused or cancelled: their unstarted deliveries go back)."""
+
+    held: frozenset[int]
+    stopped: dict[int, EditionStatus]
+
+
+def renew_leases(
+    session: Session, lease_tokens: Collection[str], lease: timedelta, now: datetime
+) -> Renewal:
+    """Extend the leases of these claims (called for as long as their holder lives).
+
+    Fenced by token: a delivery that was taken back and claimed again is not renewed, and
+    its absence from ``held`` tells the old holder it lost it.
+    """
+    if not lease_tokens:
+        return Renewal(frozenset(), {})
+    ours = and_(
+        Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
+    )
+    held = select(Delivery.id).where(ours).order_by(Delivery.id)
+    if is_postgres(session):
+        # Rows locked in id order, as result writes lock them: the two never deadlock.
+        held = held.with_for_update()
+    rows = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(held.scalar_subquery()), ours)
+        .values(lease_expires_at=now + lease)
+        .returning(Delivery.id, Delivery.edition_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    editions = sorted({edition_id for _, edition_id in rows})
+    stopped = session.execute(
+        select(Edition.id, Edition.status).where(
+            Edition.id.in_(editions), Edition.status != EditionStatus.sending
+        )
+    )
+    return Renewal(frozenset(d for d, _ in rows), {e: status for e, status in stopped})

@@ -1,0 +1,99 @@
+"""Closing up: deliveries whose holder died taken back, an edition's unsent deliveries
+cancelled, and editions with nothing left to send closed with their final counts."""
+
+from datetime import datetime
+
+from sqlalchemy import case, exists, literal, select, update
+from sqlalchemy.orm import Session
+
+from tidings.db.dialect import is_postgres, row_count
+from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
+from tidings.deliver import refusals
+from tidings.deliver.ledger.states import DUE_STATES, OPEN_STATES, state_counts
+
+
+def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
+    """Take back deliveries whose holder stopped renewing them (it died): retried (default)
+    or set aside as uncertain; those of a cancelled edition become cancelled."""
+    state = DeliveryState.uncertain if at_most_once else DeliveryState.queued
+    expired = (
+        select(Delivery.id)
+        .where(Delivery.state == DeliveryState.sending, Delivery.lease_expires_at < now)
+        .order_by(Delivery.id)
+    )
+    if is_postgres(session):
+        # Rows a slow owner is writing right now are skipped, not waited on.
+        expired = expired.with_for_update(skip_locked=True)
+    cancelled = exists().where(
+        Edition.id == Delivery.edition_id, Edition.status == EditionStatus.cancelled
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(expired.scalar_subquery()),
+            # Checked again on the row itself: a renewal that landed first keeps it.
+            Delivery.state == DeliveryState.sending,
+            Delivery.lease_expires_at < now,
+        )
+        .values(
+            state=case(
+                (cancelled, literal(DeliveryState.cancelled.value)), else_=literal(state.value)
+            ),
+            lease_owner=None,
+            lease_expires_at=None,
+            next_attempt_at=now,
+            last_reply="lease expired: the worker stopped; the message may have been sent",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return row_count(result)
+
+
+def cancel_unsent(session: Session, edition_id: int, reply: str) -> int:
+    """The edition's deliveries still waiting for a worker become ``cancelled`` (kept in the
+    ledger, with ``reply``); how many. Those being sent finish, or are cancelled when their
+    worker next renews its leases."""
+    cancelled = session.execute(
+        update(Delivery)
+        .where(Delivery.edition_id == edition_id, Delivery.state.in_(DUE_STATES))
+        .values(state=DeliveryState.cancelled, last_reply=reply)
+        .execution_options(synchronize_session=False)
+    )
+    return row_count(cancelled)
+
+
+def finish_editions(session: Session, now: datetime) -> int:
+    """Mark sending editions with no open deliveries as sent; how many.
+
+    Each edition that is over (sent, or cancelled with nothing in flight) gets its counts per
+    state stored once, so reports never count its deliveries again.
+    """
+    open_deliveries = exists().where(
+        Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES)
+    )
+    finished = session.scalars(
+        update(Edition)
+        .where(Edition.status == EditionStatus.sending, ~open_deliveries)
+        .values(status=EditionStatus.sent, finished_at=now)
+        .returning(Edition.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    settled = session.scalars(
+        select(Edition.id).where(
+            Edition.status.in_((EditionStatus.sent, EditionStatus.cancelled)),
+            Edition.final_counts.is_(None),
+            ~open_deliveries,
+        )
+    ).all()
+    for edition_id in sorted({*finished, *settled}):
+        # Its first results can no longer be judged a mass refusal: the 5.1.x suppressions
+        # that waited for that are written now.
+        refusals.suppress_refused(session, edition_id, now)
+        counts = {state.value: n for state, n in state_counts(session, edition_id).items()}
+        session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id)
+            .values(final_counts=counts)
+            .execution_options(synchronize_session=False)
+        )
+    return len(finished)

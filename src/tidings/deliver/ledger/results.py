@@ -1,0 +1,141 @@
+"""Results: each attempt's outcome written only while its lease still holds, in one batch.
+
+A late result of a delivery that was taken back is dropped: the newer holder's word stands.
+While an edition's first results are watched for a mass refusal (:mod:`refusals`), its
+5.1.x suppressions wait.
+"""
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from tidings.db.dialect import is_postgres, row_count
+from tidings.db.models import Delivery, DeliveryState
+from tidings.deliver import refusals
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, to be written behind while its lease still holds."""
+
+    delivery_id: int
+    lease_token: str
+    edition_id: int
+    state: DeliveryState
+    code: int | None
+    reply: str
+    at: datetime
+    next_attempt_at: datetime | None = None
+    suppress_subscriber: int | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What writing a batch did: the deliveries whose result was dropped because their lease
+    was lost, editions paused for a mass refusal (with why), editions now past their watch."""
+
+    written: int
+    dropped: tuple[int, ...] = ()
+    paused: dict[int, str] = field(default_factory=dict)
+    judged: frozenset[int] = frozenset()
+
+
+def _still_held(session: Session, outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """The outcomes whose delivery is still leased under their own token. On PostgreSQL the
+    rows stay locked until commit, so no reclaim can slip in between check and write."""
+    ids = sorted({o.delivery_id for o in outcomes})
+    query = (
+        select(Delivery.id, Delivery.lease_owner)
+        .where(Delivery.id.in_(ids), Delivery.state == DeliveryState.sending)
+        .order_by(Delivery.id)
+    )
+    if is_postgres(session):
+        query = query.with_for_update()
+    owners = {delivery_id: owner for delivery_id, owner in session.execute(query)}
+    return [o for o in outcomes if owners.get(o.delivery_id) == o.lease_token]
+
+
+def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
+    """One executemany UPDATE, each row fenced by its lease token; how many rows changed."""
+    if not outcomes:
+        return 0
+    statement = (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("b_id"),
+            Delivery.state == DeliveryState.sending,
+            Delivery.lease_owner == bindparam("b_token"),
+        )
+        .values(
+            state=bindparam("b_state"),
+            last_reply_code=bindparam("b_code"),
+            last_reply=bindparam("b_reply"),
+            sent_at=bindparam("b_sent_at"),
+            next_attempt_at=func.coalesce(
+                bindparam("b_next", type_=Delivery.next_attempt_at.type), Delivery.next_attempt_at
+            ),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    result = session.connection().execute(
+        statement,
+        [
+            {
+                "b_id": o.delivery_id,
+                "b_token": o.lease_token,
+                "b_state": o.state.value,
+                "b_code": o.code,
+                "b_reply": o.reply[:1000],
+                "b_sent_at": o.at if o.state == DeliveryState.sent else None,
+                "b_next": o.next_attempt_at,
+            }
+            for o in outcomes
+        ],
+    )
+    return row_count(result)
+
+
+def record_outcomes(
+    session: Session, outcomes: Sequence[Outcome], judged: Collection[int] = frozenset()
+) -> Recorded:
+    """Write a batch of results, each only if its lease still holds (a late result of a
+    delivery that was taken back is dropped: the newer holder's word stands).
+
+    Editions not in ``judged`` are still on watch for a mass refusal: their 5.1.x
+    suppressions wait until their first results are judged (see :mod:`refusals`).
+    """
+    if not outcomes:
+        return Recorded(0)
+    outcomes = sorted(outcomes, key=lambda o: o.delivery_id)  # one lock order everywhere
+    kept = _still_held(session, outcomes)
+    kept_keys = {(o.delivery_id, o.lease_token) for o in kept}
+    dropped = tuple(
+        o.delivery_id for o in outcomes if (o.delivery_id, o.lease_token) not in kept_keys
+    )
+    written = _write_results(session, kept)
+    now = outcomes[0].at
+    batch = Counter(o.edition_id for o in kept)
+    watched = {o.edition_id for o in kept if o.edition_id not in judged and _refused(o)}
+    verdict = refusals.judge_first_results(session, {e: batch[e] for e in watched}, now)
+    settled = {*judged, *verdict.judged}
+    refusals.suppress_subscribers(
+        session,
+        [
+            o.suppress_subscriber
+            for o in kept
+            if o.suppress_subscriber is not None and o.edition_id in settled
+        ],
+        now,
+    )
+    return Recorded(written, dropped, verdict.paused, frozenset(verdict.judged))
+
+
+def _refused(outcome: Outcome) -> bool:
+    """A permanent refusal (5xx) from the server."""
+    return outcome.state == DeliveryState.failed and 500 <= (outcome.code or 0) < 600

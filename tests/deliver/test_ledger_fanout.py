@@ -1,0 +1,99 @@
+"""Fan-out: one queued delivery per active, unsuppressed reader who wants the edition, once."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from tests.deliver.ledgerrows import DOMAIN, draft
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Cadence,
+    Delivery,
+    DeliveryState,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+from tidings.deliver import ledger
+
+
+def _deliveries(db: Database, edition_id: int) -> dict[int, Delivery]:
+    with db.session() as session:
+        rows = session.scalars(select(Delivery).where(Delivery.edition_id == edition_id))
+        return {d.subscriber_id: d for d in rows if d.subscriber_id is not None}
+
+
+def test_one_queued_delivery_per_reader_once_with_a_fixed_message_id(
+    db: Database, settings: Settings
+) -> None:
+    made = draft(db, settings, readers=3)
+    now = datetime.now(UTC)
+    with db.session() as session:
+        assert ledger.fan_out(session, made.edition_id, made.newsletter_id, DOMAIN, now) == 3
+        session.commit()
+    with db.session() as session:  # again (a retried start, a second scheduler): nothing new
+        assert ledger.fan_out(session, made.edition_id, made.newsletter_id, DOMAIN, now) == 0
+        session.commit()
+    found = _deliveries(db, made.edition_id)
+    assert set(found) == set(made.ids.values())
+    for subscriber_id, delivery in found.items():
+        assert (delivery.state, delivery.attempts) == (DeliveryState.queued, 0)
+        assert delivery.message_id.startswith(f"<tidings.{made.edition_id}.")
+        assert delivery.message_id.endswith(f".{subscriber_id}@{DOMAIN}>")
+    assert len({d.message_id for d in found.values()}) == 3
+
+
+def test_left_pending_and_suppressed_readers_get_nothing(db: Database, settings: Settings) -> None:
+    made = draft(db, settings, readers=4)
+    left, pending, suppressed, kept = made.ids
+    with db.session() as session:
+        for address, status in [
+            (left, SubscriptionStatus.unsubscribed),
+            (pending, SubscriptionStatus.pending),
+        ]:
+            session.execute(
+                update(Subscription)
+                .where(Subscription.subscriber_id == made.ids[address])
+                .values(status=status)
+            )
+        session.add(Suppression(email=suppressed, reason=SuppressionReason.hard_bounce))
+        session.commit()
+    with db.session() as session:
+        now = datetime.now(UTC)
+        assert ledger.fan_out(session, made.edition_id, made.newsletter_id, DOMAIN, now) == 1
+        session.commit()
+    assert set(_deliveries(db, made.edition_id)) == {made.ids[kept]}
+
+
+def test_sections_and_cadence_choose_the_readers(db: Database, settings: Settings) -> None:
+    made = draft(db, settings, readers=4)
+    culture, politics, everything, weekly = made.ids.values()
+    with db.session() as session:
+        for subscriber_id, values in [
+            (culture, {"sections": ["Culture"]}),
+            (politics, {"sections": ["Culture", "Politics"]}),
+            (everything, {"sections": []}),
+            (weekly, {"cadence": Cadence.weekly}),
+        ]:
+            session.execute(
+                update(Subscription)
+                .where(Subscription.subscriber_id == subscriber_id)
+                .values(**values)
+            )
+        session.commit()
+    with db.session() as session:
+        now = datetime.now(UTC)
+        queued = ledger.fan_out(
+            session,
+            made.edition_id,
+            made.newsletter_id,
+            DOMAIN,
+            now,
+            sections=["Politics"],
+            cadence=Cadence.daily,
+        )
+        session.commit()
+    assert queued == 2
+    assert set(_deliveries(db, made.edition_id)) == {politics, everything}
