@@ -269,6 +269,60 @@ def test_subscribers_crud_import_and_cursor_pages(api: Api) -> None:
     _error(admin.get(f"/subscribers/{subscriber_id}"), 404, "not_found")
 
 
+def test_newsletters_page_by_id(api: Api) -> None:
+    for slug in ("weekly", "sport", "culture"):
+        newsletter(api.db, slug)
+    viewer = api.client(UserRole.viewer)
+    first = viewer.get("/newsletters", params={"limit": 3}).json()
+    assert [n["slug"] for n in first["items"]] == ["daily", "weekly", "sport"]
+    rest = viewer.get("/newsletters", params={"limit": 3, "cursor": first["next_cursor"]}).json()
+    assert [n["slug"] for n in rest["items"]] == ["culture"] and rest["next_cursor"] is None
+    assert viewer.get("/newsletters", params={"cursor": "c999999"}).json()["items"] == []
+
+
+def test_patch_changes_what_is_given_and_refuses_null_for_a_setting(api: Api) -> None:
+    """Null for a setting that must have a value (timezone, schedule, sender...) was a 500:
+    it is a 422 naming the field, in the API's error shape, and nothing changes. Null stays
+    the way to remove a reply-to address or a weekly schedule."""
+    admin = api.client(UserRole.admin)
+    before = admin.get("/newsletters/daily").json()
+    for setting in ("timezone", "schedule", "sender", "name", "min_articles", "template_set"):
+        refused = _error(
+            admin.patch("/newsletters/daily", json={setting: None}), 422, "invalid_request"
+        )
+        assert str(refused["message"]).startswith(f"{setting}: ")
+        assert refused["details"] == [
+            {
+                "field": setting,
+                "problem": "Value error, give a value, or leave it out to keep the current one",
+            }
+        ]
+    assert admin.get("/newsletters/daily").json() == before
+    changed = admin.patch(
+        "/newsletters/daily",
+        json={"timezone": "Europe/Berlin", "weekly_schedule": "0 9 * * 1", "reply_to": None},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json() == {
+        **before,
+        "timezone": "Europe/Berlin",
+        "weekly_schedule": "0 9 * * 1",
+        "reply_to": None,
+    }
+    assert admin.get("/newsletters/daily").json() == changed.json()
+    cleared = admin.patch("/newsletters/daily", json={"weekly_schedule": None}).json()
+    assert cleared["weekly_schedule"] is None and cleared["timezone"] == "Europe/Berlin"
+    bad = _error(
+        admin.patch("/newsletters/daily", json={"timezone": "Mars/Olympus"}), 422, "invalid_input"
+    )
+    assert "IANA" in str(bad["message"])
+    _error(admin.patch("/newsletters/nope", json={"name": "Nope"}), 404, "not_found")
+    document = httpx.get(f"{api.base}/api/v1/openapi.json").json()
+    patch_schema = document["components"]["schemas"]["NewsletterPatch"]["properties"]
+    assert patch_schema["timezone"]["type"] == "string" and "anyOf" not in patch_schema["timezone"]
+    assert {"type": "null"} in patch_schema["reply_to"]["anyOf"]
+
+
 def test_openapi_document_is_served(api: Api) -> None:
     document = httpx.get(f"{api.base}/api/v1/openapi.json").json()
     assert document["info"]["title"] == "Tidings API"

@@ -1,7 +1,9 @@
 """Newsletters and their sources: create, list, look up."""
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -11,9 +13,11 @@ from sqlalchemy.orm import Session
 from tidings.catalog.feedguard import check_feed_url
 from tidings.catalog.urls import canonical_url
 from tidings.crontab import crontab_trigger
+from tidings.db.clauses import KeysetPage, keyset_page
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
+    Cadence,
     Newsletter,
     Source,
     SourceKind,
@@ -156,6 +160,35 @@ def update_newsletter(db: Database, slug: str, spec: NewsletterSpec) -> None:
         session.commit()
 
 
+def _spec_of(newsletter: Newsletter) -> NewsletterSpec:
+    """A stored newsletter's settings as a spec (its feeds left out: they are sources)."""
+    return NewsletterSpec(
+        slug=newsletter.slug,
+        name=newsletter.name,
+        sender=sender_of(newsletter),
+        reply_to=newsletter.reply_to,
+        schedule=newsletter.schedule_cron,
+        timezone=newsletter.timezone,
+        min_articles=newsletter.min_articles,
+        max_articles=newsletter.max_articles,
+        template_set=newsletter.template_set,
+        weekly_schedule=newsletter.weekly_schedule_cron,
+    )
+
+
+def change_newsletter(db: Database, slug: str, changes: Mapping[str, Any]) -> Newsletter:
+    """Change some settings of a newsletter, named as :class:`NewsletterSpec` names them (the
+    others stay; its slug and feeds are not changed here): the newsletter as changed, or
+    :class:`InvalidInput` naming the problem, and nothing changed."""
+    with db.session() as session:
+        newsletter = newsletter_by_slug(session, slug)
+        values = _validated(replace(_spec_of(newsletter), **changes))
+        for column, value in values.items():
+            setattr(newsletter, column, value)
+        session.commit()
+        return newsletter
+
+
 def add_feed(db: Database, slug: str, url: str, *, allow_private: bool = False) -> None:
     """Add a feed source; :class:`Conflict` if the newsletter has it already, and
     :class:`InvalidInput` for a non-public address unless ``allow_private``."""
@@ -198,6 +231,13 @@ def push_source(session: Session, newsletter: Newsletter) -> Source:
         session.add(source)
         session.flush()
     return source
+
+
+def newsletter_page(db: Database, after: int, size: int) -> KeysetPage[Newsletter]:
+    """One page of newsletters in id order, after the id ``after``."""
+    with db.session() as session:
+        page = keyset_page(session, select(Newsletter.id, Newsletter), Newsletter.id, after, size)
+    return KeysetPage([newsletter for _, newsletter in page.rows], page.next_after)
 
 
 def list_newsletters(db: Database) -> list[NewsletterSummary]:
@@ -266,3 +306,29 @@ def newsletter_with_sources(db: Database, slug: str) -> tuple[Newsletter, list[S
             select(Source).where(Source.newsletter_id == newsletter.id).order_by(Source.id)
         ).all()
         return newsletter, list(sources)
+
+
+@dataclass(frozen=True)
+class NewsletterSchedule:
+    """One cadence a newsletter is composed in: its crontab line, in the newsletter's zone."""
+
+    newsletter_id: int
+    slug: str
+    cadence: Cadence
+    cron: str
+    timezone: str
+
+
+def newsletter_schedules(db: Database) -> list[NewsletterSchedule]:
+    """Every newsletter's schedules by newsletter id: daily, then weekly when it has a weekly
+    crontab line (what the scheduler runs)."""
+    with db.session() as session:
+        found = []
+        for n in session.scalars(select(Newsletter).order_by(Newsletter.id)):
+            found.append(
+                NewsletterSchedule(n.id, n.slug, Cadence.daily, n.schedule_cron, n.timezone)
+            )
+            if n.weekly_schedule_cron:
+                weekly = n.weekly_schedule_cron
+                found.append(NewsletterSchedule(n.id, n.slug, Cadence.weekly, weekly, n.timezone))
+        return found

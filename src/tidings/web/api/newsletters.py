@@ -1,16 +1,16 @@
 """/newsletters: newsletters, their sources, and the articles a CMS pushes."""
 
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
 from tidings.catalog.newsletters import (
     NewsletterSpec,
     add_feed,
+    change_newsletter,
     create_newsletter,
+    newsletter_page,
     newsletter_with_sources,
     remove_source,
     sender_of,
-    update_newsletter,
 )
 from tidings.compose.select import article_choices
 from tidings.db.models import Newsletter, Source
@@ -64,19 +64,9 @@ def _source(s: Source) -> SourceOut:
 def list_newsletters(
     context: Context, who: Reader, cursor: Cursor = None, limit: Limit = 50
 ) -> Page[NewsletterOut]:
-    with context.db.session() as session:
-        rows = list(
-            session.scalars(
-                select(Newsletter)
-                .where(Newsletter.id > decode(cursor))
-                .order_by(Newsletter.id)
-                .limit(limit + 1)
-            )
-        )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    page = newsletter_page(context.db, decode(cursor), limit)
     return Page[NewsletterOut](
-        items=[_out(n) for n in rows], next_cursor=encode(rows[-1].id) if more else None
+        items=[_out(n) for n in page.rows], next_cursor=encode(page.next_after)
     )
 
 
@@ -97,11 +87,8 @@ def read(slug: str, context: Context, who: Reader) -> NewsletterOut:
 
 @router.patch("/{slug}", response_model=NewsletterOut)
 def patch(slug: str, body: NewsletterPatch, context: Context, who: Owner) -> NewsletterOut:
-    current = _out(newsletter_with_sources(context.db, slug)[0])
-    merged = {**current.model_dump(), **body.model_dump(exclude_unset=True)}
-    merged.pop("slug")
-    update_newsletter(context.db, slug, NewsletterSpec(slug=slug, **merged))
-    return _out(newsletter_with_sources(context.db, slug)[0])
+    """Change the settings given (the slug stays: it is in every link already sent)."""
+    return _out(change_newsletter(context.db, slug, body.model_dump(exclude_unset=True)))
 
 
 @router.get("/{slug}/sources", response_model=list[SourceOut])

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tidings.web.deps import MAX_ROW_ID
 
@@ -30,7 +30,32 @@ class NewsletterIn(Model):
     feeds: list[str] = Field(default=[], max_length=50)
 
 
+#: Settings a PATCH may leave out (they keep their value) but not set to null; reply_to and
+#: weekly_schedule may be null (none).
+KEPT_IF_LEFT_OUT = (
+    "name",
+    "sender",
+    "schedule",
+    "timezone",
+    "min_articles",
+    "max_articles",
+    "template_set",
+)
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """The document says what :class:`NewsletterPatch` takes: no null for those settings."""
+    for name in KEPT_IF_LEFT_OUT:
+        field = schema["properties"][name]
+        field.update(next(t for t in field.pop("anyOf") if t.get("type") != "null"))
+        field.pop("default", None)
+
+
 class NewsletterPatch(Model):
+    """The settings to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_nullable)
+
     name: str | None = Field(default=None, min_length=1, max_length=200)
     sender: str | None = Field(default=None, min_length=3, max_length=400)
     reply_to: str | None = Field(default=None, max_length=320)
@@ -40,6 +65,13 @@ class NewsletterPatch(Model):
     min_articles: int | None = Field(default=None, ge=0, le=1000)
     max_articles: int | None = Field(default=None, ge=1, le=1000)
     template_set: str | None = Field(default=None, max_length=64)
+
+    @field_validator(*KEPT_IF_LEFT_OUT, mode="before")
+    @classmethod
+    def _given(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("give a value, or leave it out to keep the current one")
+        return value
 
 
 class NewsletterOut(BaseModel):
