@@ -2,8 +2,8 @@
 
 - one cron job per newsletter, in its time zone: serve its due slot;
 - feed polling on an interval;
-- ledger upkeep: reclaim expired leases, close finished editions (deferred deliveries become
-  due by their next-attempt time, which the workers' claim query honours);
+- upkeep: start the scheduled drafts whose time has come, then the ledger's upkeep (the
+  service the workers run too, :mod:`tidings.deliver.upkeep`);
 - a job that rebuilds the cron jobs when newsletters change.
 A second scheduler waits as a hot standby until the advisory lock is free.
 """
@@ -15,17 +15,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import select
 
+from tidings.catalog.newsletters import newsletter_schedules
 from tidings.compose.lifecycle import start_due_drafts
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
-from tidings.deliver import ledger
+from tidings.deliver.upkeep import run_upkeep
 from tidings.ingest.service import poll_sources
 from tidings.schedule.lock import SchedulerLock
-from tidings.schedule.slots import newsletter_trigger, schedules_of, serve_due_slots
+from tidings.schedule.slots import newsletter_trigger, serve_due_slots
 
 log = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 5.0
@@ -33,38 +32,31 @@ UPKEEP_SECONDS = 30
 REFRESH_SECONDS = 60
 
 
-def _reclaim(db: Database, settings: Settings, now: datetime) -> None:
-    with db.session() as session:
-        ledger.reclaim_expired(session, now, settings.at_most_once)
-        session.commit()
-
-
-def _finish(db: Database, settings: Settings, now: datetime) -> None:
-    with db.session() as session:
-        ledger.finish_editions(session, now)
-        session.commit()
-
-
-def _start_drafts(db: Database, settings: Settings, now: datetime) -> None:
+def _start_drafts(db: Database, settings: Settings, now: datetime) -> list[str]:
     start_due_drafts(db, now)
+    return []
 
 
-#: The upkeep steps, in order; each runs on its own, so one failing never stops the others.
-UPKEEP_STEPS: tuple[tuple[str, Callable[[Database, Settings, datetime], None]], ...] = (
+def _ledger(db: Database, settings: Settings, now: datetime) -> list[str]:
+    return list(run_upkeep(db, settings.at_most_once, now).failed)
+
+
+#: The upkeep's services, in order; each runs on its own, so one failing never stops the
+#: other (the ledger's upkeep also runs its own steps each on its own, and names them).
+UPKEEP_STEPS: tuple[tuple[str, Callable[[Database, Settings, datetime], list[str]]], ...] = (
     ("start scheduled drafts", _start_drafts),
-    ("reclaim expired leases", _reclaim),
-    ("finish editions", _finish),
+    ("ledger upkeep", _ledger),
 )
 
 
 def ledger_upkeep(db: Database, settings: Settings) -> list[str]:
-    """Start due drafts, take back expired leases, close finished editions; the names of
-    the steps that failed (each is logged, and tried again at the next upkeep)."""
+    """Start due drafts, then take back expired leases and close finished editions; the
+    names of the steps that failed (each is logged, and tried again at the next upkeep)."""
     now = utcnow()
     failed = []
     for name, step in UPKEEP_STEPS:
         try:
-            step(db, settings, now)
+            failed += step(db, settings, now)
         except Exception:
             log.exception("upkeep step %r failed; the other steps went on", name)
             failed.append(name)
@@ -99,12 +91,10 @@ class TidingsScheduler:
 
     def _newsletters(self) -> tuple[tuple[str, str, str], ...]:
         """(job id, crontab line, time zone) of every newsletter's every cadence."""
-        with self.db.session() as session:
-            return tuple(
-                (f"newsletter-{n.id}-{cadence.value}", cron, n.timezone)
-                for n in session.scalars(select(Newsletter).order_by(Newsletter.id))
-                for cadence, cron in schedules_of(n)
-            )
+        return tuple(
+            (f"newsletter-{s.newsletter_id}-{s.cadence.value}", s.cron, s.timezone)
+            for s in newsletter_schedules(self.db)
+        )
 
     async def refresh_jobs(self) -> None:
         """(Re)build one cron job per newsletter when the newsletters changed."""

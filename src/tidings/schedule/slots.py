@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import select
 
+from tidings.catalog.newsletters import NewsletterSchedule, newsletter_schedules
 from tidings.compose.service import ComposeResult, compose_scheduled
 from tidings.config import Settings
 from tidings.crontab import crontab_trigger
 from tidings.db.engine import Database
-from tidings.db.models import Cadence, EditionStatus, Newsletter
+from tidings.db.models import Cadence, EditionStatus
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,6 @@ class SlotOutcome:
     result: ComposeResult
 
 
-def schedules_of(newsletter: Newsletter) -> list[tuple[Cadence, str]]:
-    """Each cadence the newsletter is composed in, with its crontab line."""
-    found = [(Cadence.daily, newsletter.schedule_cron)]
-    if newsletter.weekly_schedule_cron:
-        found.append((Cadence.weekly, newsletter.weekly_schedule_cron))
-    return found
-
-
 def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[SlotOutcome]:
     """Compose the newest slot of every newsletter and cadence that fell within the grace
     period, each on its own.
@@ -62,7 +54,7 @@ def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[Slo
     tick. Either way the other newsletters' slots go on.
     """
     outcomes = []
-    for due in _schedules(db):
+    for due in newsletter_schedules(db):
         try:
             outcome = _serve(db, settings, due, now)
         except Exception:
@@ -77,25 +69,9 @@ def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[Slo
     return outcomes
 
 
-@dataclass(frozen=True)
-class _Schedule:
-    newsletter_id: int
-    slug: str
-    cadence: Cadence
-    cron: str
-    timezone: str
-
-
-def _schedules(db: Database) -> list[_Schedule]:
-    with db.session() as session:
-        return [
-            _Schedule(n.id, n.slug, cadence, cron, n.timezone)
-            for n in session.scalars(select(Newsletter).order_by(Newsletter.id))
-            for cadence, cron in schedules_of(n)
-        ]
-
-
-def _serve(db: Database, settings: Settings, due: _Schedule, now: datetime) -> SlotOutcome | None:
+def _serve(
+    db: Database, settings: Settings, due: NewsletterSchedule, now: datetime
+) -> SlotOutcome | None:
     """Compose the schedule's newest slot within the grace period, if it has one."""
     grace = timedelta(hours=settings.schedule_grace_hours)
     try:
