@@ -58,6 +58,8 @@ class ConfirmationDue:
     email: str
     name: str | None
     previous_sent_at: datetime | None
+    #: As the sign-up found it: the confirmation is its mail.
+    newsletter: Newsletter
 
 
 def _subscriber_id(session: Session, email: str, name: str | None, now: datetime) -> int:
@@ -136,7 +138,7 @@ def record_signup(db: Database, form: SignupForm, now: datetime) -> Confirmation
         if row_count(claimed) != 1:
             return None
         name = session.scalar(select(Subscriber.name).where(Subscriber.id == subscriber_id))
-        return ConfirmationDue(subscription.id, address, name, previous)
+        return ConfirmationDue(subscription.id, address, name, previous, newsletter)
 
 
 def release_confirmation(db: Database, due: ConfirmationDue) -> None:
@@ -150,10 +152,9 @@ def release_confirmation(db: Database, due: ConfirmationDue) -> None:
         session.commit()
 
 
-def confirmation_mail(
-    settings: Settings, newsletter: Newsletter, due: ConfirmationDue
-) -> tuple[str, bytes]:
+def confirmation_mail(settings: Settings, due: ConfirmationDue) -> tuple[str, bytes]:
     """The sender and bytes of the confirmation mail for ``due``."""
+    newsletter = due.newsletter
     token = sign(settings.secret, Purpose.confirm, due.subscription_id)
     notice = Notice(
         from_name=newsletter.from_name,
@@ -216,17 +217,16 @@ class SignupQueue:
             log.exception("sign-up to %s not recorded", form.slug)
             return
         if due is not None:
-            await self._confirm(form.slug, due)
+            await self._confirm(due)
 
-    async def _confirm(self, slug: str, due: ConfirmationDue) -> None:
+    async def _confirm(self, due: ConfirmationDue) -> None:
         """Send the claimed confirmation (a few SMTP conversations at a time); on any failure,
         waiting or sending, give the claim back."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
         try:
             async with self._slots:
-                newsletter = await asyncio.to_thread(_newsletter, self.db, slug)
-                sender, message = confirmation_mail(self.settings, newsletter, due)
+                sender, message = confirmation_mail(self.settings, due)
                 await send_now(self.settings, sender, due.email, message)
         except Exception:
             # Refused, unreachable, or a bug: log it and free the claim, whatever it was.
@@ -242,11 +242,6 @@ def sign_up(queue: SignupQueue, form: SignupForm) -> None:
     queue the sign-up; the same quick path whatever the address, known or not."""
     normalise_email(form.email)
     queue.submit(form, utcnow())
-
-
-def _newsletter(db: Database, slug: str) -> Newsletter:
-    with db.session() as session:
-        return newsletter_by_slug(session, slug)
 
 
 def confirm_subscription(db: Database, subscription_id: int) -> SubscriptionView | None:

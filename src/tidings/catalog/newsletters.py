@@ -221,6 +221,15 @@ def newsletter_by_slug(session: Session, slug: str) -> Newsletter:
     return newsletter
 
 
+def find_newsletter(db: Database, slug: str) -> Newsletter | None:
+    """The newsletter named ``slug``, or None (a public page answers 404)."""
+    with db.session() as session:
+        try:
+            return newsletter_by_slug(session, slug)
+        except NotFound:
+            return None
+
+
 def push_source(session: Session, newsletter: Newsletter) -> Source:
     """The newsletter's inbox for pushed articles, created on first use."""
     source = session.scalar(

@@ -4,10 +4,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus, Newsletter
+from tidings.errors import NotFound
 from tidings.mail.edition import edition_mail
 from tidings.mail.links import archive_path
 
@@ -34,10 +37,18 @@ class Archive:
         return self.entries[0].issued_at if self.entries else None
 
 
+def _public_newsletter(session: Session, slug: str) -> Newsletter | None:
+    """The newsletter named ``slug``, or None: the archive's pages answer 404."""
+    try:
+        return newsletter_by_slug(session, slug)
+    except NotFound:
+        return None
+
+
 def archive(db: Database, settings: Settings, slug: str, limit: int = 100) -> Archive | None:
     """The newest public editions of a newsletter, newest first; None if no such newsletter."""
     with db.session() as session:
-        newsletter = session.scalar(select(Newsletter).where(Newsletter.slug == slug))
+        newsletter = _public_newsletter(session, slug)
         if newsletter is None:
             return None
         rows = session.execute(
@@ -57,7 +68,7 @@ def archive(db: Database, settings: Settings, slug: str, limit: int = 100) -> Ar
 def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -> str | None:
     """A sent (or sending) edition's HTML with neutral values in the personal places."""
     with db.session() as session:
-        newsletter = session.scalar(select(Newsletter).where(Newsletter.slug == slug))
+        newsletter = _public_newsletter(session, slug)
         edition = session.get(Edition, edition_id)
         if (
             newsletter is None

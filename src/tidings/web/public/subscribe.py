@@ -11,10 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy import select
 
 from tidings.audience.service import subscription_view
 from tidings.audience.signup import SignupForm, confirm_subscription, sign_up
+from tidings.catalog.newsletters import find_newsletter
 from tidings.db.models import Newsletter
 from tidings.errors import InvalidAddress
 from tidings.mail.links import confirm_path, preferences_path
@@ -27,11 +27,6 @@ router = APIRouter()
 Context = Annotated[WebContext, Depends(web_context)]
 HONEYPOT = "website"
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
-
-
-def _newsletter(context: WebContext, slug: str) -> Newsletter | None:
-    with context.db.session() as session:
-        return session.scalar(select(Newsletter).where(Newsletter.slug == slug))
 
 
 def _form_page(
@@ -75,7 +70,7 @@ def _not_found(context: WebContext) -> HTMLResponse:
 
 @router.get("/subscribe/{slug}", response_class=HTMLResponse)
 def signup_page(slug: str, request: Request, context: Context) -> HTMLResponse:
-    newsletter = _newsletter(context, slug)
+    newsletter = find_newsletter(context.db, slug)
     if newsletter is None:
         return _not_found(context)
     return _form_page(context, request, newsletter)
@@ -83,7 +78,7 @@ def signup_page(slug: str, request: Request, context: Context) -> HTMLResponse:
 
 @router.post("/subscribe/{slug}", response_class=HTMLResponse)
 async def signup_post(slug: str, request: Request, context: Context) -> HTMLResponse:
-    newsletter = await asyncio.to_thread(_newsletter, context, slug)
+    newsletter = await asyncio.to_thread(find_newsletter, context.db, slug)
     if newsletter is None:
         return _not_found(context)
     form = await request.form()
