@@ -16,6 +16,7 @@ from tidings.mail.transport import (
     SmtpReply,
     TransientDeliveryError,
     UncertainDeliveryError,
+    is_permanent,
 )
 
 _NO_SUCH_USER = re.compile(r"\b5\.1\.\d{1,3}\b")
@@ -103,7 +104,7 @@ def verdict_for(
 
 def means_no_such_user(code: int, message: str) -> bool:
     """A 5.1.x enhanced status (bad mailbox or address): the address should be suppressed."""
-    return 500 <= code < 600 and bool(_NO_SUCH_USER.search(message))
+    return is_permanent(code) and bool(_NO_SUCH_USER.search(message))
 
 
 #: An edition's first results are watched for a relay that refuses everyone: while fewer

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
@@ -29,6 +29,7 @@ from tidings.db.models import (
     SuppressionReason,
 )
 from tidings.deliver.policy import WATCHED_RESULTS, is_mass_refusal, means_no_such_user
+from tidings.mail.transport import PERMANENT_CODES, is_permanent
 
 #: States that are a result of an attempt (what "the first results" counts).
 RESULT_STATES = (
@@ -38,6 +39,11 @@ RESULT_STATES = (
     DeliveryState.uncertain,
 )
 HELD_PREFIX = "held while the edition is paused: "
+#: A delivery failed by a 5xx reply (a refusal), as a clause.
+_REFUSED = and_(
+    Delivery.state == DeliveryState.failed,
+    Delivery.last_reply_code.between(PERMANENT_CODES[0], PERMANENT_CODES[-1]),
+)
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def _first_results(session: Session, edition_id: int) -> tuple[int, int | None, 
     refusals = [
         (n, code)
         for state, code, n in rows
-        if state == DeliveryState.failed and code is not None and 500 <= code < 600
+        if state == DeliveryState.failed and code is not None and is_permanent(code)
     ]
     if not refusals:
         return results, None, 0
@@ -138,11 +144,7 @@ def _hold_refused(session: Session, edition_id: int, now: datetime) -> int:
     """The edition's 5xx failures go back to the queue (due again once it is resumed)."""
     held = session.execute(
         update(Delivery)
-        .where(
-            Delivery.edition_id == edition_id,
-            Delivery.state == DeliveryState.failed,
-            Delivery.last_reply_code.between(500, 599),
-        )
+        .where(Delivery.edition_id == edition_id, _REFUSED)
         .values(
             state=DeliveryState.queued,
             next_attempt_at=now,
@@ -159,8 +161,7 @@ def suppress_refused(session: Session, edition_id: int, now: datetime) -> None:
     rows = session.execute(
         select(Delivery.subscriber_id, Delivery.last_reply_code, Delivery.last_reply).where(
             Delivery.edition_id == edition_id,
-            Delivery.state == DeliveryState.failed,
-            Delivery.last_reply_code.between(500, 599),
+            _REFUSED,
             Delivery.subscriber_id.is_not(None),
             Delivery.last_reply.like("%5.1.%"),
         )

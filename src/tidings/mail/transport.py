@@ -16,6 +16,14 @@ from tidings.errors import TidingsError
 
 #: A send's overall deadline, in units of the per-read SMTP timeout.
 SEND_DEADLINE_TIMEOUTS = 3
+#: Reply codes that refuse for good (RFC 5321, 4.2.1: 5yz); any other failure may pass.
+PERMANENT_CODES = range(500, 600)
+
+
+def is_permanent(code: int) -> bool:
+    """A 5xx reply: the message or the recipient is refused for good (the one home of this
+    rule: the transport's errors, the retry policy and the mass-refusal guard all ask it)."""
+    return code in PERMANENT_CODES
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,7 @@ class Transport(Protocol):
 
 
 def _raise_for_reply(code: int, message: str, uncertain: bool = False) -> None:
-    if 500 <= code < 600:
+    if is_permanent(code):
         raise PermanentDeliveryError(code, message)
     if uncertain:
         raise UncertainDeliveryError(code, message)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tidings.db.dialect import is_postgres, row_count
 from tidings.db.models import Delivery, DeliveryState
 from tidings.deliver import refusals
+from tidings.mail.transport import is_permanent
 
 
 @dataclass(frozen=True)
@@ -138,4 +139,4 @@ def record_outcomes(
 
 def _refused(outcome: Outcome) -> bool:
     """A permanent refusal (5xx) from the server."""
-    return outcome.state == DeliveryState.failed and 500 <= (outcome.code or 0) < 600
+    return outcome.state == DeliveryState.failed and is_permanent(outcome.code or 0)
