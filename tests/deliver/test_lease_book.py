@@ -3,7 +3,7 @@
 import time
 from datetime import UTC, datetime
 
-from tidings.deliver.leases import LeaseBook, claim_limit
+from tidings.deliver.leases import LeaseBook, claim_limit, renew_interval
 from tidings.deliver.ledger import Claim
 
 
@@ -46,3 +46,9 @@ def test_claims_are_bounded_by_pool_and_send_rate() -> None:
     assert claim_limit(0.0, 60, pool=4, batch=200) == 4
     assert claim_limit(4 / 3, 60, pool=4, batch=200) == 40
     assert claim_limit(1000.0, 60, pool=4, batch=200) == 200
+
+
+def test_leases_are_renewed_every_quarter_lease_and_at_least_every_two_seconds() -> None:
+    assert renew_interval(4) == 1.0
+    assert renew_interval(8) == 2.0
+    assert renew_interval(600) == 2.0

@@ -1,0 +1,116 @@
+"""The mass-refusal guard on real rows: an edition whose first results are mostly the same
+5xx is paused and its refusals held for later; once past its first results (or resumed by an
+editor) its 5.1.x refusals are the readers' own, and suppressed."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+
+from tests.deliver.ledgerrows import Readers, sending, states
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Suppression
+from tidings.deliver import refusals
+from tidings.deliver.policy import WATCHED_RESULTS
+
+
+def _results(db: Database, made: Readers, refused: int, reply: str) -> None:
+    """The first ``refused`` readers were refused with ``reply``, the others were sent."""
+    ids = list(made.ids.values())
+    with db.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id.in_(ids[:refused]))
+            .values(state=DeliveryState.failed, last_reply_code=int(reply[:3]), last_reply=reply)
+        )
+        session.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id.in_(ids[refused:]))
+            .values(state=DeliveryState.sent)
+        )
+        session.commit()
+
+
+def _judge(db: Database, made: Readers, in_batch: int) -> refusals.FirstResults:
+    with db.session() as session:
+        verdict = refusals.judge_first_results(
+            session, {made.edition_id: in_batch}, datetime.now(UTC)
+        )
+        session.commit()
+    return verdict
+
+
+def _suppressed(db: Database) -> list[str]:
+    with db.session() as session:
+        return sorted(session.scalars(select(Suppression.email)))
+
+
+def test_a_mass_refusal_pauses_the_edition_and_holds_its_refusals(
+    db: Database, settings: Settings
+) -> None:
+    made = sending(db, settings, readers=30)
+    _results(db, made, refused=25, reply="550 5.1.1 no such user")
+    verdict = _judge(db, made, in_batch=30)
+    assert list(verdict.paused) == [made.edition_id] and verdict.judged == set()
+    assert "25 of the first 30 recipients" in verdict.paused[made.edition_id]
+    with db.session() as session:
+        edition = session.get_one(Edition, made.edition_id)
+        held = session.scalars(
+            select(Delivery.last_reply).where(Delivery.state == DeliveryState.queued)
+        ).all()
+    assert edition.status == EditionStatus.paused
+    assert edition.note is not None and "Fix the relay, then resume." in edition.note
+    assert len(held) == 25
+    assert all((r or "").startswith(refusals.HELD_PREFIX + "550 5.1.1") for r in held)
+    assert _suppressed(db) == []  # no address is blamed for the relay
+
+
+def test_a_few_dead_addresses_are_not_a_mass_refusal(db: Database, settings: Settings) -> None:
+    made = sending(db, settings, readers=30)
+    _results(db, made, refused=3, reply="550 5.1.1 no such user")
+    assert _judge(db, made, in_batch=30) == refusals.FirstResults()
+    assert set(states(db, made.edition_id).values()) == {DeliveryState.failed, DeliveryState.sent}
+    assert _suppressed(db) == []  # still watched: suppressions wait
+
+
+def test_once_an_editor_resumed_the_refusals_are_the_readers_own(
+    db: Database, settings: Settings
+) -> None:
+    made = sending(db, settings, readers=30)
+    _results(db, made, refused=25, reply="550 5.1.1 no such user")
+    with db.session() as session:
+        session.execute(
+            update(Edition)
+            .where(Edition.id == made.edition_id)
+            .values(refusal_watch_ended_at=datetime.now(UTC))
+        )
+        session.commit()
+    verdict = _judge(db, made, in_batch=30)
+    assert (verdict.paused, verdict.judged) == ({}, {made.edition_id})
+    assert _suppressed(db) == sorted(list(made.ids)[:25])
+
+
+def test_past_its_first_results_an_edition_is_judged_fine(db: Database, settings: Settings) -> None:
+    made = sending(db, settings, readers=WATCHED_RESULTS + 5)
+    _results(db, made, refused=2, reply="550 5.1.1 no such user")
+    verdict = _judge(db, made, in_batch=5)
+    assert verdict.judged == {made.edition_id}
+    assert _suppressed(db) == sorted(list(made.ids)[:2])
+
+
+def test_only_5_1_x_refusals_are_suppressed_and_only_once(db: Database, settings: Settings) -> None:
+    made = sending(db, settings, readers=4)
+    _results(db, made, refused=2, reply="550 5.1.1 no such user")
+    blocked = list(made.ids.values())[2]
+    with db.session() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id == blocked)
+            .values(state=DeliveryState.failed, last_reply_code=554, last_reply="554 5.7.1 no")
+        )
+        session.commit()
+    for _ in range(2):
+        with db.session() as session:
+            refusals.suppress_refused(session, made.edition_id, datetime.now(UTC))
+            session.commit()
+    assert _suppressed(db) == sorted(list(made.ids)[:2])
