@@ -45,6 +45,7 @@ class AddResult:
     created_subscriber: bool
     changed: bool
     note: str
+    subscriber_id: int
 
 
 def add_subscriber(
@@ -95,7 +96,7 @@ def add_subscriber(
             note = f"already {subscription.status.value}"
         changed = bool(session.new or session.dirty)
         session.commit()
-        return AddResult(address, subscription.status, created, changed, note)
+        return AddResult(address, subscription.status, created, changed, note, subscriber.id)
 
 
 def subscription_for(
@@ -122,6 +123,7 @@ class SubscriptionView:
     newsletter_name: str
     newsletter_slug: str
     status: SubscriptionStatus
+    subscriber_id: int
 
 
 def subscription_view(db: Database, subscription_id: int) -> SubscriptionView | None:
@@ -134,6 +136,7 @@ def subscription_view(db: Database, subscription_id: int) -> SubscriptionView | 
                 Newsletter.name,
                 Newsletter.slug,
                 Subscription.status,
+                Subscription.subscriber_id,
             )
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
             .join(Newsletter, Newsletter.id == Subscription.newsletter_id)

@@ -139,8 +139,12 @@ DEFAULT_LIMITS = AttributeLimits()
 
 
 def attributes_json(attributes: dict[str, Any], limits: AttributeLimits) -> str:
-    """The attributes as compact JSON, or :class:`InvalidInput` if there are too many of them
-    or they are too large (a 10,000-column CSV must not store megabytes per person)."""
+    """The attributes as compact JSON, or :class:`InvalidInput` if there are too many of them,
+    they are too large (a 10,000-column CSV must not store megabytes per person), or a name
+    or value holds a NUL character (PostgreSQL cannot store one in JSON, nor in text)."""
+    for key, value in attributes.items():
+        if "\x00" in key or (isinstance(value, str) and "\x00" in value):
+            raise InvalidInput(f"attribute {key!r} holds a NUL character, which cannot be stored")
     if len(attributes) > limits.count:
         raise InvalidInput(
             f"{len(attributes)} attributes; at most {limits.count} are kept per subscriber"

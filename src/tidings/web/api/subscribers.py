@@ -3,7 +3,6 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 
 from tidings.audience.directory import (
     SubscriberChange,
@@ -18,7 +17,7 @@ from tidings.audience.directory import (
 )
 from tidings.audience.service import add_subscriber, import_records, unsubscribe
 from tidings.audience.signup import confirm_subscription
-from tidings.db.models import Subscriber, Subscription, SubscriptionStatus
+from tidings.db.models import SubscriptionStatus
 from tidings.errors import NotFound
 from tidings.mail.addresses import AttributeLimits
 from tidings.web.api.auth import Context, Owner, Reader
@@ -103,11 +102,7 @@ def create(body: SubscriberIn, context: Context, who: Owner) -> SubscriberOut:
     result = add_subscriber(
         context.db, body.newsletter, body.email, body.name, body.confirmed, source="api"
     )
-    with context.db.session() as session:
-        subscriber_id = session.scalars(
-            select(Subscriber.id).where(Subscriber.email == result.email)
-        ).one()
-    return _subscriber(context, subscriber_id)
+    return _subscriber(context, result.subscriber_id)
 
 
 @router.post("/subscribers/import", response_model=ImportOut)
@@ -170,9 +165,7 @@ def change_subscription(
     )
     if view is None:
         raise NotFound(f"no subscription {subscription_id}")
-    with context.db.session() as session:
-        subscriber_id = session.get_one(Subscription, subscription_id).subscriber_id
-    return _subscriber(context, subscriber_id)
+    return _subscriber(context, view.subscriber_id)
 
 
 @router.get("/suppressions", response_model=Page[SuppressionOut], tags=["suppressions"])
