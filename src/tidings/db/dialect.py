@@ -1,11 +1,16 @@
 """What differs between the two databases, asked in one place: which one a bind is, the
 INSERT construct with ``ON CONFLICT``, and how many rows a statement changed."""
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Engine, Result
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import DeclarativeBase, Session
+
+#: An INSERT that offers ``on_conflict_do_nothing`` and ``on_conflict_do_update`` (and
+#: ``excluded``) on either database.
+UpsertInsert = postgresql.Insert | sqlite.Insert
 
 
 def is_postgres(bind: Session | Connection | Engine) -> bool:
@@ -14,8 +19,8 @@ def is_postgres(bind: Session | Connection | Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def upsert_insert(bind: Session | Connection) -> Any:
-    """``postgresql.insert`` or ``sqlite.insert``: both offer ``on_conflict_do_*``."""
+def upsert_insert(bind: Session | Connection) -> Callable[[type[DeclarativeBase]], UpsertInsert]:
+    """``postgresql.insert`` or ``sqlite.insert``, for a model: both offer ``on_conflict_do_*``."""
     return postgresql.insert if is_postgres(bind) else sqlite.insert
 
 
