@@ -19,7 +19,7 @@ from common import fill_subscribers, fresh_database
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tidings.audience.directory import PAGE_SIZE, AudienceFilter, search
+from tidings.audience.search import PAGE_SIZE, AudienceFilter, search
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import upgrade
 from tidings.db.models import SubscriptionStatus

@@ -28,9 +28,9 @@ from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
 from tidings.access.accounts import remove_user
-from tidings.audience.directory import erase
 from tidings.audience.service import unsubscribe
 from tidings.audience.signup import SignupForm, SignupQueue
+from tidings.audience.subscribers import erase
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (

@@ -10,7 +10,6 @@ from typing import TextIO
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
-from tidings.audience.directory import AudienceFilter
 from tidings.audience.imports.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
 from tidings.audience.imports.importer import (
     ImportItems,
@@ -20,6 +19,7 @@ from tidings.audience.imports.importer import (
     import_rows_into,
 )
 from tidings.audience.membership import is_suppressed, leave
+from tidings.audience.search import AudienceFilter
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database

@@ -9,22 +9,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from tidings.audience.directory import (
-    AudienceFilter,
-    audience_filter,
-    bulk_delete,
-    bulk_suppress,
-    bulk_unsubscribe,
-    count,
-    erase,
-    search,
-    subscriber_record,
-    suppress,
-    suppressions,
-    unsuppress,
-)
+from tidings.audience.bulk import bulk_delete, bulk_suppress, bulk_unsubscribe
 from tidings.audience.imports.csvrows import write_import_report
+from tidings.audience.search import AudienceFilter, audience_filter, count, search
 from tidings.audience.service import export_subscribers, import_subscribers
+from tidings.audience.subscribers import erase, subscriber_record
+from tidings.audience.suppressions import suppress, suppressions, unsuppress
 from tidings.catalog.newsletters import newsletter_names
 from tidings.db.models import SubscriptionStatus
 from tidings.errors import InvalidInput, NotFound

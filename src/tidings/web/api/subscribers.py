@@ -4,19 +4,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.audience.directory import (
-    SubscriberChange,
-    audience_filter,
-    erase,
-    search,
-    subscriber_record,
-    suppress,
-    suppressions,
-    unsuppress,
-    update_subscriber,
-)
+from tidings.audience.search import audience_filter, search
 from tidings.audience.service import add_subscriber, import_records, unsubscribe
 from tidings.audience.signup import confirm_subscription
+from tidings.audience.subscribers import (
+    SubscriberChange,
+    erase,
+    subscriber_record,
+    update_subscriber,
+)
+from tidings.audience.suppressions import suppress, suppressions, unsuppress
 from tidings.db.models import SubscriptionStatus
 from tidings.errors import NotFound
 from tidings.mail.addresses import AttributeLimits

@@ -1,0 +1,52 @@
+"""Bulk actions on everyone an audience filter matches: each is one set-based statement over
+the filter, never a loop over rows."""
+
+from sqlalchemy import ColumnElement, delete, literal, select
+
+from tidings.audience.membership import leave
+from tidings.audience.search import AudienceFilter
+from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
+from tidings.db.engine import Database
+from tidings.db.models import Subscriber, Subscription, Suppression, SuppressionReason
+from tidings.db.types import utcnow
+
+
+def bulk_unsubscribe(db: Database, audience: AudienceFilter) -> int:
+    """Unsubscribe everyone matched (from the filter's newsletter, else from all)."""
+    which: list[ColumnElement[bool]] = [Subscription.subscriber_id.in_(audience.subscriber_ids())]
+    if audience.newsletter_id is not None:
+        which.append(Subscription.newsletter_id == audience.newsletter_id)
+    with db.session() as session:
+        changed = leave(session, utcnow(), *which)
+        session.commit()
+        return changed
+
+
+def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
+    """Put every matched address on the suppression list (one INSERT ... SELECT)."""
+    now = utcnow()
+    with db.session() as session:
+        emails = select(
+            Subscriber.email,
+            literal(SuppressionReason.manual.value),
+            literal(detail),
+            literal(now, Suppression.created_at.type),
+        ).where(*audience.where())
+        statement = (
+            upsert_insert(session)(Suppression)
+            .from_select(["email", "reason", "detail", "created_at"], emails)
+            .on_conflict_do_nothing(index_elements=["email"])
+        )
+        added = row_count(session.execute(statement, execution_options=PRESERVE_ROWCOUNT))
+        session.commit()
+        return int(added)
+
+
+def bulk_delete(db: Database, audience: AudienceFilter) -> int:
+    """Delete every matched subscriber; their deliveries stay as anonymous counts."""
+    with db.session() as session:
+        removed = row_count(
+            session.execute(delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids())))
+        )
+        session.commit()
+        return int(removed)

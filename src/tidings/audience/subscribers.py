@@ -1,0 +1,183 @@
+"""One subscriber as the console and the API see them: everything stored about them (their
+record), changing their fields, and erasing them.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from tidings.db.dialect import row_count
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
+from tidings.mail.addresses import (
+    DEFAULT_LIMITS,
+    AttributeLimits,
+    attributes_json,
+    clean_locale,
+    clean_name,
+    clean_timezone,
+)
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    id: int
+    newsletter: str
+    status: SubscriptionStatus
+    cadence: str
+    sections: list[str]
+    consent_at: datetime | None
+    consent_method: str | None
+    consent_source: str | None
+    consent_ip: str | None
+    confirmed_at: datetime | None
+    unsubscribed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    edition_id: int
+    subject: str | None
+    state: DeliveryState
+    attempts: int
+    last_attempt_at: datetime | None
+    last_reply: str | None
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    id: int
+    email: str
+    name: str | None
+    locale: str | None
+    timezone: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    suppression: str | None
+    subscriptions: list[SubscriptionRecord]
+    deliveries: list[DeliveryRecord]
+
+
+def subscriber_record(
+    db: Database, subscriber_id: int, history: int = 50
+) -> SubscriberRecord | None:
+    """Everything stored about one subscriber, with their newest deliveries."""
+    with db.session() as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return None
+        suppression = session.scalar(
+            select(Suppression.reason).where(Suppression.email == subscriber.email)
+        )
+        subscriptions = [
+            SubscriptionRecord(
+                s.id,
+                name,
+                s.status,
+                s.cadence.value,
+                list(s.sections or []),
+                s.consent_at,
+                s.consent_method,
+                s.consent_source,
+                s.consent_ip,
+                s.confirmed_at,
+                s.unsubscribed_at,
+            )
+            for s, name in session.execute(
+                select(Subscription, Newsletter.name)
+                .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+                .where(Subscription.subscriber_id == subscriber_id)
+                .order_by(Newsletter.name)
+            )
+        ]
+        deliveries = [
+            DeliveryRecord(*row)
+            for row in session.execute(
+                select(
+                    Delivery.edition_id,
+                    Edition.subject,
+                    Delivery.state,
+                    Delivery.attempts,
+                    Delivery.last_attempt_at,
+                    Delivery.last_reply,
+                )
+                .join(Edition, Edition.id == Delivery.edition_id)
+                .where(Delivery.subscriber_id == subscriber_id)
+                .order_by(Delivery.id.desc())
+                .limit(history)
+            )
+        ]
+        return SubscriberRecord(
+            subscriber.id,
+            subscriber.email,
+            subscriber.name,
+            subscriber.locale,
+            subscriber.timezone,
+            dict(subscriber.attributes or {}),
+            subscriber.created_at,
+            suppression.value if suppression else None,
+            subscriptions,
+            deliveries,
+        )
+
+
+@dataclass(frozen=True)
+class SubscriberChange:
+    """Fields to change; None leaves a field as it is."""
+
+    name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+def update_subscriber(
+    db: Database,
+    subscriber_id: int,
+    change: SubscriberChange,
+    limits: AttributeLimits = DEFAULT_LIMITS,
+) -> bool:
+    """Apply ``change``; False if there is no such subscriber. Bad values raise InvalidInput.
+
+    Attributes merge key by key; an empty string removes a key; the result must stay within
+    ``limits``.
+    """
+    with db.session() as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return False
+        if change.name is not None:
+            subscriber.name = clean_name(change.name)
+        if change.locale is not None:
+            subscriber.locale = clean_locale(change.locale)
+        if change.timezone is not None:
+            subscriber.timezone = clean_timezone(change.timezone)
+        if change.attributes is not None:
+            merged = {**(subscriber.attributes or {}), **change.attributes}
+            kept = {k: v for k, v in merged.items() if v != ""}
+            attributes_json(kept, limits)
+            subscriber.attributes = kept
+        session.commit()
+        return True
+
+
+def erase(db: Database, subscriber_id: int) -> bool:
+    """GDPR erasure: the person and their subscriptions go; the ledger keeps anonymous rows
+    (subscriber_id becomes NULL), so sent counts stay right."""
+    with db.session() as session:
+        removed = row_count(
+            session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+        )
+        session.commit()
+        return bool(removed)
