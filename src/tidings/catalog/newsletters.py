@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tidings.catalog.counts import subscription_counts
 from tidings.catalog.feedguard import check_feed_url
 from tidings.catalog.urls import canonical_url
 from tidings.crontab import crontab_trigger
@@ -21,7 +22,6 @@ from tidings.db.models import (
     Newsletter,
     Source,
     SourceKind,
-    Subscription,
     SubscriptionStatus,
 )
 from tidings.errors import Conflict, InvalidInput, NotFound
@@ -266,14 +266,7 @@ def list_newsletters(db: Database) -> list[NewsletterSummary]:
                 .group_by(Source.newsletter_id)
             )
         }
-        status_counts: dict[tuple[int, SubscriptionStatus], int] = {
-            (newsletter_id, status): count
-            for newsletter_id, status, count in session.execute(
-                select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
-                    Subscription.newsletter_id, Subscription.status
-                )
-            )
-        }
+        status_counts = subscription_counts(session)
         newsletters = session.scalars(select(Newsletter).order_by(Newsletter.slug)).all()
         return [
             NewsletterSummary(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Date, cast, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
+from tidings.catalog.counts import subscription_counts
 from tidings.crontab import crontab_trigger
 from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import is_postgres
@@ -60,12 +61,8 @@ class NewsletterOverview:
 
 def _status_counts(session: Session) -> dict[tuple[int, str], int]:
     counts = {
-        (newsletter_id, str(status)): total
-        for newsletter_id, status, total in session.execute(
-            select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
-                Subscription.newsletter_id, Subscription.status
-            )
-        )
+        (newsletter_id, status.value): total
+        for (newsletter_id, status), total in subscription_counts(session).items()
     }
     suppressed = is_suppressed(Subscriber.email)
     for newsletter_id, total in session.execute(
