@@ -4,8 +4,14 @@ APScheduler 3 counts weekdays from Monday (0 = Monday) even in ``CronTrigger.fro
 while crontab counts from Sunday (0 or 7 = Sunday). "0 7 * * 1-5" would otherwise send on
 Tuesday to Saturday. Numeric weekdays are therefore spelled out as names here, which mean
 the same thing to both.
+
+:func:`fire_times` is the one walk over a schedule's runs: the dashboard's next sends
+(:func:`next_runs`) and the scheduler's due slot both take theirs from it.
 """
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
@@ -57,3 +63,32 @@ def crontab_trigger(cron: str, timezone: str) -> CronTrigger:
         day_of_week=weekday_names(day_of_week),
         timezone=ZoneInfo(timezone),
     )
+
+
+def fire_times(trigger: CronTrigger, start: datetime) -> Iterator[datetime]:
+    """The trigger's runs at or after ``start``, earliest first, in the trigger's time zone.
+
+    Endless for any schedule that has a next run: the caller stops (``islice``, or a
+    comparison with an end). Every run is a later instant than the one before. Around DST
+    changes: a wall-clock time the clocks skip runs once, an hour late (02:30 on a spring-
+    forward night in Berlin runs at 03:30 CEST); a wall-clock time the clocks repeat runs at
+    both instants (02:30 CEST, then 02:30 CET), as APScheduler's own scheduler would fire it.
+
+    The step to the next run is taken in UTC: one second added to a local time on the fall-
+    back night loses ``fold`` and lands an hour *earlier*, and the walk would find the same
+    run again forever.
+    """
+    previous: datetime | None = None
+    now = start.astimezone(trigger.timezone)
+    while (run := trigger.get_next_fire_time(previous, now)) is not None:
+        yield run
+        previous = run
+        now = (run.astimezone(UTC) + timedelta(seconds=1)).astimezone(trigger.timezone)
+
+
+def next_runs(cron: str, timezone: str, count: int, after: datetime) -> list[datetime]:
+    """The next ``count`` runs of a crontab line after ``after``, in ``timezone``.
+
+    ValueError for a malformed line, LookupError (ZoneInfoNotFoundError) for an unknown zone.
+    """
+    return list(islice(fire_times(crontab_trigger(cron, timezone), after), count))

@@ -6,13 +6,12 @@ All set-based: grouped counts, never a loop over subscribers or deliveries.
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Date, cast, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from tidings.catalog.counts import subscription_counts
-from tidings.crontab import crontab_trigger
+from tidings.crontab import next_runs
 from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
@@ -30,22 +29,6 @@ from tidings.reports.progress import EditionProgress, list_editions
 
 HISTORY_DAYS = 90
 Timestamp = ColumnElement[Any] | QueryableAttribute[Any]
-
-
-def next_sends(cron: str, timezone: str, count: int, after: datetime) -> list[datetime]:
-    """The next ``count`` slots of a schedule, in the newsletter's time zone."""
-    zone = ZoneInfo(timezone)
-    trigger = crontab_trigger(cron, timezone)
-    slots: list[datetime] = []
-    previous = None
-    now = after.astimezone(zone)
-    while len(slots) < count:
-        slot = trigger.get_next_fire_time(previous, now)
-        if slot is None:
-            break
-        slots.append(slot)
-        previous, now = slot, slot + timedelta(seconds=1)
-    return slots
 
 
 @dataclass(frozen=True)
@@ -84,7 +67,7 @@ def overview(db: Database) -> list[NewsletterOverview]:
     result = []
     for n in newsletters:
         try:
-            upcoming = next_sends(n.schedule_cron, n.timezone, 1, now)
+            upcoming = next_runs(n.schedule_cron, n.timezone, 1, now)
         except (ValueError, LookupError):  # an unreadable schedule: "none", the rest is shown
             upcoming = []
         result.append(

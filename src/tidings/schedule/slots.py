@@ -13,7 +13,7 @@ from apscheduler.triggers.cron import CronTrigger
 from tidings.catalog.newsletters import NewsletterSchedule, newsletter_schedules
 from tidings.compose.service import ComposeResult, compose_scheduled
 from tidings.config import Settings
-from tidings.crontab import crontab_trigger
+from tidings.crontab import crontab_trigger, fire_times
 from tidings.db.engine import Database
 from tidings.db.models import Cadence, EditionStatus
 
@@ -28,10 +28,10 @@ def newsletter_trigger(cron: str, timezone: str) -> CronTrigger:
 def latest_slot(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:
     """The newest fire time in (now - grace, now], or None if the schedule had none."""
     latest = None
-    candidate = trigger.get_next_fire_time(None, now - grace)
-    while candidate is not None and candidate <= now:
+    for candidate in fire_times(trigger, now - grace):
+        if candidate > now:
+            break
         latest = candidate
-        candidate = trigger.get_next_fire_time(candidate, candidate + timedelta(seconds=1))
     return latest
 
 

@@ -17,9 +17,9 @@ from tidings.catalog.newsletters import (
     sender_of,
     update_newsletter,
 )
+from tidings.crontab import next_runs as next_sends
 from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
-from tidings.reports.insights import next_sends
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 
