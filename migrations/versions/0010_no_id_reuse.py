@@ -10,9 +10,7 @@ Revises: 0009
 Create Date: 2026-11-29
 """
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
 
 from alembic import op
 
@@ -24,42 +22,19 @@ depends_on: str | Sequence[str] | None = None
 TABLES = ("subscribers", "subscriptions", "users", "api_tokens")
 
 
-@contextmanager
-def _foreign_keys_off() -> Iterator[None]:
-    """Foreign keys off while tables are copied: dropping the old ``subscribers`` with them on
-    would cascade to every subscription. The pragma only works outside a transaction, so the
-    migrations before this one are committed first (each leaves a consistent schema)."""
-    raw: Any = op.get_bind().connection.dbapi_connection
-    if raw.in_transaction:
-        raw.commit()
-    raw.execute("PRAGMA foreign_keys=OFF")
-    try:
-        yield
-        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise RuntimeError(f"foreign keys broken by the copy: {broken[:5]}")
-    except BaseException:
-        raw.rollback()
-        raise
-    else:
-        raw.commit()
-    finally:
-        raw.execute("PRAGMA foreign_keys=ON")
-
-
 def _recreate(autoincrement: bool) -> None:
     kwargs = {"sqlite_autoincrement": True} if autoincrement else {}
-    with _foreign_keys_off():
-        for table in TABLES:
-            with op.batch_alter_table(table, recreate="always", table_kwargs=kwargs):
-                pass
-            if autoincrement:
-                # The copy keeps the ids, and SQLite moves the sequence up to the highest; said
-                # once more here so an id in use can never be handed out.
-                op.execute(
-                    f"UPDATE sqlite_sequence SET seq = max(seq, "  # noqa: S608 (fixed names)
-                    f"(SELECT coalesce(max(id), 0) FROM {table})) WHERE name = '{table}'"
-                )
+    # Foreign keys are off (and checked afterwards) for every SQLite migration: env.py.
+    for table in TABLES:
+        with op.batch_alter_table(table, recreate="always", table_kwargs=kwargs):
+            pass
+        if autoincrement:
+            # The copy keeps the ids, and SQLite moves the sequence up to the highest; said
+            # once more here so an id in use can never be handed out.
+            op.execute(
+                f"UPDATE sqlite_sequence SET seq = max(seq, "  # noqa: S608 (fixed names)
+                f"(SELECT coalesce(max(id), 0) FROM {table})) WHERE name = '{table}'"
+            )
 
 
 def upgrade() -> None:

@@ -47,7 +47,7 @@ def test_the_id_of_the_newest_deleted_row_is_not_given_out_again(db: Database) -
         assert second > first, model.__name__
 
 
-def _seed_at_0008(url: str) -> None:
+def _seed_at(url: str, revision: str = "0008") -> None:
     """Rows written with plain SQL (the models are at head): the highest subscriber and
     subscription are deleted afterwards, as an erasure leaves them."""
     statements = [
@@ -72,7 +72,7 @@ def _seed_at_0008(url: str) -> None:
         " next_attempt_at, message_id, created_at) VALUES (:i, 1, :i, 'sent', 1, :t, 'm', :t)",
     ]
     database = open_database(url)
-    upgrade(database.engine, "0008")
+    upgrade(database.engine, revision)
     at = "2026-01-01 00:00:00"
     with database.engine.begin() as connection:
         for statement in statements:
@@ -102,7 +102,7 @@ def test_migration_0010_keeps_every_row_and_never_reuses_an_id(tmp_path: Path) -
     without foreign keys turned off for the copy, dropping the old ``subscribers`` would
     cascade to every subscription."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    _seed_at_0008(url)
+    _seed_at(url)
     database = open_database(url)
     before = _counts(database)
     assert before == {
@@ -147,3 +147,18 @@ def test_a_new_sqlite_database_has_autoincrement(tmp_path: Path, table: str) -> 
         ).scalar_one()
     database.dispose()
     assert "AUTOINCREMENT" in ddl
+
+
+@pytest.mark.parametrize("revision", ["0007", "0008"])
+def test_upgrading_a_filled_sqlite_database_keeps_every_row(tmp_path: Path, revision: str) -> None:
+    """Every migration that rebuilds a table (0008 rebuilds ``editions``) runs with foreign
+    keys off: with them on, dropping the old table cascaded to every delivery."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    _seed_at(url, revision)
+    database = open_database(url)
+    before = _counts(database)
+    upgrade(database.engine)
+    assert _counts(database) == before
+    downgrade(database.engine, revision)
+    assert _counts(database) == before
+    database.dispose()
