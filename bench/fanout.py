@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.builders import articles
-from tidings.audience.service import import_subscribers
+from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import load_settings

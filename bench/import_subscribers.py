@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 from common import fresh_database
 
-from tidings.audience.service import import_subscribers
+from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import fresh_database
 
-from tidings.audience.service import import_subscribers
+from tidings.audience.imports.importer import import_subscribers
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import load_settings
 from tidings.db.engine import open_database

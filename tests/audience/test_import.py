@@ -7,11 +7,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import Cli
-from tidings.audience.service import (
-    add_subscriber,
-    export_subscribers,
-    import_subscribers,
-)
+from tidings.audience.export import export_subscribers
+from tidings.audience.imports.importer import import_subscribers
+from tidings.audience.service import add_subscriber
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.db.engine import Database
 from tidings.db.models import (

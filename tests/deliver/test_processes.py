@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.builders import articles, newsletter, worker_env
 from tests.smtpserver import smtp_server
-from tidings.audience.service import import_subscribers
+from tidings.audience.imports.importer import import_subscribers
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings
 from tidings.db.engine import Database

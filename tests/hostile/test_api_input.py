@@ -34,7 +34,7 @@ from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tests.webserver import web_server
 from tidings.access.apitokens import create_token
-from tidings.audience.service import import_subscribers
+from tidings.audience.imports.importer import import_subscribers
 from tidings.compose.service import OneOff, send_one_off
 from tidings.config import Settings, SmtpTarget
 from tidings.db.engine import Database

@@ -1,27 +1,17 @@
-"""Subscriber services: add one, import a CSV, export a newsletter's list."""
+"""One subscription at a time: add a subscriber to a newsletter, find a subscription by
+address, show the one behind a link, unsubscribe it.
 
-import csv
-from collections.abc import Iterator, Mapping, Sequence
+Imports are in :mod:`tidings.audience.imports.importer`, the CSV export in
+:mod:`tidings.audience.export`.
+"""
+
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
-from typing import TextIO
 
-from sqlalchemy import func, select, true
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tidings.audience.imports.csvrows import EXPORT_COLUMNS, guard_cells, read_records, read_rows
-from tidings.audience.imports.importer import (
-    ImportItems,
-    ImportOptions,
-    ImportReport,
-    ProgressCallback,
-    import_rows_into,
-)
 from tidings.audience.membership import is_suppressed, leave
-from tidings.audience.search import AudienceFilter
 from tidings.catalog.newsletters import newsletter_by_slug
-from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import (
     Newsletter,
@@ -31,9 +21,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
-from tidings.mail.addresses import DEFAULT_LIMITS, AttributeLimits, clean_name, normalise_email
-
-EXPORT_PAGE = 5_000
+from tidings.mail.addresses import clean_name, normalise_email
 
 
 @dataclass(frozen=True)
@@ -151,141 +139,3 @@ def unsubscribe(db: Database, subscription_id: int) -> SubscriptionView | None:
         leave(session, utcnow(), Subscription.id == subscription_id)
         session.commit()
     return subscription_view(db, subscription_id)
-
-
-def _import(
-    db: Database,
-    slug: str,
-    items: ImportItems,
-    confirmed: bool,
-    batch_size: int,
-    source: str,
-    progress: ProgressCallback | None,
-) -> ImportReport:
-    with db.session() as session:
-        newsletter_id = newsletter_by_slug(session, slug).id
-    options = ImportOptions(
-        newsletter_id=newsletter_id,
-        confirmed=confirmed,
-        consent_source=source,
-        batch_size=batch_size,
-    )
-    with db.engine.connect() as connection:
-        return import_rows_into(connection, items, options, progress)
-
-
-def import_subscribers(
-    db: Database,
-    slug: str,
-    path: Path,
-    confirmed: bool,
-    batch_size: int,
-    progress: ProgressCallback | None = None,
-    limits: AttributeLimits = DEFAULT_LIMITS,
-) -> ImportReport:
-    """Import a CSV file of subscribers into newsletter ``slug`` (see ``importer``); rows
-    with more attributes than ``limits`` allow are refused with the reason."""
-    try:
-        stream = path.open(encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
-    with stream:
-        try:
-            rows = read_rows(stream, limits)
-            return _import(
-                db, slug, rows, confirmed, batch_size, f"csv import: {path.name}", progress
-            )
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}") from None
-
-
-def import_records(
-    db: Database,
-    slug: str,
-    records: Sequence[Mapping[str, str]],
-    confirmed: bool,
-    batch_size: int,
-    limits: AttributeLimits = DEFAULT_LIMITS,
-) -> ImportReport:
-    """Import subscribers given as objects (the API's bulk import), through the same
-    validating, merging, set-based path as a CSV file; refusals name the record's position."""
-    rows = read_records(records, limits)
-    return _import(db, slug, rows, confirmed, batch_size, "api import", None)
-
-
-def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
-    """Every attribute name used by the newsletter's subscribers (one set-based query)."""
-    members = (
-        select(Subscriber.attributes)
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(Subscription.newsletter_id == newsletter_id)
-        .subquery()
-    )
-    if is_postgres(session):
-        query = select(func.jsonb_object_keys(members.c.attributes)).distinct()
-    else:
-        each = func.json_each(members.c.attributes).table_valued("key")
-        query = select(each.c.key).select_from(members).join(each, true()).distinct()
-    return sorted(str(key) for key in session.scalars(query) if str(key) not in EXPORT_COLUMNS)
-
-
-def _export_pages(
-    session: Session, newsletter_id: int, audience: AudienceFilter
-) -> Iterator[list[tuple[Subscriber, Subscription]]]:
-    """Keyset pages by subscriber id: constant cost per page however long the list."""
-    last_id = 0
-    while True:
-        page = session.execute(
-            select(Subscriber, Subscription)
-            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-            .where(
-                Subscription.newsletter_id == newsletter_id,
-                Subscriber.id > last_id,
-                *audience.where(),
-            )
-            .order_by(Subscriber.id)
-            .limit(EXPORT_PAGE)
-        ).all()
-        if not page:
-            return
-        yield [(subscriber, subscription) for subscriber, subscription in page]
-        last_id = page[-1][0].id
-        session.expunge_all()
-
-
-def export_subscribers(
-    db: Database, slug: str, out: TextIO, audience: AudienceFilter | None = None
-) -> int:
-    """Write the newsletter's subscribers (those ``audience`` matches, else all) as CSV,
-    importable again; returns the row count."""
-    written = 0
-    with db.session() as session:
-        newsletter_id = newsletter_by_slug(session, slug).id
-        attribute_keys = _attribute_keys(session, newsletter_id)
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(guard_cells([*EXPORT_COLUMNS, *attribute_keys]))
-        matching = audience or AudienceFilter()
-        if matching.status is not None:
-            # The status column describes this newsletter's subscription: filter on it too.
-            matching = AudienceFilter(newsletter_id, matching.status, matching.query)
-        for page in _export_pages(session, newsletter_id, matching):
-            for subscriber, subscription in page:
-                values = [
-                    subscriber.email,
-                    subscriber.name or "",
-                    subscriber.locale or "",
-                    subscriber.timezone or "",
-                    subscription.status.value,
-                    _iso(subscription.consent_at),
-                    subscription.consent_method or "",
-                    _iso(subscription.confirmed_at),
-                    _iso(subscription.unsubscribed_at),
-                    *(str(subscriber.attributes.get(key, "")) for key in attribute_keys),
-                ]
-                writer.writerow(guard_cells(values))
-            written += len(page)
-    return written
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.isoformat() if moment else ""

@@ -6,9 +6,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from tidings.audience.export import export_subscribers
 from tidings.audience.imports.csvrows import write_row_errors
-from tidings.audience.imports.importer import ImportReport
-from tidings.audience.service import add_subscriber, export_subscribers, import_subscribers
+from tidings.audience.imports.importer import ImportReport, import_subscribers
+from tidings.audience.service import add_subscriber
 from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
 from tidings.mail.addresses import AttributeLimits

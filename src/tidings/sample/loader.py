@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from tidings.access.accounts import create_user, list_users
-from tidings.audience.imports.importer import ImportReport
-from tidings.audience.service import import_subscribers
+from tidings.audience.imports.importer import ImportReport, import_subscribers
 from tidings.catalog.feedguard import check_feed_url
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
 from tidings.compose.service import OneOff, failure_of, send_one_off

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from tidings.audience.bulk import bulk_delete, bulk_suppress, bulk_unsubscribe
+from tidings.audience.export import export_subscribers
 from tidings.audience.imports.csvrows import write_import_report
+from tidings.audience.imports.importer import import_subscribers
 from tidings.audience.search import AudienceFilter, audience_filter, count, search
-from tidings.audience.service import export_subscribers, import_subscribers
 from tidings.audience.subscribers import erase, subscriber_record
 from tidings.audience.suppressions import suppress, suppressions, unsuppress
 from tidings.catalog.newsletters import newsletter_names

@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from tidings.audience.imports.importer import import_records
 from tidings.audience.search import audience_filter, search
-from tidings.audience.service import add_subscriber, import_records, unsubscribe
+from tidings.audience.service import add_subscriber, unsubscribe
 from tidings.audience.signup import confirm_subscription
 from tidings.audience.subscribers import (
     SubscriberChange,
