@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.builders import articles
 from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import load_settings
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade

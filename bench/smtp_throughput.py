@@ -23,7 +23,8 @@ from pathlib import Path
 from common import fresh_database
 
 from tidings.audience.imports.importer import import_subscribers
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import load_settings
 from tidings.db.engine import open_database
 from tidings.db.migrate import upgrade

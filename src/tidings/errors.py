@@ -15,7 +15,7 @@ complete)::
     │   ├── HeaderInjection         mail/message     a header value would start a new header
     │   ├── TemplateAltersSlot      mail/personal    a template filter changed a personal slot
     │   ├── EditionTooLarge         compose/render   the HTML part is over the size limit
-    │   └── TemplateFailed          compose/service  an email template raised, with file and line
+    │   └── TemplateFailed          compose/failures an email template raised, with file and line
     ├── FeedError(TidingsError)                      one source could not be ingested
     │   ├── FeedUnreachable(FeedError, ConnectionError)   network, timeout, HTTP error, redirects
     │   │   └── AddressRefused      catalog/feedguard     the feed resolves to a private address

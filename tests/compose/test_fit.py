@@ -6,15 +6,11 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.builders import articles, newsletter, subscribers
+from tidings.compose.failures import FailReason
 from tidings.compose.fit import render_to_fit
+from tidings.compose.oneoff import preview, send_one_off
 from tidings.compose.render import MAX_HTML_BYTES, EditionTooLarge, RenderedEdition, render_edition
-from tidings.compose.service import (
-    FailReason,
-    OneOff,
-    compose_scheduled,
-    preview,
-    send_one_off,
-)
+from tidings.compose.service import OneOff, compose_scheduled
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, EditionArticle, EditionStatus, Newsletter

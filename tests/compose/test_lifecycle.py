@@ -17,7 +17,8 @@ from tidings.compose.lifecycle import (
     send_draft_now,
     start_due_drafts,
 )
-from tidings.compose.service import OneOff, schedule_one_off, send_one_off
+from tidings.compose.oneoff import schedule_one_off, send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus

@@ -3,7 +3,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from tests.builders import articles, newsletter, subscribers
-from tidings.compose.service import OneOff, SkipReason, compose_scheduled, send_one_off
+from tidings.compose.failures import SkipReason
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff, compose_scheduled
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, EditionArticle, EditionStatus

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from tests.builders import articles, newsletter, subscribers
-from tidings.compose.service import OneOff, schedule_one_off
+from tidings.compose.oneoff import schedule_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Subscriber

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from tests.builders import articles, newsletter, subscribers, worker_env
 from tests.smtpserver import smtp_server
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState

@@ -7,7 +7,8 @@ from sqlalchemy import select, update
 
 from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import RecordingHandler, free_port, smtp_server
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Suppression

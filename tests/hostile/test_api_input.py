@@ -35,7 +35,8 @@ from tests.web.site import Site, site_with_mail
 from tests.webserver import web_server
 from tidings.access.apitokens import create_token
 from tidings.audience.imports.importer import import_subscribers
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings, SmtpTarget
 from tidings.db.engine import Database
 from tidings.db.models import (

@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import RecordingHandler, free_port, smtp_server
 from tidings.compose.lifecycle import resume_edition
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (

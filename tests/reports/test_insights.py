@@ -9,7 +9,8 @@ import pytest
 from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import smtp_server
 from tidings.audience.service import unsubscribe
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, Suppression, SuppressionReason

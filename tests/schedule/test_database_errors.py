@@ -16,7 +16,7 @@ from sqlalchemy import Connection, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tests.builders import articles, newsletter, subscribers
-from tidings.compose.service import failure_of, is_transient
+from tidings.compose.failures import failure_of, is_transient
 from tidings.config import Settings
 from tidings.db.engine import Database, make_engine, make_session_factory
 from tidings.db.models import Delivery, Edition, EditionStatus

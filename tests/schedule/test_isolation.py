@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select, text, update
 
 from tests.builders import articles, newsletter, subscribers
-from tidings.compose.service import OneOff, schedule_one_off
+from tidings.compose.oneoff import schedule_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 
 from tidings.audience.search import PAGE_SIZE
 from tidings.db.clauses import keyset_page
-from tidings.db.dialect import row_count, upsert_insert
+from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Suppression, SuppressionReason
 from tidings.db.types import utcnow
@@ -56,7 +56,8 @@ def suppress(db: Database, email: str, detail: str | None) -> bool:
                     detail=detail,
                     created_at=utcnow(),
                 )
-                .on_conflict_do_nothing(index_elements=["email"])
+                .on_conflict_do_nothing(index_elements=["email"]),
+                execution_options=PRESERVE_ROWCOUNT,
             )
         )
         session.commit()

@@ -8,7 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tidings.cli.context import cli_context, fail, friendly
-from tidings.compose.service import OneOff, preview, send_one_off
+from tidings.compose.oneoff import preview, send_one_off
+from tidings.compose.service import OneOff
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState
 from tidings.reports.progress import edition_progress

@@ -13,13 +13,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tidings.compose.service import (
-    due_drafts,
-    fan_out_edition,
-    is_transient,
-    record_failed_start,
-    sections_of,
-)
+from tidings.compose.failures import is_transient
+from tidings.compose.service import due_drafts, fan_out_edition, record_failed_start, sections_of
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, EditionArticle, EditionStatus, Newsletter

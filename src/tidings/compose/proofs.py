@@ -7,7 +7,8 @@ mailed. Each address gets its own SMTP conversation and its own result line.
 import asyncio
 from dataclasses import dataclass
 
-from tidings.compose.service import OneOff, preview
+from tidings.compose.oneoff import preview
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.errors import InvalidInput

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from tidings.catalog.newsletters import newsletter_by_slug
-from tidings.compose.service import OneOff, schedule_one_off, send_one_off
+from tidings.compose.oneoff import schedule_one_off, send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.types import utcnow

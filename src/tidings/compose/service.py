@@ -1,11 +1,10 @@
-"""Compose editions: scheduled ones per slot, one-offs by editors, and previews.
+"""Compose editions: scheduled ones per slot (one-offs and previews: :mod:`oneoff`).
 
 Composing is one transaction: the edition row, its articles, its rendered content and the
 fan-out of its deliveries appear together or not at all. The (newsletter, slot) constraint
 makes a second compose of the same slot a no-op however many schedulers race for it.
 """
 
-import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,16 +12,22 @@ from datetime import datetime
 
 from jinja2 import TemplateError
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tidings.audience.service import subscription_for
-from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.compose.failures import (
+    NOTE_LIMIT,
+    FailReason,
+    SkipReason,
+    TemplateFailed,
+    failure_of,
+    is_transient,
+    template_failure,
+)
 from tidings.compose.fit import FittedEdition, render_to_fit
-from tidings.compose.render import EditionTooLarge, RenderedEdition, render_edition
-from tidings.compose.select import chosen_articles, select_articles
+from tidings.compose.render import RenderedEdition, render_edition
+from tidings.compose.select import select_articles
 from tidings.config import Settings
-from tidings.db import errors as db_errors
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -34,33 +39,12 @@ from tidings.db.models import (
     EditionStatus,
     Newsletter,
 )
-from tidings.db.types import as_utc, utcnow
+from tidings.db.types import utcnow
 from tidings.deliver.ledger import fan_out
-from tidings.errors import InvalidInput, TidingsError
-from tidings.mail.edition import address_domain, edition_mail
+from tidings.mail.edition import address_domain
 from tidings.mail.templates import email_environment, load_triplet
 
 log = logging.getLogger(__name__)
-
-#: A failure note is for people to read; a template's traceback text can be long.
-NOTE_LIMIT = 2000
-
-
-class SkipReason(enum.StrEnum):
-    too_few_articles = "too_few_articles"
-
-
-class FailReason(enum.StrEnum):
-    """Why an edition failed (kept in ``skip_reason``; ``note`` has the details)."""
-
-    too_large = "too_large"
-    template_error = "template_error"
-    compose_error = "compose_error"
-    start_error = "start_error"
-
-
-class TemplateFailed(InvalidInput):
-    """An email template could not be loaded or rendered (an operator's template, say)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +74,7 @@ class OneOff:
     created_by: str | None = None
 
 
-def _renderer(
+def renderer(
     settings: Settings,
     newsletter: Newsletter,
     issued_at: datetime,
@@ -123,46 +107,6 @@ def _renderer(
     return render
 
 
-def failure_of(exc: BaseException) -> tuple[FailReason, str]:
-    """Why composing or starting an edition failed, as a reason code and a note for people."""
-    if isinstance(exc, EditionTooLarge):
-        return FailReason.too_large, str(exc)
-    if isinstance(exc, TemplateFailed):
-        return FailReason.template_error, str(exc)
-    if isinstance(exc, DBAPIError):  # never the SQL text or its parameters: those are logged
-        return FailReason.compose_error, db_errors.describe(exc)
-    detail = str(exc) if isinstance(exc, TidingsError) else f"{type(exc).__name__}: {exc}"
-    return FailReason.compose_error, detail[:NOTE_LIMIT]
-
-
-def template_failure(exc: TemplateError) -> str:
-    """What went wrong in an email template, where, for people to read."""
-    note = f"the email template failed{_template_place(exc)}: {type(exc).__name__}: {exc}"
-    return note[:NOTE_LIMIT]
-
-
-def _template_place(exc: TemplateError) -> str:
-    """Which template file and line failed: Jinja2 puts template frames in the traceback
-    under the template's file name (a syntax error carries them itself)."""
-    where, line = getattr(exc, "filename", None), getattr(exc, "lineno", None)
-    trace = exc.__traceback__
-    while trace is not None:
-        filename = trace.tb_frame.f_code.co_filename
-        if filename.endswith((".html", ".txt")):
-            where, line = filename, trace.tb_lineno
-        trace = trace.tb_next
-    if not where:
-        return ""
-    shown = "email/" + where.split("/email/", 1)[1] if "/email/" in where else where
-    return f" ({shown}, line {line})" if line else f" ({shown})"
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A passing database error (a lock, a deadlock, a lost connection): it says nothing about
-    the slot or draft, so nothing is recorded and the next tick tries again."""
-    return db_errors.is_transient(exc)
-
-
 def _existing(
     session: Session, newsletter_id: int, cadence: Cadence, slot: datetime
 ) -> Edition | None:
@@ -175,7 +119,7 @@ def _existing(
     )
 
 
-def _attach_articles(session: Session, edition: Edition, articles: list[Article]) -> None:
+def attach_articles(session: Session, edition: Edition, articles: list[Article]) -> None:
     session.add_all(
         EditionArticle(edition_id=edition.id, article_id=a.id, position=position)
         for position, a in enumerate(articles)
@@ -194,14 +138,14 @@ def fan_out_edition(
     return fan_out(session, edition.id, newsletter.id, domain, now, sections, cadence)
 
 
-def _start_sending(
+def start_sending(
     session: Session,
     edition: Edition,
     newsletter: Newsletter,
     articles: list[Article],
     now: datetime,
 ) -> int:
-    _attach_articles(session, edition, articles)
+    attach_articles(session, edition, articles)
     return fan_out_edition(session, edition, newsletter, sections_of(articles), now)
 
 
@@ -313,94 +257,23 @@ def _compose_slot(
                 len(articles),
                 status=EditionStatus.skipped,
             )
-        fitted = render_to_fit(_renderer(settings, newsletter, slot, cadence=cadence), articles)
-        _set_content(edition, fitted)
+        fitted = render_to_fit(renderer(settings, newsletter, slot, cadence=cadence), articles)
+        set_content(edition, fitted)
         raced = _claim_slot(session, edition)
         if raced is not None:
             return raced
-        deliveries = _start_sending(session, edition, newsletter, fitted.articles, now)
+        deliveries = start_sending(session, edition, newsletter, fitted.articles, now)
         session.commit()
         return ComposeResult(
             edition.id, True, None, len(fitted.articles), deliveries, note=fitted.note
         )
 
 
-def _set_content(edition: Edition, fitted: FittedEdition) -> None:
+def set_content(edition: Edition, fitted: FittedEdition) -> None:
     """The rendered parts, and a note of any article left out to fit the size limit."""
     edition.subject = fitted.rendered.subject
     edition.html_body, edition.text_body = fitted.rendered.html, fitted.rendered.text
     edition.note = fitted.note
-
-
-def _one_off_articles(
-    session: Session, newsletter: Newsletter, one_off: OneOff, now: datetime
-) -> list[Article]:
-    if one_off.article_ids:
-        return chosen_articles(session, newsletter, one_off.article_ids)
-    articles = select_articles(session, newsletter, cutoff=now)
-    if not articles:
-        raise InvalidInput("there are no new articles to send: choose some with --article ID")
-    return articles
-
-
-def one_off_edition(
-    session: Session, settings: Settings, slug: str, one_off: OneOff, now: datetime
-) -> tuple[Newsletter, list[Article], Edition]:
-    """Select and render a one-off edition (not yet added to the session).
-
-    Articles the editor chose are all kept (too large is theirs to fix, and they are told);
-    the automatic selection leaves out what does not fit the size limit, and says so.
-    """
-    newsletter = newsletter_by_slug(session, slug)
-    articles = _one_off_articles(session, newsletter, one_off, now)
-    render = _renderer(settings, newsletter, now, one_off)
-    if one_off.article_ids:
-        fitted = FittedEdition(render(articles), articles, [], [])
-    else:
-        fitted = render_to_fit(render, articles)
-    edition = Edition(
-        newsletter_id=newsletter.id,
-        kind=EditionKind.oneoff,
-        status=EditionStatus.draft,
-        cutoff_at=now,
-        intro_markdown=one_off.intro_markdown,
-        created_by=one_off.created_by,
-        created_at=now,
-        started_at=now,
-    )
-    _set_content(edition, fitted)
-    return newsletter, fitted.articles, edition
-
-
-def schedule_one_off(
-    db: Database, settings: Settings, slug: str, one_off: OneOff, send_at: datetime
-) -> int:
-    """Render a one-off edition now and keep it as a draft that the scheduler starts at
-    ``send_at`` (subscribers are chosen then, so late sign-ups get it too)."""
-    now, send_at = utcnow(), as_utc(send_at)
-    if send_at <= now:
-        raise InvalidInput("the send time is in the past: use send now instead")
-    with db.session() as session:
-        _, articles, edition = one_off_edition(session, settings, slug, one_off, now)
-        edition.scheduled_for, edition.started_at = send_at, None
-        session.add(edition)
-        session.flush()
-        _attach_articles(session, edition, articles)
-        session.commit()
-        return edition.id
-
-
-def send_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -> ComposeResult:
-    """Compose a one-off edition now and queue it to every active subscriber."""
-    now = utcnow()
-    with db.session() as session:
-        newsletter, articles, edition = one_off_edition(session, settings, slug, one_off, now)
-        edition.status = EditionStatus.sending
-        session.add(edition)
-        session.flush()
-        deliveries = _start_sending(session, edition, newsletter, articles, now)
-        session.commit()
-        return ComposeResult(edition.id, True, None, len(articles), deliveries, note=edition.note)
 
 
 def due_drafts(db: Database, now: datetime) -> list[int]:
@@ -436,47 +309,3 @@ def record_failed_start(db: Database, edition_id: int, exc: Exception) -> bool:
         return False
     log.error("scheduled edition %d could not be started: %s", edition_id, note, exc_info=exc)
     return True
-
-
-@dataclass(frozen=True)
-class Preview:
-    """A rendered edition as one subscriber would get it, without sending anything."""
-
-    subject: str
-    html: str
-    text: str
-    message: bytes
-    articles: list[str]
-    html_bytes: int
-    sender: str
-    #: Which articles were left out to fit the size limit, if any.
-    note: str | None = None
-
-
-def preview(
-    db: Database, settings: Settings, slug: str, one_off: OneOff, subscriber_email: str | None
-) -> Preview:
-    """Render what ``digest send`` would send now, personalised for one (sample) subscriber."""
-    now = utcnow()
-    with db.session() as session:
-        newsletter, articles, edition = one_off_edition(session, settings, slug, one_off, now)
-        subscription_id, email, name = (
-            subscription_for(session, newsletter.id, subscriber_email)
-            if subscriber_email
-            else (0, "reader@example.org", None)
-        )
-    edition.id = 0  # never stored: links in the preview point at no real edition
-    mail = edition_mail(settings, edition, newsletter)
-    html, text = mail.parts_for(mail.personal(subscription_id, email, name))
-    message = mail.message_for(subscription_id, email, name, "<preview@tidings.invalid>")
-    assert edition.subject is not None and edition.html_body is not None
-    return Preview(
-        edition.subject,
-        html,
-        text,
-        message,
-        [a.title for a in articles],
-        len(html.encode()),  # as the reader gets it (the stored form has slot markers)
-        newsletter.from_address,
-        edition.note,
-    )

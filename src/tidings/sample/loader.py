@@ -10,7 +10,9 @@ from tidings.access.accounts import create_user, list_users
 from tidings.audience.imports.importer import ImportReport, import_subscribers
 from tidings.catalog.feedguard import check_feed_url
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter, newsletter_by_slug
-from tidings.compose.service import OneOff, failure_of, send_one_off
+from tidings.compose.failures import failure_of
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.migrate import upgrade

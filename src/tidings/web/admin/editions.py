@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tidings.catalog.newsletters import newsletter_names, newsletter_with_sources
 from tidings.compose.lifecycle import EDITION_CHANGES
+from tidings.compose.oneoff import Preview, preview, send_one_off
 from tidings.compose.proofs import send_proofs
 from tidings.compose.select import article_choices
 from tidings.compose.sendtime import schedule_at
-from tidings.compose.service import OneOff, Preview, preview, send_one_off
+from tidings.compose.service import OneOff
 from tidings.errors import InvalidInput
 from tidings.reports.progress import EditionProgress, edition_progress, list_editions
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other

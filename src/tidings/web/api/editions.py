@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from tidings.access.idempotency import Once, create_edition_once
 from tidings.compose.lifecycle import EDITION_CHANGES
+from tidings.compose.oneoff import preview
 from tidings.compose.sendtime import NO_OFFSET, EditionOrder
-from tidings.compose.service import OneOff, preview
+from tidings.compose.service import OneOff
 from tidings.errors import InvalidInput
 from tidings.reports.progress import EditionProgress, edition_page, edition_progress
 from tidings.web.api.auth import Context, Reader, Writer
