@@ -14,7 +14,8 @@ from tidings.audience.preferences import (
     unsubscribe_everything,
 )
 from tidings.audience.service import unsubscribe
-from tidings.compose.service import OneOff, send_one_off
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Delivery, Subscriber, Subscription, SubscriptionStatus
