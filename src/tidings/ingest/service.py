@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from tidings.catalog.newsletters import newsletter_by_slug, push_source
 from tidings.config import Settings
@@ -167,7 +168,7 @@ def store_feed_document(
 
 
 def _mark_success(
-    session: Any, source_id: int, now: datetime, etag: str | None, last_modified: str | None
+    session: Session, source_id: int, now: datetime, etag: str | None, last_modified: str | None
 ) -> None:
     session.execute(
         update(Source)

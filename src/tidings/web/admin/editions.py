@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from tidings.access.accounts import Account
 from tidings.catalog.newsletters import newsletter_names, newsletter_with_sources
 from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.compose.oneoff import Preview, preview, send_one_off
@@ -91,7 +92,7 @@ def builder_frame(
 
 
 def _builder(
-    request: Request, context: Context, account: Any, slug: str, query: str, **values: Any
+    request: Request, context: Context, account: Account, slug: str, query: str, **values: Any
 ) -> HTMLResponse:
     newsletter, _ = newsletter_with_sources(context.db, slug)
     return console_page(
