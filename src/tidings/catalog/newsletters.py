@@ -75,6 +75,11 @@ def sender_of(newsletter: Newsletter) -> str:
     return format_mailbox(newsletter.from_name, newsletter.from_address)
 
 
+#: The most articles an edition may be asked to carry (an edition far below it already meets
+#: the size limit; a larger number is a typo, and would not fit the column).
+ARTICLES_AT_MOST = 1000
+
+
 def validate_schedule(cron: str, timezone: str) -> None:
     """Raise :class:`InvalidInput` unless ``cron`` is a 5-field crontab and ``timezone`` IANA."""
     try:
@@ -101,6 +106,8 @@ def _validated(spec: NewsletterSpec) -> dict[str, object]:
         validate_schedule(weekly, spec.timezone)
     if spec.min_articles < 0 or spec.max_articles < 1 or spec.min_articles > spec.max_articles:
         raise InvalidInput("need 0 <= min-articles <= max-articles and max-articles >= 1")
+    if spec.max_articles > ARTICLES_AT_MOST:
+        raise InvalidInput(f"max-articles is at most {ARTICLES_AT_MOST:,}")
     if not _TEMPLATE_SET.match(spec.template_set):
         raise InvalidInput("template set must be a plain folder name under email/")
     return {
