@@ -95,7 +95,38 @@ class Settings(BaseSettings):
     max_attributes_bytes: int = Field(default=16 * 1024, ge=256)
     import_batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
     templates_dir: Path | None = None
-    unsubscribe_mailto: str = ""
+    #: The domain of every return path (per-delivery bounce address) and List-Unsubscribe
+    #: mailto; empty: the From address's domain. Its mail must reach ``tidings inbound``.
+    bounce_domain: str = ""
+    #: ``tidings run`` starts the inbound SMTP/LMTP listener on this port when it is set.
+    inbound_port: int | None = Field(default=None, ge=1, le=65535)
+    inbound_host: str = "127.0.0.1"
+    #: An IMAP mailbox polled for bounces (``imaps://user:password@host/INBOX``); handled mail
+    #: is moved to ``bounce_imap_done_folder``, never deleted.
+    bounce_imap_url: SecretStr | None = None
+    bounce_imap_done_folder: str = "Tidings/Handled"
+    bounce_imap_interval_minutes: float = Field(default=5.0, gt=0, le=1440)
+    #: An inbound message larger than this is refused (SMTP 552, or ignored from a pipe).
+    inbound_max_bytes: int = Field(default=10 * 1024 * 1024, ge=64 * 1024)
+    #: How much of each inbound message is kept, and for how long.
+    inbound_keep_bytes: int = Field(default=256 * 1024, ge=1024)
+    inbound_retention_days: int = Field(default=90, ge=1, le=3650)
+    #: The bounce score (after Mailman 3): at most one point a day, suppressed at this many
+    #: points, points older than the window forgotten.
+    bounce_score_threshold: int = Field(default=5, ge=1, le=100)
+    bounce_score_window_days: int = Field(default=14, ge=1, le=365)
+    #: Provider webhooks (``/webhooks/{provider}``): unset means that provider is refused.
+    webhook_ses_topic_arns: str = ""
+    webhook_mailgun_signing_key: SecretStr | None = None
+    webhook_sendgrid_public_key: str = ""
+    #: ``user:password`` that Postmark's webhook sends as basic auth.
+    webhook_postmark_credentials: SecretStr | None = None
+    #: Name servers for ``tidings doctor`` and ``dkim list`` (``host`` or ``host:port``,
+    #: comma-separated); empty: the system's resolver.
+    dns_nameservers: str = ""
+    #: Send through a real SMTP server even though BASE_URL is not https or is a loopback or
+    #: private address (links in such mail do not work for readers; RFC 8058 needs https).
+    allow_insecure_links: bool = False
     smtp_pool_size: int = Field(default=4, ge=1, le=100)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)

@@ -7,8 +7,11 @@ from tidings.cli import (
     db,
     demo,
     digest,
+    dkim,
+    doctor,
     editions,
     feeds,
+    inbound,
     newsletters,
     processes,
     subscribers,
@@ -47,6 +50,9 @@ app.add_typer(digest.app, name="digest")
 app.add_typer(editions.app, name="edition")
 app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(dkim.app, name="dkim")
+app.add_typer(inbound.app, name="inbound")
+app.add_typer(doctor.app, name="doctor")
 app.command(name="worker")(worker.worker)
 app.command(name="scheduler")(processes.scheduler)
 app.command(name="serve")(processes.serve)

@@ -5,17 +5,19 @@ pipeline can arrive without reshaping tables.
 """
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Enum,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -105,9 +107,52 @@ class DeliveryState(enum.StrEnum):
 
 class SuppressionReason(enum.StrEnum):
     hard_bounce = "hard_bounce"
+    #: Soft bounces on enough days within the window (the bounce score).
+    soft_bounce = "soft_bounce"
     complaint = "complaint"
     erasure = "erasure"
     manual = "manual"
+
+
+class DeliveryFeedback(enum.StrEnum):
+    """What came back about a delivery after the relay accepted it."""
+
+    bounced = "bounced"
+    complained = "complained"
+
+
+class DkimAlgorithm(enum.StrEnum):
+    rsa = "rsa"
+    ed25519 = "ed25519"
+
+
+class InboundMeaning(enum.StrEnum):
+    """What an inbound message or provider event was taken to mean."""
+
+    #: The recipient is gone (5.1.x): suppressed at once.
+    hard_bounce = "hard_bounce"
+    #: Mailbox full, temporary or unclear: a point on the bounce score.
+    soft_bounce = "soft_bounce"
+    #: Refused for the sender's reputation or policy (5.7.x, blocklists): never the reader's.
+    policy = "policy"
+    complaint = "complaint"
+    unsubscribe = "unsubscribe"
+    #: An auto-reply or out-of-office: never a bounce.
+    auto_reply = "auto_reply"
+    #: Kept, not understood.
+    unknown = "unknown"
+    #: Not acted on: its address did not verify (forged or altered), or it names nobody.
+    ignored = "ignored"
+
+
+class HistoryKind(enum.StrEnum):
+    """A change to a subscriber made by what came back (or by an admin undoing one)."""
+
+    suppressed = "suppressed"
+    unsuppressed = "unsuppressed"
+    unsubscribed = "unsubscribed"
+    resubscribed = "resubscribed"
+    bounce_point = "bounce_point"
 
 
 class UserRole(enum.StrEnum):
@@ -335,6 +380,10 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: A bounce or complaint that came back after the relay accepted it.
+    feedback: Mapped[DeliveryFeedback | None] = mapped_column(
+        _enum(DeliveryFeedback, "delivery_feedback")
+    )
 
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
@@ -427,3 +476,103 @@ class RateEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_rate_events_bucket_at", "bucket", "at"),)
+
+
+class DkimKey(Base):
+    """A DKIM signing key of one sender domain. The private key is sealed (Fernet, with a key
+    derived from TIDINGS_SECRET_KEY): every worker on every host reads it from the shared
+    database, and a copy of the database alone does not give it away."""
+
+    __tablename__ = "dkim_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253))
+    selector: Mapped[str] = mapped_column(String(63))
+    algorithm: Mapped[DkimAlgorithm] = mapped_column(_enum(DkimAlgorithm, "dkim_algorithm"))
+    private_key_sealed: Mapped[str] = mapped_column(Text)
+    #: The ``p=`` value of the DNS record (base64).
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("domain", "selector"),)
+
+
+class InboundMessage(Base):
+    """One message that came back (a bounce, a complaint, a mailto unsubscribe, anything sent
+    to a return-path address) or one provider webhook event, with what it was taken to mean
+    and what it changed. ``raw`` is capped; rows are deleted after the retention period."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    #: pipe, lmtp, imap or webhook.
+    channel: Mapped[str] = mapped_column(String(16))
+    #: The webhook's provider (ses, mailgun, sendgrid, postmark) and its event id: unique, so a
+    #: replayed event changes nothing.
+    provider: Mapped[str | None] = mapped_column(String(32))
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    #: The envelope recipient (a return-path or unsubscribe address).
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    meaning: Mapped[InboundMeaning] = mapped_column(_enum(InboundMeaning, "inbound_meaning"))
+    #: The enhanced status code (``5.1.1``) and the diagnostic line, when there were any.
+    status: Mapped[str | None] = mapped_column(String(16))
+    diagnostic: Mapped[str | None] = mapped_column(Text)
+    delivery_id: Mapped[int | None] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="SET NULL")
+    )
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL")
+    )
+    #: The receiving domain of the reader it is about (for the sender-health panel).
+    recipient_domain: Mapped[str | None] = mapped_column(String(253))
+    #: What it changed, in words ("suppressed a@example.org", "nothing: ...").
+    changes: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        Index("ix_inbound_messages_received_at", "received_at"),
+        Index("ix_inbound_messages_delivery_id", "delivery_id"),
+    )
+
+
+class SubscriberEvent(Base):
+    """The subscriber's history: each change made by what came back, with its evidence, and
+    whether an admin undid it."""
+
+    __tablename__ = "subscriber_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    kind: Mapped[HistoryKind] = mapped_column(_enum(HistoryKind, "history_kind"))
+    newsletter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("newsletters.id", ondelete="CASCADE")
+    )
+    #: The evidence: the diagnostic line, the complaint's feedback type, who asked.
+    detail: Mapped[str | None] = mapped_column(Text)
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by: Mapped[str | None] = mapped_column(String(320))
+
+    __table_args__ = (Index("ix_subscriber_events_subscriber_id", "subscriber_id", "id"),)
+
+
+class BouncePoint(Base):
+    """A point on an address's bounce score: at most one a day (unique per day); points older
+    than the window are forgotten, and enough points within it suppress the address."""
+
+    __tablename__ = "bounce_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    day: Mapped[date] = mapped_column(Date)
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("email", "day"),)

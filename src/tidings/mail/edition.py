@@ -6,7 +6,6 @@ joined between them.
 """
 
 from datetime import datetime
-from urllib.parse import quote
 
 from tidings.config import Settings
 from tidings.db.models import Edition, Newsletter
@@ -14,7 +13,7 @@ from tidings.errors import InvalidInput
 from tidings.mail.links import Links
 from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
 from tidings.mail.personal import Personal, SlotTemplate, values_of
-from tidings.mail.tokens import Purpose
+from tidings.mail.returnpath import Role, bounce_domain, tagged_address
 
 
 def address_domain(address: str) -> str:
@@ -42,7 +41,8 @@ class EditionMail:
         self._links = Links(settings.base_url, settings.secret)
         self.sender = from_address
         domain = address_domain(from_address)
-        self._mailto = settings.unsubscribe_mailto or f"unsubscribe@{domain}"
+        self._secret = settings.secret
+        self._bounce_domain = bounce_domain(settings.bounce_domain, from_address)
         self._stored_html = html
         self._html = SlotTemplate.load(html)
         self._text = SlotTemplate.load(text)
@@ -93,8 +93,10 @@ class EditionMail:
     ) -> bytes:
         """The complete message for one subscriber."""
         personal = self.personal(subscription_id, email, name)
-        token = self._links.token(Purpose.unsubscribe, subscription_id)
-        mailto = f"mailto:{self._mailto}?subject={quote('unsubscribe ' + token)}"
+        address = tagged_address(
+            self._secret, Role.unsubscribe, subscription_id, self._bounce_domain
+        )
+        mailto = f"mailto:{address}?subject=unsubscribe"
         return self._template.build(
             Personalised(
                 to_email=email,

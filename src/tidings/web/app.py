@@ -11,7 +11,18 @@ from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from tidings import __version__
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.web.admin import access, auth, dashboard, editions, mailbox, newsletters, subscribers
+from tidings.web import webhooks
+from tidings.web.admin import (
+    access,
+    auth,
+    bounces,
+    dashboard,
+    dkim,
+    editions,
+    mailbox,
+    newsletters,
+    subscribers,
+)
 from tidings.web.admin.session import csrf_guard, exception_handlers
 from tidings.web.api.app import create_api
 from tidings.web.api.errors import error_response
@@ -28,6 +39,8 @@ CONSOLE_ROUTERS = (
     newsletters.router,
     editions.router,
     access.router,
+    dkim.router,
+    bounces.router,
 )
 
 
@@ -78,6 +91,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(subscribe.router)
     app.include_router(archive.router)
+    app.include_router(webhooks.router)  # outside the console: no CSRF, each signed
     app.include_router(_console(settings))
     app.mount("/api/v1", create_api(context))
     app.add_exception_handler(StarletteHTTPException, _http_error(context))

@@ -1,0 +1,5 @@
+"""``tidings dkim``."""
+
+import typer
+
+app = typer.Typer(help="(being built)", no_args_is_help=True)

@@ -1,0 +1,1 @@
+"""``tidings doctor``: what a sender must have right, checked line by line."""
