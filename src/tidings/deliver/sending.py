@@ -134,7 +134,11 @@ class SendPool:
                 recipient.subscription_id, recipient.email, recipient.name, claim.message_id
             )
             result = await send_within(
-                transport, job.mail.sender, recipient.email, message, self._send_deadline
+                transport,
+                job.mail.envelope_sender(claim.delivery_id),
+                recipient.email,
+                message,
+                self._send_deadline,
             )
         except Exception as error:  # every failure becomes a recorded outcome
             result = error

@@ -39,6 +39,7 @@ class EditionMail:
         date: datetime,
     ) -> None:
         self._links = Links(settings.base_url, settings.secret)
+        #: The From address (the envelope sender of proofs, which no bounce should reach).
         self.sender = from_address
         domain = address_domain(from_address)
         self._secret = settings.secret
@@ -58,6 +59,10 @@ class EditionMail:
             list_id=f"{slug}.{domain}",
             date=date,
         )
+
+    def envelope_sender(self, delivery_id: int) -> str:
+        """The delivery's own return path: its bounces name it (:mod:`tidings.mail.returnpath`)."""
+        return tagged_address(self._secret, Role.bounce, delivery_id, self._bounce_domain)
 
     def personal(self, subscription_id: int, email: str, name: str | None) -> Personal:
         return Personal(
