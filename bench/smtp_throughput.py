@@ -85,6 +85,7 @@ def prepare_edition(url: str, folder: Path, messages: int) -> tuple[dict[str, st
             "TIDINGS_DATA_DIR": str(folder / "data"),
             "TIDINGS_SECRET_KEY": "bench-" + "k" * 40,
             "TIDINGS_SMTP_URL": "smtp://x",
+            "TIDINGS_ALLOW_INSECURE_LINKS": "true",  # a loopback sink, not readers
         }
     )
     os.environ.update(env)

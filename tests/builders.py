@@ -90,6 +90,7 @@ def worker_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
             "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}",
             "TIDINGS_SECRET_KEY": settings.secret,
             "TIDINGS_DATA_DIR": str(settings.data_dir),
+            "TIDINGS_ALLOW_INSECURE_LINKS": "true",  # a loopback server, http links
             **extra,
         }
     )

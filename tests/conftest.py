@@ -98,6 +98,9 @@ def settings(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TIDINGS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TIDINGS_DATABASE_URL", database_url)
     monkeypatch.setenv("TIDINGS_SECRET_KEY", TEST_SECRET)
+    # The tests' "real" SMTP servers run on loopback with an http://127.0.0.1 base URL;
+    # tests/mail/test_safe_links.py turns this off to see the refusal.
+    monkeypatch.setenv("TIDINGS_ALLOW_INSECURE_LINKS", "true")
     monkeypatch.setenv("COLUMNS", "200")  # rich tables unwrapped, so output can be matched
     return load_settings()
 

@@ -7,7 +7,8 @@ known name without that type), and records every question it was asked.
 
 Values: TXT is the whole string (split into 255-byte pieces on the wire, as zone files do),
 MX is ``"10 mail.example.org"`` (or a host alone, preference 10), A and AAAA an address,
-CNAME a name. ``dns.records`` may be changed while the server runs.
+CNAME a name (served when CNAME is asked; not chased). ``names.records`` may be
+changed while the server runs.
 """
 
 import socket

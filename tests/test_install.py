@@ -111,6 +111,7 @@ class FreshInstall:
             "LANG": "C.UTF-8",
             "COLUMNS": "200",
             "TIDINGS_DATA_DIR": str(workdir / "data"),
+            "TIDINGS_ALLOW_INSECURE_LINKS": "true",  # a loopback SMTP server, http links
         }
         env.update(extra)
         return env

@@ -11,6 +11,7 @@ import uvicorn
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.deliver.runner import run_worker
 from tidings.mail.links import TOKEN_PATH_PREFIXES
+from tidings.mail.transport import check_links
 from tidings.schedule.scheduler import TidingsScheduler
 from tidings.web.app import create_app
 
@@ -149,5 +150,7 @@ def run(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
     With TIDINGS_SMTP_URL empty, mail goes to the built-in catcher; read it at /mailbox.
     Example: tidings run
     """
+    context = cli_context(ctx)
+    check_links(context.settings)  # at start, not per message: the supervisor would retry it
     _logging()
-    asyncio.run(run_all(cli_context(ctx), host, port))
+    asyncio.run(run_all(context, host, port))

@@ -5,14 +5,16 @@ implementation against local servers.
 """
 
 import asyncio
+import ipaddress
 import ssl
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import aiosmtplib
 
-from tidings.config import Settings, SmtpTarget
-from tidings.errors import TidingsError
+from tidings.config import ENV_PREFIX, Settings, SmtpTarget
+from tidings.errors import ConfigError, TidingsError
 
 #: A send's overall deadline, in units of the per-read SMTP timeout.
 SEND_DEADLINE_TIMEOUTS = 3
@@ -160,8 +162,59 @@ async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
 
 
 def smtp_target(settings: Settings) -> SmtpTarget:
-    """The configured SMTP server, or the built-in catcher on loopback."""
-    return settings.smtp or SmtpTarget("127.0.0.1", settings.catcher_port, "none", None, None)
+    """The configured SMTP server, or the built-in catcher on loopback. Asked wherever sending
+    starts (the worker's transports, one-off sends), so it refuses a real server when the
+    mail's links would not work for readers (:func:`check_links`)."""
+    if settings.smtp is None:
+        return SmtpTarget("127.0.0.1", settings.catcher_port, "none", None, None)
+    check_links(settings)
+    return settings.smtp
+
+
+def is_local_host(host: str) -> bool:
+    """``localhost`` (and ``*.localhost``, RFC 6761), or an IP literal that is loopback,
+    private, link-local or unspecified (an IPv4-mapped IPv6 address judged as its IPv4):
+    no reader outside can follow a link to it. Names are not resolved here."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified
+    )
+
+
+def insecure_links(base_url: str) -> bool:
+    """Links under ``base_url`` are not fit for real mail: not https (RFC 8058 one-click
+    needs an https URI), or on a host readers cannot reach (:func:`is_local_host`)."""
+    parts = urlsplit(base_url)
+    return parts.scheme != "https" or not parts.hostname or is_local_host(parts.hostname)
+
+
+def links_refusal(base_url: str) -> str:
+    """The one line that names the setting and both ways out."""
+    return (
+        f"{ENV_PREFIX}BASE_URL is {base_url}: links in real mail must be https on a public "
+        "host (RFC 8058 one-click needs https); "
+        f"set {ENV_PREFIX}ALLOW_INSECURE_LINKS=true to send anyway"
+    )
+
+
+def check_links(settings: Settings) -> None:
+    """The safe-links rule, its one home: mail through a real SMTP server (anything but the
+    built-in catcher) must carry https links on a public host, unless the admin said
+    TIDINGS_ALLOW_INSECURE_LINKS=true; a :class:`ConfigError` with one line otherwise. A
+    digest full of 127.0.0.1 links is worthless to its readers, and its one-click
+    unsubscribe breaks the rule the large mailbox providers enforce."""
+    if settings.smtp is None or settings.allow_insecure_links:
+        return
+    if insecure_links(settings.base_url):
+        raise ConfigError(links_refusal(settings.base_url))
 
 
 async def send_within(
