@@ -21,6 +21,7 @@ complete)::
     │   │   └── AddressRefused      catalog/feedguard     the feed resolves to a private address
     │   ├── FeedTooLarge(FeedError)                       the body passed the size cap
     │   └── NotAFeed(FeedError, ValueError)               the body is not RSS, Atom or JSON Feed
+    ├── WebhookRefused      inbound/webhooks     a provider's webhook request was not accepted
     └── DeliveryError               mail/transport   the SMTP server did not take a message
         ├── TransientDeliveryError(DeliveryError, ConnectionError)   4xx, drop, timeout: retry
         │   └── UncertainDeliveryError                   no answer after DATA: maybe sent
