@@ -2,6 +2,7 @@
 mapping helpers (addresses, Message-IDs, the bounce verdict, timestamps)."""
 
 import enum
+import hashlib
 import json
 import threading
 from collections.abc import Mapping
@@ -210,23 +211,29 @@ def make_event(
 
 @dataclass
 class RecentTokens:
-    """Signing tokens seen within the timestamp window, so a captured request cannot be sent
-    again with other contents while its timestamp is fresh (Mailgun signs the timestamp and
-    token, not the event). In memory: per process, which covers the one window that matters."""
+    """Signing tokens seen within the timestamp window, each with a digest of the body it
+    came with: Mailgun signs the timestamp and token, not the event, so a captured request
+    must not pass again with another event while its timestamp is fresh. The same body again
+    (a retry after a lost answer) passes: the event's id makes it change nothing. In memory,
+    per process: it covers the five minutes that matter."""
 
     limit: int = 100_000
-    _seen: dict[str, datetime] = dataclass_field(default_factory=dict, init=False, repr=False)
+    _seen: dict[str, tuple[bytes, datetime]] = dataclass_field(
+        default_factory=dict, init=False, repr=False
+    )
     _lock: threading.Lock = dataclass_field(default_factory=threading.Lock, init=False, repr=False)
 
-    def first_use(self, token: str, now: datetime) -> bool:
-        """True the first time ``token`` is seen in the window; False after."""
+    def matches(self, token: str, body: bytes, now: datetime) -> bool:
+        """False when ``token`` came with another body within the window; else remember it."""
+        digest = hashlib.sha256(body).digest()
+        horizon = now - 2 * TIMESTAMP_TOLERANCE
         with self._lock:
-            horizon = now - 2 * TIMESTAMP_TOLERANCE
             if len(self._seen) >= self.limit:
-                self._seen = {t: at for t, at in self._seen.items() if at > horizon}
+                self._seen = {t: seen for t, seen in self._seen.items() if seen[1] > horizon}
             if len(self._seen) >= self.limit:
                 self._seen.pop(next(iter(self._seen)))
-            if token in self._seen and self._seen[token] > horizon:
+            seen = self._seen.get(token)
+            if seen is not None and seen[1] > horizon and seen[0] != digest:
                 return False
-            self._seen[token] = now
+            self._seen[token] = (digest, now)
             return True

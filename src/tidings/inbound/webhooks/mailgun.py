@@ -41,7 +41,7 @@ def read_mailgun(
     request: WebhookRequest, settings: Settings, tokens: RecentTokens
 ) -> list[ProviderEvent]:
     """The request's event, verified; a refusal for a bad signature, a stale timestamp or a
-    token used before."""
+    token used before with another body."""
     key = settings.webhook_mailgun_signing_key
     if key is None or not key.get_secret_value():
         raise WebhookRefused(Refusal.unconfigured, "Mailgun webhooks are not configured")
@@ -58,8 +58,8 @@ def read_mailgun(
         raise forbidden("the signature does not match")
     if not fresh(timestamp, request.now):
         raise forbidden("the timestamp is more than 5 minutes away")
-    if not tokens.first_use(token, request.now):
-        raise forbidden("the token was used before")
+    if not tokens.matches(token, request.body, request.now):
+        raise forbidden("the token was used before with another event")
     data = field(payload, "event-data")
     if not isinstance(data, dict):
         raise malformed("no event-data")
