@@ -31,8 +31,10 @@ from tidings.db.models import Newsletter, Subscriber, Subscription, Subscription
 from tidings.db.types import utcnow
 from tidings.mail.addresses import clean_name, normalise_email
 from tidings.mail.direct import send_now
+from tidings.mail.dkim.store import load_signer
 from tidings.mail.links import confirm_path
 from tidings.mail.notice import Notice, notice_message
+from tidings.mail.returnpath import Role, bounce_domain, tagged_address
 from tidings.mail.tokens import Purpose, sign
 
 log = logging.getLogger(__name__)
@@ -153,7 +155,8 @@ def release_confirmation(db: Database, due: ConfirmationDue) -> None:
 
 
 def confirmation_mail(settings: Settings, due: ConfirmationDue) -> tuple[str, bytes]:
-    """The sender and bytes of the confirmation mail for ``due``."""
+    """The envelope sender and bytes of the confirmation mail for ``due``. The sender is the
+    subscription's signed notice address on the bounce domain, so a bounce names it."""
     newsletter = due.newsletter
     token = sign(settings.secret, Purpose.confirm, due.subscription_id)
     notice = Notice(
@@ -169,7 +172,9 @@ def confirmation_mail(settings: Settings, due: ConfirmationDue) -> tuple[str, by
         "email": due.email,
         "confirm_url": settings.base_url + confirm_path(token),
     }
-    return newsletter.from_address, notice_message(settings, "confirm", notice, context)
+    domain = bounce_domain(settings.bounce_domain, newsletter.from_address)
+    sender = tagged_address(settings.secret, Role.notice, due.subscription_id, domain)
+    return sender, notice_message(settings, "confirm", notice, context)
 
 
 @dataclass
@@ -226,8 +231,11 @@ class SignupQueue:
             self._slots = asyncio.Semaphore(self.concurrency)
         try:
             async with self._slots:
+                signer = await asyncio.to_thread(
+                    load_signer, self.db, self.settings, due.newsletter.from_address
+                )
                 sender, message = confirmation_mail(self.settings, due)
-                await send_now(self.settings, sender, due.email, message)
+                await send_now(self.settings, sender, due.email, message, signer)
         except Exception:
             # Refused, unreachable, or a bug: log it and free the claim, whatever it was.
             log.exception("confirmation mail for subscription %s not sent", due.subscription_id)

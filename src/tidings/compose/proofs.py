@@ -14,6 +14,7 @@ from tidings.db.engine import Database
 from tidings.errors import InvalidInput
 from tidings.mail.addresses import normalise_email
 from tidings.mail.direct import send_now
+from tidings.mail.dkim.store import load_signer
 from tidings.mail.transport import DeliveryError
 
 MAX_PROOF_ADDRESSES = 5
@@ -43,13 +44,14 @@ def proof_addresses(raw: str) -> list[str]:
 async def send_proofs(
     db: Database, settings: Settings, slug: str, one_off: OneOff, raw_addresses: str
 ) -> list[ProofResult]:
-    """Render the edition once and send it to each address."""
+    """Render the edition once and send it to each address, DKIM-signed as readers get it."""
     addresses = proof_addresses(raw_addresses)
     found = await asyncio.to_thread(preview, db, settings, slug, one_off, None)
+    signer = await asyncio.to_thread(load_signer, db, settings, found.sender)
     results = []
     for address in addresses:
         try:
-            await send_now(settings, found.sender, address, found.message)
+            await send_now(settings, found.sender, address, found.message, signer)
             results.append(ProofResult(address, None))
         except DeliveryError as exc:
             results.append(ProofResult(address, str(exc)))

@@ -20,6 +20,7 @@ from tidings.deliver import ledger
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.retry import retry_transient
 from tidings.deliver.upkeep import has_due_work, run_upkeep
+from tidings.mail.dkim.store import signer_for
 from tidings.mail.edition import EditionMail, edition_mail
 
 GONE_REPLY = "not sent: no longer subscribed or suppressed"
@@ -99,7 +100,10 @@ class WorkerDatabase:
         if mail is None:
             edition = session.get_one(Edition, edition_id)
             newsletter = session.get_one(Newsletter, edition.newsletter_id)
-            mail = self._mails[edition_id] = edition_mail(self.settings, edition, newsletter)
+            # The From domain's DKIM keys, unsealed once per edition and process.
+            signer = signer_for(session, self.settings, newsletter.from_address)
+            mail = edition_mail(self.settings, edition, newsletter, signer)
+            self._mails[edition_id] = mail
         return mail
 
     def _write(self, outcomes: Sequence[Outcome], judged: Collection[int]) -> Recorded:

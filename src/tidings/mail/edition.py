@@ -10,6 +10,7 @@ from datetime import datetime
 from tidings.config import Settings
 from tidings.db.models import Edition, Newsletter
 from tidings.errors import InvalidInput
+from tidings.mail.dkim.signer import Signer
 from tidings.mail.links import Links
 from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
 from tidings.mail.personal import Personal, SlotTemplate, values_of
@@ -37,12 +38,15 @@ class EditionMail:
         html: str,
         text: str,
         date: datetime,
+        signer: Signer | None = None,
     ) -> None:
         self._links = Links(settings.base_url, settings.secret)
         #: The From address (the envelope sender of proofs, which no bounce should reach).
         self.sender = from_address
         domain = address_domain(from_address)
         self._secret = settings.secret
+        #: The From domain's DKIM keys (None or keyless: messages go unsigned).
+        self._signer = signer if signer else None
         self._bounce_domain = bounce_domain(settings.bounce_domain, from_address)
         self._stored_html = html
         self._html = SlotTemplate.load(html)
@@ -96,13 +100,13 @@ class EditionMail:
     def message_for(
         self, subscription_id: int, email: str, name: str | None, message_id: str
     ) -> bytes:
-        """The complete message for one subscriber."""
+        """The complete message for one subscriber, DKIM-signed when the From domain has a key."""
         personal = self.personal(subscription_id, email, name)
         address = tagged_address(
             self._secret, Role.unsubscribe, subscription_id, self._bounce_domain
         )
         mailto = f"mailto:{address}?subject=unsubscribe"
-        return self._template.build(
+        message = self._template.build(
             Personalised(
                 to_email=email,
                 to_name=name,
@@ -113,10 +117,14 @@ class EditionMail:
                 text_qp=self._text_qp.render(values_of(personal, escape=False)),
             )
         )
+        return message if self._signer is None else self._signer.sign(message)
 
 
-def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -> EditionMail:
-    """The mail maker of a stored edition."""
+def edition_mail(
+    settings: Settings, edition: Edition, newsletter: Newsletter, signer: Signer | None = None
+) -> EditionMail:
+    """The mail maker of a stored edition; ``signer`` signs each message (see
+    :func:`tidings.mail.dkim.store.signer_for`)."""
     if edition.html_body is None or edition.text_body is None or edition.subject is None:
         raise InvalidInput(f"edition {edition.id} has no rendered content")
     return EditionMail(
@@ -131,4 +139,5 @@ def edition_mail(settings: Settings, edition: Edition, newsletter: Newsletter) -
         html=edition.html_body,
         text=edition.text_body,
         date=edition.started_at or edition.created_at,
+        signer=signer,
     )
