@@ -278,3 +278,13 @@ def test_a_failed_certificate_fetch_asks_sns_to_try_again() -> None:
     message = signer.sign(notification(complaint_event("a@example.ge")))
     sns = SnsHttp(fetch_certificate=unreachable, confirm_subscription=signer.confirmed.append)
     assert _refusal(lambda: read(signer, message, sns)) == Refusal.unavailable
+
+
+def test_the_default_fetches_refuse_other_hosts_before_connecting() -> None:
+    """The default SnsHttp pins again in its own fetch (nothing here reaches a network)."""
+    sns = SnsHttp()
+    for url in ("https://127.0.0.1/cert.pem", "https://sns.x.amazonaws.com.evil/cert.pem"):
+        assert _refusal(lambda u=url: sns.certificate(u)) == Refusal.forbidden
+        assert _refusal(lambda u=url: sns.fetch_certificate(u)) == Refusal.forbidden
+        assert _refusal(lambda u=url: sns.confirm(u)) == Refusal.forbidden
+        assert _refusal(lambda u=url: sns.confirm_subscription(u)) == Refusal.forbidden

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from tidings.inbound.events import ProviderEvent
 from tidings.inbound.service import handle_event
 from tidings.inbound.webhooks import (
     Refusal,
@@ -75,8 +76,11 @@ async def receive(provider: str, request: Request, context: Context) -> JSONResp
             {"error": refused.refusal.value, "reason": refused.reason},
             status_code=STATUS[refused.refusal],
         )
-    new = replayed = 0
-    for event in events:
-        handled = await asyncio.to_thread(handle_event, context.db, context.settings, event)
-        new, replayed = (new + 1, replayed) if handled.new else (new, replayed + 1)
-    return JSONResponse({"new": new, "replayed": replayed})
+    return JSONResponse(await asyncio.to_thread(_apply, context, events))
+
+
+def _apply(context: WebContext, events: list[ProviderEvent]) -> dict[str, int]:
+    """Each event handed to the inbound service (its own transaction); how many were new."""
+    handled = [handle_event(context.db, context.settings, event) for event in events]
+    new = sum(1 for one in handled if one.new)
+    return {"new": new, "replayed": len(handled) - new}
