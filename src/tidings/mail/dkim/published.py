@@ -1,6 +1,7 @@
 """Does DNS publish a key? What ``tidings dkim list`` and the console show beside each key."""
 
 import enum
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dns.resolver
@@ -9,6 +10,9 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.mail.dkim.store import KeyView, key_is_readable, list_keys
 from tidings.mail.dnsquery import LookupFailed, resolver, txt_records
+
+#: DNS lookups at once when listing keys.
+MAX_LOOKUPS = 8
 
 
 class Publication(enum.StrEnum):
@@ -54,13 +58,15 @@ class KeyStatus:
 
 def key_report(db: Database, settings: Settings, check_dns: bool = True) -> list[KeyStatus]:
     """Every key, whether this secret opens it and (with ``check_dns``) whether DNS
-    publishes it; each lookup bounded by the resolver's lifetime."""
-    found = resolver(settings) if check_dns else None
+    publishes it. The lookups run side by side, each bounded by the resolver's lifetime, so
+    a silent name server costs that once, not once per key."""
+    keys = list_keys(db)
+    states: list[Publication | None] = [None] * len(keys)
+    if check_dns and keys:
+        found = resolver(settings)
+        with ThreadPoolExecutor(min(len(keys), MAX_LOOKUPS)) as pool:
+            states = list(pool.map(lambda key: publication(found, key), keys))
     return [
-        KeyStatus(
-            key,
-            publication(found, key) if found is not None else None,
-            key_is_readable(settings, db, key.id),
-        )
-        for key in list_keys(db)
+        KeyStatus(key, state, key_is_readable(settings, db, key.id))
+        for key, state in zip(keys, states, strict=True)
     ]
