@@ -64,7 +64,8 @@ def handle_message(
     def transaction() -> Handled:
         with db.session() as session:
             row = _stored(session, settings, raw, channel, recipient, now)
-            if oversized:
+            if oversized:  # the caller read no more than the limit and a byte: not all of it
+                row.truncated = True
                 limit = settings.inbound_max_bytes
                 outcome = Outcome(InboundMeaning.ignored, f"nothing: over the {limit}-byte limit")
             else:
