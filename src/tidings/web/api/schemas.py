@@ -261,3 +261,32 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+# --- DKIM keys (admin only; never a private key) ----------------------------------------------
+
+
+class DkimKeyIn(Model):
+    domain: str = Field(
+        min_length=1, max_length=253, description="the From domain, e.g. example.org"
+    )
+    selector: str | None = Field(
+        default=None, min_length=1, max_length=63, description="default: t and year and month"
+    )
+    algorithm: Literal["rsa", "ed25519"] = "rsa"
+
+
+class DkimKeyOut(BaseModel):
+    id: int
+    domain: str
+    selector: str
+    algorithm: str
+    created_at: datetime
+    #: The TXT record to publish: its name, its whole value, and one zone-file line.
+    record_name: str
+    record_value: str
+    zone_line: str
+    #: published, not published, different key, DNS did not answer; null when not checked.
+    dns: str | None = None
+    #: False when the stored key does not open with this server's secret key.
+    readable: bool = True
