@@ -19,6 +19,7 @@ from tidings.db.models import (
     SuppressionReason,
 )
 from tidings.deliver import ledger
+from tidings.mail.status import BounceKind
 
 LEASE = timedelta(seconds=30)
 
@@ -63,7 +64,7 @@ def test_deliveries_of_an_edition_not_sending_are_not_claimed(
         assert ledger.claim_due(session, "w:1", 10, LEASE, datetime.now(UTC)) == []
 
 
-def test_a_claims_outcome_carries_its_token_and_whom_to_suppress(
+def test_a_claims_outcome_carries_its_token_and_its_bounce(
     db: Database, settings: Settings
 ) -> None:
     sending(db, settings, readers=1)
@@ -71,12 +72,12 @@ def test_a_claims_outcome_carries_its_token_and_whom_to_suppress(
     with db.session() as session:
         (claim,) = ledger.claim_due(session, "w:1", 1, LEASE, now)
         session.commit()
-    failed = claim.outcome(DeliveryState.failed, 550, "550 5.1.1 gone", now, suppress=True)
+    failed = claim.outcome(DeliveryState.failed, 550, "550 5.1.1 gone", now, bounce=BounceKind.hard)
     assert (failed.delivery_id, failed.lease_token) == (claim.delivery_id, "w:1")
-    assert failed.suppress_subscriber == claim.subscriber_id
+    assert failed.bounce == BounceKind.hard
     retry = now + timedelta(minutes=5)
     deferred = claim.outcome(DeliveryState.deferred, 451, "451 later", now, retry)
-    assert (deferred.next_attempt_at, deferred.suppress_subscriber) == (retry, None)
+    assert (deferred.next_attempt_at, deferred.bounce) == (retry, None)
 
 
 def test_renewal_extends_only_the_tokens_own_leases_and_names_stopped_editions(

@@ -1,5 +1,7 @@
-"""Results: written in one batch, each only while its lease holds; 5.1.x suppressions wait
-while an edition's first results are watched for a mass refusal."""
+"""Results: written in one batch, each only while its lease holds; a bounce done to its
+reader (hard: suppressed, soft: a point, policy: nothing), with the reply in the reader's
+history; what refusals do waits while an edition's first results are watched for a mass
+refusal."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,10 +10,21 @@ from sqlalchemy import select
 from tests.deliver.ledgerrows import sending
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, Suppression
+from tidings.db.models import (
+    BouncePoint,
+    Delivery,
+    DeliveryState,
+    HistoryKind,
+    SubscriberEvent,
+    Suppression,
+    SuppressionReason,
+)
 from tidings.deliver import ledger
+from tidings.feedback.effects import BounceScore
+from tidings.mail.status import BounceKind
 
 LEASE = timedelta(seconds=30)
+SCORE = BounceScore(threshold=5, window_days=14)
 
 
 def _claim(db: Database, token: str, limit: int, now: datetime) -> list[ledger.Claim]:
@@ -22,10 +35,13 @@ def _claim(db: Database, token: str, limit: int, now: datetime) -> list[ledger.C
 
 
 def _record(
-    db: Database, outcomes: list[ledger.Outcome], judged: frozenset[int] = frozenset()
+    db: Database,
+    outcomes: list[ledger.Outcome],
+    judged: frozenset[int] = frozenset(),
+    score: BounceScore = SCORE,
 ) -> ledger.Recorded:
     with db.session() as session:
-        recorded = ledger.record_outcomes(session, outcomes, judged)
+        recorded = ledger.record_outcomes(session, outcomes, judged, score)
         session.commit()
     return recorded
 
@@ -80,7 +96,8 @@ def test_a_result_under_a_lost_lease_is_dropped(db: Database, settings: Settings
 def _refuse_first(db: Database, judged: frozenset[int]) -> tuple[int, ledger.Recorded]:
     now = datetime.now(UTC)
     first, *rest = _claim(db, "w:1", 10, now)
-    outcomes = [first.outcome(DeliveryState.failed, 550, "550 5.1.1 no such user", now, None, True)]
+    reply = "550 5.1.1 no such user"
+    outcomes = [first.outcome(DeliveryState.failed, 550, reply, now, None, BounceKind.hard)]
     outcomes += [c.outcome(DeliveryState.sent, 250, "ok", now) for c in rest]
     return first.edition_id, _record(db, outcomes, judged)
 
@@ -104,3 +121,82 @@ def test_a_5_1_x_refusal_of_a_judged_edition_suppresses_the_address(
     with db.session() as session:
         (suppression,) = session.scalars(select(Suppression)).all()
     assert suppression.email == next(iter(made.ids))
+
+
+def _reader_changes(db: Database) -> tuple[list[tuple[str, SuppressionReason]], list[str]]:
+    """(suppressed address and reason, addresses with a bounce point)."""
+    with db.session() as session:
+        suppressed = session.execute(
+            select(Suppression.email, Suppression.reason).order_by(Suppression.email)
+        ).all()
+        points = session.scalars(select(BouncePoint.email).order_by(BouncePoint.email)).all()
+    return [(e, r) for e, r in suppressed], list(points)
+
+
+def test_each_bounce_of_a_judged_edition_is_done_to_its_reader(
+    db: Database, settings: Settings
+) -> None:
+    made = sending(db, settings, readers=4)
+    gone, full, blocked, fine = list(made.ids)
+    now = datetime.now(UTC)
+    claims = {c.subscriber_id: c for c in _claim(db, "w:1", 4, now)}
+    replies = {
+        gone: (550, "550 5.1.1 no such user", BounceKind.hard),
+        full: (552, "552 5.2.2 mailbox full", BounceKind.soft),
+        blocked: (554, "554 5.7.1 refused by policy", BounceKind.policy),
+    }
+    outcomes = [
+        claims[made.ids[email]].outcome(DeliveryState.failed, code, reply, now, None, kind)
+        for email, (code, reply, kind) in replies.items()
+    ]
+    outcomes.append(claims[made.ids[fine]].outcome(DeliveryState.sent, 250, "ok", now))
+    _record(db, outcomes, frozenset({made.edition_id}))
+    assert _reader_changes(db) == ([(gone, SuppressionReason.hard_bounce)], [full])
+    with db.session() as session:
+        events = session.execute(
+            select(SubscriberEvent.subscriber_id, SubscriberEvent.kind, SubscriberEvent.detail)
+        ).all()
+        blocked_row = session.scalars(
+            select(Delivery).where(Delivery.subscriber_id == made.ids[blocked])
+        ).one()
+    assert sorted((s, k) for s, k, _ in events) == sorted(
+        [(made.ids[gone], HistoryKind.suppressed), (made.ids[full], HistoryKind.bounce_point)]
+    )
+    details = {s: d for s, _, d in events}
+    edition = f"(while sending edition {made.edition_id})"
+    assert details[made.ids[gone]] == f"hard_bounce: 550 5.1.1 no such user {edition}"
+    assert details[made.ids[full]] == f"552 5.2.2 mailbox full {edition}"
+    # The policy refusal stays on the delivery, for the sender's health: nothing else.
+    assert (blocked_row.last_reply_code, blocked_row.last_reply) == (
+        554,
+        "554 5.7.1 refused by policy",
+    )
+
+
+def test_giving_up_on_4xx_scores_a_point_at_once_even_while_watched(
+    db: Database, settings: Settings
+) -> None:
+    made = sending(db, settings, readers=2)
+    now = datetime.now(UTC)
+    first, second = _claim(db, "w:1", 2, now)
+    reply = "gave up after 30 attempts: 452 4.2.2 over quota"
+    _record(
+        db,
+        [
+            first.outcome(DeliveryState.failed, 452, reply, now, None, BounceKind.soft),
+            second.outcome(DeliveryState.sent, 250, "ok", now),
+        ],
+    )
+    address = next(e for e, i in made.ids.items() if i == first.subscriber_id)
+    assert _reader_changes(db) == ([], [address])
+
+
+def test_a_soft_refusal_reaching_the_threshold_suppresses(db: Database, settings: Settings) -> None:
+    made = sending(db, settings, readers=1)
+    now = datetime.now(UTC)
+    (claim,) = _claim(db, "w:1", 1, now)
+    reply = "552 5.2.2 mailbox full"
+    outcome = claim.outcome(DeliveryState.failed, 552, reply, now, None, BounceKind.soft)
+    _record(db, [outcome], frozenset({made.edition_id}), BounceScore(threshold=1, window_days=1))
+    (address,) = made.ids
+    assert _reader_changes(db) == ([(address, SuppressionReason.soft_bounce)], [address])

@@ -10,9 +10,9 @@ from tidings.deliver.policy import (
     RetryPolicy,
     Verdict,
     is_mass_refusal,
-    means_no_such_user,
     verdict_for,
 )
+from tidings.mail.status import BounceKind
 from tidings.mail.transport import (
     DeliveryError,
     PermanentDeliveryError,
@@ -86,17 +86,19 @@ OLD = NOW - timedelta(days=6)
                 DeliveryState.failed,
                 550,
                 "550 5.1.1 <a@example.ge>: no such user",
-                suppress=True,
+                bounce=BounceKind.hard,
             ),
-            id="5.1.1 refused: failed and suppressed",
+            id="5.1.1 refused: failed, a hard bounce",
         ),
         pytest.param(
             POLICY,
             PermanentDeliveryError(554, "5.7.1 rejected by policy"),
             1,
             YOUNG,
-            Verdict(DeliveryState.failed, 554, "554 5.7.1 rejected by policy"),
-            id="5.7.1 refused: failed, not suppressed",
+            Verdict(
+                DeliveryState.failed, 554, "554 5.7.1 rejected by policy", bounce=BounceKind.policy
+            ),
+            id="5.7.1 refused: failed, the sender's policy problem",
         ),
         pytest.param(
             POLICY,
@@ -129,8 +131,13 @@ OLD = NOW - timedelta(days=6)
             TransientDeliveryError(421, "4.7.0 busy"),
             9,
             OLD,
-            Verdict(DeliveryState.failed, 421, "gave up after 9 attempts: 421 4.7.0 busy"),
-            id="4xx past the give-up time: failed",
+            Verdict(
+                DeliveryState.failed,
+                421,
+                "gave up after 9 attempts: 421 4.7.0 busy",
+                bounce=BounceKind.policy,
+            ),
+            id="4.7.x past the give-up time: failed, policy",
         ),
         pytest.param(
             POLICY,
@@ -197,20 +204,45 @@ def test_the_verdict_on_an_attempt(
 
 
 @pytest.mark.parametrize(
-    ("code", "message", "suppress"),
+    ("code", "message", "bounce"),
     [
-        (550, "5.1.1 no such user", True),
-        (553, "5.1.3 bad address syntax", True),
-        (550, "Requested action not taken: 5.1.10 null MX", True),
-        (550, "5.7.1 blocked", False),
-        (550, "mailbox unavailable", False),
-        (450, "4.1.1 mailbox busy", False),
-        (451, "5.1.1 odd but temporary", False),  # a 4xx never suppresses
-        (550, "15.1.1 not an enhanced status", False),
+        (550, "5.1.1 <a@example.ge>: no such user", BounceKind.hard),
+        (553, "5.1.3 bad address syntax", BounceKind.hard),
+        (550, "Requested action not taken: 5.1.10 null MX", BounceKind.hard),
+        (550, "Requested action not taken: user unknown", BounceKind.hard),  # no status
+        (552, "5.2.2 mailbox full", BounceKind.soft),
+        (550, "Requested action not taken", BounceKind.soft),  # unclear: soft
+        (550, "15.1.1 not an enhanced status", BounceKind.soft),
+        (550, "5.7.1 blocked", BounceKind.policy),
+        (554, "5.7.1 message rejected by policy", BounceKind.policy),
+        (554, "Service unavailable; client host blocked using zen.spamhaus.org", BounceKind.policy),
+        (550, "5.1.1 sender domain listed at spamhaus", BounceKind.hard),  # 5.1.x decides
     ],
 )
-def test_only_a_5xx_with_a_5_1_x_status_suppresses(code: int, message: str, suppress: bool) -> None:
-    assert means_no_such_user(code, message) is suppress
+def test_a_refusal_is_judged_by_the_one_classifier(
+    code: int, message: str, bounce: BounceKind
+) -> None:
+    expected = Verdict(DeliveryState.failed, code, f"{code} {message}", bounce=bounce)
+    assert verdict_for(POLICY, PermanentDeliveryError(code, message), 1, YOUNG, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "bounce"),
+    [
+        (452, "4.2.2 mailbox full", BounceKind.soft),
+        (451, "4.3.0 try again later", BounceKind.soft),
+        (450, "4.7.1 greylisted, policy", BounceKind.policy),
+        (0, "cannot connect: refused", None),  # nobody answered: nobody's bounce
+    ],
+)
+def test_a_temporary_refusal_bounces_only_once_given_up(
+    code: int, message: str, bounce: BounceKind | None
+) -> None:
+    result = TransientDeliveryError(code, message)
+    young = verdict_for(POLICY, result, 2, YOUNG, NOW)
+    assert (young.state, young.bounce) == (DeliveryState.deferred, None)
+    old = verdict_for(POLICY, result, 30, OLD, NOW)
+    assert (old.state, old.bounce) == (DeliveryState.failed, bounce)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """The mass-refusal guard on real rows: an edition whose first results are mostly the same
 5xx is paused and its refusals held for later; once past its first results (or resumed by an
-editor) its 5.1.x refusals are the readers' own, and suppressed."""
+editor) its refusals are the readers' own: 5.1.x suppressed, soft ones a point on the bounce
+score, policy ones nothing."""
 
 from datetime import UTC, datetime
 
@@ -9,9 +10,21 @@ from sqlalchemy import select, update
 from tests.deliver.ledgerrows import Readers, sending, states
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Suppression
+from tidings.db.models import (
+    BouncePoint,
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionStatus,
+    HistoryKind,
+    SubscriberEvent,
+    Suppression,
+)
 from tidings.deliver import refusals
 from tidings.deliver.policy import WATCHED_RESULTS
+from tidings.feedback.effects import BounceScore
+
+SCORE = BounceScore(threshold=5, window_days=14)
 
 
 def _results(db: Database, made: Readers, refused: int, reply: str) -> None:
@@ -34,7 +47,7 @@ def _results(db: Database, made: Readers, refused: int, reply: str) -> None:
 def _judge(db: Database, made: Readers, in_batch: int) -> refusals.FirstResults:
     with db.session() as session:
         verdict = refusals.judge_first_results(
-            session, {made.edition_id: in_batch}, datetime.now(UTC)
+            session, {made.edition_id: in_batch}, SCORE, datetime.now(UTC)
         )
         session.commit()
     return verdict
@@ -111,6 +124,56 @@ def test_only_5_1_x_refusals_are_suppressed_and_only_once(db: Database, settings
         session.commit()
     for _ in range(2):
         with db.session() as session:
-            refusals.suppress_refused(session, made.edition_id, datetime.now(UTC))
+            refusals.settle_refused(session, made.edition_id, SCORE, datetime.now(UTC))
             session.commit()
     assert _suppressed(db) == sorted(list(made.ids)[:2])
+
+
+def _points(db: Database) -> list[str]:
+    with db.session() as session:
+        return sorted(session.scalars(select(BouncePoint.email)))
+
+
+def test_a_mass_soft_refusal_scores_nobody(db: Database, settings: Settings) -> None:
+    made = sending(db, settings, readers=30)
+    _results(db, made, refused=25, reply="552 5.2.2 mailbox full")
+    assert list(_judge(db, made, in_batch=30).paused) == [made.edition_id]
+    assert (_suppressed(db), _points(db)) == ([], [])
+
+
+def test_settled_soft_refusals_score_one_point_each_and_policy_ones_none(
+    db: Database, settings: Settings
+) -> None:
+    made = sending(db, settings, readers=6)
+    readers = list(made.ids)
+    replies = {
+        readers[0]: "552 5.2.2 mailbox full",
+        readers[1]: "550 Requested action not taken: user unknown",  # hard, without a status
+        readers[2]: "554 5.7.1 rejected: listed at zen.spamhaus.org",
+        readers[3]: "554 client host blocked using zen.spamhaus.org",  # policy, no status
+        readers[4]: "550 refused",  # unclear: soft
+    }
+    with db.session() as session:
+        for email, reply in replies.items():
+            session.execute(
+                update(Delivery)
+                .where(Delivery.subscriber_id == made.ids[email])
+                .values(
+                    state=DeliveryState.failed,
+                    last_reply_code=int(reply[:3]),
+                    last_reply=reply,
+                    last_attempt_at=datetime.now(UTC),
+                )
+            )
+        session.commit()
+    for _ in range(2):  # the judging and the edition's end both settle: once is what counts
+        with db.session() as session:
+            refusals.settle_refused(session, made.edition_id, SCORE, datetime.now(UTC))
+            session.commit()
+    assert _suppressed(db) == [readers[1]]
+    assert _points(db) == sorted([readers[0], readers[4]])
+    with db.session() as session:
+        kinds = session.scalars(select(SubscriberEvent.kind)).all()
+    assert sorted(kinds) == sorted(
+        [HistoryKind.suppressed, HistoryKind.bounce_point, HistoryKind.bounce_point]
+    )

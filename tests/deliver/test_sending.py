@@ -19,6 +19,7 @@ from tidings.deliver.policy import RetryPolicy
 from tidings.deliver.sending import SendPool
 from tidings.deliver.worker_db import Job, WorkerDatabase
 from tidings.deliver.writebehind import WorkerStats
+from tidings.mail.status import BounceKind
 from tidings.mail.transport import SmtpConnection, smtp_target
 
 
@@ -86,7 +87,7 @@ def test_each_job_is_sent_and_judged(
     outcomes = pool.run()
     assert [o.delivery_id for o in outcomes] == [j.claim.delivery_id for j in jobs]
     assert [o.state for o in outcomes] == [DeliveryState.failed] + [DeliveryState.sent] * 3
-    assert outcomes[0].suppress_subscriber == jobs[0].recipient.subscriber_id
+    assert outcomes[0].bounce == BounceKind.hard
     assert {o.lease_token for o in outcomes} == {"w:1"}
     assert sorted(handler.recipients()) == sorted(j.recipient.email for j in jobs[1:])
     assert pool.pool.rate.per_second() > 0

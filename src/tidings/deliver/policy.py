@@ -5,21 +5,18 @@ First retry after 5 minutes, doubling, at most about 67 minutes apart, and give 
 error it ended with, into the delivery's next state; it is pure (the caller gives the time).
 """
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tidings.config import Settings
 from tidings.db.models import DeliveryState
+from tidings.mail.status import BounceKind, classify
 from tidings.mail.transport import (
     PermanentDeliveryError,
     SmtpReply,
     TransientDeliveryError,
     UncertainDeliveryError,
-    is_permanent,
 )
-
-_NO_SUCH_USER = re.compile(r"\b5\.1\.\d{1,3}\b")
 
 
 @dataclass(frozen=True)
@@ -57,14 +54,16 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Verdict:
     """What one attempt means for its delivery: the state it moves to, the reply to keep,
-    when to try again, and whether the address is to be suppressed."""
+    when to try again, and what kind of bounce it was (see :mod:`tidings.mail.status`)."""
 
     state: DeliveryState
     code: int | None
     reply: str
     retry_at: datetime | None = None
-    #: A 5.1.x refusal (no such user): the address is suppressed.
-    suppress: bool = False
+    #: A refusal for good, by the one classifier: ``hard`` (the recipient is gone: the
+    #: address is suppressed), ``soft`` (a point on its bounce score), ``policy`` (the
+    #: sender's health: nothing happens to the reader). None when nothing bounced.
+    bounce: BounceKind | None = None
     #: Not the server's answer but a failure of our own (a bug): worth a traceback.
     unexpected: bool = False
 
@@ -79,36 +78,36 @@ def verdict_for(
     """The verdict on an attempt (the ``attempts``-th of a delivery queued at ``queued_at``)
     that ended with the server's acceptance ``result`` or with the error ``result``.
 
-    Accepted: sent. Refused for good (5xx): failed, and suppressed on 5.1.x. Cut off after
-    the message data went out: uncertain when at most once is asked for, else like any
-    temporary failure (4xx, timeout, no connection): deferred by the retry schedule, or
-    failed once the give-up time has passed. Anything else is a failure of ours: failed.
+    Accepted: sent. Refused for good (5xx): failed, with the kind of bounce the classifier
+    sees in the reply. Cut off after the message data went out: uncertain when at most once
+    is asked for, else like any temporary failure (4xx, timeout, no connection): deferred by
+    the retry schedule, or failed once the give-up time has passed (a soft bounce when the
+    receiver kept answering 4xx; nobody's bounce when it could not be reached at all).
+    Anything else is a failure of ours: failed.
     """
     if isinstance(result, SmtpReply):
         return Verdict(DeliveryState.sent, result.code, result.message)
     if isinstance(result, PermanentDeliveryError):
-        suppress = means_no_such_user(result.code, result.message)
-        return Verdict(DeliveryState.failed, result.code, str(result), suppress=suppress)
+        kind = classify(result.code, None, result.message)
+        return Verdict(DeliveryState.failed, result.code, str(result), bounce=kind)
     if isinstance(result, UncertainDeliveryError) and policy.at_most_once:
         return Verdict(DeliveryState.uncertain, None, str(result))
     if isinstance(result, TransientDeliveryError):
         code = result.code or None
         if policy.gives_up(queued_at, now):
             reply = f"gave up after {attempts} attempts: {result}"
-            return Verdict(DeliveryState.failed, code, reply)
+            answered = code is not None and 400 <= code < 500
+            bounce = classify(code, None, result.message) if answered else None
+            return Verdict(DeliveryState.failed, code, reply, bounce=bounce)
         retry_at = policy.next_attempt(attempts, now)
         return Verdict(DeliveryState.deferred, code, str(result), retry_at)
     reply = f"internal error: {type(result).__name__}: {result}"
     return Verdict(DeliveryState.failed, None, reply, unexpected=True)
 
 
-def means_no_such_user(code: int, message: str) -> bool:
-    """A 5.1.x enhanced status (bad mailbox or address): the address should be suppressed."""
-    return is_permanent(code) and bool(_NO_SUCH_USER.search(message))
-
-
 #: An edition's first results are watched for a relay that refuses everyone: while fewer
-#: than this many are recorded, 5.1.x suppressions wait, and a mass refusal pauses it.
+#: than this many are recorded, what its refusals do to readers waits (suppressions and
+#: bounce points), and a mass refusal pauses it.
 WATCHED_RESULTS = 100
 #: So few refusals prove nothing (a short list with two dead addresses is not an outage).
 MASS_REFUSAL_AT_LEAST = 20

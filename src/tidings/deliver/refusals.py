@@ -1,34 +1,31 @@
 """An edition's first results, watched for a relay that refuses everyone.
 
 One relay answering ``550 5.1.1`` to every recipient once suppressed a whole list. So while an
-edition has fewer than ``WATCHED_RESULTS`` results, its 5.1.x suppressions wait; when most of
-those first results are the same 5xx, the edition is paused (the reason in ``editions.note``)
-and its refused deliveries go back to the queue, to be tried again after a resume. Once the
-first results are judged fine (or the edition is over), the waiting suppressions are written.
+edition has fewer than ``WATCHED_RESULTS`` results, what its refusals do to readers waits
+(hard bounces suppress, soft ones score a point); when most of those first results are the
+same 5xx, the edition is paused (the reason in ``editions.note``) and its refused deliveries
+go back to the queue, to be tried again after a resume. Once the first results are judged
+fine (or the edition is over), the waiting suppressions and points are written.
 An editor's resume ends the watch for good (``editions.refusal_watch_ended_at``): the editor
 has looked, so a small list whose addresses really are mostly dead is not paused again.
 
 Query helpers: they run on the session they are given and never commit.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, func, literal, select, update
 from sqlalchemy.orm import Session
 
-from tidings.db.dialect import row_count, upsert_insert
-from tidings.db.models import (
-    Delivery,
-    DeliveryState,
-    Edition,
-    EditionStatus,
-    Subscriber,
-    Suppression,
-    SuppressionReason,
-)
-from tidings.deliver.policy import WATCHED_RESULTS, is_mass_refusal, means_no_such_user
+from tidings.db.clauses import is_suppressed
+from tidings.db.dialect import row_count
+from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Subscriber
+from tidings.deliver.policy import WATCHED_RESULTS, is_mass_refusal
+from tidings.feedback import effects
+from tidings.feedback.effects import BounceScore, Evidence
+from tidings.mail.status import BounceKind, classify
 from tidings.mail.transport import PERMANENT_CODES, is_permanent
 
 #: States that are a result of an attempt (what "the first results" counts).
@@ -55,11 +52,11 @@ class FirstResults:
 
 
 def judge_first_results(
-    session: Session, results_in_batch: Mapping[int, int], now: datetime
+    session: Session, results_in_batch: Mapping[int, int], score: BounceScore, now: datetime
 ) -> FirstResults:
     """Look at each edition that just had refusals (edition id -> its results in this
     batch): pause it on a mass refusal, or mark it judged once its first results are past
-    (or an editor resumed it after a pause)."""
+    (or an editor resumed it after a pause), settling what its refusals do to readers."""
     verdict = FirstResults()
     for edition_id, in_batch in sorted(results_in_batch.items()):
         results, code, same = _first_results(session, edition_id)
@@ -70,9 +67,9 @@ def judge_first_results(
         watch_ended = edition.refusal_watch_ended_at
         if results - in_batch >= WATCHED_RESULTS or watch_ended is not None:
             # Past its first results, or an editor resumed it (the relay is fine): its
-            # refusals are the readers', failed and suppressed as usual.
+            # refusals are the readers', suppressed or scored as usual.
             verdict.judged.add(edition_id)
-            suppress_refused(session, edition_id, now)
+            settle_refused(session, edition_id, score, now)
             continue
         if code is not None and is_mass_refusal(results, same):
             reason = _reason(session, edition_id, code, same, results)
@@ -155,43 +152,50 @@ def _hold_refused(session: Session, edition_id: int, now: datetime) -> int:
     return row_count(held)
 
 
-def suppress_refused(session: Session, edition_id: int, now: datetime) -> None:
-    """Suppress the addresses of the edition's deliveries that failed with a 5.1.x reply
-    (idempotent: those already suppressed stay as they are)."""
+def settle_refused(session: Session, edition_id: int, score: BounceScore, now: datetime) -> None:
+    """What the edition's refusals (5xx failures) do to their readers, once its first results
+    are judged: each reply classified, hard ones suppressed, soft ones scored, policy ones
+    left alone. Idempotent: suppressed addresses are skipped, and a second point on the same
+    day (that of the attempt) is no point."""
     rows = session.execute(
-        select(Delivery.subscriber_id, Delivery.last_reply_code, Delivery.last_reply).where(
-            Delivery.edition_id == edition_id,
-            _REFUSED,
-            Delivery.subscriber_id.is_not(None),
-            Delivery.last_reply.like("%5.1.%"),
-        )
+        select(Delivery.id, Delivery.last_reply_code, Delivery.last_reply)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.edition_id == edition_id, _REFUSED, ~is_suppressed(Subscriber.email))
+        .order_by(Delivery.id)
     )
-    suppress_subscribers(
-        session,
-        [
-            subscriber_id
-            for subscriber_id, code, reply in rows
-            if subscriber_id is not None and means_no_such_user(code or 0, reply or "")
-        ],
-        now,
-    )
+    bounces = {delivery_id: classify(code, None, reply or "") for delivery_id, code, reply in rows}
+    score_bounces(session, bounces, score, now)
 
 
-def suppress_subscribers(session: Session, subscriber_ids: Iterable[int], now: datetime) -> None:
-    """Suppress these subscribers' addresses after a 5.1.x reply (no such user)."""
-    ids = sorted(set(subscriber_ids))
-    if not ids:
-        return
-    session.execute(
-        upsert_insert(session)(Suppression)
-        .from_select(
-            ["email", "reason", "detail", "created_at"],
-            select(
-                Subscriber.email,
-                literal(SuppressionReason.hard_bounce.value),
-                literal("SMTP 5.1.x reply while sending"),
-                literal(now, Suppression.created_at.type),
-            ).where(Subscriber.id.in_(ids)),
+def score_bounces(
+    session: Session, bounces: Mapping[int, BounceKind], score: BounceScore, now: datetime
+) -> list[str]:
+    """Each delivery's bounce (delivery id -> its kind) done to its reader, through the one
+    home of those rules (:mod:`tidings.feedback.effects`): hard suppresses, soft scores a
+    point, policy changes nothing for the reader (the reply stays on the delivery, for the
+    sender's health). The evidence is the reply; the time, that of the attempt. What each
+    changed, in words."""
+    reader = sorted(d for d, kind in bounces.items() if kind != BounceKind.policy)
+    if not reader:
+        return []
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.edition_id,
+            Subscriber.email,
+            Delivery.last_reply,
+            Delivery.last_attempt_at,
         )
-        .on_conflict_do_nothing(index_elements=["email"])
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id.in_(reader))
+        .order_by(Delivery.id)
     )
+    said = []
+    for delivery_id, edition_id, email, reply, attempted_at in rows:
+        evidence = Evidence(f"{reply or 'refused'} (while sending edition {edition_id})")
+        at = attempted_at or now
+        if bounces[delivery_id] == BounceKind.hard:
+            said.append(effects.hard_bounce(session, email, evidence, at))
+        else:
+            said.append(effects.soft_bounce(session, email, evidence, score, at))
+    return said

@@ -149,5 +149,5 @@ class SendPool:
         if verdict.unexpected and isinstance(result, Exception):
             log.exception("delivery %s failed unexpectedly", claim.delivery_id, exc_info=result)
         return claim.outcome(
-            verdict.state, verdict.code, verdict.reply, now, verdict.retry_at, verdict.suppress
+            verdict.state, verdict.code, verdict.reply, now, verdict.retry_at, verdict.bounce
         )

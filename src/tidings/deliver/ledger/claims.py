@@ -21,6 +21,7 @@ from tidings.db.models import (
 )
 from tidings.deliver.ledger.results import Outcome
 from tidings.deliver.ledger.states import DUE_STATES
+from tidings.mail.status import BounceKind
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class Claim:
         reply: str,
         at: datetime,
         next_attempt_at: datetime | None = None,
-        suppress: bool = False,
+        bounce: BounceKind | None = None,
     ) -> "Outcome":
-        """The result of this attempt, fenced by this claim's lease token."""
+        """The result of this attempt, fenced by this claim's lease token; ``bounce``: the
+        kind of refusal it was, for its reader's suppression or bounce score."""
         return Outcome(
             self.delivery_id,
             self.lease_token,
@@ -54,7 +56,7 @@ class Claim:
             reply,
             at,
             next_attempt_at,
-            self.subscriber_id if suppress else None,
+            bounce if self.subscriber_id is not None else None,
         )
 
 

@@ -9,7 +9,9 @@ from sqlalchemy.orm import Session
 from tidings.db.dialect import is_postgres, row_count
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
 from tidings.deliver import refusals
+from tidings.deliver.ledger.results import DEFAULT_SCORE
 from tidings.deliver.ledger.states import DUE_STATES, OPEN_STATES, state_counts
+from tidings.feedback.effects import BounceScore
 
 
 def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
@@ -62,11 +64,12 @@ def cancel_unsent(session: Session, edition_id: int, reply: str) -> int:
     return row_count(cancelled)
 
 
-def finish_editions(session: Session, now: datetime) -> int:
+def finish_editions(session: Session, now: datetime, score: BounceScore = DEFAULT_SCORE) -> int:
     """Mark sending editions with no open deliveries as sent; how many.
 
     Each edition that is over (sent, or cancelled with nothing in flight) gets its counts per
-    state stored once, so reports never count its deliveries again.
+    state stored once, so reports never count its deliveries again (what comes back later,
+    bounces and complaints, is counted live: see :func:`~.states.feedback_counts`).
     """
     open_deliveries = exists().where(
         Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES)
@@ -86,9 +89,9 @@ def finish_editions(session: Session, now: datetime) -> int:
         )
     ).all()
     for edition_id in sorted({*finished, *settled}):
-        # Its first results can no longer be judged a mass refusal: the 5.1.x suppressions
-        # that waited for that are written now.
-        refusals.suppress_refused(session, edition_id, now)
+        # Its first results can no longer be judged a mass refusal: the suppressions and
+        # bounce points that waited for that are written now (with the bounce ``score``).
+        refusals.settle_refused(session, edition_id, score, now)
         counts = {state.value: n for state, n in state_counts(session, edition_id).items()}
         session.execute(
             update(Edition)

@@ -1,8 +1,9 @@
 """Results: each attempt's outcome written only while its lease still holds, in one batch.
 
 A late result of a delivery that was taken back is dropped: the newer holder's word stands.
-While an edition's first results are watched for a mass refusal (:mod:`refusals`), its
-5.1.x suppressions wait.
+A bounce at send time is done to its reader here (suppressed, or a point on the bounce
+score), except that while an edition's first results are watched for a mass refusal
+(:mod:`refusals`), what its refusals do to readers waits.
 """
 
 from collections import Counter
@@ -13,10 +14,17 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from tidings.config import Settings
 from tidings.db.dialect import is_postgres, row_count
 from tidings.db.models import Delivery, DeliveryState
 from tidings.deliver import refusals
+from tidings.feedback.effects import BounceScore
+from tidings.mail.status import BounceKind
 from tidings.mail.transport import is_permanent
+
+#: The bounce score's rule when a caller gives none: the settings' defaults (5 points within
+#: 14 days). The worker and the upkeep pass theirs from the settings.
+DEFAULT_SCORE = BounceScore.from_settings(Settings.model_construct())
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,8 @@ class Outcome:
     reply: str
     at: datetime
     next_attempt_at: datetime | None = None
-    suppress_subscriber: int | None = None
+    #: The kind of refusal, for the reader (see :class:`~tidings.deliver.policy.Verdict`).
+    bounce: BounceKind | None = None
 
 
 @dataclass(frozen=True)
@@ -103,13 +112,18 @@ def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
 
 
 def record_outcomes(
-    session: Session, outcomes: Sequence[Outcome], judged: Collection[int] = frozenset()
+    session: Session,
+    outcomes: Sequence[Outcome],
+    judged: Collection[int] = frozenset(),
+    score: BounceScore = DEFAULT_SCORE,
 ) -> Recorded:
     """Write a batch of results, each only if its lease still holds (a late result of a
-    delivery that was taken back is dropped: the newer holder's word stands).
+    delivery that was taken back is dropped: the newer holder's word stands), and do each
+    bounce to its reader (hard: suppressed; soft: a point on the bounce ``score``).
 
-    Editions not in ``judged`` are still on watch for a mass refusal: their 5.1.x
-    suppressions wait until their first results are judged (see :mod:`refusals`).
+    Editions not in ``judged`` are still on watch for a mass refusal: what their refusals do
+    to readers waits until their first results are judged (see :mod:`refusals`). A failure
+    after giving up on 4xx replies is no refusal: its point is given at once.
     """
     if not outcomes:
         return Recorded(0)
@@ -123,17 +137,14 @@ def record_outcomes(
     now = outcomes[0].at
     batch = Counter(o.edition_id for o in kept)
     watched = {o.edition_id for o in kept if o.edition_id not in judged and _refused(o)}
-    verdict = refusals.judge_first_results(session, {e: batch[e] for e in watched}, now)
-    settled = {*judged, *verdict.judged}
-    refusals.suppress_subscribers(
-        session,
-        [
-            o.suppress_subscriber
-            for o in kept
-            if o.suppress_subscriber is not None and o.edition_id in settled
-        ],
-        now,
-    )
+    verdict = refusals.judge_first_results(session, {e: batch[e] for e in watched}, score, now)
+    # Editions judged just now had all their refusals settled by the judging.
+    bounces = {
+        o.delivery_id: o.bounce
+        for o in kept
+        if o.bounce is not None and (o.edition_id in judged or not _refused(o))
+    }
+    refusals.score_bounces(session, bounces, score, now)
     return Recorded(written, dropped, verdict.paused, frozenset(verdict.judged))
 
 
