@@ -19,6 +19,8 @@ older edition's 5.7.1 (30 days ago) is outside the window.
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select
+
 from tests.builders import newsletter
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -28,10 +30,15 @@ from tidings.db.models import (
     Edition,
     EditionKind,
     EditionStatus,
+    HistoryKind,
     InboundMeaning,
     InboundMessage,
     Subscriber,
+    SubscriberEvent,
+    Suppression,
+    SuppressionReason,
 )
+from tidings.feedback.history import record, suppressed_detail
 
 POST, MAIL, OTHER = "post.example.ge", "mail.example.com", "other.example.org"
 SPAMHAUS = "Service unavailable; Client host [203.0.113.9] blocked using Spamhaus"
@@ -160,3 +167,30 @@ def seed(db: Database) -> Seeded:
         seeded.deliveries["erased"] = erased.id
         session.commit()
     return seeded
+
+
+def suppressed_with_history(db: Database, seeded: Seeded, name: str) -> int:
+    """The reader ``name`` suppressed for a hard bounce, as the inbound path leaves it: the
+    suppression and its history event (whose id is returned), plus an older bounce point."""
+    email = f"{name}@{OTHER}"
+    now = datetime.now(UTC)
+    with db.session() as session:
+        subscriber_id = seeded.subscribers[name]
+        record(session, subscriber_id, HistoryKind.bounce_point, "452 4.2.2 Mailbox full",
+               now - timedelta(days=2))  # fmt: skip
+        session.add(
+            Suppression(
+                email=email, reason=SuppressionReason.hard_bounce, detail="550 5.1.1 No such user"
+            )
+        )
+        detail = suppressed_detail(SuppressionReason.hard_bounce, "550 5.1.1 No such user")
+        record(session, subscriber_id, HistoryKind.suppressed, detail, now)
+        session.commit()
+        return int(
+            session.scalar(
+                select(func.max(SubscriberEvent.id)).where(
+                    SubscriberEvent.subscriber_id == subscriber_id
+                )
+            )
+            or 0
+        )

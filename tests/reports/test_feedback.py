@@ -12,6 +12,7 @@ from tidings.mail.status import BounceKind
 from tidings.reports.feedback import (
     FeedbackSummary,
     edition_bounces,
+    edition_feedback,
     edition_feedback_summary,
     recent_inbound,
 )
@@ -66,6 +67,9 @@ def test_each_row_says_what_was_refused_or_came_back(db: Database, seeded: Seede
 
 
 def test_the_summary_counts_each_delivery_once(db: Database, seeded: Seeded) -> None:
+    whole = edition_feedback(db, seeded.edition_id, 0, 2)
+    assert whole.subject == "Panjikidze meets envoys" and len(whole.page.rows) == 2
+    assert whole.summary == edition_feedback_summary(db, seeded.edition_id)
     assert edition_feedback_summary(db, seeded.edition_id) == FeedbackSummary(
         total=9, refused=5, bounced=3, complained=1
     )
@@ -74,6 +78,8 @@ def test_the_summary_counts_each_delivery_once(db: Database, seeded: Seeded) -> 
         edition_feedback_summary(db, 999_999)
     with pytest.raises(NotFound):
         edition_bounces(db, 999_999, 0, 10)
+    with pytest.raises(NotFound):
+        edition_feedback(db, 999_999, 0, 10)
 
 
 def test_a_page_shows_at_most_five_messages_per_delivery_the_newest(
@@ -118,11 +124,12 @@ def test_the_window_counts_older_refusals_only_when_wide_enough(
 def test_no_mail_no_figures(db: Database) -> None:
     health = sender_health(db)
     assert (health.domains, health.sent, health.refused, health.bounced) == ([], 0, 0, 0)
-    assert recent_inbound(db) == []
+    assert recent_inbound(db, 20) == [] and health.recent == []
 
 
 def test_recent_inbound_newest_first(db: Database, seeded: Seeded) -> None:
     recent = recent_inbound(db, limit=3)
+    assert sender_health(db, recent=3).recent == recent
     assert [r.meaning for r in recent] == [
         InboundMeaning.ignored,
         InboundMeaning.policy,

@@ -103,22 +103,38 @@ def _edition_exists(session: Session, edition_id: int) -> None:
 
 
 def edition_feedback_summary(db: Database, edition_id: int) -> FeedbackSummary:
-    """The counts of :class:`FeedbackSummary` for one edition (one query)."""
+    """The counts of :class:`FeedbackSummary` for one edition (the console's edition page
+    links to the list with them); :class:`NotFound` for no such edition."""
     with db.session() as session:
         _edition_exists(session, edition_id)
+        return _summary(session, edition_id)
 
-        def count_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
-            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-        row = session.execute(
-            select(
-                func.count(),
-                count_of(Delivery.state == DeliveryState.failed),
-                count_of(Delivery.feedback == DeliveryFeedback.bounced),
-                count_of(Delivery.feedback == DeliveryFeedback.complained),
-            ).where(_troubled(edition_id))
-        ).one()
-        return FeedbackSummary(*(int(n) for n in row))
+def _summary(session: Session, edition_id: int) -> FeedbackSummary:
+    """One query."""
+
+    def count_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    row = session.execute(
+        select(
+            func.count(),
+            count_of(Delivery.state == DeliveryState.failed),
+            count_of(Delivery.feedback == DeliveryFeedback.bounced),
+            count_of(Delivery.feedback == DeliveryFeedback.complained),
+        ).where(_troubled(edition_id))
+    ).one()
+    return FeedbackSummary(*(int(n) for n in row))
+
+
+@dataclass(frozen=True)
+class EditionFeedback:
+    """An edition's bounce page: what it is, its counts, and one page of its rows."""
+
+    edition_id: int
+    subject: str | None
+    summary: FeedbackSummary
+    page: KeysetPage[EditionBounce]
 
 
 def edition_bounces(
@@ -129,26 +145,42 @@ def edition_bounces(
     names them), each with what came back about it; :class:`NotFound` for no such edition."""
     with db.session() as session:
         _edition_exists(session, edition_id)
-        query = (
-            select(
-                Delivery.id,
-                Delivery.subscriber_id,
-                Subscriber.email,
-                Delivery.state,
-                Delivery.feedback,
-                Delivery.last_reply_code,
-                Delivery.last_reply,
-                Delivery.last_attempt_at,
-            )
-            .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(_troubled(edition_id))
+        return _page(session, edition_id, after, size)
+
+
+def edition_feedback(db: Database, edition_id: int, after: int, size: int) -> EditionFeedback:
+    """:func:`edition_bounces` with the edition's subject and counts, in one session."""
+    with db.session() as session:
+        edition = session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"no edition {edition_id}")
+        return EditionFeedback(
+            edition_id,
+            edition.subject,
+            _summary(session, edition_id),
+            _page(session, edition_id, after, size),
         )
-        page = keyset_page(session, query, Delivery.id, after, size)
-        came_back = _came_back(session, [row.id for row in page.rows])
-        rows = [
-            EditionBounce(*row, came_back=tuple(came_back.get(row.id, ()))) for row in page.rows
-        ]
-        return KeysetPage(rows, page.next_after)
+
+
+def _page(session: Session, edition_id: int, after: int, size: int) -> KeysetPage[EditionBounce]:
+    query = (
+        select(
+            Delivery.id,
+            Delivery.subscriber_id,
+            Subscriber.email,
+            Delivery.state,
+            Delivery.feedback,
+            Delivery.last_reply_code,
+            Delivery.last_reply,
+            Delivery.last_attempt_at,
+        )
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(_troubled(edition_id))
+    )
+    page = keyset_page(session, query, Delivery.id, after, size)
+    came_back = _came_back(session, [row.id for row in page.rows])
+    rows = [EditionBounce(*row, came_back=tuple(came_back.get(row.id, ()))) for row in page.rows]
+    return KeysetPage(rows, page.next_after)
 
 
 def _came_back(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[CameBack]]:
@@ -197,7 +229,7 @@ class InboundSeen(CameBack):
     delivery_id: int | None
 
 
-def recent_inbound(db: Database, limit: int = 20) -> list[InboundSeen]:
+def recent_inbound(db: Database, limit: int) -> list[InboundSeen]:
     """The newest inbound messages of any meaning, newest first (what the inbound path has
     been seeing, ignored ones included)."""
     with db.session() as session:

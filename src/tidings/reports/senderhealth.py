@@ -16,6 +16,7 @@ from tidings.db.models import Delivery, DeliveryState, InboundMeaning, InboundMe
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput
 from tidings.mail.status import BounceKind, classify
+from tidings.reports.feedback import InboundSeen, recent_inbound
 
 DAYS_MAX = 90
 #: The panel lists this many domains at most, the worst first.
@@ -65,8 +66,10 @@ class SenderHealth:
     sent: int
     refused: int
     bounced: int
+    #: The newest inbound messages of any meaning (what the inbound path has been seeing).
+    recent: list[InboundSeen] = field(default_factory=list)
     #: True when more domains or reply groups existed than were read.
-    partial: bool = field(default=False)
+    partial: bool = False
 
 
 def _domain_of(email: InstrumentedAttribute[str]) -> ColumnElement[str]:
@@ -142,9 +145,9 @@ def _sent(session: Session, since: datetime, domains: list[str]) -> tuple[dict[s
     return {name: n for name, n in per_domain}, total
 
 
-def sender_health(db: Database, days: int = 7) -> SenderHealth:
+def sender_health(db: Database, days: int = 7, recent: int = 20) -> SenderHealth:
     """The figures of the last ``days`` days (1 to ``DAYS_MAX``): a handful of grouped
-    queries, whatever the number of deliveries."""
+    queries, whatever the number of deliveries; and the ``recent`` newest inbound messages."""
     if not 1 <= days <= DAYS_MAX:
         raise InvalidInput(f"days must be between 1 and {DAYS_MAX}")
     since = utcnow() - timedelta(days=days)
@@ -172,5 +175,6 @@ def sender_health(db: Database, days: int = 7) -> SenderHealth:
         sent=sent_total,
         refused=refused.total(),
         bounced=bounced.total(),
+        recent=recent_inbound(db, recent),
         partial=cut_refusals or cut_bounces or len(worst) > DOMAINS_MAX,
     )

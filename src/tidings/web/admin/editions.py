@@ -18,6 +18,7 @@ from tidings.compose.select import article_choices
 from tidings.compose.sendtime import schedule_at
 from tidings.compose.service import OneOff
 from tidings.errors import InvalidInput
+from tidings.reports.feedback import edition_feedback_summary
 from tidings.reports.progress import EditionProgress, edition_progress, list_editions
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
@@ -209,7 +210,13 @@ def edition_page(
 ) -> HTMLResponse:
     progress = edition_progress(context.db, edition_id)
     return console_page(
-        request, context, account, "edition.html", e=progress, live=_progress_json(progress)
+        request,
+        context,
+        account,
+        "edition.html",
+        e=progress,
+        live=_progress_json(progress),
+        feedback=edition_feedback_summary(context.db, edition_id),
     )
 
 

@@ -19,6 +19,7 @@ from tidings.audience.suppressions import suppress, suppressions, unsuppress
 from tidings.catalog.newsletters import newsletter_names
 from tidings.db.models import SubscriptionStatus
 from tidings.errors import InvalidInput, NotFound
+from tidings.feedback.history import history_of
 from tidings.mail.addresses import AttributeLimits
 from tidings.web.admin.session import Admin, Context, Viewer, console_page, see_other
 from tidings.web.admin.uploads import Uploads
@@ -241,7 +242,10 @@ def subscriber_detail(
             title="Not found",
             message="No such subscriber (erased or deleted?).",
         )
-    return console_page(request, context, account, "subscriber.html", record=record)
+    history = history_of(context.db, subscriber_id)
+    return console_page(
+        request, context, account, "subscriber.html", record=record, history=history
+    )
 
 
 @router.post("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
