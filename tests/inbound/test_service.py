@@ -158,6 +158,19 @@ def test_a_message_id_naming_someone_else_is_not_trusted(db: Database, settings:
     assert suppressed(db) == {}
 
 
+def test_a_message_id_alone_names_nobody(db: Database, settings: Settings) -> None:
+    """A report quoting only a Message-ID and naming no recipient: Message-IDs follow a
+    pattern a reader of the same edition can see, so it is not trusted."""
+    nino, *_ = readers(db, settings)
+    raw = sample("yahoo_arf", **_about(nino, RECIPIENT=f"abuse@{DOMAIN}"))
+    raw = raw.replace(nino.return_path.encode(), b"someone@elsewhere.example")
+    raw = raw.replace(nino.unsubscribe.encode(), b"unsubscribe@elsewhere.example")
+    raw = raw.replace(nino.email.encode(), b"")
+    handled = handle_message(db, settings, raw, f"abuse@{DOMAIN}", "imap")
+    assert handled.meaning == InboundMeaning.ignored
+    assert suppressed(db) == {}
+
+
 def test_forged_and_altered_return_paths_change_nothing(db: Database, settings: Settings) -> None:
     nino, giorgi, *_ = readers(db, settings)
     other_key = tagged_address("another-secret-key-of-32-characters!", Role.bounce, 1, DOMAIN)

@@ -5,7 +5,8 @@ Only a signed address (:mod:`tidings.mail.returnpath`) names anyone by itself: i
 protection, so a forged or altered one names nobody. A complaint report that reached an
 unsigned address may name our delivery by what it quotes: the returned message's signed return
 path or List-Unsubscribe address first, then its Message-ID, which is accepted only when the
-recipient the report gives (if any) is that delivery's reader.
+recipient the report gives is that delivery's reader (a report that names no recipient is not
+trusted on its Message-ID alone).
 """
 
 import re
@@ -137,6 +138,8 @@ def of_returned(session: Session, secret: str, domain: str | None, parsed: Parse
         (returned and returned.to) or None,
     ]
     named = {address.lower() for address in said if address and "@" in address}
-    if named and target.email.lower() not in named:
-        return None  # the report names someone else: not trusted on its Message-ID alone
+    if target.email.lower() not in named:
+        # Not trusted on its Message-ID alone: Message-IDs follow a pattern a reader of the
+        # same edition can see, so the report must also name this very reader.
+        return None
     return target
