@@ -172,6 +172,13 @@ def test_the_database_away_is_exit_75(settings: Settings) -> None:
     assert done.stderr.startswith("error: the database cannot be reached")
 
 
+def test_a_bad_setting_is_exit_75_too(settings: Settings) -> None:
+    """A setting gone wrong must not bounce the message for good: the MTA keeps it."""
+    done = _receive(settings, sample("postfix_511"), TIDINGS_DATABASE_URL="mysql://x")
+    assert done.returncode == 75, done
+    assert "TIDINGS_DATABASE_URL" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_message_over_the_limit_is_ignored(db: Database, settings: Settings) -> None:
     huge = sample("please_unsubscribe") + b"x" * (200 * 1024)
     done = _receive(settings, huge, TIDINGS_INBOUND_MAX_BYTES=str(64 * 1024))

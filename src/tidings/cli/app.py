@@ -36,7 +36,14 @@ def _root(ctx: typer.Context) -> None:
 
     Configure it with TIDINGS_* environment variables (see the README).
     """
-    context = make_context()
+    try:
+        context = make_context()
+    except typer.Exit as exit_:
+        # A mail transport pipes bounces to `inbound receive`: a setting gone wrong must keep
+        # the message queued (EX_TEMPFAIL), not bounce it for good.
+        if ctx.invoked_subcommand == "inbound":
+            raise typer.Exit(code=inbound.EX_TEMPFAIL) from None
+        raise exit_
     ctx.obj = context
     ctx.call_on_close(context.close)
 
@@ -58,6 +65,7 @@ app.command(name="scheduler")(processes.scheduler)
 app.command(name="serve")(processes.serve)
 app.command(name="run")(processes.run)
 app.command(name="demo")(demo.demo)
+inbound.app.command(name="serve")(processes.inbound_serve)
 
 
 def main() -> None:
