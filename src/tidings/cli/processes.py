@@ -1,4 +1,5 @@
-"""Long-running commands: ``serve`` (web), ``scheduler``, and ``run`` (all in one process)."""
+"""Long-running commands: ``serve`` (web), ``scheduler``, ``inbound serve`` (the SMTP/LMTP
+listener for mail that comes back), and ``run`` (all in one process)."""
 
 import asyncio
 import logging
@@ -10,6 +11,8 @@ import uvicorn
 
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.deliver.runner import run_worker
+from tidings.inbound.server import DEFAULT_PORT as INBOUND_PORT
+from tidings.inbound.server import serve_inbound
 from tidings.mail.links import TOKEN_PATH_PREFIXES
 from tidings.mail.transport import check_links
 from tidings.schedule.scheduler import TidingsScheduler
@@ -76,12 +79,16 @@ def serve(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
     _server(cli_context(ctx), host, port).run()
 
 
-async def _scheduler(context: CliContext) -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await TidingsScheduler(context.database(), context.settings).run(stop)
+    return stop
+
+
+async def _scheduler(context: CliContext) -> None:
+    await TidingsScheduler(context.database(), context.settings).run(_stop_on_signals())
 
 
 @friendly
@@ -93,6 +100,46 @@ def scheduler(ctx: typer.Context) -> None:
     """
     _logging()
     asyncio.run(_scheduler(cli_context(ctx)))
+
+
+INBOUND_HOST_OPTION = typer.Option(
+    None, "--host", help="Address to listen on [default: TIDINGS_INBOUND_HOST]."
+)
+INBOUND_PORT_OPTION = typer.Option(
+    None,
+    "--port",
+    min=1,
+    max=65535,
+    help=f"Port to listen on [default: TIDINGS_INBOUND_PORT, else {INBOUND_PORT}].",
+)
+
+
+async def _inbound(context: CliContext, host: str, port: int) -> None:
+    await serve_inbound(context.database(), context.settings, host, port, _stop_on_signals())
+
+
+@friendly
+def inbound_serve(
+    ctx: typer.Context,
+    host: str | None = INBOUND_HOST_OPTION,
+    port: int | None = INBOUND_PORT_OPTION,
+) -> None:
+    """Take bounces, complaints and mailto unsubscribes over SMTP or LMTP (the client's
+    greeting decides: LHLO is LMTP).
+
+    Only the signed return-path and unsubscribe addresses are taken (550 for any other);
+    250 means stored, 451 asks the sender to try again (the database is away).
+    Example (Postfix transport: bounces.example.org lmtp:inet:127.0.0.1:2526):
+    tidings inbound serve --port 2526
+    """
+    context = cli_context(ctx)
+    settings = context.settings
+    _logging()
+    asyncio.run(
+        _inbound(
+            context, host or settings.inbound_host, port or settings.inbound_port or INBOUND_PORT
+        )
+    )
 
 
 async def supervise(
@@ -122,8 +169,9 @@ async def supervise(
 
 
 async def run_all(context: CliContext, host: str, port: int) -> None:
-    """Web, scheduler and worker in one loop, each supervised on its own; the worker brings
-    up the built-in catcher when no SMTP URL is set."""
+    """Web, scheduler and worker in one loop, each supervised on its own, and the inbound
+    listener when TIDINGS_INBOUND_PORT is set; the worker brings up the built-in catcher
+    when no SMTP URL is set."""
     stop = asyncio.Event()
     server = _server(context, host, port)
     database = context.database()
@@ -136,17 +184,31 @@ async def run_all(context: CliContext, host: str, port: int) -> None:
     schedule = asyncio.create_task(
         supervise("the scheduler", lambda: TidingsScheduler(database, settings).run(stop), stop)
     )
+    parts = [worker, schedule]
+    inbound_port = settings.inbound_port
+    if inbound_port is not None:
+        listen = settings.inbound_host
+        parts.append(
+            asyncio.create_task(
+                supervise(
+                    "the inbound listener",
+                    lambda: serve_inbound(database, settings, listen, inbound_port, stop),
+                    stop,
+                )
+            )
+        )
     try:
         await server.serve()  # returns on SIGINT/SIGTERM
     finally:
         stop.set()
-        await asyncio.gather(worker, schedule)
+        await asyncio.gather(*parts)
 
 
 @friendly
 def run(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
     """Run web, scheduler and worker in one process: the small-install default.
 
+    With TIDINGS_INBOUND_PORT set, the inbound SMTP/LMTP listener runs in it too.
     With TIDINGS_SMTP_URL empty, mail goes to the built-in catcher; read it at /mailbox.
     Example: tidings run
     """

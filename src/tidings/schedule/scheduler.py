@@ -4,7 +4,8 @@
 - feed polling on an interval;
 - upkeep: start the scheduled drafts whose time has come, then the ledger's upkeep (the
   service the workers run too, :mod:`tidings.deliver.upkeep`);
-- a job that rebuilds the cron jobs when newsletters change.
+- a job that rebuilds the cron jobs when newsletters change;
+- with TIDINGS_BOUNCE_IMAP_URL set, polling that mailbox for the mail that comes back.
 A second scheduler waits as a hot standby until the advisory lock is free.
 """
 
@@ -22,6 +23,8 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.types import utcnow
 from tidings.deliver.upkeep import run_upkeep
+from tidings.errors import ConfigError
+from tidings.inbound.imap import poll_mailbox
 from tidings.ingest.service import poll_sources
 from tidings.schedule.lock import SchedulerLock
 from tidings.schedule.slots import newsletter_trigger, serve_due_slots
@@ -77,6 +80,14 @@ class TidingsScheduler:
 
     async def _poll(self) -> None:
         await asyncio.to_thread(poll_sources, self.db, self.settings, cancel=self._stop_polls)
+
+    async def _poll_bounces(self) -> None:
+        """One poll of the bounce mailbox; a mailbox that cannot be reached is one line in
+        the log (no trace), and the next interval tries again."""
+        try:
+            await asyncio.to_thread(poll_mailbox, self.db, self.settings)
+        except (ConnectionError, ConfigError) as exc:
+            log.warning("the bounce mailbox was not polled: %s", exc)
 
     async def _upkeep(self) -> None:
         await asyncio.to_thread(ledger_upkeep, self.db, self.settings)
@@ -153,6 +164,16 @@ class TidingsScheduler:
             max_instances=1,
             coalesce=True,
         )
+        if self.settings.bounce_imap_url is not None:
+            self.scheduler.add_job(
+                self._poll_bounces,
+                "interval",
+                minutes=self.settings.bounce_imap_interval_minutes,
+                id="bounce-mailbox",
+                next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+            )
         self.scheduler.add_job(
             self.refresh_jobs,
             "interval",
