@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_CLUSTER_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: demo test lint typecheck pytest postgres chromium bench clean
+.PHONY: demo test lint typecheck pytest postgres chromium dovecot bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing; the browser tests will be skipped (or fail with CI=true)"; fi; }
 
+# The IMAP tests start a private dovecot of their own (tests/dovecot.py); install Debian's
+# dovecot-imapd when missing and we may (root, apt available). Its system service is not needed.
+dovecot:
+	@test -x /usr/sbin/dovecot || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing dovecot-imapd from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
+	  else echo "dovecot is missing; the IMAP tests will be skipped (or fail with CI=true)"; fi; }
+
 demo: $(STAMP)
 	$(BIN)/tidings demo
 
@@ -41,7 +50,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) postgres chromium
+pytest: $(STAMP) postgres chromium dovecot
 	$(BIN)/pytest
 
 test: lint typecheck pytest
