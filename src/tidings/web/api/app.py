@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from tidings import __version__
-from tidings.web.api import dkim, editions, errors, newsletters, subscribers
+from tidings.web.api import dkim, editions, errors, feedback, newsletters, subscribers
 from tidings.web.api.auth import TokenFirst
 from tidings.web.deps import WebContext
 
@@ -28,4 +28,5 @@ def create_api(context: WebContext) -> FastAPI:
     api.include_router(subscribers.router)
     api.include_router(editions.router)
     api.include_router(dkim.router)
+    api.include_router(feedback.router)
     return api
