@@ -7,7 +7,9 @@ from tidings.db.models import DkimAlgorithm
 from tidings.mail.dkim.published import key_report
 from tidings.mail.dkim.store import add_key, remove_named_key
 
-app = typer.Typer(help="DKIM keys: make, list (with their DNS state), remove.", no_args_is_help=True)
+app = typer.Typer(
+    help="DKIM keys: make, list (with their DNS state), remove.", no_args_is_help=True
+)
 
 
 @app.command("keygen")
@@ -16,7 +18,9 @@ def keygen(
     ctx: typer.Context,
     domain: str = typer.Argument(help="The From domain to sign for, e.g. example.org."),
     selector: str | None = typer.Option(
-        None, "--selector", help="The selector (default: t and this year and month, t202611)."
+        None,
+        "--selector",
+        help="The selector (default: this year and month, t202611 for rsa, e202611 for ed25519).",
     ),
     algorithm: DkimAlgorithm = typer.Option(
         DkimAlgorithm.rsa, "--algorithm", help="rsa (2048 bits) or ed25519."

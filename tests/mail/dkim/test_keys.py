@@ -153,6 +153,8 @@ def test_the_default_selector_names_the_month(db: Database, settings: Settings) 
     key = add_key(db, settings, "example.org")
     assert len(key.selector) == 7 and key.selector.startswith("t20")
     assert key.selector == f"t{key.created_at:%Y%m}"
+    ed = add_key(db, settings, "example.org", algorithm=DkimAlgorithm.ed25519)
+    assert ed.selector == f"e{key.created_at:%Y%m}"
 
 
 def test_the_signer_takes_the_newest_key_of_each_algorithm(

@@ -54,10 +54,12 @@ def valid_selector(raw: str) -> str:
     return selector
 
 
-def default_selector(now: datetime) -> str:
-    """A selector named after the month the key was made (``t202611``), so a rotation's new
-    key gets a new name by itself."""
-    return f"t{now:%Y%m}"
+def default_selector(now: datetime, algorithm: DkimAlgorithm = DkimAlgorithm.rsa) -> str:
+    """A selector named after the month the key was made, ``t202611`` for RSA and
+    ``e202611`` for Ed25519: a rotation's new key gets a new name by itself, and a domain's
+    two kinds of key made the same month do not collide."""
+    prefix = "e" if algorithm == DkimAlgorithm.ed25519 else "t"
+    return f"{prefix}{now:%Y%m}"
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ def add_key(
     It signs from now on (the newest of its algorithm): publish its record at once."""
     now = utcnow()
     domain = valid_domain(domain)
-    selector = valid_selector(selector or default_selector(now))
+    selector = valid_selector(selector or default_selector(now, algorithm))
     pair = generate(algorithm)
     with db.session() as session:
         added = session.execute(
