@@ -160,3 +160,18 @@ def test_the_url_is_read_with_its_percent_encoding() -> None:
         with pytest.raises(ConfigError):
             parse_imap_url(bad)
     assert PASSWORD  # the fixture's password needs encoding: the tests above decode it
+
+
+def test_a_poll_takes_at_most_its_limit_and_the_next_goes_on(
+    db: Database, settings: Settings, imap: Dovecot
+) -> None:
+    ana, ben, cleo = sent_edition(db, settings, readers=3)
+    for sent in (ana, ben, cleo):
+        imap.append(dsn(sent.return_path, sent.email))
+    polling = _polling(settings, imap)
+    first = poll_mailbox(db, polling, ca_file=imap.ca_file, limit=2)
+    assert len(first.handled) == 2 and len(imap.messages("INBOX")) == 1
+    second = poll_mailbox(db, polling, ca_file=imap.ca_file, limit=2)
+    assert len(second.handled) == 1 and imap.messages("INBOX") == []
+    assert suppressed(db) == {ana.email, ben.email, cleo.email}
+    assert len(imap.messages(DONE)) == 3

@@ -172,8 +172,10 @@ class _Session:
                 self._too_large(uid, size, flags)
                 continue
             raw = self._body(uid)
-            if raw is None or len(raw) > self.settings.inbound_max_bytes:
-                self._too_large(uid, len(raw or b""), flags)
+            if raw is None:  # expunged meanwhile by another client
+                continue
+            if len(raw) > self.settings.inbound_max_bytes:
+                self._too_large(uid, len(raw), flags)
                 continue
             if not self._handle(uid, raw):
                 return False
