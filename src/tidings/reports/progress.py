@@ -1,4 +1,5 @@
-"""How editions are going: counts per delivery state, rate and ETA."""
+"""How editions are going: counts per delivery state, what came back (bounced, complained),
+rate and ETA."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,14 @@ from sqlalchemy.orm import Session
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.clauses import KeysetPage, keyset_page
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus, Newsletter
+from tidings.db.models import (
+    Delivery,
+    DeliveryFeedback,
+    DeliveryState,
+    Edition,
+    EditionStatus,
+    Newsletter,
+)
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import OPEN_STATES
 from tidings.errors import NotFound
@@ -33,6 +41,9 @@ class EditionProgress:
     created_at: datetime
     counts: dict[DeliveryState, int]
     per_second: float
+    #: Deliveries the relay took that came back later: as a bounce, or as a complaint.
+    bounced: int = 0
+    complained: int = 0
 
     @property
     def total(self) -> int:
@@ -86,13 +97,33 @@ def _live_figures(
     return counts, recent
 
 
+def _feedback_counts(
+    session: Session, edition_ids: Sequence[int]
+) -> dict[int, dict[DeliveryFeedback, int]]:
+    """What came back about several editions' deliveries, per edition: one grouped query.
+    Counted live even for editions that are over, since bounces and complaints come back
+    days after the last delivery was sent."""
+    found: dict[int, dict[DeliveryFeedback, int]] = {edition_id: {} for edition_id in edition_ids}
+    if not edition_ids:
+        return found
+    for edition_id, feedback, n in session.execute(
+        select(Delivery.edition_id, Delivery.feedback, func.count())
+        .where(Delivery.edition_id.in_(edition_ids), Delivery.feedback.is_not(None))
+        .group_by(Delivery.edition_id, Delivery.feedback)
+    ):
+        found[edition_id][feedback] = n
+    return found
+
+
 def _progress_of(
     session: Session, rows: Sequence[tuple[Edition, str]], now: datetime
 ) -> list[EditionProgress]:
     """The progress of each (edition, newsletter slug), in order. An edition that is over had
-    its counts stored when it ended; the others are counted together (two queries)."""
+    its counts stored when it ended; the others are counted together (two queries); what came
+    back is counted for all of them (one more)."""
     live = [edition.id for edition, _ in rows if edition.final_counts is None]
     counts, recent = _live_figures(session, live, now - RATE_WINDOW)
+    came_back = _feedback_counts(session, [edition.id for edition, _ in rows])
     found = []
     for edition, slug in rows:
         if edition.final_counts is not None:
@@ -113,6 +144,8 @@ def _progress_of(
                 created_at=edition.created_at,
                 counts=edition_counts,
                 per_second=recent.get(edition.id, 0) / RATE_WINDOW.total_seconds(),
+                bounced=came_back[edition.id].get(DeliveryFeedback.bounced, 0),
+                complained=came_back[edition.id].get(DeliveryFeedback.complained, 0),
             )
         )
     return found
@@ -147,8 +180,9 @@ def edition_page(
     db: Database, slug: str | None, after: int, size: int
 ) -> KeysetPage[EditionProgress]:
     """One page of editions in id order after ``after`` (of the newsletter ``slug``, or of
-    all; an unknown slug gives an empty page), each with its progress: at most three queries
-    for the whole page (the page, and the live editions' counts and recent sends)."""
+    all; an unknown slug gives an empty page), each with its progress: at most four queries
+    for the whole page (the page, the live editions' counts and recent sends, and what came
+    back)."""
     with db.session() as session:
         query = select(Edition.id, Edition, Newsletter.slug).join(
             Newsletter, Newsletter.id == Edition.newsletter_id
