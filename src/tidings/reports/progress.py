@@ -111,7 +111,8 @@ def _feedback_counts(
         .where(Delivery.edition_id.in_(edition_ids), Delivery.feedback.is_not(None))
         .group_by(Delivery.edition_id, Delivery.feedback)
     ):
-        found[edition_id][feedback] = n
+        if feedback is not None:  # never: the query asks for marked deliveries only
+            found[edition_id][feedback] = n
     return found
 
 
