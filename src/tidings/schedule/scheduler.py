@@ -3,7 +3,8 @@
 - one cron job per newsletter, in its time zone: serve its due slot;
 - feed polling on an interval;
 - upkeep: start the scheduled drafts whose time has come, then the ledger's upkeep (the
-  service the workers run too, :mod:`tidings.deliver.upkeep`);
+  service the workers run too, :mod:`tidings.deliver.upkeep`), then inbound messages past
+  their retention period are deleted;
 - a job that rebuilds the cron jobs when newsletters change;
 - with TIDINGS_BOUNCE_IMAP_URL set, polling that mailbox for the mail that comes back.
 A second scheduler waits as a hot standby until the advisory lock is free.
@@ -25,6 +26,7 @@ from tidings.db.types import utcnow
 from tidings.deliver.upkeep import run_upkeep
 from tidings.errors import ConfigError
 from tidings.inbound.imap import poll_mailbox
+from tidings.inbound.service import purge_old
 from tidings.ingest.service import poll_sources
 from tidings.schedule.lock import SchedulerLock
 from tidings.schedule.slots import newsletter_trigger, serve_due_slots
@@ -44,11 +46,17 @@ def _ledger(db: Database, settings: Settings, now: datetime) -> list[str]:
     return list(run_upkeep(db, settings.at_most_once, now).failed)
 
 
+def _purge_inbound(db: Database, settings: Settings, now: datetime) -> list[str]:
+    purge_old(db, settings, now)  # an indexed look at the oldest rows: cheap when none are due
+    return []
+
+
 #: The upkeep's services, in order; each runs on its own, so one failing never stops the
 #: other (the ledger's upkeep also runs its own steps each on its own, and names them).
 UPKEEP_STEPS: tuple[tuple[str, Callable[[Database, Settings, datetime], list[str]]], ...] = (
     ("start scheduled drafts", _start_drafts),
     ("ledger upkeep", _ledger),
+    ("purge old inbound messages", _purge_inbound),
 )
 
 
