@@ -3,12 +3,12 @@ sent to its signed return path, is read by the inbound parser and its address ve
 this secret key and bounce domain; and the bounce domain must have an MX, or no bounce
 reaches Tidings at all. Nothing is stored: the doctor changes no data."""
 
-import dns.exception
 import dns.resolver
 
 from tidings.doctor.findings import Finding, fail, ok, warn
 from tidings.doctor.senders import SenderDomain
 from tidings.inbound.parse import Kind, parse_message
+from tidings.mail.dnsquery import LookupFailed, records
 from tidings.mail.returnpath import Role, read_address, tagged_address
 
 #: A delivery id no database reaches (19 digits, the most a return path carries).
@@ -56,12 +56,10 @@ def check_mx(found: dns.resolver.Resolver, domain: str) -> Finding:
     check = f"inbound MX {domain}"
     try:
         exchanges = sorted(
-            (rdata.preference, rdata.exchange.to_text().rstrip("."))
-            for rdata in found.resolve(domain, "MX")
+            (int(preference), host.rstrip("."))
+            for preference, host in (mx.split() for mx in records(found, domain, "MX"))
         )
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        exchanges = []
-    except dns.exception.DNSException as exc:
+    except LookupFailed as exc:
         return warn(check, f"DNS did not answer: {exc}", "try again; check the name servers")
     if not exchanges:
         return fail(

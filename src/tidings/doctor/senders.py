@@ -4,7 +4,6 @@ go out with) and whether SPF lets the relay send for them."""
 import ipaddress
 from dataclasses import dataclass
 
-import dns.exception
 import dns.resolver
 
 from tidings.catalog.newsletters import list_newsletters
@@ -13,6 +12,7 @@ from tidings.db.engine import Database
 from tidings.doctor.findings import Finding, fail, ok, warn
 from tidings.doctor.spf import IPAddress, Verdict, check_host
 from tidings.mail.addresses import parse_mailbox
+from tidings.mail.dnsquery import LookupFailed, records
 from tidings.mail.returnpath import bounce_domain
 
 
@@ -47,8 +47,8 @@ def relay_addresses(found: dns.resolver.Resolver, host: str) -> list[IPAddress]:
     addresses: list[IPAddress] = []
     for kind in ("A", "AAAA"):
         try:
-            addresses += [ipaddress.ip_address(r.to_text()) for r in found.resolve(host, kind)]
-        except dns.exception.DNSException:
+            addresses += [ipaddress.ip_address(text) for text in records(found, host, kind)]
+        except LookupFailed:
             continue
     return addresses
 

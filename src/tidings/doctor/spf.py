@@ -8,10 +8,9 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-import dns.exception
 import dns.resolver
 
-from tidings.mail.dnsquery import LookupFailed, txt_records
+from tidings.mail.dnsquery import LookupFailed, records, txt_records
 
 #: RFC 7208, 4.6.4: mechanisms and modifiers that query DNS, in all.
 MAX_LOOKUPS = 10
@@ -86,11 +85,9 @@ class _Evaluation:
 
     def _resolve(self, name: str, kind: str) -> list[str]:
         try:
-            return [rdata.to_text() for rdata in self.found.resolve(name, kind)]
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return []
-        except dns.exception.DNSException as exc:
-            raise _Stop(Verdict.temperror, f"{name} {kind}: {exc}") from exc
+            return records(self.found, name, kind)
+        except LookupFailed as exc:
+            raise _Stop(Verdict.temperror, str(exc)) from exc
 
     def _in_hosts(self, names: list[str], cidr4: str | None, cidr6: str | None) -> bool:
         kind = "A" if self.address.version == 4 else "AAAA"

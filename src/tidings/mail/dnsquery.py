@@ -30,6 +30,18 @@ class LookupFailed(Exception):
     """The name servers did not answer (timeout, SERVFAIL): not the same as "no record"."""
 
 
+def records(found: dns.resolver.Resolver, name: str, kind: str) -> list[str]:
+    """The records of ``kind`` at ``name`` as text ("10 mx.example.org." for MX); [] when the
+    name or the record does not exist; :class:`LookupFailed` when DNS does not answer."""
+    try:
+        answer = found.resolve(name, kind)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        return []
+    except dns.exception.DNSException as exc:
+        raise LookupFailed(f"{name} {kind}: {exc}") from exc
+    return [rdata.to_text() for rdata in answer]
+
+
 def txt_records(found: dns.resolver.Resolver, name: str) -> list[str]:
     """The TXT records of ``name``, each one string (its quoted pieces joined); [] when the
     name or the record does not exist; :class:`LookupFailed` when DNS does not answer."""
