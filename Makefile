@@ -57,6 +57,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP) postgres
 	$(BIN)/python bench/personalise.py
+	$(BIN)/python bench/dkim_sign.py
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/smtp_throughput.py
 	$(BIN)/python bench/subscriber_pages.py

@@ -6,11 +6,14 @@ from datetime import UTC, datetime
 
 import dkim
 import pytest
+from dkim.canonicalization import Relaxed
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.mail.dkim.published import DnsFunc, from_zone_lines, verified
 from tidings.db.models import DkimAlgorithm
 from tidings.mail.dkim.keys import dns_record, generate, load_private
-from tidings.mail.dkim.signer import Signer, SigningKey
+from tidings.mail.dkim.signer import RelaxedBody, Signer, SigningKey
 from tidings.mail.message import MessageTemplate, Personalised
 
 DOMAIN = "messenger.example.ge"
@@ -143,3 +146,17 @@ def test_without_a_key_the_message_is_unchanged() -> None:
     message = _message()
     assert not Signer([])
     assert Signer([]).sign(message) is message
+
+
+_PIECES = st.sampled_from(
+    [b"a", b"b", b" ", b"  ", b"\t", b"\r\n", b"\r", b"\n", b"=", b"\r\n\r\n"]
+)
+
+
+@given(st.lists(st.lists(_PIECES, max_size=30).map(b"".join), min_size=1, max_size=4))
+def test_the_line_by_line_body_canonicalisation_is_dkimpys(bodies: list[bytes]) -> None:
+    """Whatever the body (bare CR or LF, tabs, runs, trailing blank lines), and with lines
+    remembered from earlier bodies, the result is dkimpy's own relaxed body."""
+    canonical = RelaxedBody()
+    for body in bodies:
+        assert canonical(body) == Relaxed.canonicalize_body(body)
