@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from tests.smtpserver import free_port
 from tidings.config import Settings
@@ -14,11 +15,13 @@ from tidings.web.app import create_app
 
 
 @contextmanager
-def web_server(settings: Settings, db: Database) -> Iterator[str]:
+def serve(app: FastAPI) -> Iterator[str]:
+    """Serve an app (the real one, perhaps with a route or a test seam added) on a loopback
+    port; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, db),
+            app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -37,3 +40,9 @@ def web_server(settings: Settings, db: Database) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def web_server(settings: Settings, db: Database) -> Iterator[str]:
+    with serve(create_app(settings, db)) as base:
+        yield base

@@ -30,7 +30,7 @@ from tests.inbound.test_webhooks_ses import (
     complaint_event,
     notification,
 )
-from tests.web.test_security_headers import _serving
+from tests.webserver import serve
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -143,7 +143,7 @@ def _site(settings: Settings, db: Database) -> Iterator[Site]:
     signer = SnsSigner()
     app = create_app(settings, db)
     app.state.webhooks = WebhookState(sns=signer.http())
-    with _serving(app) as base:
+    with serve(app) as base:
         yield Site(base, signer, db)
 
 

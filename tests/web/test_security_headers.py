@@ -2,22 +2,16 @@
 table, signed in as an admin, over real HTTP."""
 
 import re
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from starlette.routing import Mount
 
 from tests.builders import articles, newsletter, subscribers
-from tests.smtpserver import free_port
 from tests.web.console import csrf, make_user, sign_in
-from tests.webserver import web_server
+from tests.webserver import serve, web_server
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, UserRole
@@ -138,24 +132,6 @@ def test_framed_mail_keeps_its_sandbox_and_only_the_console_frames_it(
 KB = 1024
 
 
-@contextmanager
-def _serving(app: FastAPI) -> Iterator[str]:
-    """Serve an app (the real one, perhaps with a route added) on a loopback port."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the web server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
 def small_cap(db: Database, settings: Settings) -> Iterator[httpx.Client]:
     """The real app with the smallest body cap, plus one route that fails (a 500)."""
@@ -166,7 +142,7 @@ def small_cap(db: Database, settings: Settings) -> Iterator[httpx.Client]:
         raise RuntimeError("a bug")
 
     app.add_api_route("/test-boom", boom)
-    with _serving(app) as base, httpx.Client(base_url=base) as client:
+    with serve(app) as base, httpx.Client(base_url=base) as client:
         yield client
 
 
