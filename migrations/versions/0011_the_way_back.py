@@ -37,6 +37,13 @@ def upgrade() -> None:
     _reasons(NEW_REASONS)
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("feedback", _enum("delivery_feedback", "bounced", "complained")))
+    op.create_index(
+        "ix_deliveries_feedback",
+        "deliveries",
+        ["edition_id", "feedback"],
+        sqlite_where=sa.text("feedback IS NOT NULL"),
+        postgresql_where=sa.text("feedback IS NOT NULL"),
+    )
     op.create_table(
         "dkim_keys",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -169,6 +176,7 @@ def downgrade() -> None:
     op.drop_index("ix_inbound_messages_received_at", table_name="inbound_messages")
     op.drop_table("inbound_messages")
     op.drop_table("dkim_keys")
+    op.drop_index("ix_deliveries_feedback", table_name="deliveries")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_constraint(op.f("ck_deliveries_delivery_feedback"), type_="check")
         batch.drop_column("feedback")

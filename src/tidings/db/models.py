@@ -396,6 +396,15 @@ class Delivery(Base):
             postgresql_where=text("state = 'sending'"),
         ),
         Index("ix_deliveries_subscriber", "subscriber_id"),
+        # Only the few rows something came back for: an edition's bounced and complained
+        # counts read these, not the whole edition.
+        Index(
+            "ix_deliveries_feedback",
+            "edition_id",
+            "feedback",
+            sqlite_where=text("feedback IS NOT NULL"),
+            postgresql_where=text("feedback IS NOT NULL"),
+        ),
     )
 
 
