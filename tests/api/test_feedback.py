@@ -125,3 +125,11 @@ def test_the_document_names_the_new_paths(api: Api) -> None:
         "/subscribers/{subscriber_id}/history",
         "/subscriber-events/{event_id}/undo",
     } <= set(document["paths"])
+
+
+def test_an_editions_counts_carry_what_came_back(api: Api) -> None:
+    """Beside its states, an edition shows the deliveries that bounced or were complained
+    about after the relay took them (three bounced and one complaint are seeded)."""
+    answer = api.client(UserRole.viewer).get(f"/editions/{api.seeded.edition_id}")
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["bounced"], answer.json()["complained"]) == (3, 1)

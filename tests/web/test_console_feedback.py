@@ -56,6 +56,8 @@ def test_every_role_reads_the_bounces_and_the_panel(site: Site, role: UserRole) 
     edition = client.get(f"/admin/editions/{site.seeded.edition_id}")
     assert edition.status_code == 200
     assert "Bounces and complaints (9)</a>" in edition.text
+    live = client.get(f"/admin/editions/{site.seeded.edition_id}/progress.json").json()
+    assert (live["bounced"], live["complained"]) == (3, 1)
 
     bounces = client.get(f"/admin/editions/{site.seeded.edition_id}/bounces")
     assert bounces.status_code == 200, bounces.text

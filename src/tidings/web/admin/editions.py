@@ -198,6 +198,8 @@ def _progress_json(progress: EditionProgress) -> dict[str, Any]:
         "counts": {state.value: n for state, n in progress.counts.items()},
         "total": progress.total,
         "done": progress.done,
+        "bounced": progress.bounced,
+        "complained": progress.complained,
         "percent": progress.percent,
         "per_second": round(progress.per_second, 2),
         "eta_seconds": round(progress.eta_seconds) if progress.eta_seconds is not None else None,

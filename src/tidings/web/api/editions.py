@@ -40,6 +40,8 @@ def _out(p: EditionProgress) -> EditionOut:
         counts={state.value: n for state, n in p.counts.items()},
         total=p.total,
         done=p.done,
+        bounced=p.bounced,
+        complained=p.complained,
         per_second=round(p.per_second, 3),
         eta_seconds=p.eta_seconds,
     )

@@ -224,6 +224,9 @@ class EditionOut(BaseModel):
     counts: dict[str, int]
     total: int
     done: int
+    #: Deliveries that bounced or were complained about after the relay accepted them.
+    bounced: int = 0
+    complained: int = 0
     per_second: float
     eta_seconds: float | None
 
