@@ -75,3 +75,23 @@ def test_refusals_at_send_time_suppress_score_or_spare_the_reader(
     # The policy refusal is the sender's: it stays on the delivery for the health panel.
     assert "5.7.1 refused: sender on a blocklist" in (replies[blocked] or "")
     assert set(replies) == {gone, full, blocked}
+
+
+def test_the_configured_bounce_score_holds_at_send_time(
+    db: Database, smtp: tuple[RecordingHandler, Settings]
+) -> None:
+    """TIDINGS_BOUNCE_SCORE_THRESHOLD reaches the worker (its results and its upkeep, which settles
+    the refusals held during an edition's first results): at one point, a single soft refusal
+    suppresses its reader (by the default of five it would be a point only)."""
+    handler, settings = smtp
+    settings = settings.model_copy(update={"bounce_score_threshold": 1})
+    newsletter(db)
+    articles(db, "daily", 3, datetime.now(UTC) - timedelta(hours=3))
+    full, fine = subscribers(db, "daily", 2)
+    handler.behaviour.rcpt_replies[full] = "552 5.2.2 mailbox full"
+    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
+    asyncio.run(run_worker(db, settings, drain=True, stop=asyncio.Event()))
+    assert handler.recipients() == [fine]
+    with db.session() as session:
+        suppressed = session.execute(select(Suppression.email, Suppression.reason)).all()
+    assert [(e, r) for e, r in suppressed] == [(full, SuppressionReason.soft_bounce)]

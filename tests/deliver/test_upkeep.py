@@ -13,6 +13,7 @@ from tests.smtpserver import free_port
 from tidings.config import Settings
 from tidings.db.engine import Database, make_session_factory
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
+from tidings.deliver.ledger.results import DEFAULT_SCORE
 from tidings.deliver.upkeep import FINISH, Upkeep, has_due_work, run_upkeep
 
 
@@ -44,14 +45,14 @@ def test_upkeep_takes_back_expired_leases_then_finishes_editions(
     ids = list(made.ids.values())
     _expire_one_and_send_the_rest(db, ids)
     assert has_due_work(db)  # still held, though by a dead worker
-    assert run_upkeep(db, at_most_once=True) == Upkeep(reclaimed=1, finished=1)
+    assert run_upkeep(db, at_most_once=True, score=DEFAULT_SCORE) == Upkeep(reclaimed=1, finished=1)
     assert states(db, made.edition_id)[ids[0]] == DeliveryState.uncertain
     with db.session() as session:
         edition = session.get_one(Edition, made.edition_id)
     assert edition.status == EditionStatus.sent
     assert edition.final_counts == {"sent": 2, "uncertain": 1}
     assert not has_due_work(db)
-    assert run_upkeep(db, at_most_once=True) == Upkeep()
+    assert run_upkeep(db, at_most_once=True, score=DEFAULT_SCORE) == Upkeep()
 
 
 def test_a_step_failing_for_its_data_stops_not_the_other(
@@ -86,7 +87,7 @@ def test_a_step_failing_for_its_data_stops_not_the_other(
             )
     try:
         with caplog.at_level(logging.ERROR):
-            upkeep = run_upkeep(db, at_most_once=True)
+            upkeep = run_upkeep(db, at_most_once=True, score=DEFAULT_SCORE)
         assert upkeep == Upkeep(reclaimed=1, finished=0, failed=(FINISH,))
         assert states(db, made.edition_id)[ids[0]] == DeliveryState.uncertain  # reclaimed
         assert [r.getMessage() for r in caplog.records] == [
@@ -99,7 +100,7 @@ def test_a_step_failing_for_its_data_stops_not_the_other(
             )
             if postgres:
                 connection.execute(text("DROP FUNCTION refuse()"))
-    assert run_upkeep(db, at_most_once=True) == Upkeep(finished=1)
+    assert run_upkeep(db, at_most_once=True, score=DEFAULT_SCORE) == Upkeep(finished=1)
 
 
 def test_the_database_being_away_is_raised_not_logged_as_a_step() -> None:
@@ -108,7 +109,7 @@ def test_the_database_being_away_is_raised_not_logged_as_a_step() -> None:
     away = Database(engine=engine, sessions=make_session_factory(engine))
     try:
         with pytest.raises(OperationalError):
-            run_upkeep(away, at_most_once=False)
+            run_upkeep(away, at_most_once=False, score=DEFAULT_SCORE)
         with pytest.raises(OperationalError):
             has_due_work(away)
     finally:

@@ -2,12 +2,11 @@
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, literal, select, update
+from sqlalchemy import ColumnElement, literal, select
 from sqlalchemy.orm import Session
 
 from tidings.db import clauses
 from tidings.db.dialect import row_count
-from tidings.db.models import Subscription, SubscriptionStatus
 
 
 def is_suppressed(session: Session, email: str) -> bool:
@@ -18,12 +17,6 @@ def is_suppressed(session: Session, email: str) -> bool:
 def leave(session: Session, now: datetime, *which: ColumnElement[bool]) -> int:
     """Unsubscribe the subscriptions matching ``which`` (those still subscribed); how many.
 
-    The one statement behind every way out: the link, the preference centre, bulk actions.
+    The link, the preference centre and bulk actions all leave through :func:`clauses.leave`.
     """
-    result = session.execute(
-        update(Subscription)
-        .where(*which, Subscription.status != SubscriptionStatus.unsubscribed)
-        .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    return row_count(result)
+    return row_count(session.execute(clauses.leave(now, *which)))

@@ -1,14 +1,15 @@
 """SQL pieces more than one package asks for, written once: whether an address is
-suppressed, and one keyset page of a query."""
+suppressed, the way out of a subscription, and one keyset page of a query."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Generic, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Exists, Row, Select, exists
+from sqlalchemy import ColumnElement, Exists, Row, Select, Update, exists, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from tidings.db.models import Suppression
+from tidings.db.models import Subscription, SubscriptionStatus, Suppression
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -17,6 +18,18 @@ Ts = TypeVarTuple("Ts")
 def is_suppressed(email: ColumnElement[str] | InstrumentedAttribute[str]) -> Exists:
     """True for an address on the suppression list (the one rule every sender obeys)."""
     return exists().where(Suppression.email == email)
+
+
+def leave(now: datetime, *which: ColumnElement[bool]) -> Update:
+    """The one statement behind every way out (the link, the preference centre, bulk actions,
+    a mailto unsubscribe, a complaint): the subscriptions matching ``which`` that are still
+    subscribed (active or pending) end now. Callers count it or add a RETURNING."""
+    return (
+        update(Subscription)
+        .where(*which, Subscription.status != SubscriptionStatus.unsubscribed)
+        .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 @dataclass(frozen=True)

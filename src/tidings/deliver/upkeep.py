@@ -23,6 +23,7 @@ from tidings.db.errors import is_transient
 from tidings.db.types import utcnow
 from tidings.deliver import ledger
 from tidings.deliver.retry import retry_transient
+from tidings.feedback.effects import BounceScore
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,11 @@ class Upkeep:
     failed: tuple[str, ...] = ()
 
 
-def run_upkeep(db: Database, at_most_once: bool, now: datetime | None = None) -> Upkeep:
-    """Take back expired leases, then close finished editions (see the module docstring)."""
+def run_upkeep(
+    db: Database, at_most_once: bool, score: BounceScore, now: datetime | None = None
+) -> Upkeep:
+    """Take back expired leases, then close finished editions (see the module docstring);
+    refusals that waited for an edition's first results are settled by the bounce ``score``."""
     now = now or utcnow()
     failed: list[str] = []
     reclaimed = _step(
@@ -49,7 +53,9 @@ def run_upkeep(db: Database, at_most_once: bool, now: datetime | None = None) ->
     )
     if reclaimed:
         log.warning("reclaimed %d deliveries whose lease expired", reclaimed)
-    finished = _step(db, FINISH, lambda session: ledger.finish_editions(session, now), failed)
+    finished = _step(
+        db, FINISH, lambda session: ledger.finish_editions(session, now, score), failed
+    )
     return Upkeep(reclaimed, finished, tuple(failed))
 
 

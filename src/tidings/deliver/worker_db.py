@@ -20,6 +20,7 @@ from tidings.deliver import ledger
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.retry import retry_transient
 from tidings.deliver.upkeep import has_due_work, run_upkeep
+from tidings.feedback.effects import BounceScore
 from tidings.mail.dkim.store import signer_for
 from tidings.mail.edition import EditionMail, edition_mail
 
@@ -51,6 +52,7 @@ class WorkerDatabase:
         self.db = db
         self.settings = settings
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.score = BounceScore.from_settings(settings)
         # Each edition's rendered mail, built once per edition and process.
         self._mails: dict[int, EditionMail] = {}
 
@@ -69,7 +71,7 @@ class WorkerDatabase:
 
     def upkeep(self) -> bool:
         """Reclaim expired leases, close finished editions; True if work is due."""
-        run_upkeep(self.db, self.settings.at_most_once)
+        run_upkeep(self.db, self.settings.at_most_once, self.score)
         return has_due_work(self.db)
 
     def _claim_and_prepare(self, token: str, limit: int) -> Prepared:
@@ -108,7 +110,7 @@ class WorkerDatabase:
 
     def _write(self, outcomes: Sequence[Outcome], judged: Collection[int]) -> Recorded:
         with self.db.session() as session:
-            recorded = ledger.record_outcomes(session, outcomes, judged)
+            recorded = ledger.record_outcomes(session, outcomes, judged, self.score)
             session.commit()
             return recorded
 

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
+from tidings.db import clauses
 from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.models import (
     BouncePoint,
@@ -31,7 +32,6 @@ from tidings.db.models import (
     Newsletter,
     Subscriber,
     Subscription,
-    SubscriptionStatus,
     Suppression,
     SuppressionReason,
 )
@@ -229,11 +229,7 @@ def _leave(
     """Unsubscribe the subscriptions matching ``which`` that are still subscribed (active or
     pending); (subscriber, newsletter, newsletter slug) of each one ended."""
     ended = session.execute(
-        update(Subscription)
-        .where(*which, Subscription.status != SubscriptionStatus.unsubscribed)
-        .values(status=SubscriptionStatus.unsubscribed, unsubscribed_at=now, updated_at=now)
-        .returning(Subscription.subscriber_id, Subscription.newsletter_id)
-        .execution_options(synchronize_session=False)
+        clauses.leave(now, *which).returning(Subscription.subscriber_id, Subscription.newsletter_id)
     ).all()
     if not ended:
         return []

@@ -25,6 +25,7 @@ from tidings.db.engine import Database
 from tidings.db.types import utcnow
 from tidings.deliver.upkeep import run_upkeep
 from tidings.errors import ConfigError
+from tidings.feedback.effects import BounceScore
 from tidings.inbound.imap import poll_mailbox
 from tidings.inbound.service import purge_old
 from tidings.ingest.service import poll_sources
@@ -43,7 +44,8 @@ def _start_drafts(db: Database, settings: Settings, now: datetime) -> list[str]:
 
 
 def _ledger(db: Database, settings: Settings, now: datetime) -> list[str]:
-    return list(run_upkeep(db, settings.at_most_once, now).failed)
+    score = BounceScore.from_settings(settings)
+    return list(run_upkeep(db, settings.at_most_once, score, now).failed)
 
 
 def _purge_inbound(db: Database, settings: Settings, now: datetime) -> list[str]:
