@@ -235,7 +235,9 @@ def test_poll_now_in_the_console_answers_at_once_while_the_feed_is_slow(
     started = time.monotonic()
     first = console.post("/admin/newsletters/daily/poll", data={"csrf_token": token})
     took = time.monotonic() - started
-    assert first.status_code == 200 and took < 1.0, took
+    # Well before the feed answers (after SLOW's 4 s): the page did not wait for it. Half the
+    # delay, not a fixed second, so a loaded machine does not fail it.
+    assert first.status_code == 200 and took < SLOW.delay_seconds / 2, took
     assert "Polling 1 feed(s) in the background" in first.text
     again = console.post("/admin/newsletters/daily/poll", data={"csrf_token": token})
     assert "1 already being polled" in again.text  # at most one poll per source at a time
@@ -256,7 +258,7 @@ def test_poll_now_in_the_api_answers_202_at_once_while_the_feed_is_slow(
     started = time.monotonic()
     answer = api.post("/newsletters/daily/poll")
     took = time.monotonic() - started
-    assert answer.status_code == 202 and took < 1.0, (answer.text, took)
+    assert answer.status_code == 202 and took < SLOW.delay_seconds / 2, (answer.text, took)
     assert answer.json()["started"] == 1
     assert api.post("/newsletters/daily/poll").json()["already_running"] == 1
     _wait_for_result(slow_site.db, slow_site.feeds.url("/slow.xml"))
