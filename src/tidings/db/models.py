@@ -436,6 +436,8 @@ class User(Base):
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A disabled user cannot sign in, and their sessions ended when they were disabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (NEVER_REUSE_IDS,)
 
