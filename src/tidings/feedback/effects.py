@@ -131,20 +131,11 @@ def complaint(session: Session, email: str, evidence: Evidence, now: datetime) -
     address = _address(email)
     if address is None:
         return f"nothing: {email!r} is not a valid address"
-    ended = _leave(session, now, Subscription.subscriber_id.in_(_subscribers(session, address)))
-    for subscriber_id, newsletter_id, _slug in ended:
-        record(
-            session,
-            subscriber_id,
-            HistoryKind.unsubscribed,
-            evidence.detail,
-            now,
-            newsletter_id=newsletter_id,
-            inbound_id=evidence.inbound_id,
-        )
+    which = Subscription.subscriber_id.in_(_subscribers(session, address))
+    ended = _leave(session, evidence, now, which)
     said = []
     if ended:
-        said.append(f"unsubscribed {address} from {', '.join(sorted(s for *_, s in ended))}")
+        said.append(f"unsubscribed {address} from {', '.join(sorted(ended))}")
     if suppress(session, address, SuppressionReason.complaint, evidence, now):
         said.append(f"suppressed {address} (complaint)")
     return "; ".join(said) or _already_suppressed(session, address)
@@ -153,7 +144,7 @@ def complaint(session: Session, email: str, evidence: Evidence, now: datetime) -
 def unsubscribe(session: Session, subscription_id: int, evidence: Evidence, now: datetime) -> str:
     """The reader asked (a mail to the subscription's List-Unsubscribe address): that one
     subscription ends at once; the reader's other newsletters go on."""
-    ended = _leave(session, now, Subscription.id == subscription_id)
+    ended = _leave(session, evidence, now, Subscription.id == subscription_id)
     found = session.execute(
         select(Subscriber.email, Newsletter.slug)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
@@ -165,16 +156,6 @@ def unsubscribe(session: Session, subscription_id: int, evidence: Evidence, now:
     email, slug = found
     if not ended:
         return f"nothing: {email} was unsubscribed from {slug} already"
-    subscriber_id, newsletter_id, _slug = ended[0]
-    record(
-        session,
-        subscriber_id,
-        HistoryKind.unsubscribed,
-        evidence.detail,
-        now,
-        newsletter_id=newsletter_id,
-        inbound_id=evidence.inbound_id,
-    )
     return f"unsubscribed {email} from {slug}"
 
 
@@ -224,12 +205,13 @@ def suppress(
 
 
 def _leave(
-    session: Session, now: datetime, *which: ColumnElement[bool]
-) -> list[tuple[int, int, str]]:
+    session: Session, evidence: Evidence, now: datetime, which: ColumnElement[bool]
+) -> list[str]:
     """Unsubscribe the subscriptions matching ``which`` that are still subscribed (active or
-    pending); (subscriber, newsletter, newsletter slug) of each one ended."""
+    pending), each with an ``unsubscribed`` event in its subscriber's history; the slugs of
+    the newsletters left."""
     ended = session.execute(
-        clauses.leave(now, *which).returning(Subscription.subscriber_id, Subscription.newsletter_id)
+        clauses.leave(now, which).returning(Subscription.subscriber_id, Subscription.newsletter_id)
     ).all()
     if not ended:
         return []
@@ -240,7 +222,17 @@ def _leave(
             )
         ).all()
     )
-    return [(s, n, slugs[n]) for s, n in sorted((s, n) for s, n in ended)]
+    for subscriber_id, newsletter_id in sorted((s, n) for s, n in ended):
+        record(
+            session,
+            subscriber_id,
+            HistoryKind.unsubscribed,
+            evidence.detail,
+            now,
+            newsletter_id=newsletter_id,
+            inbound_id=evidence.inbound_id,
+        )
+    return [slugs[newsletter_id] for _, newsletter_id in ended]
 
 
 def _subscribers(session: Session, email: str) -> list[int]:
