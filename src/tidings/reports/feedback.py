@@ -53,6 +53,19 @@ class CameBack:
     changes: str | None
 
 
+#: The columns of a :class:`CameBack`, in its fields' order.
+_CAME_BACK_COLUMNS = (
+    InboundMessage.id,
+    InboundMessage.received_at,
+    InboundMessage.channel,
+    InboundMessage.provider,
+    InboundMessage.meaning,
+    InboundMessage.status,
+    InboundMessage.diagnostic,
+    InboundMessage.changes,
+)
+
+
 @dataclass(frozen=True)
 class EditionBounce:
     """A delivery of an edition that was refused at send time or that came back."""
@@ -97,16 +110,18 @@ def _troubled(edition_id: int) -> ColumnElement[bool]:
     )
 
 
-def _edition_exists(session: Session, edition_id: int) -> None:
-    if session.get(Edition, edition_id) is None:
+def _edition(session: Session, edition_id: int) -> Edition:
+    edition = session.get(Edition, edition_id)
+    if edition is None:
         raise NotFound(f"no edition {edition_id}")
+    return edition
 
 
 def edition_feedback_summary(db: Database, edition_id: int) -> FeedbackSummary:
     """The counts of :class:`FeedbackSummary` for one edition (the console's edition page
     links to the list with them); :class:`NotFound` for no such edition."""
     with db.session() as session:
-        _edition_exists(session, edition_id)
+        _edition(session, edition_id)
         return _summary(session, edition_id)
 
 
@@ -144,16 +159,14 @@ def edition_bounces(
     time (failed) or that came back (bounced, complained, or an inbound bounce or complaint
     names them), each with what came back about it; :class:`NotFound` for no such edition."""
     with db.session() as session:
-        _edition_exists(session, edition_id)
+        _edition(session, edition_id)
         return _page(session, edition_id, after, size)
 
 
 def edition_feedback(db: Database, edition_id: int, after: int, size: int) -> EditionFeedback:
     """:func:`edition_bounces` with the edition's subject and counts, in one session."""
     with db.session() as session:
-        edition = session.get(Edition, edition_id)
-        if edition is None:
-            raise NotFound(f"no edition {edition_id}")
+        edition = _edition(session, edition_id)
         return EditionFeedback(
             edition_id,
             edition.subject,
@@ -194,18 +207,7 @@ def _came_back(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[
         .label("newest_first")
     )
     ranked = (
-        select(
-            InboundMessage.delivery_id,
-            InboundMessage.id,
-            InboundMessage.received_at,
-            InboundMessage.channel,
-            InboundMessage.provider,
-            InboundMessage.meaning,
-            InboundMessage.status,
-            InboundMessage.diagnostic,
-            InboundMessage.changes,
-            newest_first,
-        )
+        select(InboundMessage.delivery_id, *_CAME_BACK_COLUMNS, newest_first)
         .where(InboundMessage.delivery_id.in_(delivery_ids), InboundMessage.meaning.in_(CAME_BACK))
         .subquery()
     )
@@ -235,14 +237,7 @@ def recent_inbound(db: Database, limit: int) -> list[InboundSeen]:
     with db.session() as session:
         rows = session.execute(
             select(
-                InboundMessage.id,
-                InboundMessage.received_at,
-                InboundMessage.channel,
-                InboundMessage.provider,
-                InboundMessage.meaning,
-                InboundMessage.status,
-                InboundMessage.diagnostic,
-                InboundMessage.changes,
+                *_CAME_BACK_COLUMNS,
                 InboundMessage.recipient_domain,
                 InboundMessage.subscriber_id,
                 InboundMessage.delivery_id,
