@@ -101,7 +101,10 @@ def test_soft_bounces_score_points_until_the_threshold(db: Database, settings: S
     again = handle_message(db, strict, raw, nino.return_path, "pipe", now + timedelta(hours=1))
     assert again.changes.startswith("nothing:") and suppressed(db) == {}
     assert _feedback(db, nino.delivery_id) == DeliveryFeedback.bounced
-    later = handle_message(db, strict, raw, nino.return_path, "pipe", now + timedelta(days=1))
+    # The next day's bounce is of another mail (the same DSN again scores nothing more).
+    notice = tagged_address(settings.secret, Role.notice, nino.subscription_id, DOMAIN)
+    other = sample("mailbox_full_422", **_about(nino, RETURN_PATH=notice))
+    later = handle_message(db, strict, other, notice, "pipe", now + timedelta(days=1))
     assert later.changes.endswith("suppressed (soft bounces)")
     assert suppressed(db) == {nino.email: "soft_bounce"}
     with db.session() as session:

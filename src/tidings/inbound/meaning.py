@@ -5,10 +5,11 @@ never commits (the stored inbound message and its effects are one transaction)."
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.db.models import DeliveryFeedback, InboundMeaning
+from tidings.db.models import Delivery, DeliveryFeedback, InboundMeaning
 from tidings.feedback import effects
 from tidings.feedback.effects import BounceScore, Evidence
 from tidings.inbound.targets import Target
@@ -47,13 +48,23 @@ def bounce(
 ) -> str:
     """A bounce of the target's mail: hard suppresses, soft scores a point, policy is the
     sender's (nothing for the reader). The delivery is marked bounced in every case: the
-    edition's bounced count is of mail that came back, whatever the reason."""
+    edition's bounced count is of mail that came back, whatever the reason.
+
+    One delivery comes back once: a soft bounce for a delivery that came back already (the
+    same DSN handed in again after a lost reply or a failed IMAP move, maybe days later)
+    scores no second point."""
+    came_back = None
     if target.delivery_id is not None:
+        came_back = session.scalar(
+            select(Delivery.feedback).where(Delivery.id == target.delivery_id)
+        )
         effects.mark_delivery(session, target.delivery_id, DeliveryFeedback.bounced)
     if target.email is None:
         return "nothing: the reader was erased"
     if kind == BounceKind.hard:
         return effects.hard_bounce(session, target.email, evidence, now)
+    if kind == BounceKind.soft and came_back is not None:
+        return f"nothing: delivery {target.delivery_id} came back already ({came_back.value})"
     if kind == BounceKind.soft:
         score = BounceScore.from_settings(settings)
         return effects.soft_bounce(session, target.email, evidence, score, now)

@@ -1,0 +1,98 @@
+"""The way back under a hostile internet and careless relays: delivery status notifications
+that name someone else, say something other than a failure, come twice or come back as
+warnings. The signed return path is the truth: it names the delivery, and nothing a report
+says moves an effect onto another reader. On SQLite and PostgreSQL."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from tests.inbound.bounces import dsn
+from tests.inbound.people import readers, suppressed
+from tests.inbound.samples import sample
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import BouncePoint, InboundMeaning, SubscriberEvent
+from tidings.db.types import utcnow
+from tidings.inbound.service import handle_message
+
+
+def _points(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(
+            select(BouncePoint.email, func.count()).group_by(BouncePoint.email)
+        ).all()
+    return {email: count for email, count in rows}
+
+
+def _history(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(SubscriberEvent)) or 0)
+
+
+def _multi(return_path: str, blocks: list[tuple[str, str, str]]) -> bytes:
+    """A DSN to ``return_path`` with one per-recipient block per (recipient, action, status)."""
+    fields = "".join(
+        f"Final-Recipient: rfc822; {who}\r\nAction: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; {'550' if status[0] == '5' else '452'} {status} no\r\n\r\n"
+        for who, action, status in blocks
+    )
+    return (
+        "Return-Path: <>\r\n"
+        "From: MAILER-DAEMON@mx.example.org\r\n"
+        f"To: {return_path}\r\n"
+        "Subject: Delivery Status Notification\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\nContent-Type: text/plain\r\n\r\nSee below.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.org\r\n\r\n" + fields + "--B--\r\n"
+    ).encode()
+
+
+def test_a_dsn_naming_another_reader_bounces_the_return_paths_reader_only(
+    db: Database, settings: Settings
+) -> None:
+    nino, giorgi, *_ = readers(db, settings)
+    handled = handle_message(
+        db, settings, dsn(nino.return_path, giorgi.email), nino.return_path, "pipe"
+    )
+    assert handled.meaning == InboundMeaning.hard_bounce
+    assert suppressed(db) == {nino.email: "hard_bounce"}
+
+
+def test_a_multi_recipient_dsn_reads_the_return_paths_readers_block(
+    db: Database, settings: Settings
+) -> None:
+    nino, giorgi, *_ = readers(db, settings)
+    raw = _multi(
+        nino.return_path,
+        [(giorgi.email, "failed", "5.1.1"), (nino.email.upper(), "delayed", "4.4.1")],
+    )
+    handled = handle_message(db, settings, raw, nino.return_path, "pipe")
+    assert handled.changes.startswith("nothing") and suppressed(db) == {}
+
+
+def test_delayed_and_relayed_reports_change_nothing(db: Database, settings: Settings) -> None:
+    nino, *_ = readers(db, settings)
+    for action, status in (("delayed", "4.4.7"), ("relayed", "5.1.1"), ("delivered", "2.0.0")):
+        raw = _multi(nino.return_path, [(nino.email, action, status)])
+        handled = handle_message(db, settings, raw, nino.return_path, "pipe")
+        assert handled.meaning == InboundMeaning.unknown, action
+    assert suppressed(db) == {} and _points(db) == {} and _history(db) == 0
+
+
+def test_the_same_soft_bounce_again_on_a_later_day_scores_no_second_point(
+    db: Database, settings: Settings
+) -> None:
+    """A relay that lost our 250 (or an IMAP move that failed) hands the same DSN in again,
+    maybe days later: one delivery came back once, so it is one point, not two."""
+    nino, *_ = readers(db, settings)
+    raw = sample("mailbox_full_422", RETURN_PATH=nino.return_path, READER=nino.email)
+    now = utcnow()
+    first = handle_message(db, settings, raw, nino.return_path, "pipe", now)
+    assert first.meaning == InboundMeaning.soft_bounce and _points(db) == {nino.email: 1}
+    history = _history(db)
+    again = handle_message(db, settings, raw, nino.return_path, "imap", now + timedelta(days=2))
+    assert again.changes.startswith("nothing"), again.changes
+    assert _points(db) == {nino.email: 1} and _history(db) == history
