@@ -62,6 +62,15 @@ _QUOTE_MARKERS = re.compile(
     r"the original message|undelivered message)|^original message follows",
     re.IGNORECASE | re.MULTILINE,
 )
+#: A warning that delivery is delayed and still being tried (exim's "Warning: message ...
+#: delayed 24 hours", sendmail's "Warning: could not send message for past 4 hours"): no
+#: failure, whatever reply code it quotes.
+_DELAY_SUBJECT = re.compile(r"^warning:|\bdelayed\b|\bdelay(ed)? (warning|notification)", re.I)
+_DELAY_WORDS = re.compile(
+    r"not yet been delivered|delivery attempts will continue|will (keep|continue) (trying|to try)|"
+    r"still (trying|being retried)|no action is required on your part",
+    re.IGNORECASE,
+)
 _REPLY_LINE = re.compile(r"(?<![\d.])[45]\d\d[ -]|(?<![\d.])[45]\.\d{1,3}\.\d{1,3}(?![\d.])")
 _ANGLE_ADDRESS = re.compile(r"<([^<>@\s]+@[^<>@\s]+)>")
 
@@ -197,10 +206,11 @@ def _free_text_bounce(text: str, base: Head, reason: str) -> Parsed:
     diagnostic = coded[0][:1000] if coded else None
     status = enhanced_status(own) if own else None
     address = _ANGLE_ADDRESS.search(diagnostic or "")
+    delayed = _DELAY_SUBJECT.search(base.subject or "") or _DELAY_WORDS.search(own)
     report = RecipientReport(
         final_recipient=address.group(1) if address else None,
         original_recipient=None,
-        action="failed",
+        action="delayed" if delayed else "failed",
         status=status,
         diagnostic=diagnostic,
     )
