@@ -66,6 +66,8 @@ def test_a_key_is_made_listed_checked_and_removed(
     )
     bad = admin.post("/dkim-keys", json={"domain": "not a domain"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_input"
+    dsa = admin.post("/dkim-keys", json={"domain": "example.org", "algorithm": "dsa"})
+    assert dsa.status_code == 422, dsa.text  # the schema takes DkimAlgorithm's values only
 
     api.dns.records["s1._domainkey.example.org"] = [("TXT", key["record_value"])]
     listed = admin.get("/dkim-keys", params={"check_dns": "true"}).json()

@@ -6,7 +6,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from tidings.db.models import DkimAlgorithm
 from tidings.mail.dkim.published import KeyStatus, key_report
 from tidings.mail.dkim.store import KeyView, add_key, remove_key
 from tidings.web.api.auth import Context, Owner
@@ -46,9 +45,7 @@ async def list_dkim_keys(
 @router.post("/dkim-keys", response_model=DkimKeyOut, status_code=201)
 def create_dkim_key(body: DkimKeyIn, context: Context, who: Owner) -> DkimKeyOut:
     """Make a key; it signs mail from its domain at once: publish its record."""
-    key = add_key(
-        context.db, context.settings, body.domain, body.selector, DkimAlgorithm(body.algorithm)
-    )
+    key = add_key(context.db, context.settings, body.domain, body.selector, body.algorithm)
     return _out(key)
 
 

@@ -9,17 +9,17 @@ from tidings.feedback.history import HistoryRow, history_of, undo
 from tidings.reports.feedback import CameBack, EditionBounce, edition_bounces
 from tidings.reports.senderhealth import DAYS_MAX, sender_health
 from tidings.web.api.auth import Context, Owner, Reader, Writer
-from tidings.web.api.paging import Cursor, Limit, decode, encode
-from tidings.web.api.schemas import (
+from tidings.web.api.feedback_schemas import (
     CameBackOut,
     DomainHealthOut,
     EditionBounceOut,
     HistoryEventOut,
     InboundOut,
-    Page,
     SenderHealthOut,
     UndoOut,
 )
+from tidings.web.api.paging import Cursor, Limit, decode, encode
+from tidings.web.api.schemas import Page
 from tidings.web.deps import RowId
 
 router = APIRouter(tags=["feedback"])

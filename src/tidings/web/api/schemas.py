@@ -5,6 +5,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tidings.db.models import DkimAlgorithm
 from tidings.web.deps import MAX_ROW_ID
 
 ArticleId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
@@ -274,9 +275,12 @@ class DkimKeyIn(Model):
         min_length=1, max_length=253, description="the From domain, e.g. example.org"
     )
     selector: str | None = Field(
-        default=None, min_length=1, max_length=63, description="default: t and year and month"
+        default=None,
+        min_length=1,
+        max_length=63,
+        description="default: the year and month, t202611 for rsa, e202611 for ed25519",
     )
-    algorithm: Literal["rsa", "ed25519"] = "rsa"
+    algorithm: DkimAlgorithm = DkimAlgorithm.rsa
 
 
 class DkimKeyOut(BaseModel):
@@ -293,78 +297,3 @@ class DkimKeyOut(BaseModel):
     dns: str | None = None
     #: False when the stored key does not open with this server's secret key.
     readable: bool = True
-
-
-class CameBackOut(BaseModel):
-    """One inbound message (a DSN, a complaint, a provider event) about a delivery."""
-
-    id: int
-    received_at: datetime
-    channel: str
-    provider: str | None
-    meaning: str
-    status: str | None
-    diagnostic: str | None
-    changes: str | None
-
-
-class EditionBounceOut(BaseModel):
-    """A delivery refused at send time or that came back."""
-
-    delivery_id: int
-    subscriber_id: int | None
-    email: str | None
-    state: str
-    feedback: str | None
-    reply_code: int | None
-    reply: str | None
-    #: hard, soft or policy: the send-time refusal of a failed delivery.
-    refusal: str | None
-    last_attempt_at: datetime | None
-    came_back: list[CameBackOut]
-
-
-class DomainHealthOut(BaseModel):
-    domain: str
-    sent: int
-    refused: int
-    bounced: int
-    rate_percent: float | None
-    example: str | None
-
-
-class InboundOut(CameBackOut):
-    recipient_domain: str | None
-    subscriber_id: int | None
-    delivery_id: int | None
-
-
-class SenderHealthOut(BaseModel):
-    """Policy refusals at send time and policy bounces per receiving domain since ``since``."""
-
-    days: int
-    since: datetime
-    sent: int
-    refused: int
-    bounced: int
-    partial: bool
-    domains: list[DomainHealthOut]
-    recent: list[InboundOut]
-
-
-class HistoryEventOut(BaseModel):
-    id: int
-    kind: str
-    newsletter: str | None
-    detail: str | None
-    inbound_id: int | None
-    created_at: datetime
-    undone_at: datetime | None
-    undone_by: str | None
-    undoable: bool
-
-
-class UndoOut(BaseModel):
-    event_id: int
-    #: What the undo changed, in a sentence.
-    changed: str
