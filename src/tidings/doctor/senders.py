@@ -13,6 +13,7 @@ from tidings.doctor.findings import Finding, fail, ok, warn
 from tidings.doctor.spf import IPAddress, Verdict, check_host
 from tidings.mail.addresses import parse_mailbox
 from tidings.mail.dnsquery import LookupFailed, records
+from tidings.mail.edition import address_domain
 from tidings.mail.returnpath import bounce_domain
 
 
@@ -28,8 +29,8 @@ def sender_domains(db: Database, settings: Settings) -> list[SenderDomain]:
     """Each From domain of the newsletters once, with its bounce domain."""
     found: dict[str, SenderDomain] = {}
     for newsletter in list_newsletters(db):
-        address = parse_mailbox(newsletter.sender)[1]
-        domain = address.rsplit("@", 1)[-1].lower()
+        address = parse_mailbox(newsletter.sender)[1]  # normalised: lower case
+        domain = address_domain(address)
         found.setdefault(
             domain, SenderDomain(domain, bounce_domain(settings.bounce_domain, address))
         )
