@@ -37,6 +37,15 @@ def _event(db: Database, subscriber_id: int, kind: HistoryKind) -> HistoryRow:
     return next(row for row in history_of(db, subscriber_id) if row.kind == kind)
 
 
+def _hard_bounced(db: Database) -> tuple[int, HistoryRow]:
+    """Ana's address suppressed by a 5.1.1: her id and the ``suppressed`` event."""
+    ana = audience(db).ids["ana@example.ge"]
+    with db.session() as session:
+        hard_bounce(session, "ana@example.ge", Evidence("550 5.1.1 gone"), NOW)
+        session.commit()
+    return ana, _event(db, ana, HistoryKind.suppressed)
+
+
 def _reason(db: Database, email: str) -> SuppressionReason | None:
     with db.session() as session:
         reason: SuppressionReason | None = session.scalar(
@@ -64,12 +73,7 @@ def test_history_lists_events_newest_first_with_their_evidence(db: Database) -> 
 
 
 def test_undoing_a_suppression_removes_it_once(db: Database) -> None:
-    people = audience(db)
-    ana = people.ids["ana@example.ge"]
-    with db.session() as session:
-        hard_bounce(session, "ana@example.ge", Evidence("550 5.1.1 gone"), NOW)
-        session.commit()
-    event = _event(db, ana, HistoryKind.suppressed)
+    ana, event = _hard_bounced(db)
     said = undo(db, event.id, "admin@example.ge")
     assert said == "removed the suppression of ana@example.ge (hard_bounce)"
     assert _reason(db, "ana@example.ge") is None
@@ -88,12 +92,7 @@ def test_undoing_a_suppression_removes_it_once(db: Database) -> None:
 
 
 def test_undo_keeps_a_suppression_made_for_another_reason(db: Database) -> None:
-    people = audience(db)
-    ana = people.ids["ana@example.ge"]
-    with db.session() as session:
-        hard_bounce(session, "ana@example.ge", Evidence("550 5.1.1 gone"), NOW)
-        session.commit()
-    event = _event(db, ana, HistoryKind.suppressed)
+    ana, event = _hard_bounced(db)
     with db.session() as session:  # removed by hand, then a complaint suppresses it again
         session.execute(Suppression.__table__.delete())
         suppress(session, "ana@example.ge", SuppressionReason.complaint, Evidence("ARF"), NOW)
