@@ -1,22 +1,23 @@
 """Console users, tested directly on SQLite and PostgreSQL: one-time passwords, sign-in,
-password changes that end other sessions, and never removing the last admin."""
+password changes that end other sessions (and follow the password rule), and never removing
+the last admin."""
 
 import threading
 
 import pytest
 
 from tidings.access.accounts import (
-    MIN_PASSWORD,
     account_by_id,
     authenticate,
     change_password,
     create_user,
     end_sessions,
     list_users,
-    remove_user,
     role_allows,
     user_id_by_email,
 )
+from tidings.access.passwords import MIN_PASSWORD
+from tidings.access.people import remove_user
 from tidings.db.engine import Database
 from tidings.db.models import User, UserRole
 from tidings.errors import Conflict, InvalidInput, NotFound
@@ -74,6 +75,8 @@ def test_a_password_change_checks_the_current_one_and_ends_other_sessions(
     account, password = create_user(db, "ed@example.ge", UserRole.editor)
     with pytest.raises(InvalidInput, match="at least"):
         change_password(db, account.id, password, "x" * (MIN_PASSWORD - 1))
+    with pytest.raises(InvalidInput, match="too easy to guess"):
+        change_password(db, account.id, password, "aaaaaaaaaaaa")
     with pytest.raises(InvalidInput, match="differ"):
         change_password(db, account.id, password, password)
     with pytest.raises(InvalidInput, match="current password"):

@@ -1,29 +1,29 @@
 """Console users: create with a one-time password, sign in (argon2), change the password,
-end their sessions, remove them."""
+end their sessions. What admins do to other users is in :mod:`tidings.access.people`."""
 
 import secrets
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session
 
-from tidings.db.dialect import row_count
+from tidings.access.passwords import (
+    DUMMY_HASH,
+    check_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from tidings.db.engine import Database
 from tidings.db.models import User, UserRole
 from tidings.db.types import utcnow
 from tidings.errors import Conflict, InvalidInput, NotFound
 from tidings.mail.addresses import normalise_email
 
-MIN_PASSWORD = 12
-_HASHER = PasswordHasher()
-#: Verified against when the address is unknown, so a miss costs as much as a hit.
-_DUMMY_HASH = _HASHER.hash("tidings-no-such-user")
-
 #: What each role may do, weakest first; a role may do everything of the ones before it.
 ROLE_ORDER = (UserRole.viewer, UserRole.editor, UserRole.admin)
+DISABLED = "This account is disabled; an admin can enable it again."
 
 
 def role_allows(role: UserRole, needed: UserRole) -> bool:
@@ -32,7 +32,7 @@ def role_allows(role: UserRole, needed: UserRole) -> bool:
 
 @dataclass(frozen=True)
 class Account:
-    """A signed-in user as the web layer sees it (never the password hash itself)."""
+    """A user as the web layer sees it (never the password hash itself)."""
 
     id: int
     email: str
@@ -40,72 +40,91 @@ class Account:
     must_change_password: bool
     #: Carried by every session cookie; bumping it ends all of the user's sessions at once.
     session_generation: int
+    #: A disabled user cannot sign in, and no session of theirs passes the check.
+    disabled: bool = False
 
 
-def _account(user: User) -> Account:
+def account_of(user: User) -> Account:
     return Account(
-        user.id, user.email, user.role, user.must_change_password, user.session_generation
+        user.id,
+        user.email,
+        user.role,
+        user.must_change_password,
+        user.session_generation,
+        user.disabled_at is not None,
     )
+
+
+def one_time_password() -> str:
+    """A random password to hand over once (the user must change it at first sign-in)."""
+    return secrets.token_urlsafe(12)
 
 
 def create_user(db: Database, email: str, role: UserRole) -> tuple[Account, str]:
     """A new user and the one-time password to hand them (changed at first sign-in)."""
     address = normalise_email(email)
-    password = secrets.token_urlsafe(12)
+    password = one_time_password()
     user = User(
-        email=address, password_hash=_HASHER.hash(password), role=role, must_change_password=True
+        email=address, password_hash=hash_password(password), role=role, must_change_password=True
     )
     with db.session() as session:
         session.add(user)
         try:
             session.commit()
         except IntegrityError:
-            raise Conflict(f"a user {address} exists already") from None
-        return _account(user), password
+            raise Conflict(f"A user {address} exists already.") from None
+        return account_of(user), password
 
 
 def authenticate(db: Database, email: str, password: str) -> Account | None:
-    """The account if the password matches; the same work is done for unknown addresses."""
+    """The account if the password matches; the same work is done for unknown addresses.
+
+    A disabled account is refused with :data:`DISABLED` (a Conflict), and only after its
+    right password: a guesser learns nothing from it that a wrong password would not say.
+    """
     address = email.strip().lower()
     with db.session() as session:
         user = session.scalar(select(User).where(func.lower(User.email) == address))
-        try:
-            _HASHER.verify(user.password_hash if user else _DUMMY_HASH, password)
-        except (VerificationError, InvalidHashError):
+        if not verify_password(user.password_hash if user else DUMMY_HASH, password):
             return None
         if user is None:
             return None
-        if _HASHER.check_needs_rehash(user.password_hash):
-            user.password_hash = _HASHER.hash(password)
+        if user.disabled_at is not None:
+            raise Conflict(DISABLED)
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
         user.last_login_at = utcnow()
         session.commit()
-        return _account(user)
+        return account_of(user)
 
 
 def account_by_id(db: Database, user_id: int) -> Account | None:
     with db.session() as session:
         user = session.get(User, user_id)
-        return _account(user) if user else None
+        return account_of(user) if user else None
 
 
 def change_password(db: Database, user_id: int, current: str, new: str) -> Account:
-    """Set a new password after checking the current one."""
-    if len(new) < MIN_PASSWORD:
-        raise InvalidInput(f"the new password needs at least {MIN_PASSWORD} characters")
+    """Set a new password after checking the current one; every session ends."""
     if new == current:
-        raise InvalidInput("the new password must differ from the current one")
+        raise InvalidInput("The new password must differ from the current one.")
     with db.session() as session:
         user = session.get_one(User, user_id)
-        try:
-            _HASHER.verify(user.password_hash, current)
-        except (VerificationError, InvalidHashError):
-            raise InvalidInput("the current password is not right") from None
-        user.password_hash = _HASHER.hash(new)
-        user.must_change_password = False
-        # In SQL, not Python: a sign-out racing this change is not lost.
-        user.session_generation = User.session_generation + 1
-        session.commit()
-        return _account(user)
+        if not verify_password(user.password_hash, current):
+            raise InvalidInput("The current password is not right.")
+        check_password(new, email=user.email)
+        return set_password(session, user, new, must_change=False)
+
+
+def set_password(session: Session, user: User, password: str, *, must_change: bool) -> Account:
+    """Store ``password`` (already checked, or one-time) and end every session of the user;
+    commits."""
+    user.password_hash = hash_password(password)
+    user.must_change_password = must_change
+    # In SQL, not Python: a sign-out racing this change is not lost.
+    user.session_generation = User.session_generation + 1
+    session.commit()
+    return account_of(user)
 
 
 def end_sessions(db: Database, user_id: int) -> None:
@@ -126,40 +145,10 @@ def user_id_by_email(db: Database, email: str) -> int:
             select(User.id).where(func.lower(User.email) == email.strip().lower())
         )
     if found is None:
-        raise NotFound(f"no user {email.strip()}")
+        raise NotFound(f"There is no user {email.strip()!r}.")
     return found
-
-
-def remove_user(db: Database, user_id: int) -> str:
-    """Remove a console user (their sessions end with them); the address removed.
-
-    The last admin cannot be removed. Check and removal are one conditional DELETE (atomic on
-    SQLite's single writer); on PostgreSQL the admin rows are locked first, so two admins
-    removing each other at once cannot both count two admins and leave nobody in charge.
-    """
-    other_admins = aliased(User)
-    with db.session() as session:
-        session.execute(select(User.id).where(User.role == UserRole.admin).with_for_update())
-        email = session.scalar(select(User.email).where(User.id == user_id))
-        if email is None:
-            raise NotFound(f"no user {user_id}")
-        others = (
-            select(func.count())
-            .select_from(other_admins)
-            .where(other_admins.role == UserRole.admin, other_admins.id != user_id)
-            .scalar_subquery()
-        )
-        removed = row_count(
-            session.execute(
-                delete(User).where(User.id == user_id, or_(User.role != UserRole.admin, others > 0))
-            )
-        )
-        session.commit()
-    if not removed:
-        raise Conflict(f"{email} is the last admin and cannot be removed")
-    return str(email)
 
 
 def list_users(db: Database) -> list[Account]:
     with db.session() as session:
-        return [_account(u) for u in session.scalars(select(User).order_by(User.email))]
+        return [account_of(u) for u in session.scalars(select(User).order_by(User.email))]

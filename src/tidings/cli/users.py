@@ -2,11 +2,19 @@
 
 import typer
 
-from tidings.access.accounts import create_user, list_users, remove_user, user_id_by_email
+from tidings.access.accounts import create_user, list_users, user_id_by_email
+from tidings.access.people import (
+    disable_user,
+    enable_user,
+    remove_user,
+    reset_to_one_time,
+    set_role,
+)
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import UserRole
 
 app = typer.Typer(help="Console users (admin, editor, viewer).", no_args_is_help=True)
+EMAIL = typer.Argument(help="The address the user signs in with.")
 
 
 @app.command("create")
@@ -36,15 +44,63 @@ def list_command(ctx: typer.Context) -> None:
     """
     context = cli_context(ctx)
     for account in list_users(context.database()):
-        note = " (one-time password not yet changed)" if account.must_change_password else ""
+        note = (
+            " (disabled)"
+            if account.disabled
+            else " (one-time password not yet changed)"
+            if account.must_change_password
+            else ""
+        )
         context.out.print(f"{account.email}\t{account.role.value}{note}")
+
+
+@app.command("set-role")
+@friendly
+def set_role_command(
+    ctx: typer.Context,
+    email: str = EMAIL,
+    role: UserRole = typer.Argument(help="admin, editor or viewer."),
+) -> None:
+    """Change a user's role. The last admin stays an admin.
+
+    Example: tidings users set-role editor@messenger.example.ge admin
+    """
+    context = cli_context(ctx)
+    db = context.database()
+    account = set_role(db, user_id_by_email(db, email), role)
+    context.out.print(f"{account.email} is now {account.role.value}")
+
+
+@app.command("disable")
+@friendly
+def disable(ctx: typer.Context, email: str = EMAIL) -> None:
+    """Disable a user: they cannot sign in, and their sessions end at once. The last admin
+    stays enabled.
+
+    Example: tidings users disable editor@messenger.example.ge
+    """
+    context = cli_context(ctx)
+    db = context.database()
+    account = disable_user(db, user_id_by_email(db, email))
+    context.out.print(f"disabled {account.email}; their sessions have ended")
+
+
+@app.command("enable")
+@friendly
+def enable(ctx: typer.Context, email: str = EMAIL) -> None:
+    """Let a disabled user sign in again, with the password they had.
+
+    Example: tidings users enable editor@messenger.example.ge
+    """
+    context = cli_context(ctx)
+    db = context.database()
+    account = enable_user(db, user_id_by_email(db, email))
+    context.out.print(f"enabled {account.email}")
 
 
 @app.command("remove")
 @friendly
-def remove(
-    ctx: typer.Context, email: str = typer.Argument(help="The address of the user to remove.")
-) -> None:
+def remove(ctx: typer.Context, email: str = EMAIL) -> None:
     """Remove a console user; their sessions end at once. The last admin stays.
 
     Example: tidings users remove editor@messenger.example.ge
@@ -52,3 +108,18 @@ def remove(
     context = cli_context(ctx)
     db = context.database()
     context.out.print(f"removed {remove_user(db, user_id_by_email(db, email))}")
+
+
+@app.command("reset-password")
+@friendly
+def reset_password(ctx: typer.Context, email: str = EMAIL) -> None:
+    """Replace a user's password with a one-time password (printed once) and end their
+    sessions; they choose their own at their next sign-in.
+
+    Example: tidings users reset-password editor@messenger.example.ge
+    """
+    context = cli_context(ctx)
+    db = context.database()
+    account, password = reset_to_one_time(db, user_id_by_email(db, email))
+    context.out.print(f"one-time password for {account.email}: {password}")
+    context.out.print("They must choose their own password when they next sign in at /admin.")

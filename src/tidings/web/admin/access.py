@@ -1,14 +1,21 @@
-"""Console: who may use Tidings. Admins create and remove users (with a one-time password)
-and API tokens (shown once), and revoke tokens."""
+"""Console: who may use Tidings. Admins add users (invited by mail when mail is configured,
+otherwise with a one-time password shown once), change their role, disable, enable and
+remove them, and create (shown once) and revoke API tokens.
+
+A refused change (the last admin) comes back on the same page, the sentence beside the
+user it concerns."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from tidings.access.accounts import create_user, list_users, remove_user
+from tidings.access.accounts import create_user, list_users
 from tidings.access.apitokens import create_token, list_tokens, revoke_token
+from tidings.access.consolemail import invite
+from tidings.access.people import disable_user, enable_user, remove_user, set_role
 from tidings.db.models import UserRole
+from tidings.errors import Conflict
 from tidings.web.admin.session import Admin, Context, console_page, see_other
 from tidings.web.deps import RowId
 
@@ -21,22 +28,29 @@ def _page(
     context: Context,
     account: Admin,
     *,
+    status_code: int = 200,
     new_user: str | None = None,
     one_time_password: str | None = None,
+    invited: bool = False,
     new_token: str | None = None,
+    refused: tuple[int, str] | None = None,
 ) -> HTMLResponse:
-    """The page, with a just-made password or token shown this once."""
+    """The page, with a just-made password or token shown this once, or a refusal beside
+    the user it concerns."""
     return console_page(
         request,
         context,
         account,
         "access.html",
+        status_code=status_code,
         users=list_users(context.db),
         tokens=list_tokens(context.db),
         roles=[r.value for r in UserRole],
         new_user=new_user,
         one_time_password=one_time_password,
+        invited=invited,
         new_token=new_token,
+        refused=refused,
     )
 
 
@@ -46,18 +60,58 @@ def access_page(request: Request, context: Context, account: Admin) -> HTMLRespo
 
 
 @router.post("/users", response_class=HTMLResponse)
-def user_create(
+async def user_create(
     request: Request, context: Context, account: Admin, email: Annotated[str, Form()], role: Role
 ) -> HTMLResponse:
+    """Add a user: with mail configured they get an invitation to choose their password;
+    without it (or if the invitation could not be sent) the one-time password is shown."""
     created, password = create_user(context.db, email, role)
+    if context.settings.smtp is not None and await invite(context.db, context.settings, created):
+        return _page(request, context, account, new_user=created.email, invited=True)
     return _page(request, context, account, new_user=created.email, one_time_password=password)
 
 
-@router.post("/users/{user_id}/remove", response_class=HTMLResponse)
-def user_remove(user_id: RowId, context: Context, account: Admin) -> Response:
-    """Remove a user; their sessions end with them."""
-    remove_user(context.db, user_id)
+@router.post("/users/{user_id}/role", response_class=HTMLResponse)
+def user_role(
+    user_id: RowId, request: Request, context: Context, account: Admin, role: Role
+) -> Response:
+    try:
+        set_role(context.db, user_id, role)
+    except Conflict as exc:
+        return _refused(request, context, account, user_id, exc)
     return see_other("/admin/access")
+
+
+@router.post("/users/{user_id}/disable", response_class=HTMLResponse)
+def user_disable(user_id: RowId, request: Request, context: Context, account: Admin) -> Response:
+    """Disable a user; their sessions end at once."""
+    try:
+        disable_user(context.db, user_id)
+    except Conflict as exc:
+        return _refused(request, context, account, user_id, exc)
+    return see_other("/admin/access")
+
+
+@router.post("/users/{user_id}/enable", response_class=HTMLResponse)
+def user_enable(user_id: RowId, context: Context, account: Admin) -> Response:
+    enable_user(context.db, user_id)
+    return see_other("/admin/access")
+
+
+@router.post("/users/{user_id}/remove", response_class=HTMLResponse)
+def user_remove(user_id: RowId, request: Request, context: Context, account: Admin) -> Response:
+    """Remove a user; their sessions end with them."""
+    try:
+        remove_user(context.db, user_id)
+    except Conflict as exc:
+        return _refused(request, context, account, user_id, exc)
+    return see_other("/admin/access")
+
+
+def _refused(
+    request: Request, context: Context, account: Admin, user_id: int, exc: Conflict
+) -> HTMLResponse:
+    return _page(request, context, account, status_code=409, refused=(user_id, str(exc)))
 
 
 @router.post("/tokens", response_class=HTMLResponse)

@@ -1,17 +1,28 @@
-"""Sign in, sign out, and the password change that a one-time password forces."""
+"""Sign in, sign out, the password change that a one-time password forces, and the pages
+a signed link leads to: "Forgot your password?" and an invitation, both to choose a password.
+"""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tidings.access.accounts import Account, authenticate, change_password, end_sessions
-from tidings.errors import InvalidInput
+from tidings.access.consolemail import send_reset
+from tidings.access.recovery import (
+    LINK_GONE,
+    RESET_REQUESTS,
+    LinkKind,
+    choose_password,
+    link_holder,
+)
+from tidings.errors import Conflict, InvalidInput
 from tidings.web.admin.session import Context, console_page, see_other, signed_in
 from tidings.web.deps import SIGN_INS, WebContext
 from tidings.web.security import SESSION_COOKIE, SESSION_MAX_AGE, session_cookie
 
 router = APIRouter(prefix="/admin")
+NewPassword = Annotated[str, Form()]
 
 
 def _safe_next(target: str) -> str:
@@ -54,7 +65,12 @@ def login_post(
         return console_page(
             request, context, None, "login.html", status_code=429, next=target, error=error
         )
-    account = authenticate(context.db, email, password)
+    try:
+        account = authenticate(context.db, email, password)
+    except Conflict as exc:  # disabled: said only to whoever knows the password
+        return console_page(
+            request, context, None, "login.html", status_code=403, next=target, error=str(exc)
+        )
     if account is None:
         return console_page(
             request,
@@ -97,7 +113,7 @@ def password_post(
 ) -> Response:
     try:
         if new != repeat:
-            raise InvalidInput("the two new passwords differ")
+            raise InvalidInput("The two new passwords differ; type the same one twice.")
         changed = change_password(context.db, account.id, current, new)
     except InvalidInput as exc:
         return console_page(
@@ -106,3 +122,83 @@ def password_post(
     response = see_other("/admin")
     # The change ended every session of the account (this one too): issue a fresh one.
     return _with_session(response, context, changed)
+
+
+@router.get("/forgot", response_class=HTMLResponse)
+def forgot_page(request: Request, context: Context) -> HTMLResponse:
+    return console_page(request, context, None, "forgot.html", sent=False, error=None)
+
+
+@router.post("/forgot", response_class=HTMLResponse)
+def forgot_post(
+    request: Request,
+    context: Context,
+    background: BackgroundTasks,
+    email: Annotated[str, Form(max_length=320)] = "",
+) -> HTMLResponse:
+    """The same answer, as fast, whether or not the address is a user's: the link is looked
+    up and mailed after the answer has gone."""
+    if not context.allow(RESET_REQUESTS, request):
+        error = "Too many requests from your address. Please wait ten minutes."
+        return console_page(
+            request, context, None, "forgot.html", status_code=429, sent=False, error=error
+        )
+    background.add_task(send_reset, context.db, context.settings, email)
+    return console_page(request, context, None, "forgot.html", sent=True, error=None)
+
+
+def _link_page(
+    request: Request, context: Context, kind: LinkKind, token: str, error: str | None = None
+) -> HTMLResponse:
+    holder = link_holder(context.db, context.settings.secret, kind, token)
+    if holder is None:
+        return console_page(
+            request, context, None, "reset.html", status_code=410, kind=kind, gone=LINK_GONE
+        )
+    return console_page(
+        request,
+        context,
+        None,
+        "reset.html",
+        status_code=200 if error is None else 422,
+        kind=kind,
+        holder=holder,
+        gone=None,
+        error=error,
+        action=request.url.path,
+    )
+
+
+def _link_post(
+    request: Request, context: Context, kind: LinkKind, token: str, new: str, repeat: str
+) -> Response:
+    try:
+        account = choose_password(context.db, context.settings.secret, kind, token, new, repeat)
+    except InvalidInput as exc:
+        return _link_page(request, context, kind, token, str(exc))
+    # The change ended every other session of the account: this browser gets a fresh one.
+    return _with_session(see_other("/admin"), context, account)
+
+
+@router.get("/reset/{token}", response_class=HTMLResponse)
+def reset_page(request: Request, context: Context, token: str) -> HTMLResponse:
+    return _link_page(request, context, LinkKind.reset, token)
+
+
+@router.post("/reset/{token}", response_model=None)
+def reset_post(
+    request: Request, context: Context, token: str, new: NewPassword = "", repeat: NewPassword = ""
+) -> Response:
+    return _link_post(request, context, LinkKind.reset, token, new, repeat)
+
+
+@router.get("/welcome/{token}", response_class=HTMLResponse)
+def welcome_page(request: Request, context: Context, token: str) -> HTMLResponse:
+    return _link_page(request, context, LinkKind.invite, token)
+
+
+@router.post("/welcome/{token}", response_model=None)
+def welcome_post(
+    request: Request, context: Context, token: str, new: NewPassword = "", repeat: NewPassword = ""
+) -> Response:
+    return _link_post(request, context, LinkKind.invite, token, new, repeat)

@@ -59,8 +59,8 @@ def _session(request: Request, context: WebContext) -> tuple[Account, SessionDat
     if data is None:
         return None
     account = account_by_id(context.db, data.user_id)
-    if account is None or account.session_generation != data.generation:
-        return None  # removed, signed out, or the password changed since this session began
+    if account is None or account.disabled or account.session_generation != data.generation:
+        return None  # removed, disabled, signed out, or the password changed since it began
     return account, data
 
 
