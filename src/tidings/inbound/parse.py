@@ -36,6 +36,12 @@ from tidings.inbound.reports import (
 from tidings.mail.status import enhanced_status
 
 MAX_PARTS = 100
+#: Lines starting with ``--`` read at most: every MIME boundary line does, and the email
+#: package's work per part is large (a 10 MB message of tiny parts took minutes), so the
+#: message is read up to the line before this many; a report's parts come far sooner.
+MAX_DELIMITERS = 500
+#: Delivered-To and To values kept as guesses of the envelope recipient.
+MAX_ADDRESSED = 20
 TEXT_CAP = 64 * 1024
 
 _DAEMONS = {"mailer-daemon", "mailerdaemon", "mail-daemon", "postmaster"}
@@ -128,7 +134,7 @@ class Parsed:
 def parse_message(raw: bytes) -> Parsed:
     """Read ``raw`` (already capped by the caller); never raises."""
     try:
-        message = message_from_bytes(raw, policy=policy.default)
+        message = message_from_bytes(_bounded(raw), policy=policy.default)
         return _parse(message)
     except Exception as exc:  # malformed mail is kept, not a crash
         return Parsed(Kind.unknown, f"unreadable: {type(exc).__name__}")
@@ -277,12 +283,32 @@ def _body_text(message: Message) -> str:
     return ""
 
 
+def _bounded(raw: bytes) -> bytes:
+    """``raw`` up to its :data:`MAX_DELIMITERS`-th line that starts with ``--``."""
+    at = -1
+    for _ in range(MAX_DELIMITERS):
+        at = raw.find(b"\n--", at + 1)
+        if at < 0:
+            return raw
+    return raw[: at + 1]
+
+
 def _addressed_to(message: Message) -> tuple[str, ...]:
-    values: list[str] = []
+    """The first Delivered-To values, then the To addresses, at most :data:`MAX_ADDRESSED`:
+    read from the raw headers, as each one parsed costs much and a message may repeat them
+    by the hundred thousand."""
+    delivered: list[str] = []
+    tos: list[str] = []
     try:
-        values += [str(v).strip().strip("<>") for v in message.get_all("Delivered-To") or []]
-        tos = [str(v) for v in message.get_all("To") or []]
-        values += [address for _name, address in getaddresses(tos) if address]
+        for name, value in message.raw_items():
+            if len(delivered) >= MAX_ADDRESSED and len(tos) >= MAX_ADDRESSED:
+                break
+            name = name.lower()
+            if name == "delivered-to" and len(delivered) < MAX_ADDRESSED:
+                delivered.append(" ".join(str(value).split()).strip("<>"))
+            elif name == "to" and len(tos) < MAX_ADDRESSED:
+                tos.append(" ".join(str(value).split())[:1000])
+        addresses = [address for _name, address in getaddresses(tos) if address]
     except Exception:  # a malformed header: the guesses read so far
-        return tuple(value for value in values if value)[:20]
-    return tuple(value for value in values if value)[:20]
+        addresses = []
+    return tuple(value for value in delivered + addresses if value)[:MAX_ADDRESSED]
