@@ -8,13 +8,17 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from tests.inbound.bounces import dsn
-from tests.inbound.people import readers, suppressed
+from tests.inbound.people import readers, statuses, suppressed
 from tests.inbound.samples import sample
+from tidings.audience.subscribers import erase
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import BouncePoint, InboundMeaning, SubscriberEvent
+from tidings.db.models import BouncePoint, InboundMeaning, SubscriberEvent, SubscriptionStatus
 from tidings.db.types import utcnow
 from tidings.inbound.service import handle_message
+
+ACTIVE = SubscriptionStatus.active
+GONE = SubscriptionStatus.unsubscribed
 
 
 def _points(db: Database) -> dict[str, int]:
@@ -96,3 +100,56 @@ def test_the_same_soft_bounce_again_on_a_later_day_scores_no_second_point(
     again = handle_message(db, settings, raw, nino.return_path, "imap", now + timedelta(days=2))
     assert again.changes.startswith("nothing"), again.changes
     assert _points(db) == {nino.email: 1} and _history(db) == history
+
+
+def test_a_return_path_in_another_case_still_names_the_delivery(
+    db: Database, settings: Settings
+) -> None:
+    """MTAs upper-case or lower-case the local part on the way back."""
+    nino, giorgi, *_ = readers(db, settings)
+    for reader, path in ((nino, nino.return_path.upper()), (giorgi, giorgi.return_path.title())):
+        handled = handle_message(db, settings, dsn(path, reader.email), path, "pipe")
+        assert handled.meaning == InboundMeaning.hard_bounce, path
+    assert suppressed(db) == {nino.email: "hard_bounce", giorgi.email: "hard_bounce"}
+
+
+def test_a_bounce_for_an_erased_reader_changes_nothing(db: Database, settings: Settings) -> None:
+    nino, *_ = readers(db, settings)
+    assert erase(db, nino.subscriber_id)
+    handled = handle_message(
+        db, settings, dsn(nino.return_path, nino.email), nino.return_path, "pipe"
+    )
+    assert handled.changes == "nothing: the reader was erased"
+    assert suppressed(db) == {} and _history(db) == 0
+
+
+def _unsubscribe_mail(reader_unsubscribe: str, sender: str, *extra: str) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {reader_unsubscribe}\r\nSubject: unsubscribe\r\n"
+        + "".join(f"{line}\r\n" for line in extra)
+        + "\r\nunsubscribe\r\n"
+    ).encode()
+
+
+def test_a_stranger_mailing_the_unsubscribe_address_ends_that_subscription_only(
+    db: Database, settings: Settings
+) -> None:
+    nino, giorgi, *_ = readers(db, settings)
+    raw = _unsubscribe_mail(nino.unsubscribe, "someone.else@example.org")
+    handled = handle_message(db, settings, raw, nino.unsubscribe, "pipe")
+    assert handled.meaning == InboundMeaning.unsubscribe
+    assert statuses(db, nino.email) == {"daily": GONE, "weekly": ACTIVE}
+    assert statuses(db, giorgi.email) == {"daily": ACTIVE, "weekly": ACTIVE}
+    assert suppressed(db) == {}
+
+
+def test_an_automatic_unsubscribe_mail_still_unsubscribes(db: Database, settings: Settings) -> None:
+    """A mail client's unsubscribe button sends its mail itself, and may mark it
+    Auto-Submitted (RFC 3834: it is automatic). Only a List-Unsubscribe mailto leads to a u-
+    address (an out-of-office answers the return path or From, never it): losing the request
+    would keep mailing someone who asked to stop."""
+    nino, *_ = readers(db, settings)
+    raw = _unsubscribe_mail(nino.unsubscribe, nino.email, "Auto-Submitted: auto-generated")
+    handled = handle_message(db, settings, raw, nino.unsubscribe, "pipe")
+    assert handled.meaning == InboundMeaning.unsubscribe, handled
+    assert statuses(db, nino.email) == {"daily": GONE, "weekly": ACTIVE}

@@ -131,6 +131,11 @@ class Parsed:
         return candidates[0] if candidates else None
 
 
+def asks_to_leave(subject: str | None) -> bool:
+    """The subject asks to unsubscribe (as our List-Unsubscribe mailto's own subject does)."""
+    return bool(subject and _UNSUBSCRIBE_WORDS.search(subject))
+
+
 def parse_message(raw: bytes) -> Parsed:
     """Read ``raw`` (already capped by the caller); never raises."""
     try:

@@ -29,7 +29,7 @@ from tidings.feedback.effects import Evidence
 from tidings.inbound import meaning
 from tidings.inbound.events import Handled, ProviderEvent
 from tidings.inbound.meaning import Outcome
-from tidings.inbound.parse import Kind, Parsed, parse_message
+from tidings.inbound.parse import Kind, Parsed, asks_to_leave, parse_message
 from tidings.inbound.targets import (
     Target,
     looks_signed,
@@ -137,7 +137,14 @@ def _message_outcome(
     domain = settings.bounce_domain.lower() or None
     tagged = read_signed(settings.secret, domain, recipient)
     target = of_tag(session, tagged, "the envelope recipient") if tagged else None
-    if parsed.kind == Kind.auto_reply:
+    # A mail client's unsubscribe button may mark its mail Auto-Submitted; nothing but a
+    # List-Unsubscribe mailto leads to a u- address, so its subject asking is a request.
+    asked = (
+        tagged is not None
+        and tagged.role == Role.unsubscribe
+        and asks_to_leave(parsed.head.subject)
+    )
+    if parsed.kind == Kind.auto_reply and not asked:
         return Outcome(InboundMeaning.auto_reply, f"nothing: {parsed.reason}", target=target)
     if looks_signed(recipient) and tagged is None:
         said = f"nothing: {recipient} does not verify (forged, altered or another key's)"
