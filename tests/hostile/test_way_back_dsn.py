@@ -3,12 +3,14 @@ that name someone else, say something other than a failure, come twice or come b
 warnings. The signed return path is the truth: it names the delivery, and nothing a report
 says moves an effect onto another reader. On SQLite and PostgreSQL."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from tests.inbound.bounces import dsn
-from tests.inbound.people import readers, statuses, suppressed
+from tests.inbound.people import DOMAIN, readers, statuses, suppressed
 from tests.inbound.samples import sample
 from tidings.audience.subscribers import erase
 from tidings.config import Settings
@@ -16,6 +18,7 @@ from tidings.db.engine import Database
 from tidings.db.models import BouncePoint, InboundMeaning, SubscriberEvent, SubscriptionStatus
 from tidings.db.types import utcnow
 from tidings.inbound.service import handle_message
+from tidings.mail.returnpath import Role, tagged_address
 
 ACTIVE = SubscriptionStatus.active
 GONE = SubscriptionStatus.unsubscribed
@@ -153,3 +156,35 @@ def test_an_automatic_unsubscribe_mail_still_unsubscribes(db: Database, settings
     handled = handle_message(db, settings, raw, nino.unsubscribe, "pipe")
     assert handled.meaning == InboundMeaning.unsubscribe, handled
     assert statuses(db, nino.email) == {"daily": GONE, "weekly": ACTIVE}
+
+
+def test_two_bounces_for_one_reader_at_once_score_one_point_and_one_suppression(
+    db: Database, settings: Settings
+) -> None:
+    """Two listeners' threads take a reader's bounces at the same moment (an edition's and a
+    confirmation mail's): one point for the day, one suppression, one history row each."""
+    nino, giorgi, *_ = readers(db, settings)
+    soft = sample("mailbox_full_422", RETURN_PATH=nino.return_path, READER=nino.email)
+    notice = tagged_address(settings.secret, Role.notice, nino.subscription_id, DOMAIN)
+    soft_too = sample("mailbox_full_422", RETURN_PATH=notice, READER=nino.email)
+    hard = dsn(giorgi.return_path, giorgi.email)
+    notice_g = tagged_address(settings.secret, Role.notice, giorgi.subscription_id, DOMAIN)
+    hard_too = dsn(notice_g, giorgi.email)
+    jobs = [(soft, nino.return_path), (soft_too, notice), (hard, giorgi.return_path)]
+    jobs.append((hard_too, notice_g))
+    start = threading.Barrier(len(jobs))
+
+    def one(job: tuple[bytes, str]) -> str:
+        start.wait(timeout=10)
+        return handle_message(db, settings, job[0], job[1], "lmtp").changes
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        said = list(pool.map(one, jobs))
+    assert _points(db) == {nino.email: 1}, said
+    assert suppressed(db) == {giorgi.email: "hard_bounce"}, said
+    with db.session() as session:
+        kinds = sorted(
+            (event.subscriber_id, event.kind.value)
+            for event in session.scalars(select(SubscriberEvent))
+        )
+    assert kinds == [(nino.subscriber_id, "bounce_point"), (giorgi.subscriber_id, "suppressed")]
