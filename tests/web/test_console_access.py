@@ -18,7 +18,9 @@ from tidings.db.models import Subscription, SubscriptionStatus, UserRole
 from tidings.mail.tokens import Purpose, sign
 from tidings.web.app import CONSOLE_ROUTERS
 
-PUBLIC_POSTS = {"/admin/login"}  # signing in needs no session (it has its own CSRF token)
+#: Signing in, a forgotten password and an invitation need no session (each has its own
+#: CSRF token, and the last two a signed link).
+PUBLIC_POSTS = {"/admin/login", "/admin/forgot", "/admin/reset/{token}", "/admin/welcome/{token}"}
 SELF_SERVICE = {"/admin/logout", "/admin/password"}  # any signed-in role
 #: POSTs an editor may make; every other console POST is for admins only.
 EDITOR_POSTS = {
