@@ -172,7 +172,11 @@ def test_smtplib_lmtp_client_delivers(db: Database, settings: Settings) -> None:
     assert suppressed(db) == {ana.email}
 
 
-def test_451_when_the_database_is_away(db: Database, settings: Settings) -> None:
+def test_451_when_the_database_is_away(
+    db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """... and the log says so without the message or the whole address (a signed address
+    is a credential: a u- address unsubscribes whoever has it)."""
     ana, _ = sent_edition(db, settings)
     away = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/tidings"
     down = open_database(away)
@@ -190,6 +194,9 @@ def test_451_when_the_database_is_away(db: Database, settings: Settings) -> None
         down.dispose()
     assert inbound_rows(db) == []
     assert suppressed(db) == set()
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("tidings.inbound")]
+    assert said and all("database is away" in line for line in said), said
+    assert not any(ana.return_path in line or ana.email in line for line in said), said
 
 
 @pytest.fixture(autouse=True)

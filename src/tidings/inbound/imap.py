@@ -28,7 +28,7 @@ from tidings.db.errors import is_transient
 from tidings.errors import ConfigError
 from tidings.inbound.events import Handled
 from tidings.inbound.service import handle_message
-from tidings.mail.returnpath import read_address
+from tidings.mail.returnpath import expected_domain, read_address
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def _sizes(listed: list) -> list[tuple[str, int, str]]:  # type: ignore[type-arg
 def _recipient(settings: Settings, raw: bytes) -> str | None:
     """The first Delivered-To, X-Original-To or To address that verifies; None lets the
     service guess (and keep what was addressed)."""
-    domain = settings.bounce_domain.lower() or None
+    domain = expected_domain(settings.bounce_domain)
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
         values = [str(v) for name in RECIPIENT_HEADERS for v in headers.get_all(name) or []]

@@ -16,12 +16,13 @@ import socket
 from contextlib import suppress
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy.exc import DBAPIError
 
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.errors import is_transient
+from tidings.db.errors import describe, is_transient
 from tidings.inbound.service import handle_message
-from tidings.mail.returnpath import read_address
+from tidings.mail.returnpath import expected_domain, read_address
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class InboundHandler:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.domain = settings.bounce_domain.lower() or None
+        self.domain = expected_domain(settings.bounce_domain)
 
     async def handle_RCPT(
         self,
@@ -93,19 +94,22 @@ class InboundHandler:
         return "\r\n".join(replies) if _lmtp(server) else replies[0]
 
     async def _store(self, raw: bytes, recipient: str) -> str:
+        tagged = read_address(self.settings.secret, recipient, self.domain)
+        who = f"{tagged.role.name} {tagged.ident}" if tagged else "an unsigned address"
         try:
             handled = await asyncio.to_thread(
                 handle_message, self.db, self.settings, raw, recipient, CHANNEL
             )
         except Exception as exc:
+            # Never the error's text (SQLAlchemy's carries the SQL and its parameters: the
+            # message) nor the whole address (a u- address unsubscribes whoever has it).
+            said = describe(exc) if isinstance(exc, DBAPIError) else type(exc).__name__
             if is_transient(exc):
-                log.warning(
-                    "inbound mail for %s not stored, the database is away: %s", recipient, exc
-                )
+                log.warning("inbound mail for %s not stored, the database is away: %s", who, said)
             else:
-                log.exception("inbound mail for %s not stored", recipient)
+                log.error("inbound mail for %s not stored: %s", who, said)
             return TRY_AGAIN
-        log.info("inbound mail for %s: %s (%s)", recipient, handled.meaning.value, handled.changes)
+        log.info("inbound mail for %s: %s", who, handled.meaning.value)
         return STORED
 
 

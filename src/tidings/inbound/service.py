@@ -39,7 +39,7 @@ from tidings.inbound.targets import (
     of_tag,
     read_signed,
 )
-from tidings.mail.returnpath import Role
+from tidings.mail.returnpath import Role, expected_domain
 from tidings.mail.status import classify
 
 #: Rows deleted per statement by :func:`purge_old`.
@@ -134,7 +134,7 @@ def _message_outcome(
     inbound_id: int,
     now: datetime,
 ) -> Outcome:
-    domain = settings.bounce_domain.lower() or None
+    domain = expected_domain(settings.bounce_domain)
     tagged = read_signed(settings.secret, domain, recipient)
     target = of_tag(session, tagged, "the envelope recipient") if tagged else None
     # A mail client's unsubscribe button may mark its mail Auto-Submitted; nothing but a
@@ -239,7 +239,7 @@ def _asked(parsed: Parsed) -> str:
 
 def _recipient_of(settings: Settings, parsed: Parsed) -> str | None:
     """The envelope recipient's best guess: the first Delivered-To or To that verifies."""
-    domain = settings.bounce_domain.lower() or None
+    domain = expected_domain(settings.bounce_domain)
     guesses = parsed.head.addressed_to
     signed = [a for a in guesses if read_signed(settings.secret, domain, a) is not None]
     candidates = signed or list(guesses)

@@ -59,6 +59,13 @@ def read_address(secret: str, address: str, domain: str | None = None) -> Tagged
     return Tagged(role, ident)
 
 
+def expected_domain(configured: str) -> str | None:
+    """The domain an inbound address must be on: TIDINGS_BOUNCE_DOMAIN when it is set; None
+    (any domain) when it is not, since each newsletter then uses its From domain and the mac
+    alone tells ours from forged."""
+    return configured.lower() or None
+
+
 def bounce_domain(configured: str, from_address: str) -> str:
     """TIDINGS_BOUNCE_DOMAIN, or the From address's domain."""
     return (configured or from_address.rsplit("@", 1)[-1]).lower()
