@@ -27,7 +27,7 @@ from tests.smtpserver import free_port, smtp_server
 from tests.web.console import PASSWORD, csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, eventually, site_with_mail
-from tidings.access.accounts import remove_user
+from tidings.access.people import remove_user
 from tidings.audience.service import unsubscribe
 from tidings.audience.signup import SignupForm, SignupQueue
 from tidings.audience.subscribers import erase
