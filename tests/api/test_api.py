@@ -191,7 +191,7 @@ def test_scheduled_edition_waits_as_a_draft(api: Api) -> None:
         "/editions", json={"newsletter": "daily", "send": "scheduled", "scheduled_for": when}
     )
     assert created.status_code == 201, created.text
-    assert created.json()["status"] == "draft" and created.json()["total"] == 0
+    assert created.json()["status"] == "scheduled" and created.json()["total"] == 0
     past = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     late = editor.post(
         "/editions", json={"newsletter": "daily", "send": "scheduled", "scheduled_for": past}

@@ -62,7 +62,7 @@ def test_a_scheduled_draft_starts_on_time_for_who_is_subscribed_then(
     ids = _setup(db, readers=2)
     at = datetime.now(UTC) + timedelta(hours=1)
     edition_id = schedule_one_off(db, settings, "daily", OneOff(article_ids=ids), at)
-    assert _status(db, edition_id) == EditionStatus.draft and _states(db, edition_id) == []
+    assert _status(db, edition_id) == EditionStatus.scheduled and _states(db, edition_id) == []
     assert start_due_drafts(db, at - timedelta(minutes=1)) == []
     subscribers(db, "daily", 3)  # a third reader joins before the send
     assert start_due_drafts(db, at) == [edition_id]

@@ -193,7 +193,7 @@ def test_builder_test_send_and_schedule(console: Console) -> None:
     assert scheduled.status_code == 303
     with console.db.session() as session:
         edition = session.scalars(select(Edition)).one()
-    assert edition.status == EditionStatus.draft
+    assert edition.status == EditionStatus.scheduled
     assert edition.scheduled_for == datetime(2099, 1, 1, 4, 0, tzinfo=UTC)  # 08:00 in Tbilisi
     page = console.client.get(f"/admin/editions/{edition.id}").text
     assert "Cancel the rest" in page and "Pause" not in page

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from tidings.catalog.counts import subscription_counts
 from tidings.catalog.feedguard import check_feed_url
-from tidings.catalog.urls import canonical_url
+from tidings.catalog.urls import canonical_url, web_origins
 from tidings.crontab import crontab_trigger
 from tidings.db.clauses import KeysetPage, keyset_page
 from tidings.db.engine import Database
@@ -52,6 +52,8 @@ class NewsletterSpec:
     max_articles: int = 20
     template_set: str = "digest"
     weekly_schedule: str | None = None
+    #: Origins whose embedded sign-up form subscribes in one step (see ``catalog.urls``).
+    allowed_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ def _validated(spec: NewsletterSpec) -> dict[str, object]:
         "max_articles": spec.max_articles,
         "template_set": spec.template_set,
         "weekly_schedule_cron": weekly,
+        "allowed_origins": web_origins(spec.allowed_origins),
     }
 
 
@@ -180,6 +183,7 @@ def _spec_of(newsletter: Newsletter) -> NewsletterSpec:
         max_articles=newsletter.max_articles,
         template_set=newsletter.template_set,
         weekly_schedule=newsletter.weekly_schedule_cron,
+        allowed_origins=tuple(newsletter.allowed_origins or ()),
     )
 
 

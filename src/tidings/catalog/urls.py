@@ -37,3 +37,26 @@ def canonical_url(url: str) -> str:
             f"url is {len(canonical):,} characters long; at most {URL_LIMIT:,} are taken"
         )
     return canonical
+
+
+#: The most origins one newsletter's embedded form may be allowed on.
+ORIGINS_AT_MOST = 20
+
+
+def web_origin(raw: str) -> str:
+    """A web origin as browsers send it in the ``Origin`` header: ``https://host[:port]``,
+    lower-cased, without a default port; anything with a path, query or user is refused."""
+    text = raw.strip().rstrip("/")
+    canonical = canonical_url(text)
+    parts = urlsplit(text)
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise InvalidInput(f"origin {raw!r} must be scheme and host only, like https://example.ge")
+    return canonical.removesuffix("/")
+
+
+def web_origins(raw: list[str] | tuple[str, ...]) -> list[str]:
+    """Each origin checked by :func:`web_origin`, duplicates dropped, in the order given."""
+    origins = list(dict.fromkeys(web_origin(item) for item in raw if item.strip()))
+    if len(origins) > ORIGINS_AT_MOST:
+        raise InvalidInput(f"at most {ORIGINS_AT_MOST} allowed origins per newsletter")
+    return origins

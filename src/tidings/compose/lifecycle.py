@@ -69,7 +69,7 @@ def resume_edition(db: Database, edition_id: int) -> None:
 
 def cancel_edition(db: Database, edition_id: int) -> None:
     """Stop for good: unsent deliveries become ``cancelled`` (kept in the ledger)."""
-    allowed = (EditionStatus.draft, EditionStatus.sending, EditionStatus.paused)
+    allowed = (EditionStatus.scheduled, EditionStatus.sending, EditionStatus.paused)
     _change(db, edition_id, allowed, EditionStatus.cancelled)
 
 
@@ -77,7 +77,7 @@ def _start(db: Database, edition_id: int, now: datetime) -> bool:
     """Move one draft to sending and fan it out, in one transaction; False if it was no
     longer a draft (another scheduler, or an editor, got there first)."""
     with db.session() as session:
-        if not _move(session, edition_id, (EditionStatus.draft,), EditionStatus.sending):
+        if not _move(session, edition_id, (EditionStatus.scheduled,), EditionStatus.sending):
             return False
         edition = session.get_one(Edition, edition_id)
         edition.started_at = now
@@ -119,7 +119,9 @@ def send_draft_now(db: Database, edition_id: int) -> None:
             raise NotFound(f"no edition {edition_id}")
         status = edition.status
     if not _start(db, edition_id, utcnow()):
-        raise InvalidInput(f"edition {edition_id} is {status.value}: only a draft can be sent")
+        raise InvalidInput(
+            f"edition {edition_id} is {status.value}: only a scheduled edition can be sent now"
+        )
 
 
 #: What an editor may do to an edition, by name (the console's buttons, the API's verbs).

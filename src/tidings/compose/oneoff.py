@@ -75,6 +75,7 @@ def schedule_one_off(
         raise InvalidInput("the send time is in the past: use send now instead")
     with db.session() as session:
         _, articles, edition = one_off_edition(session, settings, slug, one_off, now)
+        edition.status = EditionStatus.scheduled
         edition.scheduled_for, edition.started_at = send_at, None
         session.add(edition)
         session.flush()

@@ -282,7 +282,7 @@ def due_drafts(db: Database, now: datetime) -> list[int]:
         return list(
             session.scalars(
                 select(Edition.id)
-                .where(Edition.status == EditionStatus.draft, Edition.scheduled_for <= now)
+                .where(Edition.status == EditionStatus.scheduled, Edition.scheduled_for <= now)
                 .order_by(Edition.scheduled_for, Edition.id)
             )
         )
@@ -295,7 +295,7 @@ def record_failed_start(db: Database, edition_id: int, exc: Exception) -> bool:
     with db.session() as session:
         moved = session.execute(
             update(Edition)
-            .where(Edition.id == edition_id, Edition.status == EditionStatus.draft)
+            .where(Edition.id == edition_id, Edition.status == EditionStatus.scheduled)
             .values(
                 status=EditionStatus.failed,
                 skip_reason=FailReason.start_error.value,

@@ -86,6 +86,8 @@ class EditionKind(enum.StrEnum):
 
 class EditionStatus(enum.StrEnum):
     draft = "draft"
+    #: A one-off edition an editor scheduled: the scheduler starts it at ``scheduled_for``.
+    scheduled = "scheduled"
     skipped = "skipped"
     sending = "sending"
     paused = "paused"
@@ -146,13 +148,25 @@ class InboundMeaning(enum.StrEnum):
 
 
 class HistoryKind(enum.StrEnum):
-    """A change to a subscriber made by what came back (or by an admin undoing one)."""
+    """One dated event of a subscriber's consent and history (append-only): how they came,
+    confirmed and left, what came back, and what an admin changed or undid."""
 
     suppressed = "suppressed"
     unsuppressed = "unsuppressed"
     unsubscribed = "unsubscribed"
     resubscribed = "resubscribed"
     bounce_point = "bounce_point"
+    #: Signed up through a public form (the double opt-in's first half).
+    signed_up = "signed_up"
+    #: Added one at a time by an editor or admin (console, API, CLI).
+    added = "added"
+    imported = "imported"
+    #: The double opt-in's second half (or an admin's confirmation, by its source).
+    confirmed = "confirmed"
+    #: A confirmation mail was sent (first or again).
+    confirm_mailed = "confirm_mailed"
+    #: An admin changed the record (name, time zone, locale, attributes, sections).
+    edited = "edited"
 
 
 class UserRole(enum.StrEnum):
@@ -179,6 +193,9 @@ class Newsletter(Base):
     template_set: Mapped[str] = mapped_column(String(64), default="digest")
     #: When set, readers may choose a weekly digest, composed on this crontab schedule.
     weekly_schedule_cron: Mapped[str | None] = mapped_column(String(100))
+    #: Web origins (``https://host[:port]``) whose embedded sign-up form subscribes in one
+    #: step; a form posted from anywhere else shows the confirm step first.
+    allowed_origins: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -567,6 +584,8 @@ class SubscriberEvent(Base):
     inbound_id: Mapped[int | None] = mapped_column(
         ForeignKey("inbound_messages.id", ondelete="SET NULL")
     )
+    #: Where it came from: web, console, api, cli, import, inbound, webhook, send.
+    source: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     undone_by: Mapped[str | None] = mapped_column(String(320))

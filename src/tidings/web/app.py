@@ -16,6 +16,7 @@ from tidings.web.admin import (
     access,
     auth,
     bounces,
+    builder,
     dashboard,
     dkim,
     editions,
@@ -37,6 +38,7 @@ CONSOLE_ROUTERS = (
     dashboard.router,
     subscribers.router,
     newsletters.router,
+    builder.router,  # before editions: /admin/editions/new is not an edition id
     editions.router,
     access.router,
     dkim.router,

@@ -20,10 +20,10 @@ from tidings.errors import NotFound
 from tidings.mail.addresses import AttributeLimits
 from tidings.web.api.auth import Context, Owner, Reader
 from tidings.web.api.paging import Cursor, decode, encode
-from tidings.web.api.schemas import (
+from tidings.web.api.schemas import Page
+from tidings.web.api.subscriber_schemas import (
     ImportIn,
     ImportOut,
-    Page,
     SubscriberIn,
     SubscriberOut,
     SubscriberPatch,
