@@ -1,14 +1,18 @@
-"""``tidings edition``: list editions and show one's progress."""
+"""``tidings edition``: list editions, show one's progress, and send, pause, resume or cancel
+one (the moves ``compose.lifecycle.MOVES`` allows, refused with the console's sentence)."""
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.context import cli_context, friendly
-from tidings.db.models import DeliveryState
+from tidings.compose.lifecycle import EDITION_CHANGES
+from tidings.db.models import DeliveryState, EditionStatus
 from tidings.reports.progress import EditionProgress, edition_progress, list_editions
 
-app = typer.Typer(help="List editions and show their progress.", no_args_is_help=True)
+app = typer.Typer(
+    help="List editions, show their progress, send, pause, resume, cancel.", no_args_is_help=True
+)
 STATES = list(DeliveryState)
 #: The list shows the start of a note; 'tidings edition status' shows all of it.
 NOTE_CHARS = 60
@@ -34,6 +38,18 @@ def _eta(progress: EditionProgress) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
+def _when(progress: EditionProgress) -> str:
+    """The time that matters for the list: when a scheduled one goes out, its slot, or when
+    it was made (UTC)."""
+    when = progress.scheduled_for if progress.status == EditionStatus.scheduled else None
+    return f"{when or progress.slot or progress.created_at:%Y-%m-%d %H:%M}"
+
+
+def _rate(progress: EditionProgress) -> str:
+    """Messages per second over the time spent sending, as the console shows it."""
+    return f"{progress.per_second:.2f}/s" if progress.started else "-"
+
+
 @app.command("list")
 @friendly
 def list_command(
@@ -41,7 +57,8 @@ def list_command(
     slug: str | None = typer.Argument(None, help="Only this newsletter's editions."),
     limit: int = typer.Option(20, "--limit", help="How many, newest first."),
 ) -> None:
-    """List the newest editions with their delivery counts, and why one failed, was
+    """List the newest editions: status, when (a scheduled one's time, else its slot or when
+    it was made, in UTC), messages sent of all, the sending rate, and why one failed, was
     skipped, or left articles out (the start of its note).
 
     Example: tidings edition list daily
@@ -51,28 +68,15 @@ def list_command(
     if not rows:
         context.out.print("no editions yet")
         return
-    table = Table(
-        "id",
-        "newsletter",
-        "kind",
-        "status",
-        "slot / created",
-        *[s.value for s in STATES],
-        "rate/min",
-        "ETA",
-        "note",
-    )
+    table = Table("id", "newsletter", "status", "when (UTC)", "sent", "rate", "note")
     for p in rows:
-        when = p.slot or p.created_at
         table.add_row(
             str(p.edition_id),
-            p.slug,
-            p.kind,
-            _status(p),
-            f"{when:%Y-%m-%d %H:%M} UTC",
-            *[str(p.counts.get(s, 0)) for s in STATES],
-            f"{p.per_second * 60:.0f}",
-            _eta(p),
+            Text(p.slug),
+            Text(_status(p)),
+            _when(p),
+            f"{p.counts.get(DeliveryState.sent, 0)}/{p.total}",
+            _rate(p),
             Text(_short(p.note)),  # a note quotes article titles: never rich markup
         )
     context.out.print(table)
@@ -90,9 +94,60 @@ def status(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id
     p = edition_progress(context.database(), edition_id)
     out = context.out
     out.print(f"edition {p.edition_id} of {p.slug} ({p.kind}): {_status(p)}", markup=False)
+    if p.status == EditionStatus.scheduled and p.scheduled_time:
+        out.print(f"goes out: {p.scheduled_time}", markup=False)
     if p.note:
         out.print(f"note: {p.note}", markup=False)
     if p.subject:
         out.print(f"subject: {p.subject}", markup=False)
-    out.print(", ".join(f"{s.value} {p.counts.get(s, 0)}" for s in STATES) + f"; total {p.total}")
-    out.print(f"rate: {p.per_second * 60:.0f}/min; ETA: {_eta(p)}")
+    if p.started:
+        out.print(
+            ", ".join(f"{s.value} {p.counts.get(s, 0)}" for s in STATES) + f"; total {p.total}"
+        )
+        out.print(f"rate: {_rate(p)}; ETA: {_eta(p)}")
+
+
+def _change(ctx: typer.Context, edition_id: int, name: str, done: str) -> None:
+    context = cli_context(ctx)
+    EDITION_CHANGES[name](context.database(), edition_id)
+    context.out.print(f"edition {edition_id} {done}")
+
+
+@app.command("send")
+@friendly
+def send(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id.")) -> None:
+    """Send a scheduled edition now instead of at its time.
+
+    Example: tidings edition send 42
+    """
+    _change(ctx, edition_id, "send", "is sending")
+
+
+@app.command("pause")
+@friendly
+def pause(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id.")) -> None:
+    """Pause a sending edition: no new message leaves until it is resumed.
+
+    Example: tidings edition pause 42
+    """
+    _change(ctx, edition_id, "pause", "paused")
+
+
+@app.command("resume")
+@friendly
+def resume(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id.")) -> None:
+    """Resume a paused edition.
+
+    Example: tidings edition resume 42
+    """
+    _change(ctx, edition_id, "resume", "is sending again")
+
+
+@app.command("cancel")
+@friendly
+def cancel(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id.")) -> None:
+    """Cancel a scheduled, sending or paused edition: what is not sent yet never will be.
+
+    Example: tidings edition cancel 42
+    """
+    _change(ctx, edition_id, "cancel", "cancelled")

@@ -1,13 +1,16 @@
 """An edition's life after composing: scheduled drafts start, editors pause, resume, cancel.
 
-Each change is one conditional UPDATE on the edition's status, so two editors (or an editor
-and the scheduler) pressing at once cannot both win. Workers only claim deliveries of
+The allowed moves are written once (:data:`MOVES`); the console, the CLI and the API all go
+through them and refuse with the same sentence. Each change is one conditional UPDATE on the
+edition's status, so two editors (or an editor and the scheduler, or a pause and the last
+result) pressing at once cannot both win. Workers only claim deliveries of
 editions that are ``sending``, so pausing stops new sends at once; messages already handed
 to the SMTP server finish and are recorded.
 """
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -19,65 +22,112 @@ from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, EditionArticle, EditionStatus, Newsletter
 from tidings.db.types import utcnow
-from tidings.deliver.ledger import cancel_unsent
+from tidings.deliver.ledger import UNDERWAY, cancel_unsent, close_sent, nothing_open
 from tidings.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 
-def _move(
-    session: Session, edition_id: int, allowed: tuple[EditionStatus, ...], to: EditionStatus
-) -> bool:
-    values: dict[str, object] = {"status": to}
-    if EditionStatus.paused in allowed and to == EditionStatus.sending:
+@dataclass(frozen=True)
+class Move:
+    """One move an editor can make: its button, the statuses it starts from, where it goes."""
+
+    label: str
+    start: tuple[EditionStatus, ...]
+    to: EditionStatus
+    #: How the refusal ends: "Edition 4 is sent: it cannot be {refused}."
+    refused: str
+
+
+#: The one table of what an editor may do to an edition, by name (the console's buttons, the
+#: CLI's commands, the API's verbs). The scheduler's own moves (scheduled -> sending; sending
+#: -> sent when the last delivery is final, see :mod:`tidings.deliver.ledger.sent`) and
+#: a mass refusal's pause follow the same arrows.
+MOVES: dict[str, Move] = {
+    "send": Move("Send now", (EditionStatus.scheduled,), EditionStatus.sending, "sent now"),
+    "pause": Move("Pause", (EditionStatus.sending,), EditionStatus.paused, "paused"),
+    "resume": Move("Resume", (EditionStatus.paused,), EditionStatus.sending, "resumed"),
+    "cancel": Move(
+        "Cancel",
+        (EditionStatus.scheduled, EditionStatus.sending, EditionStatus.paused),
+        EditionStatus.cancelled,
+        "cancelled",
+    ),
+}
+
+
+def allowed_moves(status: EditionStatus) -> list[str]:
+    """The moves an editor may make from ``status``, in the table's order."""
+    return [name for name, move in MOVES.items() if status in move.start]
+
+
+def _refusal(edition_id: int, status: EditionStatus, name: str) -> InvalidInput:
+    if status == EditionStatus.sent:
+        return InvalidInput(f"Edition {edition_id} has already been sent.")
+    return InvalidInput(
+        f"Edition {edition_id} is {status.value}: it cannot be {MOVES[name].refused}."
+    )
+
+
+def _move(session: Session, edition_id: int, name: str) -> bool:
+    """The move as one conditional UPDATE. Leaving ``sending`` or ``paused`` also needs a
+    delivery still open: once the last result is written the edition is sent, and a pause
+    racing with that result finds either ``sent`` or nothing left open, never both wrong."""
+    move = MOVES[name]
+    values: dict[str, object] = {"status": move.to}
+    if name == "resume":
         # An editor's resume means "the relay is fine": the edition is no longer watched
         # for a mass refusal, by any worker (else a small list of mostly dead addresses
         # would be paused again at every resume).
         values["refusal_watch_ended_at"] = utcnow()
+    not_started = Edition.status.not_in(UNDERWAY)
     moved = session.execute(
         update(Edition)
-        .where(Edition.id == edition_id, Edition.status.in_(allowed))
+        .where(
+            Edition.id == edition_id,
+            Edition.status.in_(move.start),
+            not_started | ~nothing_open(),
+        )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(row_count(moved))
 
 
-def _change(
-    db: Database, edition_id: int, allowed: tuple[EditionStatus, ...], to: EditionStatus
-) -> None:
+def _change(db: Database, edition_id: int, name: str) -> None:
     with db.session() as session:
-        edition = session.get(Edition, edition_id)
-        if edition is None:
-            raise NotFound(f"no edition {edition_id}")
-        if not _move(session, edition_id, allowed, to):
-            raise InvalidInput(
-                f"edition {edition_id} is {edition.status.value}: it cannot become {to.value}"
-            )
-        if to == EditionStatus.cancelled:
+        if not _move(session, edition_id, name):
+            session.rollback()
+            # Refused: nothing left open closes it as sent (rows left by older code).
+            close_sent(session, utcnow(), [edition_id])
+            session.commit()
+            edition = session.get(Edition, edition_id)
+            if edition is None:
+                raise NotFound(f"There is no edition {edition_id}.")
+            raise _refusal(edition_id, edition.status, name)
+        if MOVES[name].to == EditionStatus.cancelled:
             cancel_unsent(session, edition_id, "cancelled by an editor")
         session.commit()
 
 
 def pause_edition(db: Database, edition_id: int) -> None:
-    _change(db, edition_id, (EditionStatus.sending,), EditionStatus.paused)
+    _change(db, edition_id, "pause")
 
 
 def resume_edition(db: Database, edition_id: int) -> None:
-    _change(db, edition_id, (EditionStatus.paused,), EditionStatus.sending)
+    _change(db, edition_id, "resume")
 
 
 def cancel_edition(db: Database, edition_id: int) -> None:
     """Stop for good: unsent deliveries become ``cancelled`` (kept in the ledger)."""
-    allowed = (EditionStatus.scheduled, EditionStatus.sending, EditionStatus.paused)
-    _change(db, edition_id, allowed, EditionStatus.cancelled)
+    _change(db, edition_id, "cancel")
 
 
 def _start(db: Database, edition_id: int, now: datetime) -> bool:
     """Move one draft to sending and fan it out, in one transaction; False if it was no
     longer a draft (another scheduler, or an editor, got there first)."""
     with db.session() as session:
-        if not _move(session, edition_id, (EditionStatus.scheduled,), EditionStatus.sending):
+        if not _move(session, edition_id, "send"):
             return False
         edition = session.get_one(Edition, edition_id)
         edition.started_at = now
@@ -113,18 +163,15 @@ def start_due_drafts(db: Database, now: datetime | None = None) -> list[int]:
 
 def send_draft_now(db: Database, edition_id: int) -> None:
     """Send a scheduled draft at once instead of at its time."""
-    with db.session() as session:
-        edition = session.get(Edition, edition_id)
-        if edition is None:
-            raise NotFound(f"no edition {edition_id}")
-        status = edition.status
     if not _start(db, edition_id, utcnow()):
-        raise InvalidInput(
-            f"edition {edition_id} is {status.value}: only a scheduled edition can be sent now"
-        )
+        with db.session() as session:
+            edition = session.get(Edition, edition_id)
+            if edition is None:
+                raise NotFound(f"There is no edition {edition_id}.")
+            raise _refusal(edition_id, edition.status, "send")
 
 
-#: What an editor may do to an edition, by name (the console's buttons, the API's verbs).
+#: Each move of :data:`MOVES` done.
 EDITION_CHANGES: dict[str, Callable[[Database, int], None]] = {
     "send": send_draft_now,
     "pause": pause_edition,

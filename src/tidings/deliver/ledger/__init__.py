@@ -4,6 +4,7 @@
 - :mod:`.fanout`: one queued delivery per reader of an edition;
 - :mod:`.claims`: due deliveries leased to a worker, leases renewed, who a claim goes to;
 - :mod:`.results`: each attempt's result, written only while its lease holds;
+- :mod:`.sent`: an edition is sent the moment its last delivery is final;
 - :mod:`.closing`: expired leases taken back, unsent deliveries cancelled, editions closed.
 
 These are query helpers: they run on the session they are given and never commit.
@@ -20,6 +21,7 @@ from tidings.deliver.ledger.claims import (
 from tidings.deliver.ledger.closing import cancel_unsent, finish_editions, reclaim_expired
 from tidings.deliver.ledger.fanout import fan_out, wants_sections
 from tidings.deliver.ledger.results import Outcome, Recorded, record_outcomes
+from tidings.deliver.ledger.sent import UNDERWAY, close_sent, nothing_open
 from tidings.deliver.ledger.states import (
     DUE_STATES,
     OPEN_STATES,
@@ -31,6 +33,7 @@ from tidings.deliver.ledger.states import (
 __all__ = [
     "DUE_STATES",
     "OPEN_STATES",
+    "UNDERWAY",
     "Claim",
     "Outcome",
     "Recipient",
@@ -38,9 +41,11 @@ __all__ = [
     "Renewal",
     "cancel_unsent",
     "claim_due",
+    "close_sent",
     "fan_out",
     "finish_editions",
     "has_due_work",
+    "nothing_open",
     "recent_sent",
     "recipients",
     "reclaim_expired",

@@ -10,6 +10,7 @@ from tidings.db.dialect import is_postgres, row_count
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
 from tidings.deliver import refusals
 from tidings.deliver.ledger.results import DEFAULT_SCORE
+from tidings.deliver.ledger.sent import close_sent
 from tidings.deliver.ledger.states import DUE_STATES, OPEN_STATES, state_counts
 from tidings.feedback.effects import BounceScore
 
@@ -65,7 +66,9 @@ def cancel_unsent(session: Session, edition_id: int, reply: str) -> int:
 
 
 def finish_editions(session: Session, now: datetime, score: BounceScore = DEFAULT_SCORE) -> int:
-    """Mark sending editions with no open deliveries as sent; how many.
+    """Mark editions underway (sending, or paused: rows left by older code) with no open
+    deliveries as sent; how many. The result writer closes them as their last result lands
+    (:func:`~.sent.close_sent`): this catches what is left.
 
     Each edition that is over (sent, or cancelled with nothing in flight) gets its counts per
     state stored once, so reports never count its deliveries again (what comes back later,
@@ -74,13 +77,7 @@ def finish_editions(session: Session, now: datetime, score: BounceScore = DEFAUL
     open_deliveries = exists().where(
         Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES)
     )
-    finished = session.scalars(
-        update(Edition)
-        .where(Edition.status == EditionStatus.sending, ~open_deliveries)
-        .values(status=EditionStatus.sent, finished_at=now)
-        .returning(Edition.id)
-        .execution_options(synchronize_session=False)
-    ).all()
+    finished = close_sent(session, now)
     settled = session.scalars(
         select(Edition.id).where(
             Edition.status.in_((EditionStatus.sent, EditionStatus.cancelled)),

@@ -18,6 +18,7 @@ from tidings.config import Settings
 from tidings.db.dialect import is_postgres, row_count
 from tidings.db.models import Delivery, DeliveryState
 from tidings.deliver import refusals
+from tidings.deliver.ledger.sent import close_sent
 from tidings.feedback.effects import BounceScore
 from tidings.mail.status import BounceKind
 from tidings.mail.transport import is_permanent
@@ -46,12 +47,15 @@ class Outcome:
 @dataclass(frozen=True)
 class Recorded:
     """What writing a batch did: the deliveries whose result was dropped because their lease
-    was lost, editions paused for a mass refusal (with why), editions now past their watch."""
+    was lost, editions paused for a mass refusal (with why), editions now past their watch,
+    editions closed as sent."""
 
     written: int
     dropped: tuple[int, ...] = ()
     paused: dict[int, str] = field(default_factory=dict)
     judged: frozenset[int] = frozenset()
+    #: Editions whose last delivery this batch made final: now ``sent``.
+    closed: tuple[int, ...] = ()
 
 
 def _still_held(session: Session, outcomes: Sequence[Outcome]) -> list[Outcome]:
@@ -145,7 +149,9 @@ def record_outcomes(
         if o.bounce is not None and (o.edition_id in judged or not _refused(o))
     }
     refusals.score_bounces(session, bounces, score, now)
-    return Recorded(written, dropped, verdict.paused, frozenset(verdict.judged))
+    # The last final result closes its edition at once, in this same transaction.
+    closed = close_sent(session, max(o.at for o in kept), set(batch)) if kept else []
+    return Recorded(written, dropped, verdict.paused, frozenset(verdict.judged), tuple(closed))
 
 
 def _refused(outcome: Outcome) -> bool:

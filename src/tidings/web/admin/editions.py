@@ -1,12 +1,13 @@
-"""Console: editions. Everyone signed in watches; editors pause, resume and cancel (the
-builder, where editions are made, is ``web.admin.builder``)."""
+"""Console: editions. Everyone signed in watches; editors send, pause, resume and cancel, as
+the one table of moves (``compose.lifecycle.MOVES``) allows (the builder, where editions are
+made, is ``web.admin.builder``)."""
 
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from tidings.compose.lifecycle import EDITION_CHANGES
+from tidings.compose.lifecycle import EDITION_CHANGES, MOVES, allowed_moves
 from tidings.errors import InvalidInput
 from tidings.reports.feedback import edition_feedback_summary
 from tidings.reports.progress import EditionProgress, edition_progress, list_editions
@@ -50,6 +51,7 @@ def edition_page(
         "edition.html",
         e=progress,
         live=_progress_json(progress),
+        moves=[(name, MOVES[name].label) for name in allowed_moves(progress.status)],
         feedback=edition_feedback_summary(context.db, edition_id),
     )
 
@@ -62,6 +64,6 @@ def edition_progress_json(edition_id: RowId, context: Context, account: Viewer) 
 @router.post("/{edition_id}/{change}", response_model=None)
 def edition_change(edition_id: RowId, change: str, context: Context, account: Editor) -> Response:
     if change not in EDITION_CHANGES:
-        raise InvalidInput(f"unknown change {change!r}")
+        raise InvalidInput("There is no such change to an edition.")
     EDITION_CHANGES[change](context.db, edition_id)
     return see_other(f"/admin/editions/{edition_id}")
