@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.conftest import Cli
-from tests.deliver.ledgerrows import sending
+from tests.deliver.ledgerrows import draft, sending
 from tests.web.console import csrf, make_user, sign_in
 from tests.webserver import web_server
 from tidings.access.apitokens import create_token
@@ -124,3 +124,23 @@ def test_the_buttons_are_the_tables_and_viewers_see_none(
     assert cli("edition", "pause", str(made.edition_id)).exit_code == 0
     page = doors.editor.get(path).text
     assert f'action="{path}/resume"' in page and f'action="{path}/pause"' not in page
+
+
+def test_the_cli_list_reads_at_80_columns(
+    db: Database, settings: Settings, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = _sent_in_two_seconds(db, settings)
+    scheduled = draft(db, settings, readers=1, slug="weekly").edition_id
+    monkeypatch.setenv("COLUMNS", "80")
+    listed = cli("edition", "list")
+    assert listed.exit_code == 0, listed.output
+    print(listed.stdout)
+    lines = listed.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if line.split()[:1] == [str(scheduled)])
+    assert "scheduled" in row and "0/0" in row
+    with db.session() as session:
+        at = session.get_one(Edition, scheduled).scheduled_for
+    assert at is not None and f"{at:%Y-%m-%d %H:%M}" in row  # the time it goes out
+    row = next(line for line in lines if line.split()[:1] == [str(done)])
+    assert "sent" in row and "11/11" in row and "5.50/s" in row

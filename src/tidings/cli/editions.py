@@ -2,6 +2,7 @@
 one (the moves ``compose.lifecycle.MOVES`` allows, refused with the console's sentence)."""
 
 import typer
+from rich.box import SIMPLE
 from rich.table import Table
 from rich.text import Text
 
@@ -58,8 +59,8 @@ def list_command(
     limit: int = typer.Option(20, "--limit", help="How many, newest first."),
 ) -> None:
     """List the newest editions: status, when (a scheduled one's time, else its slot or when
-    it was made, in UTC), messages sent of all, the sending rate, and why one failed, was
-    skipped, or left articles out (the start of its note).
+    it was made, in UTC), messages sent of all, the sending rate; then, under the table, why
+    one failed, was skipped, or left articles out (the start of its note).
 
     Example: tidings edition list daily
     """
@@ -68,18 +69,28 @@ def list_command(
     if not rows:
         context.out.print("no editions yet")
         return
-    table = Table("id", "newsletter", "status", "when (UTC)", "sent", "rate", "note")
+    table = Table(box=SIMPLE, pad_edge=False)
+    for name in ("id", "newsletter", "kind", "status", "UTC", "sent", "rate"):
+        table.add_column(
+            name,
+            no_wrap=name in ("id", "UTC", "sent", "rate"),
+            min_width=len(name) if name in ("newsletter", "status") else None,
+        )
     for p in rows:
         table.add_row(
             str(p.edition_id),
             Text(p.slug),
+            p.kind,
             Text(_status(p)),
             _when(p),
             f"{p.counts.get(DeliveryState.sent, 0)}/{p.total}",
             _rate(p),
-            Text(_short(p.note)),  # a note quotes article titles: never rich markup
         )
     context.out.print(table)
+    for p in rows:  # under the table, where a note has the whole width
+        if p.note:
+            # A note quotes article titles: never rich markup.
+            context.out.print(f"{p.edition_id}: {_short(p.note)}", markup=False)
 
 
 @app.command("status")
