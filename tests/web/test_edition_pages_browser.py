@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import update
 
 from tests.deliver.ledgerrows import draft, sending
 from tests.web.browser import screenshots
@@ -15,7 +16,7 @@ from tests.web.console import PASSWORD, make_user
 from tests.webserver import web_server
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import DeliveryState, UserRole
+from tidings.db.models import DeliveryState, Edition, EditionStatus, UserRole
 from tidings.deliver import ledger
 from tidings.reports.progress import zoned_time
 
@@ -54,8 +55,14 @@ def _fits_a_phone(page: Page) -> None:
 
 
 def _send_one(db: Database) -> None:
+    """One message of the edition sending now goes out, 2 s after it started."""
     now = datetime.now(UTC)
     with db.session() as session:
+        session.execute(
+            update(Edition)
+            .where(Edition.status == EditionStatus.sending)
+            .values(started_at=now - timedelta(seconds=2))
+        )
         (claim,) = ledger.claim_due(session, "w:1", 1, timedelta(seconds=30), now)
         ledger.record_outcomes(session, [claim.outcome(DeliveryState.sent, 250, "ok", now)])
         session.commit()
@@ -98,6 +105,7 @@ def test_edition_pages_by_status(
 
     page.goto(f"{base}/admin/editions/{done}")
     expect(page.locator("#status")).to_have_text("sent")
+    expect(page.locator("#rate")).to_have_text("0.5")  # 1 message in 2 s
     assert page.get_by_role("button").filter(has_text="Pause").count() == 0
     assert page.locator("form[action^='/admin/editions/']").count() == 0
     screenshots(page, f"edition-sent-{db_name}")
