@@ -58,7 +58,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("newsletters") as batch:
         batch.drop_column("allowed_origins")
-    op.execute(f"DELETE FROM subscriber_events WHERE kind IN {NEW_HISTORY_KINDS!r}")
+    events = sa.table("subscriber_events", sa.column("kind", sa.String))
+    op.execute(events.delete().where(events.c.kind.in_(NEW_HISTORY_KINDS)))
     with op.batch_alter_table("subscriber_events") as batch:
         batch.drop_column("source")
     _allow("subscriber_events", "ck_subscriber_events_history_kind", "kind", HISTORY_KINDS)

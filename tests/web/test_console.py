@@ -196,7 +196,8 @@ def test_builder_test_send_and_schedule(console: Console) -> None:
     assert edition.status == EditionStatus.scheduled
     assert edition.scheduled_for == datetime(2099, 1, 1, 4, 0, tzinfo=UTC)  # 08:00 in Tbilisi
     page = console.client.get(f"/admin/editions/{edition.id}").text
-    assert "Cancel the rest" in page and "Pause" not in page
+    assert "Cancel" in page and "Cancel the rest" not in page
+    assert "Pause" not in page and "0 of 0" not in page
     console.post(f"/admin/editions/{edition.id}/cancel")
     with console.db.session() as session:
         assert session.get_one(Edition, edition.id).status == EditionStatus.cancelled

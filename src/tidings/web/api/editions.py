@@ -42,7 +42,7 @@ def _out(p: EditionProgress) -> EditionOut:
         done=p.done,
         bounced=p.bounced,
         complained=p.complained,
-        per_second=round(p.per_second, 3),
+        per_second=round(p.per_second, 2),
         eta_seconds=p.eta_seconds,
     )
 
@@ -108,7 +108,8 @@ def change(
     context: Context,
     who: Writer,
 ) -> EditionOut:
-    """send starts a scheduled draft at once; pause, resume and cancel a sending edition."""
+    """Moves the edition as compose.lifecycle.MOVES allows: send a scheduled one now, pause,
+    resume or cancel one that is sending; any other move is refused with one sentence."""
     EDITION_CHANGES[change](context.db, edition_id)
     return _out(edition_progress(context.db, edition_id))
 
