@@ -31,6 +31,8 @@ from tidings.errors import Conflict, NotFound
 
 #: Evidence is a diagnostic line or a short note: longer text is cut here.
 DETAIL_LIMIT = 1000
+#: The width of ``subscriber_events.source``.
+SOURCE_LIMIT = 32
 #: The kinds an admin can undo (an undo itself is not undone: the reader signs up again, or
 #: an admin suppresses the address by hand).
 UNDOABLE = frozenset({HistoryKind.suppressed, HistoryKind.unsubscribed, HistoryKind.bounce_point})
@@ -52,6 +54,8 @@ class HistoryRow:
     created_at: datetime
     undone_at: datetime | None
     undone_by: str | None
+    #: Where it came from: web, api, cli, console, import, mail, inbound, ...
+    source: str | None = None
 
     @property
     def undoable(self) -> bool:
@@ -67,8 +71,14 @@ def record(
     now: datetime,
     newsletter_id: int | None = None,
     inbound_id: int | None = None,
+    source: str | None = None,
 ) -> None:
-    """Write one event of a subscriber's history (the evidence cut to ``DETAIL_LIMIT``)."""
+    """Write one event of a subscriber's history (the evidence cut to ``DETAIL_LIMIT``);
+    ``source`` says where it came from (web, api, cli, console, import, mail, inbound, ...).
+
+    History is append-only: an event is never rewritten, only marked undone."""
+    if source is None and inbound_id is not None:
+        source = "inbound"
     session.execute(
         insert(SubscriberEvent).values(
             subscriber_id=subscriber_id,
@@ -76,6 +86,7 @@ def record(
             newsletter_id=newsletter_id,
             detail=detail[:DETAIL_LIMIT] if detail is not None else None,
             inbound_id=inbound_id,
+            source=source[:SOURCE_LIMIT] if source is not None else None,
             created_at=now,
         )
     )
@@ -113,6 +124,7 @@ def history_of(db: Database, subscriber_id: int) -> list[HistoryRow]:
                 SubscriberEvent.created_at,
                 SubscriberEvent.undone_at,
                 SubscriberEvent.undone_by,
+                SubscriberEvent.source,
             )
             .outerjoin(Newsletter, Newsletter.id == SubscriberEvent.newsletter_id)
             .where(SubscriberEvent.subscriber_id == subscriber_id)
@@ -121,8 +133,9 @@ def history_of(db: Database, subscriber_id: int) -> list[HistoryRow]:
     return [HistoryRow(*row) for row in rows]
 
 
-def undo(db: Database, event_id: int, by: str) -> str:
-    """Reverse one event of a subscriber's history, as the admin ``by``; what it changed.
+def undo(db: Database, event_id: int, by: str, source: str = "console") -> str:
+    """Reverse one event of a subscriber's history, as the admin ``by`` (through ``source``:
+    console or api); what it changed.
 
     - ``suppressed``: the suppression is removed (an ``unsuppressed`` event is written); an
       address suppressed meanwhile for another reason stays suppressed, and :class:`Conflict`
@@ -145,9 +158,9 @@ def undo(db: Database, event_id: int, by: str) -> str:
             raise Conflict(f"event {event_id} ({event.kind.value}) cannot be undone")
         email = session.get_one(Subscriber, event.subscriber_id).email
         if event.kind == HistoryKind.suppressed:
-            said = _unsuppress(session, event, email, by, now)
+            said = _unsuppress(session, event, email, by, now, source)
         elif event.kind == HistoryKind.unsubscribed:
-            said = _resubscribe(session, event, email, by, now)
+            said = _resubscribe(session, event, email, by, now, source)
         else:
             said = _remove_point(session, event, email)
         marked = session.execute(
@@ -164,7 +177,7 @@ def undo(db: Database, event_id: int, by: str) -> str:
 
 
 def _unsuppress(
-    session: Session, event: SubscriberEvent, email: str, by: str, now: datetime
+    session: Session, event: SubscriberEvent, email: str, by: str, now: datetime, source: str
 ) -> str:
     reason = _reason_of(event.detail)
     current = session.scalar(select(Suppression).where(Suppression.email == email))
@@ -181,12 +194,12 @@ def _unsuppress(
         session.execute(delete(BouncePoint).where(BouncePoint.email == email))
         said += " and its bounce points"
     note = f"undo of event {event.id} by {by}"
-    record(session, event.subscriber_id, HistoryKind.unsuppressed, note, now)
+    record(session, event.subscriber_id, HistoryKind.unsuppressed, note, now, source=source)
     return said
 
 
 def _resubscribe(
-    session: Session, event: SubscriberEvent, email: str, by: str, now: datetime
+    session: Session, event: SubscriberEvent, email: str, by: str, now: datetime, source: str
 ) -> str:
     subscription = session.scalar(
         select(Subscription).where(
@@ -215,6 +228,7 @@ def _resubscribe(
         note,
         now,
         newsletter_id=event.newsletter_id,
+        source=source,
     )
     said = f"subscribed {email} to {slug} again ({status.value})"
     still = session.scalar(select(Suppression.reason).where(Suppression.email == email))

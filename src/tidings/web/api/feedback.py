@@ -64,6 +64,7 @@ def _event(h: HistoryRow) -> HistoryEventOut:
         undone_at=h.undone_at,
         undone_by=h.undone_by,
         undoable=h.undoable,
+        source=h.source,
     )
 
 
@@ -124,8 +125,9 @@ def get_sender_health(
     tags=["subscribers"],
 )
 def subscriber_history(subscriber_id: RowId, context: Context, who: Owner) -> list[HistoryEventOut]:
-    """Every change that what came back made to the subscriber, newest first, with its
-    evidence and whether it was undone."""
+    """The subscriber's history, newest first: every sign-up, confirmation, unsubscribe, undo,
+    import and admin change, and what came back, each with its source and evidence and
+    whether it was undone."""
     return [_event(h) for h in history_of(context.db, subscriber_id)]
 
 
@@ -134,4 +136,4 @@ def undo_event(event_id: RowId, context: Context, who: Owner) -> UndoOut:
     """Reverse one change (a suppression, an unsubscribe, a bounce point): 409 when it was
     undone already or cannot be."""
     by = f"api token {who.token_id} ({who.name})"
-    return UndoOut(event_id=event_id, changed=undo(context.db, event_id, by))
+    return UndoOut(event_id=event_id, changed=undo(context.db, event_id, by, source="api"))

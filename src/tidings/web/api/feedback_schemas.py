@@ -74,6 +74,8 @@ class HistoryEventOut(BaseModel):
     undone_at: datetime | None
     undone_by: str | None
     undoable: bool
+    #: Where it came from: web, api, cli, console, import, mail, inbound, ...
+    source: str | None = None
 
 
 class UndoOut(BaseModel):
