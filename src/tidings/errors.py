@@ -12,6 +12,7 @@ complete)::
     ├── Conflict(TidingsError)                       the thing exists already
     ├── InvalidInput(TidingsError, ValueError)       user data failed validation
     │   ├── InvalidAddress                           an email address is not valid
+    │   ├── SettingsRefused catalog/newsletters  newsletter settings, a sentence per setting
     │   ├── HeaderInjection         mail/message     a header value would start a new header
     │   ├── TemplateAltersSlot      mail/personal    a template filter changed a personal slot
     │   ├── EditionTooLarge         compose/render   the HTML part is over the size limit

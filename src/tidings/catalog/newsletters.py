@@ -1,9 +1,9 @@
 """Newsletters and their sources: create, list, look up."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -24,7 +24,7 @@ from tidings.db.models import (
     SourceKind,
     SubscriptionStatus,
 )
-from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.errors import Conflict, FeedError, InvalidInput, NotFound
 from tidings.mail.addresses import (
     clean_name,
     format_mailbox,
@@ -35,6 +35,7 @@ from tidings.mail.addresses import (
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_SCHEDULE = "0 7 * * *"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,47 +85,134 @@ ARTICLES_AT_MOST = 1000
 
 def validate_schedule(cron: str, timezone: str) -> None:
     """Raise :class:`InvalidInput` unless ``cron`` is a 5-field crontab and ``timezone`` IANA."""
+    _check_timezone(timezone)
+    _check_cron(cron, timezone)
+
+
+def _check_timezone(timezone: str) -> None:
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"timezone {timezone!r} is not an IANA time zone") from None
+        raise InvalidInput(
+            f"The time zone {timezone!r} is not an IANA time zone, such as Asia/Tbilisi."
+        ) from None
+
+
+def _check_cron(cron: str, timezone: str) -> None:
     try:
         crontab_trigger(cron, timezone)
     except ValueError as exc:
-        raise InvalidInput(f"schedule {cron!r} is not a crontab expression: {exc}") from None
+        raise InvalidInput(
+            f"The schedule {cron!r} is not a crontab line (minute hour day month weekday): {exc}."
+        ) from None
 
 
-def _validated(spec: NewsletterSpec) -> dict[str, object]:
-    """The newsletter's columns from ``spec``, or :class:`InvalidInput` naming the problem."""
-    if not _SLUG.match(spec.slug):
-        raise InvalidInput("slug must be lower-case letters, digits and hyphens (at most 64)")
-    name = clean_name(spec.name)
+class SettingsRefused(InvalidInput):
+    """Newsletter settings that are not acceptable: one sentence per setting, by the names
+    :class:`NewsletterSpec` uses, so a form can show each beside its field."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__(" ".join(problems.values()))
+        self.problems = problems
+
+
+def _sentence(text: str) -> str:
+    """A validator's message as a sentence: capital first, full stop last."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+class _Checks:
+    """Runs one check per setting and keeps each refusal's sentence under its name."""
+
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}
+
+    def run(self, name: str, check: Callable[[], T]) -> T | None:
+        try:
+            return check()
+        except InvalidInput as exc:
+            self.problems.setdefault(name, _sentence(str(exc)))
+            return None
+
+    def refuse(self, name: str, sentence: str) -> None:
+        self.problems.setdefault(name, sentence)
+
+
+def _check_slug(slug: str) -> str:
+    if not _SLUG.match(slug):
+        raise InvalidInput(
+            "The slug must be lower-case letters, digits and hyphens, at most 64 of them."
+        )
+    return slug
+
+
+def _check_name(raw: str) -> str:
+    name = clean_name(raw)
     if not name:
-        raise InvalidInput("name is empty")
-    from_name, from_address = parse_mailbox(spec.sender)
-    validate_schedule(spec.schedule, spec.timezone)
+        raise InvalidInput("The name is empty.")
+    return name
+
+
+def _check_articles(checks: _Checks, spec: NewsletterSpec) -> None:
+    if spec.min_articles < 0:
+        checks.refuse("min_articles", "The least number of articles cannot be below 0.")
+    if spec.max_articles < 1:
+        checks.refuse("max_articles", "An edition needs room for at least one article.")
+    elif spec.max_articles > ARTICLES_AT_MOST:
+        checks.refuse("max_articles", f"An edition carries at most {ARTICLES_AT_MOST:,} articles.")
+    elif spec.min_articles > spec.max_articles:
+        checks.refuse(
+            "min_articles", "The least number of articles is more than the most an edition takes."
+        )
+
+
+def _check_template_set(name: str, sets: Collection[str] | None) -> None:
+    if not _TEMPLATE_SET.match(name):
+        raise InvalidInput("The template set must be a plain folder name under email/.")
+    if sets is not None and name not in sets:
+        known = ", ".join(sorted(sets)) or "none"
+        raise InvalidInput(f"There is no template set {name!r}; the sets are: {known}.")
+
+
+def _validated(
+    spec: NewsletterSpec, template_sets: Collection[str] | None = None
+) -> dict[str, object]:
+    """The newsletter's columns from ``spec``, or :class:`SettingsRefused` naming each
+    problem. ``template_sets``, when given, are the sets a newsletter may name."""
+    checks = _Checks()
+    slug = checks.run("slug", lambda: _check_slug(spec.slug))
+    name = checks.run("name", lambda: _check_name(spec.name))
+    mailbox = checks.run("sender", lambda: parse_mailbox(spec.sender))
+    reply_to = checks.run(
+        "reply_to", lambda: normalise_email(spec.reply_to) if spec.reply_to else None
+    )
+    checks.run("timezone", lambda: _check_timezone(spec.timezone))
+    zone = "UTC" if "timezone" in checks.problems else spec.timezone
+    checks.run("schedule", lambda: _check_cron(spec.schedule, zone))
     weekly = (spec.weekly_schedule or "").strip() or None
     if weekly is not None:
-        validate_schedule(weekly, spec.timezone)
-    if spec.min_articles < 0 or spec.max_articles < 1 or spec.min_articles > spec.max_articles:
-        raise InvalidInput("need 0 <= min-articles <= max-articles and max-articles >= 1")
-    if spec.max_articles > ARTICLES_AT_MOST:
-        raise InvalidInput(f"max-articles is at most {ARTICLES_AT_MOST:,}")
-    if not _TEMPLATE_SET.match(spec.template_set):
-        raise InvalidInput("template set must be a plain folder name under email/")
+        checks.run("weekly_schedule", lambda: _check_cron(weekly, zone))
+    _check_articles(checks, spec)
+    checks.run("template_set", lambda: _check_template_set(spec.template_set, template_sets))
+    origins = checks.run("allowed_origins", lambda: web_origins(spec.allowed_origins))
+    if checks.problems or mailbox is None:
+        raise SettingsRefused(checks.problems)
+    from_name, from_address = mailbox
     return {
-        "slug": spec.slug,
+        "slug": slug,
         "name": name,
         "from_name": from_name or name,
         "from_address": from_address,
-        "reply_to": normalise_email(spec.reply_to) if spec.reply_to else None,
+        "reply_to": reply_to,
         "schedule_cron": spec.schedule,
         "timezone": spec.timezone,
         "min_articles": spec.min_articles,
         "max_articles": spec.max_articles,
         "template_set": spec.template_set,
         "weekly_schedule_cron": weekly,
-        "allowed_origins": web_origins(spec.allowed_origins),
+        "allowed_origins": origins,
     }
 
 
@@ -135,34 +223,60 @@ def _feed_url(url: str, allow_private: bool) -> str:
     return canonical
 
 
-def _newsletter_from_spec(spec: NewsletterSpec, allow_private: bool) -> Newsletter:
-    newsletter = Newsletter(**_validated(spec))
-    feed_urls = list(dict.fromkeys(_feed_url(url, allow_private) for url in spec.feeds))
+def _newsletter_from_spec(
+    spec: NewsletterSpec, allow_private: bool, template_sets: Collection[str] | None
+) -> Newsletter:
+    """The new newsletter with its feeds, or :class:`SettingsRefused` naming every problem,
+    the feed list's among them."""
+    problems: dict[str, str] = {}
+    values: dict[str, object] = {}
+    try:
+        values = _validated(spec, template_sets)
+    except SettingsRefused as exc:
+        problems.update(exc.problems)
+    try:
+        feed_urls = list(dict.fromkeys(_feed_url(url, allow_private) for url in spec.feeds))
+    except (InvalidInput, FeedError) as exc:
+        problems["feeds"] = _sentence(str(exc))
+    if problems:
+        raise SettingsRefused(problems)
+    newsletter = Newsletter(**values)
     newsletter.sources = [Source(kind=SourceKind.feed, url=url) for url in feed_urls]
     return newsletter
 
 
 def create_newsletter(
-    db: Database, spec: NewsletterSpec, *, allow_private: bool = False
+    db: Database,
+    spec: NewsletterSpec,
+    *,
+    allow_private: bool = False,
+    template_sets: Collection[str] | None = None,
 ) -> Newsletter:
     """Create a newsletter with its feed sources; :class:`Conflict` if the slug is taken.
 
-    ``allow_private`` is the TIDINGS_FEED_ALLOW_PRIVATE setting (feeds on private addresses).
+    ``allow_private`` is the TIDINGS_FEED_ALLOW_PRIVATE setting (feeds on private addresses);
+    ``template_sets``, when given, the sets it may name (``mail.templates.template_sets``).
     """
-    newsletter = _newsletter_from_spec(spec, allow_private)
+    newsletter = _newsletter_from_spec(spec, allow_private, template_sets)
     with db.session() as session:
         session.add(newsletter)
         try:
             session.commit()
         except IntegrityError:
             session.rollback()
-            raise Conflict(f"a newsletter with slug {spec.slug!r} exists already") from None
+            raise Conflict(f"A newsletter with the slug {spec.slug!r} exists already.") from None
     return newsletter
 
 
-def update_newsletter(db: Database, slug: str, spec: NewsletterSpec) -> None:
+def update_newsletter(
+    db: Database,
+    slug: str,
+    spec: NewsletterSpec,
+    *,
+    template_sets: Collection[str] | None = None,
+) -> None:
     """Change a newsletter's settings (its slug stays: it is in every link already sent)."""
-    values = _validated(NewsletterSpec(**{**spec.__dict__, "slug": slug}))
+    values = _validated(NewsletterSpec(**{**spec.__dict__, "slug": slug}), template_sets)
     with db.session() as session:
         newsletter = newsletter_by_slug(session, slug)
         for column, value in values.items():
@@ -187,13 +301,19 @@ def _spec_of(newsletter: Newsletter) -> NewsletterSpec:
     )
 
 
-def change_newsletter(db: Database, slug: str, changes: Mapping[str, Any]) -> Newsletter:
+def change_newsletter(
+    db: Database,
+    slug: str,
+    changes: Mapping[str, Any],
+    *,
+    template_sets: Collection[str] | None = None,
+) -> Newsletter:
     """Change some settings of a newsletter, named as :class:`NewsletterSpec` names them (the
     others stay; its slug and feeds are not changed here): the newsletter as changed, or
     :class:`InvalidInput` naming the problem, and nothing changed."""
     with db.session() as session:
         newsletter = newsletter_by_slug(session, slug)
-        values = _validated(replace(_spec_of(newsletter), **changes))
+        values = _validated(replace(_spec_of(newsletter), **changes), template_sets)
         for column, value in values.items():
             setattr(newsletter, column, value)
         session.commit()
@@ -210,7 +330,7 @@ def add_feed(db: Database, slug: str, url: str, *, allow_private: bool = False) 
         try:
             session.commit()
         except IntegrityError:
-            raise Conflict("the newsletter has this feed already") from None
+            raise Conflict("The newsletter has this feed already.") from None
 
 
 def remove_source(db: Database, slug: str, source_id: int) -> None:
@@ -219,7 +339,7 @@ def remove_source(db: Database, slug: str, source_id: int) -> None:
         newsletter = newsletter_by_slug(session, slug)
         source = session.get(Source, source_id)
         if source is None or source.newsletter_id != newsletter.id:
-            raise NotFound("no such source")
+            raise NotFound("There is no such source.")
         session.delete(source)
         session.commit()
 
@@ -228,7 +348,7 @@ def newsletter_by_slug(session: Session, slug: str) -> Newsletter:
     """The newsletter named ``slug``, or :class:`NotFound`."""
     newsletter = session.scalar(select(Newsletter).where(Newsletter.slug == slug))
     if newsletter is None:
-        raise NotFound(f"no newsletter {slug!r} (see 'tidings newsletter list')")
+        raise NotFound(f"There is no newsletter {slug!r}.")
     return newsletter
 
 

@@ -22,6 +22,11 @@ from jinja2 import (
 from tidings.errors import InvalidInput
 from tidings.paths import templates_dir
 
+#: The triplet every set has; a folder without all three is not a set.
+TRIPLET = ("subject.txt", "body.html", "body.txt")
+#: Folders of transactional mail (mail/notice), not newsletter template sets.
+NOTICE_KINDS = frozenset({"confirm", "invitation", "password_reset"})
+
 
 @dataclass(frozen=True)
 class EmailTemplates:
@@ -58,3 +63,24 @@ def load_triplet(environment: Environment, template_set: str) -> EmailTemplates:
         )
     except TemplateNotFound as exc:
         raise InvalidInput(f"template {exc.name} is missing") from None
+
+
+def template_sets(operator_dir: Path | None) -> list[str]:
+    """The names of the newsletter template sets there are, sorted: every folder under
+    ``email/`` (the operator's or the built-in one) whose triplet is complete once the
+    operator's files and the built-ins are taken together, the notice kinds left out."""
+    roots = [templates_dir() / "email"]
+    if operator_dir is not None:
+        roots.append(operator_dir / "email")
+    names = {
+        folder.name
+        for root in roots
+        if root.is_dir()
+        for folder in root.iterdir()
+        if folder.is_dir()
+    }
+    return sorted(
+        name
+        for name in names - NOTICE_KINDS
+        if all(any((root / name / part).is_file() for root in roots) for part in TRIPLET)
+    )
