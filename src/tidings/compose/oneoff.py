@@ -1,8 +1,11 @@
 """One-off editions: an editor's send now, send later, and the preview of either."""
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import make_msgid
 
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tidings.audience.service import subscription_for
@@ -14,15 +17,30 @@ from tidings.compose.service import (
     OneOff,
     attach_articles,
     renderer,
+    sections_of,
     set_content,
     start_sending,
 )
 from tidings.config import Settings
+from tidings.db.dialect import row_count
 from tidings.db.engine import Database
-from tidings.db.models import Article, Edition, EditionKind, EditionStatus, Newsletter
+from tidings.db.models import (
+    Article,
+    Edition,
+    EditionArticle,
+    EditionKind,
+    EditionStatus,
+    Newsletter,
+)
 from tidings.db.types import as_utc, utcnow
-from tidings.errors import InvalidInput
-from tidings.mail.edition import edition_mail
+from tidings.deliver.ledger.fanout import recipient_count
+from tidings.errors import Conflict, InvalidInput, NotFound
+from tidings.mail.edition import EditionMail, address_domain, edition_mail
+
+#: The automatic choice found nothing new: said the same way on the web, the API and the CLI.
+NO_NEW_ARTICLES = "There are no new articles since the last edition. Choose at least one article."
+#: Whom a test is personalised for when the editor names no subscriber.
+TEST_READER = ("Test Reader", "test-reader@example.invalid")
 
 
 def _one_off_articles(
@@ -32,7 +50,7 @@ def _one_off_articles(
         return chosen_articles(session, newsletter, one_off.article_ids)
     articles = select_articles(session, newsletter, cutoff=now)
     if not articles:
-        raise InvalidInput("there are no new articles to send: choose some with --article ID")
+        raise InvalidInput(NO_NEW_ARTICLES)
     return articles
 
 
@@ -127,7 +145,7 @@ def preview(
     edition.id = 0  # never stored: links in the preview point at no real edition
     mail = edition_mail(settings, edition, newsletter)
     html, text = mail.parts_for(mail.personal(subscription_id, email, name))
-    message = mail.message_for(subscription_id, email, name, "<preview@tidings.invalid>")
+    message = mail.message_for(subscription_id, email, name, _message_id("preview", mail))
     assert edition.subject is not None and edition.html_body is not None
     return Preview(
         edition.subject,
@@ -139,3 +157,167 @@ def preview(
         newsletter.from_address,
         edition.note,
     )
+
+
+def _message_id(kind: str, mail: EditionMail) -> str:
+    """A proper Message-ID of its own for a message that is not a delivery (a preview, a
+    test), on the newsletter's domain, as :mod:`tidings.mail.notice` makes them."""
+    domain = address_domain(mail.sender)
+    return make_msgid(f"tidings.{kind}.{secrets.token_hex(6)}", domain=domain)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An edition rendered once as a test, personalised for one reader; :meth:`message`
+    gives each test address its own message (its own Message-ID)."""
+
+    subject: str
+    sender: str
+    to_email: str
+    to_name: str | None
+    mail: EditionMail
+
+    def message(self) -> bytes:
+        return self.mail.message_for(0, self.to_email, self.to_name, _message_id("test", self.mail))
+
+
+def proof(
+    db: Database, settings: Settings, slug: str, one_off: OneOff, reader_email: str | None
+) -> Proof:
+    """The edition as a test: "[Test]" in the subject, a banner on top, personalised for the
+    subscriber ``reader_email`` of the newsletter (else :data:`TEST_READER`), and links that
+    unsubscribe nobody (:class:`EditionMail`'s test mode)."""
+    now = utcnow()
+    with db.session() as session:
+        newsletter, _, edition = one_off_edition(session, settings, slug, one_off, now)
+        if reader_email and reader_email.strip():
+            _, email, name = subscription_for(session, newsletter.id, reader_email.strip())
+        else:
+            name, email = TEST_READER
+    edition.id = 0  # never stored
+    mail = edition_mail(settings, edition, newsletter, test=True)
+    return Proof(mail.subject, newsletter.from_address, email, name, mail)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """What sending a one-off edition would do, for the editor to confirm first."""
+
+    subject: str
+    newsletter_name: str
+    timezone: str
+    articles: int
+    #: Readers it would go to now: active, unsuppressed, wanting one of its sections.
+    recipients: int
+    #: When it would be sent (UTC); None: now.
+    send_at: datetime | None = None
+
+
+def plan_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -> SendPlan:
+    """Render the edition (nothing is stored) and count its readers by fan-out's own rule."""
+    with db.session() as session:
+        newsletter, articles, edition = one_off_edition(session, settings, slug, one_off, utcnow())
+        readers = recipient_count(session, newsletter.id, sections_of(articles))
+        assert edition.subject is not None
+        return SendPlan(
+            edition.subject, newsletter.name, newsletter.timezone, len(articles), readers
+        )
+
+
+@dataclass(frozen=True)
+class ScheduledDraft:
+    """A scheduled one-off edition as the builder loads it to edit."""
+
+    edition_id: int
+    slug: str
+    status: EditionStatus
+    subject: str | None
+    intro_markdown: str | None
+    article_ids: list[int]
+    scheduled_for: datetime | None
+
+
+def scheduled_draft(db: Database, edition_id: int) -> ScheduledDraft:
+    """The edition with its articles in order (any status: the caller says what it allows)."""
+    with db.session() as session:
+        edition = session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"There is no edition {edition_id}.")
+        newsletter = session.get_one(Newsletter, edition.newsletter_id)
+        ids = list(
+            session.scalars(
+                select(EditionArticle.article_id)
+                .where(EditionArticle.edition_id == edition_id)
+                .order_by(EditionArticle.position)
+            )
+        )
+        return ScheduledDraft(
+            edition.id,
+            newsletter.slug,
+            edition.status,
+            edition.subject,
+            edition.intro_markdown,
+            ids,
+            edition.scheduled_for,
+        )
+
+
+@dataclass(frozen=True)
+class DraftChanges:
+    """An editor's changes to a scheduled edition; None keeps what it has. An empty subject
+    goes back to the one made from the first headline; an empty intro removes it."""
+
+    subject: str | None = None
+    intro_markdown: str | None = None
+    article_ids: list[int] | None = None
+    #: The new send time, a UTC instant already read (:func:`tidings.compose.sendtime.send_time`).
+    send_at: datetime | None = None
+
+
+def not_scheduled(edition_id: int, status: EditionStatus) -> Conflict:
+    return Conflict(
+        f"Edition {edition_id} is {status.value}: only a scheduled edition can be changed."
+    )
+
+
+def update_scheduled(
+    db: Database, settings: Settings, edition_id: int, changes: DraftChanges
+) -> None:
+    """Render the changed edition again and store it, in one transaction, only while it is
+    still scheduled (one conditional UPDATE: the scheduler starting it at the same moment
+    either waits and sends the new content, or has started and the change is refused)."""
+    draft = scheduled_draft(db, edition_id)
+    if draft.status != EditionStatus.scheduled:
+        raise not_scheduled(edition_id, draft.status)
+    ids = draft.article_ids if changes.article_ids is None else changes.article_ids
+    if not ids:
+        raise InvalidInput("Choose at least one article.")
+    intro = draft.intro_markdown if changes.intro_markdown is None else changes.intro_markdown
+    subject = draft.subject if changes.subject is None else changes.subject
+    one_off = OneOff(article_ids=ids, intro_markdown=intro or None, subject=subject or None)
+    now = utcnow()
+    with db.session() as session:
+        _, articles, rendered = one_off_edition(session, settings, draft.slug, one_off, now)
+        values: dict[str, object] = {
+            "subject": rendered.subject,
+            "intro_markdown": one_off.intro_markdown,
+            "html_body": rendered.html_body,
+            "text_body": rendered.text_body,
+            "note": rendered.note,
+        }
+        if changes.send_at is not None:
+            values["scheduled_for"] = changes.send_at
+        moved = session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id, Edition.status == EditionStatus.scheduled)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if not row_count(moved):
+            session.rollback()
+            status = session.scalar(select(Edition.status).where(Edition.id == edition_id))
+            raise not_scheduled(edition_id, status or EditionStatus.cancelled)
+        session.execute(delete(EditionArticle).where(EditionArticle.edition_id == edition_id))
+        rendered.id = edition_id  # never added: it only names the edition for its articles
+        attach_articles(session, rendered, articles)
+        session.commit()

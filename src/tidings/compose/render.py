@@ -4,7 +4,9 @@ Personal values are slot markers whose nonce no content value contains
 (:mod:`tidings.mail.personal`); the subject is the same for every reader and has none.
 """
 
-from collections.abc import Iterator
+import re
+import textwrap
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import StrictUndefined
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markupsafe import Markup
 from sqlalchemy import inspect
 
@@ -21,7 +24,7 @@ from tidings.mail.addresses import clean_name
 from tidings.mail.css import inline_css
 from tidings.mail.personal import SlotMarkers
 from tidings.mail.templates import EmailTemplates
-from tidings.text import plain_text, sanitise_html
+from tidings.text import sanitise_html
 
 #: Gmail clips messages at about 102 KB and hides the rest, unsubscribe link included.
 MAX_HTML_BYTES = 95 * 1024
@@ -76,6 +79,94 @@ def intro_to_html(markdown: str) -> Markup:
     """Editor Markdown to safe HTML: raw HTML in it is escaped, the result sanitised."""
     rendered = MarkdownIt("commonmark", {"html": False}).render(markdown)
     return Markup(sanitise_html(rendered))  # noqa: S704 (sanitised by nh3 just above)
+
+
+#: Links the text part spells out (as the HTML sanitiser keeps them): others show their text.
+_SHOWN_SCHEMES = ("http://", "https://", "mailto:")
+_SPACES = re.compile(r"\s+")
+INTRO_TEXT_WIDTH = 72
+
+
+def _inline_text(children: Sequence[Token]) -> str:
+    """One paragraph's inline tokens as plain text: emphasis dropped, a link as
+    "text <url>", a hard break kept."""
+    out: list[str] = []
+    links: list[str | None] = []
+    for token in children:
+        if token.type in ("text", "code_inline"):
+            out.append(_SPACES.sub(" ", token.content))
+        elif token.type == "softbreak":
+            out.append(" ")
+        elif token.type == "hardbreak":
+            out.append("\n")
+        elif token.type == "link_open":
+            href = str(token.attrs.get("href", ""))
+            links.append(href if href.lower().startswith(_SHOWN_SCHEMES) else None)
+        elif token.type == "link_close" and links:
+            shown = links.pop()
+            if shown:
+                out.append(f" <{shown.removeprefix('mailto:')}>")
+        elif token.type == "image":
+            out.append(_SPACES.sub(" ", token.content))
+    return "".join(out).strip(" ")
+
+
+def _wrapped(text: str, first: str, rest: str) -> list[str]:
+    """``text`` wrapped at :data:`INTRO_TEXT_WIDTH`, never inside a word or a link."""
+    lines: list[str] = []
+    for number, line in enumerate(text.split("\n")):
+        lines += textwrap.wrap(
+            line,
+            INTRO_TEXT_WIDTH,
+            initial_indent=first if number == 0 else rest,
+            subsequent_indent=rest,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [rest.rstrip()]
+    return lines
+
+
+def intro_to_text(markdown: str) -> str:
+    """Editor Markdown as the plain-text part shows it: paragraphs, "- item" and "1. item"
+    lists (nested ones indented), links as "text <url>", quotes as "> ", headings as lines."""
+    blocks: list[list[str]] = []
+    lists: list[list[int]] = []  # per open list: [next number, or 0 for bullets]
+    quote = 0
+    marker: str | None = None
+    joining = False  # the last block is a list still open
+    for token in MarkdownIt("commonmark", {"html": False}).parse(markdown):
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            start = int(str(token.attrs.get("start", 1))) if token.type[0] == "o" else 0
+            lists.append([start])
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+            joining = bool(lists)
+        elif token.type == "list_item_open":
+            number = lists[-1][0]
+            marker = f"{number}. " if number else "- "
+            if number:
+                lists[-1][0] += 1
+        elif token.type == "blockquote_open":
+            quote += 1
+        elif token.type == "blockquote_close":
+            quote -= 1
+        elif token.type in ("inline", "code_block", "fence"):
+            text = _inline_text(token.children or []) if token.type == "inline" else token.content
+            prefix = "> " * quote + "   " * max(len(lists) - 1, 0)
+            first = prefix + (marker or "")
+            rest = prefix + " " * len(marker or "")
+            lines = (
+                _wrapped(text, first, rest)
+                if token.type == "inline"
+                else [prefix + line for line in text.rstrip("\n").split("\n")]
+            )
+            if lists and joining:
+                blocks[-1] += lines  # a list's items are one block, one line after another
+            else:
+                blocks.append(lines)
+            joining = bool(lists)
+            marker = None
+    return "\n\n".join("\n".join(block) for block in blocks)
 
 
 def clean_subject(subject: str) -> str:
@@ -141,7 +232,7 @@ def render_edition(
     edition = EditionView(
         date_label=_date_label(issued_at.astimezone(zone)),
         intro_html=intro_html,
-        intro_text=plain_text(str(intro_html)) if intro_html else None,
+        intro_text=intro_to_text(intro_markdown) if intro_markdown else None,
         weekly=weekly,
     )
     context: dict[str, Any] = {"newsletter": newsletter, "articles": views, "edition": edition}

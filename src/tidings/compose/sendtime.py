@@ -3,12 +3,20 @@ console (a wall-clock time in the newsletter's zone) or the API (an instant with
 and the one service that sends an edition now or keeps it for its time.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from tidings.catalog.newsletters import newsletter_by_slug
-from tidings.compose.oneoff import schedule_one_off, send_one_off
+from tidings.compose.oneoff import (
+    DraftChanges,
+    SendPlan,
+    plan_one_off,
+    schedule_one_off,
+    scheduled_draft,
+    send_one_off,
+    update_scheduled,
+)
 from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -87,3 +95,31 @@ def create_edition(db: Database, settings: Settings, order: EditionOrder) -> int
     if order.send_at is None:
         return send_one_off(db, settings, order.slug, order.one_off).edition_id
     return schedule_at(db, settings, order.slug, order.one_off, order.send_at)
+
+
+def plan_edition(
+    db: Database, settings: Settings, slug: str, one_off: OneOff, when: str | datetime | None
+) -> SendPlan:
+    """What sending (``when`` None) or scheduling the edition would do, for the editor to
+    confirm: its subject, its readers by fan-out's rule, and the send time, read and
+    checked as :func:`schedule_at` will read it."""
+    plan = plan_one_off(db, settings, slug, one_off)
+    if when is None:
+        return plan
+    return replace(plan, send_at=send_time(when, plan.timezone, utcnow()))
+
+
+def change_scheduled(
+    db: Database,
+    settings: Settings,
+    edition_id: int,
+    changes: DraftChanges,
+    when: str | datetime | None = None,
+) -> None:
+    """Change a scheduled edition's content and, given ``when`` (read by :func:`send_time`
+    in its newsletter's zone), its time; refused once it has started."""
+    if when is not None:
+        with db.session() as session:
+            timezone = newsletter_by_slug(session, scheduled_draft(db, edition_id).slug).timezone
+        changes = replace(changes, send_at=send_time(when, timezone, utcnow()))
+    update_scheduled(db, settings, edition_id, changes)

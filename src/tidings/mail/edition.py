@@ -5,6 +5,7 @@ The stored parts are split once into literal segments and the slots their templa
 joined between them.
 """
 
+import re
 from datetime import datetime
 
 from tidings.config import Settings
@@ -13,8 +14,33 @@ from tidings.errors import InvalidInput
 from tidings.mail.dkim.signer import Signer
 from tidings.mail.links import Links
 from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
-from tidings.mail.personal import Personal, SlotTemplate, values_of
+from tidings.mail.personal import Personal, SlotTemplate, public_copy, values_of
 from tidings.mail.returnpath import Role, bounce_domain, tagged_address
+
+#: Where a test message's unsubscribe and preference links lead (and its one-click POST): a
+#: page that says it was a test. A test never carries a reader's signed link, so no click on
+#: it (nor a mail client's one-click) can unsubscribe anyone.
+TEST_UNSUBSCRIBE_PATH = "/test-unsubscribe"
+TEST_SUBJECT_PREFIX = "[Test] "
+TEST_BANNER_TEXT = (
+    "This is a test of this edition: only the test addresses got it, "
+    "and its unsubscribe link unsubscribes nobody."
+)
+_TEST_BANNER_HTML = (
+    '<div role="note" style="background:#fff3cd;color:#4a3800;border:2px solid #b38600;'
+    "padding:12px 16px;margin:0 0 12px;font-family:Helvetica,Arial,sans-serif;"
+    'font-size:15px;line-height:1.4"><strong>Test message.</strong> ' + TEST_BANNER_TEXT + "</div>"
+)
+_BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+
+
+def with_test_banner(html: str, text: str) -> tuple[str, str]:
+    """The parts with the test banner on top: after the HTML's <body> tag (or first), and
+    as the first lines of the text."""
+    found = _BODY_TAG.search(html)
+    at = found.end() if found else 0
+    banner_text = f"*** TEST *** {TEST_BANNER_TEXT}\n\n"
+    return html[:at] + _TEST_BANNER_HTML + html[at:], banner_text + text
 
 
 def address_domain(address: str) -> str:
@@ -39,7 +65,16 @@ class EditionMail:
         text: str,
         date: datetime,
         signer: Signer | None = None,
+        test: bool = False,
     ) -> None:
+        #: A test message (a proof): marked in the subject and on top of the body, and its
+        #: unsubscribe links lead to :data:`TEST_UNSUBSCRIBE_PATH`, never a reader's token.
+        self.test = test
+        if test:
+            subject = TEST_SUBJECT_PREFIX + subject
+            html, text = with_test_banner(html, text)
+        #: The subject every message carries.
+        self.subject = subject
         self._links = Links(settings.base_url, settings.secret)
         #: The From address (the envelope sender of proofs, which no bounce should reach).
         self.sender = from_address
@@ -69,6 +104,15 @@ class EditionMail:
         return tagged_address(self._secret, Role.bounce, delivery_id, self._bounce_domain)
 
     def personal(self, subscription_id: int, email: str, name: str | None) -> Personal:
+        if self.test:
+            harmless = self._links.base_url + TEST_UNSUBSCRIBE_PATH
+            return Personal(
+                greeting_name=name or "reader",
+                email=email,
+                unsubscribe_url=harmless,
+                preferences_url=harmless,
+                view_url=self.view_url,
+            )
         return Personal(
             greeting_name=name or "reader",
             email=email,
@@ -85,27 +129,23 @@ class EditionMail:
         )
 
     def public_html(self) -> str:
-        """The HTML part with neutral values in every slot, for the public archive: nobody's
-        address or links (editions stored before slots had a nonce included)."""
-        neutral = Personal(
-            greeting_name="reader",
-            email="your address",
-            unsubscribe_url="#",
-            preferences_url="#",
-            view_url=self.view_url,
-        )
-        html = SlotTemplate.load(self._stored_html, legacy_tokens=True)
-        return html.fill(values_of(neutral, escape=True))
+        """The HTML part without its personal places, for the public archive: nobody's
+        address or links (:func:`~tidings.mail.personal.public_copy`)."""
+        return public_copy(self._stored_html)
 
     def message_for(
         self, subscription_id: int, email: str, name: str | None, message_id: str
     ) -> bytes:
         """The complete message for one subscriber, DKIM-signed when the From domain has a key."""
         personal = self.personal(subscription_id, email, name)
-        address = tagged_address(
-            self._secret, Role.unsubscribe, subscription_id, self._bounce_domain
-        )
-        mailto = f"mailto:{address}?subject=unsubscribe"
+        if self.test:
+            # A test's mailto names no subscription: it reaches the sender, who sent the test.
+            mailto = f"mailto:{self.sender}?subject=test%20unsubscribe"
+        else:
+            address = tagged_address(
+                self._secret, Role.unsubscribe, subscription_id, self._bounce_domain
+            )
+            mailto = f"mailto:{address}?subject=unsubscribe"
         message = self._template.build(
             Personalised(
                 to_email=email,
@@ -121,10 +161,15 @@ class EditionMail:
 
 
 def edition_mail(
-    settings: Settings, edition: Edition, newsletter: Newsletter, signer: Signer | None = None
+    settings: Settings,
+    edition: Edition,
+    newsletter: Newsletter,
+    signer: Signer | None = None,
+    *,
+    test: bool = False,
 ) -> EditionMail:
     """The mail maker of a stored edition; ``signer`` signs each message (see
-    :func:`tidings.mail.dkim.store.signer_for`)."""
+    :func:`tidings.mail.dkim.store.signer_for`); ``test`` makes test messages (proofs)."""
     if edition.html_body is None or edition.text_body is None or edition.subject is None:
         raise InvalidInput(f"edition {edition.id} has no rendered content")
     return EditionMail(
@@ -140,4 +185,5 @@ def edition_mail(
         text=edition.text_body,
         date=edition.started_at or edition.created_at,
         signer=signer,
+        test=test,
     )

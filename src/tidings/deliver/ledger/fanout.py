@@ -36,6 +36,46 @@ def wants_sections(session: Session, sections: Sequence[str]) -> ColumnElement[b
     return or_(no_choice, exists(select(each.c.value).where(each.c.value.in_(list(sections)))))
 
 
+def readers_of(
+    session: Session,
+    newsletter_id: int,
+    sections: Sequence[str] = (),
+    cadence: Cadence | None = None,
+) -> list[ColumnElement[bool]]:
+    """Who gets an edition: the one rule, for :func:`fan_out` and :func:`recipient_count`.
+
+    Active, unsuppressed subscriptions of the newsletter (of ``cadence`` when given) whose
+    section choice the edition meets; the caller joins Subscriber to Subscription.
+    """
+    rule = [
+        Subscription.newsletter_id == newsletter_id,
+        Subscription.status == SubscriptionStatus.active,
+        ~is_suppressed(Subscriber.email),
+        wants_sections(session, sections),
+    ]
+    if cadence is not None:
+        rule.append(Subscription.cadence == cadence)
+    return rule
+
+
+def recipient_count(
+    session: Session,
+    newsletter_id: int,
+    sections: Sequence[str] = (),
+    cadence: Cadence | None = None,
+) -> int:
+    """How many readers :func:`fan_out` would queue the edition to now."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Subscription)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(*readers_of(session, newsletter_id, sections, cadence))
+        )
+        or 0
+    )
+
+
 def fan_out(
     session: Session,
     edition_id: int,
@@ -57,7 +97,6 @@ def fan_out(
         + subscriber_id
         + literal(f"@{message_id_domain}>")
     )
-    suppressed = is_suppressed(Subscriber.email)
     source = (
         select(
             literal(edition_id),
@@ -69,15 +108,8 @@ def fan_out(
             literal(now, Delivery.created_at.type),
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(
-            Subscription.newsletter_id == newsletter_id,
-            Subscription.status == SubscriptionStatus.active,
-            ~suppressed,
-            wants_sections(session, sections),
-        )
+        .where(*readers_of(session, newsletter_id, sections, cadence))
     )
-    if cadence is not None:
-        source = source.where(Subscription.cadence == cadence)
     statement = (
         upsert_insert(session)(Delivery)
         .from_select(
