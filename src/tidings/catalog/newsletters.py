@@ -116,7 +116,7 @@ class SettingsRefused(InvalidInput):
         self.problems = problems
 
 
-def _sentence(text: str) -> str:
+def as_sentence(text: str) -> str:
     """A validator's message as a sentence: capital first, full stop last."""
     text = text.strip()
     text = text[:1].upper() + text[1:]
@@ -133,7 +133,7 @@ class _Checks:
         try:
             return check()
         except InvalidInput as exc:
-            self.problems.setdefault(name, _sentence(str(exc)))
+            self.problems.setdefault(name, as_sentence(str(exc)))
             return None
 
     def refuse(self, name: str, sentence: str) -> None:
@@ -223,6 +223,12 @@ def _feed_url(url: str, allow_private: bool) -> str:
     return canonical
 
 
+def check_settings(spec: NewsletterSpec, template_sets: Collection[str] | None = None) -> None:
+    """:class:`SettingsRefused` naming each problem of ``spec`` (its feeds aside), saving
+    nothing: for a form that found other mistakes first and shows them all at once."""
+    _validated(spec, template_sets)
+
+
 def _newsletter_from_spec(
     spec: NewsletterSpec, allow_private: bool, template_sets: Collection[str] | None
 ) -> Newsletter:
@@ -237,7 +243,7 @@ def _newsletter_from_spec(
     try:
         feed_urls = list(dict.fromkeys(_feed_url(url, allow_private) for url in spec.feeds))
     except (InvalidInput, FeedError) as exc:
-        problems["feeds"] = _sentence(str(exc))
+        problems["feeds"] = as_sentence(str(exc))
     if problems:
         raise SettingsRefused(problems)
     newsletter = Newsletter(**values)

@@ -4,9 +4,10 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.routing import Match
 
 from tidings import __version__
 from tidings.config import Settings
@@ -29,7 +30,7 @@ from tidings.web.api.app import create_api
 from tidings.web.api.errors import error_response
 from tidings.web.deps import WebContext
 from tidings.web.pages import page, page_environment
-from tidings.web.public import archive, preferences, subscribe
+from tidings.web.public import archive, front, preferences, subscribe
 from tidings.web.security import SecurityHeaders
 
 #: The console's routers; each carries its full /admin path.
@@ -58,6 +59,24 @@ def _console(settings: Settings) -> APIRouter:
     return console
 
 
+#: Where a GET on a POST-only URL is sent back to the nearest page above it.
+_CONSOLE_PREFIXES = ("/admin/", "/mailbox/")
+
+
+def _parent_page(request: Request) -> str | None:
+    """The nearest console page above a POST-only console URL (``/admin/newsletters/x/poll``
+    to ``/admin/newsletters/x``), or None outside the console."""
+    path = request.url.path.rstrip("/")
+    if not path.startswith(_CONSOLE_PREFIXES):
+        return None
+    while path.count("/") > 1:
+        path = path.rsplit("/", 1)[0]
+        scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            return path
+    return "/admin"
+
+
 def _http_error(context: WebContext) -> Callable[[Request, Exception], Awaitable[Response]]:
     """Unmatched paths and methods: the API's error shape under /api/, a page elsewhere."""
 
@@ -68,6 +87,10 @@ def _http_error(context: WebContext) -> Callable[[Request, Exception], Awaitable
             return error_response(exc.status_code, code, str(exc.detail))
         if exc.status_code == 404:
             return page(context.pages, "not_found.html", status_code=404)
+        if exc.status_code == 405 and request.method in ("GET", "HEAD"):
+            parent = _parent_page(request)
+            if parent is not None:  # reloading a result page: back to the page it came from
+                return RedirectResponse(parent, status_code=303)
         if exc.status_code == 413:
             return PlainTextResponse("Request too large.", status_code=413)
         return await http_exception_handler(request, exc)
@@ -92,8 +115,10 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
         app.add_exception_handler(exception, handler)
     app.include_router(preferences.router)
     app.include_router(subscribe.router)
+    app.include_router(front.router)  # "/" before any router with a path parameter
     app.include_router(archive.router)
     app.include_router(webhooks.router)  # outside the console: no CSRF, each signed
+    app.include_router(builder.test_unsubscribe_router)  # a test mail's links: changes nothing
     app.include_router(_console(settings))
     app.mount("/api/v1", create_api(context))
     app.add_exception_handler(StarletteHTTPException, _http_error(context))

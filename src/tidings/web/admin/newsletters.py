@@ -1,15 +1,24 @@
 """Console: newsletters and their sources. Admins change them; everyone signed in reads."""
 
+import re
+from dataclasses import replace
 from html import escape
 from typing import Annotated
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
+from tidings.access.accounts import Account
 from tidings.catalog.newsletters import (
+    ARTICLES_AT_MOST,
+    DEFAULT_SCHEDULE,
     NewsletterSpec,
+    SettingsRefused,
     add_feed,
+    as_sentence,
+    check_settings,
     create_newsletter,
     list_newsletters,
     newsletter_with_sources,
@@ -20,6 +29,8 @@ from tidings.catalog.newsletters import (
 from tidings.crontab import next_runs as next_sends
 from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
+from tidings.errors import Conflict, FeedError, InvalidInput
+from tidings.mail.templates import template_sets
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 
@@ -40,35 +51,141 @@ def signup_snippet(base_url: str, newsletter: Newsletter) -> str:
     )
 
 
+#: The schedule picker's repeats: how often, and the crontab weekday field of each.
+REPEATS = {"daily": "*", "weekdays": "1-5", "weekly": None}
+#: Crontab's weekday numbers (Sunday 0), in the picker's order.
+WEEKDAYS = [
+    ("1", "Monday"),
+    ("2", "Tuesday"),
+    ("3", "Wednesday"),
+    ("4", "Thursday"),
+    ("5", "Friday"),
+    ("6", "Saturday"),
+    ("0", "Sunday"),
+]
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_PICKED = re.compile(r"^(\d{1,2}) (\d{1,2}) \* \* (\*|1-5|[0-6])$")
+
+
 class NewsletterForm(BaseModel):
-    """The newsletter form (create and edit); the slug is fixed once created."""
+    """The newsletter form (create and edit), as typed: every value is text, so a mistake
+    comes back beside its field with what was typed, never as an error page. The slug is
+    fixed once created."""
 
     slug: str = ""
-    name: str
-    sender: str
+    name: str = ""
+    sender: str = ""
     reply_to: str = ""
-    schedule: str
+    schedule: str = ""
+    schedule_was: str = ""
+    repeat: str = ""
+    at: str = ""
+    day: str = "1"
     weekly_schedule: str = ""
-    timezone: str
-    min_articles: int
-    max_articles: int
-    template_set: str = "digest"
+    timezone: str = ""
+    min_articles: str = "1"
+    max_articles: str = "20"
+    template_set: str = ""
+    allowed_origins: str = ""
     feeds: str = ""
 
-    def spec(self, slug: str | None = None) -> NewsletterSpec:
-        return NewsletterSpec(
-            slug=slug or self.slug.strip(),
-            name=self.name,
-            sender=self.sender,
-            reply_to=self.reply_to.strip() or None,
-            schedule=self.schedule.strip(),
-            weekly_schedule=self.weekly_schedule.strip() or None,
-            timezone=self.timezone.strip(),
-            feeds=[line.strip() for line in self.feeds.splitlines() if line.strip()],
-            min_articles=self.min_articles,
-            max_articles=self.max_articles,
-            template_set=self.template_set.strip() or "digest",
-        )
+
+def picked_crontab(repeat: str, at: str, day: str) -> str | None:
+    """The crontab line of the schedule picker (every day, weekdays, or one day a week at
+    HH:MM), or None when nothing usable is picked."""
+    found = _TIME.match(at.strip())
+    if repeat not in REPEATS or found is None:
+        return None
+    weekday = REPEATS[repeat] or (day if day in dict(WEEKDAYS) else None)
+    if weekday is None:
+        return None
+    return f"{int(found[2])} {int(found[1])} * * {weekday}"
+
+
+def picker_of(cron: str) -> dict[str, str]:
+    """The picker's values for a crontab line it can show, else "custom" (the raw line)."""
+    found = _PICKED.match(cron.strip())
+    if found is None or int(found[1]) > 59 or int(found[2]) > 23:
+        return {"repeat": "", "at": "", "day": "1"}
+    minute, hour, weekday = found.groups()
+    repeat = {"*": "daily", "1-5": "weekdays"}.get(weekday, "weekly")
+    return {"repeat": repeat, "at": f"{int(hour):02d}:{int(minute):02d}", "day": weekday}
+
+
+def _schedule(fields: NewsletterForm) -> str:
+    """The crontab to store: the raw line as typed, unless it was left empty or as shown
+    while the picker says something else (the form works without JavaScript)."""
+    raw = fields.schedule.strip()
+    picked = picked_crontab(fields.repeat, fields.at, fields.day)
+    if picked is not None and raw in ("", fields.schedule_was.strip()):
+        return picked
+    return raw
+
+
+def _count(problems: dict[str, str], name: str, text: str, fallback: int) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        problems[name] = "Give a whole number."
+        return fallback
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def newsletter_spec(
+    fields: NewsletterForm, sets: list[str], slug: str | None = None
+) -> NewsletterSpec:
+    """The settings the form gives, or :class:`SettingsRefused` naming every problem: what
+    is not even a number or a schedule, and what the catalog refuses besides."""
+    problems: dict[str, str] = {}
+    min_articles = _count(problems, "min_articles", fields.min_articles, 1)
+    max_articles = _count(problems, "max_articles", fields.max_articles, ARTICLES_AT_MOST)
+    schedule = _schedule(fields)
+    if not schedule:
+        problems["schedule"] = "Choose when it is sent, or write a crontab line."
+    spec = NewsletterSpec(
+        slug=slug or fields.slug.strip(),
+        name=fields.name,
+        sender=fields.sender,
+        reply_to=fields.reply_to.strip() or None,
+        schedule=schedule,
+        weekly_schedule=fields.weekly_schedule.strip() or None,
+        timezone=fields.timezone.strip(),
+        feeds=_lines(fields.feeds),
+        min_articles=min_articles,
+        max_articles=max_articles,
+        template_set=fields.template_set.strip() or "digest",
+        allowed_origins=tuple(_lines(fields.allowed_origins)),
+    )
+    if problems:
+        try:
+            check_settings(replace(spec, schedule=schedule or DEFAULT_SCHEDULE), sets)
+        except SettingsRefused as exc:
+            problems = {**exc.problems, **problems}
+        raise SettingsRefused(problems)
+    return spec
+
+
+def _typed(newsletter: Newsletter | None) -> dict[str, str]:
+    """The form's values for a stored newsletter, or a new one's defaults."""
+    if newsletter is None:
+        values = NewsletterForm(schedule=DEFAULT_SCHEDULE, timezone="UTC").model_dump()
+    else:
+        values = NewsletterForm(
+            name=newsletter.name,
+            sender=sender_of(newsletter),
+            reply_to=newsletter.reply_to or "",
+            schedule=newsletter.schedule_cron,
+            weekly_schedule=newsletter.weekly_schedule_cron or "",
+            timezone=newsletter.timezone,
+            min_articles=str(newsletter.min_articles),
+            max_articles=str(newsletter.max_articles),
+            template_set=newsletter.template_set,
+            allowed_origins="\n".join(newsletter.allowed_origins or ()),
+        ).model_dump()
+    return {**values, **picker_of(values["schedule"]), "schedule_was": values["schedule"]}
 
 
 Fields = Annotated[NewsletterForm, Form()]
@@ -82,15 +199,59 @@ def newsletter_list(request: Request, context: Context, account: Viewer) -> HTML
     )
 
 
+def _form_page(
+    request: Request,
+    context: Context,
+    account: Account,
+    newsletter: Newsletter | None,
+    typed: dict[str, str],
+    problems: dict[str, str] | None = None,
+) -> HTMLResponse:
+    """The form with what was typed, and each problem beside its field (422)."""
+    return console_page(
+        request,
+        context,
+        account,
+        "newsletter_form.html",
+        status_code=422 if problems else 200,
+        newsletter=newsletter,
+        form=typed,
+        problems=problems or {},
+        template_sets=template_sets(context.settings.templates_dir),
+        repeats=[
+            ("", "Custom (crontab line)"),
+            ("daily", "Every day at"),
+            ("weekdays", "Monday to Friday at"),
+            ("weekly", "Once a week, on"),
+        ],
+        weekdays=WEEKDAYS,
+        zones=sorted(available_timezones()),
+    )
+
+
 @router.get("/new", response_class=HTMLResponse)
 def newsletter_new(request: Request, context: Context, account: Admin) -> HTMLResponse:
-    return console_page(request, context, account, "newsletter_form.html", newsletter=None)
+    return _form_page(request, context, account, None, _typed(None))
 
 
 @router.post("/new", response_class=HTMLResponse)
-def newsletter_create(context: Context, account: Admin, fields: Fields) -> Response:
-    spec = fields.spec()
-    create_newsletter(context.db, spec, allow_private=context.settings.feed_allow_private)
+def newsletter_create(
+    request: Request, context: Context, account: Admin, fields: Fields
+) -> Response:
+    sets = template_sets(context.settings.templates_dir)
+    try:
+        spec = newsletter_spec(fields, sets)
+        create_newsletter(
+            context.db,
+            spec,
+            allow_private=context.settings.feed_allow_private,
+            template_sets=sets,
+        )
+    except SettingsRefused as exc:
+        return _form_page(request, context, account, None, fields.model_dump(), exc.problems)
+    except Conflict as exc:
+        refused = {"slug": str(exc)}
+        return _form_page(request, context, account, None, fields.model_dump(), refused)
     return see_other(f"/admin/newsletters/{spec.slug}")
 
 
@@ -98,12 +259,26 @@ def newsletter_create(context: Context, account: Admin, fields: Fields) -> Respo
 def newsletter_detail(
     slug: str, request: Request, context: Context, account: Viewer
 ) -> HTMLResponse:
+    return _detail_page(request, context, account, slug)
+
+
+def _detail_page(
+    request: Request,
+    context: Context,
+    account: Account,
+    slug: str,
+    *,
+    feed: tuple[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The newsletter page; ``feed`` is a refused feed URL as typed, and why."""
     newsletter, sources = newsletter_with_sources(context.db, slug)
     return console_page(
         request,
         context,
         account,
         "newsletter.html",
+        status_code=status_code,
         newsletter=newsletter,
         sources=sources,
         upcoming=next_sends(newsletter.schedule_cron, newsletter.timezone, 5, utcnow()),
@@ -114,31 +289,38 @@ def newsletter_detail(
         ),
         snippet=signup_snippet(context.settings.base_url, newsletter),
         signup_url=f"{context.settings.base_url}/subscribe/{newsletter.slug}",
+        feed=feed,
     )
 
 
 @router.get("/{slug}/edit", response_class=HTMLResponse)
 def newsletter_edit(slug: str, request: Request, context: Context, account: Admin) -> HTMLResponse:
     newsletter, _ = newsletter_with_sources(context.db, slug)
-    return console_page(
-        request,
-        context,
-        account,
-        "newsletter_form.html",
-        newsletter=newsletter,
-        sender=sender_of(newsletter),
-    )
+    return _form_page(request, context, account, newsletter, _typed(newsletter))
 
 
 @router.post("/{slug}/edit", response_class=HTMLResponse)
-def newsletter_update(slug: str, context: Context, account: Admin, fields: Fields) -> Response:
-    update_newsletter(context.db, slug, fields.spec(slug))
+def newsletter_update(
+    slug: str, request: Request, context: Context, account: Admin, fields: Fields
+) -> Response:
+    sets = template_sets(context.settings.templates_dir)
+    try:
+        update_newsletter(context.db, slug, newsletter_spec(fields, sets, slug), template_sets=sets)
+    except SettingsRefused as exc:
+        newsletter, _ = newsletter_with_sources(context.db, slug)
+        return _form_page(request, context, account, newsletter, fields.model_dump(), exc.problems)
     return see_other(f"/admin/newsletters/{slug}")
 
 
 @router.post("/{slug}/feeds", response_class=HTMLResponse)
-def feed_add(slug: str, context: Context, account: Admin, url: Text) -> Response:
-    add_feed(context.db, slug, url, allow_private=context.settings.feed_allow_private)
+def feed_add(slug: str, request: Request, context: Context, account: Admin, url: Text) -> Response:
+    """Add a feed; a refused one comes back on the page, typed, with the reason beside it."""
+    try:
+        add_feed(context.db, slug, url, allow_private=context.settings.feed_allow_private)
+    except (InvalidInput, Conflict, FeedError) as exc:
+        status = 409 if isinstance(exc, Conflict) else 422
+        reason = as_sentence(str(exc))
+        return _detail_page(request, context, account, slug, feed=(url, reason), status_code=status)
     return see_other(f"/admin/newsletters/{slug}")
 
 

@@ -162,8 +162,16 @@ def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHa
     async def password(request: Request, exc: Exception) -> Response:
         return see_other(PASSWORD_PATH)
 
+    def signed_in_as(request: Request) -> Account | None:
+        found = _session(request, context)
+        if found is None:
+            return None
+        request.state.console_session = found[1]
+        return found[0]
+
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        return page(context.pages, "admin/not_allowed.html", status_code=403)
+        account = signed_in_as(request)
+        return console_page(request, context, account, "not_allowed.html", status_code=403)
 
     async def csrf(request: Request, exc: Exception) -> Response:
         return page(context.pages, "forbidden.html", status_code=403)
@@ -171,18 +179,23 @@ def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHa
     async def refused(request: Request, exc: Exception) -> Response:
         # A service said no (bad input, missing thing, conflict): say why, change nothing.
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
-        return page(
-            context.pages,
-            "admin/refused.html",
+        # Inside the console's layout when someone is signed in.
+        return console_page(
+            request,
+            context,
+            signed_in_as(request),
+            "refused.html",
             status_code=status,
             message=str(exc),
             back=_console_path(request.headers.get("referer", "")),
         )
 
     async def bad_data(request: Request, exc: Exception) -> Response:
-        return page(
-            context.pages,
-            "admin/refused.html",
+        return console_page(
+            request,
+            context,
+            signed_in_as(request),
+            "refused.html",
             status_code=422,
             message="A value is not acceptable text.",
             back="/admin",

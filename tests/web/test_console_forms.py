@@ -1,0 +1,177 @@
+"""Console forms over real HTTP: a mistake comes back inside the console, with what was
+typed and a sentence beside the field; the schedule picker fills the crontab; a GET on a
+POST-only console URL goes back to its page."""
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.builders import newsletter
+from tests.web.console import csrf, make_user, sign_in
+from tests.webserver import web_server
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import Newsletter, UserRole
+
+
+@dataclass
+class Console:
+    client: httpx.Client
+    token: str
+    db: Database
+
+    def post(self, path: str, **data: str) -> httpx.Response:
+        return self.client.post(path, data={"csrf_token": self.token, **data})
+
+
+@pytest.fixture
+def console(db: Database, settings: Settings) -> Iterator[Console]:
+    newsletter(db)
+    email = make_user(db, UserRole.admin)
+    with web_server(settings, db) as base:
+        client = sign_in(base, email)
+        yield Console(client, csrf(client), db)
+
+
+FORM = {
+    "slug": "weekend",
+    "name": "The Weekend Messenger",
+    "sender": "The Messenger <weekend@messenger.example.ge>",
+    "schedule": "",
+    "repeat": "weekly",
+    "day": "6",
+    "at": "09:30",
+    "timezone": "Asia/Tbilisi",
+    "min_articles": "1",
+    "max_articles": "10",
+    "template_set": "digest",
+    "allowed_origins": "https://Messenger.example.ge/\nhttps://www.messenger.example.ge",
+}
+
+
+def _problem(html: str, field: str) -> str:
+    found = re.search(rf'id="{field}-problem"[^>]*>([^<]*)<', html)
+    assert found, f"no problem shown beside {field}"
+    return unescape(found[1])
+
+
+def _value(html: str, field: str) -> str:
+    found = re.search(rf'<input id="{field}" [^>]*value="([^"]*)"', html)
+    assert found, f"no input {field}"
+    return unescape(found[1])
+
+
+def _stored(db: Database, slug: str) -> Newsletter:
+    with db.session() as session:
+        return session.scalars(select(Newsletter).where(Newsletter.slug == slug)).one()
+
+
+def test_a_bad_newsletter_form_comes_back_typed_with_sentences(console: Console) -> None:
+    typed = {
+        **FORM,
+        "name": "The Weekend Messenger",
+        "schedule": "every morning",
+        "timezone": "Mars/Olympus",
+        "max_articles": "lots",
+        "template_set": "nope",
+        "allowed_origins": "https://messenger.example.ge/path",
+    }
+    answer = console.post("/admin/newsletters/new", **typed)
+    assert answer.status_code == 422
+    html = answer.text
+    assert "That was not done" not in html and 'aria-label="Console"' in html  # the layout
+    assert _value(html, "name") == "The Weekend Messenger"  # what was typed stays
+    assert _value(html, "schedule") == "every morning"
+    assert _value(html, "timezone") == "Mars/Olympus"
+    assert _problem(html, "schedule").startswith("The schedule 'every morning' is not a crontab")
+    assert _problem(html, "timezone").startswith("The time zone 'Mars/Olympus' is not an IANA")
+    assert _problem(html, "max_articles") == "Give a whole number."
+    assert (
+        _problem(html, "template_set") == "There is no template set 'nope'; the sets are: digest."
+    )
+    assert "must be scheme and host only" in _problem(html, "allowed_origins")
+    sentences = re.findall(r'class="notice error[^"]*"[^>]*>(?:<p>)?([^<]*)<', html)
+    assert len(sentences) == 6  # the summary and five fields
+    for sentence in sentences:
+        assert sentence[0].isupper() and sentence.rstrip().endswith(".")
+        assert "tidings " not in sentence and "--" not in sentence
+    with console.db.session() as session:
+        assert session.scalar(select(Newsletter).where(Newsletter.slug == "weekend")) is None
+
+
+def test_the_picker_makes_the_crontab_and_origins_are_kept(console: Console) -> None:
+    assert console.post("/admin/newsletters/new", **FORM).status_code == 303
+    stored = _stored(console.db, "weekend")
+    assert stored.schedule_cron == "30 9 * * 6"  # Saturday 09:30, crontab's weekday 6
+    assert stored.allowed_origins == [
+        "https://messenger.example.ge",
+        "https://www.messenger.example.ge",
+    ]
+    page = console.client.get("/admin/newsletters/weekend").text
+    assert page.count("Saturday") == 5 and "09:30 (Asia/Tbilisi)" in page
+    assert "https://www.messenger.example.ge" in page
+    form = console.client.get("/admin/newsletters/weekend/edit").text
+    assert _value(form, "schedule") == "30 9 * * 6" and _value(form, "at") == "09:30"
+    assert '<option value="weekly" selected>' in form and '<option value="6" selected>' in form
+    # The raw line left as shown and the picker changed (no JavaScript): the picker wins.
+    edited = {**FORM, "schedule": "30 9 * * 6", "schedule_was": "30 9 * * 6"}
+    edited |= {"repeat": "weekdays", "at": "07:05"}
+    assert console.post("/admin/newsletters/weekend/edit", **edited).status_code == 303
+    assert _stored(console.db, "weekend").schedule_cron == "5 7 * * 1-5"
+    # A raw line typed by hand wins over the picker.
+    edited |= {"schedule": "0 7,19 * * *", "schedule_was": "5 7 * * 1-5"}
+    assert console.post("/admin/newsletters/weekend/edit", **edited).status_code == 303
+    assert _stored(console.db, "weekend").schedule_cron == "0 7,19 * * *"
+    custom = console.client.get("/admin/newsletters/weekend/edit").text
+    assert '<option value="" selected>Custom (crontab line)' in custom
+
+
+def test_a_bad_edit_and_a_bad_feed_stay_on_their_page(console: Console) -> None:
+    answer = console.post(
+        "/admin/newsletters/daily/edit",
+        **{**FORM, "slug": "", "schedule": "61 7 * * *", "min_articles": "5", "max_articles": "2"},
+    )
+    assert answer.status_code == 422
+    assert _value(answer.text, "schedule") == "61 7 * * *"
+    assert _problem(answer.text, "schedule").startswith("The schedule '61 7 * * *'")
+    assert _problem(answer.text, "min_articles") == (
+        "The least number of articles is more than the most an edition takes."
+    )
+    assert _stored(console.db, "daily").schedule_cron == "0 8 * * *"  # nothing changed
+    feed = console.post("/admin/newsletters/daily/feeds", url="ftp://messenger.example.ge/rss")
+    assert feed.status_code == 422 and "The Daily Messenger" in feed.text
+    assert _value(feed.text, "url") == "ftp://messenger.example.ge/rss"
+    assert _problem(feed.text, "url").startswith("Url must be an absolute http(s) URL")
+    taken = console.post("/admin/newsletters/new", **{**FORM, "slug": "daily"})
+    assert taken.status_code == 422
+    assert _problem(taken.text, "slug") == "A newsletter with the slug 'daily' exists already."
+
+
+def test_missing_newsletter_gives_no_cli_advice(console: Console) -> None:
+    answer = console.client.get("/admin/newsletters/nope")
+    assert answer.status_code == 404
+    assert "There is no newsletter 'nope'." in unescape(answer.text)
+    assert "tidings " not in answer.text and 'aria-label="Console"' in answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "parent"),
+    [
+        ("/admin/newsletters/daily/poll", "/admin/newsletters/daily"),
+        ("/admin/newsletters/daily/feeds", "/admin/newsletters/daily"),
+        ("/admin/access/users", "/admin/access"),
+        ("/admin/logout", "/admin"),
+    ],
+)
+def test_reloading_a_post_only_url_goes_back_to_its_page(
+    console: Console, path: str, parent: str
+) -> None:
+    answer = console.client.get(path)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == parent
+    assert "Method Not Allowed" not in answer.text
