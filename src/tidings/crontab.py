@@ -92,3 +92,68 @@ def next_runs(cron: str, timezone: str, count: int, after: datetime) -> list[dat
     ValueError for a malformed line, LookupError (ZoneInfoNotFoundError) for an unknown zone.
     """
     return list(islice(fire_times(crontab_trigger(cron, timezone), after), count))
+
+
+_DAY_WORDS = {
+    "sun": "Sunday",
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+}
+_WEEK_ORDER = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _and_list(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _clock_times(minute: str, hour: str) -> list[str] | None:
+    """``HH:MM`` for each time of a plain minute and hour list, or None for steps and ranges."""
+    if not minute.isdigit() or not all(h.isdigit() for h in hour.split(",")):
+        return None
+    hours = sorted({int(h) for h in hour.split(",")})
+    if int(minute) > 59 or any(h > 23 for h in hours):
+        return None
+    return [f"{h:02d}:{int(minute):02d}" for h in hours]
+
+
+def _days_in_words(field: str) -> str | None:
+    """The days in words ("Every day", "Every weekday", "Every Monday and Thursday"); None
+    when the field is not a plain list of weekdays."""
+    if field == "*":
+        return "Every day"
+    try:
+        names = weekday_names(field).split(",")
+    except ValueError:
+        return None
+    if any(name not in _DAY_WORDS for name in names):
+        return None
+    days = [day for day in _WEEK_ORDER if day in names]
+    if len(days) == 7:
+        return "Every day"
+    if days == list(_WEEK_ORDER[:5]):
+        return "Every weekday"
+    if days == ["sat", "sun"]:
+        return "Every Saturday and Sunday"
+    return "Every " + _and_list([_DAY_WORDS[day] for day in days])
+
+
+def schedule_in_words(cron: str, timezone: str) -> str | None:
+    """A crontab line in words for readers: "Every day at 07:00 (Asia/Tbilisi)", "Every
+    Monday and Thursday at 08:30 and 18:30 (Europe/Berlin)"; None for a line that says more
+    than days of the week and clock times (show its next runs instead)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return None
+    minute, hour, day, month, day_of_week = fields
+    if day != "*" or month != "*":
+        return None
+    times = _clock_times(minute, hour)
+    days = _days_in_words(day_of_week)
+    if times is None or days is None:
+        return None
+    return f"{days} at {_and_list(times)} ({timezone})"

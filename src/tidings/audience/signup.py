@@ -15,8 +15,10 @@ subscribed.
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -24,11 +26,13 @@ from sqlalchemy.orm import Session
 from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
 from tidings.catalog.newsletters import newsletter_by_slug
+from tidings.catalog.urls import web_origin
 from tidings.config import Settings
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
+from tidings.errors import InvalidInput
 from tidings.mail.addresses import clean_name, normalise_email
 from tidings.mail.direct import send_now
 from tidings.mail.dkim.store import load_signer
@@ -250,6 +254,33 @@ def sign_up(queue: SignupQueue, form: SignupForm) -> None:
     queue the sign-up; the same quick path whatever the address, known or not."""
     normalise_email(form.email)
     queue.submit(form, utcnow())
+
+
+def origin_of(url: str | None) -> str | None:
+    """The web origin (``https://host[:port]``) of an absolute http(s) URL, None otherwise
+    (no URL, "null", a relative or odd one)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        return web_origin(f"{parts.scheme}://{parts.netloc}")
+    except (InvalidInput, ValueError):
+        return None
+
+
+def embed_allowed(
+    allowed: Sequence[str], base_url: str, origin: str | None, referer: str | None
+) -> bool:
+    """Whether a sign-up posted without our form's token may subscribe in one step: the
+    request's ``Origin`` (or, only when it sends none, its ``Referer``'s origin) is exactly
+    one of the newsletter's allowed origins or our own site's. Anything else (another site,
+    no header, "null", a look-alike host, another scheme or port) gets the confirm step, so
+    a foreign page cannot sign people up unseen. Either way the confirmation mail follows."""
+    sent = origin_of(origin) if origin is not None else origin_of(referer)
+    if sent is None:
+        return False
+    own = origin_of(base_url)
+    return sent == own or sent in {origin_of(item) for item in allowed}
 
 
 def confirm_subscription(db: Database, subscription_id: int) -> SubscriptionView | None:

@@ -1,18 +1,22 @@
-"""The public archive: sent editions without personal data, and their list and feed."""
+"""The public archive: sent editions without personal data, their list and feed, and the
+public front that lists every newsletter."""
 
+import html
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tidings.audience.preferences import offered_sections
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
+from tidings.crontab import next_runs, schedule_in_words
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus, Newsletter
 from tidings.errors import NotFound
-from tidings.mail.edition import edition_mail
 from tidings.mail.links import archive_path
+from tidings.mail.personal import public_copy
 
 PUBLIC_STATES = (EditionStatus.sending, EditionStatus.sent)
 
@@ -66,7 +70,9 @@ def archive(db: Database, settings: Settings, slug: str, limit: int = 100) -> Ar
 
 
 def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -> str | None:
-    """A sent (or sending) edition's HTML with neutral values in the personal places."""
+    """A sent (or sending) edition's HTML without its personal places (greeting, address,
+    unsubscribe and preference links: :func:`~tidings.mail.personal.public_copy`), with a
+    bar on top that offers the newsletter's sign-up form and its other editions."""
     with db.session() as session:
         newsletter = _public_newsletter(session, slug)
         edition = session.get(Edition, edition_id)
@@ -75,7 +81,89 @@ def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -
             or edition is None
             or edition.newsletter_id != newsletter.id
             or edition.status not in PUBLIC_STATES
+            or edition.html_body is None
         ):
             return None
-        mail = edition_mail(settings, edition, newsletter)
-    return mail.public_html()
+        stored, name = edition.html_body, newsletter.name
+    bar = _subscribe_bar(name, settings.base_url + front_signup_path(slug), archive_path(slug))
+    return public_copy(stored, bar)
+
+
+def front_signup_path(slug: str) -> str:
+    """Where the front shows the newsletter's sign-up form (its section's anchor)."""
+    return f"/#subscribe-{slug}"
+
+
+_BAR_STYLE = (
+    "font-family: Helvetica, Arial, sans-serif; font-size: 15px; line-height: 22px; "
+    "background-color: #1d1d1b; color: #ffffff; padding: 10px 16px; text-align: center;"
+)
+_BAR_LINK = "color: #ffffff; font-weight: bold; text-decoration: underline;"
+
+
+def _subscribe_bar(name: str, signup_url: str, archive_url: str) -> str:
+    """The archive copy's own first lines: Subscribe, and the newsletter's other editions."""
+    title = html.escape(name)
+    return (
+        f'<div style="{_BAR_STYLE}">{title} &middot; '
+        f'<a href="{html.escape(signup_url, quote=True)}" style="{_BAR_LINK}">'
+        f"Subscribe to {title}</a> &middot; "
+        f'<a href="{html.escape(archive_url, quote=True)}" style="{_BAR_LINK}">'
+        "All editions</a></div>"
+    )
+
+
+@dataclass(frozen=True)
+class FrontNewsletter:
+    """One newsletter as the public front shows it."""
+
+    slug: str
+    name: str
+    from_name: str
+    #: "Every day at 07:00 (Asia/Tbilisi)", or the next send for a schedule words cannot say.
+    schedule: str
+    #: The weekly digest's schedule, for newsletters that offer one.
+    weekly: str | None
+    #: The sections of its recent stories ("Culture", "Politics").
+    sections: list[str]
+    editions: int
+
+
+def edition_schedule(cron: str, timezone: str, now: datetime) -> str:
+    """When a newsletter comes, for readers: its schedule in words, else its next send."""
+    words = schedule_in_words(cron, timezone)
+    if words is not None:
+        return words
+    upcoming = next_runs(cron, timezone, 1, now)
+    if not upcoming:
+        return "No edition is planned."
+    return f"Next edition: {upcoming[0].strftime('%A %d %B at %H:%M')} ({timezone})"
+
+
+def front(db: Database, now: datetime) -> list[FrontNewsletter]:
+    """Every newsletter for the public front, by name: when it comes, what it covers."""
+    with db.session() as session:
+        counts = dict(
+            session.execute(
+                select(Edition.newsletter_id, func.count())
+                .where(Edition.status.in_(PUBLIC_STATES))
+                .group_by(Edition.newsletter_id)
+            ).all()
+        )
+        newsletters = session.scalars(select(Newsletter).order_by(Newsletter.name)).all()
+        return [
+            FrontNewsletter(
+                slug=n.slug,
+                name=n.name,
+                from_name=n.from_name,
+                schedule=edition_schedule(n.schedule_cron, n.timezone, now),
+                weekly=(
+                    edition_schedule(n.weekly_schedule_cron, n.timezone, now)
+                    if n.weekly_schedule_cron
+                    else None
+                ),
+                sections=offered_sections(session, n.id, now),
+                editions=counts.get(n.id, 0),
+            )
+            for n in newsletters
+        ]

@@ -17,6 +17,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
+from html.parser import HTMLParser
 
 from tidings.errors import InvalidInput
 
@@ -129,3 +130,185 @@ class SlotMarkers:
         """The stored form of a rendered part: the slot line, then the part."""
         self.slots(rendered)
         return f"tidings-slots:1:{self.nonce}\n{rendered}"
+
+
+#: Elements a personal value's text may take with it: the smallest one around the value.
+_BLOCKS = frozenset(
+    {"p", "div", "td", "th", "tr", "li", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6"}
+    | {"blockquote", "section", "article", "header", "footer", "aside", "address", "center"}
+    | {"table", "tbody", "thead", "tfoot", "ul", "ol", "dl"}
+)
+_NEVER_REMOVED = frozenset({"html", "head", "body"})
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
+    | {"track", "wbr"}
+)
+#: An element that closes one of these when it opens (HTML's implied end tags).
+_CLOSES = {"p": {"p"}, "li": {"li"}, "td": {"td", "th"}, "th": {"td", "th"}, "tr": {"tr"}}
+#: Left in an element after its personal parts went: separators, not content.
+_SEPARATORS = re.compile(r"[\s\u00b7|\u2022\u2013\u2014,.:;-]+")
+_TAG = re.compile(r"<!--.*?-->|<[^>]*>", re.S)
+#: What a personal place shows in the public copy when it cannot be taken out whole (a
+#: template's odd spot: the title, an element that also holds stories).
+_NEUTRAL = Personal(greeting_name="", email="", unsubscribe_url="", preferences_url="", view_url="")
+
+
+@dataclass
+class _Element:
+    tag: str
+    start: int  # where its start tag begins
+    open_end: int  # just after its start tag
+    end: int  # just after its end tag (the document's end when never closed)
+    parent: "_Element | None"
+    children: list["_Element"]
+
+
+class _Outline(HTMLParser):
+    """Each element's start and end offsets in a document, for cutting pieces out of it
+    without re-serialising the rest (content stays byte for byte as stored)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self._lines = [0]
+        self._lines += [m.end() for m in re.finditer("\n", text)]
+        self.root = _Element("#document", 0, 0, len(text), None, [])
+        self._open: list[_Element] = [self.root]
+        self.feed(text)
+        self.close()
+
+    def _offset(self) -> int:
+        line, column = self.getpos()
+        return self._lines[line - 1] + column
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        start = self._offset()
+        raw = self.get_starttag_text() or ""
+        while self._open[-1].tag in _CLOSES.get(tag, ()):
+            self._open.pop().end = start
+        element = _Element(tag, start, start + len(raw), self.root.end, self._open[-1], [])
+        self._open[-1].children.append(element)
+        if tag not in _VOID and not raw.endswith("/>"):
+            self._open.append(element)
+        else:
+            element.end = element.open_end
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)  # "<x/>" opens and closes x, and nothing else
+
+    def handle_endtag(self, tag: str) -> None:
+        if not any(e.tag == tag for e in self._open[1:]):
+            return  # a stray end tag closes nothing
+        start = self._offset()
+        text_end = self.rawdata.find(">", start)
+        while True:
+            element = self._open.pop()
+            element.end = (text_end + 1) if element.tag == tag else start
+            if element.tag == tag:
+                return
+
+    def innermost(self, position: int) -> _Element:
+        """The deepest element whose span holds ``position``."""
+        found = self.root
+        while True:
+            inner = next((c for c in found.children if c.start <= position < c.end), None)
+            if inner is None:
+                return found
+            found = inner
+
+
+def _visible(text: str, element: _Element, cuts: list[tuple[int, int]]) -> bool:
+    """Whether ``element`` still shows anything (text beyond separators, an image) once the
+    ``cuts`` are made."""
+    kept, at = [], element.open_end
+    for start, end in sorted(cuts):
+        if element.open_end <= start < element.end:
+            kept.append(text[at:start])
+            at = max(at, end)
+    kept.append(text[at : max(at, element.end)])
+    inside = "".join(kept)
+    if "<img" in inside.lower():
+        return True
+    words = html.unescape(_TAG.sub("", inside))
+    return _SEPARATORS.sub("", words) != ""
+
+
+def _holds_blocks(element: _Element) -> bool:
+    return any(c.tag in _BLOCKS or _holds_blocks(c) for c in element.children)
+
+
+def _place(outline: _Outline, text: str, position: int) -> _Element | None:
+    """The element a personal value at ``position`` takes out with it, or None (neutral).
+
+    A value inside a start tag (a link's address) takes its element; one in text takes the
+    smallest block around it, unless that block also holds other blocks (stories)."""
+    element = outline.innermost(position)
+    if element.start <= position < element.open_end:
+        return None if element.tag in _NEVER_REMOVED else element
+    while element.parent is not None and element.tag not in _BLOCKS:
+        if element.tag in _NEVER_REMOVED or element.tag == "title":
+            return None
+        element = element.parent
+    if element.parent is None or _holds_blocks(element):
+        return None
+    return element
+
+
+def public_copy(stored: str, bar: str = "") -> str:
+    """A stored HTML part for everyone to read (the public archive): every element that
+    shows a personal value (the greeting, the reader's address, the unsubscribe, preference
+    and view links) taken out, with what it leaves empty; ``bar`` (HTML) first in the body.
+
+    The personal places are found by markers under a fresh nonce that no stored text
+    contains, so content that looks like a marker stays as written; a place that cannot be
+    taken out whole (a personal value in the title) shows an empty value."""
+    template = SlotTemplate.load(stored, legacy_tokens=True)
+    markers = SlotMarkers.absent_from(template.literals)
+    text = template.fill(values_of(markers.personal(), escape=False))
+    outline = _Outline(text)
+    cuts: list[tuple[int, int]] = []
+    for found in _marker_pattern(markers.nonce).finditer(text):
+        element = _place(outline, text, found.start())
+        if element is None:
+            continue
+        while (
+            element.parent is not None
+            and element.parent.tag not in _NEVER_REMOVED
+            and element.parent.parent is not None
+            and not _visible(text, element.parent, [*cuts, (element.start, element.end)])
+        ):
+            element = element.parent
+        cuts.append((element.start, element.end))
+    body = next(
+        (e for e in _walk(outline.root) if e.tag == "body"),
+        None,
+    )
+    inserts = [(body.open_end if body else 0, bar)] if bar else []
+    return _cut(text, cuts, inserts, markers)
+
+
+def _walk(element: _Element) -> Iterable[_Element]:
+    for child in element.children:
+        yield child
+        yield from _walk(child)
+
+
+def _cut(
+    text: str,
+    cuts: list[tuple[int, int]],
+    inserts: list[tuple[int, str]],
+    markers: SlotMarkers,
+) -> str:
+    """``text`` without the cut spans (nested ones taken once), with the inserts, and the
+    neutral value in any marker left."""
+    pieces, at = [], 0
+    edits = sorted([(s, e, "") for s, e in cuts] + [(p, p, extra) for p, extra in inserts])
+    for start, end, extra in edits:
+        if start < at:
+            at = max(at, end)  # inside a span already cut
+            continue
+        pieces.append(text[at:start])
+        pieces.append(extra)
+        at = end
+    pieces.append(text[at:])
+    left = SlotTemplate.split("".join(pieces), _marker_pattern(markers.nonce))
+    return left.fill(values_of(_NEUTRAL, escape=True))

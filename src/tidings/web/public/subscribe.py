@@ -1,8 +1,11 @@
 """Public sign-up and double opt-in confirmation pages.
 
-The sign-up form is CSRF-protected with a random cookie; a post without a valid token (an
-embedded form on another site, or a forged one) changes nothing and shows the form again,
-filled in, for the visitor to confirm with one press.
+The sign-up form is CSRF-protected with a random cookie. A post without a valid token (an
+embedded form on another site, or a forged one) signs up in one step only when it comes
+from one of the newsletter's allowed origins or our own site
+(:func:`~tidings.audience.signup.embed_allowed`); from anywhere else it changes nothing and
+asks the visitor, on a page of ours, to confirm with one press. Either way the sign-up then
+takes the same path, the confirmation mail included.
 """
 
 import asyncio
@@ -13,9 +16,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from tidings.audience.service import subscription_view
-from tidings.audience.signup import SignupForm, confirm_subscription, sign_up
+from tidings.audience.signup import SignupForm, confirm_subscription, embed_allowed, sign_up
 from tidings.catalog.newsletters import find_newsletter
+from tidings.compose.archive import edition_schedule
 from tidings.db.models import Newsletter
+from tidings.db.types import utcnow
 from tidings.errors import InvalidAddress
 from tidings.mail.links import confirm_path, preferences_path
 from tidings.mail.tokens import Purpose, sign, unsign
@@ -52,6 +57,27 @@ def _form_page(
         note=note,
         csrf=csrf_token(context.settings.secret, binding),
         honeypot=HONEYPOT,
+        schedule=edition_schedule(newsletter.schedule_cron, newsletter.timezone, utcnow()),
+    )
+    set_form_cookie(response, binding, context.secure_cookies)
+    return response
+
+
+def _confirm_step(
+    context: WebContext, request: Request, newsletter: Newsletter, *, email: str, name: str
+) -> HTMLResponse:
+    """A page of ours asking "Subscribe EMAIL to NEWSLETTER?": a post from a site that is
+    not allowed changes nothing until the visitor presses the button here."""
+    if not email:
+        return _form_page(context, request, newsletter, name=name)
+    binding = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)
+    response = page(
+        context.pages,
+        "subscribe_confirm.html",
+        newsletter=newsletter,
+        email=email,
+        name=name,
+        csrf=csrf_token(context.settings.secret, binding),
     )
     set_form_cookie(response, binding, context.secure_cookies)
     return response
@@ -83,9 +109,15 @@ async def signup_post(slug: str, request: Request, context: Context) -> HTMLResp
         return _not_found(context)
     form = await request.form()
     email, name = str(form.get("email", "")).strip(), str(form.get("name", "")).strip()
-    if not csrf_ok(context.settings.secret, request.cookies.get(FORM_COOKIE), form.get(CSRF_FIELD)):
-        note = "Please check your address and press Subscribe to confirm."
-        return _form_page(context, request, newsletter, email=email, name=name, note=note)
+    if not csrf_ok(
+        context.settings.secret, request.cookies.get(FORM_COOKIE), form.get(CSRF_FIELD)
+    ) and not embed_allowed(
+        newsletter.allowed_origins or (),
+        context.settings.base_url,
+        request.headers.get("origin"),
+        request.headers.get("referer"),
+    ):
+        return _confirm_step(context, request, newsletter, email=email, name=name)
     if form.get(HONEYPOT):
         # A bot filled the hidden field: answer as usual, do nothing.
         return page(context.pages, "check_inbox.html", newsletter=newsletter)
