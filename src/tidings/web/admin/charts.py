@@ -3,7 +3,9 @@
 from dataclasses import dataclass
 from datetime import date
 
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 180, 48, 22, 10
+#: The drawing's units; on a phone it is shown at about half size, so the left margin and
+#: the bottom leave room for labels drawn twice as large there (see dashboard.html).
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 640, 200, 84, 34, 14
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class Chart:
     last_label: str
     peak: int
     summary: str  # the chart in words, for screen readers
+    left: int = LEFT  # where the plot starts; the value labels end just before it
+
+
+def _day(day: date) -> str:
+    """A short axis label that reads the same everywhere: ``7 Dec 2026``."""
+    return f"{day.day} {day:%b %Y}"
 
 
 def chart(title: str, points: list[tuple[date, int]], *, bars: bool) -> Chart:
@@ -57,11 +65,22 @@ def chart(title: str, points: list[tuple[date, int]], *, bars: bool) -> Chart:
     ticks = [(y_of(0), "0"), *middle, (y_of(top), f"{top:,}")]
     first = points[0][0].isoformat() if points else ""
     last = points[-1][0].isoformat() if points else ""
+    first_label = _day(points[0][0]) if points else ""
+    last_label = _day(points[-1][0]) if points else ""
     summary = (
         f"{title}: from {values[0]:,} on {first} to {values[-1]:,} on {last}, peak {peak:,}"
         if points
         else f"{title}: no data"
     )
     return Chart(
-        title, WIDTH, HEIGHT, line, drawn if bars else [], ticks, first, last, peak, summary
+        title,
+        WIDTH,
+        HEIGHT,
+        line,
+        drawn if bars else [],
+        ticks,
+        first_label,
+        last_label,
+        peak,
+        summary,
     )

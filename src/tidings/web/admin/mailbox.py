@@ -1,23 +1,20 @@
 """The mailbox of the built-in catcher: list, read, and the raw message.
 
-Part of the console: caught mail holds live unsubscribe and preference links, so reading it
-needs a signed-in user (any role).
+Part of the console, for editors and admins: caught mail holds live unsubscribe,
+preference and sign-in links, so a viewer may not read it.
 """
 
 from email.message import EmailMessage
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from tidings.deliver.catcher import list_caught, read_caught
-from tidings.web.admin.session import Viewer
-from tidings.web.deps import WebContext, web_context
-from tidings.web.pages import page
+from tidings.web.admin.session import Context, Editor, console_page
+from tidings.web.deps import WebContext
 from tidings.web.security import FRAMED_MAIL_POLICY
 
 router = APIRouter(prefix="/mailbox")
-Context = Annotated[WebContext, Depends(web_context)]
 
 
 def _caught(context: WebContext, key: str) -> tuple[EmailMessage, bytes]:
@@ -28,17 +25,21 @@ def _caught(context: WebContext, key: str) -> tuple[EmailMessage, bytes]:
 
 
 @router.get("", response_class=HTMLResponse)
-def mailbox(context: Context, account: Viewer) -> HTMLResponse:
-    return page(context.pages, "mailbox.html", messages=list_caught(context.settings.data_dir))
+def mailbox(request: Request, context: Context, account: Editor) -> HTMLResponse:
+    caught = list_caught(context.settings.data_dir)
+    return console_page(request, context, account, "mailbox.html", folder="", messages=caught)
 
 
 @router.get("/{key}", response_class=HTMLResponse)
-def message(key: str, context: Context, account: Viewer) -> HTMLResponse:
+def message(key: str, request: Request, context: Context, account: Editor) -> HTMLResponse:
     parsed, _raw = _caught(context, key)
     text_part = parsed.get_body(("plain",))
-    return page(
-        context.pages,
+    return console_page(
+        request,
+        context,
+        account,
         "message.html",
+        folder="",
         key=key,
         subject=str(parsed["Subject"] or ""),
         headers=[(name, str(value)) for name, value in parsed.items()],
@@ -47,7 +48,7 @@ def message(key: str, context: Context, account: Viewer) -> HTMLResponse:
 
 
 @router.get("/{key}/html", response_class=HTMLResponse)
-def message_html(key: str, context: Context, account: Viewer) -> HTMLResponse:
+def message_html(key: str, context: Context, account: Editor) -> HTMLResponse:
     html_part = _caught(context, key)[0].get_body(("html",))
     body = html_part.get_content() if html_part is not None else ""
     # Shown inside a console frame, sandboxed; the CSP also keeps scripts and plugins off.
@@ -55,5 +56,5 @@ def message_html(key: str, context: Context, account: Viewer) -> HTMLResponse:
 
 
 @router.get("/{key}/raw", response_class=PlainTextResponse)
-def message_raw(key: str, context: Context, account: Viewer) -> PlainTextResponse:
+def message_raw(key: str, context: Context, account: Editor) -> PlainTextResponse:
     return PlainTextResponse(_caught(context, key)[1].decode("utf-8", errors="replace"))

@@ -114,9 +114,11 @@ def console_page(
     template: str,
     *,
     status_code: int = 200,
+    folder: str = "admin/",
     **values: Any,
 ) -> HTMLResponse:
-    """A console page with the account, the navigation and the form token filled in."""
+    """A console page with the account, the navigation and the form token filled in
+    (``folder`` is where under templates/web/ the template is)."""
     data: SessionData | None = getattr(request.state, "console_session", None)
     binding = data.session_id if data else request.cookies.get(FORM_COOKIE)
     new_binding = None
@@ -124,7 +126,7 @@ def console_page(
         binding = new_binding = secrets.token_urlsafe(16)
     response = page(
         context.pages,
-        f"admin/{template}",
+        f"{folder}{template}",
         status_code=status_code,
         account=account,
         csrf=csrf_token(context.settings.secret, binding),
