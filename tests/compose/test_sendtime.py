@@ -83,7 +83,7 @@ def test_console_and_api_read_the_same_time_the_same_way(db: Database, settings:
         token = csrf(console)
 
         def schedule(send_at: str) -> httpx.Response:
-            form = {"csrf_token": token, "newsletter": "daily", "do": "schedule"}
+            form = {"csrf_token": token, "newsletter": "daily", "do": "schedule", "confirmed": "1"}
             return console.post("/admin/editions/new", data={**form, "send_at": send_at})
 
         assert schedule("2099-01-01T08:00+00:00").status_code == 303

@@ -136,6 +136,7 @@ def test_admin_imports_builds_sends_and_watches_progress(
     expect(page.get_by_text("2 article(s)", exact=False)).to_be_visible()
     screenshots(page, f"builder-{db_name}")
     page.get_by_role("button", name="Send now to every subscriber").click()
+    page.get_by_role("button", name="Yes, send to 12 readers").click()
     expect(page.get_by_role("heading", name=re.compile(r"Edition #\d+"))).to_be_visible()
     expect(page.locator("#total")).to_have_text("12")
     worker = _drain_in_background(site)

@@ -132,12 +132,38 @@ class ArticleChoice:
     section: str | None
     byline: str | None
     published_at: datetime
+    #: The last edition of the newsletter that went out with it, and when it started.
+    sent_in: int | None = None
+    sent_at: datetime | None = None
+
+
+#: An edition in these statuses has gone (or is going) out to readers.
+WENT_OUT = (EditionStatus.sending, EditionStatus.paused, EditionStatus.sent)
+
+
+def _last_sent(
+    session: Session, newsletter_id: int, article_ids: list[int]
+) -> dict[int, tuple[int, datetime]]:
+    """For each article, the last edition of the newsletter that went out with it."""
+    rows = session.execute(
+        select(EditionArticle.article_id, Edition.id, Edition.started_at)
+        .join(Edition, Edition.id == EditionArticle.edition_id)
+        .where(
+            Edition.newsletter_id == newsletter_id,
+            Edition.status.in_(WENT_OUT),
+            Edition.started_at.is_not(None),
+            EditionArticle.article_id.in_(article_ids),
+        )
+        .order_by(Edition.started_at, Edition.id)
+    )
+    return {article_id: (edition_id, started) for article_id, edition_id, started in rows}
 
 
 def article_choices(
     db: Database, slug: str, query: str = "", limit: int = 100
 ) -> list[ArticleChoice]:
-    """The newsletter's newest articles, optionally those whose title contains ``query``."""
+    """The newsletter's newest articles, optionally those whose title contains ``query``,
+    each with the last edition that already went out with it."""
     with db.session() as session:
         newsletter_id = newsletter_by_slug(session, slug).id
         statement = (
@@ -148,5 +174,6 @@ def article_choices(
         needle = query.strip().lower()
         if needle:
             statement = statement.where(func.lower(Article.title).contains(needle, autoescape=True))
-        rows = session.execute(statement.order_by(Article.published_at.desc()).limit(limit))
-        return [ArticleChoice(*row) for row in rows]
+        rows = session.execute(statement.order_by(Article.published_at.desc()).limit(limit)).all()
+        sent = _last_sent(session, newsletter_id, [row[0] for row in rows])
+        return [ArticleChoice(*row, *sent.get(row[0], (None, None))) for row in rows]

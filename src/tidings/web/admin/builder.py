@@ -1,27 +1,45 @@
 """Console: the edition builder. Editors choose articles, preview, send a test, send now or
-schedule; everyone signed in sees what the schedule would send next."""
+schedule (each after a confirmation page that says what will happen), and change a scheduled
+edition until it starts; everyone signed in sees what the schedule would send next."""
 
 import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tidings.access.accounts import Account
 from tidings.catalog.newsletters import newsletter_names, newsletter_with_sources
-from tidings.compose.oneoff import Preview, preview, send_one_off
+from tidings.compose.oneoff import (
+    DraftChanges,
+    Preview,
+    SendPlan,
+    preview,
+    scheduled_draft,
+    send_one_off,
+)
 from tidings.compose.proofs import send_proofs
-from tidings.compose.select import article_choices
-from tidings.compose.sendtime import schedule_at
+from tidings.compose.select import ArticleChoice, article_choices
+from tidings.compose.sendtime import change_scheduled, plan_edition, schedule_at
 from tidings.compose.service import OneOff
+from tidings.db.models import EditionStatus
 from tidings.errors import InvalidInput
+from tidings.mail.edition import TEST_UNSUBSCRIBE_PATH
+from tidings.reports.progress import zoned_time
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
-from tidings.web.deps import RowId
+from tidings.web.deps import RowId, WebContext
+from tidings.web.pages import page
 from tidings.web.security import FRAMED_MAIL_POLICY
 
 router = APIRouter(prefix="/admin/editions")
+#: Outside the console (no sign-in, no CSRF): where a test message's unsubscribe links and
+#: one-click POST lead. It changes nothing and says so.
+test_unsubscribe_router = APIRouter()
 
 
 def _headers(message: bytes) -> list[tuple[str, str]]:
@@ -82,6 +100,27 @@ def builder_frame(
     return _frame(preview(context.db, context.settings, newsletter, one_off, None))
 
 
+@dataclass(frozen=True)
+class ChoiceRow:
+    """An article as the builder's table shows it: times in the newsletter's zone."""
+
+    article: ArticleChoice
+    published: str
+    #: "Sent in edition 4 on 2026-12-01", or None.
+    sent: str | None
+
+
+def _rows(choices: list[ArticleChoice], timezone: str) -> list[ChoiceRow]:
+    zone = ZoneInfo(timezone)
+    rows = []
+    for a in choices:
+        sent = None
+        if a.sent_in is not None and a.sent_at is not None:
+            sent = f"Sent in edition {a.sent_in} on {a.sent_at.astimezone(zone):%Y-%m-%d}"
+        rows.append(ChoiceRow(a, f"{a.published_at.astimezone(zone):%d %b %H:%M}", sent))
+    return rows
+
+
 def _builder(
     request: Request, context: Context, account: Account, slug: str, query: str, **values: Any
 ) -> HTMLResponse:
@@ -93,7 +132,7 @@ def _builder(
         "builder.html",
         newsletter=newsletter,
         newsletters=newsletter_names(context.db),
-        articles=article_choices(context.db, slug, query),
+        rows=_rows(article_choices(context.db, slug, query), newsletter.timezone),
         q=query,
         **{
             "chosen": [],
@@ -101,7 +140,9 @@ def _builder(
             "intro": "",
             "subject": "",
             "tests": "",
+            "test_reader": "",
             "send_at": "",
+            "edition_id": None,
             "result": None,
             "preview": None,
             **values,
@@ -109,13 +150,52 @@ def _builder(
     )
 
 
+def _local_input(moment: datetime | None, timezone: str) -> str:
+    """A UTC instant as the date-and-time field shows it: the newsletter's wall clock."""
+    if moment is None:
+        return ""
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%dT%H:%M")
+
+
 @router.get("/new", response_class=HTMLResponse)
 def builder_page(
-    request: Request, context: Context, account: Editor, newsletter: str = "", q: str = ""
+    request: Request,
+    context: Context,
+    account: Editor,
+    newsletter: str = "",
+    q: str = "",
+    edition: RowId | None = None,
 ) -> HTMLResponse:
+    """The builder, empty, or loaded with a scheduled edition (``edition``) to change it."""
+    if edition is not None:
+        draft = scheduled_draft(context.db, edition)
+        if draft.status != EditionStatus.scheduled:
+            return console_page(
+                request,
+                context,
+                account,
+                "message.html",
+                title=f"Edition #{edition}",
+                message=f"Edition {edition} is {draft.status.value}: it can no longer be changed.",
+                back=f"/admin/editions/{edition}",
+            )
+        found, _ = newsletter_with_sources(context.db, draft.slug)
+        return _builder(
+            request,
+            context,
+            account,
+            draft.slug,
+            q,
+            chosen=draft.article_ids,
+            positions={i: str(n) for n, i in enumerate(draft.article_ids, 1)},
+            intro=draft.intro_markdown or "",
+            subject=draft.subject or "",
+            send_at=_local_input(draft.scheduled_for, found.timezone),
+            edition_id=edition,
+        )
     slug = newsletter or next(iter(n.slug for n in newsletter_names(context.db)), "")
     if not slug:
-        raise InvalidInput("create a newsletter first")
+        raise InvalidInput("Create a newsletter first.")
     return _builder(request, context, account, slug, q)
 
 
@@ -133,15 +213,56 @@ def _chosen(form: Any) -> tuple[list[int], dict[int, str]]:
     return ordered, positions
 
 
+def _readers(count: int) -> str:
+    return f"{count:,} reader" + ("" if count == 1 else "s")
+
+
+def _confirm(
+    request: Request,
+    context: Context,
+    account: Account,
+    slug: str,
+    action: str,
+    plan: SendPlan,
+    keep: dict[str, Any],
+) -> HTMLResponse:
+    """The confirmation step: what will happen, every typed value kept in hidden fields."""
+    when = zoned_time(plan.send_at or datetime.now(UTC), plan.timezone)
+    editing = keep["edition_id"] is not None
+    button = (
+        f"Yes, send to {_readers(plan.recipients)}"
+        if action == "send"
+        else ("Yes, save and schedule" if editing else "Yes, schedule")
+    )
+    return console_page(
+        request,
+        context,
+        account,
+        "confirm_send.html",
+        plan=plan,
+        action=action,
+        when=when,
+        readers=_readers(plan.recipients),
+        button=button,
+        newsletter_slug=slug,
+        **keep,
+    )
+
+
 @router.post("/new", response_model=None)
 async def builder_post(request: Request, context: Context, account: Editor) -> Response:
-    """One form, four buttons: preview, send a test, send now, schedule."""
+    """One form, four buttons: preview, send a test, send now, schedule. Send now and
+    schedule show a confirmation page first; only its button (``confirmed``) acts."""
     form = await request.form()
     slug = str(form.get("newsletter", ""))
     action = str(form.get("do", "preview"))
+    confirmed = str(form.get("confirmed", "")) == "1"
     ids, positions = _chosen(form)
     intro, subject = str(form.get("intro", "")), str(form.get("subject", "")).strip()
     tests, send_at = str(form.get("tests", "")), str(form.get("send_at", ""))
+    test_reader = str(form.get("test_reader", "")).strip()
+    edition_field = str(form.get("edition", ""))
+    edition_id = int(edition_field) if edition_field.isdigit() else None
     one_off = OneOff(
         article_ids=ids,
         intro_markdown=intro.strip() or None,
@@ -154,23 +275,34 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
         "intro": intro,
         "subject": subject,
         "tests": tests,
+        "test_reader": test_reader,
         "send_at": send_at,
+        "edition_id": edition_id,
     }
     try:
-        if action == "send":
-            result = await asyncio.to_thread(
-                send_one_off, context.db, context.settings, slug, one_off
-            )
-            return see_other(f"/admin/editions/{result.edition_id}")
-        if action == "schedule":
-            edition_id = await asyncio.to_thread(
-                schedule_at, context.db, context.settings, slug, one_off, send_at
-            )
-            return see_other(f"/admin/editions/{edition_id}")
+        if action in ("send", "schedule"):
+            if edition_id is not None and action == "send":
+                raise InvalidInput(
+                    "This edition is scheduled: save your changes with Schedule, "
+                    "then use Send now on its page."
+                )
+            if edition_id is not None and not ids:
+                raise InvalidInput("Choose at least one article.")
+            if not confirmed:
+                when = send_at if action == "schedule" else None
+                plan = await asyncio.to_thread(
+                    plan_edition, context.db, context.settings, slug, one_off, when
+                )
+                return _confirm(request, context, account, slug, action, plan, keep)
+            return see_other(await _act(context, action, slug, one_off, keep))
         if action == "test":
-            proofs = await send_proofs(context.db, context.settings, slug, one_off, tests)
+            proofs = await send_proofs(
+                context.db, context.settings, slug, one_off, tests, test_reader
+            )
             lines = [str(proof) for proof in proofs]
             return _builder(request, context, account, slug, "", result=lines, **keep)
+        if action == "back":
+            return _builder(request, context, account, slug, "", **keep)
         found = await asyncio.to_thread(preview, context.db, context.settings, slug, one_off, None)
         query = {"newsletter": slug, "article": ids, "intro": intro, "subject": subject}
         frame_src = f"/admin/editions/preview.html?{urlencode(query, doseq=True)}"
@@ -179,3 +311,36 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
         )
     except InvalidInput as exc:
         return _builder(request, context, account, slug, "", result=[str(exc)], **keep)
+
+
+async def _act(
+    context: WebContext, action: str, slug: str, one_off: OneOff, keep: dict[str, Any]
+) -> str:
+    """Send now, schedule, or change the scheduled edition; the page to go to."""
+    edition_id = keep["edition_id"]
+    if edition_id is not None:
+        changes = DraftChanges(
+            subject=one_off.subject or "",
+            intro_markdown=one_off.intro_markdown or "",
+            article_ids=one_off.article_ids,
+        )
+        await asyncio.to_thread(
+            change_scheduled, context.db, context.settings, edition_id, changes, keep["send_at"]
+        )
+        return f"/admin/editions/{edition_id}"
+    if action == "send":
+        result = await asyncio.to_thread(send_one_off, context.db, context.settings, slug, one_off)
+        return f"/admin/editions/{result.edition_id}"
+    made = await asyncio.to_thread(
+        schedule_at, context.db, context.settings, slug, one_off, keep["send_at"]
+    )
+    return f"/admin/editions/{made}"
+
+
+@test_unsubscribe_router.api_route(
+    TEST_UNSUBSCRIBE_PATH, methods=["GET", "POST"], response_class=HTMLResponse
+)
+def test_unsubscribe(context: Context) -> HTMLResponse:
+    """A test message's unsubscribe (or preferences) link, or its one-click POST: nothing
+    to do, and the page says so."""
+    return page(context.pages, "test_unsubscribe.html")
