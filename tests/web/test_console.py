@@ -102,7 +102,9 @@ def test_bulk_actions_ask_first_then_act_on_the_filter(console: Console) -> None
 
 
 def test_erase_keeps_anonymous_delivery_counts(console: Console) -> None:
-    builder = console.post("/admin/editions/new", newsletter="daily", do="send", subject="Evening")
+    builder = console.post(
+        "/admin/editions/new", newsletter="daily", do="send", subject="Evening", confirmed="1"
+    )
     assert builder.status_code == 303
     with console.db.session() as session:
         subscriber_id = session.scalars(
@@ -186,9 +188,13 @@ def test_builder_test_send_and_schedule(console: Console) -> None:
         do="test",
         tests=" ".join(f"t{i}@example.ge" for i in range(6)),
     )
-    assert "give one to 5 test addresses" in too_many.text
+    assert "Give one to 5 test addresses." in too_many.text
     scheduled = console.post(
-        "/admin/editions/new", newsletter="daily", do="schedule", send_at="2099-01-01T08:00"
+        "/admin/editions/new",
+        newsletter="daily",
+        do="schedule",
+        send_at="2099-01-01T08:00",
+        confirmed="1",
     )
     assert scheduled.status_code == 303
     with console.db.session() as session:
