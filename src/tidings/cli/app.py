@@ -19,9 +19,10 @@ from tidings.cli import (
     users,
     worker,
 )
-from tidings.cli.context import make_context
+from tidings.cli.context import OneLineErrors, make_context
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="tidings",
     help="Tidings: collect a publication's new articles and mail them as a digest.",
     no_args_is_help=True,

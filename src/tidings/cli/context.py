@@ -4,11 +4,13 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from typer.core import TyperGroup
 
 from tidings.config import Settings, load_settings
 from tidings.db.engine import Database, open_database
@@ -51,9 +53,36 @@ class CliContext:
 
 
 def fail(message: str) -> typer.Exit:
-    """Print one error line and give the exit to raise."""
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """Print one error line and give the exit to raise (the message is text, never markup:
+    it may quote what the user typed)."""
+    line = Text.assemble(("error:", "bold red"), " ", message)
+    _console(stderr=True).print(line, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _one_line(exc: typer.TyperException) -> str:
+    """A usage mistake (or another refusal of the command line) as one sentence, with where
+    to read more when it is about how the command was called."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    return f"{message} (see '{ctx.command_path} --help')" if ctx is not None else message
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: any user mistake, wherever in the tree it is found (a missing
+    or malformed option, an unknown command, a refused value), is one line on stderr and exit
+    code 1, as the README promises; bugs keep their traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # Typer's vendored click Context, not public
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as exc:
+            # A group called bare shows its help, as asked (Typer prints it).
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise
+            raise fail(_one_line(exc)) from None
+        except TidingsError as exc:
+            raise fail(str(exc)) from None
 
 
 @contextmanager

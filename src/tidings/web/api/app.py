@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 
 from tidings import __version__
-from tidings.web.api import dkim, editions, errors, feedback, newsletters, subscribers
+from tidings.web.api import dkim, docs, editions, errors, feedback, newsletters, subscribers
 from tidings.web.api.auth import TokenFirst
 from tidings.web.deps import WebContext
 
@@ -15,7 +15,8 @@ def create_api(context: WebContext) -> FastAPI:
         title="Tidings API",
         version=__version__,
         description="Newsletters, sources, articles, subscribers, editions and suppressions. "
-        "Authenticate with 'Authorization: Bearer <token>' ('tidings tokens create').",
+        "Authenticate with 'Authorization: Bearer <token>'; an admin makes tokens in the "
+        "console's Access page.",
         openapi_url="/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -23,6 +24,7 @@ def create_api(context: WebContext) -> FastAPI:
     )
     api.state.tidings = context
     errors.install(api)
+    docs.install(api, context, "/openapi.json")
     api.add_middleware(TokenFirst, context=context)
     api.include_router(newsletters.router)
     api.include_router(subscribers.router)

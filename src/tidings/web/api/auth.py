@@ -23,7 +23,9 @@ from tidings.db.models import UserRole
 from tidings.web.api.errors import ApiError, error_response
 from tidings.web.deps import WebContext, web_context
 
-_bearer = HTTPBearer(auto_error=False, description="A token from 'tidings tokens create'")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API token, made in the console's Access page"
+)
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 #: Where :class:`TokenFirst` leaves the holder it found, in the request's state.
 _HOLDER = "tidings_token_holder"

@@ -61,6 +61,17 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "request"
 
 
+def _detail(error: Any) -> dict[str, str]:
+    """One validation error as the API names it: the field and the problem, in words. A body
+    that is not JSON at all is the ``body``'s problem, with the parser's reason and place."""
+    if error.get("type") == "json_invalid":
+        location = error.get("loc", ())
+        where = f" at character {location[-1]}" if len(location) > 1 else ""
+        reason = str((error.get("ctx") or {}).get("error", "it cannot be parsed"))
+        return {"field": "body", "problem": f"the body is not valid JSON: {reason}{where}"}
+    return {"field": _field(error["loc"]), "problem": str(error["msg"])}
+
+
 def install(api: FastAPI) -> None:
     """Register the handlers that give every failure the one shape."""
 
@@ -70,9 +81,7 @@ def install(api: FastAPI) -> None:
 
     async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        details = [
-            {"field": _field(error["loc"]), "problem": str(error["msg"])} for error in exc.errors()
-        ]
+        details = [_detail(error) for error in exc.errors()]
         first = details[0] if details else {"field": "request", "problem": "invalid"}
         message = f"{first['field']}: {first['problem']}"
         return error_response(422, "invalid_request", message, details)

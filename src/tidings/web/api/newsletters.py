@@ -46,6 +46,7 @@ def _out(n: Newsletter) -> NewsletterOut:
         min_articles=n.min_articles,
         max_articles=n.max_articles,
         template_set=n.template_set,
+        allowed_origins=list(n.allowed_origins or ()),
     )
 
 

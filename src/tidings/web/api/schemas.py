@@ -29,6 +29,12 @@ class NewsletterIn(Model):
     max_articles: int = Field(default=20, ge=1, le=1000)
     template_set: str = Field(default="digest", max_length=64)
     feeds: list[str] = Field(default=[], max_length=50)
+    allowed_origins: list[str] = Field(
+        default=[],
+        max_length=20,
+        description="web origins (https://host[:port]) whose embedded sign-up form signs a "
+        "reader up in one step; other origins get a confirm step",
+    )
 
 
 #: Settings a PATCH may leave out (they keep their value) but not set to null; reply_to and
@@ -41,6 +47,7 @@ KEPT_IF_LEFT_OUT = (
     "min_articles",
     "max_articles",
     "template_set",
+    "allowed_origins",
 )
 
 
@@ -66,6 +73,9 @@ class NewsletterPatch(Model):
     min_articles: int | None = Field(default=None, ge=0, le=1000)
     max_articles: int | None = Field(default=None, ge=1, le=1000)
     template_set: str | None = Field(default=None, max_length=64)
+    allowed_origins: list[str] | None = Field(
+        default=None, max_length=20, description="the whole list; [] clears it"
+    )
 
     @field_validator(*KEPT_IF_LEFT_OUT, mode="before")
     @classmethod
@@ -86,6 +96,7 @@ class NewsletterOut(BaseModel):
     min_articles: int
     max_articles: int
     template_set: str
+    allowed_origins: list[str]
 
 
 class SourceOut(BaseModel):
