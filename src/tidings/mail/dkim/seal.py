@@ -37,6 +37,6 @@ def unseal(secret: str, sealed: str) -> bytes:
         return _fernet(secret).decrypt(sealed.encode("ascii"))
     except (InvalidToken, UnicodeEncodeError):
         raise ConfigError(
-            "a DKIM key was sealed with another secret key (TIDINGS_SECRET_KEY changed?): "
-            "make a new key with 'tidings dkim keygen'"
+            "A DKIM key was sealed with another secret key (has TIDINGS_SECRET_KEY changed?): "
+            "make a new key for its domain and publish its record."
         ) from None
