@@ -28,3 +28,10 @@ def shorten(value: str, limit: int) -> str:
         return value
     cut = value[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:.-\u2013\u2014 ")
     return cut + "…"
+
+
+def as_sentence(text: str) -> str:
+    """A message as a sentence for people: capital first, a full stop last."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."

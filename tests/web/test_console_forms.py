@@ -175,3 +175,20 @@ def test_reloading_a_post_only_url_goes_back_to_its_page(
     assert answer.status_code == 303, answer.text
     assert answer.headers["location"] == parent
     assert "Method Not Allowed" not in answer.text
+
+
+def test_refused_access_forms_come_back_typed(console: Console) -> None:
+    bad = console.post("/admin/access/users", email="not an address", role="viewer")
+    assert bad.status_code == 422 and 'aria-label="Console"' in bad.text
+    assert _value(bad.text, "user-email") == "not an address"
+    problem = _problem(bad.text, "user-email")
+    assert problem[0].isupper() and problem.endswith(".")
+    assert '<option selected>viewer</option>' in bad.text  # the role chosen stays chosen
+    again = console.post("/admin/access/users", email="admin@messenger.example.ge", role="editor")
+    assert again.status_code == 409
+    assert _problem(again.text, "user-email") == (
+        "A user admin@messenger.example.ge exists already."
+    )
+    token = console.post("/admin/access/tokens", name="   ", role="admin")
+    assert token.status_code == 422
+    assert _problem(token.text, "token-name").startswith("Say what the token is for")

@@ -31,6 +31,7 @@ from tidings.mail.addresses import (
     normalise_email,
     parse_mailbox,
 )
+from tidings.text import as_sentence
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -116,24 +117,18 @@ class SettingsRefused(InvalidInput):
         self.problems = problems
 
 
-def as_sentence(text: str) -> str:
-    """A validator's message as a sentence: capital first, full stop last."""
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 class _Checks:
     """Runs one check per setting and keeps each refusal's sentence under its name."""
 
     def __init__(self) -> None:
         self.problems: dict[str, str] = {}
 
-    def run(self, name: str, check: Callable[[], T]) -> T | None:
+    def run(self, name: str, check: Callable[[], T], lead: str = "") -> T | None:
+        """``check``'s result, or None with its refusal kept (after ``lead``, if given)."""
         try:
             return check()
         except InvalidInput as exc:
-            self.problems.setdefault(name, as_sentence(str(exc)))
+            self.problems.setdefault(name, as_sentence(lead + str(exc)))
             return None
 
     def refuse(self, name: str, sentence: str) -> None:
@@ -184,9 +179,13 @@ def _validated(
     checks = _Checks()
     slug = checks.run("slug", lambda: _check_slug(spec.slug))
     name = checks.run("name", lambda: _check_name(spec.name))
-    mailbox = checks.run("sender", lambda: parse_mailbox(spec.sender))
+    mailbox = checks.run(
+        "sender", lambda: parse_mailbox(spec.sender), "The sender cannot be used: "
+    )
     reply_to = checks.run(
-        "reply_to", lambda: normalise_email(spec.reply_to) if spec.reply_to else None
+        "reply_to",
+        lambda: normalise_email(spec.reply_to) if spec.reply_to else None,
+        "The Reply-To address cannot be used: ",
     )
     checks.run("timezone", lambda: _check_timezone(spec.timezone))
     zone = "UTC" if "timezone" in checks.problems else spec.timezone

@@ -5,6 +5,7 @@ remove them, and create (shown once) and revoke API tokens.
 A refused change (the last admin) comes back on the same page, the sentence beside the
 user it concerns."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,12 +16,22 @@ from tidings.access.apitokens import create_token, list_tokens, revoke_token
 from tidings.access.consolemail import invite
 from tidings.access.people import disable_user, enable_user, remove_user, set_role
 from tidings.db.models import UserRole
-from tidings.errors import Conflict
+from tidings.errors import Conflict, InvalidInput
+from tidings.text import as_sentence
 from tidings.web.admin.session import Admin, Context, console_page, see_other
 from tidings.web.deps import RowId
 
 router = APIRouter(prefix="/admin/access")
 Role = Annotated[UserRole, Form()]
+
+
+@dataclass(frozen=True)
+class Typed:
+    """A refused add-user or new-token form: what was typed, and the sentence why."""
+
+    text: str
+    role: str
+    problem: str
 
 
 def _page(
@@ -34,9 +45,11 @@ def _page(
     invited: bool = False,
     new_token: str | None = None,
     refused: tuple[int, str] | None = None,
+    user_form: Typed | None = None,
+    token_form: Typed | None = None,
 ) -> HTMLResponse:
-    """The page, with a just-made password or token shown this once, or a refusal beside
-    the user it concerns."""
+    """The page, with a just-made password or token shown this once, a refusal beside the
+    user it concerns, or a refused form with what was typed and why."""
     return console_page(
         request,
         context,
@@ -51,6 +64,8 @@ def _page(
         invited=invited,
         new_token=new_token,
         refused=refused,
+        user_form=user_form,
+        token_form=token_form,
     )
 
 
@@ -65,7 +80,13 @@ async def user_create(
 ) -> HTMLResponse:
     """Add a user: with mail configured they get an invitation to choose their password;
     without it (or if the invitation could not be sent) the one-time password is shown."""
-    created, password = create_user(context.db, email, role)
+    try:
+        created, password = create_user(context.db, email, role)
+    except (InvalidInput, Conflict) as exc:
+        reason = str(exc) if isinstance(exc, Conflict) else f"That address cannot be used: {exc}"
+        typed = Typed(email, role.value, as_sentence(reason))
+        status = 409 if isinstance(exc, Conflict) else 422
+        return _page(request, context, account, status_code=status, user_form=typed)
     if context.settings.smtp is not None and await invite(context.db, context.settings, created):
         return _page(request, context, account, new_user=created.email, invited=True)
     return _page(request, context, account, new_user=created.email, one_time_password=password)
@@ -118,7 +139,10 @@ def _refused(
 def token_create(
     request: Request, context: Context, account: Admin, name: Annotated[str, Form()], role: Role
 ) -> HTMLResponse:
-    _, secret = create_token(context.db, name, role, created_by=account.email)
+    if not name.strip():
+        typed = Typed(name, role.value, "Say what the token is for, such as “CMS article push”.")
+        return _page(request, context, account, status_code=422, token_form=typed)
+    _, secret = create_token(context.db, name.strip(), role, created_by=account.email)
     return _page(request, context, account, new_token=secret)
 
 

@@ -17,7 +17,6 @@ from tidings.catalog.newsletters import (
     NewsletterSpec,
     SettingsRefused,
     add_feed,
-    as_sentence,
     check_settings,
     create_newsletter,
     list_newsletters,
@@ -31,6 +30,7 @@ from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
 from tidings.errors import Conflict, FeedError, InvalidInput
 from tidings.mail.templates import template_sets
+from tidings.text import as_sentence
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 
