@@ -85,8 +85,12 @@ def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -
         ):
             return None
         stored, name = edition.html_body, newsletter.name
-    bar = _subscribe_bar(name, settings.base_url + front_signup_path(slug), archive_path(slug))
-    return public_copy(stored, bar)
+        subject = edition.subject or name
+    bar = _subscribe_bar(name, front_signup_path(slug), archive_path(slug))
+    # A page now, not a mail: its landmarks and a heading for screen readers (the masthead
+    # shows the same words to the eye).
+    heading = f'<h1 style="{_HIDDEN}">{html.escape(subject)}</h1>'
+    return public_copy(stored, f"{bar}<main>{heading}", "</main>")
 
 
 def front_signup_path(slug: str) -> str:
@@ -101,15 +105,21 @@ _BAR_STYLE = (
 _BAR_LINK = "color: #ffffff; font-weight: bold; text-decoration: underline;"
 
 
+_HIDDEN = (
+    "position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); "
+    "white-space: nowrap;"
+)
+
+
 def _subscribe_bar(name: str, signup_url: str, archive_url: str) -> str:
     """The archive copy's own first lines: Subscribe, and the newsletter's other editions."""
     title = html.escape(name)
     return (
-        f'<div style="{_BAR_STYLE}">{title} &middot; '
+        f'<header style="{_BAR_STYLE}">'
         f'<a href="{html.escape(signup_url, quote=True)}" style="{_BAR_LINK}">'
         f"Subscribe to {title}</a> &middot; "
         f'<a href="{html.escape(archive_url, quote=True)}" style="{_BAR_LINK}">'
-        "All editions</a></div>"
+        "All editions</a></header>"
     )
 
 

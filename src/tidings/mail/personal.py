@@ -159,6 +159,7 @@ class _Element:
     start: int  # where its start tag begins
     open_end: int  # just after its start tag
     end: int  # just after its end tag (the document's end when never closed)
+    close: int  # where its end tag begins (``end`` when it has none)
     parent: "_Element | None"
     children: list["_Element"]
 
@@ -171,7 +172,7 @@ class _Outline(HTMLParser):
         super().__init__(convert_charrefs=False)
         self._lines = [0]
         self._lines += [m.end() for m in re.finditer("\n", text)]
-        self.root = _Element("#document", 0, 0, len(text), None, [])
+        self.root = _Element("#document", 0, 0, len(text), len(text), None, [])
         self._open: list[_Element] = [self.root]
         self.feed(text)
         self.close()
@@ -184,13 +185,15 @@ class _Outline(HTMLParser):
         start = self._offset()
         raw = self.get_starttag_text() or ""
         while self._open[-1].tag in _CLOSES.get(tag, ()):
-            self._open.pop().end = start
-        element = _Element(tag, start, start + len(raw), self.root.end, self._open[-1], [])
+            closed = self._open.pop()
+            closed.end = closed.close = start
+        end = self.root.end
+        element = _Element(tag, start, start + len(raw), end, end, self._open[-1], [])
         self._open[-1].children.append(element)
         if tag not in _VOID and not raw.endswith("/>"):
             self._open.append(element)
         else:
-            element.end = element.open_end
+            element.end = element.close = element.open_end
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)  # "<x/>" opens and closes x, and nothing else
@@ -202,6 +205,7 @@ class _Outline(HTMLParser):
         text_end = self.rawdata.find(">", start)
         while True:
             element = self._open.pop()
+            element.close = start
             element.end = (text_end + 1) if element.tag == tag else start
             if element.tag == tag:
                 return
@@ -253,10 +257,11 @@ def _place(outline: _Outline, text: str, position: int) -> _Element | None:
     return element
 
 
-def public_copy(stored: str, bar: str = "") -> str:
+def public_copy(stored: str, before: str = "", after: str = "") -> str:
     """A stored HTML part for everyone to read (the public archive): every element that
     shows a personal value (the greeting, the reader's address, the unsubscribe, preference
-    and view links) taken out, with what it leaves empty; ``bar`` (HTML) first in the body.
+    and view links) taken out, with what it leaves empty; ``before`` and ``after`` (HTML)
+    first and last in the body.
 
     The personal places are found by markers under a fresh nonce that no stored text
     contains, so content that looks like a marker stays as written; a place that cannot be
@@ -282,7 +287,10 @@ def public_copy(stored: str, bar: str = "") -> str:
         (e for e in _walk(outline.root) if e.tag == "body"),
         None,
     )
-    inserts = [(body.open_end if body else 0, bar)] if bar else []
+    inserts = [
+        (body.open_end if body else 0, before),
+        (body.close if body else len(text), after),
+    ]
     return _cut(text, cuts, inserts, markers)
 
 
