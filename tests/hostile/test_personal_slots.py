@@ -39,6 +39,7 @@ from tests.smtpserver import RecordingHandler, smtp_server
 from tests.webserver import web_server
 from tidings.access.apitokens import create_token
 from tidings.audience.service import add_subscriber
+from tidings.compose.oneoff import TEST_READER
 from tidings.compose.proofs import send_proofs
 from tidings.compose.service import OneOff
 from tidings.config import Settings
@@ -46,6 +47,7 @@ from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, UserRole
 from tidings.deliver.runner import run_worker
 from tidings.ingest.service import poll_sources
+from tidings.mail.edition import TEST_UNSUBSCRIBE_PATH
 from tidings.schedule.slots import serve_due_slots
 
 #: One plain reader, and one whose own name is a placeholder.
@@ -195,7 +197,18 @@ def test_cli_push_intro_and_subject_reach_readers_as_written(
         (proof,) = asyncio.run(send_proofs(db, live, "daily", one_off, "editor@example.ge"))
         assert proof.error is None
         (message,) = _to(smtp, "editor@example.ge")
-        assert_only_in_slots(message, ("reader@example.org", "Hello reader,"), literals)
+        # A proof is a test: personalised for a test reader, its unsubscribe links lead to
+        # the harmless test page (no reader's token), in the template's own places.
+        html_text, text = parts(message)
+        assert message["Subject"].strip() == "[Test] " + subject()
+        harmless = settings.base_url + TEST_UNSUBSCRIBE_PATH
+        for body, counts in ((html_text, Slots.of_digest().html), (text, Slots.of_digest().text)):
+            assert body.count(TEST_READER[1]) == counts["email"]
+            assert body.count("Hello Test Reader,") == counts["greeting_name"]
+            assert body.count(harmless) == counts["unsubscribe_url"] + counts["preferences_url"]
+            assert "/u/" not in body and "/preferences/" not in body
+        for literal in literals:
+            assert literal in html_text, f"not as written in the HTML part: {literal}"
 
     # The preview an editor writes to a file, personalised for one real reader.
     output = tmp_path / "preview.html"

@@ -34,13 +34,25 @@ _TEST_BANNER_HTML = (
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 
 
-def with_test_banner(html: str, text: str) -> tuple[str, str]:
-    """The parts with the test banner on top: after the HTML's <body> tag (or first), and
-    as the first lines of the text."""
-    found = _BODY_TAG.search(html)
-    at = found.end() if found else 0
-    banner_text = f"*** TEST *** {TEST_BANNER_TEXT}\n\n"
-    return html[:at] + _TEST_BANNER_HTML + html[at:], banner_text + text
+def with_test_banner(html: SlotTemplate, text: SlotTemplate) -> tuple[SlotTemplate, SlotTemplate]:
+    """The parts with the test banner on top: right after the HTML's <body> tag (else first),
+    and as the first lines of the text. Only literal segments change: the slots stay."""
+
+    def inserted(part: SlotTemplate, banner: str, after: "re.Pattern[str] | None") -> SlotTemplate:
+        literals = list(part.literals)
+        for index, literal in enumerate(literals):
+            found = after.search(literal) if after else None
+            if found is not None:
+                literals[index] = literal[: found.end()] + banner + literal[found.end() :]
+                break
+        else:
+            literals[0] = banner + literals[0]
+        return SlotTemplate(tuple(literals), part.names)
+
+    return (
+        inserted(html, _TEST_BANNER_HTML, _BODY_TAG),
+        inserted(text, f"*** TEST *** {TEST_BANNER_TEXT}\n\n", None),
+    )
 
 
 def address_domain(address: str) -> str:
@@ -72,7 +84,6 @@ class EditionMail:
         self.test = test
         if test:
             subject = TEST_SUBJECT_PREFIX + subject
-            html, text = with_test_banner(html, text)
         #: The subject every message carries.
         self.subject = subject
         self._links = Links(settings.base_url, settings.secret)
@@ -86,6 +97,8 @@ class EditionMail:
         self._stored_html = html
         self._html = SlotTemplate.load(html)
         self._text = SlotTemplate.load(text)
+        if test:
+            self._html, self._text = with_test_banner(self._html, self._text)
         self._html_qp = QuotedPrintableTemplate(self._html)
         self._text_qp = QuotedPrintableTemplate(self._text)
         self.view_url = self._links.archive(slug, edition_id)

@@ -1,4 +1,5 @@
-"""/editions: create (send now or at a time), preview, status, pause, resume, cancel."""
+"""/editions: create (send now or at a time), preview, status, change a scheduled one,
+pause, resume, cancel."""
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -9,12 +10,13 @@ from fastapi.responses import JSONResponse
 
 from tidings.access.idempotency import Once, create_edition_once
 from tidings.compose.lifecycle import EDITION_CHANGES
-from tidings.compose.oneoff import preview
-from tidings.compose.sendtime import NO_OFFSET, EditionOrder
+from tidings.compose.oneoff import DraftChanges, preview
+from tidings.compose.sendtime import NO_OFFSET, EditionOrder, change_scheduled
 from tidings.compose.service import OneOff
 from tidings.errors import InvalidInput
 from tidings.reports.progress import EditionProgress, edition_page, edition_progress
 from tidings.web.api.auth import Context, Reader, Writer
+from tidings.web.api.edition_schemas import EditionPatch
 from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import EditionIn, EditionOut, Page, PreviewIn, PreviewOut
 from tidings.web.deps import RowId
@@ -98,6 +100,23 @@ def list_editions(
 @router.get("/editions/{edition_id}", response_model=EditionOut)
 def read(edition_id: RowId, context: Context, who: Reader) -> EditionOut:
     """Status and progress: counts per delivery state, rate, ETA."""
+    return _out(edition_progress(context.db, edition_id))
+
+
+@router.patch("/editions/{edition_id}", response_model=EditionOut)
+def change_edition(
+    edition_id: RowId, body: EditionPatch, context: Context, who: Writer
+) -> EditionOut:
+    """Change a scheduled edition until it starts: subject, intro, articles, send time (an
+    instant with its offset). Once it has started: 409 with one sentence."""
+    if body.send_at is not None and body.send_at.tzinfo is None:
+        raise InvalidInput("send_at: give a time with its UTC offset")
+    changes = DraftChanges(
+        subject=body.subject,
+        intro_markdown=body.intro_markdown,
+        article_ids=list(body.article_ids) if body.article_ids is not None else None,
+    )
+    change_scheduled(context.db, context.settings, edition_id, changes, body.send_at)
     return _out(edition_progress(context.db, edition_id))
 
 
