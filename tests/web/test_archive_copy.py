@@ -17,6 +17,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus
 from tidings.deliver.runner import run_worker
+from tidings.mail.personal import SLOT_NAMES, public_copy
 
 #: Paths of the links that carry a signed reader token.
 TOKEN_PATHS = ("/u/", "/preferences/", "/confirm/")
@@ -67,3 +68,50 @@ def test_the_archive_copy_of_a_sent_edition_is_impersonal(db: Database, settings
     assert '/archive/daily"' in page  # the newsletter's other editions
     assert front.status_code == 200
     assert 'id="subscribe-daily"' in front.text and 'action="/subscribe/daily"' in front.text
+
+
+def _stored(body: str, nonce: str = "ab" * 16) -> str:
+    """A stored part as the renderer writes it, with ``{name}`` for each slot's marker."""
+    markers = {name: f"ZZtidings_{nonce}_{name}_ZZ" for name in SLOT_NAMES}
+    return f"tidings-slots:1:{nonce}\n" + body.format(**markers)
+
+
+def test_public_copy_takes_out_only_what_is_personal() -> None:
+    stored = _stored(
+        "<!DOCTYPE html><html><head><title>Today for {greeting_name}</title></head>"
+        '<body class="x"><table><tr><td class="greeting">Hello {greeting_name},</td></tr>'
+        "<tr><td><h2>Budget passes</h2><p>Ministers &amp; MPs met.</p></td></tr>"
+        "<tr><td>Stories for {email}<p>Kept: a story beside the address</p></td></tr>"
+        '<tr><td><p>Sent by The Messenger</p><p><a href="{preferences_url}">Preferences</a>'
+        ' &middot; <a href="{unsubscribe_url}">Unsubscribe</a> | '
+        '<a href="{view_url}">View</a></p><br/><img src="https://x.ge/l.png" alt="logo">'
+        "</td></tr></table></body></html>"
+    )
+    public = public_copy(stored, "<header>BAR</header><main>", "</main>")
+    assert public.startswith("<!DOCTYPE html><html><head><title>Today for </title></head>")
+    assert '<body class="x"><header>BAR</header><main><table>' in public
+    assert public.endswith("</table></main></body></html>")
+    assert "Hello" not in public and "greeting" not in public
+    assert "<tr><td><h2>Budget passes</h2><p>Ministers &amp; MPs met.</p></td></tr>" in public
+    # A personal value in a cell that also holds other blocks stays, emptied, with them.
+    assert "<tr><td>Stories for <p>Kept: a story beside the address</p></td></tr>" in public
+    # The links go, and the paragraph of separators they leave; the rest of the cell stays.
+    assert '<tr><td><p>Sent by The Messenger</p><br/><img src="https://x.ge/l.png"' in public
+    assert "href" not in public and "ZZtidings" not in public and "Preferences" not in public
+
+
+def test_public_copy_leaves_content_that_looks_like_a_marker() -> None:
+    """Only the template's slots go: a story quoting a marker (an old fixed token, another
+    edition's marker) stays as written, and so does its paragraph."""
+    quoted = f"ZZtidings_{'ef' * 16}_email_ZZ and ZZtidings_email_ZZ"
+    stored = _stored("<body><p>Hello {greeting_name}</p><p>QUOTED</p></body>")
+    public = public_copy(stored.replace("QUOTED", quoted))
+    assert public == f"<body><p>{quoted}</p></body>"
+
+
+def test_public_copy_of_an_edition_stored_with_the_old_tokens() -> None:
+    stored = (
+        "<body><p>Hello ZZtidings_greeting_name_ZZ</p><p>News</p>"
+        '<a href="ZZtidings_unsubscribe_url_ZZ">Leave</a></body>'
+    )
+    assert public_copy(stored) == "<body><p>News</p></body>"
