@@ -110,7 +110,9 @@ def change_edition(
     """Change a scheduled edition until it starts: subject, intro, articles, send time (an
     instant with its offset). Once it has started: 409 with one sentence."""
     if body.send_at is not None and body.send_at.tzinfo is None:
-        raise InvalidInput("send_at: give a time with its UTC offset")
+        raise InvalidInput(
+            "The send time (send_at) needs its UTC offset, as in 2099-01-01T08:00+04:00."
+        )
     changes = DraftChanges(
         subject=body.subject,
         intro_markdown=body.intro_markdown,
