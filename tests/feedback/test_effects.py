@@ -48,7 +48,11 @@ def _history(db: Database, subscriber_id: int) -> list[tuple[HistoryKind, int | 
     with db.session() as session:
         rows = session.execute(
             select(SubscriberEvent.kind, SubscriberEvent.newsletter_id, SubscriberEvent.detail)
-            .where(SubscriberEvent.subscriber_id == subscriber_id)
+            .where(
+                SubscriberEvent.subscriber_id == subscriber_id,
+                # How the reader came (added by the fixture) is not what came back.
+                SubscriberEvent.kind.not_in([HistoryKind.added, HistoryKind.confirmed]),
+            )
             .order_by(SubscriberEvent.id)
         )
         return [(kind, newsletter, detail or "") for kind, newsletter, detail in rows]
@@ -169,7 +173,14 @@ def test_a_complaint_unsubscribes_from_every_newsletter_and_suppresses(db: Datab
     )
     assert all("ARF feedback-type: abuse" in detail for _, _, detail in history)
     with db.session() as session:
-        assert set(session.scalars(select(SubscriberEvent.inbound_id))) == {arf.id}
+        assert set(
+            session.scalars(
+                select(SubscriberEvent.inbound_id).where(
+                    SubscriberEvent.subscriber_id == ana,
+                    SubscriberEvent.kind.not_in([HistoryKind.added, HistoryKind.confirmed]),
+                )
+            )
+        ) == {arf.id}
     # The others are untouched.
     assert _statuses(db, people.ids["dato@example.ge"]) == {
         people.weekly: SubscriptionStatus.active

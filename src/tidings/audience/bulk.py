@@ -11,13 +11,16 @@ from tidings.db.models import Subscriber, Subscription, Suppression, Suppression
 from tidings.db.types import utcnow
 
 
-def bulk_unsubscribe(db: Database, audience: AudienceFilter) -> int:
-    """Unsubscribe everyone matched (from the filter's newsletter, else from all)."""
+def bulk_unsubscribe(
+    db: Database, audience: AudienceFilter, source: str = "console", detail: str | None = None
+) -> int:
+    """Unsubscribe everyone matched (from the filter's newsletter, else from all); each one
+    gets an ``unsubscribed`` event from ``source``."""
     which: list[ColumnElement[bool]] = [Subscription.subscriber_id.in_(audience.subscriber_ids())]
     if audience.newsletter_id is not None:
         which.append(Subscription.newsletter_id == audience.newsletter_id)
     with db.session() as session:
-        changed = leave(session, utcnow(), *which)
+        changed = leave(session, utcnow(), *which, source=source, detail=detail)
         session.commit()
         return changed
 

@@ -16,6 +16,7 @@ from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
     Cadence,
+    HistoryKind,
     Newsletter,
     Source,
     Subscriber,
@@ -24,6 +25,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput
+from tidings.feedback.history import record
 from tidings.mail.addresses import clean_name, clean_timezone
 
 #: Sections offered are those used by the newsletter's articles in this window.
@@ -149,14 +151,32 @@ def save_preferences(db: Database, subscription_id: int, change: PreferenceChang
         for each in mine:
             if each.status == SubscriptionStatus.active and each.id not in change.keep:
                 each.status, each.unsubscribed_at = SubscriptionStatus.unsubscribed, now
+                record(
+                    session,
+                    subscriber.id,
+                    HistoryKind.unsubscribed,
+                    "left in the preference centre",
+                    now,
+                    each.newsletter_id,
+                    source="web",
+                )
             elif (
                 each.status == SubscriptionStatus.unsubscribed
                 and each.id in change.keep
                 and not suppressed
             ):
                 # The signed link proves the address, so rejoining needs no new opt-in mail.
+                # The original consent record stays: the rejoin is an event of its own.
                 each.status, each.unsubscribed_at = SubscriptionStatus.active, None
-                each.consent_at, each.consent_method = now, "preference centre"
+                record(
+                    session,
+                    subscriber.id,
+                    HistoryKind.resubscribed,
+                    "rejoined in the preference centre",
+                    now,
+                    each.newsletter_id,
+                    source="web",
+                )
         session.commit()
     return True
 
@@ -169,7 +189,13 @@ def unsubscribe_everything(db: Database, subscription_id: int) -> bool:
         linked = _linked(session, subscription_id)
         if linked is None:
             return False
-        leave(session, now, Subscription.subscriber_id == linked[1].id)
+        leave(
+            session,
+            now,
+            Subscription.subscriber_id == linked[1].id,
+            source="web",
+            detail="left everything in the preference centre",
+        )
         session.commit()
     return True
 
@@ -192,7 +218,16 @@ def undo_unsubscribe(db: Database, subscription_id: int) -> bool:
             or suppressed
         ):
             return False
+        # The original consent (and its double opt-in) stays as it was; the undo is an event.
         subscription.status, subscription.unsubscribed_at = SubscriptionStatus.active, None
-        subscription.consent_at, subscription.consent_method = now, "undo unsubscribe"
+        record(
+            session,
+            subscriber.id,
+            HistoryKind.resubscribed,
+            "undid the unsubscribe on the goodbye page",
+            now,
+            subscription.newsletter_id,
+            source="web",
+        )
         session.commit()
     return True

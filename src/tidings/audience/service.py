@@ -14,6 +14,7 @@ from tidings.audience.membership import is_suppressed, leave
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.engine import Database
 from tidings.db.models import (
+    HistoryKind,
     Newsletter,
     Subscriber,
     Subscription,
@@ -21,6 +22,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
+from tidings.feedback.history import record
 from tidings.mail.addresses import clean_name, normalise_email
 
 
@@ -39,7 +41,9 @@ class AddResult:
 def add_subscriber(
     db: Database, slug: str, email: str, name: str | None, confirmed: bool, source: str
 ) -> AddResult:
-    """Add ``email`` to newsletter ``slug`` (pending, or active with ``confirmed``)."""
+    """Add ``email`` to newsletter ``slug`` (pending, or active with ``confirmed``), as
+    ``source`` (api, cli, console): an ``added`` event, and ``confirmed`` when it is made
+    active, go into the subscriber's history."""
     address = normalise_email(email)
     clean = clean_name(name)
     now = utcnow()
@@ -73,12 +77,31 @@ def add_subscriber(
                 confirmed_at=now if confirmed else None,
             )
             session.add(subscription)
+            session.flush()
+            record(
+                session,
+                subscriber.id,
+                HistoryKind.added,
+                f"added as {wanted.value}",
+                now,
+                newsletter.id,
+                source=source,
+            )
             note = f"subscribed ({wanted.value})"
         elif subscription.status == SubscriptionStatus.unsubscribed:
             note = "unsubscribed earlier; not resubscribed (they must sign up again)"
         elif subscription.status == SubscriptionStatus.pending and confirmed:
             subscription.status = SubscriptionStatus.active
             subscription.confirmed_at = now
+            record(
+                session,
+                subscriber.id,
+                HistoryKind.confirmed,
+                "confirmed by an admin",
+                now,
+                newsletter.id,
+                source=source,
+            )
             note = "confirmed (pending -> active)"
         else:
             note = f"already {subscription.status.value}"
@@ -133,9 +156,50 @@ def subscription_view(db: Database, subscription_id: int) -> SubscriptionView | 
     return SubscriptionView(*row) if row else None
 
 
-def unsubscribe(db: Database, subscription_id: int) -> SubscriptionView | None:
+def unsubscribe(
+    db: Database, subscription_id: int, source: str = "web", detail: str | None = None
+) -> SubscriptionView | None:
     """Unsubscribe (idempotent); the next editions skip this person. None if unknown."""
     with db.session() as session:
-        leave(session, utcnow(), Subscription.id == subscription_id)
+        leave(session, utcnow(), Subscription.id == subscription_id, source=source, detail=detail)
+        session.commit()
+    return subscription_view(db, subscription_id)
+
+
+def resubscribe(
+    db: Database, subscription_id: int, source: str, detail: str | None = None
+) -> SubscriptionView | None:
+    """An admin subscribes a reader again: active if they had confirmed, else pending. The
+    original consent record stays as it was; a ``resubscribed`` event says who did it.
+    :class:`InvalidInput` for a suppressed address; None for an unknown subscription."""
+    now = utcnow()
+    with db.session() as session:
+        row = session.execute(
+            select(Subscription, Subscriber.email)
+            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+            .where(Subscription.id == subscription_id)
+        ).first()
+        if row is None:
+            return None
+        subscription, email = row
+        if is_suppressed(session, email):
+            raise InvalidInput(f"{email} is on the suppression list: remove the suppression first")
+        if subscription.status == SubscriptionStatus.unsubscribed:
+            subscription.status = (
+                SubscriptionStatus.active
+                if subscription.confirmed_at is not None
+                else SubscriptionStatus.pending
+            )
+            subscription.unsubscribed_at = None
+            subscription.updated_at = now
+            record(
+                session,
+                subscription.subscriber_id,
+                HistoryKind.resubscribed,
+                detail,
+                now,
+                subscription.newsletter_id,
+                source=source,
+            )
         session.commit()
     return subscription_view(db, subscription_id)

@@ -14,12 +14,15 @@ from tidings.db.models import (
     Delivery,
     DeliveryState,
     Edition,
+    HistoryKind,
     Newsletter,
     Subscriber,
     Subscription,
     SubscriptionStatus,
     Suppression,
 )
+from tidings.db.types import utcnow
+from tidings.feedback.history import record
 from tidings.mail.addresses import (
     DEFAULT_LIMITS,
     AttributeLimits,
@@ -147,16 +150,20 @@ def update_subscriber(
     subscriber_id: int,
     change: SubscriberChange,
     limits: AttributeLimits = DEFAULT_LIMITS,
+    source: str = "api",
+    by: str | None = None,
 ) -> bool:
     """Apply ``change``; False if there is no such subscriber. Bad values raise InvalidInput.
 
     Attributes merge key by key; an empty string removes a key; the result must stay within
-    ``limits``.
+    ``limits``. A change that changes something is an ``edited`` event (naming the fields,
+    not their values) from ``source``, by ``by`` when known.
     """
     with db.session() as session:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             return False
+        before = (subscriber.name, subscriber.locale, subscriber.timezone, subscriber.attributes)
         if change.name is not None:
             subscriber.name = clean_name(change.name)
         if change.locale is not None:
@@ -168,8 +175,19 @@ def update_subscriber(
             kept = {k: v for k, v in merged.items() if v != ""}
             attributes_json(kept, limits)
             subscriber.attributes = kept
+        after = (subscriber.name, subscriber.locale, subscriber.timezone, subscriber.attributes)
+        changed = [
+            label for label, old, new in zip(FIELD_LABELS, before, after, strict=True) if old != new
+        ]
+        if changed:
+            detail = "changed " + ", ".join(changed) + (f" (by {by})" if by else "")
+            record(session, subscriber.id, HistoryKind.edited, detail, utcnow(), source=source)
         session.commit()
         return True
+
+
+#: The fields :func:`update_subscriber` changes, as its ``edited`` event names them.
+FIELD_LABELS = ("name", "locale", "time zone", "attributes")
 
 
 def erase(db: Database, subscriber_id: int) -> bool:

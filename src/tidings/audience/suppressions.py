@@ -5,14 +5,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from tidings.audience.search import PAGE_SIZE
 from tidings.db.clauses import keyset_page
 from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
-from tidings.db.models import Suppression, SuppressionReason
+from tidings.db.models import HistoryKind, Subscriber, Suppression, SuppressionReason
 from tidings.db.types import utcnow
 from tidings.errors import NotFound
+from tidings.feedback.history import record, suppressed_detail
 from tidings.mail.addresses import normalise_email
 
 
@@ -43,34 +45,66 @@ def suppressions(
     return [SuppressionRow(*row) for row in page.rows], page.next_after
 
 
-def suppress(db: Database, email: str, detail: str | None) -> bool:
-    """Add one address by hand; False if it was already there."""
+def suppress(
+    db: Database,
+    email: str,
+    detail: str | None,
+    reason: SuppressionReason = SuppressionReason.manual,
+    source: str = "console",
+) -> bool:
+    """Add one address by hand; False if it was already there. A subscriber with that
+    address gets a ``suppressed`` event from ``source`` (which an admin can undo)."""
     address = normalise_email(email)
+    now = utcnow()
     with db.session() as session:
         added = row_count(
             session.execute(
                 upsert_insert(session)(Suppression)
-                .values(
-                    email=address,
-                    reason=SuppressionReason.manual,
-                    detail=detail,
-                    created_at=utcnow(),
-                )
+                .values(email=address, reason=reason, detail=detail, created_at=now)
                 .on_conflict_do_nothing(index_elements=["email"]),
                 execution_options=PRESERVE_ROWCOUNT,
             )
         )
+        subscriber_id = _subscriber_id(session, address)
+        if added and subscriber_id is not None:
+            evidence = suppressed_detail(reason, detail or "by hand")
+            record(session, subscriber_id, HistoryKind.suppressed, evidence, now, source=source)
         session.commit()
         return bool(added)
 
 
-def unsuppress(db: Database, suppression_id: int) -> bool:
-    """Remove an entry (an admin's decision, e.g. a bounce that was the server's fault)."""
+def suppression_of(db: Database, email: str) -> SuppressionRow | None:
+    """The suppression of one address, or None."""
     with db.session() as session:
+        row = session.execute(
+            select(
+                Suppression.id,
+                Suppression.email,
+                Suppression.reason,
+                Suppression.detail,
+                Suppression.created_at,
+            ).where(Suppression.email == normalise_email(email))
+        ).first()
+    return SuppressionRow(*row) if row else None
+
+
+def unsuppress(db: Database, suppression_id: int, source: str = "console", by: str = "") -> bool:
+    """Remove an entry (an admin's decision, e.g. a bounce that was the server's fault); a
+    subscriber with that address gets an ``unsuppressed`` event from ``source``."""
+    with db.session() as session:
+        email = session.scalar(select(Suppression.email).where(Suppression.id == suppression_id))
         removed = row_count(
             session.execute(delete(Suppression).where(Suppression.id == suppression_id))
         )
-        session.commit()
-        if not removed:
+        if not removed or email is None:
             raise NotFound("no such suppression")
+        subscriber_id = _subscriber_id(session, email)
+        if subscriber_id is not None:
+            note = f"removed by {by}" if by else "removed by hand"
+            record(session, subscriber_id, HistoryKind.unsuppressed, note, utcnow(), source=source)
+        session.commit()
         return True
+
+
+def _subscriber_id(session: Session, email: str) -> int | None:
+    return session.scalar(select(Subscriber.id).where(Subscriber.email == email))

@@ -10,10 +10,10 @@ and says in a sentence what that changed.
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, Select, String, Text, delete, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from tidings.db.dialect import row_count
+from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
     BouncePoint,
@@ -90,6 +90,35 @@ def record(
             created_at=now,
         )
     )
+
+
+def record_each(
+    runner: Session | Connection,
+    who: Select[tuple[int, int]],
+    kind: HistoryKind,
+    detail: str | None,
+    now: datetime,
+    source: str,
+) -> int:
+    """Write one event per row of ``who`` (subscriber id, newsletter id) in one
+    INSERT ... SELECT: bulk actions and imports record their history set-based, not in a
+    loop. Returns how many events were written."""
+    rows = who.subquery()
+    events = select(
+        rows.c[0],
+        literal(kind, SubscriberEvent.kind.type),
+        rows.c[1],
+        literal(detail[:DETAIL_LIMIT] if detail is not None else None, Text()),
+        literal(source[:SOURCE_LIMIT], String()),
+        literal(now, SubscriberEvent.created_at.type),
+    )
+    written = runner.execute(
+        insert(SubscriberEvent).from_select(
+            ["subscriber_id", "kind", "newsletter_id", "detail", "source", "created_at"], events
+        ),
+        execution_options=PRESERVE_ROWCOUNT,
+    )
+    return row_count(written)
 
 
 def point_day(moment: datetime) -> date:
