@@ -94,7 +94,7 @@ def record(
 
 def record_each(
     runner: Session | Connection,
-    who: Select[tuple[int, int]],
+    who: Select[int, int],
     kind: HistoryKind,
     detail: str | None,
     now: datetime,
@@ -159,7 +159,7 @@ def history_of(db: Database, subscriber_id: int) -> list[HistoryRow]:
             .where(SubscriberEvent.subscriber_id == subscriber_id)
             .order_by(SubscriberEvent.id.desc())
         ).all()
-    return [HistoryRow(*row) for row in rows]
+    return [HistoryRow(*row[:9], source=row[9]) for row in rows]
 
 
 def undo(db: Database, event_id: int, by: str, source: str = "console") -> str:
