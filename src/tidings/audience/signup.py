@@ -30,9 +30,16 @@ from tidings.catalog.urls import web_origin
 from tidings.config import Settings
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
-from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
+from tidings.db.models import (
+    HistoryKind,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput
+from tidings.feedback.history import record
 from tidings.mail.addresses import clean_name, normalise_email
 from tidings.mail.direct import send_now
 from tidings.mail.dkim.store import load_signer
@@ -66,6 +73,8 @@ class ConfirmationDue:
     previous_sent_at: datetime | None
     #: As the sign-up found it: the confirmation is its mail.
     newsletter: Newsletter
+    #: Who asked for it (web for a sign-up; console, api or cli for an admin's resend).
+    source: str = "web"
 
 
 def _subscriber_id(session: Session, email: str, name: str | None, now: datetime) -> int:
@@ -114,6 +123,25 @@ def _pending_subscription(
     return subscription
 
 
+def claim_confirmation(session: Session, subscription_id: int, now: datetime) -> bool:
+    """Claim the right to mail the subscription's confirmation now: at most one per
+    :data:`CONFIRMATION_INTERVAL`, by one conditional UPDATE, so racing requests (a sign-up,
+    an admin's resend) cannot both send. Not committed."""
+    claimed = session.execute(
+        update(Subscription)
+        .where(
+            Subscription.id == subscription_id,
+            or_(
+                Subscription.confirmation_sent_at.is_(None),
+                Subscription.confirmation_sent_at <= now - CONFIRMATION_INTERVAL,
+            ),
+        )
+        .values(confirmation_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return row_count(claimed) == 1
+
+
 def record_signup(db: Database, form: SignupForm, now: datetime) -> ConfirmationDue | None:
     """Record the request; the confirmation to send, or None when no mail is due."""
     address = normalise_email(form.email)
@@ -128,23 +156,43 @@ def record_signup(db: Database, form: SignupForm, now: datetime) -> Confirmation
             return None
         previous = subscription.confirmation_sent_at
         session.flush()
-        claimed = session.execute(
-            update(Subscription)
-            .where(
-                Subscription.id == subscription.id,
-                or_(
-                    Subscription.confirmation_sent_at.is_(None),
-                    Subscription.confirmation_sent_at <= now - CONFIRMATION_INTERVAL,
-                ),
+        claimed = claim_confirmation(session, subscription.id, now)
+        if claimed:
+            record(
+                session,
+                subscriber_id,
+                HistoryKind.signed_up,
+                form.page[:200] or None,
+                now,
+                newsletter.id,
+                source="web",
             )
-            .values(confirmation_sent_at=now)
-            .execution_options(synchronize_session=False)
-        )
         session.commit()
-        if row_count(claimed) != 1:
+        if not claimed:
             return None
         name = session.scalar(select(Subscriber.name).where(Subscriber.id == subscriber_id))
         return ConfirmationDue(subscription.id, address, name, previous, newsletter)
+
+
+def confirmation_mailed(db: Database, due: ConfirmationDue) -> None:
+    """A ``confirm_mailed`` event in the reader's history, once the mail has gone."""
+    with db.session() as session:
+        row = session.execute(
+            select(Subscription.subscriber_id, Subscription.newsletter_id).where(
+                Subscription.id == due.subscription_id
+            )
+        ).first()
+        if row is not None:
+            record(
+                session,
+                row[0],
+                HistoryKind.confirm_mailed,
+                None,
+                utcnow(),
+                row[1],
+                source=due.source,
+            )
+            session.commit()
 
 
 def release_confirmation(db: Database, due: ConfirmationDue) -> None:
@@ -219,6 +267,18 @@ class SignupQueue:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
 
+    def mail(self, due: ConfirmationDue) -> bool:
+        """Send a confirmation already claimed (an admin's resend) through the same few SMTP
+        conversations as the sign-ups'; False when the queue is full."""
+        if len(self._tasks) >= self.backlog:
+            log.warning("sign-up queue full; a confirmation to %s was not sent", due.email)
+            release_confirmation(self.db, due)
+            return False
+        task = asyncio.create_task(self._confirm(due))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
     async def _work(self, form: SignupForm, now: datetime) -> None:
         try:
             due = await asyncio.to_thread(record_signup, self.db, form, now)
@@ -240,6 +300,7 @@ class SignupQueue:
                 )
                 sender, message = confirmation_mail(self.settings, due)
                 await send_now(self.settings, sender, due.email, message, signer)
+            await asyncio.to_thread(confirmation_mailed, self.db, due)
         except Exception:
             # Refused, unreachable, or a bug: log it and free the claim, whatever it was.
             log.exception("confirmation mail for subscription %s not sent", due.subscription_id)
@@ -283,20 +344,28 @@ def embed_allowed(
     return sent == own or sent in {origin_of(item) for item in allowed}
 
 
-def confirm_subscription(db: Database, subscription_id: int) -> SubscriptionView | None:
-    """Activate a pending subscription (idempotent); None if it no longer exists.
+def confirm_subscription(
+    db: Database, subscription_id: int, source: str = "web"
+) -> SubscriptionView | None:
+    """Activate a pending subscription (idempotent); None if it no longer exists. A
+    ``confirmed`` event from ``source`` (web: the reader's link) goes into the history.
 
     An unsubscribed one stays unsubscribed: an old confirmation link does not undo leaving.
     """
     now = utcnow()
     with db.session() as session:
-        session.execute(
+        confirmed = session.execute(
             update(Subscription)
             .where(
                 Subscription.id == subscription_id,
                 Subscription.status == SubscriptionStatus.pending,
             )
             .values(status=SubscriptionStatus.active, confirmed_at=now, updated_at=now)
-        )
+            .returning(Subscription.subscriber_id, Subscription.newsletter_id)
+        ).first()
+        if confirmed is not None:
+            record(
+                session, confirmed[0], HistoryKind.confirmed, None, now, confirmed[1], source=source
+            )
         session.commit()
     return subscription_view(db, subscription_id)
