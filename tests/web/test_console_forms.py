@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from tests.builders import newsletter
 from tests.web.console import csrf, make_user, sign_in
+from tests.web.forms import forms
 from tests.webserver import web_server
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -183,7 +184,7 @@ def test_refused_access_forms_come_back_typed(console: Console) -> None:
     assert _value(bad.text, "user-email") == "not an address"
     problem = _problem(bad.text, "user-email")
     assert problem[0].isupper() and problem.endswith(".")
-    assert '<option selected>viewer</option>' in bad.text  # the role chosen stays chosen
+    assert "<option selected>viewer</option>" in bad.text  # the role chosen stays chosen
     again = console.post("/admin/access/users", email="admin@messenger.example.ge", role="editor")
     assert again.status_code == 409
     assert _problem(again.text, "user-email") == (
@@ -192,3 +193,25 @@ def test_refused_access_forms_come_back_typed(console: Console) -> None:
     token = console.post("/admin/access/tokens", name="   ", role="admin")
     assert token.status_code == 422
     assert _problem(token.text, "token-name").startswith("Say what the token is for")
+
+
+def test_a_viewer_is_offered_no_action_and_no_mailbox(
+    console: Console, db: Database, settings: Settings
+) -> None:
+    viewer = sign_in(str(console.client.base_url), make_user(db, UserRole.viewer))
+    for path in ("/admin", "/admin/newsletters", "/admin/newsletters/daily", "/admin/editions"):
+        html = viewer.get(path).text
+        for action in ("Build a one-off edition", "Poll now", "Edit settings", "New newsletter"):
+            assert action not in html, (path, action)
+        assert "Add a feed" not in html and 'href="/mailbox"' not in html
+        actions = [f.action for f in forms(html)]
+        assert actions == ["/admin/logout"], (path, actions)  # signing out is all it may do
+    assert viewer.get("/mailbox").status_code == 403
+    assert viewer.get("/mailbox/1765000000000000000-abcdef12").status_code == 403
+    anonymous = httpx.get(f"{console.client.base_url}/mailbox", follow_redirects=False)
+    assert anonymous.status_code == 303 and "/admin/login" in anonymous.headers["location"]
+    editor = sign_in(str(console.client.base_url), make_user(db, UserRole.editor))
+    page = editor.get("/admin/newsletters/daily").text
+    assert "Build a one-off edition" in page and "Poll now" in page
+    assert "Edit settings" not in page and 'href="/mailbox"' in page
+    assert editor.get("/mailbox").status_code == 200

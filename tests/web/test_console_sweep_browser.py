@@ -137,6 +137,7 @@ def _check(page: Page, name: str, shot: str) -> list[str]:
     page.set_viewport_size({"width": 1280, "height": 900})
     page.screenshot(path=str(ARTIFACTS / f"{shot}-desktop.png"), full_page=True)
     width = _phone_width(page)
+    page.wait_for_timeout(150)  # let frames lay out again at the new width
     page.screenshot(path=str(ARTIFACTS / f"{shot}-phone.png"), full_page=True)
     if width > 375:
         problems.append(f"{name}: {width} px wide at 375")
