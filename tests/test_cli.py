@@ -187,7 +187,7 @@ def test_user_mistakes_are_one_line_and_exit_1(cli: Cli, args: list[str], messag
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
-    assert message in lines[0]
+    assert message.lower() in lines[0].lower()
     assert "Traceback" not in result.output
 
 

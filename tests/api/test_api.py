@@ -214,9 +214,9 @@ def test_scheduled_for_is_an_instant_in_the_future(api: Api) -> None:
 
     for naive in ("2099-01-01T08:00:00", None):
         refused = _error(scheduled(naive), 422, "invalid_input")
-        assert refused["message"] == "scheduled_for: give a time with its UTC offset"
+        assert refused["message"] == "scheduled_for: give a time with its UTC offset."
     past = _error(scheduled("2000-01-01T08:00:00+04:00"), 422, "invalid_input")
-    assert past["message"] == "the send time is in the past: use send now instead"
+    assert past["message"] == "The send time is in the past: use send now instead."
     beyond = _error(scheduled("9999-12-31T23:59:59-14:00"), 422, "invalid_input")
     assert "out of range" in str(beyond["message"])
     tbilisi = scheduled("2099-01-01T08:00:00+04:00")

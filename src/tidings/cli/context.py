@@ -16,6 +16,7 @@ from tidings.config import Settings, load_settings
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import current_revision, head_revision
 from tidings.errors import TidingsError
+from tidings.text import as_sentence
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,7 +56,7 @@ class CliContext:
 def fail(message: str) -> typer.Exit:
     """Print one error line and give the exit to raise (the message is text, never markup:
     it may quote what the user typed)."""
-    line = Text.assemble(("error:", "bold red"), " ", message)
+    line = Text.assemble(("error:", "bold red"), " ", as_sentence(message))
     _console(stderr=True).print(line, soft_wrap=True)
     return typer.Exit(code=1)
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 
 from tidings.errors import Conflict, InvalidInput, NotFound, TidingsError
+from tidings.text import as_sentence
 
 
 class ErrorBody(BaseModel):
@@ -87,13 +88,14 @@ def install(api: FastAPI) -> None:
         return error_response(422, "invalid_request", message, details)
 
     async def domain(request: Request, exc: Exception) -> JSONResponse:
+        message = as_sentence(str(exc))
         if isinstance(exc, NotFound):
-            return error_response(404, "not_found", str(exc))
+            return error_response(404, "not_found", message)
         if isinstance(exc, Conflict):
-            return error_response(409, "conflict", str(exc))
+            return error_response(409, "conflict", message)
         if isinstance(exc, InvalidInput):
-            return error_response(422, "invalid_input", str(exc))
-        return error_response(400, "refused", str(exc))
+            return error_response(422, "invalid_input", message)
+        return error_response(400, "refused", message)
 
     async def http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
@@ -104,7 +106,7 @@ def install(api: FastAPI) -> None:
 
     async def data(request: Request, exc: Exception) -> JSONResponse:
         # The database refused a value (a NUL character, say): the input's fault, not ours.
-        return error_response(422, "invalid_input", "a value is not acceptable text")
+        return error_response(422, "invalid_input", "A value is not acceptable text.")
 
     api.add_exception_handler(ApiError, api_error)
     api.add_exception_handler(DataError, data)
