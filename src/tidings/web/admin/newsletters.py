@@ -38,8 +38,9 @@ router = APIRouter(prefix="/admin/newsletters")
 
 
 def signup_snippet(base_url: str, newsletter: Newsletter) -> str:
-    """HTML to paste into another site: it posts to the sign-up page, which asks the visitor
-    to press Subscribe once more (cross-site posts carry no CSRF token)."""
+    """HTML to paste into another site: it posts to the sign-up page, which signs up in one
+    step from the newsletter's allowed origins and asks the visitor to confirm on our page
+    from anywhere else (audience/signup.embed_allowed)."""
     action = escape(f"{base_url}/subscribe/{newsletter.slug}", quote=True)
     return (
         f'<form method="post" action="{action}">\n'
