@@ -16,6 +16,7 @@ from tests.web.site import Site, site_with_mail
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
+from tidings.web.admin.newsletters import signup_snippet
 
 ALLOWED = "https://news.example.com"
 #: The tests' BASE_URL (config's default): our own site's origin.
@@ -159,3 +160,16 @@ def test_the_honeypot_still_holds_for_allowed_origins(site: Site) -> None:
     assert "Check your inbox" in answer.text
     time.sleep(0.5)
     assert _subscribers(site.db) == 0 and site.smtp.caught == []
+
+
+def test_the_console_snippet_signs_up_from_an_allowed_site(site: Site) -> None:
+    """The form the console gives to paste, posted as a browser on the allowed site would."""
+    with site.db.session() as session:
+        daily = session.scalars(select(Newsletter)).one()
+        snippet = signup_snippet(site.settings.base_url, daily)
+    form = form_to(snippet, site.settings.base_url + ACTION)
+    assert form.method == "post" and 'name="email"' in snippet
+    answer = httpx.post(
+        site.base + ACTION, data={**form.hidden, "email": ADDRESS}, headers={"Origin": ALLOWED}
+    )
+    _one_step(site, answer)
