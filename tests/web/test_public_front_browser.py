@@ -21,6 +21,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.deliver.runner import run_worker
+from tidings.web.admin.newsletters import signup_snippet
 
 
 @pytest.fixture
@@ -119,3 +120,26 @@ def test_sign_up_from_the_front_and_read_the_archive(site: Site, page: Page, db_
     expect(page.locator("#email-daily")).to_be_visible()
     assert page.url.endswith("/#subscribe-daily")
     assert_accessible(page)
+
+
+def test_a_form_on_a_foreign_page_asks_first(site: Site, page: Page, db_name: str) -> None:
+    """The console's snippet on a page of no allowed origin (here one with no origin at all,
+    so Chromium sends "Origin: null"): our confirm page, then the normal sign-up."""
+    newsletter(site.db)
+    with site.db.session() as session:
+        daily = session.scalars(select(Newsletter)).one()
+        snippet = signup_snippet(site.base, daily)
+    page.set_content(f"<!DOCTYPE html><html lang='en'><body>{snippet}</body></html>")
+    page.get_by_label("Get The Daily Messenger by email").fill("levan@example.ge")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Subscribe levan@example.ge to The Daily Messenger?"
+    )
+    assert _status(site.db, "levan@example.ge") is None and site.smtp.caught == []
+    screenshots(page, f"public-subscribe-confirm-{db_name}")
+    _fits_a_phone(page)
+    page.get_by_role("button", name="Yes, subscribe me").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    (caught,) = site.wait_for_mail(1)
+    assert caught.rcpt_tos == ["levan@example.ge"]
+    assert _status(site.db, "levan@example.ge") == SubscriptionStatus.pending
