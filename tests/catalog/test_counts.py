@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from tests.builders import newsletter, subscribers
 from tidings.audience.service import add_subscriber, unsubscribe
-from tidings.catalog.counts import subscription_counts
+from tidings.catalog.counts import ReaderStatus, subscription_counts
 from tidings.catalog.newsletters import list_newsletters
 from tidings.db.engine import Database
 from tidings.db.models import Subscription, SubscriptionStatus
@@ -41,7 +41,7 @@ def test_counts_per_newsletter_and_status(db: Database) -> None:
         (daily, SubscriptionStatus.unsubscribed): 1,
         (weekly, SubscriptionStatus.pending): 2,
     }
-    assert all(isinstance(status, SubscriptionStatus) for _, status in counts)
+    assert all(isinstance(status, ReaderStatus) for _, status in counts)
 
 
 def test_no_subscriptions_no_counts(db: Database) -> None:

@@ -1,5 +1,7 @@
 """A newsletter's subscribers as CSV (those an audience filter matches, else all), in a form
-the importer reads back: keyset pages by subscriber id, formula-looking cells guarded."""
+the importer reads back: keyset pages by subscriber id, formula-looking cells guarded. The
+status column is the reader's status as the console shows it: a suppressed address is
+``bounced`` or ``suppressed``, never ``active``."""
 
 import csv
 from collections.abc import Iterator
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.imports.csvrows import EXPORT_COLUMNS, guard_cells
 from tidings.audience.search import AudienceFilter
+from tidings.catalog.counts import reader_status
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
@@ -37,12 +40,12 @@ def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
 
 def _export_pages(
     session: Session, newsletter_id: int, audience: AudienceFilter
-) -> Iterator[list[tuple[Subscriber, Subscription]]]:
+) -> Iterator[list[tuple[Subscriber, Subscription, str]]]:
     """Keyset pages by subscriber id: constant cost per page however long the list."""
     last_id = 0
     while True:
         page = session.execute(
-            select(Subscriber, Subscription)
+            select(Subscriber, Subscription, reader_status())
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .where(
                 Subscription.newsletter_id == newsletter_id,
@@ -54,7 +57,7 @@ def _export_pages(
         ).all()
         if not page:
             return
-        yield [(subscriber, subscription) for subscriber, subscription in page]
+        yield [(subscriber, subscription, str(status)) for subscriber, subscription, status in page]
         last_id = page[-1][0].id
         session.expunge_all()
 
@@ -75,13 +78,13 @@ def export_subscribers(
             # The status column describes this newsletter's subscription: filter on it too.
             matching = AudienceFilter(newsletter_id, matching.status, matching.query)
         for page in _export_pages(session, newsletter_id, matching):
-            for subscriber, subscription in page:
+            for subscriber, subscription, status in page:
                 values = [
                     subscriber.email,
                     subscriber.name or "",
                     subscriber.locale or "",
                     subscriber.timezone or "",
-                    subscription.status.value,
+                    status,
                     _iso(subscription.consent_at),
                     subscription.consent_method or "",
                     _iso(subscription.confirmed_at),

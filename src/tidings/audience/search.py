@@ -5,17 +5,18 @@ Every list pages by id (``WHERE id > :after ORDER BY id LIMIT n``), so page 10,0
 page 1 costs.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, exists, func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
+from tidings.catalog.counts import ReaderStatus, reader_status
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.clauses import is_suppressed, keyset_page
 from tidings.db.engine import Database
-from tidings.db.models import Subscriber, Subscription, SubscriptionStatus
+from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 
 PAGE_SIZE = 50
 
@@ -25,7 +26,9 @@ class AudienceFilter:
     """Who a list or a bulk action is about; empty fields do not filter."""
 
     newsletter_id: int | None = None
-    status: SubscriptionStatus | None = None
+    #: A subscription in this status (in the newsletter, if one is chosen); a suppressed
+    #: address is bounced or suppressed, never active or pending (:func:`reader_status`).
+    status: ReaderStatus | None = None
     query: str = ""
 
     def where(self) -> list[Any]:
@@ -45,7 +48,8 @@ class AudienceFilter:
             if self.newsletter_id is not None:
                 member = member.where(theirs.newsletter_id == self.newsletter_id)
             if self.status is not None:
-                member = member.where(theirs.status == self.status)
+                shown = reader_status(theirs.status, Subscriber.email)
+                member = member.where(shown == self.status.value)
             conditions.append(member)
         return conditions
 
@@ -54,14 +58,28 @@ class AudienceFilter:
 
 
 def audience_filter(
-    db: Database, newsletter_slug: str | None, status: SubscriptionStatus | None, query: str
+    db: Database,
+    newsletter_slug: str | None,
+    status: ReaderStatus | SubscriptionStatus | None,
+    query: str,
 ) -> AudienceFilter:
     """The filter for a newsletter named by slug (:class:`NotFound` if there is none)."""
     newsletter_id = None
     if newsletter_slug:
         with db.session() as session:
             newsletter_id = newsletter_by_slug(session, newsletter_slug).id
-    return AudienceFilter(newsletter_id, status, query[:200])
+    shown = ReaderStatus(status.value) if status is not None else None
+    return AudienceFilter(newsletter_id, shown, query[:200])
+
+
+@dataclass(frozen=True)
+class Membership:
+    """One of a listed subscriber's subscriptions, as the list's status column shows it."""
+
+    subscription_id: int
+    newsletter_slug: str
+    newsletter_name: str
+    status: ReaderStatus
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,8 @@ class SubscriberRow:
     name: str | None
     created_at: datetime
     suppressed: bool
+    #: Their subscriptions (only the filter's newsletter's, when one is chosen).
+    memberships: list[Membership] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,8 +99,11 @@ class SubscriberPage:
     next_after: int | None
 
 
-def search(db: Database, audience: AudienceFilter, after: int = 0) -> SubscriberPage:
-    """One page of subscribers matching the filter, by id."""
+def search(
+    db: Database, audience: AudienceFilter, after: int = 0, size: int = PAGE_SIZE
+) -> SubscriberPage:
+    """One page of subscribers matching the filter, by id, each with the status of their
+    subscriptions (one more query for the whole page)."""
     statement = select(
         Subscriber.id,
         Subscriber.email,
@@ -89,8 +112,41 @@ def search(db: Database, audience: AudienceFilter, after: int = 0) -> Subscriber
         is_suppressed(Subscriber.email).label("suppressed"),
     ).where(*audience.where())
     with db.session() as session:
-        page = keyset_page(session, statement, Subscriber.id, after, PAGE_SIZE)
-    return SubscriberPage([SubscriberRow(*row) for row in page.rows], page.next_after)
+        page = keyset_page(session, statement, Subscriber.id, after, size)
+        ids = [row[0] for row in page.rows]
+        memberships = _memberships(session, ids, audience.newsletter_id)
+    return SubscriberPage(
+        [SubscriberRow(*row, memberships=memberships.get(row[0], [])) for row in page.rows],
+        page.next_after,
+    )
+
+
+def _memberships(
+    session: Session, subscriber_ids: list[int], newsletter_id: int | None
+) -> dict[int, list[Membership]]:
+    found: dict[int, list[Membership]] = {}
+    if not subscriber_ids:
+        return found
+    statement = (
+        select(
+            Subscription.subscriber_id,
+            Subscription.id,
+            Newsletter.slug,
+            Newsletter.name,
+            reader_status(),
+        )
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+        .where(Subscription.subscriber_id.in_(subscriber_ids))
+        .order_by(Subscription.subscriber_id, Newsletter.name)
+    )
+    if newsletter_id is not None:
+        statement = statement.where(Subscription.newsletter_id == newsletter_id)
+    for subscriber_id, subscription_id, slug, name, status in session.execute(statement):
+        found.setdefault(subscriber_id, []).append(
+            Membership(subscription_id, slug, name, ReaderStatus(str(status)))
+        )
+    return found
 
 
 def count(db: Database, audience: AudienceFilter) -> int:

@@ -10,16 +10,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, Date, cast, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
-from tidings.catalog.counts import subscription_counts
+from tidings.catalog.counts import ReaderStatus, subscription_counts
 from tidings.crontab import next_runs
-from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import (
     DeliveryState,
     Edition,
     Newsletter,
-    Subscriber,
     Subscription,
     SubscriptionStatus,
 )
@@ -43,18 +41,13 @@ class NewsletterOverview:
 
 
 def _status_counts(session: Session) -> dict[tuple[int, str], int]:
-    counts = {
-        (newsletter_id, status.value): total
-        for (newsletter_id, status), total in subscription_counts(session).items()
-    }
-    suppressed = is_suppressed(Subscriber.email)
-    for newsletter_id, total in session.execute(
-        select(Subscription.newsletter_id, func.count())
-        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(suppressed)
-        .group_by(Subscription.newsletter_id)
-    ):
-        counts[(newsletter_id, "suppressed")] = total
+    """Subscriptions per newsletter and status, as :func:`subscription_counts` sorts them; the
+    dashboard's "suppressed" is every suppressed address's subscriptions, bounced or not, and
+    none of them counts as active (the console's list and the export say the same)."""
+    counts: dict[tuple[int, str], int] = {}
+    for (newsletter_id, status), total in subscription_counts(session).items():
+        shown = "suppressed" if status == ReaderStatus.bounced else status.value
+        counts[(newsletter_id, shown)] = counts.get((newsletter_id, shown), 0) + total
     return counts
 
 
