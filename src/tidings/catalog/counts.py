@@ -68,9 +68,10 @@ def reader_status(
     )
 
 
-def subscription_counts(session: Session) -> dict[tuple[int, ReaderStatus], int]:
+def subscription_counts(session: Session) -> dict[tuple[int, str], int]:
     """How many subscriptions each newsletter has in each :class:`ReaderStatus`, keyed by
-    ``(newsletter_id, status)``; a pair with none is absent. A suppressed address counts as
+    ``(newsletter_id, status)`` (a ReaderStatus, which a SubscriptionStatus of the same name
+    also finds); a pair with none is absent. A suppressed address counts as
     bounced or suppressed, never as active or pending."""
     status = reader_status().label("status")
     return {

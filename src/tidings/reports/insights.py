@@ -46,7 +46,7 @@ def _status_counts(session: Session) -> dict[tuple[int, str], int]:
     none of them counts as active (the console's list and the export say the same)."""
     counts: dict[tuple[int, str], int] = {}
     for (newsletter_id, status), total in subscription_counts(session).items():
-        shown = "suppressed" if status == ReaderStatus.bounced else status.value
+        shown = ReaderStatus.suppressed.value if status == ReaderStatus.bounced else str(status)
         counts[(newsletter_id, shown)] = counts.get((newsletter_id, shown), 0) + total
     return counts
 
