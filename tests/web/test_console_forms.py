@@ -215,3 +215,12 @@ def test_a_viewer_is_offered_no_action_and_no_mailbox(
     assert "Build a one-off edition" in page and "Poll now" in page
     assert "Edit settings" not in page and 'href="/mailbox"' in page
     assert editor.get("/mailbox").status_code == 200
+
+
+def test_a_refused_dkim_key_comes_back_typed(console: Console) -> None:
+    bad = console.post("/admin/dkim", domain="not a domain", selector="t2026", algorithm="ed25519")
+    assert bad.status_code == 422 and 'aria-label="Console"' in bad.text
+    assert _value(bad.text, "dkim-domain") == "not a domain"
+    assert _value(bad.text, "dkim-selector") == "t2026"
+    assert "<option selected>ed25519</option>" in bad.text
+    assert _problem(bad.text, "dkim").startswith("The key was not made: ")

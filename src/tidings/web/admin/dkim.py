@@ -7,8 +7,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tidings.db.models import DkimAlgorithm
+from tidings.errors import Conflict, InvalidInput
 from tidings.mail.dkim.published import key_report
 from tidings.mail.dkim.store import KeyView, add_key, remove_key
+from tidings.text import as_sentence
 from tidings.web.admin.session import Admin, Context, console_page, see_other
 from tidings.web.deps import RowId
 
@@ -16,16 +18,26 @@ router = APIRouter(prefix="/admin/dkim")
 
 
 def _page(
-    request: Request, context: Context, account: Admin, new_key: KeyView | None = None
+    request: Request,
+    context: Context,
+    account: Admin,
+    new_key: KeyView | None = None,
+    typed: dict[str, str] | None = None,
+    problem: str = "",
+    status_code: int = 200,
 ) -> HTMLResponse:
+    """The keys; after a refused form, what was typed and the sentence why."""
     return console_page(
         request,
         context,
         account,
         "dkim.html",
+        status_code=status_code,
         report=key_report(context.db, context.settings),
         algorithms=[a.value for a in DkimAlgorithm],
         new_key=new_key,
+        typed=typed or {"domain": "", "selector": "", "algorithm": DkimAlgorithm.rsa.value},
+        problem=problem,
     )
 
 
@@ -44,7 +56,19 @@ def dkim_create(
     selector: Annotated[str, Form(max_length=63)] = "",
 ) -> HTMLResponse:
     """Make a key; the page shows its record to publish."""
-    key = add_key(context.db, context.settings, domain, selector.strip() or None, algorithm)
+    try:
+        key = add_key(context.db, context.settings, domain, selector.strip() or None, algorithm)
+    except (InvalidInput, Conflict) as exc:
+        typed = {"domain": domain, "selector": selector, "algorithm": algorithm.value}
+        status = 409 if isinstance(exc, Conflict) else 422
+        return _page(
+            request,
+            context,
+            account,
+            typed=typed,
+            problem=as_sentence(f"The key was not made: {exc}"),
+            status_code=status,
+        )
     return _page(request, context, account, new_key=key)
 
 
