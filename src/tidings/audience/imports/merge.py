@@ -24,11 +24,13 @@ from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import PRESERVE_ROWCOUNT, is_postgres, upsert_insert
 from tidings.db.models import (
     Cadence,
+    HistoryKind,
     Subscriber,
     Subscription,
     SubscriptionStatus,
 )
 from tidings.db.types import JsonDocument, utcnow
+from tidings.feedback.history import record_each
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,19 @@ def apply_batch(
         Subscription.newsletter_id == options.newsletter_id,
         Subscription.subscriber_id.in_(ids_in_batch),
     )
+    # Each new subscription, and each pending one made active, is an event of its reader's
+    # history: one INSERT ... SELECT each, like the rest of the merge.
+    made_now = select(Subscription.subscriber_id, Subscription.newsletter_id).where(
+        in_this_newsletter, Subscription.created_at == literal(now, Subscription.created_at.type)
+    )
+    record_each(connection, made_now, HistoryKind.imported, options.consent_source, now, "import")
     if options.confirmed:
+        confirming = select(Subscription.subscriber_id, Subscription.newsletter_id).where(
+            in_this_newsletter, Subscription.status == SubscriptionStatus.pending
+        )
+        record_each(
+            connection, confirming, HistoryKind.confirmed, options.consent_source, now, "import"
+        )
         activated = connection.execute(
             update(Subscription)
             .where(in_this_newsletter, Subscription.status == SubscriptionStatus.pending)
