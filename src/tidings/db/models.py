@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -606,3 +607,24 @@ class BouncePoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("email", "day"),)
+
+
+class WorkerHeartbeat(Base):
+    """A running worker process, as it last said: where it runs, since when, how fast it
+    sends and how much it holds. Written on a timer by the worker itself, deleted when it
+    stops cleanly; a row whose last beat is older than a few beats is a worker that died."""
+
+    __tablename__ = "worker_heartbeats"
+
+    #: The worker's name (host, pid and a random suffix), unique per process.
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_beat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: Messages finished per second over the last few seconds.
+    per_second: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Deliveries claimed and not finished yet (queued in the worker or being sent).
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_worker_heartbeats_last_beat_at", "last_beat_at"),)

@@ -11,9 +11,9 @@ crash can repeat is the messages in flight plus about that long of acknowledged 
 The worker is this event loop and its parts: :class:`WorkerDatabase` (its database work,
 run in threads), :class:`SendPool` (the connections and the queue of claimed jobs),
 :class:`WriteBehind` (the results), :class:`LeaseBook` and :class:`LeaseKeeper` (its leases
-and their renewal). Claims, result writes and upkeep run one at a time, so they never wait
-on each other's row locks; lease renewals run beside them, so a slow claim or write never
-delays one.
+and their renewal), :class:`Beater` (its heartbeat). Claims, result writes and upkeep run one
+at a time, so they never wait on each other's row locks; lease renewals and heartbeats run
+beside them, so a slow claim or write never delays one.
 """
 
 import asyncio
@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from tidings.config import Settings
 from tidings.db.engine import Database
+from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure
 from tidings.deliver.leases import LeaseBook, LeaseKeeper, claim_limit
 from tidings.deliver.policy import RetryPolicy
 from tidings.deliver.sending import SendPool
@@ -65,6 +66,7 @@ class Worker:
         settings: Settings,
         transports: Sequence[Transport],
         name: str | None = None,
+        beat_seconds: float = BEAT_SECONDS,
     ) -> None:
         self.settings = settings
         self.name = name or worker_name()
@@ -86,6 +88,11 @@ class Worker:
             transports, policy, self.book, self._stopped, self.stats, self.results.record, deadline
         )
         self._last_maintenance = 0.0
+        # Its heartbeat, on a timer of its own like the lease renewals (never behind _db_lock).
+        self.beater = Beater(db, self.name, self._measure, beat_seconds)
+
+    def _measure(self) -> Measure:
+        return Measure(self.sends.rate.per_second(), self.sends.held())
 
     async def _db(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run database work in a thread, one conversation at a time."""
@@ -154,6 +161,7 @@ class Worker:
         self.sends.start()
         flusher = asyncio.create_task(self.results.run())
         renewer = asyncio.create_task(self.keeper.run())
+        beater = asyncio.create_task(self.beater.run())
         backoff = OUTAGE_FIRST_SECONDS
         try:
             while not stop.is_set():
@@ -172,7 +180,13 @@ class Worker:
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, OUTAGE_MAX_SECONDS)
         finally:
-            await self._shut_down(flusher, renewer)
+            try:
+                await self._shut_down(flusher, renewer)
+            finally:
+                beater.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beater
+                await self.beater.forget()
         return self.stats
 
     async def _shut_down(self, flusher: asyncio.Task[None], renewer: asyncio.Task[None]) -> None:
