@@ -224,3 +224,16 @@ def test_a_refused_dkim_key_comes_back_typed(console: Console) -> None:
     assert _value(bad.text, "dkim-selector") == "t2026"
     assert "<option selected>ed25519</option>" in bad.text
     assert _problem(bad.text, "dkim").startswith("The key was not made: ")
+
+
+def test_a_refused_sign_in_keeps_the_address(console: Console) -> None:
+    page = httpx.get(f"{console.client.base_url}/admin/login")
+    token = forms(page.text)[0].hidden["csrf_token"]
+    answer = httpx.post(
+        f"{console.client.base_url}/admin/login",
+        data={"csrf_token": token, "email": "admin@messenger.example.ge", "password": "wrong"},
+        cookies=page.cookies,
+    )
+    assert answer.status_code == 401
+    assert _value(answer.text, "email") == "admin@messenger.example.ge"
+    assert "That email and password do not match." in answer.text

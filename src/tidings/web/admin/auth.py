@@ -63,13 +63,27 @@ def login_post(
     if not context.allow(SIGN_INS, request):
         error = "Too many attempts from your address. Please wait five minutes."
         return console_page(
-            request, context, None, "login.html", status_code=429, next=target, error=error
+            request,
+            context,
+            None,
+            "login.html",
+            status_code=429,
+            next=target,
+            error=error,
+            email=email,
         )
     try:
         account = authenticate(context.db, email, password)
     except Conflict as exc:  # disabled: said only to whoever knows the password
         return console_page(
-            request, context, None, "login.html", status_code=403, next=target, error=str(exc)
+            request,
+            context,
+            None,
+            "login.html",
+            status_code=403,
+            next=target,
+            error=str(exc),
+            email=email,
         )
     if account is None:
         return console_page(
@@ -80,6 +94,7 @@ def login_post(
             status_code=401,
             next=target,
             error="That email and password do not match.",
+            email=email,
         )
     response = see_other(target)
     return _with_session(response, context, account)
