@@ -36,6 +36,7 @@ class AddResult:
     changed: bool
     note: str
     subscriber_id: int
+    subscription_id: int = 0
 
 
 def add_subscriber(
@@ -107,7 +108,9 @@ def add_subscriber(
             note = f"already {subscription.status.value}"
         changed = bool(session.new or session.dirty)
         session.commit()
-        return AddResult(address, subscription.status, created, changed, note, subscriber.id)
+        return AddResult(
+            address, subscription.status, created, changed, note, subscriber.id, subscription.id
+        )
 
 
 def subscription_for(

@@ -2,12 +2,15 @@
 record), changing their fields, and erasing them.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
+from tidings.catalog.counts import ReaderStatus, status_of
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -46,6 +49,10 @@ class SubscriptionRecord:
     consent_ip: str | None
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
+    newsletter_slug: str = ""
+    #: What it amounts to (bounced or suppressed when the address is): the list's column.
+    shown: ReaderStatus = ReaderStatus.active
+    confirmation_sent_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -76,63 +83,95 @@ def subscriber_record(
     db: Database, subscriber_id: int, history: int = 50
 ) -> SubscriberRecord | None:
     """Everything stored about one subscriber, with their newest deliveries."""
+    found = subscriber_records(db, [subscriber_id], history)
+    return found[0] if found else None
+
+
+def subscriber_records(
+    db: Database, subscriber_ids: Sequence[int], history: int = 0
+) -> list[SubscriberRecord]:
+    """The records of these subscribers, in the order given (unknown ids left out), in a few
+    queries for the whole list; with ``history``, each one's newest deliveries too."""
+    if not subscriber_ids:
+        return []
     with db.session() as session:
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None:
-            return None
-        suppression = session.scalar(
-            select(Suppression.reason).where(Suppression.email == subscriber.email)
+        people = {
+            s.id: s
+            for s in session.scalars(select(Subscriber).where(Subscriber.id.in_(subscriber_ids)))
+        }
+        emails = [s.email for s in people.values()]
+        suppressions = dict(
+            session.execute(
+                select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
+            ).all()
         )
-        subscriptions = [
-            SubscriptionRecord(
-                s.id,
-                name,
-                s.status,
-                s.cadence.value,
-                list(s.sections or []),
-                s.consent_at,
-                s.consent_method,
-                s.consent_source,
-                s.consent_ip,
-                s.confirmed_at,
-                s.unsubscribed_at,
-            )
-            for s, name in session.execute(
-                select(Subscription, Newsletter.name)
-                .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
-                .where(Subscription.subscriber_id == subscriber_id)
-                .order_by(Newsletter.name)
-            )
-        ]
-        deliveries = [
-            DeliveryRecord(*row)
-            for row in session.execute(
-                select(
-                    Delivery.edition_id,
-                    Edition.subject,
-                    Delivery.state,
-                    Delivery.attempts,
-                    Delivery.last_attempt_at,
-                    Delivery.last_reply,
+        subscriptions: dict[int, list[SubscriptionRecord]] = {}
+        for s, name, slug in session.execute(
+            select(Subscription, Newsletter.name, Newsletter.slug)
+            .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
+            .where(Subscription.subscriber_id.in_(subscriber_ids))
+            .order_by(Newsletter.name)
+        ):
+            reason = suppressions.get(people[s.subscriber_id].email)
+            subscriptions.setdefault(s.subscriber_id, []).append(
+                SubscriptionRecord(
+                    s.id,
+                    name,
+                    s.status,
+                    s.cadence.value,
+                    list(s.sections or []),
+                    s.consent_at,
+                    s.consent_method,
+                    s.consent_source,
+                    s.consent_ip,
+                    s.confirmed_at,
+                    s.unsubscribed_at,
+                    newsletter_slug=slug,
+                    shown=status_of(s.status, reason),
+                    confirmation_sent_at=s.confirmation_sent_at,
                 )
-                .join(Edition, Edition.id == Delivery.edition_id)
-                .where(Delivery.subscriber_id == subscriber_id)
-                .order_by(Delivery.id.desc())
-                .limit(history)
             )
-        ]
-        return SubscriberRecord(
-            subscriber.id,
-            subscriber.email,
-            subscriber.name,
-            subscriber.locale,
-            subscriber.timezone,
-            dict(subscriber.attributes or {}),
-            subscriber.created_at,
-            suppression.value if suppression else None,
-            subscriptions,
-            deliveries,
+        records = []
+        for subscriber_id in subscriber_ids:
+            subscriber = people.get(subscriber_id)
+            if subscriber is None:
+                continue
+            reason = suppressions.get(subscriber.email)
+            records.append(
+                SubscriberRecord(
+                    subscriber.id,
+                    subscriber.email,
+                    subscriber.name,
+                    subscriber.locale,
+                    subscriber.timezone,
+                    dict(subscriber.attributes or {}),
+                    subscriber.created_at,
+                    reason.value if reason else None,
+                    subscriptions.get(subscriber.id, []),
+                    _deliveries(session, subscriber.id, history) if history else [],
+                )
+            )
+        return records
+
+
+def _deliveries(session: Session, subscriber_id: int, history: int) -> list[DeliveryRecord]:
+    return [
+        DeliveryRecord(*row)
+        for row in session.execute(
+            select(
+                Delivery.edition_id,
+                Edition.subject,
+                Delivery.state,
+                Delivery.attempts,
+                Delivery.last_attempt_at,
+                Delivery.last_reply,
+            )
+            .join(Edition, Edition.id == Delivery.edition_id)
+            .where(Delivery.subscriber_id == subscriber_id)
+            .order_by(Delivery.id.desc())
+            .limit(history)
         )
+    ]
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ class SubscriberIn(Model):
     confirmed: bool = Field(
         default=False, description="active at once (you hold their consent); else pending"
     )
+    send_confirmation: bool = Field(
+        default=False,
+        description="mail a pending subscriber the confirmation link now (at most once in ten "
+        "minutes, like a sign-up); else they stay pending until asked",
+    )
 
 
 class SubscriberPatch(Model):
@@ -27,12 +32,18 @@ class SubscriberPatch(Model):
 class SubscriptionOut(BaseModel):
     id: int
     newsletter: str
+    newsletter_slug: str = ""
+    #: The subscription's own status: pending, active or unsubscribed.
     status: str
+    #: What it amounts to, as the console's list and the export show it: the status, or
+    #: bounced / suppressed when the address is on the suppression list.
+    shown_as: str = ""
     sections: list[str]
     consent_at: datetime | None
     consent_method: str | None
     confirmed_at: datetime | None
     unsubscribed_at: datetime | None
+    confirmation_sent_at: datetime | None = None
 
 
 class SubscriberOut(BaseModel):
@@ -56,6 +67,11 @@ class SubscriptionPatch(Model):
 class ImportIn(Model):
     newsletter: str = Field(min_length=1, max_length=64)
     confirmed: bool = False
+    send_confirmation: bool = Field(
+        default=False,
+        description="mail the new pending subscribers their confirmation link (ignored with "
+        "confirmed)",
+    )
     subscribers: list[dict[str, str]] = Field(
         min_length=1,
         max_length=10_000,
@@ -76,10 +92,14 @@ class ImportOut(BaseModel):
     invalid: list[dict[str, Any]] = Field(
         description="refused records: position (the index in subscribers, from 0) and reason"
     )
+    confirmations_queued: int = 0
 
 
 class SuppressionIn(Model):
     email: str = Field(min_length=3, max_length=320)
+    reason: Literal["manual", "complaint", "hard_bounce", "soft_bounce", "erasure"] = Field(
+        default="manual", description="why the address is never to be mailed"
+    )
     detail: str | None = Field(default=None, max_length=500)
 
 

@@ -3,23 +3,35 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
+from tidings.audience.confirmations import claim_one, claim_waiting, queue_all
 from tidings.audience.imports.importer import import_records
-from tidings.audience.search import audience_filter, search
+from tidings.audience.search import PAGE_SIZE, audience_filter, search
 from tidings.audience.service import add_subscriber, unsubscribe
 from tidings.audience.signup import confirm_subscription
 from tidings.audience.subscribers import (
     SubscriberChange,
+    SubscriberRecord,
     erase,
     subscriber_record,
+    subscriber_records,
     update_subscriber,
 )
-from tidings.audience.suppressions import suppress, suppressions, unsuppress
-from tidings.db.models import SubscriptionStatus
+from tidings.audience.suppressions import (
+    SuppressionRow,
+    suppress,
+    suppression_of,
+    suppressions,
+    unsuppress,
+)
+from tidings.catalog.counts import ReaderStatus
+from tidings.db.models import SubscriptionStatus, SuppressionReason
+from tidings.db.types import utcnow
 from tidings.errors import NotFound
 from tidings.mail.addresses import AttributeLimits
 from tidings.web.api.auth import Context, Owner, Reader
-from tidings.web.api.paging import Cursor, decode, encode
+from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import Page
 from tidings.web.api.subscriber_schemas import (
     ImportIn,
@@ -35,13 +47,11 @@ from tidings.web.api.subscriber_schemas import (
 from tidings.web.deps import RowId
 
 router = APIRouter(tags=["subscribers"])
-Status = Annotated[SubscriptionStatus | None, Query()]
+Status = Annotated[ReaderStatus | None, Query()]
 
 
-def _subscriber(context: Context, subscriber_id: int) -> SubscriberOut:
-    record = subscriber_record(context.db, subscriber_id, history=0)
-    if record is None:
-        raise NotFound(f"no subscriber {subscriber_id}")
+def subscriber_out(record: SubscriberRecord) -> SubscriberOut:
+    """The one shape of a subscriber in the API: the list and the single read both use it."""
     return SubscriberOut(
         id=record.id,
         email=record.email,
@@ -55,16 +65,26 @@ def _subscriber(context: Context, subscriber_id: int) -> SubscriberOut:
             SubscriptionOut(
                 id=s.id,
                 newsletter=s.newsletter,
+                newsletter_slug=s.newsletter_slug,
                 status=s.status.value,
+                shown_as=s.shown.value,
                 sections=s.sections,
                 consent_at=s.consent_at,
                 consent_method=s.consent_method,
                 confirmed_at=s.confirmed_at,
                 unsubscribed_at=s.unsubscribed_at,
+                confirmation_sent_at=s.confirmation_sent_at,
             )
             for s in record.subscriptions
         ],
     )
+
+
+def _subscriber(context: Context, subscriber_id: int) -> SubscriberOut:
+    record = subscriber_record(context.db, subscriber_id, history=0)
+    if record is None:
+        raise NotFound(f"no subscriber {subscriber_id}")
+    return subscriber_out(record)
 
 
 @router.get("/subscribers", response_model=Page[SubscriberOut])
@@ -72,42 +92,57 @@ def list_subscribers(
     context: Context,
     who: Reader,
     cursor: Cursor = None,
+    limit: Limit = PAGE_SIZE,
     q: Annotated[str, Query(max_length=200)] = "",
     newsletter: Annotated[str | None, Query(max_length=64)] = None,
     status: Status = None,
 ) -> Page[SubscriberOut]:
-    """Subscribers by id, 50 a page, filtered by text, newsletter and status."""
+    """Subscribers by id, ``limit`` a page (50 unless asked), filtered by text, newsletter
+    and status (a suppressed address is ``bounced`` or ``suppressed``, never ``active``);
+    each item has the fields of GET /subscribers/{id}."""
     audience = audience_filter(context.db, newsletter, status, q)
-    found = search(context.db, audience, decode(cursor))
+    found = search(context.db, audience, decode(cursor), size=limit)
+    records = subscriber_records(context.db, [r.id for r in found.rows])
     return Page[SubscriberOut](
-        items=[
-            SubscriberOut(
-                id=r.id,
-                email=r.email,
-                name=r.name,
-                suppressed=r.suppressed,
-                created_at=r.created_at,
-            )
-            for r in found.rows
-        ],
+        items=[subscriber_out(r) for r in records],
         next_cursor=encode(found.next_after),
     )
 
 
+async def _send_confirmation(context: Context, subscription_id: int) -> bool:
+    """Claim and queue the confirmation mail of one pending subscription; False when one
+    went out less than ten minutes ago (the sign-up's limit)."""
+    due = await run_in_threadpool(claim_one, context.db, subscription_id, "api")
+    return due is not None and context.signups.mail(due)
+
+
 @router.post("/subscribers", response_model=SubscriberOut, status_code=201)
-def create(body: SubscriberIn, context: Context, who: Owner) -> SubscriberOut:
-    """Subscribe an address to a newsletter (pending, or active with confirmed)."""
-    result = add_subscriber(
-        context.db, body.newsletter, body.email, body.name, body.confirmed, source="api"
+async def create(body: SubscriberIn, context: Context, who: Owner) -> SubscriberOut:
+    """Subscribe an address to a newsletter (pending, or active with confirmed); with
+    send_confirmation, a pending one is mailed the confirmation link (as a sign-up is, at
+    most once in ten minutes), else it waits until asked."""
+    result = await run_in_threadpool(
+        add_subscriber,
+        context.db,
+        body.newsletter,
+        body.email,
+        body.name,
+        body.confirmed,
+        "api",
     )
-    return _subscriber(context, result.subscriber_id)
+    if body.send_confirmation and result.status == SubscriptionStatus.pending:
+        await _send_confirmation(context, result.subscription_id)
+    return await run_in_threadpool(_subscriber, context, result.subscriber_id)
 
 
 @router.post("/subscribers/import", response_model=ImportOut)
-def bulk_import(body: ImportIn, context: Context, who: Owner) -> ImportOut:
+async def bulk_import(body: ImportIn, context: Context, who: Owner) -> ImportOut:
     """Many subscribers at once, merged and validated like a CSV import; each refused one
-    is named by its position in the list (from 0)."""
-    report = import_records(
+    is named by its position in the list (from 0). With send_confirmation, the new pending
+    subscriptions are mailed their confirmation link (up to 200 a request; the rest wait)."""
+    started = utcnow()
+    report = await run_in_threadpool(
+        import_records,
         context.db,
         body.newsletter,
         body.subscribers,
@@ -115,6 +150,10 @@ def bulk_import(body: ImportIn, context: Context, who: Owner) -> ImportOut:
         context.settings.import_batch_size,
         AttributeLimits.of(context.settings),
     )
+    mailed = 0
+    if body.send_confirmation and not body.confirmed:
+        dues = await run_in_threadpool(claim_waiting, context.db, body.newsletter, "api", started)
+        mailed = queue_all(context.signups, dues)
     return ImportOut(
         rows_read=report.rows_read,
         created=report.created,
@@ -125,6 +164,7 @@ def bulk_import(body: ImportIn, context: Context, who: Owner) -> ImportOut:
         activated=report.activated,
         suppressed=report.suppressed,
         invalid=[{"position": e.line, "reason": e.reason} for e in report.invalid],
+        confirmations_queued=mailed,
     )
 
 
@@ -139,7 +179,8 @@ def patch(
 ) -> SubscriberOut:
     change = SubscriberChange(**body.model_dump())
     limits = AttributeLimits.of(context.settings)
-    if not update_subscriber(context.db, subscriber_id, change, limits):
+    by = f"api token {who.token_id}"
+    if not update_subscriber(context.db, subscriber_id, change, limits, source="api", by=by):
         raise NotFound(f"no subscriber {subscriber_id}")
     return _subscriber(context, subscriber_id)
 
@@ -157,9 +198,9 @@ def change_subscription(
     subscription_id: RowId, body: SubscriptionPatch, context: Context, who: Owner
 ) -> SubscriberOut:
     view = (
-        unsubscribe(context.db, subscription_id)
+        unsubscribe(context.db, subscription_id, source="api")
         if body.status == "unsubscribed"
-        else confirm_subscription(context.db, subscription_id)
+        else confirm_subscription(context.db, subscription_id, source="api")
     )
     if view is None:
         raise NotFound(f"no subscription {subscription_id}")
@@ -175,27 +216,49 @@ def list_suppressions(
 ) -> Page[SuppressionOut]:
     rows, next_after = suppressions(context.db, q, decode(cursor))
     return Page[SuppressionOut](
-        items=[
-            SuppressionOut(
-                id=r.id,
-                email=r.email,
-                reason=r.reason.value,
-                detail=r.detail,
-                created_at=r.created_at,
-            )
-            for r in rows
-        ],
+        items=[_suppression_out(r) for r in rows],
         next_cursor=encode(next_after),
     )
 
 
-@router.post("/suppressions", status_code=201, response_model=None, tags=["suppressions"])
-def add_suppression(body: SuppressionIn, context: Context, who: Owner) -> Response:
-    created = suppress(context.db, body.email, body.detail or "added through the API")
-    return Response(status_code=201 if created else 200)
+def _suppression_out(row: SuppressionRow) -> SuppressionOut:
+    return SuppressionOut(
+        id=row.id,
+        email=row.email,
+        reason=row.reason.value,
+        detail=row.detail,
+        created_at=row.created_at,
+    )
+
+
+@router.post(
+    "/suppressions",
+    status_code=201,
+    response_model=SuppressionOut,
+    tags=["suppressions"],
+    responses={200: {"model": SuppressionOut, "description": "already on the list"}},
+)
+def add_suppression(
+    body: SuppressionIn, context: Context, who: Owner, response: Response
+) -> SuppressionOut:
+    """Put an address on the suppression list (reason manual unless given): 201 with the
+    new entry, or 200 with the one already there."""
+    created = suppress(
+        context.db,
+        body.email,
+        body.detail or "added through the API",
+        SuppressionReason(body.reason),
+        source="api",
+    )
+    row = suppression_of(context.db, body.email)
+    if row is None:  # removed in between: nothing to show
+        raise NotFound(f"{body.email} is not on the suppression list")
+    if not created:
+        response.status_code = 200
+    return _suppression_out(row)
 
 
 @router.delete("/suppressions/{suppression_id}", status_code=204, tags=["suppressions"])
 def delete_suppression(suppression_id: RowId, context: Context, who: Owner) -> Response:
-    unsuppress(context.db, suppression_id)
+    unsuppress(context.db, suppression_id, source="api", by=f"api token {who.token_id}")
     return Response(status_code=204)
