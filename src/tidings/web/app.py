@@ -12,7 +12,7 @@ from starlette.routing import Match
 from tidings import __version__
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.web import webhooks
+from tidings.web import health, webhooks
 from tidings.web.admin import (
     access,
     auth,
@@ -113,6 +113,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.router.on_shutdown.append(context.signups.close)  # finish queued sign-ups first
     for exception, handler in exception_handlers(context).items():
         app.add_exception_handler(exception, handler)
+    app.include_router(health.router)  # /healthz and /readyz: public, tiny, never cached
     app.include_router(preferences.router)
     app.include_router(subscribe.router)
     app.include_router(front.router)  # "/" before any router with a path parameter
