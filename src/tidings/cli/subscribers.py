@@ -1,17 +1,25 @@
 """``tidings subscribers``: add, import and export subscribers."""
 
+import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from tidings.audience.confirmations import claim_one, claim_waiting, mail_now, waiting
 from tidings.audience.export import export_subscribers
 from tidings.audience.imports.csvrows import write_row_errors
 from tidings.audience.imports.importer import ImportReport, import_subscribers
 from tidings.audience.service import add_subscriber
+from tidings.audience.signup import release_confirmation
 from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import SubscriptionStatus
+from tidings.db.types import utcnow
 from tidings.mail.addresses import AttributeLimits
 
 app = typer.Typer(help="Add, import and export subscribers.", no_args_is_help=True)
@@ -28,14 +36,27 @@ def add(
     confirmed: bool = typer.Option(
         False, "--confirmed", help="Active at once (you hold their consent); else pending."
     ),
+    send_confirmation: bool = typer.Option(
+        False,
+        "--send-confirmation",
+        help="Mail a pending subscriber the confirmation link now (at most once in ten minutes).",
+    ),
 ) -> None:
     """Subscribe one address to a newsletter.
 
     Example: tidings subscribers add nino@example.ge --newsletter daily --name "Nino" --confirmed
     """
     context = cli_context(ctx)
-    result = add_subscriber(context.database(), newsletter, email, name, confirmed, source="cli")
+    database = context.database()
+    result = add_subscriber(database, newsletter, email, name, confirmed, source="cli")
     context.out.print(f"{result.email}: {result.note}")
+    if send_confirmation and result.status == SubscriptionStatus.pending:
+        due = claim_one(database, result.subscription_id, "cli")
+        if due is None:
+            context.out.print("a confirmation went to this address less than ten minutes ago")
+            return
+        asyncio.run(mail_now(database, context.settings, [due]))
+        context.out.print(f"confirmation mailed to {result.email}")
 
 
 def _print_import(console: Console, report: ImportReport, invalid_report: Path | None) -> None:
@@ -71,6 +92,11 @@ def import_command(
     invalid_report: Path | None = typer.Option(
         None, "--invalid-report", help="Write every invalid row (line, reason) to this CSV."
     ),
+    send_confirmation: bool = typer.Option(
+        False,
+        "--send-confirmation",
+        help="Mail the new pending subscribers their confirmation link (without --confirmed).",
+    ),
 ) -> None:
     """Import subscribers from CSV. Columns other than email, name, locale and timezone are
     kept as attributes. Duplicates merge; invalid rows are listed by line and the rest still
@@ -80,6 +106,7 @@ def import_command(
     Example: tidings subscribers import readers.csv --newsletter daily --confirmed
     """
     context = cli_context(ctx)
+    started = utcnow()
     with progress_reporter(context.out) as progress:
         report = import_subscribers(
             context.database(),
@@ -91,6 +118,36 @@ def import_command(
             AttributeLimits.of(context.settings),
         )
     _print_import(context.out, report, invalid_report)
+    if send_confirmation and not confirmed:
+        _mail_confirmations(context.database(), context.settings, context.out, newsletter, started)
+    elif not confirmed:
+        left = waiting(context.database(), newsletter)
+        if left:
+            context.out.print(
+                f"{left} pending subscriber(s) of {newsletter} have had no confirmation mail; "
+                "run the import again with --send-confirmation, or send them from the console"
+            )
+
+
+def _mail_confirmations(
+    database: Database, settings: Settings, out: Console, newsletter: str, since: datetime
+) -> None:
+    """Mail the confirmations of the import's new pending subscriptions, a batch at a time
+    (a failed one is given back, so each is tried once here)."""
+    tried: set[int] = set()
+    while True:
+        claimed = claim_waiting(database, newsletter, "cli", since)
+        dues = [d for d in claimed if d.subscription_id not in tried]
+        for again in (d for d in claimed if d.subscription_id in tried):
+            release_confirmation(database, again)  # failed once already: leave it waiting
+        if not dues:
+            break
+        tried.update(d.subscription_id for d in dues)
+        asyncio.run(mail_now(database, settings, dues))
+    left = waiting(database, newsletter)
+    out.print(
+        f"{len(tried)} confirmation mail(s) tried; {left} pending subscriber(s) still waiting"
+    )
 
 
 @app.command("export")
