@@ -1,17 +1,23 @@
 """``tidings digest``: one-off editions by editors, and previews."""
 
+import asyncio
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tidings.cli.context import cli_context, fail, friendly
+from tidings.cli.context import CliContext, cli_context, fail, friendly
+from tidings.cli.worker import stats_line, work_here
 from tidings.compose.oneoff import preview, send_one_off
 from tidings.compose.service import OneOff
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState
+from tidings.deliver.heartbeats import alive, sending_is_due
+from tidings.deliver.worker import WorkerStats
 from tidings.reports.progress import edition_progress
 
 app = typer.Typer(help="Send and preview one-off editions.", no_args_is_help=True)
@@ -27,8 +33,16 @@ def _one_off(article: list[int], intro_file: Path | None, subject: str | None) -
     return OneOff(article_ids=article, intro_markdown=intro, subject=subject, created_by="cli")
 
 
-def _wait(console: Console, db: Database, edition_id: int) -> None:
-    """Show progress until the edition has no open deliveries (a worker does the sending)."""
+#: How often the waiting command asks whether a worker is still alive.
+WORKER_CHECK_SECONDS = 5.0
+NO_WORKER = "No worker is running: sending this edition from here."
+WORKER_GONE = "The worker stopped: sending the rest of this edition from here."
+
+
+@contextmanager
+def _edition_bar(console: Console, db: Database, edition_id: int) -> Iterator[Callable[[], bool]]:
+    """A progress bar for the edition; yields ``refresh()``, which updates it and says
+    whether the edition has open deliveries left. The state counts are printed at the end."""
     with Progress(
         TextColumn("edition {task.fields[edition]}"),
         BarColumn(),
@@ -39,13 +53,53 @@ def _wait(console: Console, db: Database, edition_id: int) -> None:
     ) as bar:
         status = edition_progress(db, edition_id)
         task = bar.add_task("send", total=status.total, edition=edition_id, rate="")
-        while True:
+
+        def refresh() -> bool:
+            nonlocal status
             status = edition_progress(db, edition_id)
             bar.update(task, completed=status.done, rate=f"{status.per_second * 60:.0f}/min")
-            if status.remaining == 0:
-                break
-            time.sleep(1.0)
+            return status.remaining > 0
+
+        yield refresh
     console.print(_counts_line(status.counts))
+
+
+def _wait(console: Console, db: Database, edition_id: int) -> bool:
+    """Show progress while workers send the edition, until it has no open deliveries; False
+    if meanwhile every worker went away with deliveries still due (nothing would send them)."""
+    with _edition_bar(console, db, edition_id) as refresh:
+        checked = time.monotonic()
+        while refresh():
+            if time.monotonic() - checked >= WORKER_CHECK_SECONDS:
+                checked = time.monotonic()
+                if not alive(db) and sending_is_due(db):
+                    return False
+            time.sleep(1.0)
+    return True
+
+
+async def _send_here(context: CliContext, db: Database, edition_id: int) -> WorkerStats:
+    """Deliver what is due from this process, as ``tidings worker --drain`` does, showing
+    the edition's progress meanwhile."""
+    with _edition_bar(context.out, db, edition_id) as refresh:
+        worker = asyncio.create_task(work_here(context, drain=True))
+        while not worker.done():
+            await asyncio.wait({worker}, timeout=1.0)
+            await asyncio.to_thread(refresh)
+        return await worker
+
+
+def _see_it_sent(context: CliContext, db: Database, edition_id: int) -> None:
+    """Wait for the workers while one is alive; with none (or once none is left), send the
+    edition from here."""
+    if alive(db):
+        if _wait(context.out, db, edition_id):
+            return
+        context.out.print(WORKER_GONE)
+    else:
+        context.out.print(NO_WORKER)
+    stats = asyncio.run(_send_here(context, db, edition_id))
+    context.out.print(stats_line(stats))
 
 
 def _counts_line(counts: dict[DeliveryState, int]) -> str:
@@ -66,6 +120,7 @@ def send(
 
     Without --article it takes the newsletter's new articles, as a scheduled edition would.
     Workers ('tidings worker' or 'tidings run') do the sending; this waits and shows progress.
+    With no worker running, it sends the edition itself (as 'tidings worker --drain').
     Example: tidings digest send daily --article 12 --article 9 --subject "Election special"
     """
     context = cli_context(ctx)
@@ -76,7 +131,7 @@ def send(
         f"{result.deliveries} delivery(ies) queued"
     )
     if not no_wait and result.deliveries:
-        _wait(context.out, database, result.edition_id)
+        _see_it_sent(context, database, result.edition_id)
 
 
 @app.command("preview")
