@@ -110,7 +110,10 @@ def test_erase_keeps_anonymous_delivery_counts(console: Console) -> None:
         subscriber_id = session.scalars(
             select(Subscriber.id).where(Subscriber.email == "reader0@example.ge")
         ).one()
-    erased = console.post(f"/admin/subscribers/{subscriber_id}/erase")
+    unsure = console.post(f"/admin/subscribers/{subscriber_id}/erase")  # not confirmed: asks
+    assert unsure.headers["location"] == f"/admin/subscribers/{subscriber_id}/erase"
+    assert _count(console.db, Subscriber, Subscriber.email == "reader0@example.ge") == 1
+    erased = console.post(f"/admin/subscribers/{subscriber_id}/erase", sure="yes")
     assert erased.status_code == 303
     assert _count(console.db, Subscriber, Subscriber.email == "reader0@example.ge") == 0
     assert _count(console.db, Delivery) == 5

@@ -8,20 +8,42 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from tidings.access.accounts import Account
 from tidings.audience.bulk import bulk_delete, bulk_suppress, bulk_unsubscribe
+from tidings.audience.confirmations import claim_one, claim_waiting, queue_all, waiting
 from tidings.audience.export import export_subscribers
 from tidings.audience.imports.csvrows import write_import_report
-from tidings.audience.imports.importer import import_subscribers
+from tidings.audience.imports.importer import ImportReport, import_subscribers
 from tidings.audience.search import AudienceFilter, audience_filter, count, search
-from tidings.audience.subscribers import erase, subscriber_record
-from tidings.audience.suppressions import suppress, suppressions, unsuppress
+from tidings.audience.service import (
+    add_subscriber,
+    resubscribe,
+    subscription_view,
+    unsubscribe,
+)
+from tidings.audience.subscribers import (
+    SubscriberChange,
+    erase,
+    subscriber_record,
+    update_subscriber,
+)
+from tidings.audience.suppressions import suppress, suppression_of, suppressions, unsuppress
+from tidings.catalog.counts import ReaderStatus
 from tidings.catalog.newsletters import newsletter_names
 from tidings.db.models import SubscriptionStatus
+from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
 from tidings.feedback.history import history_of
 from tidings.mail.addresses import AttributeLimits
-from tidings.web.admin.session import Admin, Context, Viewer, console_page, see_other
+from tidings.web.admin.session import (
+    Admin,
+    Context,
+    Viewer,
+    console_page,
+    see_other,
+)
 from tidings.web.admin.uploads import Uploads
 from tidings.web.deps import AfterRowId, RowId
 
@@ -33,12 +55,10 @@ BULK_ACTIONS = ("unsubscribe", "suppress", "delete")
 
 def _filter(context: Context, newsletter: str, status: str, q: str) -> AudienceFilter:
     """The form's filter; a bad value is the form's mistake (InvalidInput)."""
-    if status and status not in SubscriptionStatus.__members__:
-        raise InvalidInput(f"unknown status {status!r}")
+    if status and status not in ReaderStatus.__members__:
+        raise InvalidInput(f"There is no status called {status!r}.")
     try:
-        return audience_filter(
-            context.db, newsletter, SubscriptionStatus(status) if status else None, q
-        )
+        return audience_filter(context.db, newsletter, ReaderStatus(status) if status else None, q)
     except NotFound as exc:
         raise InvalidInput(str(exc)) from None
 
@@ -52,6 +72,7 @@ def subscriber_list(
     status: str = "",
     q: str = "",
     after: AfterRowId = 0,
+    done: str = "",
 ) -> HTMLResponse:
     query = {"newsletter": newsletter, "status": status, "q": q}
     try:
@@ -80,7 +101,9 @@ def subscriber_list(
         query=query,
         query_string=urlencode(query),
         newsletters=newsletter_names(context.db),
-        statuses=[s.value for s in SubscriptionStatus],
+        statuses=[s.value for s in ReaderStatus],
+        waiting=waiting(context.db, newsletter or None),
+        done=LIST_DONE.get(done),
     )
 
 
@@ -165,6 +188,7 @@ def import_upload(
     file: UploadFile,
     newsletter: Annotated[str, Form()],
     confirmed: Annotated[bool, Form()] = False,
+    send_confirmation: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
     """Keep the upload and show its first rows before anything is imported."""
     uploads = Uploads(context.settings.data_dir)
@@ -181,19 +205,42 @@ def import_upload(
         key=key,
         newsletter=newsletter,
         confirmed=confirmed,
+        send_confirmation=send_confirmation and not confirmed,
         filename=file.filename or "upload.csv",
     )
 
 
 @router.post("/subscribers/import/{key}", response_class=HTMLResponse)
-def import_run(
+async def import_run(
     key: str,
     request: Request,
     context: Context,
     account: Admin,
     newsletter: Annotated[str, Form()],
     confirmed: Annotated[bool, Form()] = False,
+    send_confirmation: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
+    started = utcnow()
+    report = await run_in_threadpool(_import_file, context, key, newsletter, confirmed)
+    queued = 0
+    if send_confirmation and not confirmed:
+        dues = await run_in_threadpool(claim_waiting, context.db, newsletter, "console", started)
+        queued = queue_all(context.signups, dues)
+    return console_page(
+        request,
+        context,
+        account,
+        "import_done.html",
+        report=report,
+        key=key,
+        newsletter=newsletter,
+        queued=queued,
+        waiting=await run_in_threadpool(waiting, context.db, newsletter),
+    )
+
+
+def _import_file(context: Context, key: str, newsletter: str, confirmed: bool) -> ImportReport:
+    """Import a kept upload and keep its report for download."""
     uploads = Uploads(context.settings.data_dir)
     report = import_subscribers(
         context.db,
@@ -206,15 +253,7 @@ def import_run(
     uploads.discard(key)
     with uploads.report_path(key).open("w", encoding="utf-8", newline="") as out:
         write_import_report(report, out)
-    return console_page(
-        request,
-        context,
-        account,
-        "import_done.html",
-        report=report,
-        key=key,
-        newsletter=newsletter,
-    )
+    return report
 
 
 @router.get("/subscribers/import/{key}/report.csv")
@@ -227,34 +266,246 @@ def import_report(key: str, context: Context, account: Admin) -> Response:
     )
 
 
+@router.post("/subscribers/add", response_class=HTMLResponse)
+async def subscriber_add(
+    request: Request,
+    context: Context,
+    account: Admin,
+    email: Annotated[str, Form()],
+    newsletter: Annotated[str, Form()],
+    name: Annotated[str, Form()] = "",
+    confirmed: Annotated[bool, Form()] = False,
+    send_confirmation: Annotated[bool, Form()] = False,
+) -> Response:
+    """Add one address to a newsletter; with send_confirmation a pending one is mailed its
+    confirmation link (the sign-up's limit and queue), else it waits."""
+    result = await run_in_threadpool(
+        add_subscriber, context.db, newsletter, email, name or None, confirmed, "console"
+    )
+    done = "added"
+    if send_confirmation and result.status == SubscriptionStatus.pending:
+        done = await _mail_one(context, result.subscription_id)
+    return see_other(f"/admin/subscribers/{result.subscriber_id}?done={done}")
+
+
+@router.post("/subscribers/confirmations", response_class=HTMLResponse)
+async def confirmations_send(
+    request: Request,
+    context: Context,
+    account: Admin,
+    newsletter: Annotated[str, Form()],
+) -> Response:
+    """Mail every waiting pending subscriber of a newsletter (up to a batch a click)."""
+    dues = await run_in_threadpool(claim_waiting, context.db, newsletter, "console")
+    queued = queue_all(context.signups, dues)
+    left = await run_in_threadpool(waiting, context.db, newsletter)
+    message = f"{queued:,} confirmation mail(s) are on their way."
+    if left:
+        message += f" {left:,} subscriber(s) are still waiting: send again to mail the next ones."
+    return console_page(
+        request,
+        context,
+        account,
+        "message.html",
+        title="Confirmations sent",
+        message=message,
+        back=f"/admin/subscribers?{urlencode({'newsletter': newsletter, 'status': 'pending'})}",
+    )
+
+
+#: What the detail page says after an action (the query names one of these, never a text).
+DETAIL_DONE = {
+    "added": "The subscriber was added.",
+    "edited": "The changes were saved.",
+    "unchanged": "Nothing was changed.",
+    "unsubscribed": "The subscription was ended.",
+    "resubscribed": "The subscription is on again; its original consent record is kept.",
+    "mailed": "A confirmation mail is on its way.",
+    "too_soon": "A confirmation mail went less than ten minutes ago; try again later.",
+    "busy": "The mail queue is full just now; try again in a minute.",
+    "suppressed": "The address is on the suppression list: nothing is sent to it.",
+    "unsuppressed": "The address was taken off the suppression list.",
+}
+LIST_DONE = {
+    "erased": "The subscriber was erased: their address, name, attributes and history are gone.",
+}
+
+
+def _detail_url(subscriber_id: int, done: str) -> str:
+    return f"/admin/subscribers/{subscriber_id}?done={done}"
+
+
+def _not_found(request: Request, context: Context, account: Account) -> HTMLResponse:
+    return console_page(
+        request,
+        context,
+        account,
+        "message.html",
+        status_code=404,
+        title="Not found",
+        message="No such subscriber (erased or deleted?).",
+        back="/admin/subscribers",
+    )
+
+
 @router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
 def subscriber_detail(
-    subscriber_id: RowId, request: Request, context: Context, account: Viewer
+    subscriber_id: RowId, request: Request, context: Context, account: Viewer, done: str = ""
 ) -> HTMLResponse:
     record = subscriber_record(context.db, subscriber_id)
     if record is None:
-        return console_page(
-            request,
-            context,
-            account,
-            "message.html",
-            status_code=404,
-            title="Not found",
-            message="No such subscriber (erased or deleted?).",
-        )
+        return _not_found(request, context, account)
     history = history_of(context.db, subscriber_id)
     return console_page(
-        request, context, account, "subscriber.html", record=record, history=history
+        request,
+        context,
+        account,
+        "subscriber.html",
+        record=record,
+        history=history,
+        done=DETAIL_DONE.get(done),
+        attributes_text="\n".join(f"{k}={v}" for k, v in record.attributes.items()),
     )
+
+
+def _attributes(text: str, old: dict[str, object]) -> dict[str, str]:
+    """The form's "key=value" lines as a change: keys not listed any more are removed."""
+    wanted: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"Attribute line {number} is not of the form name=value.")
+        wanted[key.strip()] = value.strip()
+    return {**{k: "" for k in old if k not in wanted}, **wanted}
+
+
+@router.post("/subscribers/{subscriber_id}/edit", response_class=HTMLResponse)
+def subscriber_edit(
+    subscriber_id: RowId,
+    request: Request,
+    context: Context,
+    account: Admin,
+    name: Annotated[str, Form()] = "",
+    locale: Annotated[str, Form()] = "",
+    timezone: Annotated[str, Form()] = "",
+    attributes: Annotated[str, Form()] = "",
+) -> Response:
+    record = subscriber_record(context.db, subscriber_id, history=0)
+    if record is None:
+        return _not_found(request, context, account)
+    change = SubscriberChange(
+        name=name.strip(),
+        locale=locale.strip(),
+        timezone=timezone.strip(),
+        attributes=_attributes(attributes, record.attributes),
+    )
+    limits = AttributeLimits.of(context.settings)
+    update_subscriber(context.db, subscriber_id, change, limits, "console", account.email)
+    after = subscriber_record(context.db, subscriber_id, history=0)
+    same = after is not None and (after.name, after.locale, after.timezone, after.attributes) == (
+        record.name,
+        record.locale,
+        record.timezone,
+        record.attributes,
+    )
+    return see_other(_detail_url(subscriber_id, "unchanged" if same else "edited"))
+
+
+@router.post("/subscriptions/{subscription_id}/unsubscribe", response_class=HTMLResponse)
+def subscription_unsubscribe(
+    subscription_id: RowId, request: Request, context: Context, account: Admin
+) -> Response:
+    view = unsubscribe(context.db, subscription_id, "console", f"by {account.email}")
+    if view is None:
+        return _not_found(request, context, account)
+    return see_other(_detail_url(view.subscriber_id, "unsubscribed"))
+
+
+@router.post("/subscriptions/{subscription_id}/resubscribe", response_class=HTMLResponse)
+def subscription_resubscribe(
+    subscription_id: RowId, request: Request, context: Context, account: Admin
+) -> Response:
+    view = resubscribe(context.db, subscription_id, "console", f"by {account.email}")
+    if view is None:
+        return _not_found(request, context, account)
+    return see_other(_detail_url(view.subscriber_id, "resubscribed"))
+
+
+async def _mail_one(context: Context, subscription_id: int) -> str:
+    """Claim and queue one confirmation mail; what the page should say."""
+    due = await run_in_threadpool(claim_one, context.db, subscription_id, "console")
+    if due is None:
+        return "too_soon"
+    return "mailed" if context.signups.mail(due) else "busy"
+
+
+@router.post("/subscriptions/{subscription_id}/confirmation", response_class=HTMLResponse)
+async def subscription_confirmation(
+    subscription_id: RowId, request: Request, context: Context, account: Admin
+) -> Response:
+    """Mail a pending subscriber the confirmation link again."""
+    done = await _mail_one(context, subscription_id)
+    view = await run_in_threadpool(subscription_view, context.db, subscription_id)
+    if view is None:
+        return _not_found(request, context, account)
+    return see_other(_detail_url(view.subscriber_id, done))
+
+
+@router.post("/subscribers/{subscriber_id}/suppress", response_class=HTMLResponse)
+def subscriber_suppress(
+    subscriber_id: RowId,
+    request: Request,
+    context: Context,
+    account: Admin,
+    detail: Annotated[str, Form()] = "",
+) -> Response:
+    record = subscriber_record(context.db, subscriber_id, history=0)
+    if record is None:
+        return _not_found(request, context, account)
+    suppress(context.db, record.email, detail.strip() or f"by {account.email}", source="console")
+    return see_other(_detail_url(subscriber_id, "suppressed"))
+
+
+@router.post("/subscribers/{subscriber_id}/unsuppress", response_class=HTMLResponse)
+def subscriber_unsuppress(
+    subscriber_id: RowId, request: Request, context: Context, account: Admin
+) -> Response:
+    record = subscriber_record(context.db, subscriber_id, history=0)
+    if record is None:
+        return _not_found(request, context, account)
+    row = suppression_of(context.db, record.email)
+    if row is not None:
+        unsuppress(context.db, row.id, "console", account.email)
+    return see_other(_detail_url(subscriber_id, "unsuppressed"))
+
+
+@router.get("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
+def subscriber_erase_page(
+    subscriber_id: RowId, request: Request, context: Context, account: Admin
+) -> HTMLResponse:
+    """Ask before erasing: what goes, what stays."""
+    record = subscriber_record(context.db, subscriber_id, history=0)
+    if record is None:
+        return _not_found(request, context, account)
+    return console_page(request, context, account, "subscriber_erase.html", record=record)
 
 
 @router.post("/subscribers/{subscriber_id}/erase", response_class=HTMLResponse)
 def subscriber_erase(
-    subscriber_id: RowId, request: Request, context: Context, account: Admin
+    subscriber_id: RowId,
+    request: Request,
+    context: Context,
+    account: Admin,
+    sure: Annotated[str, Form()] = "",
 ) -> Response:
-    """GDPR erasure: the record goes, anonymous delivery counts stay."""
-    erase(context.db, subscriber_id)
-    return see_other("/admin/subscribers")
+    """GDPR erasure, once confirmed: the record goes, anonymous delivery counts stay."""
+    if sure != "yes":
+        return see_other(f"/admin/subscribers/{subscriber_id}/erase")
+    if not erase(context.db, subscriber_id):
+        return _not_found(request, context, account)
+    return see_other("/admin/subscribers?done=erased")
 
 
 @router.get("/suppressions", response_class=HTMLResponse)
@@ -281,7 +532,7 @@ def suppression_add(
     email: Annotated[str, Form()],
     detail: Annotated[str, Form()] = "",
 ) -> Response:
-    suppress(context.db, email, detail.strip() or f"added by {account.email}")
+    suppress(context.db, email, detail.strip() or f"added by {account.email}", source="console")
     return see_other("/admin/suppressions")
 
 
@@ -289,5 +540,5 @@ def suppression_add(
 def suppression_remove(
     suppression_id: RowId, request: Request, context: Context, account: Admin
 ) -> Response:
-    unsuppress(context.db, suppression_id)
+    unsuppress(context.db, suppression_id, "console", account.email)
     return see_other("/admin/suppressions")
