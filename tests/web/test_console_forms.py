@@ -147,7 +147,9 @@ def test_a_bad_edit_and_a_bad_feed_stay_on_their_page(console: Console) -> None:
     feed = console.post("/admin/newsletters/daily/feeds", url="ftp://messenger.example.ge/rss")
     assert feed.status_code == 422 and "The Daily Messenger" in feed.text
     assert _value(feed.text, "url") == "ftp://messenger.example.ge/rss"
-    assert _problem(feed.text, "url").startswith("Url must be an absolute http(s) URL")
+    assert _problem(feed.text, "url").startswith(
+        "That feed was not added: url must be an absolute http(s) URL"
+    )
     taken = console.post("/admin/newsletters/new", **{**FORM, "slug": "daily"})
     assert taken.status_code == 422
     assert _problem(taken.text, "slug") == "A newsletter with the slug 'daily' exists already."

@@ -169,6 +169,8 @@ def test_every_console_page(
     role = "admin" if email == ADMIN else "editor"
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
+    refused: list[str] = []  # what the browser refused (CSP), on any page
+    page.on("console", lambda m: refused.append(m.text) if "Refused to" in m.text else None)
     mine: list[str] = []
     theirs: dict[str, list[str]] = {}
     try:
@@ -186,6 +188,8 @@ def test_every_console_page(
                 f"{path}: {answer and answer.status}"
             )
             assert page.locator("nav[aria-label=Console]").count() == 1, f"{path}: no console nav"
+            icon = page.locator("link[rel=icon]").get_attribute("href") or ""
+            assert icon.startswith("data:image/svg+xml"), f"{path}: no favicon"
             found = _check(page, name, f"sweep-{role}-{name}-{db_name}")
             if name in OWNERS:
                 theirs.setdefault(OWNERS[name], []).extend(found)
@@ -198,6 +202,7 @@ def test_every_console_page(
     finally:
         context.close()
     assert mine == [], "\n".join(mine)
+    assert refused == []
     late = {owner: found for owner, found in theirs.items() if found}
     if late:
         pytest.xfail(f"pages still being reworked by their owners: {late}")

@@ -242,7 +242,7 @@ def _newsletter_from_spec(
     try:
         feed_urls = list(dict.fromkeys(_feed_url(url, allow_private) for url in spec.feeds))
     except (InvalidInput, FeedError) as exc:
-        problems["feeds"] = as_sentence(str(exc))
+        problems["feeds"] = as_sentence(f"A feed cannot be used: {exc}")
     if problems:
         raise SettingsRefused(problems)
     newsletter = Newsletter(**values)

@@ -320,7 +320,8 @@ def feed_add(slug: str, request: Request, context: Context, account: Admin, url:
         add_feed(context.db, slug, url, allow_private=context.settings.feed_allow_private)
     except (InvalidInput, Conflict, FeedError) as exc:
         status = 409 if isinstance(exc, Conflict) else 422
-        reason = as_sentence(str(exc))
+        reason = str(exc) if isinstance(exc, Conflict) else f"That feed was not added: {exc}"
+        reason = as_sentence(reason)
         return _detail_page(request, context, account, slug, feed=(url, reason), status_code=status)
     return see_other(f"/admin/newsletters/{slug}")
 
