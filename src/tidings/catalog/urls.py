@@ -45,13 +45,22 @@ ORIGINS_AT_MOST = 20
 
 def web_origin(raw: str) -> str:
     """A web origin as browsers send it in the ``Origin`` header: ``https://host[:port]``,
-    lower-cased, without a default port; anything with a path, query or user is refused."""
+    lower-cased, without a default port, an international host in its ASCII (punycode) form
+    as browsers write it; anything with a path, query or user is refused."""
     text = raw.strip().rstrip("/")
-    canonical = canonical_url(text)
+    canonical = canonical_url(text).removesuffix("/")
     parts = urlsplit(text)
     if parts.path or parts.query or parts.fragment or parts.username or parts.password:
         raise InvalidInput(f"origin {raw!r} must be scheme and host only, like https://example.ge")
-    return canonical.removesuffix("/")
+    host = urlsplit(canonical).hostname or ""
+    if host.isascii():
+        return canonical
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(f"origin {raw!r} has a host name that cannot be written") from None
+    scheme, _, rest = canonical.partition("://")
+    return f"{scheme}://{ascii_host}{rest.removeprefix(host)}"
 
 
 def web_origins(raw: list[str] | tuple[str, ...]) -> list[str]:

@@ -8,12 +8,12 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tidings.audience.preferences import offered_sections
+from tidings.audience.preferences import SECTION_WINDOW
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
 from tidings.crontab import next_runs, schedule_in_words
 from tidings.db.engine import Database
-from tidings.db.models import Edition, EditionStatus, Newsletter
+from tidings.db.models import Article, Edition, EditionStatus, Newsletter, Source
 from tidings.errors import NotFound
 from tidings.mail.links import archive_path
 from tidings.mail.personal import public_copy
@@ -134,9 +134,17 @@ class FrontNewsletter:
     schedule: str
     #: The weekly digest's schedule, for newsletters that offer one.
     weekly: str | None
-    #: The sections of its recent stories ("Culture", "Politics").
+    #: The sections with most of its recent stories ("Culture", "Politics"), at most
+    #: :data:`FRONT_SECTIONS` of them, alphabetically.
     sections: list[str]
     editions: int
+    #: Whether its recent stories have more sections than ``sections`` names.
+    more_sections: bool = False
+
+
+#: The most sections the front names for one newsletter: a feed with hundreds of categories
+#: does not make it a wall of words.
+FRONT_SECTIONS = 5
 
 
 def edition_schedule(cron: str, timezone: str, now: datetime) -> str:
@@ -150,8 +158,32 @@ def edition_schedule(cron: str, timezone: str, now: datetime) -> str:
     return f"Next edition: {upcoming[0].strftime('%A %d %B at %H:%M')} ({timezone})"
 
 
+def _front_sections(session: Session, now: datetime) -> dict[int, tuple[list[str], bool]]:
+    """Every newsletter's recent sections in one query (those of the preference centre:
+    stories within :data:`~tidings.audience.preferences.SECTION_WINDOW`): by newsletter, the
+    :data:`FRONT_SECTIONS` with most stories, alphabetically, and whether there are more."""
+    rows = session.execute(
+        select(Source.newsletter_id, Article.section, func.count())
+        .join(Source, Source.id == Article.source_id)
+        .where(Article.section.is_not(None), Article.published_at >= now - SECTION_WINDOW)
+        .group_by(Source.newsletter_id, Article.section)
+    ).all()
+    counted: dict[int, list[tuple[int, str]]] = {}
+    for newsletter_id, section, stories in rows:
+        if section:
+            counted.setdefault(newsletter_id, []).append((-stories, section))
+    return {
+        newsletter_id: (
+            sorted(section for _, section in sorted(found)[:FRONT_SECTIONS]),
+            len(found) > FRONT_SECTIONS,
+        )
+        for newsletter_id, found in counted.items()
+    }
+
+
 def front(db: Database, now: datetime) -> list[FrontNewsletter]:
-    """Every newsletter for the public front, by name: when it comes, what it covers."""
+    """Every newsletter for the public front, by name: when it comes, what it covers; three
+    queries however many newsletters there are."""
     with db.session() as session:
         counts = dict(
             session.execute(
@@ -160,6 +192,7 @@ def front(db: Database, now: datetime) -> list[FrontNewsletter]:
                 .group_by(Edition.newsletter_id)
             ).all()
         )
+        sections = _front_sections(session, now)
         newsletters = session.scalars(select(Newsletter).order_by(Newsletter.name)).all()
         return [
             FrontNewsletter(
@@ -172,8 +205,9 @@ def front(db: Database, now: datetime) -> list[FrontNewsletter]:
                     if n.weekly_schedule_cron
                     else None
                 ),
-                sections=offered_sections(session, n.id, now),
+                sections=sections.get(n.id, ([], False))[0],
                 editions=counts.get(n.id, 0),
+                more_sections=sections.get(n.id, ([], False))[1],
             )
             for n in newsletters
         ]

@@ -22,6 +22,7 @@ from tidings.compose.archive import edition_schedule
 from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
 from tidings.errors import InvalidAddress
+from tidings.mail.addresses import normalise_email
 from tidings.mail.links import confirm_path, preferences_path
 from tidings.mail.tokens import Purpose, sign, unsign
 from tidings.web.deps import SIGNUPS, WebContext, web_context
@@ -70,6 +71,20 @@ def _confirm_step(
     not allowed changes nothing until the visitor presses the button here."""
     if not email:
         return _form_page(context, request, newsletter, name=name)
+    try:
+        # Only an address is put to the visitor as a question of ours: any other text a
+        # foreign page posts gets the form and the reason, as on our own form.
+        normalise_email(email)
+    except InvalidAddress as exc:
+        return _form_page(
+            context,
+            request,
+            newsletter,
+            email=email,
+            name=name,
+            error=address_problem(email, exc),
+            status_code=422,
+        )
     binding = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)
     response = page(
         context.pages,
@@ -88,6 +103,15 @@ def address_problem(email: str, exc: InvalidAddress) -> str:
     before the @-sign, a missing dot, ...), without repeating the address shown in the form."""
     reason = str(exc).removeprefix(f"{email!r}: ")
     return f"We cannot use this address: {reason.rstrip('.')}. Please check it."
+
+
+def _one_header(request: Request, name: str) -> str | None:
+    """The request's one ``name`` header; "" (no origin) when it came more than once, as no
+    browser sends it: the first of two is not taken on trust."""
+    values = request.headers.getlist(name)
+    if len(values) > 1:
+        return ""
+    return values[0] if values else None
 
 
 def _not_found(context: WebContext) -> HTMLResponse:
@@ -114,8 +138,8 @@ async def signup_post(slug: str, request: Request, context: Context) -> HTMLResp
     ) and not embed_allowed(
         newsletter.allowed_origins or (),
         context.settings.base_url,
-        request.headers.get("origin"),
-        request.headers.get("referer"),
+        _one_header(request, "origin"),
+        _one_header(request, "referer"),
     ):
         return _confirm_step(context, request, newsletter, email=email, name=name)
     if form.get(HONEYPOT):

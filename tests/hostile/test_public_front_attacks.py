@@ -1,0 +1,242 @@
+"""A hostile internet against the public front, the archive copy and the embeddable sign-up
+form, over real HTTP (confirmations caught by a real SMTP server) on both databases:
+origin tricks, text posted as an address, a front with many newsletters and sections, and
+what the cacheable pages carry."""
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import event, func, select, update
+from sqlalchemy.engine import Connection
+
+from tests.builders import articles, newsletter
+from tests.web.forms import form_to
+from tests.web.site import Site, site_with_mail
+from tidings.catalog.urls import web_origins
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import (
+    Article,
+    Edition,
+    EditionKind,
+    EditionStatus,
+    Newsletter,
+    Subscriber,
+)
+from tidings.mail.personal import SlotMarkers
+
+ALLOWED = "https://news.example.com"
+ADDRESS = "nino@example.ge"
+ACTION = "/subscribe/daily"
+ASKED = "Subscribe nino@example.ge to The Daily Messenger?"
+
+
+@pytest.fixture
+def site(db: Database, settings: Settings) -> Iterator[Site]:
+    newsletter(db)
+    with db.session() as session:
+        session.execute(update(Newsletter).values(allowed_origins=[ALLOWED]))
+        session.commit()
+    with site_with_mail(db, settings) as started:
+        yield started
+
+
+def _subscribers(db: Database) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(Subscriber)) or 0
+
+
+def _nothing_recorded(site: Site) -> None:
+    time.sleep(0.5)  # room for a wrong sign-up to be recorded or mailed
+    assert _subscribers(site.db) == 0 and site.smtp.caught == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Origin", "https://news.example.com.")],
+        [("Origin", "https://user@news.example.com")],
+        [("Origin", "https://news.example.com.evil.example")],
+        [("Origin", "https://evil.example"), ("Origin", ALLOWED)],
+        [("Origin", ALLOWED), ("Origin", "https://evil.example")],
+        [("Origin", f"{ALLOWED}, https://evil.example")],
+        [("Origin", "null"), ("Referer", ALLOWED + "/")],
+        [("Referer", "https://evil.example/" + ALLOWED)],
+        [("Referer", "https://evil.example/?next=" + ALLOWED)],
+        [("Referer", "https://news.example.com@evil.example/")],
+        [("Referer", "//news.example.com/")],
+        # A look-alike in punycode: "news" with a Cyrillic letter for its e.
+        [("Origin", "https://xn--nws-qdd.example.com")],
+    ],
+    ids=[
+        "trailing-dot",
+        "userinfo",
+        "allowed-as-subdomain",
+        "two-origins-evil-first",
+        "two-origins-allowed-first",
+        "origin-list",
+        "null-with-allowed-referer",
+        "allowed-in-referer-path",
+        "allowed-in-referer-query",
+        "allowed-as-referer-userinfo",
+        "scheme-relative-referer",
+        "punycode-look-alike",
+    ],
+)
+def test_origin_tricks_ask_first(site: Site, headers: list[tuple[str, str]]) -> None:
+    answer = httpx.post(
+        site.base + ACTION, data={"email": ADDRESS, "name": "Nino"}, headers=headers
+    )
+    assert answer.status_code == 200
+    assert ASKED in answer.text and "Check your inbox" not in answer.text
+    _nothing_recorded(site)
+
+
+def test_an_allowed_origin_written_in_unicode_matches_what_browsers_send(site: Site) -> None:
+    """Browsers send an international host in its ASCII (punycode) form; an allowed origin
+    typed in the console as the reader sees it must still match it."""
+    assert web_origins(["https://Bücher.example"]) == ["https://xn--bcher-kva.example"]
+    with site.db.session() as session:
+        # As an origin stored before it was written in ASCII.
+        session.execute(update(Newsletter).values(allowed_origins=["https://bücher.example"]))
+        session.commit()
+    answer = httpx.post(
+        site.base + ACTION,
+        data={"email": ADDRESS},
+        headers={"Origin": "https://xn--bcher-kva.example"},
+    )
+    assert "Check your inbox" in answer.text
+    (caught,) = site.wait_for_mail(1)
+    assert caught.rcpt_tos == [ADDRESS]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your account is closed. Call +1 555 0100 to keep it",
+        "<script>alert(1)</script>@example.ge",
+        "x" * 5000,
+    ],
+    ids=["a-sentence", "markup", "long"],
+)
+def test_the_confirm_step_shows_no_text_that_is_not_an_address(site: Site, text: str) -> None:
+    """A foreign page cannot make our page say its words as a question of ours: text that is
+    no address gets the sign-up form and the reason, not "Subscribe <text> to ...?"."""
+    answer = httpx.post(
+        site.base + ACTION, data={"email": text}, headers={"Origin": "https://evil.example"}
+    )
+    assert answer.status_code == 422
+    assert "Subscribe" in answer.text and "?</h1>" not in answer.text
+    assert "We cannot use this address" in answer.text
+    assert f"Subscribe {text}" not in answer.text
+    assert "<script>alert(1)" not in answer.text
+    _nothing_recorded(site)
+
+
+def test_the_confirm_step_cannot_be_framed_by_another_site(site: Site) -> None:
+    answer = httpx.post(
+        site.base + ACTION, data={"email": ADDRESS}, headers={"Origin": "https://evil.example"}
+    )
+    assert ASKED in answer.text
+    assert answer.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "frame-ancestors 'self'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["Cache-Control"] == "no-store"
+    # Its button is bound to the cookie it sets (SameSite=Strict, so no other site has it).
+    assert "samesite=strict" in answer.headers["set-cookie"].lower()
+    form = form_to(answer.text, ACTION)
+    assert form.hidden["email"] == ADDRESS
+
+
+class _Statements:
+    """The statements the app sends to the database while it is counted."""
+
+    def __init__(self, db: Database) -> None:
+        self.db, self.count = db, 0
+
+    def __enter__(self) -> "_Statements":
+        event.listen(self.db.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.db.engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn: Connection, cursor: object, statement: str, *rest: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            self.count += 1
+
+
+def _front_selects(site: Site) -> tuple[int, str]:
+    with _Statements(site.db) as counted:
+        answer = httpx.get(site.base + "/")
+    assert answer.status_code == 200
+    return counted.count, answer.text
+
+
+def test_the_front_costs_the_same_for_many_newsletters(site: Site) -> None:
+    now = datetime.now(UTC)
+    articles(site.db, "daily", 2, now - timedelta(days=1))
+    few, _ = _front_selects(site)
+    for i in range(12):
+        newsletter(site.db, f"extra{i}")
+        articles(site.db, f"extra{i}", 2, now - timedelta(days=1))
+    many, text = _front_selects(site)
+    assert text.count('<section class="newsletter"') == 13
+    assert many == few, f"{few} SELECTs with one newsletter, {many} with thirteen"
+
+
+def test_the_front_names_a_bounded_number_of_sections(site: Site) -> None:
+    """A feed with hundreds of categories does not make the front a wall of words."""
+    ids = articles(site.db, "daily", 60, datetime.now(UTC) - timedelta(days=2))
+    with site.db.session() as session:
+        for i, article_id in enumerate(ids):
+            section = "Politics" if i < 20 else f"Topic {i:03d}"
+            session.execute(update(Article).where(Article.id == article_id).values(section=section))
+        session.commit()
+    _, text = _front_selects(site)
+    (line,) = [row for row in text.splitlines() if "Stories on" in row]
+    assert "Politics" in line  # the section with the most stories is named
+    assert line.count("Topic") <= 5 and "and more" in line
+
+
+def test_cacheable_archive_pages_carry_no_token_cookie_or_personal_part(site: Site) -> None:
+    markers = SlotMarkers.absent_from([])
+    mark = markers.personal()
+    body = markers.stored(
+        f"<html><head><title>Hi {mark.greeting_name}</title></head><body><p>Hello "
+        f"{mark.greeting_name},</p><p>Story of the day</p><p>Sent to {mark.email}. "
+        f'<a href="{mark.unsubscribe_url}">Unsubscribe</a></p></body></html>'
+    )
+    with site.db.session() as session:
+        daily = session.scalars(select(Newsletter)).one()
+        edition = Edition(
+            newsletter_id=daily.id,
+            kind=EditionKind.scheduled,
+            status=EditionStatus.sent,
+            subject="Story of the day",
+            html_body=body,
+            text_body=None,
+        )
+        session.add(edition)
+        session.commit()
+        edition_id = edition.id
+    with httpx.Client() as client:
+        front = client.get(site.base + "/")
+        listing = client.get(site.base + "/archive/daily")
+        copy = client.get(site.base + f"/archive/daily/{edition_id}")
+        feed = client.get(site.base + "/archive/daily/feed.atom")
+    # The front holds the visitor's form token: never stored by anyone.
+    assert front.headers["Cache-Control"] == "no-store" and "csrf_token" in front.text
+    for answer in (listing, copy, feed):
+        assert answer.status_code == 200
+        assert answer.headers["Cache-Control"].startswith("public")
+        assert "set-cookie" not in answer.headers
+        assert "csrf_token" not in answer.text and "nonce-" not in answer.headers.get(
+            "Content-Security-Policy", ""
+        )
+    assert "Story of the day" in copy.text
+    assert "ZZtidings_" not in copy.text and markers.nonce not in copy.text
+    assert "Hello" not in copy.text and "Unsubscribe" not in copy.text
+    assert "Sent to" not in copy.text
