@@ -15,7 +15,7 @@ PACKAGE = Path(tidings.__file__).parent
 
 #: Lowest floor first. A room is a sub-package or a loose module of ``tidings``.
 FLOORS: list[set[str]] = [
-    {"__init__", "errors", "paths", "text", "crontab"},
+    {"__init__", "errors", "paths", "text", "crontab", "metrics"},
     {"config"},
     {"db"},
     {"mail"},

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     feed_poll_concurrency: int = Field(default=4, ge=1, le=64)
     #: Proxies (addresses or networks, comma-separated) whose X-Forwarded-For is believed.
     trusted_proxies: str = ""
+    #: ``/metrics`` answers loopback clients, and anyone sending ``Authorization: Bearer``
+    #: with this token when it is set.
+    metrics_token: SecretStr | None = None
     #: The largest request body the web face reads (JSON API bulk imports included).
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     #: The largest CSV the console's import upload takes (streamed to disk, never held).

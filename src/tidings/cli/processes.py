@@ -10,11 +10,14 @@ import typer
 import uvicorn
 
 from tidings.cli.context import CliContext, cli_context, friendly
+from tidings.cli.worker import METRICS_HOST, METRICS_PORT, start_metrics
 from tidings.deliver.runner import run_worker
 from tidings.inbound.server import DEFAULT_PORT as INBOUND_PORT
 from tidings.inbound.server import serve_inbound
 from tidings.mail.links import TOKEN_PATH_PREFIXES
 from tidings.mail.transport import check_links
+from tidings.metrics import registry_with
+from tidings.reports.queuegauge import QueueCollector
 from tidings.schedule.scheduler import TidingsScheduler
 from tidings.web.app import create_app
 
@@ -92,14 +95,23 @@ async def _scheduler(context: CliContext) -> None:
 
 
 @friendly
-def scheduler(ctx: typer.Context) -> None:
+def scheduler(
+    ctx: typer.Context, metrics_port: int | None = METRICS_PORT, metrics_host: str = METRICS_HOST
+) -> None:
     """Run the scheduler: each newsletter's cron in its time zone, feed polling, upkeep.
 
     Only one scheduler acts at a time (PostgreSQL advisory lock); others wait as standbys.
-    Example: tidings scheduler
+    Its metrics (with the delivery queue per edition) are served on --metrics-port.
+    Example: tidings scheduler --metrics-port 9102
     """
     _logging()
-    asyncio.run(_scheduler(cli_context(ctx)))
+    context = cli_context(ctx)
+    queue = registry_with(QueueCollector(context.database()))
+    stop_metrics = start_metrics(metrics_port, metrics_host, queue)
+    try:
+        asyncio.run(_scheduler(context))
+    finally:
+        stop_metrics()
 
 
 INBOUND_HOST_OPTION = typer.Option(

@@ -21,6 +21,7 @@ from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, EditionStatus, WorkerHeartbeat
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import DUE_STATES
+from tidings.metrics import HEARTBEAT_TIME
 
 log = logging.getLogger(__name__)
 
@@ -136,13 +137,11 @@ class Beater:
         name: str,
         measure: Callable[[], Measure],
         every: float = BEAT_SECONDS,
-        on_beat: Callable[[datetime], None] | None = None,
     ) -> None:
         self.db = db
         self.name = name
         self.every = every
         self._measure = measure
-        self._on_beat = on_beat
         self.started_at = utcnow()
         self.host = socket.gethostname()[:255]
         self.pid = os.getpid()
@@ -169,8 +168,7 @@ class Beater:
                 "cannot write the worker's heartbeat (%s); trying again", type(exc).__name__
             )
             return False
-        if self._on_beat is not None:
-            self._on_beat(now)
+        HEARTBEAT_TIME.set(now.timestamp())
         return True
 
     async def run(self) -> None:

@@ -32,6 +32,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure
 from tidings.deliver.leases import LeaseBook, LeaseKeeper, claim_limit
+from tidings.deliver.measured import TimedTransport, counted
 from tidings.deliver.policy import RetryPolicy
 from tidings.deliver.sending import SendPool
 from tidings.deliver.worker_db import WorkerDatabase
@@ -84,8 +85,11 @@ class Worker:
         )
         deadline = settings.smtp_timeout_seconds * SEND_DEADLINE_TIMEOUTS
         policy = RetryPolicy.from_settings(settings)
+        # Every result is counted for the metrics, and every send timed.
+        self._record = counted(self.results.record)
+        timed = [TimedTransport(transport) for transport in transports]
         self.sends = SendPool(
-            transports, policy, self.book, self._stopped, self.stats, self.results.record, deadline
+            timed, policy, self.book, self._stopped, self.stats, self._record, deadline
         )
         self._last_maintenance = 0.0
         # Its heartbeat, on a timer of its own like the lease renewals (never behind _db_lock).
@@ -123,7 +127,7 @@ class Worker:
         claimed = [j.claim.delivery_id for j in prepared.jobs]
         self.book.claimed(token, claimed + [o.delivery_id for o in prepared.gone], asked_at)
         for outcome in prepared.gone:
-            self.results.record(outcome)
+            self._record(outcome)
         for job in prepared.jobs:
             self.sends.put(job)
         return bool(prepared.jobs or prepared.gone)

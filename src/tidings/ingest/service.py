@@ -29,6 +29,7 @@ from tidings.ingest.fetch import FetchPolicy, fetch_feed
 from tidings.ingest.parse import parse_feed
 from tidings.ingest.store import StoreCounts, upsert_articles
 from tidings.ingest.transport import FetchCancelled
+from tidings.metrics import FEED_POLLS
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class PollOutcome:
     not_modified: bool = False
     error: str | None = None
     rejected: list[str] = field(default_factory=list)
+
+    @property
+    def result(self) -> str:
+        """In one word, for the metrics: error, not_modified or ok."""
+        return "error" if self.error else "not_modified" if self.not_modified else "ok"
 
 
 def feed_sources(db: Database, slug: str | None) -> list[tuple[int, str]]:
@@ -98,6 +104,7 @@ def poll_feeds(
                 outcome = future.result()
                 if outcome is None:
                     continue
+                FEED_POLLS.labels(outcome.result).inc()
                 finished[futures[future]] = outcome
                 if on_outcome is not None:
                     on_outcome(outcome)

@@ -1,23 +1,30 @@
 """Health checks for load balancers, orchestrators and docker-compose: ``/healthz`` (the
 process answers; no database) and ``/readyz`` (it can do its work: the database answers, its
-schema is current, and when deliveries are due some worker is alive to send them).
+schema is current, and when deliveries are due some worker is alive to send them); and the
+Prometheus metrics at ``/metrics``.
 
-Both are public, tiny and never cached; they say nothing a visitor could use beyond whether
-the service is ready.
+The health checks are public, tiny and never cached; they say nothing a visitor could use
+beyond whether the service is ready. The metrics are for loopback clients and for holders of
+the metrics token only.
 """
 
 import asyncio
 import functools
+import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from tidings.db.engine import Database
 from tidings.db.migrate import current_revision, head_revision
 from tidings.deliver.heartbeats import alive, sending_is_due
+from tidings.metrics import CONTENT_TYPE, exposition, registry_with
+from tidings.reports.queuegauge import QueueCollector
 from tidings.web.deps import WebContext, web_context
 
 router = APIRouter()
@@ -99,3 +106,43 @@ async def readyz(context: Context) -> JSONResponse:
         "checks": {name: {"ok": c.ok, "detail": c.detail} for name, c in checks.items()},
     }
     return JSONResponse(body, status_code=200 if ready else 503, headers=NO_STORE)
+
+
+#: Headers that say a request came through a proxy: such a request is not a local one,
+#: whatever address the proxy connected from.
+FORWARDED_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+METRICS_REFUSED = "Metrics are shown to local clients and to holders of the metrics token."
+
+
+def _metrics_allowed(request: Request, context: WebContext) -> bool:
+    """A loopback client that came through no proxy, or the metrics token (when set)."""
+    token = context.settings.metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), expected):
+            return True
+    if any(name in request.headers for name in FORWARDED_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(context.client_ip(request)).is_loopback
+    except ValueError:
+        return False
+
+
+def _registry(request: Request, context: WebContext) -> CollectorRegistry:
+    """This app's registry: the process's metrics and the delivery queue (made once)."""
+    registry = getattr(request.app.state, "metrics_registry", None)
+    if not isinstance(registry, CollectorRegistry):
+        registry = registry_with(QueueCollector(context.db))
+        request.app.state.metrics_registry = registry
+    return registry
+
+
+@router.get("/metrics")
+async def metrics(request: Request, context: Context) -> Response:
+    """The process's Prometheus metrics and the queue (read from the database now)."""
+    if not _metrics_allowed(request, context):
+        return PlainTextResponse(METRICS_REFUSED, status_code=403, headers=NO_STORE)
+    body = await asyncio.to_thread(exposition, _registry(request, context))
+    return Response(body, media_type=CONTENT_TYPE, headers=NO_STORE)

@@ -1,0 +1,81 @@
+"""The Prometheus metrics every Tidings process keeps, in one place.
+
+They live on the ground floor so that any room (the worker in ``deliver``, the feed poll in
+``ingest``) can count without importing upwards. They are process-wide, as Prometheus
+counters are meant to be: each process (web, worker, scheduler, ``tidings run``) exposes its
+own, and Prometheus adds them up across processes. Figures read from the database at scrape
+time (the queue) are collectors of their own (see ``reports/queuegauge``), registered by the
+front door that serves them.
+"""
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import REGISTRY, Collector
+
+#: Prometheus's text format, as ``/metrics`` and ``--metrics-port`` serve it.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+MESSAGES = Counter(
+    "tidings_messages",
+    "Messages a worker finished, by result (sent, deferred, failed, uncertain, released).",
+    ["result"],
+)
+SMTP_SEND_SECONDS = Histogram(
+    "tidings_smtp_send_seconds",
+    "Time to hand one message to the SMTP relay (from MAIL FROM to the reply after DATA).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+HEARTBEAT_TIME = Gauge(
+    "tidings_worker_heartbeat_timestamp_seconds",
+    "When this process's worker last wrote its heartbeat (Unix time).",
+)
+FEED_POLLS = Counter(
+    "tidings_feed_polls",
+    "Feed polls by result (ok, not_modified, error).",
+    ["result"],
+)
+
+
+class _Forward(Collector):
+    """Everything a registry collects, inside another registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self._registry.collect()
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # the forwarded registry checks its own names
+
+
+def registry_with(*collectors: Collector) -> CollectorRegistry:
+    """A registry of this process's metrics plus ``collectors`` (the queue, say): one per
+    app or metrics server, so two apps in one process never register a collector twice."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Forward(REGISTRY))
+    for collector in collectors:
+        registry.register(collector)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The registry's metrics in Prometheus's text format."""
+    return generate_latest(registry)
+
+
+def serve_metrics(port: int, host: str, registry: CollectorRegistry) -> Callable[[], None]:
+    """Serve ``registry`` over HTTP at ``host:port`` (any path) in a thread of its own, for
+    processes without a web face (a worker, the scheduler); returns a function that stops it.
+    An address in use is an OSError, for the front door to report."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop

@@ -1,0 +1,197 @@
+"""Prometheus metrics, scraped from real processes: a worker and the scheduler on
+--metrics-port, and the web face's /metrics (loopback or the token only)."""
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from tests.builders import articles, newsletter, subscribers, worker_env
+from tests.feedserver import Reply, feed_server
+from tests.ingest.feeds import item, rss
+from tests.smtpserver import free_port, smtp_server
+from tests.webserver import web_server
+from tidings.catalog.newsletters import add_feed
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.ingest.service import poll_sources
+from tidings.web.health import METRICS_REFUSED
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _samples(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def _scrape_until(
+    url: str, ready: Callable[[Samples], bool], log: Path, proc: subprocess.Popen[bytes]
+) -> Samples:
+    """Scrape ``url`` until ``ready`` holds (the process may still be starting)."""
+    deadline = time.monotonic() + 30
+    samples: Samples = {}
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        try:
+            response = httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        samples = _samples(response.text)
+        if ready(samples):
+            return samples
+        time.sleep(0.1)
+    raise AssertionError(f"not ready: {samples}\n{log.read_text()}")
+
+
+def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
+    newsletter(db)
+    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
+    addresses = subscribers(db, "daily", readers)
+    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
+    return addresses
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tidings", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, log.read_text()
+
+
+def test_a_worker_process_counts_its_messages_and_send_times(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    addresses = _edition(db, settings, readers=6)
+    port = free_port()
+    log = tmp_path / "worker.log"
+    with smtp_server() as (handler, smtp_port):
+        handler.behaviour.rcpt_replies[addresses[0]] = "550 5.1.1 No such user here"
+        worker = _start(
+            ["worker", "--metrics-port", str(port)], worker_env(settings, smtp_port), log
+        )
+        try:
+            samples = _scrape_until(
+                f"http://127.0.0.1:{port}/metrics",
+                lambda s: _value(s, "tidings_messages_total", result="sent") == 5,
+                log,
+                worker,
+            )
+        finally:
+            _stop(worker, log)
+    assert _value(samples, "tidings_messages_total", result="failed") == 1
+    assert _value(samples, "tidings_smtp_send_seconds_count") == 6  # the refusal was timed too
+    total = _value(samples, "tidings_smtp_send_seconds_sum")
+    assert total is not None and 0 < total < 30
+    beat = _value(samples, "tidings_worker_heartbeat_timestamp_seconds")
+    assert beat is not None and abs(beat - time.time()) < 30
+    assert len(handler.recipients()) == 5
+
+
+def test_the_scheduler_serves_its_feed_polls_and_the_queue(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    _edition(db, settings, readers=3)  # edition 1: three deliveries queued, no worker
+    port = free_port()
+    log = tmp_path / "scheduler.log"
+    with feed_server() as feeds, smtp_server() as (_, smtp_port):
+        feeds.routes["/rss"] = Reply(200, rss([item(1), item(2)]))
+        add_feed(db, "daily", feeds.url("/rss"), allow_private=True)
+        env = worker_env(
+            settings,
+            smtp_port,
+            TIDINGS_FEED_ALLOW_PRIVATE="true",
+            TIDINGS_SCHEDULE_GRACE_HOURS="0",  # no slot of today's is composed meanwhile
+        )
+        scheduler = _start(["scheduler", "--metrics-port", str(port)], env, log)
+        try:
+            samples = _scrape_until(
+                f"http://127.0.0.1:{port}/",
+                lambda s: _value(s, "tidings_feed_polls_total", result="ok") == 1,
+                log,
+                scheduler,
+            )
+        finally:
+            _stop(scheduler, log)
+    assert _value(samples, "tidings_deliveries_queued", edition="1", newsletter="daily") == 3
+    assert _value(samples, "tidings_feed_polls_total", result="error") in (None, 0)
+
+
+@pytest.fixture
+def polled(db: Database, settings: Settings) -> Iterator[None]:
+    """A newsletter whose feed was polled once in this process, and an edition queued."""
+    _edition(db, settings, readers=2)
+    with feed_server() as feeds:
+        feeds.routes["/rss"] = Reply(200, rss([item(1)]))
+        feeds.routes["/gone"] = Reply(404, b"not here")
+        add_feed(db, "daily", feeds.url("/rss"), allow_private=True)
+        add_feed(db, "daily", feeds.url("/gone"), allow_private=True)
+        yield
+
+
+def test_the_web_face_serves_metrics_to_loopback_and_the_token_only(
+    db: Database, settings: Settings, polled: None
+) -> None:
+    token = "metrics-token-0123456789abcdef"
+    allowing = settings.model_copy(
+        update={"metrics_token": SecretStr(token), "trusted_proxies": "127.0.0.1/32"}
+    )
+    with web_server(allowing, db) as base:
+        before = _samples(httpx.get(f"{base}/metrics").text)
+        poll_sources(db, settings.model_copy(update={"feed_allow_private": True}), "daily")
+        local = httpx.get(f"{base}/metrics")
+        assert local.status_code == 200
+        assert local.headers["cache-control"] == "no-store"
+        after = _samples(local.text)
+        assert _value(after, "tidings_deliveries_queued", edition="1", newsletter="daily") == 2
+        for result in ("ok", "error"):
+            was = _value(before, "tidings_feed_polls_total", result=result) or 0
+            assert _value(after, "tidings_feed_polls_total", result=result) == was + 1
+
+        outside = {"X-Forwarded-For": "203.0.113.9"}  # through the (trusted) proxy
+        refused = httpx.get(f"{base}/metrics", headers=outside)
+        assert (refused.status_code, refused.text) == (403, METRICS_REFUSED)
+        wrong = {**outside, "Authorization": "Bearer not-the-token"}
+        assert httpx.get(f"{base}/metrics", headers=wrong).status_code == 403
+        good = {**outside, "Authorization": f"Bearer {token}"}
+        with_token = httpx.get(f"{base}/metrics", headers=good)
+        assert with_token.status_code == 200 and "tidings_deliveries_queued" in with_token.text
+
+
+def test_without_a_token_a_proxied_request_is_refused_even_from_loopback(
+    db: Database, settings: Settings
+) -> None:
+    with web_server(settings, db) as base:  # no trusted proxies: the peer is loopback
+        assert httpx.get(f"{base}/metrics").status_code == 200
+        forwarded = httpx.get(f"{base}/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert forwarded.status_code == 403
+        bearer = httpx.get(
+            f"{base}/metrics",
+            headers={"Forwarded": "for=203.0.113.9", "Authorization": "Bearer anything"},
+        )
+        assert bearer.status_code == 403  # no token is set: no token opens it
