@@ -138,8 +138,11 @@ def test_builder_orders_previews_tests_and_sends_after_confirming(
     page.get_by_label("Subject").fill("Evening extra: envoys in Tbilisi")
     page.get_by_label("Introduction").fill(INTRO)
     page.get_by_role("button", name="Preview").click()
-    expect(page).to_have_url(re.compile(r"/admin/editions/new#preview$"))
     expect(page.locator("#preview")).to_be_in_viewport()
+    assert page.evaluate("window.scrollY") > 0  # the page went down to it
+    expect(page.get_by_role("link", name="The preview is below the form.")).to_have_attribute(
+        "href", "#preview"
+    )
     shown = page.locator("#preview-text").inner_text()
     assert "- Panjikidze meets envoys\n- The budget vote <https://messenger.example.ge/budget>" in (
         shown
@@ -147,6 +150,7 @@ def test_builder_orders_previews_tests_and_sends_after_confirming(
     assert shown.index(_title(0)) < shown.index(_title(2))  # the dragged order
     screenshots(page, f"builder-preview-{db_name}")
     _fits_a_phone(page)
+    page.evaluate("window.scrollTo(0, 0)")  # resized while down at the preview: steady
 
     # A test, personalised for a real reader, to two editors: each its own message.
     page.get_by_label("Send a test to").fill("ed@messenger.example.ge, desk@messenger.example.ge")
