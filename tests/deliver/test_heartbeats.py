@@ -22,7 +22,17 @@ from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import WorkerHeartbeat
-from tidings.deliver.heartbeats import Heartbeat, alive, beat, forget, sending_is_due, stale_after
+from tidings.deliver.heartbeats import (
+    KEEP_SILENT,
+    Heartbeat,
+    alive,
+    beat,
+    forget,
+    forget_silent,
+    roll_call,
+    sending_is_due,
+    stale_after,
+)
 from tidings.deliver.runner import make_transports
 from tidings.deliver.worker import Worker
 
@@ -69,6 +79,36 @@ def test_due_means_a_sending_edition_has_a_delivery_waiting_now(
     _edition(db, settings, readers=2)
     assert sending_is_due(db)
     assert not sending_is_due(db, datetime.now(UTC) - timedelta(hours=1))  # queued later
+
+
+def test_roll_call_tells_live_from_silent_and_a_starting_worker_clears_the_long_dead(
+    db: Database, smtp: tuple[RecordingHandler, Settings]
+) -> None:
+    _, settings = smtp
+    now = datetime.now(UTC)
+    beat(db, _heartbeat("live", now))
+    beat(db, _heartbeat("silent", now - timedelta(minutes=10)))
+    beat(db, _heartbeat("long-dead", now - KEEP_SILENT - timedelta(minutes=1)))
+    roll = roll_call(db, now)
+    assert [h.name for h in roll.alive] == ["live"]
+    assert [h.name for h in roll.silent] == ["silent"]
+    assert not roll.due and not roll.unattended
+    _edition(db, settings, readers=1)
+    later = datetime.now(UTC)  # the delivery is due from when it was queued
+    assert roll_call(db, later).due and not roll_call(db, later).unattended
+    forget(db, "live")
+    assert roll_call(db, later).unattended
+
+    assert (
+        asyncio.run(
+            Worker(db, settings, make_transports(settings)).run(drain=True, stop=asyncio.Event())
+        ).sent
+        == 1
+    )
+    with db.session() as session:
+        left = set(session.scalars(select(WorkerHeartbeat.name)))
+    assert left == {"silent"}  # the drained worker forgot itself; the long-dead row is gone
+    assert forget_silent(db, now + KEEP_SILENT) == 1
 
 
 def test_a_worker_process_beats_while_it_runs_and_forgets_on_sigterm(

@@ -16,7 +16,7 @@ from tidings.compose.oneoff import preview, send_one_off
 from tidings.compose.service import OneOff
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState
-from tidings.deliver.heartbeats import alive, sending_is_due
+from tidings.deliver.heartbeats import alive, roll_call
 from tidings.deliver.worker import WorkerStats
 from tidings.reports.progress import edition_progress
 
@@ -72,7 +72,7 @@ def _wait(console: Console, db: Database, edition_id: int) -> bool:
         while refresh():
             if time.monotonic() - checked >= WORKER_CHECK_SECONDS:
                 checked = time.monotonic()
-                if not alive(db) and sending_is_due(db):
+                if roll_call(db).unattended:
                     return False
             time.sleep(1.0)
     return True

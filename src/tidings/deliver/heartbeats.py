@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, select
 
-from tidings.db.dialect import upsert_insert
+from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, EditionStatus, WorkerHeartbeat
 from tidings.db.types import utcnow
@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 BEAT_SECONDS = 5.0
 #: A worker whose last beat is older than this many intervals counts as dead.
 STALE_BEATS = 3
+#: The row of a worker that died without a clean stop is kept this long (the console shows
+#: it as silent), then a starting worker deletes it.
+KEEP_SILENT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -82,9 +85,20 @@ def forget(db: Database, name: str) -> None:
         session.commit()
 
 
-def alive(db: Database, now: datetime | None = None) -> list[Heartbeat]:
-    """The workers whose last beat is fresh, oldest first."""
-    since = (now or utcnow()) - stale_after()
+def forget_silent(db: Database, now: datetime | None = None) -> int:
+    """Delete the rows of workers silent for longer than :data:`KEEP_SILENT` (they died
+    without a clean stop); how many."""
+    before = (now or utcnow()) - KEEP_SILENT
+    with db.session() as session:
+        gone = row_count(
+            session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_beat_at < before))
+        )
+        session.commit()
+        return gone
+
+
+def _heartbeats(db: Database, since: datetime) -> list[Heartbeat]:
+    """The workers whose last beat is at or after ``since``, oldest first."""
     with db.session() as session:
         rows = session.scalars(
             select(WorkerHeartbeat)
@@ -105,6 +119,11 @@ def alive(db: Database, now: datetime | None = None) -> list[Heartbeat]:
         ]
 
 
+def alive(db: Database, now: datetime | None = None) -> list[Heartbeat]:
+    """The workers whose last beat is fresh, oldest first."""
+    return _heartbeats(db, (now or utcnow()) - stale_after())
+
+
 def sending_is_due(db: Database, now: datetime | None = None) -> bool:
     """Whether some delivery of a sending edition waits for a worker now (queued, or
     deferred with its retry time come)."""
@@ -116,6 +135,34 @@ def sending_is_due(db: Database, now: datetime | None = None) -> bool:
     with db.session() as session:
         query = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id).where(due)
         return session.scalar(query.limit(1)) is not None
+
+
+@dataclass(frozen=True)
+class RollCall:
+    """Who is sending: the live workers, those gone silent (within :data:`KEEP_SILENT`),
+    and whether deliveries are due."""
+
+    alive: list[Heartbeat]
+    silent: list[Heartbeat]
+    due: bool
+
+    @property
+    def unattended(self) -> bool:
+        """Deliveries are due and no worker is alive to send them."""
+        return self.due and not self.alive
+
+
+def roll_call(db: Database, now: datetime | None = None) -> RollCall:
+    """The workers, live and silent, and whether sending is due: for the health check, the
+    console and ``digest send``."""
+    now = now or utcnow()
+    fresh_since = now - stale_after()
+    found = _heartbeats(db, now - KEEP_SILENT)
+    return RollCall(
+        alive=[h for h in found if h.last_beat_at >= fresh_since],
+        silent=[h for h in found if h.last_beat_at < fresh_since],
+        due=sending_is_due(db, now),
+    )
 
 
 @dataclass(frozen=True)
@@ -172,7 +219,12 @@ class Beater:
         return True
 
     async def run(self) -> None:
-        """Beat at once, then every ``every`` seconds, until cancelled."""
+        """Clear away long-dead workers' rows, then beat at once and every ``every``
+        seconds, until cancelled."""
+        try:
+            await asyncio.to_thread(forget_silent, self.db)
+        except Exception as exc:  # housekeeping: the next worker to start tries again
+            log.warning("cannot clear silent workers' heartbeats (%s)", type(exc).__name__)
         while True:
             await self.beat_once()
             await asyncio.sleep(self.every)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from tidings.db.engine import Database
 from tidings.db.migrate import current_revision, head_revision
-from tidings.deliver.heartbeats import alive, sending_is_due
+from tidings.deliver.heartbeats import roll_call
 from tidings.metrics import CONTENT_TYPE, exposition, registry_with
 from tidings.reports.queuegauge import QueueCollector
 from tidings.web.deps import WebContext, web_context
@@ -69,15 +69,14 @@ def readiness(db: Database) -> dict[str, Check]:
         ),
     }
     try:
-        due = sending_is_due(db)
-        workers = len(alive(db)) if due else 0
+        roll = roll_call(db)
     except Exception as exc:  # the schema may be behind (no heartbeat table yet)
         checks["worker"] = Check(False, f"cannot tell ({type(exc).__name__})")
         return checks
-    if not due:
+    if not roll.due:
         checks["worker"] = Check(True, "nothing is due")
-    elif workers:
-        checks["worker"] = Check(True, f"{workers} alive, deliveries are due")
+    elif roll.alive:
+        checks["worker"] = Check(True, f"{len(roll.alive)} alive, deliveries are due")
     else:
         checks["worker"] = Check(False, "no worker is alive and deliveries are due")
     return checks
