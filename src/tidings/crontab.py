@@ -111,9 +111,14 @@ def _and_list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
+def _plain_number(text: str) -> bool:
+    """ASCII digits only (str.isdigit holds for other scripts' digits too)."""
+    return text.isascii() and text.isdigit()
+
+
 def _clock_times(minute: str, hour: str) -> list[str] | None:
     """``HH:MM`` for each time of a plain minute and hour list, or None for steps and ranges."""
-    if not minute.isdigit() or not all(h.isdigit() for h in hour.split(",")):
+    if not _plain_number(minute) or not all(_plain_number(h) for h in hour.split(",")):
         return None
     hours = sorted({int(h) for h in hour.split(",")})
     if int(minute) > 59 or any(h > 23 for h in hours):
@@ -142,18 +147,47 @@ def _days_in_words(field: str) -> str | None:
     return "Every " + _and_list([_DAY_WORDS[day] for day in days])
 
 
+#: The last day of the month that every month has: a later one is not "every month".
+_EVERY_MONTH_HAS = 28
+
+
+def _ordinal(day: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st, 22nd, 23rd."""
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _month_days_in_words(field: str) -> str | None:
+    """A plain list of days of the month in words ("On the 1st and 15th of every month");
+    None for ranges, steps or a day that some months lack (29th to 31st)."""
+    items = field.split(",")
+    if not all(item.isascii() and item.isdigit() for item in items):
+        return None
+    days = sorted({int(item) for item in items})
+    if days[0] < 1 or days[-1] > _EVERY_MONTH_HAS:
+        return None
+    return f"On the {_and_list([_ordinal(day) for day in days])} of every month"
+
+
 def schedule_in_words(cron: str, timezone: str) -> str | None:
     """A crontab line in words for readers: "Every day at 07:00 (Asia/Tbilisi)", "Every
-    Monday and Thursday at 08:30 and 18:30 (Europe/Berlin)"; None for a line that says more
-    than days of the week and clock times (show its next runs instead)."""
+    Monday and Thursday at 08:30 and 18:30 (Europe/Berlin)", "On the 1st of every month at
+    07:00 (Asia/Tbilisi)"; None for a line that says more than days of the week or of every
+    month and clock times (show its next runs instead). A line with both a day of the month
+    and a weekday is never put in words: crontab means either, the scheduler both."""
     fields = cron.split()
     if len(fields) != 5:
         return None
     minute, hour, day, month, day_of_week = fields
-    if day != "*" or month != "*":
+    if month != "*":
+        return None
+    if day == "*":
+        days = _days_in_words(day_of_week)
+    elif day_of_week == "*":
+        days = _month_days_in_words(day)
+    else:
         return None
     times = _clock_times(minute, hour)
-    days = _days_in_words(day_of_week)
     if times is None or days is None:
         return None
     return f"{days} at {_and_list(times)} ({timezone})"

@@ -16,6 +16,7 @@ from tests.builders import articles, newsletter
 from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tidings.catalog.urls import web_origins
+from tidings.compose.archive import edition_schedule
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -240,3 +241,59 @@ def test_cacheable_archive_pages_carry_no_token_cookie_or_personal_part(site: Si
     assert "ZZtidings_" not in copy.text and markers.nonce not in copy.text
     assert "Hello" not in copy.text and "Unsubscribe" not in copy.text
     assert "Sent to" not in copy.text
+
+
+NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("cron", "words"),
+    [
+        ("0 7 * * 1-5", "Every weekday at 07:00 (Asia/Tbilisi)"),
+        # Monthly and yearly no longer read alike ("Next edition: Friday 01 January").
+        ("0 7 1 * *", "On the 1st of every month at 07:00 (Asia/Tbilisi)"),
+        ("30 8 1,15 * *", "On the 1st and 15th of every month at 08:30 (Asia/Tbilisi)"),
+        (
+            "0 7 2,3,22,23 * *",
+            "On the 2nd, 3rd, 22nd and 23rd of every month at 07:00 (Asia/Tbilisi)",
+        ),
+        ("0 7 1 1 *", "Next edition: Friday 01 January 2027 at 07:00 (Asia/Tbilisi)"),
+        # A day some months lack is not "every month": the next send instead.
+        ("0 7 31 * *", "Next edition: Thursday 31 December at 07:00 (Asia/Tbilisi)"),
+        # Day of month and weekday together (the scheduler wants both): years away, so the
+        # year is said, not a February 29th that seems near.
+        ("0 0 29 2 1", "Next edition: Monday 29 February 2044 at 00:00 (Asia/Tbilisi)"),
+        ("0 0 30 2 *", "No edition is planned"),
+    ],
+)
+def test_the_schedule_in_words_does_not_mislead(cron: str, words: str) -> None:
+    assert edition_schedule(cron, "Asia/Tbilisi", NOW) == words
+
+
+def test_the_front_escapes_what_editors_and_feeds_write(site: Site) -> None:
+    ids = articles(site.db, "daily", 1, datetime.now(UTC) - timedelta(days=1))
+    with site.db.session() as session:
+        session.execute(
+            update(Newsletter).values(name='<img src=x onerror="alert(1)">', from_name="<b>Pub</b>")
+        )
+        session.execute(
+            update(Article).where(Article.id == ids[0]).values(section="<script>x()</script>")
+        )
+        session.commit()
+    _, text = _front_selects(site)
+    assert "<img src=x" not in text and "<script>x()" not in text and "<b>Pub" not in text
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in text
+    assert "&lt;script&gt;x()&lt;/script&gt;" in text
+
+
+def test_the_signup_page_says_a_schedule_in_one_sentence(site: Site) -> None:
+    with site.db.session() as session:
+        session.execute(update(Newsletter).values(schedule_cron="0 0 30 2 *"))
+        session.commit()
+    page = httpx.get(site.base + ACTION).text
+    assert "No edition is planned. We will send a link" in page and ".." not in page
+    with site.db.session() as session:
+        session.execute(update(Newsletter).values(schedule_cron="0 7 1 * *"))
+        session.commit()
+    page = httpx.get(site.base + ACTION).text
+    assert "On the 1st of every month at 07:00 (Asia/Tbilisi). We will" in page

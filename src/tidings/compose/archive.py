@@ -154,8 +154,12 @@ def edition_schedule(cron: str, timezone: str, now: datetime) -> str:
         return words
     upcoming = next_runs(cron, timezone, 1, now)
     if not upcoming:
-        return "No edition is planned."
-    return f"Next edition: {upcoming[0].strftime('%A %d %B at %H:%M')} ({timezone})"
+        return "No edition is planned"
+    run = upcoming[0]
+    # The year too when it is not this one: "Monday 29 February" may be years away.
+    same_year = run.year == now.astimezone(run.tzinfo).year
+    label = run.strftime("%A %d %B at %H:%M" if same_year else "%A %d %B %Y at %H:%M")
+    return f"Next edition: {label} ({timezone})"
 
 
 def _front_sections(session: Session, now: datetime) -> dict[int, tuple[list[str], bool]]:
