@@ -297,3 +297,30 @@ def test_the_signup_page_says_a_schedule_in_one_sentence(site: Site) -> None:
         session.commit()
     page = httpx.get(site.base + ACTION).text
     assert "On the 1st of every month at 07:00 (Asia/Tbilisi). We will" in page
+
+
+def test_an_origin_allowed_for_one_newsletter_asks_first_for_another(site: Site) -> None:
+    """The allowed origins are the posted newsletter's own, not any newsletter's."""
+    newsletter(site.db, "weekly")
+    answer = httpx.post(
+        site.base + "/subscribe/weekly", data={"email": ADDRESS}, headers={"Origin": ALLOWED}
+    )
+    assert "Subscribe nino@example.ge to" in answer.text and "Check your inbox" not in answer.text
+    _nothing_recorded(site)
+
+
+def test_a_schedule_that_never_comes_does_not_slow_every_public_page(site: Site) -> None:
+    """The walk to no next send ("0 0 31 2,4,6,9,11 *": those months have no 31st) takes
+    most of a second; the front and the sign-up page do not take it again on every visit."""
+    for i in range(3):
+        newsletter(site.db, f"never{i}", schedule="0 0 31 2,4,6,9,11 *")
+    with httpx.Client(timeout=30) as client:
+        first = client.get(site.base + "/")
+        assert first.text.count("No edition is planned") == 3
+        seconds = []
+        for _ in range(3):  # one of them may start a new minute
+            started = time.monotonic()
+            assert client.get(site.base + "/").status_code == 200
+            assert client.get(site.base + "/subscribe/never0").status_code == 200
+            seconds.append(time.monotonic() - started)
+    assert min(seconds) < 0.5, seconds

@@ -3,7 +3,8 @@ public front that lists every newsletter."""
 
 import html
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -152,12 +153,22 @@ def edition_schedule(cron: str, timezone: str, now: datetime) -> str:
     words = schedule_in_words(cron, timezone)
     if words is not None:
         return words
-    upcoming = next_runs(cron, timezone, 1, now)
+    # Runs fall on whole minutes: the next one after ``now`` is the first at or after the
+    # next whole minute, the same all minute long. Kept for it, as the walk to a run years
+    # away, or to none ("0 0 31 2,4,6,9,11 *"), takes most of a second on every public page.
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return _next_send(cron, timezone, minute + timedelta(minutes=1) if minute < now else minute)
+
+
+@lru_cache(maxsize=1024)
+def _next_send(cron: str, timezone: str, start: datetime) -> str:
+    """The next send at or after ``start``, in words."""
+    upcoming = next_runs(cron, timezone, 1, start)
     if not upcoming:
         return "No edition is planned"
     run = upcoming[0]
     # The year too when it is not this one: "Monday 29 February" may be years away.
-    same_year = run.year == now.astimezone(run.tzinfo).year
+    same_year = run.year == start.astimezone(run.tzinfo).year
     label = run.strftime("%A %d %B at %H:%M" if same_year else "%A %d %B %Y at %H:%M")
     return f"Next edition: {label} ({timezone})"
 
