@@ -28,8 +28,10 @@ class SuppressionRow:
 
 
 def suppressions(
-    db: Database, query: str = "", after: int = 0
+    db: Database, query: str = "", after: int = 0, size: int = PAGE_SIZE
 ) -> tuple[list[SuppressionRow], int | None]:
+    """One page of the list by id (``size`` entries), those whose address contains
+    ``query``; and the id to start the next page after."""
     needle = query.strip().lower()
     with db.session() as session:
         statement = select(
@@ -41,7 +43,7 @@ def suppressions(
         )
         if needle:
             statement = statement.where(Suppression.email.contains(needle, autoescape=True))
-        page = keyset_page(session, statement, Suppression.id, after, PAGE_SIZE)
+        page = keyset_page(session, statement, Suppression.id, after, size)
     return [SuppressionRow(*row) for row in page.rows], page.next_after
 
 

@@ -212,9 +212,11 @@ def list_suppressions(
     context: Context,
     who: Reader,
     cursor: Cursor = None,
+    limit: Limit = PAGE_SIZE,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> Page[SuppressionOut]:
-    rows, next_after = suppressions(context.db, q, decode(cursor))
+    """The suppression list by id, ``limit`` a page (50 unless asked), searchable."""
+    rows, next_after = suppressions(context.db, q, decode(cursor), limit)
     return Page[SuppressionOut](
         items=[_suppression_out(r) for r in rows],
         next_cursor=encode(next_after),
