@@ -11,6 +11,7 @@ from io import StringIO
 from sqlalchemy import select
 
 from tests.builders import newsletter
+from tidings.audience.bulk import bulk_suppress, bulk_unsubscribe
 from tidings.audience.export import export_subscribers
 from tidings.audience.preferences import (
     PreferenceChange,
@@ -139,3 +140,20 @@ def test_a_suppressed_active_reader_is_not_counted_active_anywhere(db: Database)
     # The suppression is an event of Bob's history, from the console.
     bob = shown[0].id
     assert _events(db, bob)[-1] == (HistoryKind.suppressed, "console")
+
+
+def test_bulk_actions_write_one_event_per_reader(db: Database) -> None:
+    daily = newsletter(db, "daily")
+    people = [
+        add_subscriber(db, "daily", f"r{i}@example.ge", None, True, source="test").subscriber_id
+        for i in range(3)
+    ]
+    suppress(db, "r0@example.ge", "earlier")
+    assert bulk_unsubscribe(db, AudienceFilter(daily), detail="by admin@x") == 3
+    assert bulk_suppress(db, AudienceFilter(daily), "cleanup") == 2
+    for person in people:
+        kinds = [(r.kind, r.source) for r in history_of(db, person)]
+        assert kinds.count((HistoryKind.unsubscribed, "console")) == 1
+        assert kinds.count((HistoryKind.suppressed, "console")) == 1  # r0's was the first
+    last = history_of(db, people[1])[0]
+    assert (last.kind, last.detail) == (HistoryKind.suppressed, "manual: cleanup")

@@ -1,14 +1,22 @@
 """Bulk actions on everyone an audience filter matches: each is one set-based statement over
 the filter, never a loop over rows."""
 
-from sqlalchemy import ColumnElement, delete, literal, select
+from sqlalchemy import ColumnElement, Integer, cast, delete, literal, null, select
 
 from tidings.audience.membership import leave
 from tidings.audience.search import AudienceFilter
+from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
-from tidings.db.models import Subscriber, Subscription, Suppression, SuppressionReason
+from tidings.db.models import (
+    HistoryKind,
+    Subscriber,
+    Subscription,
+    Suppression,
+    SuppressionReason,
+)
 from tidings.db.types import utcnow
+from tidings.feedback.history import record_each, suppressed_detail
 
 
 def bulk_unsubscribe(
@@ -25,10 +33,18 @@ def bulk_unsubscribe(
         return changed
 
 
-def bulk_suppress(db: Database, audience: AudienceFilter, detail: str) -> int:
-    """Put every matched address on the suppression list (one INSERT ... SELECT)."""
+def bulk_suppress(
+    db: Database, audience: AudienceFilter, detail: str, source: str = "console"
+) -> int:
+    """Put every matched address on the suppression list (one INSERT ... SELECT); each one
+    not suppressed before gets a ``suppressed`` event from ``source`` (another)."""
     now = utcnow()
     with db.session() as session:
+        newly = select(Subscriber.id, cast(null(), Integer)).where(
+            *audience.where(), ~is_suppressed(Subscriber.email)
+        )
+        evidence = suppressed_detail(SuppressionReason.manual, detail)
+        record_each(session, newly, HistoryKind.suppressed, evidence, now, source)
         emails = select(
             Subscriber.email,
             literal(SuppressionReason.manual.value),
