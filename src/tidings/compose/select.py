@@ -151,12 +151,15 @@ def _last_sent(
         .where(
             Edition.newsletter_id == newsletter_id,
             Edition.status.in_(WENT_OUT),
-            Edition.started_at.is_not(None),
             EditionArticle.article_id.in_(article_ids),
         )
         .order_by(Edition.started_at, Edition.id)
     )
-    return {article_id: (edition_id, started) for article_id, edition_id, started in rows}
+    return {
+        article_id: (edition_id, started)
+        for article_id, edition_id, started in rows
+        if started is not None
+    }
 
 
 def article_choices(
