@@ -195,3 +195,11 @@ def test_without_a_token_a_proxied_request_is_refused_even_from_loopback(
             headers={"Forwarded": "for=203.0.113.9", "Authorization": "Bearer anything"},
         )
         assert bearer.status_code == 403  # no token is set: no token opens it
+
+
+def test_an_empty_token_setting_opens_nothing(db: Database, settings: Settings) -> None:
+    empty = settings.model_copy(update={"metrics_token": SecretStr("")})
+    with web_server(empty, db) as base:
+        for header in ("Bearer", "bearer"):
+            proxied = {"X-Forwarded-For": "203.0.113.9", "Authorization": header}
+            assert httpx.get(f"{base}/metrics", headers=proxied).status_code == 403

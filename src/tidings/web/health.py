@@ -44,9 +44,10 @@ class Check:
     detail: str
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4)
 def _head(engine: Engine) -> str | None:
-    """The shipped head revision (read from the migration files once per process)."""
+    """The shipped head revision (read from the migration files once per engine; a few
+    engines at most, so a process that makes many apps does not keep them all)."""
     return head_revision(engine)
 
 
@@ -116,9 +117,9 @@ METRICS_REFUSED = "Metrics are shown to local clients and to holders of the metr
 def _metrics_allowed(request: Request, context: WebContext) -> bool:
     """A loopback client that came through no proxy, or the metrics token (when set)."""
     token = context.settings.metrics_token
-    if token is not None:
+    expected = token.get_secret_value().encode() if token is not None else b""
+    if expected:  # an empty setting is no token: it must never match an empty header
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        expected = token.get_secret_value().encode()
         if scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode(), expected):
             return True
     if any(name in request.headers for name in FORWARDED_HEADERS):
