@@ -27,7 +27,7 @@ from tidings.db.models import (
     Newsletter,
     Subscriber,
 )
-from tidings.mail.personal import SlotMarkers
+from tidings.mail.personal import SlotMarkers, public_copy
 
 ALLOWED = "https://news.example.com"
 ADDRESS = "nino@example.ge"
@@ -324,3 +324,29 @@ def test_a_schedule_that_never_comes_does_not_slow_every_public_page(site: Site)
             assert client.get(site.base + "/subscribe/never0").status_code == 200
             seconds.append(time.monotonic() - started)
     assert min(seconds) < 0.5, seconds
+
+
+@pytest.mark.parametrize(
+    ("page", "starts"),
+    [
+        (
+            "<!DOCTYPE html>\n<html><head><title>t</title></head><table><tr><td>Story</td></tr>"
+            "<tr><td><a href='{unsubscribe}'>Unsubscribe</a></td></tr></table></html>",
+            "<!DOCTYPE html>\n<html><head><title>t</title></head><header>",
+        ),
+        (
+            "<!DOCTYPE html>\n<p>Story</p><p><a href='{unsubscribe}'>Unsubscribe</a></p>",
+            "<!DOCTYPE html><header>",
+        ),
+    ],
+    ids=["no-body-tag", "no-html-tag"],
+)
+def test_the_archive_bar_never_comes_before_the_doctype(page: str, starts: str) -> None:
+    """HTML lets an operator's template leave out <body>: the archive's bar then goes after
+    the head, not before the doctype (which would put the page in quirks mode)."""
+    markers = SlotMarkers.absent_from([])
+    stored = markers.stored(page.format(unsubscribe=markers.personal().unsubscribe_url))
+    copy = public_copy(stored, "<header>Subscribe</header><main>", "</main>")
+    assert copy.startswith(starts)
+    assert "Story" in copy and "Unsubscribe" not in copy
+    assert copy.rstrip().endswith("</main></html>" if "<html>" in page else "</main>")

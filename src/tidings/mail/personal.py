@@ -283,15 +283,33 @@ def public_copy(stored: str, before: str = "", after: str = "") -> str:
         ):
             element = element.parent
         cuts.append((element.start, element.end))
-    body = next(
-        (e for e in _walk(outline.root) if e.tag == "body"),
-        None,
+    return _cut(
+        text, cuts, list(zip(_body_span(outline, text), (before, after), strict=True)), markers
     )
-    inserts = [
-        (body.open_end if body else 0, before),
-        (body.close if body else len(text), after),
-    ]
-    return _cut(text, cuts, inserts, markers)
+
+
+_DOCTYPE = re.compile(r"\s*<!doctype[^>]*>", re.I)
+
+
+def _first(outline: _Outline, tag: str) -> _Element | None:
+    return next((e for e in _walk(outline.root) if e.tag == tag), None)
+
+
+def _body_span(outline: _Outline, text: str) -> tuple[int, int]:
+    """Where the body's content begins and ends. Without a ``<body>`` tag (HTML lets it be
+    left out): after the head (when closed), else after ``<html>``, else after the doctype,
+    so nothing comes before the doctype and sends browsers into quirks mode."""
+    body = _first(outline, "body")
+    if body is not None:
+        return body.open_end, body.close
+    page, head = _first(outline, "html"), _first(outline, "head")
+    doctype = _DOCTYPE.match(text)
+    start = doctype.end() if doctype else 0
+    if page is not None:
+        start = max(start, page.open_end)
+    if head is not None and head.close < head.end:  # closed by its own end tag
+        start = max(start, head.end)
+    return start, page.close if page is not None else len(text)
 
 
 def _walk(element: _Element) -> Iterable[_Element]:
