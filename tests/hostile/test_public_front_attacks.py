@@ -27,6 +27,7 @@ from tidings.db.models import (
     Newsletter,
     Subscriber,
 )
+from tidings.errors import InvalidInput
 from tidings.mail.personal import SlotMarkers, public_copy
 
 ALLOWED = "https://news.example.com"
@@ -100,6 +101,8 @@ def test_an_allowed_origin_written_in_unicode_matches_what_browsers_send(site: S
     """Browsers send an international host in its ASCII (punycode) form; an allowed origin
     typed in the console as the reader sees it must still match it."""
     assert web_origins(["https://Bücher.example"]) == ["https://xn--bcher-kva.example"]
+    with pytest.raises(InvalidInput, match="cannot be written in ASCII"):
+        web_origins(["https://" + "ü" * 70 + ".example"])
     with site.db.session() as session:
         # As an origin stored before it was written in ASCII.
         session.execute(update(Newsletter).values(allowed_origins=["https://bücher.example"]))

@@ -58,7 +58,9 @@ def web_origin(raw: str) -> str:
     try:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise InvalidInput(f"origin {raw!r} has a host name that cannot be written") from None
+        raise InvalidInput(
+            f"origin {raw!r} has a host name that cannot be written in ASCII"
+        ) from None
     scheme, _, rest = canonical.partition("://")
     return f"{scheme}://{ascii_host}{rest.removeprefix(host)}"
 
