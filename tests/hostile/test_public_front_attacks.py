@@ -215,11 +215,12 @@ def test_cacheable_archive_pages_carry_no_token_cookie_or_personal_part(site: Si
     )
     with site.db.session() as session:
         daily = session.scalars(select(Newsletter)).one()
+        daily.name = "<i>Daily</i> & co"
         edition = Edition(
             newsletter_id=daily.id,
             kind=EditionKind.scheduled,
             status=EditionStatus.sent,
-            subject="Story of the day",
+            subject="Story of the day <script>x()</script>",
             html_body=body,
             text_body=None,
         )
@@ -241,6 +242,10 @@ def test_cacheable_archive_pages_carry_no_token_cookie_or_personal_part(site: Si
             "Content-Security-Policy", ""
         )
     assert "Story of the day" in copy.text
+    # Markup in names and subjects is shown as text on each of them.
+    for answer in (front, listing, copy, feed):
+        assert "<i>Daily" not in answer.text and "<script>x()" not in answer.text
+    assert "Subscribe to &lt;i&gt;Daily&lt;/i&gt; &amp; co" in copy.text
     assert "ZZtidings_" not in copy.text and markers.nonce not in copy.text
     assert "Hello" not in copy.text and "Unsubscribe" not in copy.text
     assert "Sent to" not in copy.text
