@@ -358,3 +358,28 @@ def test_the_archive_bar_never_comes_before_the_doctype(page: str, starts: str) 
     assert copy.startswith(starts)
     assert "Story" in copy and "Unsubscribe" not in copy
     assert copy.rstrip().endswith("</main></html>" if "<html>" in page else "</main>")
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone"),
+    [("0 7 * * 9", "Asia/Tbilisi"), ("bogus", "Asia/Tbilisi"), ("0 7 1 * 1", "Mars/Olympus")],
+    ids=["weekday-out-of-range", "not-a-crontab", "unknown-zone"],
+)
+def test_one_newsletter_with_a_broken_schedule_does_not_take_the_front_down(
+    site: Site, cron: str, zone: str
+) -> None:
+    """A row the checks of today would refuse (stored by an older version, or by hand, or a
+    zone gone from tzdata): the other newsletters are still shown and signed up to."""
+    newsletter(site.db, "weekly")
+    with site.db.session() as session:
+        session.execute(
+            update(Newsletter)
+            .where(Newsletter.slug == "daily")
+            .values(schedule_cron=cron, timezone=zone)
+        )
+        session.commit()
+    front = httpx.get(site.base + "/")
+    assert front.status_code == 200
+    assert 'id="subscribe-weekly"' in front.text and 'id="subscribe-daily"' in front.text
+    assert "No edition is planned" in front.text
+    assert httpx.get(site.base + ACTION).status_code == 200
