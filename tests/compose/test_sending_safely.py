@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.builders import articles, newsletter, subscribers
+from tests.conftest import Cli
 from tidings.audience.service import add_subscriber
 from tidings.audience.suppressions import suppress
 from tidings.compose.lifecycle import send_draft_now
@@ -192,3 +193,10 @@ def test_a_markdown_intro_keeps_lists_and_links_in_the_text_part(
         )
     assert edition.text_body is not None and "- Panjikidze meets envoys" in edition.text_body
     assert "<https://messenger.example.ge/budget> first." in edition.text_body
+
+
+def test_the_cli_adds_its_flag_to_the_sentence(db: Database, cli: Cli) -> None:
+    newsletter(db)
+    refused = cli("digest", "preview", "daily")
+    assert refused.exit_code == 1
+    assert f"{NO_NEW_ARTICLES} Give one with --article ID." in refused.output

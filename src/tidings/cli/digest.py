@@ -12,12 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tidings.cli.context import CliContext, cli_context, fail, friendly
 from tidings.cli.worker import stats_line, work_here
-from tidings.compose.oneoff import preview, send_one_off
+from tidings.compose.oneoff import NO_NEW_ARTICLES, preview, send_one_off
 from tidings.compose.service import OneOff
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState
 from tidings.deliver.heartbeats import alive, roll_call
 from tidings.deliver.worker import WorkerStats
+from tidings.errors import InvalidInput
 from tidings.reports.progress import edition_progress
 
 app = typer.Typer(help="Send and preview one-off editions.", no_args_is_help=True)
@@ -102,6 +103,17 @@ def _see_it_sent(context: CliContext, db: Database, edition_id: int) -> None:
     context.out.print(stats_line(stats))
 
 
+@contextmanager
+def _article_hint() -> Iterator[None]:
+    """The domain says to choose an article; the CLI adds how (the web never shows flags)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if str(exc) == NO_NEW_ARTICLES:
+            raise fail(f"{NO_NEW_ARTICLES} Give one with --article ID.") from None
+        raise
+
+
 def _counts_line(counts: dict[DeliveryState, int]) -> str:
     return ", ".join(f"{state.value} {count}" for state, count in sorted(counts.items()))
 
@@ -125,7 +137,9 @@ def send(
     """
     context = cli_context(ctx)
     database = context.database()
-    result = send_one_off(database, context.settings, slug, _one_off(article, intro_file, subject))
+    with _article_hint():
+        one_off = _one_off(article, intro_file, subject)
+        result = send_one_off(database, context.settings, slug, one_off)
     context.out.print(
         f"edition {result.edition_id}: {result.articles} article(s), "
         f"{result.deliveries} delivery(ies) queued"
@@ -150,13 +164,14 @@ def preview_command(
     Example: tidings digest preview daily --subscriber nino@example.ge --output preview.html
     """
     context = cli_context(ctx)
-    shown = preview(
-        context.database(),
-        context.settings,
-        slug,
-        _one_off(article, intro_file, subject),
-        subscriber,
-    )
+    with _article_hint():
+        shown = preview(
+            context.database(),
+            context.settings,
+            slug,
+            _one_off(article, intro_file, subject),
+            subscriber,
+        )
     out = context.out
     out.print(f"subject: {shown.subject}")
     out.print(f"articles ({len(shown.articles)}):")
