@@ -121,3 +121,17 @@ def test_a_tests_unsubscribe_page_changes_nothing_and_needs_no_sign_in(builder: 
         answer = httpx.request(method, builder.base + TEST_UNSUBSCRIBE_PATH)
         assert answer.status_code == 200, method
         assert "This was a test: nobody was unsubscribed." in answer.text
+
+
+def test_an_edition_being_changed_always_lists_its_own_articles(builder: Builder) -> None:
+    scheduled = builder.post(
+        newsletter="daily",
+        do="schedule",
+        confirmed="1",
+        send_at="2099-06-01T09:00",
+        article=str(builder.ids[0]),
+    )
+    edition_id = int(scheduled.headers["location"].rsplit("/", 1)[1])
+    page = builder.client.get(f"/admin/editions/new?edition={edition_id}&q=no+such+title")
+    assert f'value="{builder.ids[0]}" id="article-{builder.ids[0]}" checked' in page.text
+    assert f'id="article-{builder.ids[1]}"' not in page.text  # the search still filters

@@ -1,5 +1,6 @@
 """Which articles go into an edition."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -163,10 +164,11 @@ def _last_sent(
 
 
 def article_choices(
-    db: Database, slug: str, query: str = "", limit: int = 100
+    db: Database, slug: str, query: str = "", limit: int = 100, include: Sequence[int] = ()
 ) -> list[ArticleChoice]:
     """The newsletter's newest articles, optionally those whose title contains ``query``,
-    each with the last edition that already went out with it."""
+    each with the last edition that already went out with it; then the articles of
+    ``include`` (an edition's own, being changed) that the list left out."""
     with db.session() as session:
         newsletter_id = newsletter_by_slug(session, slug).id
         statement = (
@@ -177,6 +179,16 @@ def article_choices(
         needle = query.strip().lower()
         if needle:
             statement = statement.where(func.lower(Article.title).contains(needle, autoescape=True))
-        rows = session.execute(statement.order_by(Article.published_at.desc()).limit(limit)).all()
+        rows = list(session.execute(statement.order_by(Article.published_at.desc()).limit(limit)))
+        missing = set(include) - {row[0] for row in rows}
+        if missing:
+            rows += session.execute(
+                select(
+                    Article.id, Article.title, Article.section, Article.byline, Article.published_at
+                )
+                .join(Source, Source.id == Article.source_id)
+                .where(Source.newsletter_id == newsletter_id, Article.id.in_(missing))
+                .order_by(Article.published_at.desc())
+            ).all()
         sent = _last_sent(session, newsletter_id, [row[0] for row in rows])
         return [ArticleChoice(*row, *sent.get(row[0], (None, None))) for row in rows]

@@ -132,7 +132,10 @@ def _builder(
         "builder.html",
         newsletter=newsletter,
         newsletters=newsletter_names(context.db),
-        rows=_rows(article_choices(context.db, slug, query), newsletter.timezone),
+        rows=_rows(
+            article_choices(context.db, slug, query, include=values.get("chosen", ())),
+            newsletter.timezone,
+        ),
         q=query,
         **{
             "chosen": [],
