@@ -383,3 +383,20 @@ def test_one_newsletter_with_a_broken_schedule_does_not_take_the_front_down(
     assert 'id="subscribe-weekly"' in front.text and 'id="subscribe-daily"' in front.text
     assert "No edition is planned" in front.text
     assert httpx.get(site.base + ACTION).status_code == 200
+
+
+@pytest.mark.parametrize("odd", ["<![ x", "<![foo[ x ]]>"], ids=["bare", "unknown-keyword"])
+def test_a_declaration_the_parser_cannot_read_does_not_break_the_archive_copy(odd: str) -> None:
+    """html.parser raises AssertionError on some malformed declarations (an operator's
+    template may hold one): the copy is still made, every personal place empty."""
+    markers = SlotMarkers.absent_from([])
+    mark = markers.personal()
+    stored = markers.stored(
+        f"<!DOCTYPE html><html><body><p>Hello {mark.greeting_name},</p>{odd}<p>Story</p>"
+        f'<p>{mark.email} <a href="{mark.unsubscribe_url}">Leave</a></p></body></html>'
+    )
+    copy = public_copy(stored, "<header>Subscribe</header><main>", "</main>")
+    assert copy.startswith("<!DOCTYPE html><html><body><header>Subscribe</header><main><p>")
+    assert copy.endswith("</main></body></html>") and "Story" in copy
+    assert markers.nonce not in copy and "ZZtidings_" not in copy
+    assert 'href=""' in copy  # emptied, not a live link

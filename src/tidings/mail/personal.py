@@ -269,7 +269,11 @@ def public_copy(stored: str, before: str = "", after: str = "") -> str:
     template = SlotTemplate.load(stored, legacy_tokens=True)
     markers = SlotMarkers.absent_from(template.literals)
     text = template.fill(values_of(markers.personal(), escape=False))
-    outline = _Outline(text)
+    try:
+        outline = _Outline(text)
+    except AssertionError:  # html.parser's answer to a declaration it cannot read ("<![ x")
+        # Nothing is cut: every personal place shows its neutral (empty) value instead.
+        return _cut(text, [], list(zip(_tag_span(text), (before, after), strict=True)), markers)
     cuts: list[tuple[int, int]] = []
     for found in _marker_pattern(markers.nonce).finditer(text):
         element = _place(outline, text, found.start())
@@ -310,6 +314,19 @@ def _body_span(outline: _Outline, text: str) -> tuple[int, int]:
     if head is not None and head.close < head.end:  # closed by its own end tag
         start = max(start, head.end)
     return start, page.close if page is not None else len(text)
+
+
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.I)
+_BODY_CLOSE = re.compile(r"</body\s*>", re.I)
+
+
+def _tag_span(text: str) -> tuple[int, int]:
+    """The body's content by its tags alone, for a document the outline cannot read."""
+    opened = _BODY_OPEN.search(text)
+    doctype = _DOCTYPE.match(text)
+    start = opened.end() if opened else (doctype.end() if doctype else 0)
+    closes = [m.start() for m in _BODY_CLOSE.finditer(text, start)]
+    return start, closes[-1] if closes else len(text)
 
 
 def _walk(element: _Element) -> Iterable[_Element]:
