@@ -3,6 +3,7 @@ form, over real HTTP (confirmations caught by a real SMTP server) on both databa
 origin tricks, text posted as an address, a front with many newsletters and sections, and
 what the cacheable pages carry."""
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.engine import Connection
 
 from tests.builders import articles, newsletter
+from tests.smtpserver import Caught
 from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tidings.catalog.urls import web_origins
@@ -26,9 +28,12 @@ from tidings.db.models import (
     EditionStatus,
     Newsletter,
     Subscriber,
+    Subscription,
+    SubscriptionStatus,
 )
 from tidings.errors import InvalidInput
 from tidings.mail.personal import SlotMarkers, public_copy
+from tidings.mail.tokens import Purpose, sign
 
 ALLOWED = "https://news.example.com"
 ADDRESS = "nino@example.ge"
@@ -307,6 +312,19 @@ def test_the_signup_page_says_a_schedule_in_one_sentence(site: Site) -> None:
     assert "On the 1st of every month at 07:00 (Asia/Tbilisi). We will" in page
 
 
+@pytest.mark.parametrize(
+    "origin",
+    ["HTTPS://NEWS.EXAMPLE.COM", "https://news.example.com:443"],
+    ids=["upper-case", "default-port-written"],
+)
+def test_the_same_origin_spelled_otherwise_signs_up_in_one_step(site: Site, origin: str) -> None:
+    """No browser sends these spellings, but they name the allowed origin itself."""
+    answer = httpx.post(site.base + ACTION, data={"email": ADDRESS}, headers={"Origin": origin})
+    assert "Check your inbox" in answer.text
+    (caught,) = site.wait_for_mail(1)
+    assert caught.rcpt_tos == [ADDRESS]
+
+
 def test_an_origin_allowed_for_one_newsletter_asks_first_for_another(site: Site) -> None:
     """The allowed origins are the posted newsletter's own, not any newsletter's."""
     newsletter(site.db, "weekly")
@@ -400,3 +418,61 @@ def test_a_declaration_the_parser_cannot_read_does_not_break_the_archive_copy(od
     assert copy.endswith("</main></body></html>") and "Story" in copy
     assert markers.nonce not in copy and "ZZtidings_" not in copy
     assert 'href=""' in copy  # emptied, not a live link
+
+
+def _confirm_path(caught: Caught) -> str:
+    text = caught.message.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"https?://[^/\s]+(/confirm/\S+)", text.get_content())
+    assert found is not None
+    return found.group(1)
+
+
+def _statuses(db: Database) -> dict[str, SubscriptionStatus]:
+    with db.session() as session:
+        rows = session.execute(
+            select(Newsletter.slug, Subscription.status).join(
+                Newsletter, Newsletter.id == Subscription.newsletter_id
+            )
+        ).all()
+    return {slug: status for slug, status in rows}
+
+
+def test_a_confirmation_link_confirms_its_own_newsletter_only(site: Site) -> None:
+    """The one-step sign-up's confirmation mail: its link is bound to one subscription (one
+    address, one newsletter); a token of another purpose, or altered, confirms nothing."""
+    newsletter(site.db, "weekly")
+    with site.db.session() as session:
+        session.execute(update(Newsletter).values(allowed_origins=[ALLOWED]))
+        session.commit()
+    for slug in ("daily", "weekly"):
+        answer = httpx.post(
+            site.base + f"/subscribe/{slug}", data={"email": ADDRESS}, headers={"Origin": ALLOWED}
+        )
+        assert "Check your inbox" in answer.text
+    caught = site.wait_for_mail(2)
+    paths = [_confirm_path(c) for c in caught]
+    assert len(set(paths)) == 2
+    daily_path = paths[0]
+    with site.db.session() as session:
+        ids = dict(
+            session.execute(
+                select(Newsletter.slug, Subscription.id).join(
+                    Newsletter, Newsletter.id == Subscription.newsletter_id
+                )
+            ).all()
+        )
+    secret = site.settings.secret
+    for forged in (
+        sign(secret, Purpose.preferences, ids["daily"]),
+        sign(secret, Purpose.unsubscribe, ids["daily"]),
+        daily_path.rsplit("/", 1)[1][:-2] + "xx",
+    ):
+        assert httpx.get(site.base + f"/confirm/{forged}").status_code == 400
+    with httpx.Client() as client:
+        page = client.get(site.base + daily_path)
+        form = form_to(page.text, daily_path)
+        confirmed = client.post(site.base + daily_path, data=form.hidden)
+    assert confirmed.status_code == 200
+    statuses = _statuses(site.db)
+    assert sorted(statuses.values()) == [SubscriptionStatus.active, SubscriptionStatus.pending]
