@@ -169,6 +169,9 @@ def test_missing_newsletter_gives_no_cli_advice(console: Console) -> None:
         ("/admin/newsletters/daily/feeds", "/admin/newsletters/daily"),
         ("/admin/access/users", "/admin/access"),
         ("/admin/logout", "/admin"),
+        # These match a GET route's pattern (/admin/subscribers/{id}) but are a form's URL.
+        ("/admin/subscribers/bulk", "/admin/subscribers"),
+        ("/admin/subscribers/add", "/admin/subscribers"),
     ],
 )
 def test_reloading_a_post_only_url_goes_back_to_its_page(
@@ -239,3 +242,11 @@ def test_a_refused_sign_in_keeps_the_address(console: Console) -> None:
     assert answer.status_code == 401
     assert _value(answer.text, "email") == "admin@messenger.example.ge"
     assert "That email and password do not match." in answer.text
+
+
+def test_a_path_or_form_value_that_does_not_fit_is_answered_with_a_page(console: Console) -> None:
+    missing = console.client.get("/admin/subscribers/not-a-number")
+    assert missing.status_code == 404 and "detail" not in missing.text
+    bad_role = console.post("/admin/access/users", email="x@messenger.example.ge", role="owner")
+    assert bad_role.status_code == 422 and 'aria-label="Console"' in bad_role.text
+    assert "The form was not taken: “role” is missing or not valid." in unescape(bad_role.text)

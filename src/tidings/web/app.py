@@ -3,7 +3,11 @@
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
@@ -25,7 +29,7 @@ from tidings.web.admin import (
     newsletters,
     subscribers,
 )
-from tidings.web.admin.session import csrf_guard, exception_handlers
+from tidings.web.admin.session import csrf_guard, exception_handlers, refusal_page
 from tidings.web.api.app import create_api
 from tidings.web.api.errors import error_response
 from tidings.web.deps import WebContext
@@ -77,6 +81,34 @@ def _parent_page(request: Request) -> str | None:
     return "/admin"
 
 
+def _posts_here(request: Request) -> bool:
+    """Whether a POST route answers at this request's path (the URL of a form's result)."""
+    scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "POST"}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
+
+
+def _invalid_request(context: WebContext) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A request whose path or form values do not fit its route, outside the API (which has
+    its own shape): a reloaded result page goes back to its page, a path that is no page
+    is "not found", and a form with a value that does not fit says which, as a sentence."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parent = _parent_page(request)
+        if parent is None:  # outside the console: as FastAPI answers
+            return await request_validation_exception_handler(request, exc)
+        if request.method in ("GET", "HEAD"):
+            if _posts_here(request):  # reloading a form's result: back to its page
+                return RedirectResponse(parent, status_code=303)
+            return page(context.pages, "not_found.html", status_code=404)
+        fields = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
+        named = ", ".join(f"“{name}”" for name in fields) or "a field"
+        message = f"The form was not taken: {named} is missing or not valid."
+        return refusal_page(request, context, message, status_code=422, back=parent)
+
+    return handler
+
+
 def _http_error(context: WebContext) -> Callable[[Request, Exception], Awaitable[Response]]:
     """Unmatched paths and methods: the API's error shape under /api/, a page elsewhere."""
 
@@ -123,6 +155,7 @@ def create_app(settings: Settings, db: Database) -> FastAPI:
     app.include_router(_console(settings))
     app.mount("/api/v1", create_api(context))
     app.add_exception_handler(StarletteHTTPException, _http_error(context))
+    app.add_exception_handler(RequestValidationError, _invalid_request(context))
     if settings.smtp is None:
         app.include_router(mailbox.router)
     # Every request body is capped (413), the API's through its mount too; a route may

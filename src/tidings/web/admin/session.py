@@ -154,6 +154,30 @@ def _console_path(url: str) -> str:
 ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
+def _signed_in_as(request: Request, context: WebContext) -> Account | None:
+    """The account of a valid session, if any, for an error page's navigation."""
+    found = _session(request, context)
+    if found is None:
+        return None
+    request.state.console_session = found[1]
+    return found[0]
+
+
+def refusal_page(
+    request: Request, context: WebContext, message: str, *, status_code: int, back: str
+) -> HTMLResponse:
+    """Why something was not done, inside the console's layout when someone is signed in."""
+    return console_page(
+        request,
+        context,
+        _signed_in_as(request, context),
+        "refused.html",
+        status_code=status_code,
+        message=message,
+        back=back,
+    )
+
+
 def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHandler]:
     """How the console answers the exceptions above."""
 
@@ -164,15 +188,8 @@ def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHa
     async def password(request: Request, exc: Exception) -> Response:
         return see_other(PASSWORD_PATH)
 
-    def signed_in_as(request: Request) -> Account | None:
-        found = _session(request, context)
-        if found is None:
-            return None
-        request.state.console_session = found[1]
-        return found[0]
-
     async def not_allowed(request: Request, exc: Exception) -> Response:
-        account = signed_in_as(request)
+        account = _signed_in_as(request, context)
         return console_page(request, context, account, "not_allowed.html", status_code=403)
 
     async def csrf(request: Request, exc: Exception) -> Response:
@@ -181,27 +198,12 @@ def exception_handlers(context: WebContext) -> dict[type[Exception], ExceptionHa
     async def refused(request: Request, exc: Exception) -> Response:
         # A service said no (bad input, missing thing, conflict): say why, change nothing.
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
-        # Inside the console's layout when someone is signed in.
-        return console_page(
-            request,
-            context,
-            signed_in_as(request),
-            "refused.html",
-            status_code=status,
-            message=str(exc),
-            back=_console_path(request.headers.get("referer", "")),
-        )
+        back = _console_path(request.headers.get("referer", ""))
+        return refusal_page(request, context, str(exc), status_code=status, back=back)
 
     async def bad_data(request: Request, exc: Exception) -> Response:
-        return console_page(
-            request,
-            context,
-            signed_in_as(request),
-            "refused.html",
-            status_code=422,
-            message="A value is not acceptable text.",
-            back="/admin",
-        )
+        message = "A value is not acceptable text."
+        return refusal_page(request, context, message, status_code=422, back="/admin")
 
     return {
         DataError: bad_data,
