@@ -10,6 +10,7 @@ from tests.inbound.people import readers, suppressed
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import BouncePoint, InboundMeaning, SubscriberEvent
+from tidings.feedback.history import ARRIVAL
 from tidings.inbound.parse import Kind, Parsed, parse_message
 from tidings.inbound.service import handle_message
 
@@ -18,7 +19,8 @@ def _changed(db: Database) -> int:
     """Bounce points and history rows: anything a message changed for a reader."""
     with db.session() as session:
         points = session.scalar(select(func.count()).select_from(BouncePoint)) or 0
-        events = session.scalar(select(func.count()).select_from(SubscriberEvent)) or 0
+        changes = select(func.count()).where(SubscriberEvent.kind.not_in(ARRIVAL))
+        events = session.scalar(changes) or 0
     return int(points) + int(events)
 
 

@@ -33,6 +33,17 @@ from tidings.errors import Conflict, NotFound
 DETAIL_LIMIT = 1000
 #: The width of ``subscriber_events.source``.
 SOURCE_LIMIT = 32
+#: How a reader came: a sign-up, an add or an import, its confirmation and the mails that ask
+#: for it. The rest of the history is what changed them afterwards.
+ARRIVAL = frozenset(
+    {
+        HistoryKind.signed_up,
+        HistoryKind.added,
+        HistoryKind.imported,
+        HistoryKind.confirmed,
+        HistoryKind.confirm_mailed,
+    }
+)
 #: The kinds an admin can undo (an undo itself is not undone: the reader signs up again, or
 #: an admin suppresses the address by hand).
 UNDOABLE = frozenset({HistoryKind.suppressed, HistoryKind.unsubscribed, HistoryKind.bounce_point})
