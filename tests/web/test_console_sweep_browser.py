@@ -199,6 +199,10 @@ def test_every_console_page(
             page.set_viewport_size({"width": width, "height": 900})
             _refused_form(page, seeded.base)
             mine += _check(page, "newsletter-refused", f"sweep-admin-newsletter-refused-{db_name}")
+            page.goto(f"{seeded.base}/admin/newsletters/daily")
+            page.get_by_role("button", name="Poll now").click()  # its result page
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+            mine += _check(page, "polled", f"sweep-admin-polled-{db_name}")
     finally:
         context.close()
     assert mine == [], "\n".join(mine)
