@@ -211,6 +211,9 @@ class SendPlan:
     recipients: int
     #: When it would be sent (UTC); None: now.
     send_at: datetime | None = None
+    #: The articles it would carry, in order: the editor's, or the automatic choice made
+    #: now (the confirmation carries these, so what is sent is what was confirmed).
+    article_ids: tuple[int, ...] = ()
 
 
 def plan_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -> SendPlan:
@@ -220,7 +223,12 @@ def plan_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -
         readers = recipient_count(session, newsletter.id, sections_of(articles))
         assert edition.subject is not None
         return SendPlan(
-            edition.subject, newsletter.name, newsletter.timezone, len(articles), readers
+            edition.subject,
+            newsletter.name,
+            newsletter.timezone,
+            len(articles),
+            readers,
+            article_ids=tuple(a.id for a in articles),
         )
 
 

@@ -3,8 +3,12 @@ schedule (each after a confirmation page that says what will happen), and change
 edition until it starts; everyone signed in sees what the schedule would send next."""
 
 import asyncio
+import hashlib
+import hmac
+import json
+import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -14,6 +18,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from tidings.access.accounts import Account
+from tidings.access.ratelimit import RateLimit, allow
 from tidings.catalog.newsletters import newsletter_names, newsletter_with_sources
 from tidings.compose.oneoff import (
     DraftChanges,
@@ -28,7 +33,7 @@ from tidings.compose.select import ArticleChoice, article_choices
 from tidings.compose.sendtime import change_scheduled, plan_edition, schedule_at
 from tidings.compose.service import OneOff
 from tidings.db.models import EditionStatus
-from tidings.errors import InvalidInput
+from tidings.errors import Conflict, InvalidInput
 from tidings.mail.edition import TEST_UNSUBSCRIBE_PATH
 from tidings.reports.progress import zoned_time
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
@@ -216,6 +221,57 @@ def _chosen(form: Any) -> tuple[list[int], dict[int, str]]:
     return ordered, positions
 
 
+#: A confirmation page's token acts once: a second submit of the same page (a double click,
+#: the back button, a second tab) sends nothing more. Kept far longer than a page stays open.
+CONFIRMED_ONCE = RateLimit("builder-confirmed", 1, timedelta(days=30))
+USED_CONFIRMATION = (
+    "This confirmation was used already: the edition was sent or scheduled once, "
+    "and is not sent again. See it under Editions."
+)
+CHANGED_SINCE_CONFIRMED = (
+    "The edition changed after it was confirmed: check what will happen and confirm again."
+)
+
+
+def _confirmed_values(action: str, slug: str, keep: dict[str, Any]) -> str:
+    """What a confirmation confirms: the action, the newsletter, the articles in order, the
+    subject, intro, time and edition (not the test fields, which send nothing). Line ends
+    are read alike: a browser sends a hidden field's line breaks as CRLF."""
+
+    def text(value: str) -> str:
+        return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+    send_at = text(keep["send_at"]) if action == "schedule" else ""
+    return json.dumps(
+        [
+            action,
+            slug,
+            list(keep["chosen"]),
+            text(keep["subject"]),
+            text(keep["intro"]),
+            send_at,
+            keep["edition_id"],
+        ]
+    )
+
+
+def _confirm_mac(secret: str, nonce: str, values: str) -> str:
+    message = f"tidings.builder-confirm\n{nonce}\n{values}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def confirm_token(secret: str, action: str, slug: str, keep: dict[str, Any]) -> str:
+    """A one-time token for a confirmation page, bound to the values it shows."""
+    nonce = secrets.token_urlsafe(18)
+    return f"{nonce}.{_confirm_mac(secret, nonce, _confirmed_values(action, slug, keep))}"
+
+
+def token_matches(secret: str, token: str, action: str, slug: str, keep: dict[str, Any]) -> bool:
+    nonce, _, mac = token.partition(".")
+    expected = _confirm_mac(secret, nonce, _confirmed_values(action, slug, keep))
+    return bool(nonce) and hmac.compare_digest(mac, expected)
+
+
 def _readers(count: int) -> str:
     return f"{count:,} reader" + ("" if count == 1 else "s")
 
@@ -228,6 +284,7 @@ def _confirm(
     action: str,
     plan: SendPlan,
     keep: dict[str, Any],
+    notice: str | None = None,
 ) -> HTMLResponse:
     """The confirmation step: what will happen, every typed value kept in hidden fields."""
     when = zoned_time(plan.send_at or datetime.now(UTC), plan.timezone)
@@ -247,7 +304,9 @@ def _confirm(
         when=when,
         readers=_readers(plan.recipients),
         button=button,
+        notice=notice,
         newsletter_slug=slug,
+        confirm_token=confirm_token(context.settings.secret, action, slug, keep),
         **keep,
     )
 
@@ -291,12 +350,24 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
                 )
             if edition_id is not None and not ids:
                 raise InvalidInput("Choose at least one article.")
+            token = str(form.get("confirm_token", ""))
+            notice = None
+            if confirmed and token:
+                if not token_matches(context.settings.secret, token, action, slug, keep):
+                    confirmed, notice = False, CHANGED_SINCE_CONFIRMED
+                elif not await asyncio.to_thread(
+                    allow, context.db, context.settings.secret, CONFIRMED_ONCE, token
+                ):
+                    raise Conflict(USED_CONFIRMATION)
             if not confirmed:
                 when = send_at if action == "schedule" else None
                 plan = await asyncio.to_thread(
                     plan_edition, context.db, context.settings, slug, one_off, when
                 )
-                return _confirm(request, context, account, slug, action, plan, keep)
+                # The articles confirmed are the ones sent: the automatic choice is made now.
+                keep["chosen"] = list(plan.article_ids)
+                keep["positions"] = {i: str(n) for n, i in enumerate(plan.article_ids, 1)}
+                return _confirm(request, context, account, slug, action, plan, keep, notice)
             return see_other(await _act(context, action, slug, one_off, keep))
         if action == "test":
             proofs = await send_proofs(
