@@ -125,7 +125,7 @@ def import_command(
         if left:
             context.out.print(
                 f"{left} pending subscriber(s) of {newsletter} have had no confirmation mail; "
-                "run the import again with --send-confirmation, or send them from the console"
+                "they get nothing until it is sent (the console's subscriber list sends it)"
             )
 
 
