@@ -5,18 +5,35 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from tests.builders import articles, newsletter, subscribers
+from tests.smtpserver import RecordingHandler, smtp_server
 from tests.web.console import csrf, make_user, sign_in
 from tests.webserver import web_server
+from tidings.access.apitokens import create_token
+from tidings.audience.service import add_subscriber
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, Edition, EditionArticle, UserRole
-from tidings.web.admin.builder import CHANGED_SINCE_CONFIRMED, USED_CONFIRMATION
+from tidings.db.models import (
+    Delivery,
+    Edition,
+    EditionArticle,
+    Subscription,
+    SubscriptionStatus,
+    UserRole,
+)
+from tidings.mail.edition import TEST_UNSUBSCRIBE_PATH
+from tidings.web.admin.builder import (
+    CHANGED_SINCE_CONFIRMED,
+    TEST_MAILS,
+    TOO_MANY_TESTS,
+    USED_CONFIRMATION,
+)
 
 ACTION = "/admin/editions/new"
 
@@ -59,6 +76,8 @@ class Console:
     token: str
     db: Database
     ids: list[int]
+    base: str
+    smtp: RecordingHandler
 
     def post(self, fields: list[tuple[str, str]]) -> httpx.Response:
         data: dict[str, list[str]] = {}
@@ -95,9 +114,12 @@ def console(db: Database, settings: Settings) -> Iterator[Console]:
     ids = articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=2))
     articles(db, "weekly", 1, datetime.now(UTC) - timedelta(hours=2))
     subscribers(db, "daily", 3)
-    with web_server(settings, db) as base:
-        client = sign_in(base, make_user(db, UserRole.editor))
-        yield Console(client, csrf(client), db, ids)
+    add_subscriber(db, "weekly", "other@example.ge", "Other Reader", confirmed=True, source="t")
+    with smtp_server() as (handler, port):
+        with_smtp = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
+        with web_server(with_smtp, db) as base:
+            client = sign_in(base, make_user(db, UserRole.editor))
+            yield Console(client, csrf(client), db, ids, base, handler)
 
 
 def test_a_confirmation_page_submitted_twice_sends_once(console: Console) -> None:
@@ -153,3 +175,108 @@ def test_a_confirmation_changed_after_it_was_shown_asks_again(console: Console) 
     # The page shown again confirms what it shows, once.
     assert console.post(confirm_fields(again.text)).status_code == 303
     assert console.count(Edition) == 1
+
+
+def test_test_messages_are_limited_per_editor(console: Console) -> None:
+    """Test messages go to any typed address, DKIM-signed as the newsletter, five a click:
+    without a limit the builder was a relay, click after click."""
+    article = str(console.ids[0])
+    per_click = 5
+    for click in range(TEST_MAILS.limit // per_click):
+        typed = " ".join(f"t{click}-{n}@example.org" for n in range(per_click))
+        sent = console.ask(newsletter="daily", do="test", article=article, tests=typed)
+        assert sent.text.count(": sent") == per_click, click
+    over = console.ask(newsletter="daily", do="test", article=article, tests="last@example.org")
+    assert TOO_MANY_TESTS in over.text and "last@example.org: sent" not in over.text
+    assert len(console.smtp.recipients()) == TEST_MAILS.limit
+    # Another editor has a limit of their own.
+    other = sign_in(console.base, make_user(console.db, UserRole.admin))
+    mine = other.post(
+        ACTION,
+        data={
+            "csrf_token": csrf(other),
+            "newsletter": "daily",
+            "do": "test",
+            "article": article,
+            "tests": "admin@example.org",
+        },
+    )
+    assert "admin@example.org: sent" in mine.text
+
+
+def test_a_test_is_never_personalised_for_another_newsletters_reader(console: Console) -> None:
+    """Held: naming a reader of another newsletter shows nothing of them and sends nothing."""
+    sent = console.ask(
+        newsletter="daily",
+        do="test",
+        article=str(console.ids[0]),
+        tests="ed@example.org",
+        test_reader="other@example.ge",
+    )
+    assert "other@example.ge is not subscribed to this newsletter" in sent.text
+    assert "Other Reader" not in sent.text
+    assert console.smtp.recipients() == []
+
+
+def test_test_messages_have_their_own_message_ids_and_no_reader_token(console: Console) -> None:
+    """Held: each test message has its own Message-ID on the newsletter's domain; its
+    List-Unsubscribe names the test page and the sender, never a reader's signed link."""
+    console.ask(
+        newsletter="daily",
+        do="test",
+        article=str(console.ids[0]),
+        tests="a@example.org b@example.org",
+        test_reader="reader0@example.ge",
+    )
+    messages = [caught.message for caught in console.smtp.caught]
+    ids = {str(m["Message-ID"]) for m in messages}
+    assert len(ids) == 2
+    for message in messages:
+        assert str(message["Subject"]).startswith("[Test] ")
+        unsubscribe = str(message["List-Unsubscribe"])
+        assert "/test-unsubscribe" in unsubscribe and "/u/" not in unsubscribe
+        assert "unsubscribe+" not in unsubscribe and "bounce" not in unsubscribe
+    links = [p.strip(" <>") for p in unsubscribe.split(",") if "://" in p]
+    assert len(links) == 1 and urlsplit(links[0]).path == TEST_UNSUBSCRIBE_PATH
+    one_click = httpx.post(
+        console.base + urlsplit(links[0]).path, data={"List-Unsubscribe": "One-Click"}
+    )
+    assert one_click.status_code == 200 and "nobody was unsubscribed" in one_click.text
+    with console.db.session() as session:
+        statuses = set(session.scalars(select(Subscription.status)))
+    assert statuses == {SubscriptionStatus.active}
+
+
+def test_strangers_viewers_and_forged_forms_reach_no_sending_path(console: Console) -> None:
+    """Held: the builder's POST needs an editor and the form token; PATCH needs an editor's
+    API token."""
+    fields = {"newsletter": "daily", "do": "send", "confirmed": "1", "article": "1"}
+    stranger = httpx.post(console.base + ACTION, data=fields)
+    assert stranger.status_code in (303, 401, 403)
+    viewer = sign_in(console.base, make_user(console.db, UserRole.viewer))
+    refused = viewer.post(ACTION, data={**fields, "csrf_token": csrf(viewer)})
+    assert refused.status_code == 403
+    forged = console.client.post(ACTION, data=fields)  # no form token
+    assert forged.status_code == 403
+    assert console.count(Edition) == 0
+    scheduled = console.ask(
+        newsletter="daily",
+        do="schedule",
+        confirmed="1",
+        send_at="2099-06-01T09:00",
+        article=str(console.ids[0]),
+    )
+    edition_id = int(scheduled.headers["location"].rsplit("/", 1)[1])
+    _, secret = create_token(console.db, "viewer", UserRole.viewer, "test")
+    patch = httpx.patch(
+        f"{console.base}/api/v1/editions/{edition_id}",
+        json={"subject": "Changed by a viewer"},
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert patch.status_code == 403
+    anonymous = httpx.patch(
+        f"{console.base}/api/v1/editions/{edition_id}", json={"subject": "Changed"}
+    )
+    assert anonymous.status_code == 401
+    with console.db.session() as session:
+        assert session.get_one(Edition, edition_id).subject != "Changed by a viewer"

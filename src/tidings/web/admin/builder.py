@@ -28,7 +28,7 @@ from tidings.compose.oneoff import (
     scheduled_draft,
     send_one_off,
 )
-from tidings.compose.proofs import send_proofs
+from tidings.compose.proofs import proof_addresses, send_proofs
 from tidings.compose.select import ArticleChoice, article_choices
 from tidings.compose.sendtime import change_scheduled, plan_edition, schedule_at
 from tidings.compose.service import OneOff
@@ -224,6 +224,13 @@ def _chosen(form: Any) -> tuple[list[int], dict[int, str]]:
 #: A confirmation page's token acts once: a second submit of the same page (a double click,
 #: the back button, a second tab) sends nothing more. Kept far longer than a page stays open.
 CONFIRMED_ONCE = RateLimit("builder-confirmed", 1, timedelta(days=30))
+#: Test messages go to any address the editor types, DKIM-signed as the newsletter: a few
+#: per edition are plenty, a stream of them is a relay. Per account, across every process.
+TEST_MAILS = RateLimit("builder-test-mail", 20, timedelta(hours=1))
+TOO_MANY_TESTS = (
+    f"You have sent {TEST_MAILS.limit} test messages in the last hour, the most allowed: "
+    "wait a while before sending more."
+)
 USED_CONFIRMATION = (
     "This confirmation was used already: the edition was sent or scheduled once, "
     "and is not sent again. See it under Editions."
@@ -370,10 +377,21 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
                 return _confirm(request, context, account, slug, action, plan, keep, notice)
             return see_other(await _act(context, action, slug, one_off, keep))
         if action == "test":
+            allowed = [
+                address
+                for address in proof_addresses(tests)
+                if await asyncio.to_thread(
+                    allow, context.db, context.settings.secret, TEST_MAILS, account.email
+                )
+            ]
+            if not allowed:
+                raise InvalidInput(TOO_MANY_TESTS)
             proofs = await send_proofs(
-                context.db, context.settings, slug, one_off, tests, test_reader
+                context.db, context.settings, slug, one_off, " ".join(allowed), test_reader
             )
             lines = [str(proof) for proof in proofs]
+            if len(allowed) < len(proof_addresses(tests)):
+                lines.append(TOO_MANY_TESTS)
             return _builder(request, context, account, slug, "", result=lines, **keep)
         if action == "back":
             return _builder(request, context, account, slug, "", **keep)
