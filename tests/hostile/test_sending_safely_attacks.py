@@ -78,6 +78,8 @@ class Console:
     ids: list[int]
     base: str
     smtp: RecordingHandler
+    #: An article of the other newsletter.
+    weekly: int
 
     def post(self, fields: list[tuple[str, str]]) -> httpx.Response:
         data: dict[str, list[str]] = {}
@@ -112,14 +114,14 @@ def console(db: Database, settings: Settings) -> Iterator[Console]:
     newsletter(db)
     newsletter(db, "weekly")
     ids = articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=2))
-    articles(db, "weekly", 1, datetime.now(UTC) - timedelta(hours=2))
+    weekly = articles(db, "weekly", 1, datetime.now(UTC) - timedelta(hours=2))[0]
     subscribers(db, "daily", 3)
     add_subscriber(db, "weekly", "other@example.ge", "Other Reader", confirmed=True, source="t")
     with smtp_server() as (handler, port):
         with_smtp = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
         with web_server(with_smtp, db) as base:
             client = sign_in(base, make_user(db, UserRole.editor))
-            yield Console(client, csrf(client), db, ids, base, handler)
+            yield Console(client, csrf(client), db, ids, base, handler, weekly)
 
 
 def test_a_confirmation_page_submitted_twice_sends_once(console: Console) -> None:
@@ -280,3 +282,63 @@ def test_strangers_viewers_and_forged_forms_reach_no_sending_path(console: Conso
     assert anonymous.status_code == 401
     with console.db.session() as session:
         assert session.get_one(Edition, edition_id).subject != "Changed by a viewer"
+
+
+def _api(console: Console) -> httpx.Client:
+    _, secret = create_token(console.db, "editor", UserRole.editor, "test")
+    return httpx.Client(
+        base_url=f"{console.base}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+    )
+
+
+INTRO = """\
+Read [https://bank.example/login](https://evil.example/x) and [here](//elsewhere.example/p).
+
+Write to <ed@messenger.example.ge> or see <https://messenger.example.ge/about>.
+
+<script>alert(1)</script> [click](javascript:alert(1)) [data](data:text/html,x)
+"""
+
+
+def test_the_intro_text_part_shows_every_real_link_once(console: Console) -> None:
+    """A link's real address is in the text part whatever its text says; a protocol-relative
+    link the HTML keeps was left out of the text (failed before), and an autolink was
+    written twice (failed before). Raw HTML and script URLs stay inert text (held)."""
+    api = _api(console)
+    found = api.post(
+        "/newsletters/daily/preview",
+        json={"article_ids": [console.ids[0]], "intro_markdown": INTRO},
+    )
+    assert found.status_code == 200, found.text
+    html = found.json()["html"]
+    text = " ".join(found.json()["text"].split())  # as wrapped lines read
+    assert "https://bank.example/login <https://evil.example/x>" in text
+    assert "here <//elsewhere.example/p>" in text
+    assert "Write to ed@messenger.example.ge or see https://messenger.example.ge/about." in text
+    assert "<script>" not in html and 'href="javascript' not in html and 'href="data:' not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_patch_refuses_another_newsletters_articles_and_keeps_the_edition(
+    console: Console,
+) -> None:
+    """Held: PATCH with an article of another newsletter changes nothing."""
+    api = _api(console)
+    created = api.post(
+        "/editions",
+        json={
+            "newsletter": "daily",
+            "article_ids": [console.ids[0]],
+            "subject": "Morning",
+            "send": "scheduled",
+            "scheduled_for": "2099-01-01T08:00:00+04:00",
+        },
+    )
+    edition_id = created.json()["id"]
+    refused = api.patch(
+        f"/editions/{edition_id}", json={"article_ids": [console.weekly], "subject": "Changed"}
+    )
+    assert refused.status_code in (404, 422), refused.text
+    after = api.get(f"/editions/{edition_id}").json()
+    assert after["subject"] == "Morning" and after["status"] == "scheduled"
+    assert console.edition_articles() == [[console.ids[0]]]

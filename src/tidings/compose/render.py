@@ -81,17 +81,19 @@ def intro_to_html(markdown: str) -> Markup:
     return Markup(sanitise_html(rendered))  # noqa: S704 (sanitised by nh3 just above)
 
 
-#: Links the text part spells out (as the HTML sanitiser keeps them): others show their text.
-_SHOWN_SCHEMES = ("http://", "https://", "mailto:")
+#: Links the text part spells out (as the HTML sanitiser keeps them; "//host" is a link to
+#: another site too): others show their text.
+_SHOWN_SCHEMES = ("http://", "https://", "mailto:", "//")
 _SPACES = re.compile(r"\s+")
 INTRO_TEXT_WIDTH = 72
 
 
 def _inline_text(children: Sequence[Token]) -> str:
     """One paragraph's inline tokens as plain text: emphasis dropped, a link as
-    "text <url>", a hard break kept."""
+    "text <url>" (the real address, whatever its text says; once when the text is the
+    address), a hard break kept."""
     out: list[str] = []
-    links: list[str | None] = []
+    links: list[tuple[str | None, int]] = []
     for token in children:
         if token.type in ("text", "code_inline"):
             out.append(_SPACES.sub(" ", token.content))
@@ -101,11 +103,14 @@ def _inline_text(children: Sequence[Token]) -> str:
             out.append("\n")
         elif token.type == "link_open":
             href = str(token.attrs.get("href", ""))
-            links.append(href if href.lower().startswith(_SHOWN_SCHEMES) else None)
+            shown = href if href.lower().startswith(_SHOWN_SCHEMES) else None
+            links.append((shown, len(out)))
         elif token.type == "link_close" and links:
-            shown = links.pop()
+            shown, start = links.pop()
             if shown:
-                out.append(f" <{shown.removeprefix('mailto:')}>")
+                address = shown.removeprefix("mailto:")
+                if "".join(out[start:]).strip() != address:
+                    out.append(f" <{address}>")
         elif token.type == "image":
             out.append(_SPACES.sub(" ", token.content))
     return "".join(out).strip(" ")
