@@ -129,7 +129,7 @@ def test_the_detail_page_actions(site: Site, page: Page, db_name: str) -> None:
     expect(page.get_by_role("status")).to_have_text("The subscription was ended.")
     assert _status(page).startswith("unsubscribed")
     page.get_by_role("button", name="Resubscribe to The Daily Messenger").click()
-    expect(page.get_by_role("status")).to_contain_text("original consent record is kept")
+    expect(page.get_by_role("status")).to_contain_text("starts only when the reader confirms")
     assert _status(page).startswith("pending")
 
     # Suppress and unsuppress.

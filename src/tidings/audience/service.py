@@ -17,6 +17,7 @@ from tidings.db.models import (
     HistoryKind,
     Newsletter,
     Subscriber,
+    SubscriberEvent,
     Subscription,
     SubscriptionStatus,
 )
@@ -169,12 +170,34 @@ def unsubscribe(
     return subscription_view(db, subscription_id)
 
 
+#: Sources of an unsubscribe an admin made (and may undo); any other (the reader's link, the
+#: preference centre, a mailto, a complaint) is the reader withdrawing consent.
+ADMIN_SOURCES = frozenset({"console", "api", "cli"})
+
+
+def _left_by_admin(session: Session, subscription: Subscription) -> bool:
+    """Whether the subscription's latest ``unsubscribed`` event came from an admin."""
+    source = session.scalar(
+        select(SubscriberEvent.source)
+        .where(
+            SubscriberEvent.subscriber_id == subscription.subscriber_id,
+            SubscriberEvent.newsletter_id == subscription.newsletter_id,
+            SubscriberEvent.kind == HistoryKind.unsubscribed,
+        )
+        .order_by(SubscriberEvent.id.desc())
+        .limit(1)
+    )
+    return source in ADMIN_SOURCES
+
+
 def resubscribe(
     db: Database, subscription_id: int, source: str, detail: str | None = None
 ) -> SubscriptionView | None:
-    """An admin subscribes a reader again: active if they had confirmed, else pending. The
-    original consent record stays as it was; a ``resubscribed`` event says who did it.
-    :class:`InvalidInput` for a suppressed address; None for an unknown subscription."""
+    """An admin subscribes a reader again. Active only when they had confirmed and the
+    unsubscribe was an admin's own (an undo); a reader who left by themself withdrew their
+    consent, so they are pending and must confirm again. The original consent record stays
+    as it was; a ``resubscribed`` event says who did it. :class:`InvalidInput` for a
+    suppressed address; None for an unknown subscription."""
     now = utcnow()
     with db.session() as session:
         row = session.execute(
@@ -190,7 +213,7 @@ def resubscribe(
         if subscription.status == SubscriptionStatus.unsubscribed:
             subscription.status = (
                 SubscriptionStatus.active
-                if subscription.confirmed_at is not None
+                if subscription.confirmed_at is not None and _left_by_admin(session, subscription)
                 else SubscriptionStatus.pending
             )
             subscription.unsubscribed_at = None

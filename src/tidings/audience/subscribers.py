@@ -7,17 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tidings.catalog.counts import ReaderStatus, status_of
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
+    BouncePoint,
     Delivery,
     DeliveryState,
     Edition,
     HistoryKind,
+    InboundMessage,
     Newsletter,
     Subscriber,
     Subscription,
@@ -231,8 +233,27 @@ FIELD_LABELS = ("name", "locale", "time zone", "attributes")
 
 def erase(db: Database, subscriber_id: int) -> bool:
     """GDPR erasure: the person and their subscriptions go; the ledger keeps anonymous rows
-    (subscriber_id becomes NULL), so sent counts stay right."""
+    (subscriber_id becomes NULL), so sent counts stay right. What names the address goes
+    too: the raw copy, recipient, diagnostic and changes of what came back about them (the
+    message's kind, status code and domain stay for the sender-health counts), their bounce
+    points, and the relay's replies kept on their deliveries (which often quote it)."""
     with db.session() as session:
+        email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
+        if email is None:
+            return False
+        session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.subscriber_id == subscriber_id)
+            .values(raw=None, recipient=None, diagnostic=None, changes=None)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(delete(BouncePoint).where(BouncePoint.email == email))
+        session.execute(
+            update(Delivery)
+            .where(Delivery.subscriber_id == subscriber_id)
+            .values(last_reply=None)
+            .execution_options(synchronize_session=False)
+        )
         removed = row_count(
             session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
         )

@@ -320,6 +320,8 @@ DETAIL_DONE = {
     "unchanged": "Nothing was changed.",
     "unsubscribed": "The subscription was ended.",
     "resubscribed": "The subscription is on again; its original consent record is kept.",
+    "asked_again": "The subscription is pending: it starts only when the reader confirms "
+    "(a reader who left by themself must agree again; send them the confirmation mail to ask).",
     "mailed": "A confirmation mail is on its way.",
     "too_soon": "A confirmation mail went less than ten minutes ago; try again later.",
     "busy": "The mail queue is full just now; try again in a minute.",
@@ -430,7 +432,8 @@ def subscription_resubscribe(
     view = resubscribe(context.db, subscription_id, "console", f"by {account.email}")
     if view is None:
         return _not_found(request, context, account)
-    return see_other(_detail_url(view.subscriber_id, "resubscribed"))
+    done = "asked_again" if view.status == SubscriptionStatus.pending else "resubscribed"
+    return see_other(_detail_url(view.subscriber_id, done))
 
 
 async def _mail_one(context: Context, subscription_id: int) -> str:

@@ -1,0 +1,155 @@
+"""Hostile tests of subscriber management: consent an admin cannot give back in the reader's
+name, erasure that leaves the address behind, and the console over real HTTP on both
+databases."""
+
+from collections.abc import Iterator
+from datetime import date
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.builders import newsletter
+from tests.web.console import csrf, make_user, sign_in
+from tests.web.forms import form_to
+from tests.web.site import Site, site_with_mail
+from tidings.audience.service import add_subscriber
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import (
+    BouncePoint,
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionKind,
+    EditionStatus,
+    InboundMeaning,
+    InboundMessage,
+    Subscription,
+    SubscriptionStatus,
+    UserRole,
+)
+from tidings.mail.tokens import Purpose, sign
+
+
+@pytest.fixture
+def site(db: Database, settings: Settings) -> Iterator[Site]:
+    newsletter(db)
+    make_user(db, UserRole.admin)
+    with site_with_mail(db, settings) as started:
+        yield started
+
+
+@pytest.fixture
+def admin(site: Site) -> Iterator[httpx.Client]:
+    client = sign_in(site.base, "admin@messenger.example.ge")
+    yield client
+    client.close()
+
+
+def _status(db: Database, subscription_id: int) -> SubscriptionStatus:
+    with db.session() as session:
+        return session.scalars(
+            select(Subscription.status).where(Subscription.id == subscription_id)
+        ).one()
+
+
+def _post(client: httpx.Client, path: str, **data: str) -> httpx.Response:
+    return client.post(path, data={"csrf_token": csrf(client), **data})
+
+
+def test_an_admin_cannot_make_a_reader_who_left_by_their_link_active_again(
+    site: Site, admin: httpx.Client, db: Database, settings: Settings
+) -> None:
+    """The reader withdrew consent themself: an admin's 'resubscribe' may ask them again
+    (pending), never start mailing them on the old consent (GDPR art. 7(3))."""
+    added = add_subscriber(db, "daily", "tamar@example.ge", "Tamar", True, source="api")
+    token = sign(settings.secret, Purpose.unsubscribe, added.subscription_id)
+    form = form_to(httpx.get(f"{site.base}/u/{token}").text, f"/u/{token}")
+    assert httpx.post(f"{site.base}/u/{token}", data=form.hidden).status_code == 200
+    assert _status(db, added.subscription_id) == SubscriptionStatus.unsubscribed
+
+    again = _post(admin, f"/admin/subscriptions/{added.subscription_id}/resubscribe")
+    assert again.status_code == 303
+    assert _status(db, added.subscription_id) == SubscriptionStatus.pending
+
+
+def test_an_admin_may_undo_their_own_unsubscribe(
+    site: Site, admin: httpx.Client, db: Database
+) -> None:
+    """An unsubscribe made in the console is the admin's own mistake to undo: active again."""
+    added = add_subscriber(db, "daily", "levan@example.ge", None, True, source="api")
+    left = _post(admin, f"/admin/subscriptions/{added.subscription_id}/unsubscribe")
+    assert left.status_code == 303
+    again = _post(admin, f"/admin/subscriptions/{added.subscription_id}/resubscribe")
+    assert again.status_code == 303
+    assert _status(db, added.subscription_id) == SubscriptionStatus.active
+
+
+def test_erasing_leaves_the_address_nowhere(site: Site, admin: httpx.Client, db: Database) -> None:
+    """After erasure no row names the person: not the bounce that came back (its raw copy,
+    diagnostic and 'what it changed'; the row stays, anonymous, for the counts), not their
+    bounce points, not the relay's reply kept on their delivery."""
+    address = "gone@example.ge"
+    added = add_subscriber(db, "daily", address, "Gone", True, source="api")
+    kept = add_subscriber(db, "daily", "kept@example.ge", None, True, source="api")
+    with db.session() as session:
+        newsletter_id = session.scalars(
+            select(Subscription.newsletter_id).where(Subscription.id == added.subscription_id)
+        ).one()
+        edition = Edition(
+            newsletter_id=newsletter_id, kind=EditionKind.oneoff, status=EditionStatus.sent
+        )
+        session.add(edition)
+        session.flush()
+        for who, email in ((added.subscriber_id, address), (kept.subscriber_id, "kept@x.ge")):
+            delivery = Delivery(
+                edition_id=edition.id,
+                subscriber_id=who,
+                state=DeliveryState.failed,
+                message_id=f"<{who}@tidings>",
+                last_reply_code=550,
+                last_reply=f"550 5.1.1 <{email}>: Recipient address rejected",
+            )
+            session.add(delivery)
+            session.flush()
+            session.add(
+                InboundMessage(
+                    channel="pipe",
+                    recipient="bounce+abc@bounces.example.ge",
+                    raw=f"Final-Recipient: rfc822; {email}\r\n".encode(),
+                    meaning=InboundMeaning.hard_bounce,
+                    status="5.1.1",
+                    diagnostic=f"550 5.1.1 <{email}>: unknown",
+                    delivery_id=delivery.id,
+                    subscriber_id=who,
+                    recipient_domain="example.ge",
+                    changes=f"suppressed {email}",
+                )
+            )
+        session.add(BouncePoint(email=address, day=date(2026, 12, 1), detail="soft bounce"))
+        session.commit()
+
+    page = admin.get(f"/admin/subscribers/{added.subscriber_id}/erase").text
+    form = form_to(page, f"/admin/subscribers/{added.subscriber_id}/erase")
+    erased = admin.post(
+        f"/admin/subscribers/{added.subscriber_id}/erase", data={**form.hidden, "sure": "yes"}
+    )
+    assert erased.status_code == 303
+
+    with db.session() as session:
+        replies = session.scalars(select(Delivery.last_reply)).all()
+        inbound = session.execute(
+            select(InboundMessage.raw, InboundMessage.diagnostic, InboundMessage.changes)
+        ).all()
+        points = session.scalars(select(BouncePoint.email)).all()
+        counted = session.scalar(select(Delivery.id).where(Delivery.subscriber_id.is_(None)))
+    assert counted is not None  # the anonymous delivery row stays for the counts
+    assert not any(address in (reply or "") for reply in replies)
+    assert any("kept@x.ge" in (reply or "") for reply in replies)  # others untouched
+    for raw, diagnostic, changes in inbound:
+        assert address.encode() not in (raw or b"")
+        assert address not in (diagnostic or "") and address not in (changes or "")
+    assert len(inbound) == 2  # kept, anonymous, for the sender-health counts
+    assert any("kept@x.ge" in (changes or "") for _, _, changes in inbound)
+    assert address not in points
