@@ -1,7 +1,9 @@
 """Hostile checks of "sending safely" (the builder's confirmation, test sends, changing a
 scheduled edition) over real HTTP on both databases."""
 
+import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -342,3 +344,35 @@ def test_patch_refuses_another_newsletters_articles_and_keeps_the_edition(
     after = api.get(f"/editions/{edition_id}").json()
     assert after["subject"] == "Morning" and after["status"] == "scheduled"
     assert console.edition_articles() == [[console.ids[0]]]
+
+
+def test_a_double_click_at_the_same_moment_sends_once(console: Console) -> None:
+    """Two copies of the confirmed form in flight together (a double click): the one-time
+    claim is atomic on both databases, so one edition goes out and the other is refused."""
+    asked = console.ask(newsletter="daily", do="send", article=[str(i) for i in console.ids])
+    yes = confirm_fields(asked.text)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda _: console.post(yes).status_code, range(2)))
+    assert sorted(answers) == [303, 409]
+    assert console.count(Edition) == 1 and console.count(Delivery) == 3
+
+
+def test_ordering_works_without_a_script_and_the_script_is_nonce_only(console: Console) -> None:
+    """Held: the order numbers alone order the articles (no script needed); the page's only
+    scripts carry the response's CSP nonce, and no inline handler is on the page."""
+    page = console.client.get(f"{ACTION}?newsletter=daily")
+    policy = page.headers["content-security-policy"]
+    nonce = re.search(r"script-src 'nonce-([^']+)'", policy)
+    assert nonce is not None and "unsafe-inline" not in policy.split("style-src")[0]
+    scripts = re.findall(r"<script\b[^>]*>", page.text)
+    assert scripts and all(f'nonce="{nonce.group(1)}"' in tag for tag in scripts)
+    assert not re.search(r"<[^>]+\son[a-z]+\s*=", page.text)
+    first, second = console.ids
+    asked = console.ask(
+        newsletter="daily",
+        do="send",
+        article=[str(first), str(second)],
+        **{f"pos_{first}": "2", f"pos_{second}": "1"},
+    )
+    assert console.post(confirm_fields(asked.text)).status_code == 303
+    assert console.edition_articles() == [[second, first]]
