@@ -223,7 +223,8 @@ def test_a_test_is_never_personalised_for_another_newsletters_reader(console: Co
 
 
 def test_test_messages_have_their_own_message_ids_and_no_reader_token(console: Console) -> None:
-    """Held: each test message has its own Message-ID on the newsletter's domain; its
+    """Each test message has its own random Message-ID on the newsletter's domain (it carried
+    the server's process id and clock, failed before); its
     List-Unsubscribe names the test page and the sender, never a reader's signed link."""
     console.ask(
         newsletter="daily",
@@ -235,6 +236,8 @@ def test_test_messages_have_their_own_message_ids_and_no_reader_token(console: C
     messages = [caught.message for caught in console.smtp.caught]
     ids = {str(m["Message-ID"]) for m in messages}
     assert len(ids) == 2
+    for message_id in ids:  # random, on the newsletter's domain: no time, no process id
+        assert re.fullmatch(r"<tidings\.test\.[0-9a-f]{32}@messenger\.example\.ge>", message_id)
     for message in messages:
         assert str(message["Subject"]).startswith("[Test] ")
         unsubscribe = str(message["List-Unsubscribe"])
