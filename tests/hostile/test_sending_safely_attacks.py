@@ -379,3 +379,47 @@ def test_ordering_works_without_a_script_and_the_script_is_nonce_only(console: C
     )
     assert console.post(confirm_fields(asked.text)).status_code == 303
     assert console.edition_articles() == [[second, first]]
+
+
+def test_patch_racing_send_now_is_one_or_the_other(console: Console) -> None:
+    """Held: a PATCH and the edition's start at the same moment either change it first
+    (and the new subject and articles go out) or are refused with 409 (and the old ones
+    go out); never a started edition with half its change."""
+    api = _api(console)
+    first, second = console.ids
+    for attempt in range(4):
+        created = api.post(
+            "/editions",
+            json={
+                "newsletter": "daily",
+                "article_ids": [first],
+                "subject": f"Old {attempt}",
+                "send": "scheduled",
+                "scheduled_for": "2099-01-01T08:00:00+04:00",
+            },
+        )
+        edition_id = created.json()["id"]
+
+        url = f"/editions/{edition_id}"
+        change = {"subject": f"New {attempt}", "article_ids": [second]}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            patched = pool.submit(lambda u, c: api.patch(u, json=c).status_code, url, change)
+            sent = pool.submit(lambda u: api.post(f"{u}/send").status_code, url)
+            assert sent.result() == 200
+            status = patched.result()
+        assert status in (200, 409), status
+        with console.db.session() as session:
+            edition = session.get_one(Edition, edition_id)
+            kept = list(
+                session.scalars(
+                    select(EditionArticle.article_id).where(EditionArticle.edition_id == edition_id)
+                )
+            )
+            deliveries = session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition_id)
+            )
+        assert edition.status.value == "sending" and deliveries == 3
+        if status == 200:
+            assert edition.subject == f"New {attempt}" and kept == [second]
+        else:
+            assert edition.subject == f"Old {attempt}" and kept == [first]
