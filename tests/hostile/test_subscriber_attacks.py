@@ -13,6 +13,7 @@ from tests.builders import newsletter
 from tests.web.console import csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
+from tidings.access.apitokens import create_token
 from tidings.audience.service import add_subscriber
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -153,3 +154,24 @@ def test_erasing_leaves_the_address_nowhere(site: Site, admin: httpx.Client, db:
     assert len(inbound) == 2  # kept, anonymous, for the sender-health counts
     assert any("kept@x.ge" in (changes or "") for _, _, changes in inbound)
     assert address not in points
+
+
+def test_undoing_a_readers_own_unsubscribe_asks_them_again(
+    site: Site, db: Database, settings: Settings
+) -> None:
+    """The history's undo (meant for what the way back decided) of an unsubscribe the reader
+    made by their signed link does not start mailing them: pending until they confirm."""
+    added = add_subscriber(db, "daily", "salome@example.ge", None, True, source="api")
+    token = sign(settings.secret, Purpose.unsubscribe, added.subscription_id)
+    form = form_to(httpx.get(f"{site.base}/u/{token}").text, f"/u/{token}")
+    assert httpx.post(f"{site.base}/u/{token}", data=form.hidden).status_code == 200
+    _, secret = create_token(db, "admin token", UserRole.admin, "test")
+    with httpx.Client(
+        base_url=f"{site.base}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+    ) as api:
+        history = api.get(f"/subscribers/{added.subscriber_id}/history").json()
+        (left,) = [e for e in history if e["kind"] == "unsubscribed"]
+        assert left["source"] == "web"
+        undone = api.post(f"/subscriber-events/{left['id']}/undo")
+    assert undone.status_code == 200 and "(pending)" in undone.text
+    assert _status(db, added.subscription_id) == SubscriptionStatus.pending

@@ -47,6 +47,9 @@ ARRIVAL = frozenset(
 #: The kinds an admin can undo (an undo itself is not undone: the reader signs up again, or
 #: an admin suppresses the address by hand).
 UNDOABLE = frozenset({HistoryKind.suppressed, HistoryKind.unsubscribed, HistoryKind.bounce_point})
+#: Sources of an unsubscribe the reader made themself (their signed link, the preference
+#: centre): their withdrawn consent, which no undo gives back; they must confirm again.
+READER_SOURCES = frozenset({"web"})
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,7 @@ def _resubscribe(
         return f"nothing: {email} is subscribed to {slug} again ({subscription.status.value})"
     status = (
         SubscriptionStatus.active
-        if subscription.confirmed_at is not None
+        if subscription.confirmed_at is not None and event.source not in READER_SOURCES
         else SubscriptionStatus.pending
     )
     subscription.status = status
