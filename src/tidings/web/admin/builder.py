@@ -371,9 +371,9 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
                 plan = await asyncio.to_thread(
                     plan_edition, context.db, context.settings, slug, one_off, when
                 )
-                # The articles confirmed are the ones sent: the automatic choice is made now.
-                keep["chosen"] = list(plan.article_ids)
-                keep["positions"] = {i: str(n) for n, i in enumerate(plan.article_ids, 1)}
+                if not ids:  # the automatic choice, made now, is what is confirmed and sent
+                    keep["chosen"] = list(plan.article_ids)
+                    keep["positions"] = {i: str(n) for n, i in enumerate(plan.article_ids, 1)}
                 return _confirm(request, context, account, slug, action, plan, keep, notice)
             return see_other(await _act(context, action, slug, one_off, keep))
         if action == "test":
