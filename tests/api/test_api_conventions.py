@@ -82,3 +82,11 @@ def test_the_api_never_gives_cli_advice(api: Api) -> None:
     assert "tidings tokens" not in document and "--" not in document.replace("---", "")
     answer = httpx.get(f"{api.base}/api/v1/newsletters")
     assert "tidings " not in answer.text
+
+
+def test_an_unknown_template_set_is_refused(admin: httpx.Client) -> None:
+    refused = _error(
+        admin.patch("/newsletters/daily", json={"template_set": "fancy"}), 422, "invalid_input"
+    )
+    assert "'fancy'" in str(refused["message"])
+    assert admin.get("/newsletters/daily").json()["template_set"] == "digest"

@@ -105,6 +105,10 @@ def test_newsletter_edit_sets_and_clears_allowed_origins(cli: Cli, db: Database)
         "allowed origins: none" in cli("newsletter", "edit", "daily", "--no-allowed-origins").stdout
     )
     assert "at least one setting" in _one_line(cli("newsletter", "edit", "daily"))
+    unknown = _one_line(cli("newsletter", "edit", "daily", "--template-set", "fancy"))
+    assert "'fancy'" in unknown
+    never = _one_line(cli("newsletter", "edit", "daily", "--schedule", "0 0 30 2 *"))
+    assert "never sends" in never
     assert "no newsletter 'nope'" in _one_line(cli("newsletter", "edit", "nope", "--name", "N"))
 
 

@@ -3,6 +3,7 @@
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from tidings.catalog.counts import subscription_counts
 from tidings.catalog.feedguard import check_feed_url
 from tidings.catalog.urls import canonical_url, web_origins
-from tidings.crontab import crontab_trigger
+from tidings.crontab import crontab_trigger, fire_times
 from tidings.db.clauses import KeysetPage, keyset_page
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -101,11 +102,17 @@ def _check_timezone(timezone: str) -> None:
 
 def _check_cron(cron: str, timezone: str) -> None:
     try:
-        crontab_trigger(cron, timezone)
+        trigger = crontab_trigger(cron, timezone)
     except ValueError as exc:
         raise InvalidInput(
             f"The schedule {cron!r} is not a crontab line (minute hour day month weekday): {exc}."
         ) from None
+    # A line that names only days no month has ('0 0 31 2,4,6,9,11 *') is well formed and
+    # never sends: refused here, where someone typed it, not found out by silence.
+    if next(fire_times(trigger, datetime.now(UTC)), None) is None:
+        raise InvalidInput(
+            f"The schedule {cron!r} never sends: none of the months it names has that day."
+        )
 
 
 class SettingsRefused(InvalidInput):

@@ -13,6 +13,7 @@ from tidings.catalog.newsletters import (
 )
 from tidings.cli.context import cli_context, friendly
 from tidings.errors import InvalidInput
+from tidings.mail.templates import template_sets
 
 app = typer.Typer(help="Create, change and list newsletters.", no_args_is_help=True)
 
@@ -61,7 +62,10 @@ def create(
     )
     context = cli_context(ctx)
     newsletter = create_newsletter(
-        context.database(), spec, allow_private=context.settings.feed_allow_private
+        context.database(),
+        spec,
+        allow_private=context.settings.feed_allow_private,
+        template_sets=template_sets(context.settings.templates_dir),
     )
     context.out.print(
         f"created newsletter {newsletter.slug!r} with {len(newsletter.sources)} feed(s), "
@@ -111,7 +115,8 @@ def edit(
     if not changes:
         raise InvalidInput("Give at least one setting to change (see --help).")
     context = cli_context(ctx)
-    changed = change_newsletter(context.database(), slug, changes)
+    sets = template_sets(context.settings.templates_dir)
+    changed = change_newsletter(context.database(), slug, changes, template_sets=sets)
     context.out.print(f"changed newsletter {changed.slug!r}:")
     shown = {
         "name": changed.name,

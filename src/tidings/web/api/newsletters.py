@@ -15,6 +15,7 @@ from tidings.catalog.newsletters import (
 from tidings.compose.select import article_choices
 from tidings.db.models import Newsletter, Source
 from tidings.ingest.service import push_articles
+from tidings.mail.templates import template_sets
 from tidings.web.api.auth import Context, Owner, Reader, Writer
 from tidings.web.api.paging import Cursor, Limit, decode, encode
 from tidings.web.api.schemas import (
@@ -77,6 +78,7 @@ def create(body: NewsletterIn, context: Context, who: Owner) -> NewsletterOut:
         context.db,
         NewsletterSpec(**body.model_dump()),
         allow_private=context.settings.feed_allow_private,
+        template_sets=template_sets(context.settings.templates_dir),
     )
     return _out(created)
 
@@ -89,7 +91,9 @@ def read(slug: str, context: Context, who: Reader) -> NewsletterOut:
 @router.patch("/{slug}", response_model=NewsletterOut)
 def patch(slug: str, body: NewsletterPatch, context: Context, who: Owner) -> NewsletterOut:
     """Change the settings given (the slug stays: it is in every link already sent)."""
-    return _out(change_newsletter(context.db, slug, body.model_dump(exclude_unset=True)))
+    changes = body.model_dump(exclude_unset=True)
+    sets = template_sets(context.settings.templates_dir)
+    return _out(change_newsletter(context.db, slug, changes, template_sets=sets))
 
 
 @router.get("/{slug}/sources", response_model=list[SourceOut])
