@@ -423,3 +423,20 @@ def test_patch_racing_send_now_is_one_or_the_other(console: Console) -> None:
             assert edition.subject == f"New {attempt}" and kept == [second]
         else:
             assert edition.subject == f"Old {attempt}" and kept == [first]
+
+
+def test_a_test_subject_cannot_add_headers_or_recipients(console: Console) -> None:
+    """Held: a subject with line breaks and a Bcc stays one line of the [Test] subject; the
+    message goes to the typed test address only."""
+    console.ask(
+        newsletter="daily",
+        do="test",
+        article=str(console.ids[0]),
+        subject="Evening\r\nBcc: victim@example.org\r\n\r\nbody",
+        tests="ed@example.org",
+    )
+    assert console.smtp.recipients() == ["ed@example.org"]
+    message = console.smtp.caught[0].message
+    assert message["Bcc"] is None
+    assert str(message["Subject"]).startswith("[Test] Evening")
+    assert "\n" not in str(message["Subject"])
