@@ -14,7 +14,8 @@ from tests.web.console import csrf, make_user, sign_in
 from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tidings.access.apitokens import create_token
-from tidings.audience.service import add_subscriber
+from tidings.audience.service import add_subscriber, unsubscribe
+from tidings.audience.signup import claim_confirmation
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -30,6 +31,7 @@ from tidings.db.models import (
     SubscriptionStatus,
     UserRole,
 )
+from tidings.db.types import utcnow
 from tidings.mail.tokens import Purpose, sign
 
 
@@ -175,3 +177,22 @@ def test_undoing_a_readers_own_unsubscribe_asks_them_again(
         undone = api.post(f"/subscriber-events/{left['id']}/undo")
     assert undone.status_code == 200 and "(pending)" in undone.text
     assert _status(db, added.subscription_id) == SubscriptionStatus.pending
+
+
+def test_the_confirmation_claim_itself_refuses_a_subscription_no_longer_pending(
+    db: Database,
+) -> None:
+    """The claim is the one conditional UPDATE racing requests meet: it must also hold when
+    the reader unsubscribed or confirmed between an admin's look-up and the claim (the
+    'send to all waiting' button reads the waiting readers first, then claims each)."""
+    newsletter(db)
+    left = add_subscriber(db, "daily", "nana@example.ge", None, False, source="api")
+    done = add_subscriber(db, "daily", "keti@example.ge", None, True, source="api")
+    waiting = add_subscriber(db, "daily", "eter@example.ge", None, False, source="api")
+    unsubscribe(db, left.subscription_id, source="web")
+    with db.session() as session:
+        now = utcnow()
+        assert not claim_confirmation(session, left.subscription_id, now)
+        assert not claim_confirmation(session, done.subscription_id, now)
+        assert claim_confirmation(session, waiting.subscription_id, now)
+        session.commit()

@@ -125,12 +125,15 @@ def _pending_subscription(
 
 def claim_confirmation(session: Session, subscription_id: int, now: datetime) -> bool:
     """Claim the right to mail the subscription's confirmation now: at most one per
-    :data:`CONFIRMATION_INTERVAL`, by one conditional UPDATE, so racing requests (a sign-up,
-    an admin's resend) cannot both send. Not committed."""
+    :data:`CONFIRMATION_INTERVAL`, and only while it is pending, by one conditional UPDATE,
+    so racing requests (a sign-up, an admin's resend, the reader unsubscribing or
+    confirming in between) cannot both send, nor mail one no longer pending. Not
+    committed."""
     claimed = session.execute(
         update(Subscription)
         .where(
             Subscription.id == subscription_id,
+            Subscription.status == SubscriptionStatus.pending,
             or_(
                 Subscription.confirmation_sent_at.is_(None),
                 Subscription.confirmation_sent_at <= now - CONFIRMATION_INTERVAL,
