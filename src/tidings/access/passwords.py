@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from zxcvbn import zxcvbn  # type: ignore[import-untyped]
 
 from tidings.errors import InvalidInput
+from tidings.text import as_sentence
 
 MIN_PASSWORD = 12
 #: Longer input is refused before hashing: argon2 and zxcvbn work grows with the length.
@@ -46,13 +47,8 @@ def check_password(password: str, *, email: str = "") -> None:
         return
     feedback = result["feedback"]
     advice = [feedback["warning"], *feedback["suggestions"]]
-    sentences = " ".join(_sentence(text) for text in advice if text)
+    sentences = " ".join(as_sentence(text) for text in advice if text)
     raise InvalidInput(f"That password is too easy to guess. {sentences}".strip())
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def hash_password(password: str) -> str:
