@@ -6,6 +6,7 @@ status column is the reader's status as the console shows it: a suppressed addre
 import csv
 from collections.abc import Iterator
 from datetime import datetime
+from io import StringIO
 from typing import TextIO
 
 from sqlalchemy import func, select, true
@@ -38,28 +39,69 @@ def _attribute_keys(session: Session, newsletter_id: int) -> list[str]:
     return sorted(str(key) for key in session.scalars(query) if str(key) not in EXPORT_COLUMNS)
 
 
-def _export_pages(
-    session: Session, newsletter_id: int, audience: AudienceFilter
-) -> Iterator[list[tuple[Subscriber, Subscription, str]]]:
-    """Keyset pages by subscriber id: constant cost per page however long the list."""
+def _export_page(
+    session: Session, newsletter_id: int, audience: AudienceFilter, last_id: int
+) -> list[tuple[Subscriber, Subscription, str]]:
+    """One keyset page by subscriber id after ``last_id``: constant cost per page however
+    long the list."""
+    page = session.execute(
+        select(Subscriber, Subscription, reader_status())
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.newsletter_id == newsletter_id,
+            Subscriber.id > last_id,
+            *audience.where(),
+        )
+        .order_by(Subscriber.id)
+        .limit(EXPORT_PAGE)
+    ).all()
+    return [(subscriber, subscription, str(status)) for subscriber, subscription, status in page]
+
+
+def export_chunks(db: Database, slug: str, audience: AudienceFilter | None = None) -> Iterator[str]:
+    """The newsletter's subscribers (those ``audience`` matches, else all) as CSV text,
+    importable again: the header, then one chunk per page of :data:`EXPORT_PAGE`, each read
+    in a short session of its own, so a web response streams it in bounded memory."""
+    return (text for text, _ in _chunks(db, slug, audience))
+
+
+def _chunks(db: Database, slug: str, audience: AudienceFilter | None) -> Iterator[tuple[str, int]]:
+    """:func:`export_chunks`, each chunk with how many subscribers it holds."""
+    with db.session() as session:
+        newsletter_id = newsletter_by_slug(session, slug).id
+        attribute_keys = _attribute_keys(session, newsletter_id)
+    matching = audience or AudienceFilter()
+    if matching.status is not None:
+        # The status column describes this newsletter's subscription: filter on it too.
+        matching = AudienceFilter(newsletter_id, matching.status, matching.query)
+    out = StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(guard_cells([*EXPORT_COLUMNS, *attribute_keys]))
+    yield out.getvalue(), 0
     last_id = 0
     while True:
-        page = session.execute(
-            select(Subscriber, Subscription, reader_status())
-            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-            .where(
-                Subscription.newsletter_id == newsletter_id,
-                Subscriber.id > last_id,
-                *audience.where(),
-            )
-            .order_by(Subscriber.id)
-            .limit(EXPORT_PAGE)
-        ).all()
+        with db.session() as session:
+            page = _export_page(session, newsletter_id, matching, last_id)
         if not page:
             return
-        yield [(subscriber, subscription, str(status)) for subscriber, subscription, status in page]
+        out.seek(0)
+        out.truncate()
+        for subscriber, subscription, status in page:
+            values = [
+                subscriber.email,
+                subscriber.name or "",
+                subscriber.locale or "",
+                subscriber.timezone or "",
+                status,
+                _iso(subscription.consent_at),
+                subscription.consent_method or "",
+                _iso(subscription.confirmed_at),
+                _iso(subscription.unsubscribed_at),
+                *(str(subscriber.attributes.get(key, "")) for key in attribute_keys),
+            ]
+            writer.writerow(guard_cells(values))
+        yield out.getvalue(), len(page)
         last_id = page[-1][0].id
-        session.expunge_all()
 
 
 def export_subscribers(
@@ -68,31 +110,9 @@ def export_subscribers(
     """Write the newsletter's subscribers (those ``audience`` matches, else all) as CSV,
     importable again; returns the row count."""
     written = 0
-    with db.session() as session:
-        newsletter_id = newsletter_by_slug(session, slug).id
-        attribute_keys = _attribute_keys(session, newsletter_id)
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(guard_cells([*EXPORT_COLUMNS, *attribute_keys]))
-        matching = audience or AudienceFilter()
-        if matching.status is not None:
-            # The status column describes this newsletter's subscription: filter on it too.
-            matching = AudienceFilter(newsletter_id, matching.status, matching.query)
-        for page in _export_pages(session, newsletter_id, matching):
-            for subscriber, subscription, status in page:
-                values = [
-                    subscriber.email,
-                    subscriber.name or "",
-                    subscriber.locale or "",
-                    subscriber.timezone or "",
-                    status,
-                    _iso(subscription.consent_at),
-                    subscription.consent_method or "",
-                    _iso(subscription.confirmed_at),
-                    _iso(subscription.unsubscribed_at),
-                    *(str(subscriber.attributes.get(key, "")) for key in attribute_keys),
-                ]
-                writer.writerow(guard_cells(values))
-            written += len(page)
+    for text, rows in _chunks(db, slug, audience):
+        out.write(text)
+        written += rows
     return written
 
 
