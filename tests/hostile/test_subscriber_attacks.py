@@ -17,8 +17,11 @@ from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tidings.access.apitokens import create_token
 from tidings.audience import export
+from tidings.audience.search import audience_filter, count
 from tidings.audience.service import add_subscriber, unsubscribe
 from tidings.audience.signup import claim_confirmation
+from tidings.audience.suppressions import suppress, suppression_of, unsuppress
+from tidings.catalog.counts import ReaderStatus
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -32,10 +35,12 @@ from tidings.db.models import (
     InboundMessage,
     Subscription,
     SubscriptionStatus,
+    SuppressionReason,
     UserRole,
 )
 from tidings.db.types import utcnow
 from tidings.mail.tokens import Purpose, sign
+from tidings.reports.insights import overview
 
 
 @pytest.fixture
@@ -223,3 +228,59 @@ def test_the_console_export_streams_page_by_page_and_guards_formulas(
     assert body == whole.getvalue()
     names = [row["name"] for row in csv.DictReader(StringIO(body))]
     assert names == ["'=HYPERLINK(1)", "'+1", "'-2", "'@SUM(A1)", "'=cmd|x!A0"]
+
+
+def test_every_count_agrees_on_the_tricky_readers(site: Site, db: Database) -> None:
+    """Suppressed after subscribing, pending and suppressed, unsubscribed and suppressed,
+    suppressed then unsuppressed, and one address in two newsletters: the dashboard's
+    counts, the status filter and the API's shown_as say the same."""
+    newsletter(db, "weekly")
+    made = {
+        email: add_subscriber(db, "daily", email, None, confirmed, source="api")
+        for email, confirmed in (
+            ("a@example.ge", True),
+            ("p@example.ge", False),
+            ("u@example.ge", True),
+            ("back@example.ge", True),
+            ("two@example.ge", True),
+            ("plain@example.ge", True),
+        )
+    }
+    add_subscriber(db, "weekly", "two@example.ge", None, False, source="api")
+    unsubscribe(db, made["u@example.ge"].subscription_id, source="web")
+    suppress(db, "a@example.ge", "by hand")
+    suppress(db, "p@example.ge", "bounced", SuppressionReason.hard_bounce)
+    suppress(db, "u@example.ge", "complaint", SuppressionReason.complaint)
+    suppress(db, "back@example.ge", "mistake")
+    row = suppression_of(db, "back@example.ge")
+    assert row is not None and unsuppress(db, row.id, "console", "admin@x")
+    suppress(db, "two@example.ge", "by hand")
+
+    expected = {
+        "daily": {"active": 2, "pending": 0, "unsubscribed": 0, "bounced": 1, "suppressed": 3},
+        "weekly": {"active": 0, "pending": 0, "unsubscribed": 0, "bounced": 0, "suppressed": 1},
+    }
+    dashboard = {o.slug: o.counts for o in overview(db)}
+    _, secret = create_token(db, "viewer token", UserRole.viewer, "test")
+    with httpx.Client(
+        base_url=f"{site.base}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+    ) as api:
+        everyone = api.get("/subscribers", params={"limit": 200}).json()["items"]
+        for slug, wanted in expected.items():
+            dash = dict(wanted, suppressed=wanted["suppressed"] + wanted["bounced"])
+            del dash["bounced"]
+            assert dashboard[slug] == dash, slug
+            for status, total in wanted.items():
+                audience = audience_filter(db, slug, ReaderStatus(status), "")
+                assert count(db, audience) == total, (slug, status)
+                listed = api.get(
+                    "/subscribers", params={"newsletter": slug, "status": status, "limit": 200}
+                ).json()["items"]
+                assert len(listed) == total, (slug, status)
+                shown = [
+                    s["shown_as"]
+                    for person in everyone
+                    for s in person["subscriptions"]
+                    if s["newsletter_slug"] == slug
+                ]
+                assert shown.count(status) == total, (slug, status)
