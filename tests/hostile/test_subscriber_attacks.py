@@ -20,6 +20,7 @@ from tidings.audience import export
 from tidings.audience.search import audience_filter, count
 from tidings.audience.service import add_subscriber, unsubscribe
 from tidings.audience.signup import claim_confirmation
+from tidings.audience.subscribers import subscriber_record
 from tidings.audience.suppressions import suppress, suppression_of, unsuppress
 from tidings.catalog.counts import ReaderStatus
 from tidings.config import Settings
@@ -284,3 +285,70 @@ def test_every_count_agrees_on_the_tricky_readers(site: Site, db: Database) -> N
                     if s["newsletter_slug"] == slug
                 ]
                 assert shown.count(status) == total, (slug, status)
+
+
+def test_viewers_editors_and_forged_forms_change_nothing(
+    site: Site, admin: httpx.Client, db: Database
+) -> None:
+    """Every subscriber action in the console refuses a viewer and an editor, and an admin's
+    form without its token; the API refuses a viewer's and an editor's token."""
+    pending = add_subscriber(db, "daily", "wait@example.ge", "Wait", False, source="api")
+    active = add_subscriber(db, "daily", "on@example.ge", "On", True, source="api")
+    sid, sub = active.subscriber_id, active.subscription_id
+    posts = {
+        f"/admin/subscribers/{sid}/edit": {"name": "Changed"},
+        f"/admin/subscribers/{sid}/erase": {"sure": "yes"},
+        f"/admin/subscribers/{sid}/suppress": {},
+        f"/admin/subscribers/{sid}/unsuppress": {},
+        f"/admin/subscriptions/{sub}/unsubscribe": {},
+        f"/admin/subscriptions/{sub}/resubscribe": {},
+        f"/admin/subscriptions/{pending.subscription_id}/confirmation": {},
+        "/admin/subscribers/confirmations": {"newsletter": "daily"},
+        "/admin/subscribers/add": {"email": "new@example.ge", "newsletter": "daily"},
+        "/admin/subscribers/bulk": {"action": "delete", "newsletter": "daily", "confirm": "yes"},
+        "/admin/suppressions": {"email": "on@example.ge"},
+    }
+
+    def untouched() -> None:
+        record = subscriber_record(db, sid, history=0)
+        assert record is not None and record.name == "On" and record.suppression is None
+        assert _status(db, sub) == SubscriptionStatus.active
+        assert _status(db, pending.subscription_id) == SubscriptionStatus.pending
+        assert subscriber_record(db, pending.subscriber_id, history=0) is not None
+        assert site.smtp.caught == []
+
+    for role in (UserRole.viewer, UserRole.editor):
+        email = make_user(db, role, f"{role.value}@messenger.example.ge")
+        client = sign_in(site.base, email)
+        for path, data in posts.items():
+            answer = _post(client, path, **data)
+            assert answer.status_code == 403, (role, path, answer.status_code)
+            assert "Your role may not do this" in answer.text, (role, path)
+        client.close()
+        untouched()
+    for path, data in posts.items():
+        answer = admin.post(path, data=data)
+        assert answer.status_code == 403 and "has expired" in answer.text, path
+    untouched()
+
+    for role in (UserRole.viewer, UserRole.editor):
+        _, secret = create_token(db, f"{role.value} token", role, "test")
+        with httpx.Client(
+            base_url=f"{site.base}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+        ) as api:
+            calls = [
+                api.patch(f"/subscribers/{sid}", json={"name": "Changed"}),
+                api.delete(f"/subscribers/{sid}"),
+                api.patch(f"/subscriptions/{sub}", json={"status": "unsubscribed"}),
+                api.post(
+                    "/subscribers",
+                    json={
+                        "email": "wait@example.ge",
+                        "newsletter": "daily",
+                        "send_confirmation": True,
+                    },
+                ),
+                api.post("/suppressions", json={"email": "on@example.ge"}),
+            ]
+            assert [c.status_code for c in calls] == [403] * len(calls), role
+    untouched()
