@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from tests.builders import articles, newsletter
 from tests.web.console import csrf, make_user, sign_in
+from tests.web.forms import confirmation
 from tests.webserver import web_server
 from tidings.access.apitokens import create_token
 from tidings.compose.sendtime import IN_THE_PAST, NO_TIME, schedule_at, send_time
@@ -83,8 +84,11 @@ def test_console_and_api_read_the_same_time_the_same_way(db: Database, settings:
         token = csrf(console)
 
         def schedule(send_at: str) -> httpx.Response:
-            form = {"csrf_token": token, "newsletter": "daily", "do": "schedule", "confirmed": "1"}
-            return console.post("/admin/editions/new", data={**form, "send_at": send_at})
+            form = {"csrf_token": token, "newsletter": "daily", "do": "schedule"}
+            asked = console.post("/admin/editions/new", data={**form, "send_at": send_at})
+            if asked.status_code != 200 or "confirm_token" not in asked.text:
+                return asked  # refused before the confirmation step
+            return console.post("/admin/editions/new", data=confirmation(asked.text))
 
         assert schedule("2099-01-01T08:00+00:00").status_code == 303
         api = httpx.post(

@@ -266,13 +266,10 @@ def test_strangers_viewers_and_forged_forms_reach_no_sending_path(console: Conso
     forged = console.client.post(ACTION, data=fields)  # no form token
     assert forged.status_code == 403
     assert console.count(Edition) == 0
-    scheduled = console.ask(
-        newsletter="daily",
-        do="schedule",
-        confirmed="1",
-        send_at="2099-06-01T09:00",
-        article=str(console.ids[0]),
+    asked = console.ask(
+        newsletter="daily", do="schedule", send_at="2099-06-01T09:00", article=str(console.ids[0])
     )
+    scheduled = console.post(confirm_fields(asked.text))
     edition_id = int(scheduled.headers["location"].rsplit("/", 1)[1])
     _, secret = create_token(console.db, "viewer", UserRole.viewer, "test")
     patch = httpx.patch(

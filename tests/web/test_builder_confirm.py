@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.builders import articles, newsletter, subscribers
 from tests.web.console import csrf, make_user, sign_in
-from tests.web.forms import form_to
+from tests.web.forms import confirmation, form_to
 from tests.webserver import web_server
 from tidings.compose.sendtime import NO_TIME
 from tidings.config import Settings
@@ -34,6 +34,10 @@ class Builder:
 
     def post(self, **data: str | list[str]) -> httpx.Response:
         return self.client.post("/admin/editions/new", data={"csrf_token": self.token, **data})
+
+    def confirmed(self, **data: str | list[str]) -> httpx.Response:
+        """Post the form, then press the confirmation page's button."""
+        return self.client.post("/admin/editions/new", data=confirmation(self.post(**data).text))
 
     def editions(self) -> int:
         with self.db.session() as session:
@@ -71,11 +75,14 @@ def test_send_now_asks_first_and_keeps_every_value(builder: Builder) -> None:
     for name in ("subject", "intro", "tests", "test_reader", f"pos_{builder.ids[0]}"):
         assert hidden[name] == typed[name], name
     assert hidden["confirmed"] == "1" and hidden["newsletter"] == "daily"
-    back = builder.post(do="back", confirmed="1", **typed)
+    back = builder.post(do="back", confirmed="1", **typed)  # back needs no confirmation
     assert back.status_code == 200 and f">{INTRO}</textarea>" in html.unescape(back.text)
     assert 'value="Evening &lt;extra&gt;"' in back.text
     assert builder.editions() == 0
-    sent = builder.post(do="send", confirmed="1", **typed)
+    unconfirmed = builder.post(do="send", confirmed="1", **typed)  # no token: asks again
+    assert unconfirmed.status_code == 200 and builder.editions() == 0
+    assert "Yes, send to 2 readers" in unconfirmed.text
+    sent = builder.client.post("/admin/editions/new", data=confirmation(asked.text))
     assert sent.status_code == 303 and builder.editions() == 1
 
 
@@ -88,10 +95,9 @@ def test_schedule_asks_first_and_an_unreadable_time_is_said_at_once(builder: Bui
 
 
 def test_a_started_edition_is_not_changed_from_the_builder(builder: Builder) -> None:
-    scheduled = builder.post(
+    scheduled = builder.confirmed(
         newsletter="daily",
         do="schedule",
-        confirmed="1",
         send_at="2099-06-01T09:00",
         article=str(builder.ids[0]),
     )
@@ -124,10 +130,9 @@ def test_a_tests_unsubscribe_page_changes_nothing_and_needs_no_sign_in(builder: 
 
 
 def test_an_edition_being_changed_always_lists_its_own_articles(builder: Builder) -> None:
-    scheduled = builder.post(
+    scheduled = builder.confirmed(
         newsletter="daily",
         do="schedule",
-        confirmed="1",
         send_at="2099-06-01T09:00",
         article=str(builder.ids[0]),
     )

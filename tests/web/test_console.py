@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, func, select
 from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import RecordingHandler, smtp_server
 from tests.web.console import csrf, make_user, sign_in
+from tests.web.forms import confirmation
 from tests.webserver import web_server
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -102,9 +103,8 @@ def test_bulk_actions_ask_first_then_act_on_the_filter(console: Console) -> None
 
 
 def test_erase_keeps_anonymous_delivery_counts(console: Console) -> None:
-    builder = console.post(
-        "/admin/editions/new", newsletter="daily", do="send", subject="Evening", confirmed="1"
-    )
+    asked = console.post("/admin/editions/new", newsletter="daily", do="send", subject="Evening")
+    builder = console.client.post("/admin/editions/new", data=confirmation(asked.text))
     assert builder.status_code == 303
     with console.db.session() as session:
         subscriber_id = session.scalars(
@@ -192,13 +192,10 @@ def test_builder_test_send_and_schedule(console: Console) -> None:
         tests=" ".join(f"t{i}@example.ge" for i in range(6)),
     )
     assert "Give one to 5 test addresses." in too_many.text
-    scheduled = console.post(
-        "/admin/editions/new",
-        newsletter="daily",
-        do="schedule",
-        send_at="2099-01-01T08:00",
-        confirmed="1",
+    asked = console.post(
+        "/admin/editions/new", newsletter="daily", do="schedule", send_at="2099-01-01T08:00"
     )
+    scheduled = console.client.post("/admin/editions/new", data=confirmation(asked.text))
     assert scheduled.status_code == 303
     with console.db.session() as session:
         edition = session.scalars(select(Edition)).one()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from itsdangerous import BadData, URLSafeTimedSerializer
 
 from tidings.access.accounts import Account
 from tidings.access.ratelimit import RateLimit, allow
@@ -24,6 +25,7 @@ from tidings.compose.oneoff import (
     DraftChanges,
     Preview,
     SendPlan,
+    not_scheduled,
     preview,
     scheduled_draft,
     send_one_off,
@@ -236,7 +238,8 @@ USED_CONFIRMATION = (
     "and is not sent again. See it under Editions."
 )
 CHANGED_SINCE_CONFIRMED = (
-    "The edition changed after it was confirmed: check what will happen and confirm again."
+    "The edition changed after it was confirmed, or the confirmation is more than a day old: "
+    "check what will happen and confirm again."
 )
 
 
@@ -262,21 +265,34 @@ def _confirmed_values(action: str, slug: str, keep: dict[str, Any]) -> str:
     )
 
 
-def _confirm_mac(secret: str, nonce: str, values: str) -> str:
-    message = f"tidings.builder-confirm\n{nonce}\n{values}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+#: How long a confirmation page's button stays good.
+CONFIRM_MAX_AGE = 24 * 3600
+
+
+def _confirm_signer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt="tidings.builder-confirm")
+
+
+def _digest(action: str, slug: str, keep: dict[str, Any]) -> str:
+    return hashlib.sha256(_confirmed_values(action, slug, keep).encode()).hexdigest()
 
 
 def confirm_token(secret: str, action: str, slug: str, keep: dict[str, Any]) -> str:
-    """A one-time token for a confirmation page, bound to the values it shows."""
-    nonce = secrets.token_urlsafe(18)
-    return f"{nonce}.{_confirm_mac(secret, nonce, _confirmed_values(action, slug, keep))}"
+    """A one-time token for a confirmation page (a nonce of its own), signed for this
+    purpose, good for a day, bound to the values the page shows."""
+    values = {"nonce": secrets.token_urlsafe(18), "values": _digest(action, slug, keep)}
+    return str(_confirm_signer(secret).dumps(values))
 
 
 def token_matches(secret: str, token: str, action: str, slug: str, keep: dict[str, Any]) -> bool:
-    nonce, _, mac = token.partition(".")
-    expected = _confirm_mac(secret, nonce, _confirmed_values(action, slug, keep))
-    return bool(nonce) and hmac.compare_digest(mac, expected)
+    """Whether ``token`` is a live confirmation of exactly these values."""
+    try:
+        found = _confirm_signer(secret).loads(token, max_age=CONFIRM_MAX_AGE)
+    except BadData:
+        return False
+    if not isinstance(found, dict) or not isinstance(found.get("values"), str):
+        return False
+    return hmac.compare_digest(found["values"], _digest(action, slug, keep))
 
 
 def _readers(count: int) -> str:
@@ -357,9 +373,15 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
                 )
             if edition_id is not None and not ids:
                 raise InvalidInput("Choose at least one article.")
+            if edition_id is not None:  # said before asking to confirm what cannot be done
+                draft = await asyncio.to_thread(scheduled_draft, context.db, edition_id)
+                if draft.status != EditionStatus.scheduled:
+                    raise not_scheduled(edition_id, draft.status)
             token = str(form.get("confirm_token", ""))
             notice = None
-            if confirmed and token:
+            if confirmed and not token:
+                confirmed = False  # only the confirmation page's own button acts
+            if confirmed:
                 if not token_matches(context.settings.secret, token, action, slug, keep):
                     confirmed, notice = False, CHANGED_SINCE_CONFIRMED
                 elif not await asyncio.to_thread(
