@@ -2,6 +2,7 @@
 name, erasure that leaves the address behind, and the console over real HTTP on both
 databases."""
 
+import asyncio
 import csv
 from collections.abc import Iterator
 from datetime import date
@@ -17,9 +18,10 @@ from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tidings.access.apitokens import create_token
 from tidings.audience import export
+from tidings.audience.confirmations import claim_one
 from tidings.audience.search import audience_filter, count
 from tidings.audience.service import add_subscriber, unsubscribe
-from tidings.audience.signup import claim_confirmation
+from tidings.audience.signup import SignupQueue, claim_confirmation
 from tidings.audience.subscribers import subscriber_record
 from tidings.audience.suppressions import suppress, suppression_of, unsuppress
 from tidings.catalog.counts import ReaderStatus
@@ -352,3 +354,26 @@ def test_viewers_editors_and_forged_forms_change_nothing(
             ]
             assert [c.status_code for c in calls] == [403] * len(calls), role
     untouched()
+
+
+def test_a_claimed_confirmation_is_not_sent_to_an_address_suppressed_meanwhile(
+    site: Site, db: Database
+) -> None:
+    """The admin's confirmations wait in the sign-up queue (four SMTP conversations for up to
+    200 a click): an address suppressed, or a reader who left, before its turn is not mailed;
+    one still pending is (the real SMTP server catches it)."""
+    quiet = add_subscriber(db, "daily", "complained@example.ge", None, False, source="api")
+    left = add_subscriber(db, "daily", "left@example.ge", None, False, source="api")
+    due = add_subscriber(db, "daily", "due@example.ge", None, False, source="api")
+    claims = [claim_one(db, made.subscription_id, "console") for made in (quiet, left, due)]
+    suppress(db, "complained@example.ge", "complaint", SuppressionReason.complaint)
+    unsubscribe(db, left.subscription_id, source="web")
+
+    async def send() -> None:
+        queue = SignupQueue(db, site.settings)
+        for claimed in claims:
+            assert claimed is not None and queue.mail(claimed)
+        await queue.close(grace=30)
+
+    asyncio.run(send())
+    assert [c.rcpt_tos for c in site.smtp.caught] == [["due@example.ge"]]

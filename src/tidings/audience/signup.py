@@ -177,6 +177,17 @@ def record_signup(db: Database, form: SignupForm, now: datetime) -> Confirmation
         return ConfirmationDue(subscription.id, address, name, previous, newsletter)
 
 
+def still_due(db: Database, due: ConfirmationDue) -> bool:
+    """Whether a claimed confirmation may still go, just before it is sent: the
+    subscription is pending and its address not suppressed (a queued one can wait behind
+    hundreds; a complaint or an unsubscribe may come in between)."""
+    with db.session() as session:
+        status = session.scalar(
+            select(Subscription.status).where(Subscription.id == due.subscription_id)
+        )
+        return status == SubscriptionStatus.pending and not is_suppressed(session, due.email)
+
+
 def confirmation_mailed(db: Database, due: ConfirmationDue) -> None:
     """A ``confirm_mailed`` event in the reader's history, once the mail has gone."""
     with db.session() as session:
@@ -298,6 +309,10 @@ class SignupQueue:
             self._slots = asyncio.Semaphore(self.concurrency)
         try:
             async with self._slots:
+                if not await asyncio.to_thread(still_due, self.db, due):
+                    log.info("confirmation for subscription %s no longer due", due.subscription_id)
+                    await asyncio.to_thread(release_confirmation, self.db, due)
+                    return
                 signer = await asyncio.to_thread(
                     load_signer, self.db, self.settings, due.newsletter.from_address
                 )
