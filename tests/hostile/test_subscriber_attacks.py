@@ -377,3 +377,20 @@ def test_a_claimed_confirmation_is_not_sent_to_an_address_suppressed_meanwhile(
 
     asyncio.run(send())
     assert [c.rcpt_tos for c in site.smtp.caught] == [["due@example.ge"]]
+
+
+def test_search_wildcards_are_plain_text(site: Site, db: Database) -> None:
+    """q= is a plain substring: '%' and '_' match themselves, not everyone (held)."""
+    add_subscriber(db, "daily", "percent%sign@example.ge", None, True, source="api")
+    add_subscriber(db, "daily", "under_score@example.ge", None, True, source="api")
+    add_subscriber(db, "daily", "plain@example.ge", "Plain", True, source="api")
+    _, secret = create_token(db, "viewer token", UserRole.viewer, "test")
+    with httpx.Client(
+        base_url=f"{site.base}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+    ) as api:
+        for q, wanted in (("%", ["percent%sign@example.ge"]), ("_", ["under_score@example.ge"])):
+            for path in ("/subscribers", "/suppressions"):
+                answer = api.get(path, params={"q": q, "limit": 200})
+                assert answer.status_code == 200
+            found = api.get("/subscribers", params={"q": q, "limit": 200}).json()["items"]
+            assert [s["email"] for s in found] == wanted, q
