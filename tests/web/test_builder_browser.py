@@ -254,6 +254,9 @@ def test_a_scheduled_edition_is_changed_in_the_builder(
 
     # Once it has started, the builder refuses to load it, with a sentence.
     page.get_by_role("button", name="Send now").click()
+    # The edition page asks first too, with the readers it will go to.
+    expect(page.locator("#confirm")).to_have_text("Yes, send to 3 readers")
+    page.locator("#confirm").click()
     expect(page.locator("#status")).not_to_have_text("scheduled")
     page.goto(f"{site.base}/admin/editions/new?edition={edition_id}")
     expect(

@@ -18,7 +18,7 @@ from tests.webserver import web_server
 from tidings.compose.sendtime import NO_TIME
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Edition, UserRole
+from tidings.db.models import Edition, EditionStatus, UserRole
 from tidings.mail.edition import TEST_UNSUBSCRIBE_PATH
 
 INTRO = 'Two stories:\n\n- one\n- two & "three"'
@@ -104,7 +104,8 @@ def test_a_started_edition_is_not_changed_from_the_builder(builder: Builder) -> 
     edition_id = int(scheduled.headers["location"].rsplit("/", 1)[1])
     loaded = builder.client.get(f"/admin/editions/new?edition={edition_id}")
     assert f"Change edition #{edition_id}" in loaded.text
-    builder.client.post(f"/admin/editions/{edition_id}/send", data={"csrf_token": builder.token})
+    send = f"/admin/editions/{edition_id}/send"
+    builder.client.post(send, data={"csrf_token": builder.token, "sure": "yes"})
     late = builder.post(
         newsletter="daily",
         do="schedule",
@@ -140,3 +141,31 @@ def test_an_edition_being_changed_always_lists_its_own_articles(builder: Builder
     page = builder.client.get(f"/admin/editions/new?edition={edition_id}&q=no+such+title")
     assert f'value="{builder.ids[0]}" id="article-{builder.ids[0]}" checked' in page.text
     assert f'id="article-{builder.ids[1]}"' not in page.text  # the search still filters
+
+
+def test_send_now_on_a_scheduled_editions_page_asks_first(builder: Builder) -> None:
+    scheduled = builder.confirmed(
+        newsletter="daily",
+        do="schedule",
+        send_at="2099-06-01T09:00",
+        article=str(builder.ids[0]),
+        subject="Later",
+    )
+    edition_id = int(scheduled.headers["location"].rsplit("/", 1)[1])
+    send = f"/admin/editions/{edition_id}/send"
+    asked = builder.client.post(send, data={"csrf_token": builder.token})
+    assert asked.status_code == 200
+    assert f"Send edition #{edition_id} now?" in asked.text
+    assert "Yes, send to 2 readers" in asked.text and "Later" in asked.text
+    assert "Asia/Tbilisi (" in asked.text
+    with builder.db.session() as session:
+        assert session.get_one(Edition, edition_id).status == EditionStatus.scheduled
+    pressed = form_to(asked.text, send).posted()
+    assert pressed["sure"] == "yes"
+    sent = builder.client.post(send, data=pressed)
+    assert sent.status_code == 303
+    with builder.db.session() as session:
+        assert session.get_one(Edition, edition_id).status == EditionStatus.sending
+    again = builder.client.post(send, data=pressed)  # the back button, a second tab
+    assert again.status_code in (400, 409, 422), again.status_code
+    assert "it cannot be sent" in html.unescape(again.text)

@@ -20,6 +20,7 @@ from tidings.compose.oneoff import (
 from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
+from tidings.db.models import EditionStatus
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput
 
@@ -107,6 +108,20 @@ def plan_edition(
     if when is None:
         return plan
     return replace(plan, send_at=send_time(when, plan.timezone, utcnow()))
+
+
+def plan_scheduled(db: Database, settings: Settings, edition_id: int) -> SendPlan | None:
+    """What sending a scheduled edition now would do, for the editor to confirm (None when it
+    is not scheduled: the move itself then says why it cannot be sent)."""
+    draft = scheduled_draft(db, edition_id)
+    if draft.status != EditionStatus.scheduled:
+        return None
+    one_off = OneOff(
+        article_ids=draft.article_ids,
+        intro_markdown=draft.intro_markdown,
+        subject=draft.subject,
+    )
+    return plan_one_off(db, settings, draft.slug, one_off)
 
 
 def change_scheduled(

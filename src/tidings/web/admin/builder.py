@@ -295,7 +295,8 @@ def token_matches(secret: str, token: str, action: str, slug: str, keep: dict[st
     return hmac.compare_digest(found["values"], _digest(action, slug, keep))
 
 
-def _readers(count: int) -> str:
+def readers_phrase(count: int) -> str:
+    """'1 reader', '2,500 readers': how a confirmation counts its readers."""
     return f"{count:,} reader" + ("" if count == 1 else "s")
 
 
@@ -313,7 +314,7 @@ def _confirm(
     when = zoned_time(plan.send_at or datetime.now(UTC), plan.timezone)
     editing = keep["edition_id"] is not None
     button = (
-        f"Yes, send to {_readers(plan.recipients)}"
+        f"Yes, send to {readers_phrase(plan.recipients)}"
         if action == "send"
         else ("Yes, save and schedule" if editing else "Yes, schedule")
     )
@@ -325,7 +326,7 @@ def _confirm(
         plan=plan,
         action=action,
         when=when,
-        readers=_readers(plan.recipients),
+        readers=readers_phrase(plan.recipients),
         button=button,
         notice=notice,
         newsletter_slug=slug,

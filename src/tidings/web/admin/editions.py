@@ -2,15 +2,24 @@
 the one table of moves (``compose.lifecycle.MOVES``) allows (the builder, where editions are
 made, is ``web.admin.builder``)."""
 
+import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tidings.compose.lifecycle import EDITION_CHANGES, MOVES, allowed_moves
+from tidings.compose.sendtime import plan_scheduled
 from tidings.errors import InvalidInput
 from tidings.reports.feedback import edition_feedback_summary
-from tidings.reports.progress import EditionProgress, edition_progress, list_editions
+from tidings.reports.progress import (
+    EditionProgress,
+    edition_progress,
+    list_editions,
+    zoned_time,
+)
+from tidings.web.admin.builder import readers_phrase
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
 
@@ -62,8 +71,27 @@ def edition_progress_json(edition_id: RowId, context: Context, account: Viewer) 
 
 
 @router.post("/{edition_id}/{change}", response_model=None)
-def edition_change(edition_id: RowId, change: str, context: Context, account: Editor) -> Response:
+async def edition_change(
+    edition_id: RowId, change: str, request: Request, context: Context, account: Editor
+) -> Response:
+    """Apply a move. Sending a scheduled edition now asks first, as the builder does (the
+    move itself is one conditional UPDATE: a second press is refused, never sent twice)."""
     if change not in EDITION_CHANGES:
         raise InvalidInput("There is no such change to an edition.")
-    EDITION_CHANGES[change](context.db, edition_id)
+    sure = (await request.form()).get("sure") == "yes"
+    if change == "send" and not sure:
+        plan = await asyncio.to_thread(plan_scheduled, context.db, context.settings, edition_id)
+        if plan is not None:
+            return console_page(
+                request,
+                context,
+                account,
+                "edition_send_confirm.html",
+                plan=plan,
+                action="send",
+                when=zoned_time(datetime.now(UTC), plan.timezone),
+                edition_id=edition_id,
+                button=f"Yes, send to {readers_phrase(plan.recipients)}",
+            )
+    await asyncio.to_thread(EDITION_CHANGES[change], context.db, edition_id)
     return see_other(f"/admin/editions/{edition_id}")
