@@ -97,13 +97,16 @@ def _invalid_request(context: WebContext) -> Callable[[Request, Exception], Awai
         parent = _parent_page(request)
         if parent is None:  # outside the console: as FastAPI answers
             return await request_validation_exception_handler(request, exc)
-        if request.method in ("GET", "HEAD"):
+        errors = [error for error in exc.errors() if error.get("loc")]
+        reading = request.method in ("GET", "HEAD")
+        if reading and all(error["loc"][0] == "path" for error in errors):
             if _posts_here(request):  # reloading a form's result: back to its page
                 return RedirectResponse(parent, status_code=303)
-            return page(context.pages, "not_found.html", status_code=404)
-        fields = sorted({str(error["loc"][-1]) for error in exc.errors() if error.get("loc")})
+            return page(context.pages, "not_found.html", status_code=404)  # no such page
+        fields = sorted({str(error["loc"][-1]) for error in errors})
         named = ", ".join(f"“{name}”" for name in fields) or "a field"
-        message = f"The form was not taken: {named} is missing or not valid."
+        taken = "The page was not shown" if reading else "The form was not taken"
+        message = f"{taken}: {named} is missing or not valid."
         return refusal_page(request, context, message, status_code=422, back=parent)
 
     return handler
