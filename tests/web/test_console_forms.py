@@ -218,6 +218,7 @@ def test_a_viewer_is_offered_no_action_and_no_mailbox(
     editor = sign_in(str(console.client.base_url), make_user(db, UserRole.editor))
     page = editor.get("/admin/newsletters/daily").text
     assert "Build a one-off edition" in page and "Poll now" in page
+    assert "Every day at 08:00 (Asia/Tbilisi)" in page  # the schedule in words too
     assert "Edit settings" not in page and 'href="/mailbox"' in page
     assert editor.get("/mailbox").status_code == 200
 

@@ -26,6 +26,7 @@ from tidings.catalog.newsletters import (
     update_newsletter,
 )
 from tidings.crontab import next_runs as next_sends
+from tidings.crontab import schedule_in_words
 from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
 from tidings.errors import Conflict, FeedError, InvalidInput
@@ -282,6 +283,7 @@ def _detail_page(
         status_code=status_code,
         newsletter=newsletter,
         sources=sources,
+        in_words=schedule_in_words(newsletter.schedule_cron, newsletter.timezone),
         upcoming=next_sends(newsletter.schedule_cron, newsletter.timezone, 5, utcnow()),
         upcoming_weekly=(
             next_sends(newsletter.weekly_schedule_cron, newsletter.timezone, 5, utcnow())
