@@ -142,8 +142,10 @@ def test_undoing_an_unsubscribe_brings_back_that_subscription(db: Database) -> N
     )
     assert daily.newsletter_slug == "daily"
     said = undo(db, daily.id, "admin")
+    # A complaint is the reader's own withdrawal of consent (feedback.history.consent_survives,
+    # the rule the console's Resubscribe follows too): the undo asks them to confirm again.
     assert said == (
-        "subscribed ana@example.ge to daily again (active); the address is still suppressed "
+        "subscribed ana@example.ge to daily again (pending); the address is still suppressed "
         "(complaint), so nothing is sent to it"
     )
     with db.session() as session:
@@ -158,7 +160,7 @@ def test_undoing_an_unsubscribe_brings_back_that_subscription(db: Database) -> N
             )
         )
     assert statuses == {
-        people.daily: (SubscriptionStatus.active, None),
+        people.daily: (SubscriptionStatus.pending, None),
         people.weekly: (SubscriptionStatus.unsubscribed, NOW),
     }
     assert history_of(db, ana)[0].kind == HistoryKind.resubscribed

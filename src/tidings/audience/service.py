@@ -23,7 +23,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.errors import InvalidInput, NotFound
-from tidings.feedback.history import record
+from tidings.feedback.history import consent_survives, record
 from tidings.mail.addresses import clean_name, normalise_email
 
 
@@ -170,11 +170,6 @@ def unsubscribe(
     return subscription_view(db, subscription_id)
 
 
-#: Sources of an unsubscribe an admin made (and may undo); any other (the reader's link, the
-#: preference centre, a mailto, a complaint) is the reader withdrawing consent.
-ADMIN_SOURCES = frozenset({"console", "api", "cli"})
-
-
 def _left_by_admin(session: Session, subscription: Subscription) -> bool:
     """Whether the subscription's latest ``unsubscribed`` event came from an admin."""
     source = session.scalar(
@@ -187,7 +182,7 @@ def _left_by_admin(session: Session, subscription: Subscription) -> bool:
         .order_by(SubscriberEvent.id.desc())
         .limit(1)
     )
-    return source in ADMIN_SOURCES
+    return consent_survives(source)
 
 
 def resubscribe(

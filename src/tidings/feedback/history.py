@@ -47,9 +47,17 @@ ARRIVAL = frozenset(
 #: The kinds an admin can undo (an undo itself is not undone: the reader signs up again, or
 #: an admin suppresses the address by hand).
 UNDOABLE = frozenset({HistoryKind.suppressed, HistoryKind.unsubscribed, HistoryKind.bounce_point})
-#: Sources of an unsubscribe the reader made themself (their signed link, the preference
-#: centre): their withdrawn consent, which no undo gives back; they must confirm again.
-READER_SOURCES = frozenset({"web"})
+#: Sources of an unsubscribe an admin made (the console, the API, the CLI). Any other source
+#: (the reader's link, the preference centre, a mailto, a complaint, an import) is the reader
+#: withdrawing consent.
+ADMIN_SOURCES = frozenset({"console", "api", "cli"})
+
+
+def consent_survives(unsubscribe_source: str | None) -> bool:
+    """Whether a confirmed reader's consent outlives an unsubscribe from this source, so that
+    undoing it makes them active again: only when an admin unsubscribed them. A reader who
+    left by themself (any other source) must confirm again: they are made pending."""
+    return unsubscribe_source in ADMIN_SOURCES
 
 
 @dataclass(frozen=True)
@@ -257,7 +265,7 @@ def _resubscribe(
         return f"nothing: {email} is subscribed to {slug} again ({subscription.status.value})"
     status = (
         SubscriptionStatus.active
-        if subscription.confirmed_at is not None and event.source not in READER_SOURCES
+        if subscription.confirmed_at is not None and consent_survives(event.source)
         else SubscriptionStatus.pending
     )
     subscription.status = status
