@@ -3,6 +3,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from tidings.db.types import utcnow
+from tidings.deliver.heartbeats import roll_call
 from tidings.reports.insights import history, overview
 from tidings.web.admin.charts import chart
 from tidings.web.admin.session import Context, Viewer, console_page
@@ -17,6 +19,14 @@ def dashboard(request: Request, context: Context, account: Viewer) -> HTMLRespon
         chart("Active subscribers", [(p.day, p.subscribers) for p in points], bars=False),
         chart("Messages sent by each day's editions", [(p.day, p.sent) for p in points], bars=True),
     ]
+    now = utcnow()
     return console_page(
-        request, context, account, "dashboard.html", newsletters=overview(context.db), charts=charts
+        request,
+        context,
+        account,
+        "dashboard.html",
+        newsletters=overview(context.db),
+        charts=charts,
+        workers=roll_call(context.db, now),  # the Workers panel and its warning
+        now=now,
     )
