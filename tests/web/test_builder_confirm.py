@@ -120,7 +120,7 @@ def test_a_started_edition_is_not_changed_from_the_builder(builder: Builder) -> 
         html.unescape(late.text)
     )
     page = builder.client.get(f"/admin/editions/new?edition={edition_id}")
-    assert f"Edition {edition_id} is sending: it can no longer be changed." in page.text
+    assert f"Edition {edition_id} is sending: only a scheduled edition can be changed." in page.text
 
 
 def test_a_tests_unsubscribe_page_changes_nothing_and_needs_no_sign_in(builder: Builder) -> None:

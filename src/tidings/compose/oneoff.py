@@ -287,6 +287,16 @@ def not_scheduled(edition_id: int, status: EditionStatus) -> Conflict:
     )
 
 
+def check_changeable(draft: ScheduledDraft, article_ids: list[int] | None) -> None:
+    """Refuse a change to a scheduled edition that :func:`update_scheduled` would refuse: one
+    that has started (:class:`Conflict`), or one left without articles (``article_ids`` [];
+    None keeps the edition's own)."""
+    if draft.status != EditionStatus.scheduled:
+        raise not_scheduled(draft.edition_id, draft.status)
+    if not (draft.article_ids if article_ids is None else article_ids):
+        raise InvalidInput("Choose at least one article.")
+
+
 def update_scheduled(
     db: Database, settings: Settings, edition_id: int, changes: DraftChanges
 ) -> None:
@@ -294,11 +304,8 @@ def update_scheduled(
     still scheduled (one conditional UPDATE: the scheduler starting it at the same moment
     either waits and sends the new content, or has started and the change is refused)."""
     draft = scheduled_draft(db, edition_id)
-    if draft.status != EditionStatus.scheduled:
-        raise not_scheduled(edition_id, draft.status)
+    check_changeable(draft, changes.article_ids)
     ids = draft.article_ids if changes.article_ids is None else changes.article_ids
-    if not ids:
-        raise InvalidInput("Choose at least one article.")
     intro = draft.intro_markdown if changes.intro_markdown is None else changes.intro_markdown
     subject = draft.subject if changes.subject is None else changes.subject
     one_off = OneOff(article_ids=ids, intro_markdown=intro or None, subject=subject or None)

@@ -11,11 +11,12 @@ archive: :func:`public_headers`). The request body cap sits inside it (web.app),
 a 413 carries the policy.
 """
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 
 from fastapi.responses import PlainTextResponse, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,6 +44,24 @@ def csrf_ok(secret: str, binding: str | None, token: object) -> bool:
     except BadSignature:
         return False
     return secrets.compare_digest(str(value), binding)
+
+
+def bound_token(secret: str, purpose: str, values: str) -> str:
+    """A token of its own (a fresh nonce), signed for ``purpose``, that vouches for exactly
+    ``values`` (a confirmation page's: what the editor was shown)."""
+    digest = hashlib.sha256(values.encode()).hexdigest()
+    return str(_signer(secret, purpose).dumps([secrets.token_urlsafe(18), digest]))
+
+
+def bound_token_ok(secret: str, purpose: str, token: str, values: str, max_age: int) -> bool:
+    """Whether ``token`` is a live :func:`bound_token` of this purpose for these values."""
+    try:
+        found = _signer(secret, purpose).loads(token, max_age=max_age)
+    except BadData:
+        return False
+    if not (isinstance(found, list) and len(found) == 2 and isinstance(found[1], str)):
+        return False
+    return secrets.compare_digest(found[1], hashlib.sha256(values.encode()).hexdigest())
 
 
 def set_form_cookie(response: Response, binding: str, secure: bool) -> None:

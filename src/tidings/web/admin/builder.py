@@ -3,10 +3,7 @@ schedule (each after a confirmation page that says what will happen), and change
 edition until it starts; everyone signed in sees what the schedule would send next."""
 
 import asyncio
-import hashlib
-import hmac
 import json
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -16,7 +13,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from itsdangerous import BadData, URLSafeTimedSerializer
 
 from tidings.access.accounts import Account
 from tidings.access.ratelimit import RateLimit, allow
@@ -25,6 +21,7 @@ from tidings.compose.oneoff import (
     DraftChanges,
     Preview,
     SendPlan,
+    check_changeable,
     not_scheduled,
     preview,
     scheduled_draft,
@@ -41,7 +38,7 @@ from tidings.reports.progress import zoned_time
 from tidings.web.admin.session import Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId, WebContext
 from tidings.web.pages import page
-from tidings.web.security import FRAMED_MAIL_POLICY
+from tidings.web.security import FRAMED_MAIL_POLICY, bound_token, bound_token_ok
 
 router = APIRouter(prefix="/admin/editions")
 #: Outside the console (no sign-in, no CSRF): where a test message's unsubscribe links and
@@ -186,7 +183,7 @@ def builder_page(
                 account,
                 "message.html",
                 title=f"Edition #{edition}",
-                message=f"Edition {edition} is {draft.status.value}: it can no longer be changed.",
+                message=str(not_scheduled(edition, draft.status)),
                 back=f"/admin/editions/{edition}",
             )
         found, _ = newsletter_with_sources(context.db, draft.slug)
@@ -269,30 +266,19 @@ def _confirmed_values(action: str, slug: str, keep: dict[str, Any]) -> str:
 CONFIRM_MAX_AGE = 24 * 3600
 
 
-def _confirm_signer(secret: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret, salt="tidings.builder-confirm")
-
-
-def _digest(action: str, slug: str, keep: dict[str, Any]) -> str:
-    return hashlib.sha256(_confirmed_values(action, slug, keep).encode()).hexdigest()
+#: What the confirmation tokens are signed for.
+CONFIRM_PURPOSE = "builder-confirm"
 
 
 def confirm_token(secret: str, action: str, slug: str, keep: dict[str, Any]) -> str:
-    """A one-time token for a confirmation page (a nonce of its own), signed for this
-    purpose, good for a day, bound to the values the page shows."""
-    values = {"nonce": secrets.token_urlsafe(18), "values": _digest(action, slug, keep)}
-    return str(_confirm_signer(secret).dumps(values))
+    """A one-time token for a confirmation page, bound to the values it shows."""
+    return bound_token(secret, CONFIRM_PURPOSE, _confirmed_values(action, slug, keep))
 
 
 def token_matches(secret: str, token: str, action: str, slug: str, keep: dict[str, Any]) -> bool:
     """Whether ``token`` is a live confirmation of exactly these values."""
-    try:
-        found = _confirm_signer(secret).loads(token, max_age=CONFIRM_MAX_AGE)
-    except BadData:
-        return False
-    if not isinstance(found, dict) or not isinstance(found.get("values"), str):
-        return False
-    return hmac.compare_digest(found["values"], _digest(action, slug, keep))
+    values = _confirmed_values(action, slug, keep)
+    return bound_token_ok(secret, CONFIRM_PURPOSE, token, values, CONFIRM_MAX_AGE)
 
 
 def readers_phrase(count: int) -> str:
@@ -372,12 +358,9 @@ async def builder_post(request: Request, context: Context, account: Editor) -> R
                     "This edition is scheduled: save your changes with Schedule, "
                     "then use Send now on its page."
                 )
-            if edition_id is not None and not ids:
-                raise InvalidInput("Choose at least one article.")
             if edition_id is not None:  # said before asking to confirm what cannot be done
                 draft = await asyncio.to_thread(scheduled_draft, context.db, edition_id)
-                if draft.status != EditionStatus.scheduled:
-                    raise not_scheduled(edition_id, draft.status)
+                check_changeable(draft, ids)
             token = str(form.get("confirm_token", ""))
             notice = None
             if confirmed and not token:
