@@ -183,7 +183,7 @@ def test_the_cli_shows_failed_slots_with_their_reason(
     # An editor sending the broken newsletter by hand is told why, without a traceback.
     sent = cli("digest", "send", "broken", "--no-wait")
     assert sent.exit_code == 1
-    assert "the email template failed (email/broken/body.html, line 1)" in sent.output
+    assert "The email template failed (email/broken/body.html, line 1)" in sent.output
 
 
 def test_a_giant_article_is_left_out_and_the_rest_is_sent(db: Database, live: Settings) -> None:
