@@ -200,11 +200,14 @@ def test_the_confirmation_claim_itself_refuses_a_subscription_no_longer_pending(
     left = add_subscriber(db, "daily", "nana@example.ge", None, False, source="api")
     done = add_subscriber(db, "daily", "keti@example.ge", None, True, source="api")
     waiting = add_subscriber(db, "daily", "eter@example.ge", None, False, source="api")
+    complained = add_subscriber(db, "daily", "lela@example.ge", None, False, source="api")
     unsubscribe(db, left.subscription_id, source="web")
+    suppress(db, "lela@example.ge", "complaint meanwhile")
     with db.session() as session:
         now = utcnow()
         assert not claim_confirmation(session, left.subscription_id, now)
         assert not claim_confirmation(session, done.subscription_id, now)
+        assert not claim_confirmation(session, complained.subscription_id, now)
         assert claim_confirmation(session, waiting.subscription_id, now)
         session.commit()
 

@@ -28,6 +28,7 @@ from tidings.audience.service import SubscriptionView, subscription_view
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.catalog.urls import web_origin
 from tidings.config import Settings
+from tidings.db.clauses import is_suppressed as suppressed_address
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -125,15 +126,17 @@ def _pending_subscription(
 
 def claim_confirmation(session: Session, subscription_id: int, now: datetime) -> bool:
     """Claim the right to mail the subscription's confirmation now: at most one per
-    :data:`CONFIRMATION_INTERVAL`, and only while it is pending, by one conditional UPDATE,
-    so racing requests (a sign-up, an admin's resend, the reader unsubscribing or
-    confirming in between) cannot both send, nor mail one no longer pending. Not
-    committed."""
+    :data:`CONFIRMATION_INTERVAL`, and only while it is pending and its address is not
+    suppressed, by one conditional UPDATE, so racing requests (a sign-up, an admin's resend,
+    the reader unsubscribing, confirming or complaining in between) cannot both send, nor
+    mail one no longer due. Not committed."""
+    suppressed = select(Subscriber.id).where(suppressed_address(Subscriber.email))
     claimed = session.execute(
         update(Subscription)
         .where(
             Subscription.id == subscription_id,
             Subscription.status == SubscriptionStatus.pending,
+            Subscription.subscriber_id.not_in(suppressed),
             or_(
                 Subscription.confirmation_sent_at.is_(None),
                 Subscription.confirmation_sent_at <= now - CONFIRMATION_INTERVAL,
