@@ -47,7 +47,7 @@ def _real(settings: Settings, base_url: str, allow: bool = False) -> Settings:
 def _line(base_url: str) -> str:
     return (
         f"TIDINGS_BASE_URL is {base_url}: links in real mail must be https on a public host "
-        "(RFC 8058 one-click needs https); set TIDINGS_ALLOW_INSECURE_LINKS=true to send anyway"
+        "(RFC 8058 one-click needs https); set TIDINGS_ALLOW_INSECURE_LINKS=true to send anyway."
     )
 
 
