@@ -47,7 +47,7 @@ def _real(settings: Settings, base_url: str, allow: bool = False) -> Settings:
 def _line(base_url: str) -> str:
     return (
         f"TIDINGS_BASE_URL is {base_url}: links in real mail must be https on a public host "
-        "(RFC 8058 one-click needs https); set TIDINGS_ALLOW_INSECURE_LINKS=true to send anyway."
+        "(RFC 8058 one-click needs https); set TIDINGS_ALLOW_INSECURE_LINKS=true to send anyway"
     )
 
 
@@ -115,5 +115,5 @@ def test_worker_and_run_stop_at_start_with_one_line(
     result = cli(*command)
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert lines == [f"error: {_line('https://10.0.0.5')}"], result.output
+    assert lines == [f"error: {_line('https://10.0.0.5')}."], result.output  # a sentence
     assert "Traceback" not in result.output
