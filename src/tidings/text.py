@@ -34,6 +34,6 @@ def as_sentence(text: str) -> str:
     """A message as a sentence for people: capital first, a full stop last."""
     text = text.strip()
     # A first word that is a name (scheduled_for:, 'x@y', --flag) keeps its form.
-    if text.split(" ", 1)[0].isalpha():
+    if text.split(" ", 1)[0].rstrip(":;,").isalpha():
         text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."

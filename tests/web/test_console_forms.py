@@ -114,7 +114,9 @@ def test_the_picker_makes_the_crontab_and_origins_are_kept(console: Console) -> 
         "https://www.messenger.example.ge",
     ]
     page = console.client.get("/admin/newsletters/weekend").text
-    assert page.count("Saturday") == 5 and "09:30 (Asia/Tbilisi)" in page
+    # The schedule in words, then the next five sends.
+    assert "Every Saturday at 09:30 (Asia/Tbilisi)" in page
+    assert page.count("Saturday") == 6 and "09:30 (Asia/Tbilisi)" in page
     assert "https://www.messenger.example.ge" in page
     form = console.client.get("/admin/newsletters/weekend/edit").text
     assert _value(form, "schedule") == "30 9 * * 6" and _value(form, "at") == "09:30"

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from tidings.feedback.history import undo
 from tidings.reports.feedback import edition_feedback
 from tidings.reports.senderhealth import DAYS_MAX, sender_health
+from tidings.text import as_sentence
 from tidings.web.admin.session import Admin, Context, Viewer, console_page
 from tidings.web.deps import AfterRowId, RowId
 
@@ -67,6 +68,6 @@ def undo_event(
         account,
         "message.html",
         title="Undone",
-        message=said[:1].upper() + said[1:] + ".",
+        message=as_sentence(said),
         back=f"/admin/subscribers/{subscriber}",
     )
