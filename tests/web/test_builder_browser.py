@@ -260,5 +260,7 @@ def test_a_scheduled_edition_is_changed_in_the_builder(
     expect(page.locator("#status")).not_to_have_text("scheduled")
     page.goto(f"{site.base}/admin/editions/new?edition={edition_id}")
     expect(
-        page.get_by_text(f"Edition {edition_id} is sending: only a scheduled edition can be changed.")
+        page.get_by_text(
+            f"Edition {edition_id} is sending: only a scheduled edition can be changed."
+        )
     ).to_be_visible()
