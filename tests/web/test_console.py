@@ -144,7 +144,9 @@ def test_newsletter_create_edit_feeds_and_schedule_preview(console: Console) -> 
     }
     assert console.post("/admin/newsletters/new", **form).status_code == 303
     page = console.client.get("/admin/newsletters/weekend").text
-    assert page.count("Saturday") == 5  # the next five sends, in Tbilisi time
+    # The schedule in words, then the next five sends, in Tbilisi time.
+    assert "Every Saturday at 09:00 (Asia/Tbilisi)" in page
+    assert page.count("Saturday") == 6
     assert "09:00 (Asia/Tbilisi)" in page
     assert "/subscribe/weekend" in page and "&lt;form method=&#34;post&#34;" in page
     changed = console.post(
