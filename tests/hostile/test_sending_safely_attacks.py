@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,6 +15,7 @@ from sqlalchemy import func, select
 from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import RecordingHandler, smtp_server
 from tests.web.console import csrf, make_user, sign_in
+from tests.web.forms import form_to
 from tests.webserver import web_server
 from tidings.access.apitokens import create_token
 from tidings.audience.service import add_subscriber
@@ -40,36 +40,12 @@ from tidings.web.admin.builder import (
 ACTION = "/admin/editions/new"
 
 
-class _ConfirmForm(HTMLParser):
-    """Every hidden field of the form posting to the builder, repeated names kept (the
-    article list), and the confirm button's action, as a browser would send them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fields: list[tuple[str, str]] = []
-        self.inside = False
-        self.action = ""
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.inside = values.get("action") == ACTION and values.get("method") == "post"
-        elif self.inside and tag == "input" and values.get("type") == "hidden":
-            self.fields.append((values["name"], values.get("value", "")))
-        elif self.inside and tag == "button" and values.get("id") == "confirm":
-            self.action = values.get("value", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self.inside = False
-
-
 def confirm_fields(page: str) -> list[tuple[str, str]]:
-    """What clicking the confirmation page's "Yes" button posts."""
-    parser = _ConfirmForm()
-    parser.feed(page)
-    assert parser.action, "no confirmation button"
-    return [*parser.fields, ("do", parser.action)]
+    """What clicking the confirmation page's "Yes" button posts: every hidden field, repeated
+    names kept (the article list), and the button's own name and value."""
+    form = form_to(page, ACTION)
+    assert form.buttons, "no confirmation button"
+    return [*form.fields, form.buttons[0]]
 
 
 @dataclass
