@@ -23,7 +23,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -197,6 +199,19 @@ class Newsletter(Base):
     #: Web origins (``https://host[:port]``) whose embedded sign-up form subscribes in one
     #: step; a form posted from anywhere else shows the confirm step first.
     allowed_origins: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    #: Send at each reader's own time of day: the schedule's time applies in every
+    #: subscriber's zone (the newsletter's zone for readers with none or an unknown one).
+    reader_time: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The sender's postal address, shown in every digest's footer (CAN-SPAM asks for one).
+    postal_address: Mapped[str | None] = mapped_column(Text)
+    #: The publisher's own words for the footer.
+    footer_text: Mapped[str | None] = mapped_column(Text)
+    #: Mail a welcome when a subscription becomes active.
+    welcome_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: Show article images that the feed gave.
+    show_images: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: When set, article links carry utm_source=this, utm_medium=email, utm_campaign=edition.
+    utm_source: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -264,6 +279,12 @@ class Article(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64))
+    #: The article's picture as its feed gave it (media:content, an enclosure, or the first
+    #: image of its content), with its size and words when known.
+    image_url: Mapped[str | None] = mapped_column(Text)
+    image_width: Mapped[int | None] = mapped_column(Integer)
+    image_height: Mapped[int | None] = mapped_column(Integer)
+    image_alt: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("source_id", "guid"),
@@ -308,6 +329,8 @@ class Subscription(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the last double opt-in email went out: at most one per address per interval.
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When the welcome mail was claimed for sending (set once: a welcome goes out once).
+    welcome_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -332,6 +355,9 @@ class Edition(Base):
         _enum(Cadence, "edition_cadence"), default=Cadence.daily, server_default="daily"
     )
     slot: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The readers' zone a scheduled edition of a reader-time newsletter is for ("" for
+    #: every other edition): one edition per send time and zone.
+    zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
     status: Mapped[EditionStatus] = mapped_column(_enum(EditionStatus, "edition_status"))
     skip_reason: Mapped[str | None] = mapped_column(String(64))
     #: What happened to this edition that a person should know: why it failed or was paused,
@@ -355,7 +381,27 @@ class Edition(Base):
     #: a mass refusal (the editor has looked; its 5.1.x refusals fail and are suppressed).
     refusal_watch_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("newsletter_id", "cadence", "slot"),)
+    __table_args__ = (UniqueConstraint("newsletter_id", "cadence", "slot", "zone"),)
+
+
+class EditionVariant(Base):
+    """An edition rendered for one distinct choice of sections among its readers: rendered
+    and inlined once per choice, never per reader."""
+
+    __tablename__ = "edition_variants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    #: A digest of the sorted choice, unique per edition.
+    choice_key: Mapped[str] = mapped_column(String(64))
+    #: The sections this variant carries (None: the whole edition).
+    sections: Mapped[list[str] | None] = mapped_column(JsonDocument)
+    html_body: Mapped[str] = mapped_column(Text)
+    text_body: Mapped[str] = mapped_column(Text)
+    article_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("edition_id", "choice_key"),)
 
 
 class EditionArticle(Base):
@@ -394,6 +440,10 @@ class Delivery(Base):
     last_reply_code: Mapped[int | None] = mapped_column(Integer)
     last_reply: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(255))
+    #: The variant of the edition this reader gets (None: the edition's own parts).
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("edition_variants.id", ondelete="SET NULL")
+    )
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
