@@ -55,6 +55,8 @@ class EditionView:
     intro_html: Markup | None
     intro_text: str | None
     weekly: bool = False
+    #: The IANA zone the times are shown in.
+    zone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -219,9 +221,12 @@ def render_edition(
     intro_markdown: str | None = None,
     subject: str | None = None,
     weekly: bool = False,
+    zone: str | None = None,
 ) -> RenderedEdition:
-    """Render the triplet once for the edition and inline the CSS once."""
-    zone = ZoneInfo(newsletter.timezone)
+    """Render the triplet once for the edition and inline the CSS once; times are shown in
+    ``zone`` (the readers' zone of a reader-time edition), else the newsletter's."""
+    shown_zone = zone or newsletter.timezone
+    tz = ZoneInfo(shown_zone)
     views = [
         ArticleView(
             title=a.title,
@@ -229,13 +234,14 @@ def render_edition(
             byline=a.byline,
             section=a.section,
             summary=a.summary,
-            published_label=_time_label(a.published_at.astimezone(zone)),
+            published_label=_time_label(a.published_at.astimezone(tz)),
         )
         for a in articles
     ]
     intro_html = intro_to_html(intro_markdown) if intro_markdown else None
     edition = EditionView(
-        date_label=_date_label(issued_at.astimezone(zone)),
+        date_label=_date_label(issued_at.astimezone(tz)),
+        zone=shown_zone,
         intro_html=intro_html,
         intro_text=intro_to_text(intro_markdown) if intro_markdown else None,
         weekly=weekly,

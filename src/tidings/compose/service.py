@@ -80,6 +80,7 @@ def renderer(
     issued_at: datetime,
     one_off: OneOff | None = None,
     cadence: Cadence = Cadence.daily,
+    zone: str | None = None,
 ) -> Callable[[list[Article]], RenderedEdition]:
     """Render the edition for a choice of articles; the templates are loaded once, as fitting
     the size limit may render a few choices. A broken template is a :class:`TemplateFailed`
@@ -100,6 +101,7 @@ def renderer(
                 intro_markdown=one_off.intro_markdown if one_off else None,
                 subject=one_off.subject if one_off else None,
                 weekly=cadence == Cadence.weekly,
+                zone=zone,
             )
         except TemplateError as exc:
             raise TemplateFailed(template_failure(exc)) from exc
