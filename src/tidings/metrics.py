@@ -37,6 +37,31 @@ FEED_POLLS = Counter(
     "Feed polls by result (ok, not_modified, error).",
     ["result"],
 )
+FEED_POLL_SECONDS = Histogram(
+    "tidings_feed_poll_seconds",
+    "Time one feed poll took (fetch, parse and store), by result.",
+    ["result"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+QUEUE_LATENCY_SECONDS = Histogram(
+    "tidings_queue_latency_seconds",
+    "From a delivery's due time to its message being accepted by the relay.",
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0),
+)
+FEEDBACK = Counter(
+    "tidings_feedback",
+    "Mail that came back and was recorded: bounces and complaints, by kind.",
+    ["kind"],
+)
+SCHEDULER_SLOTS = Counter(
+    "tidings_scheduler_slots",
+    "Scheduled slots the scheduler handled, by outcome (created, skipped, failed, existing).",
+    ["outcome"],
+)
+#: The outcomes :data:`SCHEDULER_SLOTS` counts, so every series exists from the start.
+SLOT_OUTCOMES = ("created", "skipped", "failed", "existing")
+for _outcome in SLOT_OUTCOMES:
+    SCHEDULER_SLOTS.labels(_outcome)
 
 
 class _Forward(Collector):
