@@ -108,6 +108,9 @@ def test_a_worker_process_counts_its_messages_and_send_times(
     assert _value(samples, "tidings_smtp_send_seconds_count") == 6  # the refusal was timed too
     total = _value(samples, "tidings_smtp_send_seconds_sum")
     assert total is not None and 0 < total < 30
+    assert _value(samples, "tidings_queue_latency_seconds_count") == 5  # sent ones only
+    waited = _value(samples, "tidings_queue_latency_seconds_sum")
+    assert waited is not None and 0 <= waited < 5 * 30
     beat = _value(samples, "tidings_worker_heartbeat_timestamp_seconds")
     assert beat is not None and abs(beat - time.time()) < 30
     assert len(handler.recipients()) == 5
@@ -140,6 +143,11 @@ def test_the_scheduler_serves_its_feed_polls_and_the_queue(
             _stop(scheduler, log)
     assert _value(samples, "tidings_deliveries_queued", edition="1", newsletter="daily") == 3
     assert _value(samples, "tidings_feed_polls_total", result="error") in (None, 0)
+    assert _value(samples, "tidings_feed_poll_seconds_count", result="ok") == 1
+    took = _value(samples, "tidings_feed_poll_seconds_sum", result="ok")
+    assert took is not None and 0 < took < 30
+    for outcome in ("created", "skipped", "failed", "existing"):
+        assert _value(samples, "tidings_scheduler_slots_total", outcome=outcome) is not None
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tidings.db.models import DeliveryState, EditionStatus
 from tidings.deliver.leases import LeaseBook
 from tidings.deliver.ledger import Outcome
 from tidings.deliver.worker_db import WorkerDatabase
+from tidings.metrics import QUEUE_LATENCY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,8 @@ class WriteBehind:
             raise
         self._leases.settled([(o.delivery_id, o.lease_token) for o in pending])
         self._judged |= recorded.judged
+        for seconds in recorded.waited:
+            QUEUE_LATENCY_SECONDS.observe(seconds)
         if recorded.dropped:
             self._stats.dropped += len(recorded.dropped)
             log.warning(

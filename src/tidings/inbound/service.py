@@ -41,6 +41,7 @@ from tidings.inbound.targets import (
 )
 from tidings.mail.returnpath import Role, expected_domain
 from tidings.mail.status import classify
+from tidings.metrics import FEEDBACK
 
 #: Rows deleted per statement by :func:`purge_old`.
 PURGE_BATCH = 5000
@@ -72,7 +73,7 @@ def handle_message(
                 outcome = _message_outcome(session, settings, parsed, recipient, row.id, now)
             return _finish(session, row, outcome)
 
-    return retry_transient(transaction)
+    return _counted(retry_transient(transaction))
 
 
 def handle_event(
@@ -106,7 +107,26 @@ def handle_event(
                 return Handled(None, row.meaning, said, new=False)
             return _finish(session, row, _event_outcome(session, settings, event, row.id, now))
 
-    return retry_transient(transaction)
+    return _counted(retry_transient(transaction))
+
+
+#: The meanings counted as mail that came back, by kind, in :data:`tidings.metrics.FEEDBACK`.
+FEEDBACK_KINDS = (
+    InboundMeaning.hard_bounce,
+    InboundMeaning.soft_bounce,
+    InboundMeaning.policy,
+    InboundMeaning.complaint,
+)
+for _kind in FEEDBACK_KINDS:
+    FEEDBACK.labels(_kind.value)  # every series exists from the start, at 0
+
+
+def _counted(handled: Handled) -> Handled:
+    """``handled``, counted once it is committed: a bounce or complaint by its kind (a
+    replayed provider event is not counted again)."""
+    if handled.new and handled.meaning in FEEDBACK_KINDS:
+        FEEDBACK.labels(handled.meaning.value).inc()
+    return handled
 
 
 def purge_old(db: Database, settings: Settings, now: datetime | None = None) -> int:

@@ -7,6 +7,7 @@ others go on; a bounded pool fetches a few at once, so one slow feed does not ho
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from tidings.ingest.fetch import FetchPolicy, fetch_feed
 from tidings.ingest.parse import parse_feed
 from tidings.ingest.store import StoreCounts, upsert_articles
 from tidings.ingest.transport import FetchCancelled
-from tidings.metrics import FEED_POLLS
+from tidings.metrics import FEED_POLL_SECONDS, FEED_POLLS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class PollOutcome:
     not_modified: bool = False
     error: str | None = None
     rejected: list[str] = field(default_factory=list)
+    #: How long the poll took, fetch to stored (for the metrics).
+    seconds: float = 0.0
 
     @property
     def result(self) -> str:
@@ -105,6 +108,7 @@ def poll_feeds(
                 if outcome is None:
                     continue
                 FEED_POLLS.labels(outcome.result).inc()
+                FEED_POLL_SECONDS.labels(outcome.result).observe(outcome.seconds)
                 finished[futures[future]] = outcome
                 if on_outcome is not None:
                     on_outcome(outcome)
@@ -123,6 +127,7 @@ def poll_source(
     if cancel.is_set():
         return None
     outcome = PollOutcome(source_id=source_id, url=url)
+    started = time.perf_counter()
     try:
         with db.session() as session:
             source = session.get_one(Source, source_id)
@@ -152,6 +157,7 @@ def poll_source(
         log.exception("polling source %s (%s) failed", source_id, url)
         outcome.error = f"internal error: {type(exc).__name__}"
         _record_failure(db, source_id, outcome.error)
+    outcome.seconds = time.perf_counter() - started
     return outcome
 
 

@@ -56,21 +56,31 @@ class Recorded:
     judged: frozenset[int] = frozenset()
     #: Editions whose last delivery this batch made final: now ``sent``.
     closed: tuple[int, ...] = ()
+    #: For each message written as sent: seconds from its delivery's due time to its send
+    #: (the queue latency, observed by the caller once the batch is committed).
+    waited: tuple[float, ...] = ()
 
 
-def _still_held(session: Session, outcomes: Sequence[Outcome]) -> list[Outcome]:
-    """The outcomes whose delivery is still leased under their own token. On PostgreSQL the
-    rows stay locked until commit, so no reclaim can slip in between check and write."""
+def _still_held(
+    session: Session, outcomes: Sequence[Outcome]
+) -> tuple[list[Outcome], dict[int, datetime]]:
+    """The outcomes whose delivery is still leased under their own token, and when each of
+    their deliveries fell due. On PostgreSQL the rows stay locked until commit, so no reclaim
+    can slip in between check and write."""
     ids = sorted({o.delivery_id for o in outcomes})
     query = (
-        select(Delivery.id, Delivery.lease_owner)
+        select(Delivery.id, Delivery.lease_owner, Delivery.next_attempt_at)
         .where(Delivery.id.in_(ids), Delivery.state == DeliveryState.sending)
         .order_by(Delivery.id)
     )
     if is_postgres(session):
         query = query.with_for_update()
-    owners = {delivery_id: owner for delivery_id, owner in session.execute(query)}
-    return [o for o in outcomes if owners.get(o.delivery_id) == o.lease_token]
+    owners: dict[int, str | None] = {}
+    due: dict[int, datetime] = {}
+    for delivery_id, owner, due_at in session.execute(query):
+        owners[delivery_id] = owner
+        due[delivery_id] = due_at
+    return [o for o in outcomes if owners.get(o.delivery_id) == o.lease_token], due
 
 
 def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
@@ -132,7 +142,7 @@ def record_outcomes(
     if not outcomes:
         return Recorded(0)
     outcomes = sorted(outcomes, key=lambda o: o.delivery_id)  # one lock order everywhere
-    kept = _still_held(session, outcomes)
+    kept, due = _still_held(session, outcomes)
     kept_keys = {(o.delivery_id, o.lease_token) for o in kept}
     dropped = tuple(
         o.delivery_id for o in outcomes if (o.delivery_id, o.lease_token) not in kept_keys
@@ -151,7 +161,14 @@ def record_outcomes(
     refusals.score_bounces(session, bounces, score, now)
     # The last final result closes its edition at once, in this same transaction.
     closed = close_sent(session, max(o.at for o in kept), set(batch)) if kept else []
-    return Recorded(written, dropped, verdict.paused, frozenset(verdict.judged), tuple(closed))
+    waited = tuple(
+        max(0.0, (o.at - due[o.delivery_id]).total_seconds())
+        for o in kept
+        if o.state == DeliveryState.sent
+    )
+    return Recorded(
+        written, dropped, verdict.paused, frozenset(verdict.judged), tuple(closed), waited
+    )
 
 
 def _refused(outcome: Outcome) -> bool:
