@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PG_CLUSTER_VERSION := $(shell ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
 
-.PHONY: demo test lint typecheck pytest postgres chromium dovecot bench clean
+.PHONY: demo test lint typecheck pytest postgres chromium dovecot mailcheck-tools mailcheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,36 @@ dovecot:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null; \
 	  else echo "dovecot is missing; the IMAP tests will be skipped (or fail with CI=true)"; fi; }
 
+# The mail checkers nobody here wrote (tests/mailcheck/package.json pins them): the W3C Nu
+# HTML checker, run by Java, and doiuse-email, run by Node. npm ci runs again only when the
+# lock file changed; --ignore-scripts, as vnu-jar's install script would fetch a Java runtime
+# (Debian's is used instead, installed when missing and we may).
+MAILCHECK := tests/mailcheck
+MAILCHECK_STAMP := $(MAILCHECK)/node_modules/.installed-stamp
+
+$(MAILCHECK_STAMP): $(MAILCHECK)/package.json $(MAILCHECK)/package-lock.json
+	npm ci --prefix $(MAILCHECK) --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+mailcheck-tools:
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Node.js and npm from Debian's packages (for the mail checkers)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  fi; }
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing a Java runtime from Debian's packages (for the Nu HTML checker)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null; \
+	  else echo "Java is missing; the Nu HTML checker tests will be skipped (or fail with CI=true)"; fi; }
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s --no-print-directory $(MAILCHECK_STAMP); \
+	else echo "npm is missing; the mail checker tests will be skipped (or fail with CI=true)"; fi
+
+# Just the mail checker tests: the checkers on the digest, confirmation and welcome mails,
+# and their renders in Chromium (screenshots under test-artifacts/mail/).
+mailcheck: $(STAMP) postgres chromium mailcheck-tools
+	$(BIN)/pytest tests/mail/test_mail_checkers.py tests/web/test_mail_render_browser.py
+
 demo: $(STAMP)
 	$(BIN)/tidings demo
 
@@ -50,7 +80,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) postgres chromium dovecot
+pytest: $(STAMP) postgres chromium dovecot mailcheck-tools
 	$(BIN)/pytest
 
 test: lint typecheck pytest
