@@ -13,6 +13,11 @@ from sqlalchemy.orm import Session
 
 from tidings.catalog.counts import subscription_counts
 from tidings.catalog.feedguard import check_feed_url
+from tidings.catalog.readerfacing import (
+    check_footer_text,
+    check_postal_address,
+    check_utm_source,
+)
 from tidings.catalog.urls import canonical_url, web_origins
 from tidings.crontab import crontab_trigger, fire_times
 from tidings.db.clauses import KeysetPage, keyset_page
@@ -57,6 +62,17 @@ class NewsletterSpec:
     weekly_schedule: str | None = None
     #: Origins whose embedded sign-up form subscribes in one step (see ``catalog.urls``).
     allowed_origins: tuple[str, ...] = ()
+    #: Send at each reader's own time of day (the schedule's time in the reader's zone).
+    reader_time: bool = False
+    #: Shown in every digest's footer (see ``catalog.readerfacing`` for the rules).
+    postal_address: str | None = None
+    footer_text: str | None = None
+    #: Mail a welcome when a subscription becomes active.
+    welcome_enabled: bool = True
+    #: Show the images the feeds give with their articles.
+    show_images: bool = True
+    #: When set, article links carry utm_source=this, utm_medium=email, utm_campaign=edition.
+    utm_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +219,9 @@ def _validated(
     _check_articles(checks, spec)
     checks.run("template_set", lambda: _check_template_set(spec.template_set, template_sets))
     origins = checks.run("allowed_origins", lambda: web_origins(spec.allowed_origins))
+    postal = checks.run("postal_address", lambda: check_postal_address(spec.postal_address))
+    footer = checks.run("footer_text", lambda: check_footer_text(spec.footer_text))
+    utm_source = checks.run("utm_source", lambda: check_utm_source(spec.utm_source))
     if checks.problems or mailbox is None:
         raise SettingsRefused(checks.problems)
     from_name, from_address = mailbox
@@ -219,6 +238,12 @@ def _validated(
         "template_set": spec.template_set,
         "weekly_schedule_cron": weekly,
         "allowed_origins": origins,
+        "reader_time": bool(spec.reader_time),
+        "postal_address": postal,
+        "footer_text": footer,
+        "welcome_enabled": bool(spec.welcome_enabled),
+        "show_images": bool(spec.show_images),
+        "utm_source": utm_source,
     }
 
 
@@ -310,6 +335,12 @@ def _spec_of(newsletter: Newsletter) -> NewsletterSpec:
         template_set=newsletter.template_set,
         weekly_schedule=newsletter.weekly_schedule_cron,
         allowed_origins=tuple(newsletter.allowed_origins or ()),
+        reader_time=newsletter.reader_time,
+        postal_address=newsletter.postal_address,
+        footer_text=newsletter.footer_text,
+        welcome_enabled=newsletter.welcome_enabled,
+        show_images=newsletter.show_images,
+        utm_source=newsletter.utm_source,
     )
 
 

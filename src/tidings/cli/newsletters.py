@@ -14,9 +14,25 @@ from tidings.catalog.newsletters import (
 from tidings.cli.context import cli_context, friendly
 from tidings.errors import InvalidInput
 from tidings.mail.templates import template_sets
+from tidings.text import shorten
 
 app = typer.Typer(help="Create, change and list newsletters.", no_args_is_help=True)
 
+READER_TIME_HELP = (
+    "Send at each reader's own time of day: the schedule's time in the subscriber's zone "
+    "(the newsletter's zone for readers with none)."
+)
+POSTAL_HELP = (
+    "The postal address in every digest's footer (CAN-SPAM asks for one); a few lines, "
+    "separated by newlines or ' | '."
+)
+FOOTER_HELP = "The publisher's own words for the digest's footer."
+WELCOME_HELP = "Mail a welcome when a subscription becomes active (on unless --no-welcome)."
+IMAGES_HELP = "Show the images the feeds give with their articles (on unless --no-images)."
+UTM_HELP = (
+    "Tag article links with utm_source=TEXT, utm_medium=email, utm_campaign=<edition> "
+    "(letters, digits, - _ .)."
+)
 ORIGIN_HELP = (
     "A web origin (https://host[:port]) whose embedded sign-up form signs readers up in one "
     "step (repeatable); forms on other sites get a confirm step."
@@ -40,12 +56,21 @@ def create(
     min_articles: int = typer.Option(1, "--min-articles", help="Skip an edition below this."),
     max_articles: int = typer.Option(20, "--max-articles", help="At most this many per edition."),
     allowed_origins: list[str] = typer.Option([], "--allowed-origin", help=ORIGIN_HELP),
+    reader_time: bool = typer.Option(
+        False, "--reader-time/--no-reader-time", help=READER_TIME_HELP
+    ),
+    postal_address: str | None = typer.Option(None, "--postal-address", help=POSTAL_HELP),
+    footer_text: str | None = typer.Option(None, "--footer", help=FOOTER_HELP),
+    welcome: bool = typer.Option(True, "--welcome/--no-welcome", help=WELCOME_HELP),
+    images: bool = typer.Option(True, "--images/--no-images", help=IMAGES_HELP),
+    utm_source: str | None = typer.Option(None, "--utm-source", help=UTM_HELP),
 ) -> None:
     """Create a newsletter with its feeds.
 
     Example: tidings newsletter create daily --name "The Daily Messenger"
     --from "The Messenger <news@messenger.ge>" --schedule "0 7 * * *"
     --timezone Asia/Tbilisi --feed https://messenger.ge/feed.xml
+    --postal-address "The Messenger | 14 Rustaveli Ave | Tbilisi 0108, Georgia"
     """
     spec = NewsletterSpec(
         slug=slug,
@@ -59,6 +84,12 @@ def create(
         min_articles=min_articles,
         max_articles=max_articles,
         allowed_origins=tuple(allowed_origins),
+        reader_time=reader_time,
+        postal_address=_postal(postal_address),
+        footer_text=footer_text,
+        welcome_enabled=welcome,
+        show_images=images,
+        utm_source=utm_source,
     )
     context = cli_context(ctx)
     newsletter = create_newsletter(
@@ -90,12 +121,26 @@ def edit(
     clear_origins: bool = typer.Option(
         False, "--no-allowed-origins", help="Remove every allowed origin."
     ),
+    reader_time: bool | None = typer.Option(
+        None, "--reader-time/--no-reader-time", help=READER_TIME_HELP
+    ),
+    postal_address: str | None = typer.Option(
+        None, "--postal-address", help=POSTAL_HELP + " An empty one removes it."
+    ),
+    footer_text: str | None = typer.Option(
+        None, "--footer", help=FOOTER_HELP + " An empty one removes it."
+    ),
+    welcome: bool | None = typer.Option(None, "--welcome/--no-welcome", help=WELCOME_HELP),
+    images: bool | None = typer.Option(None, "--images/--no-images", help=IMAGES_HELP),
+    utm_source: str | None = typer.Option(None, "--utm-source", help=UTM_HELP),
+    no_utm: bool = typer.Option(False, "--no-utm", help="Article links carry no UTM tags."),
 ) -> None:
     """Change some settings of a newsletter; those not given stay as they are. Its slug
     stays: it is in every link already sent. --allowed-origin replaces the whole list.
 
     Example: tidings newsletter edit daily --schedule "30 6 * * 1-5"
     --allowed-origin https://messenger.ge --allowed-origin https://www.messenger.ge
+    --reader-time --utm-source newsletter
     """
     given = {
         "name": name,
@@ -106,12 +151,22 @@ def edit(
         "min_articles": min_articles,
         "max_articles": max_articles,
         "template_set": template_set,
+        "reader_time": reader_time,
+        "postal_address": _postal(postal_address),
+        "footer_text": footer_text,
+        "welcome_enabled": welcome,
+        "show_images": images,
+        "utm_source": utm_source,
     }
     changes: dict[str, object] = {key: value for key, value in given.items() if value is not None}
     if clear_origins and allowed_origins:
         raise InvalidInput("Give --allowed-origin or --no-allowed-origins, not both.")
     if allowed_origins or clear_origins:
         changes["allowed_origins"] = tuple(allowed_origins)
+    if no_utm and utm_source is not None:
+        raise InvalidInput("Give --utm-source or --no-utm, not both.")
+    if no_utm:
+        changes["utm_source"] = None
     if not changes:
         raise InvalidInput("Give at least one setting to change (see --help).")
     context = cli_context(ctx)
@@ -123,9 +178,23 @@ def edit(
         "from": sender_of(changed),
         "schedule": f"{changed.schedule_cron} {changed.timezone}",
         "allowed origins": ", ".join(changed.allowed_origins or ()) or "none",
+        "sends at": "each reader's local time" if changed.reader_time else "the schedule's zone",
+        "postal address": " | ".join((changed.postal_address or "none").splitlines()),
+        "footer": shorten(" ".join((changed.footer_text or "none").split()), 60),
+        "welcome mail": "on" if changed.welcome_enabled else "off",
+        "images": "shown" if changed.show_images else "not shown",
+        "UTM source": changed.utm_source or "none (no UTM tags)",
     }
     for label, value in shown.items():
         context.out.print(f"  {label}: {value}", markup=False)
+
+
+def _postal(typed: str | None) -> str | None:
+    """A postal address typed on one line: " | " separates its lines (as ``edit`` shows it);
+    a literal newline works too."""
+    if typed is None:
+        return None
+    return "\n".join(part.strip() for part in typed.split(" | "))
 
 
 @app.command("list")

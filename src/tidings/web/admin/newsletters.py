@@ -90,6 +90,14 @@ class NewsletterForm(BaseModel):
     template_set: str = ""
     allowed_origins: str = ""
     feeds: str = ""
+    # Checkboxes: a ticked box posts "on", an unticked one posts nothing (so "" is off; the
+    # form shows a new newsletter's welcome and images ticked).
+    reader_time: str = ""
+    welcome_enabled: str = ""
+    show_images: str = ""
+    postal_address: str = ""
+    footer_text: str = ""
+    utm_source: str = ""
 
 
 def picked_crontab(repeat: str, at: str, day: str) -> str | None:
@@ -136,6 +144,14 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _ticked(value: str) -> bool:
+    return value.strip() != ""
+
+
+def _box(on: bool) -> str:
+    return "on" if on else ""
+
+
 def newsletter_spec(
     fields: NewsletterForm, sets: list[str], slug: str | None = None
 ) -> NewsletterSpec:
@@ -160,6 +176,12 @@ def newsletter_spec(
         max_articles=max_articles,
         template_set=fields.template_set.strip() or "digest",
         allowed_origins=tuple(_lines(fields.allowed_origins)),
+        reader_time=_ticked(fields.reader_time),
+        postal_address=fields.postal_address,
+        footer_text=fields.footer_text,
+        welcome_enabled=_ticked(fields.welcome_enabled),
+        show_images=_ticked(fields.show_images),
+        utm_source=fields.utm_source,
     )
     if problems:
         try:
@@ -173,7 +195,13 @@ def newsletter_spec(
 def _typed(newsletter: Newsletter | None) -> dict[str, str]:
     """The form's values for a stored newsletter, or a new one's defaults."""
     if newsletter is None:
-        values = NewsletterForm(schedule=DEFAULT_SCHEDULE, timezone="UTC").model_dump()
+        new = NewsletterSpec(slug="", name="", sender="")
+        values = NewsletterForm(
+            schedule=DEFAULT_SCHEDULE,
+            timezone="UTC",
+            welcome_enabled=_box(new.welcome_enabled),
+            show_images=_box(new.show_images),
+        ).model_dump()
     else:
         values = NewsletterForm(
             name=newsletter.name,
@@ -186,6 +214,12 @@ def _typed(newsletter: Newsletter | None) -> dict[str, str]:
             max_articles=str(newsletter.max_articles),
             template_set=newsletter.template_set,
             allowed_origins="\n".join(newsletter.allowed_origins or ()),
+            reader_time=_box(newsletter.reader_time),
+            postal_address=newsletter.postal_address or "",
+            footer_text=newsletter.footer_text or "",
+            welcome_enabled=_box(newsletter.welcome_enabled),
+            show_images=_box(newsletter.show_images),
+            utm_source=newsletter.utm_source or "",
         ).model_dump()
     return {**values, **picker_of(values["schedule"]), "schedule_was": values["schedule"]}
 

@@ -48,6 +48,12 @@ def _out(n: Newsletter) -> NewsletterOut:
         max_articles=n.max_articles,
         template_set=n.template_set,
         allowed_origins=list(n.allowed_origins or ()),
+        reader_time=n.reader_time,
+        postal_address=n.postal_address,
+        footer_text=n.footer_text,
+        welcome_enabled=n.welcome_enabled,
+        show_images=n.show_images,
+        utm_source=n.utm_source,
     )
 
 

@@ -15,6 +15,23 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+READER_TIME = (
+    "send at each reader's own time of day: the schedule's time in every subscriber's zone "
+    "(the newsletter's zone for readers with none)"
+)
+POSTAL_ADDRESS = "the postal address in every digest's footer: one to six lines"
+FOOTER_TEXT = "the publisher's own words in every digest's footer"
+WELCOME = "mail a welcome when a subscription becomes active"
+IMAGES = "show the images the feeds give with their articles"
+UTM_SOURCE = (
+    "when set (letters, digits, - _ .), article links carry utm_source=this, "
+    "utm_medium=email and utm_campaign=the edition"
+)
+#: Bounds on what is read at all; the catalog's own limits (with sentences) are tighter.
+POSTAL_AT_MOST = 2000
+FOOTER_AT_MOST = 4000
+
+
 class NewsletterIn(Model):
     slug: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
     name: str = Field(min_length=1, max_length=200)
@@ -35,6 +52,16 @@ class NewsletterIn(Model):
         description="web origins (https://host[:port]) whose embedded sign-up form signs a "
         "reader up in one step; other origins get a confirm step",
     )
+    reader_time: bool = Field(default=False, description=READER_TIME)
+    postal_address: str | None = Field(
+        default=None, max_length=POSTAL_AT_MOST, description=POSTAL_ADDRESS
+    )
+    footer_text: str | None = Field(
+        default=None, max_length=FOOTER_AT_MOST, description=FOOTER_TEXT
+    )
+    welcome_enabled: bool = Field(default=True, description=WELCOME)
+    show_images: bool = Field(default=True, description=IMAGES)
+    utm_source: str | None = Field(default=None, max_length=100, description=UTM_SOURCE)
 
 
 #: Settings a PATCH may leave out (they keep their value) but not set to null; reply_to and
@@ -48,6 +75,9 @@ KEPT_IF_LEFT_OUT = (
     "max_articles",
     "template_set",
     "allowed_origins",
+    "reader_time",
+    "welcome_enabled",
+    "show_images",
 )
 
 
@@ -76,6 +106,18 @@ class NewsletterPatch(Model):
     allowed_origins: list[str] | None = Field(
         default=None, max_length=20, description="the whole list; [] clears it"
     )
+    reader_time: bool | None = Field(default=None, description=READER_TIME)
+    postal_address: str | None = Field(
+        default=None, max_length=POSTAL_AT_MOST, description=POSTAL_ADDRESS + "; null removes it"
+    )
+    footer_text: str | None = Field(
+        default=None, max_length=FOOTER_AT_MOST, description=FOOTER_TEXT + "; null removes it"
+    )
+    welcome_enabled: bool | None = Field(default=None, description=WELCOME)
+    show_images: bool | None = Field(default=None, description=IMAGES)
+    utm_source: str | None = Field(
+        default=None, max_length=100, description=UTM_SOURCE + "; null removes the tags"
+    )
 
     @field_validator(*KEPT_IF_LEFT_OUT, mode="before")
     @classmethod
@@ -97,6 +139,12 @@ class NewsletterOut(BaseModel):
     max_articles: int
     template_set: str
     allowed_origins: list[str]
+    reader_time: bool
+    postal_address: str | None
+    footer_text: str | None
+    welcome_enabled: bool
+    show_images: bool
+    utm_source: str | None
 
 
 class SourceOut(BaseModel):
