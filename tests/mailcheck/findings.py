@@ -14,6 +14,12 @@ from tests.mailcheck.checkers import Finding
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "mail"
 _started: set[Path] = set()
+_LEGEND = (
+    "One section per mail, checker and database (tests/mail/test_mail_checkers.py) or per "
+    "Chromium render (tests/web/test_mail_render_browser.py). An error fails its test unless "
+    "marked ALLOWED (the test's named list, with the reason); warnings never fail. The HTML "
+    "checked and the screenshots are under test-artifacts/mail/."
+)
 
 
 def findings_file() -> Path:
@@ -31,7 +37,7 @@ def record(
     if path not in _started:
         _started.add(path)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        path.write_text(f"# Mail checker findings, run started {now}\n\n")
+        path.write_text(f"# Mail checker findings, run started {now}\n\n{_LEGEND}\n\n")
     errors = [finding for finding in findings if finding.severity == "error"]
     failing = [finding for finding in errors if finding not in allowed]
     warnings = [finding for finding in findings if finding.severity == "warning"]
@@ -39,27 +45,33 @@ def record(
         f"## {subject}: {checker}: {len(failing)} errors"
         f" (+{len(errors) - len(failing)} allowed), {len(warnings)} warnings"
     ]
-    for finding in errors:
+    counted = Counter(errors)
+    for finding, count in counted.items():
         reason = allowed.get(finding)
-        lines.append(finding.line() + (f" [ALLOWED: {reason}]" if reason else ""))
+        times = f" (x{count})" if count > 1 else ""
+        lines.append(finding.line() + times + (f" [ALLOWED: {reason}]" if reason else ""))
     lines += _warnings(warnings)
     with path.open("a") as out:
         out.write("\n".join(lines) + "\n\n")
 
 
 def _warnings(warnings: list[Finding]) -> list[str]:
-    """One line per distinct warning; doiuse-email's per feature, naming its clients."""
+    """One line per distinct warning: doiuse-email's per feature, naming its clients; the
+    others per message, with where it first occurs."""
     by_feature: dict[str, Counter[str]] = {}
-    plain: Counter[str] = Counter()
+    by_message: dict[str, list[Finding]] = {}
     for finding in warnings:
         if finding.feature:
             by_feature.setdefault(finding.feature, Counter())[finding.where] += 1
         else:
-            plain[finding.line()] += 1
-    lines = [line + (f" (x{count})" if count > 1 else "") for line, count in plain.items()]
+            by_message.setdefault(finding.message, []).append(finding)
+    lines = [
+        f"- warning: {message} (x{len(found)}; first: {found[0].where})"
+        if len(found) > 1
+        else found[0].line()
+        for message, found in by_message.items()
+    ]
     for feature, clients in by_feature.items():
-        named = ", ".join(
-            f"{client} x{count}" if count > 1 else client for client, count in clients.items()
-        )
+        named = ", ".join(f"{c} x{n}" if n > 1 else c for c, n in clients.items())
         lines.append(f"- warning: `{feature}` only partly supported by {named}")
     return lines
