@@ -36,7 +36,7 @@ def test_send_preview_list_status_and_drain(
     )
     assert shown.exit_code == 0, shown.output
     assert "articles (1):" in shown.stdout
-    assert "Hello Reader 1," in out.read_text(encoding="utf-8")
+    assert "Hello Reader," in out.read_text(encoding="utf-8")  # greeted by first name
     assert "<strong>Good morning</strong>" in out.read_text(encoding="utf-8")
 
     sent = cli(

@@ -10,9 +10,18 @@ import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from tidings.mail.personal import greeting
 from tidings.paths import templates_dir
 
-NAMES = ("greeting_name", "email", "unsubscribe_url", "preferences_url", "view_url")
+NAMES = (
+    "greeting_name",
+    "email",
+    "unsubscribe_url",
+    "preferences_url",
+    "view_url",
+    "greeting",
+    "signed_up",
+)
 GUESSED_NONCE = "0123456789abcdef" * 2
 #: Placeholders as the issue saw them, the nonce form with a guessed nonce, the stored slot
 #: line, case and entity look-alikes, and other engines' syntax.
@@ -77,9 +86,13 @@ class Slots:
         folder = templates_dir() / "email" / "digest"
         html_source = (folder / "body.html").read_text()
         text_source = (folder / "body.txt").read_text()
+
+        def uses(source: str, name: str) -> int:
+            return len(re.findall(rf"personal\.{name}\b", source))
+
         return cls(
-            {name: html_source.count(f"personal.{name}") for name in NAMES},
-            {name: text_source.count(f"personal.{name}") for name in NAMES},
+            {name: uses(html_source, name) for name in NAMES},
+            {name: uses(text_source, name) for name in NAMES},
         )
 
 
@@ -100,19 +113,20 @@ def flat(text: str) -> str:
 def assert_parts_only_in_slots(
     html_text: str,
     text: str,
-    reader: tuple[str, str],
+    reader: tuple[str, str | None],
     literals: list[str],
     nonce: str | None = None,
 ) -> None:
-    """In both parts (the HTML one with entities decoded), the reader's address and name
-    and the token links appear exactly as often as the template put them, no marker of the
-    edition's slot ``nonce`` is left, and every hostile literal arrived as written."""
+    """In both parts (the HTML one with entities decoded), the reader's address, their
+    greeting (by first name) and the token links appear exactly as often as the template put
+    them, no marker of the edition's slot ``nonce`` is left, and every hostile literal
+    arrived as written."""
     email, name = reader
     slots = Slots.of_digest()
     for body, counts in ((html_text, slots.html), (text, slots.text)):
         seen = {
             "email": body.count(email),
-            "greeting_name": body.count(name),
+            "greeting": body.count(greeting(name)),
             "unsubscribe_url": body.count("/u/"),
             "preferences_url": body.count("/preferences/"),
         }
@@ -124,7 +138,10 @@ def assert_parts_only_in_slots(
 
 
 def assert_only_in_slots(
-    message: EmailMessage, reader: tuple[str, str], literals: list[str], nonce: str | None = None
+    message: EmailMessage,
+    reader: tuple[str, str | None],
+    literals: list[str],
+    nonce: str | None = None,
 ) -> None:
     """:func:`assert_parts_only_in_slots` for a message, whose one-click link (in the
     List-Unsubscribe header) is in the body exactly where the template put it."""

@@ -28,6 +28,8 @@ READER = Personal(
     unsubscribe_url="https://news.example.ge/u/TOKEN-U",
     preferences_url="https://news.example.ge/preferences/TOKEN-P",
     view_url="https://news.example.ge/archive/daily/7",
+    greeting="Hello Nino,",
+    signed_up="You get this mail because you signed up on March 3, 2026",
 )
 HOSTILE = " ".join(PLACEHOLDERS)
 SETTINGS = Settings(secret_key="slot-test-secret-key-" + "x" * 32)
@@ -77,7 +79,7 @@ def test_content_with_every_placeholder_makes_no_slot() -> None:
         (plain.text, hostile.text, values_of(READER, escape=False)),
     ):
         expected = SlotTemplate.load(plain_part).names
-        assert set(expected) == set(SLOT_NAMES)
+        assert set(expected) == set(SLOT_NAMES) - {"greeting_name"}  # (older templates')
         assert SlotTemplate.load(hostile_part).names == expected
         filled = SlotTemplate.load(hostile_part).fill(values)
         assert filled.count("nino@example.ge") == 1 and filled.count("TOKEN-P") == 1
@@ -154,7 +156,7 @@ def test_public_html_has_no_reader_data_and_no_marker() -> None:
     assert nonce not in public and "tidings-slots:1:" + nonce not in public
     # The greeting, the address and the personal links are taken out, not neutralised.
     assert "Hello" not in public and 'href="#"' not in public and "/archive/daily/7" not in public
-    assert "You receive this digest" not in public and "Unsubscribe" not in public
+    assert "signed up" not in public and "Unsubscribe" not in public
     assert HOSTILE in public  # content's placeholder text stays as written
 
 

@@ -2,12 +2,18 @@
 
 Personal values are slot markers whose nonce no content value contains
 (:mod:`tidings.mail.personal`); the subject is the same for every reader and has none.
+
+The digest reads like a newspaper's: the first article is the lead story (larger, with its
+picture), then "In this edition" (every headline, linked to its place in the mail), then the
+other articles grouped by section, sections in the order they first appear in the edition
+(the editor's or the selection's order: what leads comes first), and articles without a
+section last, under :data:`NO_SECTION_HEADING`.
 """
 
 import re
 import textwrap
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +24,7 @@ from markdown_it.token import Token
 from markupsafe import Markup
 from sqlalchemy import inspect
 
+from tidings.compose.utm import with_utm
 from tidings.db.models import Article, Newsletter
 from tidings.errors import InvalidInput
 from tidings.mail.addresses import clean_name
@@ -29,6 +36,11 @@ from tidings.text import sanitise_html
 #: Gmail clips messages at about 102 KB and hides the rest, unsubscribe link included.
 MAX_HTML_BYTES = 95 * 1024
 SUBJECT_LIMIT = 250
+#: The lead picture's widest size: the 600 px column less its side padding.
+LEAD_IMAGE_WIDTH = 552
+#: The heading of articles without a section, when others have one.
+NO_SECTION_HEADING = "More news"
+PREHEADER_LIMIT = 150
 
 
 class EditionTooLarge(InvalidInput):
@@ -45,6 +57,21 @@ class ArticleView:
     section: str | None
     summary: str | None
     published_label: str
+    #: Its place in the mail (``href="#story-3"`` from "In this edition").
+    anchor: str = ""
+    #: Its picture at the size shown (both sides always known), when it has one to show.
+    image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    image_alt: str | None = None
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """One section's articles, under its heading (None when no article has a section)."""
+
+    heading: str | None
+    articles: tuple[ArticleView, ...]
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,13 @@ class EditionView:
     weekly: bool = False
     #: The IANA zone the times are shown in.
     zone: str = "UTC"
+    #: The zone as readers say it: "Tbilisi time", "UTC".
+    zone_label: str = "UTC"
+    #: The hidden first line mail clients show in the inbox list.
+    preheader: str = ""
+    #: The sender's postal address on one line, and the footer's own paragraphs.
+    postal_address: str | None = None
+    footer_paragraphs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +109,74 @@ def _date_label(moment: datetime) -> str:
 
 def _time_label(moment: datetime) -> str:
     return f"{moment:%B} {moment.day}, {moment:%H:%M}"
+
+
+def zone_label(zone: str, moment: datetime) -> str:
+    """A zone as readers say it: its city ("Asia/Tbilisi" is "Tbilisi time"), else its
+    abbreviation at ``moment`` ("UTC", "+04")."""
+    if "/" in zone and not zone.startswith("Etc/"):
+        return zone.rsplit("/", 1)[-1].replace("_", " ") + " time"
+    return moment.astimezone(ZoneInfo(zone)).tzname() or zone
+
+
+def _image(article: Article, show: bool) -> dict[str, Any]:
+    """The article's picture at the size shown (at most :data:`LEAD_IMAGE_WIDTH` wide, its
+    proportions kept), when images are on and the feed gave an http(s) picture with its
+    size: without both sides a mail client cannot keep the layout while it loads."""
+    url, width, height = article.image_url, article.image_width, article.image_height
+    if not (show and url and width and height and width > 0 and height > 0):
+        return {}
+    if not url.lower().startswith(("https://", "http://")):
+        return {}
+    shown = min(width, LEAD_IMAGE_WIDTH)
+    return {
+        "image_url": url,
+        "image_width": shown,
+        "image_height": max(1, round(height * shown / width)),
+        "image_alt": (article.image_alt or "").strip() or article.title,
+    }
+
+
+def sections_of(articles: Sequence[ArticleView]) -> list[SectionView]:
+    """``articles`` grouped by section, sections in order of first appearance, articles
+    without one last (under :data:`NO_SECTION_HEADING`, or no heading when none has one)."""
+    groups: dict[str, list[ArticleView]] = {}
+    loose: list[ArticleView] = []
+    for view in articles:
+        section = (view.section or "").strip()
+        if section:
+            groups.setdefault(section, []).append(view)
+        else:
+            loose.append(view)
+    sections = [SectionView(name, tuple(views)) for name, views in groups.items()]
+    if loose:
+        sections.append(SectionView(NO_SECTION_HEADING if groups else None, tuple(loose)))
+    return sections
+
+
+def _preheader(lead: ArticleView | None, sections: Sequence[SectionView]) -> str:
+    """The lead headline and how many more stories, in which sections."""
+    if lead is None:
+        return ""
+    more = sum(len(section.articles) for section in sections)
+    if not more:
+        return lead.title[:PREHEADER_LIMIT]
+    named = [s.heading for s in sections if s.heading and s.heading != NO_SECTION_HEADING]
+    where = f" in {', '.join(named)}" if named else ""
+    text = f"{lead.title} + {more} more{where}"
+    return text if len(text) <= PREHEADER_LIMIT else text[: PREHEADER_LIMIT - 1] + "…"
+
+
+def _one_line(text: str | None) -> str | None:
+    """A multi-line text (a postal address) on one line, its lines joined by commas."""
+    lines = [line.strip().rstrip(",") for line in (text or "").splitlines() if line.strip()]
+    return ", ".join(lines) or None
+
+
+def _paragraphs(text: str | None) -> tuple[str, ...]:
+    """A text's paragraphs (blank lines between), each on one line."""
+    blocks = re.split(r"\n\s*\n", (text or "").strip())
+    return tuple(" ".join(block.split()) for block in blocks if block.strip())
 
 
 def intro_to_html(markdown: str) -> Markup:
@@ -195,7 +297,11 @@ def _content_strings(
         if isinstance(value, str):
             yield value
     for view in (*views, edition):
-        yield from (value for value in vars(view).values() if isinstance(value, str))
+        for value in vars(view).values():
+            if isinstance(value, str):
+                yield value
+            elif isinstance(value, tuple):
+                yield from (item for item in value if isinstance(item, str))
 
 
 #: What a subject template finds as ``personal``: using it fails with this reason.
@@ -224,29 +330,53 @@ def render_edition(
     zone: str | None = None,
 ) -> RenderedEdition:
     """Render the triplet once for the edition and inline the CSS once; times are shown in
-    ``zone`` (the readers' zone of a reader-time edition), else the newsletter's."""
+    ``zone`` (the readers' zone of a reader-time edition), else the newsletter's.
+
+    The templates get ``lead`` (the first article, with its picture), ``sections`` (the
+    others by section) and ``articles`` (all of them in the order shown)."""
     shown_zone = zone or newsletter.timezone
     tz = ZoneInfo(shown_zone)
+    local_issue = issued_at.astimezone(tz)
+    campaign = f"{newsletter.slug}-{'weekly-' if weekly else ''}{local_issue:%Y-%m-%d}"
     views = [
         ArticleView(
             title=a.title,
-            url=a.url,
+            url=with_utm(a.url, newsletter.utm_source, campaign),
             byline=a.byline,
             section=a.section,
             summary=a.summary,
             published_label=_time_label(a.published_at.astimezone(tz)),
+            **(_image(a, bool(newsletter.show_images)) if position == 0 else {}),
         )
-        for a in articles
+        for position, a in enumerate(articles)
     ]
+    lead = views[0] if views else None
+    sections = sections_of(views[1:])
+    shown = [view for section in sections for view in section.articles]
+    views = [
+        replace(view, anchor=f"story-{number}")
+        for number, view in enumerate(([lead] if lead else []) + shown, start=1)
+    ]
+    lead, sections = (views[0] if views else None), sections_of(views[1:])
     intro_html = intro_to_html(intro_markdown) if intro_markdown else None
     edition = EditionView(
-        date_label=_date_label(issued_at.astimezone(tz)),
+        date_label=_date_label(local_issue),
         zone=shown_zone,
+        zone_label=zone_label(shown_zone, issued_at),
         intro_html=intro_html,
         intro_text=intro_to_text(intro_markdown) if intro_markdown else None,
         weekly=weekly,
+        preheader=_preheader(lead, sections),
+        postal_address=_one_line(newsletter.postal_address),
+        footer_paragraphs=_paragraphs(newsletter.footer_text),
     )
-    context: dict[str, Any] = {"newsletter": newsletter, "articles": views, "edition": edition}
+    context: dict[str, Any] = {
+        "newsletter": newsletter,
+        "articles": views,
+        "lead": lead,
+        "sections": sections,
+        "edition": edition,
+    }
     final_subject = _subject(templates, context, subject)
     markers = SlotMarkers.absent_from(_content_strings(newsletter, views, edition, final_subject))
     context.update(subject=final_subject, personal=markers.personal())

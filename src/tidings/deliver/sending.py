@@ -131,7 +131,11 @@ class SendPool:
         result: SmtpReply | Exception
         try:
             message = job.mail.message_for(
-                recipient.subscription_id, recipient.email, recipient.name, claim.message_id
+                recipient.subscription_id,
+                recipient.email,
+                recipient.name,
+                claim.message_id,
+                signed_up_at=recipient.signed_up_at,
             )
             result = await send_within(
                 transport,

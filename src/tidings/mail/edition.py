@@ -14,7 +14,14 @@ from tidings.errors import InvalidInput
 from tidings.mail.dkim.signer import Signer
 from tidings.mail.links import Links
 from tidings.mail.message import MessageTemplate, Personalised, QuotedPrintableTemplate
-from tidings.mail.personal import Personal, SlotTemplate, public_copy, values_of
+from tidings.mail.personal import (
+    Personal,
+    SlotTemplate,
+    greeting,
+    public_copy,
+    signed_up_line,
+    values_of,
+)
 from tidings.mail.returnpath import Role, bounce_domain, tagged_address
 
 #: Where a test message's unsubscribe and preference links lead (and its one-click POST): a
@@ -59,6 +66,13 @@ def address_domain(address: str) -> str:
     return address.rsplit("@", 1)[-1]
 
 
+def feedback_id(edition_id: int, slug: str, domain: str) -> str:
+    """Gmail's Feedback-ID ("campaign:customer:type:SenderId", colons between fields only):
+    complaints are counted per edition and newsletter, for the sender's domain."""
+    fields = [str(edition_id), slug, "tidings", domain]
+    return ":".join(field.replace(":", "-") for field in fields)
+
+
 class EditionMail:
     """Everything about an edition's messages that does not depend on the subscriber."""
 
@@ -78,10 +92,14 @@ class EditionMail:
         date: datetime,
         signer: Signer | None = None,
         test: bool = False,
+        zone: str = "UTC",
     ) -> None:
         #: A test message (a proof): marked in the subject and on top of the body, and its
         #: unsubscribe links lead to :data:`TEST_UNSUBSCRIBE_PATH`, never a reader's token.
         self.test = test
+        #: The zone the edition's times are shown in (a reader's sign-up day too).
+        self.zone = zone
+        self._date = date
         if test:
             subject = TEST_SUBJECT_PREFIX + subject
         #: The subject every message carries.
@@ -110,28 +128,33 @@ class EditionMail:
             list_name=newsletter_name,
             list_id=f"{slug}.{domain}",
             date=date,
+            list_archive=self._links.archive(slug),
+            feedback_id=feedback_id(edition_id, slug, domain),
         )
 
     def envelope_sender(self, delivery_id: int) -> str:
         """The delivery's own return path: its bounces name it (:mod:`tidings.mail.returnpath`)."""
         return tagged_address(self._secret, Role.bounce, delivery_id, self._bounce_domain)
 
-    def personal(self, subscription_id: int, email: str, name: str | None) -> Personal:
-        if self.test:
-            harmless = self._links.base_url + TEST_UNSUBSCRIBE_PATH
-            return Personal(
-                greeting_name=name or "reader",
-                email=email,
-                unsubscribe_url=harmless,
-                preferences_url=harmless,
-                view_url=self.view_url,
-            )
+    def personal(
+        self,
+        subscription_id: int,
+        email: str,
+        name: str | None,
+        signed_up_at: datetime | None = None,
+    ) -> Personal:
+        """One reader's values: greeted by first name (or none), with the day they signed up."""
+        harmless = self._links.base_url + TEST_UNSUBSCRIBE_PATH
+        if self.test and signed_up_at is None:
+            signed_up_at = self._date  # a test shows the footer's line as readers see it
         return Personal(
             greeting_name=name or "reader",
             email=email,
-            unsubscribe_url=self._links.unsubscribe(subscription_id),
-            preferences_url=self._links.preferences(subscription_id),
+            unsubscribe_url=harmless if self.test else self._links.unsubscribe(subscription_id),
+            preferences_url=harmless if self.test else self._links.preferences(subscription_id),
             view_url=self.view_url,
+            greeting=greeting(name),
+            signed_up=signed_up_line(signed_up_at, self.zone),
         )
 
     def parts_for(self, personal: Personal) -> tuple[str, str]:
@@ -147,10 +170,17 @@ class EditionMail:
         return public_copy(self._stored_html)
 
     def message_for(
-        self, subscription_id: int, email: str, name: str | None, message_id: str
+        self,
+        subscription_id: int,
+        email: str,
+        name: str | None,
+        message_id: str,
+        *,
+        signed_up_at: datetime | None = None,
     ) -> bytes:
-        """The complete message for one subscriber, DKIM-signed when the From domain has a key."""
-        personal = self.personal(subscription_id, email, name)
+        """The complete message for one subscriber, DKIM-signed when the From domain has a key;
+        ``signed_up_at`` is when they subscribed (the footer says why they get the mail)."""
+        personal = self.personal(subscription_id, email, name, signed_up_at)
         if self.test:
             # A test's mailto names no subscription: it reaches the sender, who sent the test.
             mailto = f"mailto:{self.sender}?subject=test%20unsubscribe"
@@ -168,6 +198,7 @@ class EditionMail:
                 unsubscribe_mailto=mailto,
                 html_qp=self._html_qp.render(values_of(personal, escape=True)),
                 text_qp=self._text_qp.render(values_of(personal, escape=False)),
+                list_help=personal.preferences_url,
             )
         )
         return message if self._signer is None else self._signer.sign(message)
@@ -199,4 +230,5 @@ def edition_mail(
         date=edition.started_at or edition.created_at,
         signer=signer,
         test=test,
+        zone=edition.zone or newsletter.timezone,
     )

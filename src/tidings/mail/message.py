@@ -7,6 +7,7 @@ List-Unsubscribe headers are folded and the personal values quoted-printable enc
 (binascii, in C), which keeps each message well under a millisecond.
 """
 
+import base64
 import binascii
 import re
 import secrets
@@ -36,6 +37,49 @@ def fold_header(name: str, value: str) -> str:
     """One header, folded and RFC 2047-encoded as needed, ending in CRLF."""
     header = _POLICY.header_factory(name, _single_line(name, value))
     return str(header.fold(policy=_POLICY))
+
+
+def plain_header(name: str, value: str) -> str:
+    """A header whose value is one ASCII token (a URI in angle brackets, an id), written as
+    it is: the email package's folder could encode a long URI and break it."""
+    if not value.isascii():
+        raise InvalidInput(f"the {name} header must be ASCII")
+    return f"{name}: {_single_line(name, value)}\r\n"
+
+
+#: Octets per RFC 2047 encoded word: 56 base64 characters, so "Subject: =?utf-8?b?...?="
+#: is 77 characters, within the 78 of a line (a multiple of 3: no padding but the last).
+_WORD_OCTETS = 42
+_PLAIN_SUBJECT = re.compile(r"^[\x20-\x7e]*$")
+
+
+def _encoded_words(value: str) -> list[str]:
+    """``value`` as base64 encoded words of whole characters, each at most 75 characters."""
+    chunks: list[bytes] = [b""]
+    for char in value:
+        octets = char.encode("utf-8")
+        if len(chunks[-1]) + len(octets) > _WORD_OCTETS:
+            chunks.append(b"")
+        chunks[-1] += octets
+    return [f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=" for chunk in chunks]
+
+
+def subject_header(subject: str) -> str:
+    """The Subject header, folded so that its first line always carries text (the email
+    package may start a long encoded subject on a continuation line, which some clients show
+    as an empty subject): plain ASCII folded at single spaces, anything else as encoded
+    words of whole characters, one per line."""
+    value = _single_line("Subject", subject)
+    if not (_PLAIN_SUBJECT.match(value) and "=?" not in value):
+        return "Subject: " + "\r\n ".join(_encoded_words(value)) + "\r\n"
+    lines = ["Subject:"]
+    for word in value.split(" "):
+        # A line is broken only before a word, and only once it carries one itself.
+        carries = lines[-1].strip() not in ("", "Subject:")
+        if word and carries and len(lines[-1]) + 1 + len(word) > LINE_LIMIT:
+            lines.append("")
+        lines[-1] += " " + word
+    return "\r\n".join(lines) + "\r\n"
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -106,6 +150,8 @@ class Personalised:
     unsubscribe_mailto: str
     html_qp: bytes
     text_qp: bytes
+    #: Where the reader finds help with their subscription (their preferences page).
+    list_help: str | None = None
 
 
 class MessageTemplate:
@@ -121,19 +167,28 @@ class MessageTemplate:
         list_name: str,
         list_id: str,
         date: datetime,
+        list_archive: str | None = None,
+        feedback_id: str | None = None,
     ) -> None:
         self.boundary = f"==tidings-{secrets.token_hex(12)}=="
         head = [
             fold_header("From", formataddr((from_name, from_address))),
-            fold_header("Subject", subject),
+            subject_header(subject),
             fold_header("Date", format_datetime(date)),
             fold_header("List-Id", formataddr((list_name, list_id))),
             fold_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            # Nobody posts to a newsletter (RFC 2369).
+            "List-Post: NO\r\n",
             fold_header("Precedence", "bulk"),
             fold_header("Auto-Submitted", "auto-generated"),
         ]
         if reply_to:
             head.append(fold_header("Reply-To", reply_to))
+        if list_archive:
+            head.append(plain_header("List-Archive", f"<{list_archive}>"))
+        if feedback_id:
+            # Gmail's Feedback Loop groups complaints by this ("a:b:c:SenderId").
+            head.append(plain_header("Feedback-ID", feedback_id))
         self._head = "".join(head).encode("ascii")
         self._skeleton_top = (
             "MIME-Version: 1.0\r\n"
@@ -162,6 +217,7 @@ class MessageTemplate:
             + f"Message-ID: {message_id}\r\n"
             # One URI per line keeps each line short without the email package's folder.
             + f"List-Unsubscribe: <{url}>,\r\n <{mailto}>\r\n"
+            + (plain_header("List-Help", f"<{personal.list_help}>") if personal.list_help else "")
         ).encode("ascii")
         return b"".join(
             (

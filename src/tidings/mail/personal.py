@@ -17,7 +17,9 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
+from datetime import datetime
 from html.parser import HTMLParser
+from zoneinfo import ZoneInfo
 
 from tidings.errors import InvalidInput
 
@@ -26,11 +28,39 @@ from tidings.errors import InvalidInput
 class Personal:
     """The values that differ per subscriber (or per view)."""
 
+    #: The reader's name as stored (older templates and stored editions show it).
     greeting_name: str
     email: str
     unsubscribe_url: str
     preferences_url: str
     view_url: str
+    #: The whole greeting: "Hello Nino," by the first name, or "Hello," (:func:`greeting`).
+    greeting: str = ""
+    #: Why the reader gets the mail: "You get this mail because you signed up on ...".
+    signed_up: str = ""
+
+
+def first_name(name: str | None) -> str | None:
+    """The first word of a reader's name, or None when there is no name that reads as one
+    (empty, or an address typed as a name: nobody is greeted as "reader0@example.ge")."""
+    words = (name or "").split()
+    if not words or "@" in words[0] or not any(c.isalpha() for c in words[0]):
+        return None
+    return words[0].strip(",;:")
+
+
+def greeting(name: str | None) -> str:
+    """ "Hello Nino," by the reader's first name, else a greeting without one."""
+    first = first_name(name)
+    return f"Hello {first}," if first else "Hello,"
+
+
+def signed_up_line(moment: datetime | None, zone: str = "UTC") -> str:
+    """Why a reader gets a mail, with the day they signed up (in ``zone``) when known."""
+    if moment is None:
+        return "You get this mail because you signed up"
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"You get this mail because you signed up on {local:%B} {local.day}, {local.year}"
 
 
 SLOT_NAMES = tuple(f.name for f in fields(Personal))

@@ -5,7 +5,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from tidings.db.clauses import is_suppressed
@@ -114,6 +114,8 @@ class Recipient:
     subscription_id: int
     email: str
     name: str | None
+    #: When they signed up (their consent, else confirmation, else the subscription's row).
+    signed_up_at: datetime | None = None
 
 
 def recipients(
@@ -122,7 +124,15 @@ def recipients(
     """The subscribers among ``subscriber_ids`` who are still active and not suppressed."""
     suppressed = is_suppressed(Subscriber.email)
     rows = session.execute(
-        select(Subscriber.id, Subscription.id, Subscriber.email, Subscriber.name)
+        select(
+            Subscriber.id,
+            Subscription.id,
+            Subscriber.email,
+            Subscriber.name,
+            func.coalesce(
+                Subscription.consent_at, Subscription.confirmed_at, Subscription.created_at
+            ),
+        )
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
         .where(
             # Driven by the (subscriber_id, newsletter_id) unique index: one probe per id.
