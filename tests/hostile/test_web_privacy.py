@@ -395,13 +395,15 @@ def test_an_erased_readers_old_links_never_open_the_next_readers_page(site: Site
         old_confirm = _confirm_path_in_mail(site, 1)
         old_preferences = _path_in(_confirm(client, old_confirm).text, "/preferences")
         assert client.get(old_preferences).status_code == 200
+        site.wait_for_mail(2)  # her welcome, before she is erased
+        assert "Welcome" in site.smtp.caught[1].message["Subject"]
         mallory = _subscription(site.db, "mallory@example.ge")
         assert erase(site.db, mallory.subscriber_id)
         assert client.get(old_preferences).status_code == 400
 
         stranger = {**_form(client), "email": "nino@example.ge", "name": "Nino Beridze"}
         client.post(SIGNUP, data=stranger)
-        new_confirm = _confirm_path_in_mail(site, 2)
+        new_confirm = _confirm_path_in_mail(site, 3)
         pending = _subscription(site.db, "nino@example.ge")
         print("erased subscription", mallory.id, "new one", pending.id)
         for old in (old_confirm, old_preferences):
@@ -514,6 +516,7 @@ def test_a_strangers_signup_keeps_the_earlier_consent_record(
         # An unsubscribed reader: signed up, confirmed, then left.
         sign_up("nino@example.ge", reader)
         _confirm(client, _confirm_path_in_mail(site, 1))
+        site.wait_for_mail(2)  # her welcome, before she leaves
         earlier = _consent(db, "nino@example.ge")
         assert earlier[1:] == ("signup form", f"{settings.base_url}{SIGNUP}", "198.51.100.7")
         left = _subscription(db, "nino@example.ge").id
@@ -526,7 +529,7 @@ def test_a_strangers_signup_keeps_the_earlier_consent_record(
             )
             session.commit()
         sign_up("nino@example.ge", stranger)
-        site.wait_for_mail(2)  # the owner is asked to confirm again
+        site.wait_for_mail(3)  # the owner is asked to confirm again
         eventually(lambda: _subscription(db, "nino@example.ge").status == "pending")
         assert _consent(db, "nino@example.ge") == earlier
 
@@ -539,7 +542,7 @@ def test_a_strangers_signup_keeps_the_earlier_consent_record(
         assert _consent(db, "lasha@example.ge") == first
 
         # The owner confirms the new request: active again, the confirmation recorded.
-        _confirm(client, _confirm_path_in_mail(site, 2))
+        _confirm(client, _confirm_path_in_mail(site, 3))
         confirmed = _subscription(db, "nino@example.ge")
         assert confirmed.status == SubscriptionStatus.active
         assert confirmed.confirmed_at is not None and earlier[0] is not None

@@ -2,9 +2,13 @@
 
 A preference link names one subscription; it lets its owner manage that subscriber's name,
 time zone, every newsletter they are on, and the sections of interest of the linked one.
-Changes apply to the next edition: fan-out reads them when it queues deliveries.
+Changes apply to the next edition: fan-out reads them when it queues deliveries. Rejoining
+an unsubscribed newsletter here is the reader's own activation, so it is welcomed
+(:mod:`tidings.audience.welcome`: at most once in its interval); the goodbye page's undo
+is not.
 """
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings.audience.membership import is_suppressed, leave
+from tidings.audience.signup import SignupQueue
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -126,12 +131,32 @@ def preferences_of(db: Database, subscription_id: int) -> Preferences | None:
 
 def save_preferences(db: Database, subscription_id: int, change: PreferenceChange) -> bool:
     """Apply the form; False if the subscription is gone. Bad values raise InvalidInput."""
+    return apply_preferences(db, subscription_id, change) is not None
+
+
+async def save_and_welcome(
+    queue: SignupQueue, subscription_id: int, change: PreferenceChange
+) -> bool:
+    """Apply the form, then queue a welcome for each newsletter it rejoined (sent after the
+    reader has been answered); False if the subscription is gone."""
+    rejoined = await asyncio.to_thread(apply_preferences, queue.db, subscription_id, change)
+    for each in rejoined or ():
+        queue.welcome(each)
+    return rejoined is not None
+
+
+def apply_preferences(
+    db: Database, subscription_id: int, change: PreferenceChange
+) -> list[int] | None:
+    """Apply the form: the subscriptions it rejoined, or None if the linked one is gone.
+    Bad values raise InvalidInput."""
     now = utcnow()
     timezone = clean_timezone(change.timezone)
+    rejoined: list[int] = []
     with db.session() as session:
         linked = _linked(session, subscription_id)
         if linked is None:
-            return False
+            return None
         subscription, subscriber = linked
         newsletter = session.get_one(Newsletter, subscription.newsletter_id)
         if change.cadence == Cadence.weekly and not newsletter.offers_weekly:
@@ -168,6 +193,7 @@ def save_preferences(db: Database, subscription_id: int, change: PreferenceChang
                 # The signed link proves the address, so rejoining needs no new opt-in mail.
                 # The original consent record stays: the rejoin is an event of its own.
                 each.status, each.unsubscribed_at = SubscriptionStatus.active, None
+                rejoined.append(each.id)
                 record(
                     session,
                     subscriber.id,
@@ -178,7 +204,7 @@ def save_preferences(db: Database, subscription_id: int, change: PreferenceChang
                     source="web",
                 )
         session.commit()
-    return True
+    return rejoined
 
 
 def unsubscribe_everything(db: Database, subscription_id: int) -> bool:

@@ -11,6 +11,9 @@ and sends the confirmation after the visitor has been answered. Every answer so 
 path: an answer that waited for SMTP (or for the extra rows a new address needs) would take
 longer for a new address than for a known one, and tell anyone with a stopwatch who is
 subscribed.
+
+The reader's own confirmation (:func:`confirm_and_welcome`) then queues the welcome mail
+(:mod:`tidings.audience.welcome`) on the same queue; an admin's activation does not.
 """
 
 import asyncio
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
+from tidings.audience.welcome import send_welcome
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.catalog.urls import web_origin
 from tidings.config import Settings
@@ -296,6 +300,24 @@ class SignupQueue:
         task.add_done_callback(self._tasks.discard)
         return True
 
+    def welcome(self, subscription_id: int) -> bool:
+        """Queue the welcome of a subscription that has just become active (claimed and sent
+        by :func:`~tidings.audience.welcome.send_welcome`, through the same few SMTP
+        conversations); False when the queue is full (the welcome is then skipped)."""
+        if len(self._tasks) >= self.backlog:
+            log.warning("sign-up queue full; subscription %s was not welcomed", subscription_id)
+            return False
+        task = asyncio.create_task(self._welcome(subscription_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _welcome(self, subscription_id: int) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.concurrency)
+        async with self._slots:
+            await send_welcome(self.db, self.settings, subscription_id)
+
     async def _work(self, form: SignupForm, now: datetime) -> None:
         try:
             due = await asyncio.to_thread(record_signup, self.db, form, now)
@@ -365,14 +387,10 @@ def embed_allowed(
     return sent == own or sent in {origin_of(item) for item in allowed}
 
 
-def confirm_subscription(
-    db: Database, subscription_id: int, source: str = "web"
-) -> SubscriptionView | None:
-    """Activate a pending subscription (idempotent); None if it no longer exists. A
-    ``confirmed`` event from ``source`` (web: the reader's link) goes into the history.
-
-    An unsubscribed one stays unsubscribed: an old confirmation link does not undo leaving.
-    """
+def _activate(db: Database, subscription_id: int, source: str) -> bool:
+    """Make a pending subscription active; True when this call did it (a second press,
+    an active or an unsubscribed one: False). A ``confirmed`` event from ``source`` goes
+    into the history."""
     now = utcnow()
     with db.session() as session:
         confirmed = session.execute(
@@ -389,4 +407,27 @@ def confirm_subscription(
                 session, confirmed[0], HistoryKind.confirmed, None, now, confirmed[1], source=source
             )
         session.commit()
+    return confirmed is not None
+
+
+def confirm_subscription(
+    db: Database, subscription_id: int, source: str = "web"
+) -> SubscriptionView | None:
+    """Activate a pending subscription (idempotent); None if it no longer exists. A
+    ``confirmed`` event from ``source`` (web: the reader's link) goes into the history.
+
+    An unsubscribed one stays unsubscribed: an old confirmation link does not undo leaving.
+    No welcome mail: an admin's activation (console, API) welcomes nobody; the reader's own
+    press goes through :func:`confirm_and_welcome`.
+    """
+    _activate(db, subscription_id, source)
     return subscription_view(db, subscription_id)
+
+
+async def confirm_and_welcome(queue: SignupQueue, subscription_id: int) -> SubscriptionView | None:
+    """The reader's press of the confirmation button: activate the subscription and, when
+    this press activated it, queue its welcome mail; None if it no longer exists. Returns
+    without waiting for SMTP."""
+    if await asyncio.to_thread(_activate, queue.db, subscription_id, "web"):
+        queue.welcome(subscription_id)
+    return await asyncio.to_thread(subscription_view, queue.db, subscription_id)

@@ -2,12 +2,18 @@
 
 Each kind is a template triplet ``email/<kind>/`` like the digest, so operators restyle it
 the same way. These messages are few, so the stdlib email package builds them.
+
+The two bodies are built as plain MIME parts and attached to the root by hand: the email
+package's ``set_content``/``add_alternative`` on an :class:`~email.message.EmailMessage`
+make each part an ``EmailMessage`` too, and each one then carries its own ``MIME-Version``
+header, which belongs on the top-level message only (RFC 2045, section 4).
 """
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, formataddr, make_msgid
 from typing import Any
 
@@ -30,11 +36,28 @@ class Notice:
     to_name: str | None
 
 
-def notice_message(settings: Settings, kind: str, notice: Notice, context: dict[str, Any]) -> bytes:
-    """Render ``email/<kind>/`` with ``context`` and build the MIME message."""
+def _part(body: str, subtype: str) -> MIMEPart:
+    """One body part: UTF-8, quoted-printable, and no header but its content headers."""
+    part = MIMEPart(policy=_POLICY)
+    part.set_content(body, subtype=subtype, cte="quoted-printable")
+    return part
+
+
+def notice_message(
+    settings: Settings,
+    kind: str,
+    notice: Notice,
+    context: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """Render ``email/<kind>/`` with ``context`` and build the MIME message.
+
+    ``headers`` are added as they are (a list mail's List-Id and List-Unsubscribe); like
+    every header here they cannot carry CR/LF: the email package refuses them."""
     templates = load_triplet(email_environment(settings.templates_dir), kind)
     subject = " ".join(templates.subject.render(context).split())
-    message = EmailMessage(policy=_POLICY)
+    # Typed as the parts' class, which is all that ``attach`` needs of it.
+    message: MIMEPart = EmailMessage(policy=_POLICY)
     # The email package refuses CR/LF in header values, so no data can add a header.
     message["From"] = formataddr((notice.from_name, notice.from_address))
     if notice.reply_to:
@@ -45,7 +68,10 @@ def notice_message(settings: Settings, kind: str, notice: Notice, context: dict[
     domain = notice.from_address.rsplit("@", 1)[-1]
     message["Message-ID"] = make_msgid(f"tidings.{kind}.{secrets.token_hex(6)}", domain=domain)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(templates.text.render(context), cte="quoted-printable")
-    html = inline_css(templates.html.render(context))
-    message.add_alternative(html, subtype="html", cte="quoted-printable")
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message["MIME-Version"] = "1.0"
+    message.make_alternative()
+    message.attach(_part(templates.text.render(context), "plain"))
+    message.attach(_part(inline_css(templates.html.render(context)), "html"))
     return message.as_bytes()

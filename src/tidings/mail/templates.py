@@ -25,7 +25,7 @@ from tidings.paths import templates_dir
 #: The triplet every set has; a folder without all three is not a set.
 TRIPLET = ("subject.txt", "body.html", "body.txt")
 #: Folders of transactional mail (mail/notice), not newsletter template sets.
-NOTICE_KINDS = frozenset({"confirm", "invitation", "password_reset"})
+NOTICE_KINDS = frozenset({"confirm", "invitation", "password_reset", "welcome"})
 
 
 @dataclass(frozen=True)

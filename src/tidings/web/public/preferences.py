@@ -2,6 +2,7 @@
 the preference centre. Every form but the one-click POST carries a CSRF token bound to the
 signed link."""
 
+import asyncio
 from typing import Annotated
 from zoneinfo import available_timezones
 
@@ -12,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from tidings.audience.preferences import (
     PreferenceChange,
     preferences_of,
-    save_preferences,
+    save_and_welcome,
     undo_unsubscribe,
     unsubscribe_everything,
 )
@@ -159,7 +160,7 @@ def preferences_page(token: str, context: Context, saved: bool = False) -> HTMLR
 
 
 @router.post("/preferences/{token}", response_model=None)
-def preferences_post(
+async def preferences_post(
     token: str,
     context: Context,
     csrf: CsrfField = "",
@@ -169,18 +170,21 @@ def preferences_post(
     section: Annotated[list[str], Form()] = [],  # noqa: B006
     cadence: Annotated[str, Form()] = Cadence.daily.value,
 ) -> Response:
+    """Save the form; a newsletter rejoined here is welcomed after the answer."""
     subscription_id = _verified(context, Purpose.preferences, token, csrf)
     if isinstance(subscription_id, HTMLResponse):
         return subscription_id
     try:  # read here, not by FastAPI: its refusal is JSON that repeats the input
         kept, chosen = frozenset(_SUBSCRIPTION_IDS.validate_python(keep)), Cadence(cadence)
     except (ValidationError, ValueError):
-        return _preferences_page(context, token, error=_MANGLED, status_code=400)
+        return await asyncio.to_thread(
+            _preferences_page, context, token, error=_MANGLED, status_code=400
+        )
     change = PreferenceChange(name or None, timezone or None, kept, section, chosen)
     try:
-        found = save_preferences(context.db, subscription_id, change)
+        found = await save_and_welcome(context.signups, subscription_id, change)
     except InvalidInput as exc:
-        return _preferences_page(context, token, error=str(exc))
+        return await asyncio.to_thread(_preferences_page, context, token, error=str(exc))
     if not found:
         return _invalid(context)
     return RedirectResponse(preferences_path(token) + "?saved=true", status_code=303)

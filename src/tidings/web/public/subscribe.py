@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse
 
 from tidings.audience.service import subscription_view
-from tidings.audience.signup import SignupForm, confirm_subscription, embed_allowed, sign_up
+from tidings.audience.signup import SignupForm, confirm_and_welcome, embed_allowed, sign_up
 from tidings.catalog.newsletters import find_newsletter
 from tidings.compose.archive import edition_schedule
 from tidings.db.models import Newsletter
@@ -189,11 +189,12 @@ def confirm_page(token: str, context: Context) -> HTMLResponse:
 
 
 @router.post("/confirm/{token}", response_class=HTMLResponse)
-def confirm_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResponse:
+async def confirm_post(token: str, context: Context, csrf: CsrfField = "") -> HTMLResponse:
+    """Confirm; the welcome mail follows after the reader has been answered."""
     if not csrf_ok(context.settings.secret, token, csrf):
         return page(context.pages, "forbidden.html", status_code=403)
     subscription_id = unsign(context.settings.secret, Purpose.confirm, token)
-    view = confirm_subscription(context.db, subscription_id) if subscription_id else None
+    view = await confirm_and_welcome(context.signups, subscription_id) if subscription_id else None
     if view is None:
         return page(context.pages, "invalid_link.html", status_code=400)
     preferences = sign(context.settings.secret, Purpose.preferences, view.subscription_id)
