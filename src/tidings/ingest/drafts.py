@@ -5,12 +5,13 @@ Feed items, CLI additions and CMS pushes all become an :class:`ArticleDraft` thr
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tidings.catalog.urls import canonical_url
 from tidings.db.types import as_utc
 from tidings.errors import InvalidInput
+from tidings.ingest.images import ArticleImage
 from tidings.text import plain_text, sanitise_html, shorten
 
 SUMMARY_LIMIT = 600
@@ -29,12 +30,15 @@ class ArticleDraft:
     summary: str | None
     content_html: str | None
     published_at: datetime | None
+    #: Its picture, as the feed gave it; the alt text is the title when the feed gave none.
+    image: ArticleImage | None = None
 
     @property
     def content_hash(self) -> str:
-        """A fingerprint of everything an edit can change."""
+        """A fingerprint of everything an edit can change (a draft without a picture keeps
+        the fingerprint it had before articles had pictures, so nothing is rewritten)."""
         published = self.published_at.isoformat() if self.published_at else ""
-        fields = (
+        fields: tuple[str | None, ...] = (
             self.url,
             self.title,
             self.byline,
@@ -43,6 +47,9 @@ class ArticleDraft:
             self.content_html,
             published,
         )
+        if self.image is not None:
+            size = f"{self.image.width or ''}x{self.image.height or ''}"
+            fields += (self.image.url, size, self.image.alt)
         joined = "\x1f".join(field or "" for field in fields)
         return hashlib.sha256(joined.encode()).hexdigest()
 
@@ -57,6 +64,7 @@ def make_draft(
     summary: str | None = None,
     content_html: str | None = None,
     published_at: datetime | None = None,
+    image: ArticleImage | None = None,
 ) -> ArticleDraft:
     """Validate and clean one article; raises :class:`InvalidInput` naming what is wrong."""
     clean_url = canonical_url(url)
@@ -75,4 +83,5 @@ def make_draft(
         summary=shorten(clean_summary, SUMMARY_LIMIT) or None,
         content_html=body or None,
         published_at=as_utc(published_at) if published_at else None,
+        image=replace(image, alt=image.alt or clean_title) if image else None,
     )

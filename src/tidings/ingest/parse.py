@@ -17,6 +17,7 @@ import feedparser
 
 from tidings.errors import InvalidInput, NotAFeed
 from tidings.ingest.drafts import ArticleDraft, make_draft
+from tidings.ingest.images import ArticleImage, content_images, feed_item_image, picture
 
 JSON_FEED_VERSION_PREFIX = "https://jsonfeed.org/version/"
 
@@ -74,6 +75,7 @@ def _draft_from_entry(entry: Any) -> ArticleDraft:
     contents = entry.get("content") or []
     html_body = contents[0].get("value") if contents else None
     tags = entry.get("tags") or []
+    content_html = html_body or entry.get("summary")
     return make_draft(
         url=link,
         title=entry.get("title"),
@@ -81,10 +83,11 @@ def _draft_from_entry(entry: Any) -> ArticleDraft:
         byline=entry.get("author"),
         section=tags[0].get("term") if tags else None,
         summary=entry.get("summary"),
-        content_html=html_body or entry.get("summary"),
+        content_html=content_html,
         published_at=_struct_to_datetime(
             entry.get("published_parsed") or entry.get("updated_parsed")
         ),
+        image=feed_item_image(entry, content_html, base=link),
     )
 
 
@@ -124,13 +127,26 @@ def _draft_from_json_item(item: Any) -> ArticleDraft:
     authors = item.get("authors") or ([item["author"]] if item.get("author") else [])
     names = ", ".join(a.get("name", "") for a in authors if isinstance(a, dict))
     tags = item.get("tags") or []
+    url = str(item.get("url") or item.get("external_url") or "")
+    content_html = item.get("content_html") or _text_as_html(item.get("content_text"))
     return make_draft(
-        url=item.get("url") or item.get("external_url") or "",
+        url=url,
         title=item.get("title"),
         guid=str(item["id"]) if item.get("id") is not None else None,
         byline=names or None,
         section=str(tags[0]) if tags else None,
         summary=item.get("summary"),
-        content_html=item.get("content_html") or _text_as_html(item.get("content_text")),
+        content_html=content_html,
         published_at=_json_date(item.get("date_published") or item.get("date_modified")),
+        image=_json_item_image(item, content_html, url),
     )
+
+
+def _json_item_image(item: dict[str, Any], html: str | None, base: str) -> ArticleImage | None:
+    """A JSON Feed item's picture: its ``image`` (then ``banner_image``), else the first
+    picture of its content (JSON Feed gives no size or words for its images)."""
+    for key in ("image", "banner_image"):
+        found = picture(item.get(key), base=base) if isinstance(item.get(key), str) else None
+        if found is not None:
+            return found
+    return next(iter(content_images(html, base)), None)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from tidings.db.models import Article
 from tidings.ingest.drafts import ArticleDraft
+from tidings.ingest.images import ArticleImage
 
 # Feeds rarely carry more than a few hundred items; this keeps IN lists well under
 # SQLite's parameter limit when a CMS pushes a large batch.
@@ -43,6 +44,19 @@ def _stored_hashes(
     return found
 
 
+def _image_columns(image: ArticleImage | None) -> dict[str, object]:
+    """The picture's columns; all None when the draft has none, so an edit that drops the
+    picture drops it from the article too."""
+    if image is None:
+        return dict.fromkeys(("image_url", "image_width", "image_height", "image_alt"))
+    return {
+        "image_url": image.url,
+        "image_width": image.width,
+        "image_height": image.height,
+        "image_alt": image.alt or None,
+    }
+
+
 def upsert_articles(
     session: Session, source_id: int, drafts: list[ArticleDraft], now: datetime
 ) -> StoreCounts:
@@ -61,6 +75,7 @@ def upsert_articles(
             "content_html": draft.content_html,
             "content_hash": draft.content_hash,
             "updated_at": now,
+            **_image_columns(draft.image),
         }
         if draft.published_at is not None:
             fields["published_at"] = draft.published_at
