@@ -67,13 +67,15 @@ def _encoded_words(value: str) -> list[str]:
 def subject_header(subject: str) -> str:
     """The Subject header, folded so that its first line always carries text (the email
     package may start a long encoded subject on a continuation line, which some clients show
-    as an empty subject): plain ASCII folded at single spaces, anything else as encoded
-    words of whole characters, one per line."""
+    as an empty subject): plain ASCII folded at spaces, anything else (or a word too long
+    for a line) as encoded words of whole characters, one per line."""
     value = _single_line("Subject", subject)
-    if not (_PLAIN_SUBJECT.match(value) and "=?" not in value):
+    words = value.split(" ")
+    fits = all(len("Subject: ") + len(word) <= LINE_LIMIT for word in words)
+    if not (_PLAIN_SUBJECT.match(value) and "=?" not in value and fits):
         return "Subject: " + "\r\n ".join(_encoded_words(value)) + "\r\n"
     lines = ["Subject:"]
-    for word in value.split(" "):
+    for word in words:
         # A line is broken only before a word, and only once it carries one itself.
         carries = lines[-1].strip() not in ("", "Subject:")
         if word and carries and len(lines[-1]) + 1 + len(word) > LINE_LIMIT:
