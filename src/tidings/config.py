@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     allow_insecure_links: bool = False
     smtp_pool_size: int = Field(default=4, ge=1, le=100)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    #: Editions rendered per distinct choice of sections at most; rarer choices get the whole.
+    max_section_variants: int = Field(default=32, ge=0, le=1000)
     worker_batch_size: int = Field(default=200, ge=1, le=10_000)
     lease_seconds: int = Field(default=60, ge=5, le=3600)
     write_behind_seconds: float = Field(default=0.02, gt=0, le=10)

@@ -11,7 +11,7 @@ SAMPLES = Path(__file__).parent / "samples"
 DEFAULTS = {
     "RETURN_PATH": "b-12-aaaaaaaaaaaaaaaa@bounce.example.ge",
     "READER": "nino@example.ge",
-    "MESSAGE_ID": "<tidings.1.0badcafe.3@messenger.example.ge>",
+    "MESSAGE_ID": "<tidings.1.0badcafe0badcafe0badcafe0badcafe@messenger.example.ge>",
     "UNSUBSCRIBE": "u-3-bbbbbbbbbbbbbbbb@bounce.example.ge",
     "RECIPIENT": "u-3-bbbbbbbbbbbbbbbb@bounce.example.ge",
 }

@@ -109,7 +109,7 @@ def send_one_off(db: Database, settings: Settings, slug: str, one_off: OneOff) -
         edition.status = EditionStatus.sending
         session.add(edition)
         session.flush()
-        deliveries = start_sending(session, edition, newsletter, articles, now)
+        deliveries = start_sending(session, edition, newsletter, articles, now, settings=settings)
         session.commit()
         return ComposeResult(edition.id, True, None, len(articles), deliveries, note=edition.note)
 

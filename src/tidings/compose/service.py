@@ -6,12 +6,12 @@ makes a second compose of the same slot a no-op however many schedulers race for
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from jinja2 import TemplateError
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,8 @@ from tidings.compose.failures import (
 from tidings.compose.fit import FittedEdition, render_to_fit
 from tidings.compose.render import RenderedEdition, render_edition
 from tidings.compose.select import select_articles
+from tidings.compose.variants import plan_variants, store_variants
+from tidings.compose.variants import sections_of as sections_of
 from tidings.config import Settings
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
@@ -41,6 +43,7 @@ from tidings.db.models import (
 )
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import fan_out
+from tidings.deliver.ledger.fanout import readers_of, section_choices
 from tidings.mail.edition import address_domain
 from tidings.mail.templates import email_environment, load_triplet
 
@@ -129,15 +132,58 @@ def attach_articles(session: Session, edition: Edition, articles: list[Article])
 
 
 def fan_out_edition(
-    session: Session, edition: Edition, newsletter: Newsletter, sections: list[str], now: datetime
+    session: Session,
+    edition: Edition,
+    newsletter: Newsletter,
+    sections: list[str],
+    now: datetime,
+    *,
+    settings: Settings | None = None,
+    articles: Sequence[Article] = (),
 ) -> int:
     """Queue the edition to every active subscriber who wants one of ``sections``: for a
-    scheduled edition of a newsletter with a weekly digest those of its cadence, else all."""
+    scheduled edition of a newsletter with a weekly digest those of its cadence, else all.
+
+    Given ``settings`` and the edition's ``articles``, a reader who chose some of its
+    sections gets a variant of those only, rendered once per distinct choice
+    (:mod:`~tidings.compose.variants`); without them everyone gets the whole edition.
+    """
     domain = address_domain(newsletter.from_address)
     # Only a newsletter that offers both cadences splits its readers by them.
     split = edition.kind == EditionKind.scheduled and newsletter.offers_weekly
     cadence = edition.cadence if split else None
-    return fan_out(session, edition.id, newsletter.id, domain, now, sections, cadence)
+    variants: dict[int, frozenset[str]] = {}
+    if settings is not None and articles:
+        readers = readers_of(session, newsletter.id, sections, cadence)
+        variants = section_variants(session, settings, edition, newsletter, articles, readers)
+    return fan_out(
+        session, edition.id, newsletter.id, domain, now, sections, cadence, variants=variants
+    )
+
+
+def section_variants(
+    session: Session,
+    settings: Settings,
+    edition: Edition,
+    newsletter: Newsletter,
+    articles: Sequence[Article],
+    readers: list[ColumnElement[bool]],
+) -> dict[int, frozenset[str]]:
+    """The edition's variants for the distinct section choices among ``readers``, each
+    rendered and stored once (same subject, intro and order as the edition): their ids,
+    each with the stored choices whose readers get it."""
+    carried = sections_of(articles)
+    if len(carried) < 2 or settings.max_section_variants < 1:
+        return {}  # every choice this edition meets covers all of it
+    choices = section_choices(session, readers)
+    plan = plan_variants(choices, carried, settings.max_section_variants)
+    if not plan:
+        return {}
+    same = OneOff([], intro_markdown=edition.intro_markdown, subject=edition.subject)
+    issued_at = edition.slot or edition.cutoff_at or edition.created_at
+    zone = edition.zone or None
+    render = renderer(settings, newsletter, issued_at, same, edition.cadence, zone)
+    return store_variants(session, edition, articles, plan, render)
 
 
 def start_sending(
@@ -146,13 +192,15 @@ def start_sending(
     newsletter: Newsletter,
     articles: list[Article],
     now: datetime,
+    settings: Settings | None = None,
 ) -> int:
+    """Attach the edition's articles and fan it out (with its section variants when
+    ``settings`` are given: see :func:`fan_out_edition`)."""
     attach_articles(session, edition, articles)
-    return fan_out_edition(session, edition, newsletter, sections_of(articles), now)
-
-
-def sections_of(articles: list[Article]) -> list[str]:
-    return sorted({a.section for a in articles if a.section})
+    sections = sections_of(articles)
+    return fan_out_edition(
+        session, edition, newsletter, sections, now, settings=settings, articles=articles
+    )
 
 
 def _claim_slot(session: Session, edition: Edition) -> ComposeResult | None:
@@ -264,7 +312,7 @@ def _compose_slot(
         raced = _claim_slot(session, edition)
         if raced is not None:
             return raced
-        deliveries = start_sending(session, edition, newsletter, fitted.articles, now)
+        deliveries = start_sending(session, edition, newsletter, fitted.articles, now, settings)
         session.commit()
         return ComposeResult(
             edition.id, True, None, len(fitted.articles), deliveries, note=fitted.note

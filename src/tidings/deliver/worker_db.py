@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session
 
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import DeliveryState, Edition, Newsletter
+from tidings.db.models import DeliveryState, Edition, EditionVariant, Newsletter
 from tidings.db.types import utcnow
 from tidings.deliver import ledger
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.retry import retry_transient
 from tidings.deliver.upkeep import has_due_work, run_upkeep
 from tidings.feedback.effects import BounceScore
+from tidings.mail.dkim.signer import Signer
 from tidings.mail.dkim.store import signer_for
 from tidings.mail.edition import EditionMail, edition_mail
 
@@ -53,8 +54,10 @@ class WorkerDatabase:
         self.settings = settings
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.score = BounceScore.from_settings(settings)
-        # Each edition's rendered mail, built once per edition and process.
-        self._mails: dict[int, EditionMail] = {}
+        # Each edition's rendered mail, built once per (edition, variant) and process.
+        self._mails: dict[tuple[int, int | None], EditionMail] = {}
+        # The From domain's DKIM keys of each edition, unsealed once per edition and process.
+        self._signers: dict[int, Signer | None] = {}
 
     def claim(self, token: str, limit: int) -> Prepared:
         """Lease up to ``limit`` due deliveries under ``token`` and prepare them: a reader
@@ -85,7 +88,6 @@ class WorkerDatabase:
             for claim in claims:
                 by_edition.setdefault(claim.edition_id, []).append(claim)
             for edition_id, group in by_edition.items():
-                mail = self._mail_for(session, edition_id)
                 edition = session.get_one(Edition, edition_id)
                 ids = [c.subscriber_id for c in group if c.subscriber_id is not None]
                 found = ledger.recipients(session, edition.newsletter_id, ids)
@@ -94,18 +96,25 @@ class WorkerDatabase:
                     if recipient is None:
                         gone.append(claim.outcome(DeliveryState.failed, None, GONE_REPLY, now))
                     else:
+                        mail = self._mail_for(session, edition_id, claim.variant_id)
                         jobs.append(Job(claim, mail, recipient))
             return Prepared(token, jobs, gone)
 
-    def _mail_for(self, session: Session, edition_id: int) -> EditionMail:
-        mail = self._mails.get(edition_id)
+    def _mail_for(self, session: Session, edition_id: int, variant_id: int | None) -> EditionMail:
+        """The mail maker of the edition, or of its variant for one choice of sections."""
+        mail = self._mails.get((edition_id, variant_id))
         if mail is None:
             edition = session.get_one(Edition, edition_id)
             newsletter = session.get_one(Newsletter, edition.newsletter_id)
-            # The From domain's DKIM keys, unsealed once per edition and process.
-            signer = signer_for(session, self.settings, newsletter.from_address)
-            mail = edition_mail(self.settings, edition, newsletter, signer)
-            self._mails[edition_id] = mail
+            if edition_id not in self._signers:
+                self._signers[edition_id] = signer_for(
+                    session, self.settings, newsletter.from_address
+                )
+            signer = self._signers[edition_id]
+            variant = session.get(EditionVariant, variant_id) if variant_id else None
+            parts = (variant.html_body, variant.text_body) if variant else None
+            mail = edition_mail(self.settings, edition, newsletter, signer, parts=parts)
+            self._mails[(edition_id, variant_id)] = mail
         return mail
 
     def _write(self, outcomes: Sequence[Outcome], judged: Collection[int]) -> Recorded:

@@ -19,8 +19,9 @@ from tidings.db.models import Delivery, Edition, Subscriber, Subscription
 from tidings.inbound.parse import Parsed
 from tidings.mail.returnpath import Role, Tagged, read_address
 
-#: ``<tidings.<edition>.<random>.<subscriber>@domain>``, as the fan-out writes it.
-_MESSAGE_ID = re.compile(r"^<?tidings\.([0-9]{1,18})\.[0-9a-f]{1,32}\.([0-9]{1,18})@[^<>\s]+>?$")
+#: ``<tidings.<edition>.<random>@domain>``, as the fan-out writes it (the random part is
+#: drawn per delivery and names nobody).
+_MESSAGE_ID = re.compile(r"^<?tidings\.([0-9]{1,18})\.[0-9a-f]{32}@[^<>\s]{1,255}>?$")
 _MAILTO = re.compile(r"<mailto:([^?>\s]+)")
 _TAGGED_SHAPE = re.compile(r"^[bun]-[0-9]+-", re.IGNORECASE)
 
@@ -82,21 +83,20 @@ def of_delivery(session: Session, delivery_id: int, found_by: str) -> Target | N
 
 
 def of_message_id(session: Session, message_id: str | None) -> Target | None:
-    """The delivery whose Message-ID this is (looked up by its edition and reader, then
-    compared whole, so a made-up one finds nothing)."""
+    """The delivery whose Message-ID this is: among its edition's deliveries, the one that
+    stored exactly this Message-ID (so a made-up one finds nothing)."""
     found = _MESSAGE_ID.match((message_id or "").strip())
     if found is None:
         return None
-    edition_id, subscriber_id = int(found.group(1)), int(found.group(2))
-    stored = session.execute(
-        select(Delivery.id, Delivery.message_id).where(
-            Delivery.edition_id == edition_id, Delivery.subscriber_id == subscriber_id
-        )
-    ).first()
     wanted = "<" + (message_id or "").strip().strip("<>") + ">"
-    if stored is None or stored.message_id != wanted:
+    delivery_id = session.scalar(
+        select(Delivery.id)
+        .where(Delivery.edition_id == int(found.group(1)), Delivery.message_id == wanted)
+        .limit(1)
+    )
+    if delivery_id is None:
         return None
-    return of_delivery(session, stored.id, "the returned Message-ID")
+    return of_delivery(session, delivery_id, "the returned Message-ID")
 
 
 def of_email(session: Session, email: str) -> Target | None:

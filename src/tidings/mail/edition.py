@@ -211,11 +211,15 @@ def edition_mail(
     signer: Signer | None = None,
     *,
     test: bool = False,
+    parts: tuple[str, str] | None = None,
 ) -> EditionMail:
     """The mail maker of a stored edition; ``signer`` signs each message (see
-    :func:`tidings.mail.dkim.store.signer_for`); ``test`` makes test messages (proofs)."""
+    :func:`tidings.mail.dkim.store.signer_for`); ``test`` makes test messages (proofs);
+    ``parts``: the stored HTML and text to send instead of the edition's own (a variant of
+    it for one choice of sections), with the edition's subject and headers."""
     if edition.html_body is None or edition.text_body is None or edition.subject is None:
         raise InvalidInput(f"edition {edition.id} has no rendered content")
+    html, text = parts if parts is not None else (edition.html_body, edition.text_body)
     return EditionMail(
         settings=settings,
         edition_id=edition.id,
@@ -225,8 +229,8 @@ def edition_mail(
         from_address=newsletter.from_address,
         reply_to=newsletter.reply_to,
         subject=edition.subject,
-        html=edition.html_body,
-        text=edition.text_body,
+        html=html,
+        text=text,
         date=edition.started_at or edition.created_at,
         signer=signer,
         test=test,

@@ -35,6 +35,8 @@ class Claim:
     attempts: int
     created_at: datetime
     lease_token: str
+    #: The edition's variant this reader gets (None: the edition's own parts).
+    variant_id: int | None = None
 
     def outcome(
         self,
@@ -99,10 +101,11 @@ def claim_due(
             Delivery.message_id,
             Delivery.attempts,
             Delivery.created_at,
+            Delivery.variant_id,
         )
         .execution_options(synchronize_session=False)
     )
-    claims = (Claim(*row, lease_token=lease_token) for row in rows)
+    claims = (Claim(*row[:-1], lease_token=lease_token, variant_id=row[-1]) for row in rows)
     return sorted(claims, key=lambda claim: claim.delivery_id)
 
 

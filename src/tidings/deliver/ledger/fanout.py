@@ -1,10 +1,22 @@
 """Fan-out: one queued delivery per reader of an edition, in one INSERT ... SELECT."""
 
-import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, String, case, cast, exists, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Text,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -76,6 +88,39 @@ def recipient_count(
     )
 
 
+def section_choices(
+    session: Session, readers: list[ColumnElement[bool]]
+) -> list[tuple[str | None, int]]:
+    """The distinct section choices among ``readers`` (a :func:`readers_of` rule), each as
+    its stored JSON text (None: no choice), with how many readers made it: one query.
+
+    The text is what :func:`fan_out` matches a reader's choice by, so a choice is found the
+    same way it was counted, whatever order or spelling its JSON has.
+    """
+    choice = chosen_text()
+    rows = session.execute(
+        select(choice, func.count())
+        .select_from(Subscription)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(*readers)
+        .group_by(choice)
+    )
+    return [(text, int(count)) for text, count in rows]
+
+
+def chosen_text() -> ColumnElement[str]:
+    """A subscription's section choice as its stored JSON text (canonical on PostgreSQL)."""
+    return cast(Subscription.sections, Text)
+
+
+def opaque_token(session: Session) -> ColumnElement[str]:
+    """32 random hex digits, drawn per row by the database (a UUID on PostgreSQL, 16 random
+    bytes on SQLite): a Message-ID part that says nothing about whom it went to."""
+    if is_postgres(session):
+        return func.replace(cast(func.gen_random_uuid(), String), "-", "")
+    return func.lower(func.hex(func.randomblob(16)))
+
+
 def fan_out(
     session: Session,
     edition_id: int,
@@ -84,17 +129,21 @@ def fan_out(
     now: datetime,
     sections: Sequence[str] = (),
     cadence: Cadence | None = None,
+    variants: Mapping[int, Collection[str]] | None = None,
 ) -> int:
     """One queued delivery per active, unsuppressed subscription, in one INSERT ... SELECT.
 
     Only subscriptions of ``cadence`` when given (a scheduled edition); subscribers who chose
-    sections of interest get the edition only when it carries one of them. The Message-ID is
-    fixed here, per (edition, subscriber), so every retry reuses it.
+    sections of interest get the edition only when it carries one of them. ``variants`` maps
+    an :class:`~tidings.db.models.EditionVariant` id to the stored choices (as
+    :func:`section_choices` gives them) whose readers get it; everyone else gets the
+    edition's own parts. The Message-ID is fixed here, per delivery, so every retry reuses
+    it; its random part never names the reader. Rows already there are kept: a second call
+    for the same edition adds only readers it did not have.
     """
-    subscriber_id = cast(Subscription.subscriber_id, String)
     message_id = (
-        literal(f"<tidings.{edition_id}.{secrets.token_hex(4)}.")
-        + subscriber_id
+        literal(f"<tidings.{edition_id}.")
+        + opaque_token(session)
         + literal(f"@{message_id_domain}>")
     )
     source = (
@@ -106,6 +155,7 @@ def fan_out(
             literal(now, Delivery.next_attempt_at.type),
             message_id,
             literal(now, Delivery.created_at.type),
+            _variant_of(variants or {}),
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(*readers_of(session, newsletter_id, sections, cadence))
@@ -121,6 +171,7 @@ def fan_out(
                 "next_attempt_at",
                 "message_id",
                 "created_at",
+                "variant_id",
             ],
             source,
         )
@@ -128,3 +179,15 @@ def fan_out(
     )
     result = session.execute(statement, execution_options=PRESERVE_ROWCOUNT)
     return row_count(result)
+
+
+def _variant_of(variants: Mapping[int, Collection[str]]) -> ColumnElement[int | None]:
+    """The variant a reader gets, by their stored choice: one CASE arm per variant."""
+    arms = [
+        (chosen_text().in_(sorted(choices)), literal(variant_id, Integer))
+        for variant_id, choices in sorted(variants.items())
+        if choices
+    ]
+    if not arms:
+        return cast(null(), Integer)
+    return case(*arms, else_=cast(null(), Integer))
