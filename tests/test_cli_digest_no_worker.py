@@ -53,7 +53,7 @@ def _edition_status(db: Database) -> EditionStatus:
 def _start_worker(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "tidings", "worker"],
+            [sys.executable, "-m", "tidings", "worker", "--processes", "1"],
             env=worker_env(settings, port),
             stdout=out,
             stderr=subprocess.STDOUT,

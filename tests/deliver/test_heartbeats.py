@@ -120,7 +120,7 @@ def test_a_worker_process_beats_while_it_runs_and_forgets_on_sigterm(
         handler.behaviour.stall_seconds = 0.2  # 20/s: still sending at the second beat
         with log.open("wb") as out:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "worker"],
+                [sys.executable, "-m", "tidings", "worker", "--processes", "1"],
                 env=worker_env(settings, port),
                 stdout=out,
                 stderr=subprocess.STDOUT,

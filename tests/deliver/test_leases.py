@@ -41,7 +41,7 @@ def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tidings", "worker", "--drain"],
+            [sys.executable, "-m", "tidings", "worker", "--drain", "--processes", "1"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

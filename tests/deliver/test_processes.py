@@ -40,7 +40,7 @@ def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     # Output goes to a file: a pipe nobody reads yet could fill up and stall the worker.
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tidings", "worker", "--drain"],
+            [sys.executable, "-m", "tidings", "worker", "--drain", "--processes", "1"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -30,7 +30,7 @@ def test_sigterm_finishes_in_flight_and_releases_the_rest(
         handler.behaviour.stall_seconds = 0.02
         with log.open("wb") as out:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "worker"],
+                [sys.executable, "-m", "tidings", "worker", "--processes", "1"],
                 env=worker_env(settings, port),
                 stdout=out,
                 stderr=subprocess.STDOUT,

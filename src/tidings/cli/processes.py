@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from tidings.cli.context import CliContext, cli_context, friendly
+from tidings.cli.logs import configure_logging
 from tidings.cli.worker import METRICS_HOST, METRICS_PORT, start_metrics
 from tidings.deliver.runner import run_worker
 from tidings.inbound.server import DEFAULT_PORT as INBOUND_PORT
@@ -27,10 +28,8 @@ log = logging.getLogger(__name__)
 RESTART_SECONDS = 5.0
 
 
-def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+def _logging(context: CliContext) -> None:
+    configure_logging(context.settings.log_format)
 
 
 REDACTED = "[token]"
@@ -61,7 +60,16 @@ class RedactReaderTokens(logging.Filter):
 def _server(context: CliContext, host: str, port: int) -> uvicorn.Server:
     app = create_app(context.settings, context.database())
     # Off: X-Forwarded-For is believed only from TIDINGS_TRUSTED_PROXIES (web/deps.py).
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
+    # With JSON logs uvicorn keeps its hands off logging: its lines go through ours.
+    log_config = None if context.settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,
+        log_config=log_config,
+    )
     access = logging.getLogger("uvicorn.access")  # configured by the Config just made
     if not any(isinstance(found, RedactReaderTokens) for found in access.filters):
         access.addFilter(RedactReaderTokens())
@@ -78,8 +86,9 @@ def serve(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
 
     Example: tidings serve --host 0.0.0.0 --port 8000
     """
-    _logging()
-    _server(cli_context(ctx), host, port).run()
+    context = cli_context(ctx)
+    _logging(context)
+    _server(context, host, port).run()
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -104,8 +113,8 @@ def scheduler(
     Its metrics (with the delivery queue per edition) are served on --metrics-port.
     Example: tidings scheduler --metrics-port 9102
     """
-    _logging()
     context = cli_context(ctx)
+    _logging(context)
     queue = registry_with(QueueCollector(context.database()))
     stop_metrics = start_metrics(metrics_port, metrics_host, queue)
     try:
@@ -146,7 +155,7 @@ def inbound_serve(
     """
     context = cli_context(ctx)
     settings = context.settings
-    _logging()
+    _logging(context)
     asyncio.run(
         _inbound(
             context, host or settings.inbound_host, port or settings.inbound_port or INBOUND_PORT
@@ -226,5 +235,5 @@ def run(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
     """
     context = cli_context(ctx)
     check_links(context.settings)  # at start, not per message: the supervisor would retry it
-    _logging()
+    _logging(context)
     asyncio.run(run_all(context, host, port))

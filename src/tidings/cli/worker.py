@@ -1,17 +1,25 @@
-"""``tidings worker``: send queued deliveries."""
+"""``tidings worker``: send queued deliveries, in this process or in several under one
+supervisor (``--processes``)."""
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable
 
 import typer
 from prometheus_client import CollectorRegistry
 
 from tidings.cli.context import CliContext, cli_context, fail, friendly
+from tidings.cli.logs import configure_logging
 from tidings.deliver.runner import run_worker
+from tidings.deliver.supervisor import Supervisor, stats_json
 from tidings.deliver.worker import WorkerStats
+from tidings.mail.transport import check_links
 from tidings.metrics import registry_with, serve_metrics
+
+log = logging.getLogger(__name__)
 
 METRICS_PORT = typer.Option(
     None, "--metrics-port", min=1, max=65535, help="Serve Prometheus metrics on this port."
@@ -34,17 +42,36 @@ def start_metrics(
         raise fail(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
-async def work_here(context: CliContext, *, drain: bool) -> WorkerStats:
+#: How often a supervised worker looks whether its supervisor is still there.
+PARENT_CHECK_SECONDS = 1.0
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """Set ``stop`` once this process's parent (its supervisor) is gone: a supervisor that
+    was killed outright must not leave its workers running unsupervised."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+        if os.getppid() != parent:
+            log.warning("the supervisor (pid %d) is gone; stopping", parent)
+            stop.set()
+
+
+async def work_here(context: CliContext, *, drain: bool, supervised: bool = False) -> WorkerStats:
     """Run a worker in this process until SIGTERM or SIGINT (which finish in-flight messages
     first) or, with ``drain``, until nothing is due: ``tidings worker`` and ``digest send``
-    when no worker is running."""
+    when no worker is running. A ``supervised`` worker also stops when its supervisor
+    goes away."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.create_task(_stop_when_orphaned(stop)) if supervised else None
     try:
         return await run_worker(context.database(), context.settings, drain=drain, stop=stop)
     finally:
+        if watch is not None:
+            watch.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
@@ -57,26 +84,100 @@ def stats_line(stats: WorkerStats) -> str:
     )
 
 
+PROCESSES = typer.Option(
+    None,
+    "--processes",
+    min=1,
+    max=256,
+    help="Worker processes to run under one supervisor [default: the number of cores; "
+    "1 on SQLite].",
+)
+#: Set by the supervisor on its children: print the figures as JSON for it to add up.
+SUPERVISED = typer.Option(False, "--supervised", hidden=True)
+
+
+def process_count(asked: int | None, postgres: bool) -> int:
+    """How many worker processes to run: as ``asked``, else one per core. SQLite takes one
+    writer at a time, so it gets one unless more were asked for, which is refused."""
+    if asked is None:
+        return (os.cpu_count() or 1) if postgres else 1
+    if asked > 1 and not postgres:
+        raise fail(
+            f"--processes {asked} needs PostgreSQL: SQLite takes one writer at a time "
+            "(run one worker process, --processes 1)"
+        )
+    return asked
+
+
+def child_command(
+    index: int, *, drain: bool, metrics_port: int | None, metrics_host: str
+) -> list[str]:
+    """Child ``index``'s command line: this worker command in one process, its metrics
+    (when asked) on ``metrics_port + index``."""
+    argv = [sys.executable, "-m", "tidings", "worker", "--processes", "1", "--supervised"]
+    if drain:
+        argv.append("--drain")
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port + index), "--metrics-host", metrics_host]
+    return argv
+
+
+def supervise_workers(
+    context: CliContext, count: int, *, drain: bool, metrics_port: int | None, metrics_host: str
+) -> WorkerStats:
+    """Run ``count`` worker processes under a supervisor until SIGTERM/SIGINT (or, with
+    ``drain``, until all are done); their figures added up."""
+    if metrics_port is not None and metrics_port + count - 1 > 65535:
+        raise fail(f"--metrics-port {metrics_port} leaves no room for {count} processes")
+    supervisor = Supervisor(
+        lambda index: child_command(
+            index, drain=drain, metrics_port=metrics_port, metrics_host=metrics_host
+        ),
+        count,
+        drain=drain,
+    )
+    result = supervisor.run()
+    if result.gave_up is not None:
+        context.out.print(stats_line(result.stats))
+        raise fail(result.gave_up)
+    return result.stats
+
+
 @friendly
 def worker(
     ctx: typer.Context,
     drain: bool = typer.Option(False, "--drain", help="Deliver everything due, then exit."),
+    processes: int | None = PROCESSES,
     metrics_port: int | None = METRICS_PORT,
     metrics_host: str = METRICS_HOST,
+    supervised: bool = SUPERVISED,
 ) -> None:
     """Send queued deliveries until SIGTERM (which finishes in-flight messages first).
 
-    Any number of workers can share one PostgreSQL database. With TIDINGS_SMTP_URL empty
-    the messages go to the built-in mail catcher.
+    Any number of workers can share one PostgreSQL database; --processes N runs N of them
+    under one supervisor, which starts again any that dies and passes SIGTERM on. Each
+    serves its metrics on --metrics-port plus its number (0 to N-1). With TIDINGS_SMTP_URL
+    empty the messages go to the built-in mail catcher.
     Example: tidings worker --drain
-    Example: tidings worker --metrics-port 9101
+    Example: tidings worker --processes 4 --metrics-port 9101
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
     context = cli_context(ctx)
+    configure_logging(context.settings.log_format)
+    postgres = context.database().engine.dialect.name == "postgresql"
+    count = process_count(processes, postgres)
+    if count > 1:
+        check_links(context.settings)  # once here, not once per child and restart
+        stats = supervise_workers(
+            context, count, drain=drain, metrics_port=metrics_port, metrics_host=metrics_host
+        )
+        context.out.print(stats_line(stats))
+        return
     stop_metrics = start_metrics(metrics_port, metrics_host)
     try:
-        stats = asyncio.run(work_here(context, drain=drain))
+        stats = asyncio.run(work_here(context, drain=drain, supervised=supervised))
     finally:
         stop_metrics()
-    context.out.print(stats_line(stats))
+    if supervised:
+        print(stats_json(stats), flush=True)  # plain: for the supervisor to read
+    else:
+        context.out.print(stats_line(stats))

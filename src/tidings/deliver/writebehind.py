@@ -76,8 +76,9 @@ class WriteBehind:
         self._judged: set[int] = set()
 
     def record(self, outcome: Outcome) -> None:
-        """Count a result and queue it for writing."""
+        """Count a result, log it, and queue it for writing."""
         self._stats.count(outcome.state)
+        _log_result(outcome)
         self._buffer.append(outcome)
         if len(self._buffer) >= FLUSH_AT:
             self._soon.set()
@@ -124,3 +125,28 @@ class WriteBehind:
             except OperationalError as exc:
                 log.error("cannot write results yet (%s); keeping them", type(exc.orig).__name__)
                 await asyncio.sleep(self._every)
+
+
+def _log_result(outcome: Outcome) -> None:
+    """One line per result that is not a plain send (a sent or released one only at DEBUG:
+    a million lines per edition would drown the rest), with its edition, delivery and SMTP reply as
+    fields of their own for JSON logs."""
+    quiet = (DeliveryState.sent, DeliveryState.queued)  # sent, or released at a stop
+    level = logging.DEBUG if outcome.state in quiet else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    log.log(
+        level,
+        "delivery %d of edition %d %s: %s",
+        outcome.delivery_id,
+        outcome.edition_id,
+        outcome.state.value,
+        outcome.reply or "no reply",
+        extra={
+            "edition": outcome.edition_id,
+            "delivery": outcome.delivery_id,
+            "state": outcome.state.value,
+            "smtp_code": outcome.code,
+            "smtp_reply": outcome.reply,
+        },
+    )
