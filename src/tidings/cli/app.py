@@ -14,6 +14,7 @@ from tidings.cli import (
     inbound,
     newsletters,
     processes,
+    schedule,
     subscribers,
     tokens,
     users,
@@ -60,6 +61,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(dkim.app, name="dkim")
 app.add_typer(inbound.app, name="inbound")
+app.add_typer(schedule.app, name="schedule")
 app.command(name="doctor")(doctor.doctor)
 app.command(name="worker")(worker.worker)
 app.command(name="scheduler")(processes.scheduler)

@@ -28,16 +28,22 @@ LOOKBACK = {Cadence.daily: timedelta(hours=24), Cadence.weekly: timedelta(days=7
 
 
 def previous_cutoff(
-    session: Session, newsletter_id: int, before: datetime, cadence: Cadence = Cadence.daily
+    session: Session,
+    newsletter_id: int,
+    before: datetime,
+    cadence: Cadence = Cadence.daily,
+    zone: str = "",
 ) -> datetime | None:
-    """The cutoff of the newsletter's last scheduled edition of ``cadence`` that went out:
-    the articles of a skipped or failed slot are still new for the next one."""
+    """The cutoff of the newsletter's last scheduled edition of ``cadence`` (and readers'
+    ``zone``) that went out: the articles of a skipped or failed slot are still new for the
+    next one."""
     return session.scalar(
         select(Edition.cutoff_at)
         .where(
             Edition.newsletter_id == newsletter_id,
             Edition.kind == EditionKind.scheduled,
             Edition.cadence == cadence,
+            Edition.zone == zone,
             Edition.status.not_in((EditionStatus.skipped, EditionStatus.failed)),
             Edition.cutoff_at.is_not(None),
             Edition.cutoff_at < before,
@@ -48,16 +54,22 @@ def previous_cutoff(
 
 
 def first_lookback(
-    session: Session, newsletter_id: int, cutoff: datetime, cadence: Cadence = Cadence.daily
+    session: Session,
+    newsletter_id: int,
+    cutoff: datetime,
+    cadence: Cadence = Cadence.daily,
+    zone: str = "",
 ) -> datetime:
-    """Where the first edition of ``cadence`` looks back to: one cadence before its first
-    scheduled slot (slots skipped for too few articles keep their articles for the next)."""
+    """Where the first edition of ``cadence`` (and readers' ``zone``) looks back to: one
+    cadence before its first scheduled slot (slots skipped for too few articles keep their
+    articles for the next)."""
     first_slot = session.scalar(
         select(Edition.slot)
         .where(
             Edition.newsletter_id == newsletter_id,
             Edition.kind == EditionKind.scheduled,
             Edition.cadence == cadence,
+            Edition.zone == zone,
             Edition.slot < cutoff,
         )
         .order_by(Edition.slot)
@@ -66,8 +78,24 @@ def first_lookback(
     return min(first_slot or cutoff, cutoff) - LOOKBACK[cadence]
 
 
+def _since(
+    session: Session, newsletter_id: int, cutoff: datetime, cadence: Cadence, zone: str
+) -> datetime:
+    """Where an edition's new articles start: its sequence's previous cutoff. A zone's first
+    edition after the newsletter turned to reader time goes on from the last edition that
+    went to everyone (not one cadence back, which would repeat that edition)."""
+    previous = previous_cutoff(session, newsletter_id, cutoff, cadence, zone)
+    if previous is None and zone:
+        previous = previous_cutoff(session, newsletter_id, cutoff, cadence)
+    return previous or first_lookback(session, newsletter_id, cutoff, cadence, zone)
+
+
 def select_articles(
-    session: Session, newsletter: Newsletter, cutoff: datetime, cadence: Cadence = Cadence.daily
+    session: Session,
+    newsletter: Newsletter,
+    cutoff: datetime,
+    cadence: Cadence = Cadence.daily,
+    zone: str = "",
 ) -> list[Article]:
     """New articles for a scheduled (or automatic one-off) edition of ``cadence``, newest first.
 
@@ -75,17 +103,19 @@ def select_articles(
     digest gathers the week's stories whatever the daily ones carried), published at or
     before ``cutoff``, and published after the previous cutoff — or first seen after it and
     published at most one cadence earlier, so an article a feed delivers late is not lost.
+    A reader-time newsletter's editions for one readers' ``zone`` form their own sequence
+    (their own cutoffs, their own articles already sent), so every zone's readers get each
+    article once however the zones' send times interleave.
     """
     lookback = LOOKBACK[cadence]
-    since = previous_cutoff(session, newsletter.id, cutoff, cadence) or first_lookback(
-        session, newsletter.id, cutoff, cadence
-    )
+    since = _since(session, newsletter.id, cutoff, cadence, zone)
     already_sent = exists().where(
         EditionArticle.article_id == Article.id,
         EditionArticle.edition_id == Edition.id,
         Edition.newsletter_id == newsletter.id,
         Edition.kind == EditionKind.scheduled,
         Edition.cadence == cadence,
+        Edition.zone == zone,
     )
     return list(
         session.scalars(

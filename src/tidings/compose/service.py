@@ -29,6 +29,7 @@ from tidings.compose.render import RenderedEdition, render_edition
 from tidings.compose.select import select_articles
 from tidings.compose.variants import plan_variants, store_variants
 from tidings.compose.variants import sections_of as sections_of
+from tidings.compose.zones import zone_rule
 from tidings.config import Settings
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
@@ -113,13 +114,14 @@ def renderer(
 
 
 def _existing(
-    session: Session, newsletter_id: int, cadence: Cadence, slot: datetime
+    session: Session, newsletter_id: int, cadence: Cadence, slot: datetime, zone: str = ""
 ) -> Edition | None:
     return session.scalar(
         select(Edition).where(
             Edition.newsletter_id == newsletter_id,
             Edition.cadence == cadence,
             Edition.slot == slot,
+            Edition.zone == zone,
         )
     )
 
@@ -137,12 +139,14 @@ def fan_out_edition(
     newsletter: Newsletter,
     sections: list[str],
     now: datetime,
+    zone_rule: ColumnElement[bool] | None = None,
     *,
     settings: Settings | None = None,
     articles: Sequence[Article] = (),
 ) -> int:
     """Queue the edition to every active subscriber who wants one of ``sections``: for a
-    scheduled edition of a newsletter with a weekly digest those of its cadence, else all.
+    scheduled edition of a newsletter with a weekly digest those of its cadence, else all;
+    only the readers ``zone_rule`` accepts when given (one zone of a reader-time newsletter).
 
     Given ``settings`` and the edition's ``articles``, a reader who chose some of its
     sections gets a variant of those only, rendered once per distinct choice
@@ -154,10 +158,18 @@ def fan_out_edition(
     cadence = edition.cadence if split else None
     variants: dict[int, frozenset[str]] = {}
     if settings is not None and articles:
-        readers = readers_of(session, newsletter.id, sections, cadence)
+        readers = readers_of(session, newsletter.id, sections, cadence, zone_rule)
         variants = section_variants(session, settings, edition, newsletter, articles, readers)
     return fan_out(
-        session, edition.id, newsletter.id, domain, now, sections, cadence, variants=variants
+        session,
+        edition.id,
+        newsletter.id,
+        domain,
+        now,
+        sections,
+        cadence,
+        variants=variants,
+        zone_rule=zone_rule,
     )
 
 
@@ -192,6 +204,7 @@ def start_sending(
     newsletter: Newsletter,
     articles: list[Article],
     now: datetime,
+    zone_rule: ColumnElement[bool] | None = None,
     settings: Settings | None = None,
 ) -> int:
     """Attach the edition's articles and fan it out (with its section variants when
@@ -199,7 +212,7 @@ def start_sending(
     attach_articles(session, edition, articles)
     sections = sections_of(articles)
     return fan_out_edition(
-        session, edition, newsletter, sections, now, settings=settings, articles=articles
+        session, edition, newsletter, sections, now, zone_rule, settings=settings, articles=articles
     )
 
 
@@ -211,7 +224,9 @@ def _claim_slot(session: Session, edition: Edition) -> ComposeResult | None:
     except IntegrityError:
         session.rollback()
         assert edition.slot is not None
-        raced = _existing(session, edition.newsletter_id, edition.cadence, edition.slot)
+        raced = _existing(
+            session, edition.newsletter_id, edition.cadence, edition.slot, edition.zone
+        )
         assert raced is not None
         return ComposeResult(raced.id, created=False)
     return None
@@ -223,9 +238,11 @@ def compose_scheduled(
     newsletter_id: int,
     slot: datetime,
     cadence: Cadence = Cadence.daily,
+    zone: str = "",
 ) -> ComposeResult:
     """Compose and start the ``cadence`` edition of ``slot`` once; later calls return the
-    same edition.
+    same edition. ``zone`` names the readers' zone of a reader-time newsletter's edition:
+    it goes to the readers of that zone only, with that zone's own next articles.
 
     A slot that cannot be composed (a broken template, not one article fits the size limit,
     bad data) is recorded as a failed edition with its reason, so it is reported once and
@@ -233,15 +250,20 @@ def compose_scheduled(
     connection) is raised instead, so the slot is left alone and the next tick tries it again.
     """
     try:
-        return _compose_slot(db, settings, newsletter_id, slot, cadence)
+        return _compose_slot(db, settings, newsletter_id, slot, cadence, zone)
     except Exception as exc:
         if is_transient(exc):
             raise
-        return _record_failed_slot(db, newsletter_id, slot, cadence, exc)
+        return _record_failed_slot(db, newsletter_id, slot, cadence, exc, zone)
 
 
 def _record_failed_slot(
-    db: Database, newsletter_id: int, slot: datetime, cadence: Cadence, exc: Exception
+    db: Database,
+    newsletter_id: int,
+    slot: datetime,
+    cadence: Cadence,
+    exc: Exception,
+    zone: str = "",
 ) -> ComposeResult:
     """Keep the slot as a failed edition (unless another scheduler composed it meanwhile)."""
     reason, note = failure_of(exc)
@@ -251,6 +273,7 @@ def _record_failed_slot(
             kind=EditionKind.scheduled,
             cadence=cadence,
             slot=slot,
+            zone=zone,
             cutoff_at=slot,
             status=EditionStatus.failed,
             skip_reason=reason.value,
@@ -262,10 +285,11 @@ def _record_failed_slot(
             return raced
         session.commit()
     log.error(
-        "newsletter %d %s slot %s failed (edition %d): %s",
+        "newsletter %d %s slot %s%s failed (edition %d): %s",
         newsletter_id,
         cadence.value,
         slot.isoformat(),
+        f" for readers in {zone}" if zone else "",
         edition.id,
         note,
         exc_info=reason == FailReason.compose_error,  # an unexpected error: keep its trace
@@ -274,20 +298,26 @@ def _record_failed_slot(
 
 
 def _compose_slot(
-    db: Database, settings: Settings, newsletter_id: int, slot: datetime, cadence: Cadence
+    db: Database,
+    settings: Settings,
+    newsletter_id: int,
+    slot: datetime,
+    cadence: Cadence,
+    zone: str = "",
 ) -> ComposeResult:
     now = utcnow()
     with db.session() as session:
         newsletter = session.get_one(Newsletter, newsletter_id)
-        existing = _existing(session, newsletter_id, cadence, slot)
+        existing = _existing(session, newsletter_id, cadence, slot, zone)
         if existing is not None:
             return ComposeResult(existing.id, created=False)
-        articles = select_articles(session, newsletter, cutoff=slot, cadence=cadence)
+        articles = select_articles(session, newsletter, cutoff=slot, cadence=cadence, zone=zone)
         edition = Edition(
             newsletter_id=newsletter_id,
             kind=EditionKind.scheduled,
             cadence=cadence,
             slot=slot,
+            zone=zone,
             cutoff_at=slot,
             status=EditionStatus.sending,
             started_at=now,
@@ -307,12 +337,16 @@ def _compose_slot(
                 len(articles),
                 status=EditionStatus.skipped,
             )
-        fitted = render_to_fit(renderer(settings, newsletter, slot, cadence=cadence), articles)
+        render = renderer(settings, newsletter, slot, cadence=cadence, zone=zone or None)
+        fitted = render_to_fit(render, articles)
         set_content(edition, fitted)
         raced = _claim_slot(session, edition)
         if raced is not None:
             return raced
-        deliveries = start_sending(session, edition, newsletter, fitted.articles, now, settings)
+        readers = zone_rule(session, newsletter, zone, cadence)
+        deliveries = start_sending(
+            session, edition, newsletter, fitted.articles, now, readers, settings
+        )
         session.commit()
         return ComposeResult(
             edition.id, True, None, len(fitted.articles), deliveries, note=fitted.note

@@ -1,6 +1,8 @@
 """The scheduler process: APScheduler 3 (AsyncIOScheduler) with thin jobs.
 
-- one cron job per newsletter, in its time zone: serve its due slot;
+- one cron job per newsletter, in its time zone: serve its due slot; while any newsletter
+  sends at its readers' own time, one job every minute instead for those (a reader's zone
+  may be off by 30 or 45 minutes, and its slot is served within a minute);
 - feed polling on an interval;
 - upkeep: start the scheduled drafts whose time has come, then the ledger's upkeep (the
   service the workers run too, :mod:`tidings.deliver.upkeep`), then inbound messages past
@@ -20,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tidings.catalog.newsletters import newsletter_schedules
 from tidings.compose.lifecycle import start_due_drafts
+from tidings.compose.zones import reader_time_ids
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.types import utcnow
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 5.0
 UPKEEP_SECONDS = 30
 REFRESH_SECONDS = 60
+#: The job that serves every reader-time newsletter, at the top of every minute.
+READER_TIME_JOB = "newsletter-reader-time"
 
 
 def _start_drafts(db: Database, settings: Settings, now: datetime) -> list[str]:
@@ -111,11 +116,17 @@ class TidingsScheduler:
             log.exception("catching up with missed slots failed; the schedule goes on")
 
     def _newsletters(self) -> tuple[tuple[str, str, str], ...]:
-        """(job id, crontab line, time zone) of every newsletter's every cadence."""
-        return tuple(
+        """(job id, crontab line, time zone) of every newsletter's every cadence; the
+        reader-time newsletters share one every-minute job (:data:`READER_TIME_JOB`)."""
+        reader_time = reader_time_ids(self.db)
+        jobs = [
             (f"newsletter-{s.newsletter_id}-{s.cadence.value}", s.cron, s.timezone)
             for s in newsletter_schedules(self.db)
-        )
+            if s.newsletter_id not in reader_time
+        ]
+        if reader_time:
+            jobs.append((READER_TIME_JOB, "* * * * *", "UTC"))
+        return tuple(jobs)
 
     async def refresh_jobs(self) -> None:
         """(Re)build one cron job per newsletter when the newsletters changed."""

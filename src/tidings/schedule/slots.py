@@ -1,21 +1,28 @@
 """Which scheduled slot is due for a newsletter, and serving it once.
 
 Correctness never rests on the scheduler: serving a slot twice (two schedulers, a restart, a
-retry) finds the existing edition through the (newsletter, slot) constraint and does nothing.
+retry) finds the existing edition through the (newsletter, cadence, slot, zone) constraint
+and does nothing.
+
+A reader-time newsletter is served once per effective zone of its readers: the slot of zone
+Z is the crontab line's fire time on Z's clocks, and its edition goes to Z's readers only.
 """
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
 from tidings.catalog.newsletters import NewsletterSchedule, newsletter_schedules
 from tidings.compose.service import ComposeResult, compose_scheduled
+from tidings.compose.zones import reader_time_ids, served_zones
 from tidings.config import Settings
 from tidings.crontab import crontab_trigger, fire_times
 from tidings.db.engine import Database
 from tidings.db.models import Cadence, EditionStatus
+from tidings.metrics import SCHEDULER_SLOTS
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +32,30 @@ def newsletter_trigger(cron: str, timezone: str) -> CronTrigger:
     return crontab_trigger(cron, timezone)
 
 
-def latest_slot(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:
-    """The newest fire time in (now - grace, now], or None if the schedule had none."""
+def repeated_showing(run: datetime) -> bool:
+    """True for the second showing of a wall-clock time the clocks show twice (02:30 CET on
+    the night Berlin's clocks go back, after 02:30 CEST)."""
+    first = run.replace(fold=0)
+    if first.utcoffset() == run.replace(fold=1).utcoffset():
+        return False  # an ordinary time: shown once
+    return run.astimezone(UTC) > first.astimezone(UTC)
+
+
+def reader_fire_times(trigger: CronTrigger, start: datetime) -> Iterator[datetime]:
+    """The runs of a reader-time schedule: :func:`~tidings.crontab.fire_times`, except that a
+    wall-clock time the clocks show twice runs once, at its first showing, so a reader gets
+    one copy that day; a time the clocks skip runs once, an hour late (as fire_times does)."""
+    return (run for run in fire_times(trigger, start) if not repeated_showing(run))
+
+
+def latest_slot(
+    trigger: CronTrigger, now: datetime, grace: timedelta, reader_time: bool = False
+) -> datetime | None:
+    """The newest fire time in (now - grace, now], or None if the schedule had none; with
+    ``reader_time``, a repeated wall-clock time counts once (:func:`reader_fire_times`)."""
     latest = None
-    for candidate in fire_times(trigger, now - grace):
+    runs = reader_fire_times if reader_time else fire_times
+    for candidate in runs(trigger, now - grace):
         if candidate > now:
             break
         latest = candidate
@@ -41,6 +68,8 @@ class SlotOutcome:
     cadence: Cadence
     slot: datetime
     result: ComposeResult
+    #: The readers' zone of a reader-time newsletter's slot ("" for every other).
+    zone: str = ""
 
 
 def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[SlotOutcome]:
@@ -53,45 +82,77 @@ def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[Slo
     could not even be recorded (the database went away) is logged and tried on the next
     tick. Either way the other newsletters' slots go on.
     """
-    outcomes = []
+    outcomes: list[SlotOutcome] = []
+    reader_time = reader_time_ids(db)
     for due in newsletter_schedules(db):
         try:
-            outcome = _serve(db, settings, due, now)
+            zones = _zones(db, due, reader_time)
         except Exception:
             log.exception(
-                "newsletter %s %s: the due slot was not served; trying again next tick",
+                "newsletter %s %s: its readers' zones were not read; trying again next tick",
                 due.slug,
                 due.cadence.value,
             )
             continue
-        if outcome is not None:
-            outcomes.append(outcome)
+        for zone in zones:
+            try:
+                outcome = _serve(db, settings, due, now, zone)
+            except Exception:
+                log.exception(
+                    "newsletter %s %s%s: the due slot was not served; trying again next tick",
+                    due.slug,
+                    due.cadence.value,
+                    f" (readers in {zone})" if zone else "",
+                )
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
     return outcomes
 
 
+def _zones(db: Database, due: NewsletterSchedule, reader_time: set[int]) -> list[str]:
+    """The zones a schedule is served in: [""] (the newsletter's own clocks, every reader)
+    unless it is reader-time, then each effective zone of its readers."""
+    if due.newsletter_id not in reader_time:
+        return [""]
+    return served_zones(db, due.newsletter_id, due.cadence) or []
+
+
 def _serve(
-    db: Database, settings: Settings, due: NewsletterSchedule, now: datetime
+    db: Database, settings: Settings, due: NewsletterSchedule, now: datetime, zone: str = ""
 ) -> SlotOutcome | None:
-    """Compose the schedule's newest slot within the grace period, if it has one."""
+    """Compose the schedule's newest slot within the grace period, if it has one: on the
+    newsletter's clocks, or with ``zone`` on that readers' zone's clocks."""
     grace = timedelta(hours=settings.schedule_grace_hours)
     try:
-        trigger = newsletter_trigger(due.cron, due.timezone)
+        trigger = newsletter_trigger(due.cron, zone or due.timezone)
     except (ValueError, LookupError):  # reported once, when the scheduler builds its jobs
         log.debug("newsletter %s has no usable %s schedule", due.slug, due.cadence.value)
         return None
-    slot = latest_slot(trigger, now, grace)
+    slot = latest_slot(trigger, now, grace, reader_time=bool(zone))
     if slot is None:
         return None
-    result = compose_scheduled(db, settings, due.newsletter_id, slot, due.cadence)
+    result = compose_scheduled(db, settings, due.newsletter_id, slot, due.cadence, zone)
+    SCHEDULER_SLOTS.labels(outcome=_outcome(result)).inc()
     if result.created and result.status != EditionStatus.failed:  # failures: logged by compose
         log.info(
-            "newsletter %s %s slot %s: %s",
+            "newsletter %s %s slot %s%s: %s",
             due.slug,
             due.cadence.value,
             slot.isoformat(),
+            f" (readers in {zone})" if zone else "",
             _summary(result),
         )
-    return SlotOutcome(due.slug, due.cadence, slot, result)
+    return SlotOutcome(due.slug, due.cadence, slot, result, zone)
+
+
+def _outcome(result: ComposeResult) -> str:
+    """The slot's outcome as the metrics count it."""
+    if not result.created:
+        return "existing"
+    if result.status == EditionStatus.failed:
+        return "failed"
+    return "skipped" if result.status == EditionStatus.skipped else "created"
 
 
 def _summary(result: ComposeResult) -> str:

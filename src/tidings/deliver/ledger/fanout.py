@@ -53,11 +53,14 @@ def readers_of(
     newsletter_id: int,
     sections: Sequence[str] = (),
     cadence: Cadence | None = None,
+    zone_rule: ColumnElement[bool] | None = None,
 ) -> list[ColumnElement[bool]]:
     """Who gets an edition: the one rule, for :func:`fan_out` and :func:`recipient_count`.
 
     Active, unsuppressed subscriptions of the newsletter (of ``cadence`` when given) whose
-    section choice the edition meets; the caller joins Subscriber to Subscription.
+    section choice the edition meets, and whose subscriber ``zone_rule`` accepts when given
+    (the readers of one zone of a reader-time newsletter: :mod:`tidings.compose.zones`); the
+    caller joins Subscriber to Subscription.
     """
     rule = [
         Subscription.newsletter_id == newsletter_id,
@@ -67,6 +70,8 @@ def readers_of(
     ]
     if cadence is not None:
         rule.append(Subscription.cadence == cadence)
+    if zone_rule is not None:
+        rule.append(zone_rule)
     return rule
 
 
@@ -75,6 +80,7 @@ def recipient_count(
     newsletter_id: int,
     sections: Sequence[str] = (),
     cadence: Cadence | None = None,
+    zone_rule: ColumnElement[bool] | None = None,
 ) -> int:
     """How many readers :func:`fan_out` would queue the edition to now."""
     return int(
@@ -82,7 +88,7 @@ def recipient_count(
             select(func.count())
             .select_from(Subscription)
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .where(*readers_of(session, newsletter_id, sections, cadence))
+            .where(*readers_of(session, newsletter_id, sections, cadence, zone_rule))
         )
         or 0
     )
@@ -130,6 +136,7 @@ def fan_out(
     sections: Sequence[str] = (),
     cadence: Cadence | None = None,
     variants: Mapping[int, Collection[str]] | None = None,
+    zone_rule: ColumnElement[bool] | None = None,
 ) -> int:
     """One queued delivery per active, unsuppressed subscription, in one INSERT ... SELECT.
 
@@ -158,7 +165,7 @@ def fan_out(
             _variant_of(variants or {}),
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(*readers_of(session, newsletter_id, sections, cadence))
+        .where(*readers_of(session, newsletter_id, sections, cadence, zone_rule))
     )
     statement = (
         upsert_insert(session)(Delivery)

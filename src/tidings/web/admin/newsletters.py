@@ -31,6 +31,7 @@ from tidings.db.models import Newsletter
 from tidings.db.types import utcnow
 from tidings.errors import Conflict, FeedError, InvalidInput
 from tidings.mail.templates import template_sets
+from tidings.schedule.coming import DAYS_DEFAULT, coming_sends
 from tidings.text import as_sentence
 from tidings.web.admin.session import Admin, Context, Editor, Viewer, console_page, see_other
 from tidings.web.deps import RowId
@@ -327,6 +328,7 @@ def _detail_page(
         snippet=signup_snippet(context.settings.base_url, newsletter),
         signup_url=f"{context.settings.base_url}/subscribe/{newsletter.slug}",
         feed=feed,
+        coming=coming_sends(context.db, slug, DAYS_DEFAULT, utcnow()),
     )
 
 
