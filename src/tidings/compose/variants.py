@@ -110,7 +110,7 @@ def store_variants(
             select(EditionVariant.choice_key, EditionVariant.id).where(
                 EditionVariant.edition_id == edition.id
             )
-        ).tuples()
+        ).all()
     )
     variants: dict[int, frozenset[str]] = {}
     for choice in plan:
