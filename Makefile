@@ -92,6 +92,7 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/smtp_throughput.py
 	$(BIN)/python bench/subscriber_pages.py
 	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/sections_render.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache
