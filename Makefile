@@ -90,6 +90,7 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/dkim_sign.py
 	$(BIN)/python bench/import_subscribers.py
 	$(BIN)/python bench/smtp_throughput.py
+	$(BIN)/python bench/relay_latency.py
 	$(BIN)/python bench/subscriber_pages.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/sections_render.py

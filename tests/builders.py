@@ -91,6 +91,9 @@ def worker_env(settings: Settings, port: int, **extra: str) -> dict[str, str]:
             "TIDINGS_SECRET_KEY": settings.secret,
             "TIDINGS_DATA_DIR": str(settings.data_dir),
             "TIDINGS_ALLOW_INSECURE_LINKS": "true",  # a loopback server, http links
+            # A pool that stays at its four connections, as these tests' stalls assume
+            # (tests/deliver/test_adaptive_pool.py covers growth).
+            "TIDINGS_SMTP_MAX_CONNECTIONS": "4",
             **extra,
         }
     )

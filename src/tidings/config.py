@@ -130,7 +130,10 @@ class Settings(BaseSettings):
     #: Send through a real SMTP server even though BASE_URL is not https or is a loopback or
     #: private address (links in such mail do not work for readers; RFC 8058 needs https).
     allow_insecure_links: bool = False
+    #: SMTP connections a worker starts with; it opens more while they raise its sending
+    #: rate (a relay far away), up to ``smtp_max_connections`` (providers limit them).
     smtp_pool_size: int = Field(default=4, ge=1, le=100)
+    smtp_max_connections: int = Field(default=50, ge=1, le=500)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     #: Editions rendered per distinct choice of sections at most; rarer choices get the whole.
     max_section_variants: int = Field(default=32, ge=0, le=1000)

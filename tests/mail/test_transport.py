@@ -15,9 +15,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, Session
 
+from tests.crowdedsmtp import crowded_server
 from tests.smtpserver import RecordingHandler, free_port, smtp_server
 from tidings.config import SmtpTarget
 from tidings.mail.transport import (
+    ConnectRefusedError,
     DeliveryError,
     PermanentDeliveryError,
     SmtpConnection,
@@ -164,8 +166,33 @@ def test_a_connection_dropped_after_data_is_uncertain() -> None:
 
 def test_no_server_is_transient_and_certain() -> None:
     error = _error_of(free_port())  # nothing listens there
-    assert type(error) is TransientDeliveryError
+    assert type(error) is ConnectRefusedError  # transient, and nothing was offered
+    assert isinstance(error, TransientDeliveryError)
     assert error.code == 0 and error.message.startswith("cannot connect: ")
+
+
+def test_a_421_greeting_refuses_the_connection_before_any_message() -> None:
+    with crowded_server(limit=0) as (handler, _crowd, port):
+        connection = _connection(port)
+        with pytest.raises(ConnectRefusedError) as refused:
+            asyncio.run(connection.open())
+    assert refused.value.code == 421
+    assert handler.commands == []
+
+
+def test_open_connects_once_and_the_connection_serves_the_next_send() -> None:
+    with crowded_server(limit=1) as (handler, crowd, port):
+
+        async def scenario() -> SmtpReply:
+            await connection.open()
+            await connection.open()  # already open: no second connection
+            return await _send(connection, "reader@example.ge")
+
+        connection = _connection(port)
+        reply = asyncio.run(scenario())
+    assert reply.code == 250
+    assert crowd.refused == 0
+    assert handler.recipients() == ["reader@example.ge"]
 
 
 def test_a_server_too_slow_to_answer_is_uncertain_within_the_deadline() -> None:

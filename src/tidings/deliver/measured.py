@@ -15,6 +15,9 @@ class TimedTransport:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
+    async def open(self) -> None:
+        await self._transport.open()
+
     async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply:
         started = time.perf_counter()
         try:

@@ -3,6 +3,7 @@
 import asyncio
 import errno
 import logging
+from collections.abc import Callable
 
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -15,11 +16,14 @@ log = logging.getLogger(__name__)
 
 def make_transports(settings: Settings) -> list[Transport]:
     """One long-lived connection per pool slot."""
+    connect = connector(settings)
+    return [connect() for _ in range(settings.smtp_pool_size)]
+
+
+def connector(settings: Settings) -> Callable[[], Transport]:
+    """Opens one more long-lived connection to the configured relay (the pool grows with it)."""
     target = smtp_target(settings)
-    return [
-        SmtpConnection(target, settings.smtp_timeout_seconds)
-        for _ in range(settings.smtp_pool_size)
-    ]
+    return lambda: SmtpConnection(target, settings.smtp_timeout_seconds)
 
 
 class CatcherHandle:
@@ -49,7 +53,8 @@ async def run_worker(
     """Run one worker until ``stop`` (or until drained)."""
     catcher = await asyncio.to_thread(CatcherHandle, settings)
     try:
-        worker = Worker(db, settings, make_transports(settings))
+        transports = make_transports(settings)
+        worker = Worker(db, settings, transports, connect=connector(settings))
         return await worker.run(drain=drain, stop=stop)
     finally:
         catcher.stop()

@@ -1,5 +1,10 @@
 """A worker's sending side: one task per SMTP connection, each taking the next queued job.
 
+Connections stay open across messages. Given a way to open more, the pool grows while more
+connections raise the rate and jobs wait, up to a cap, and a connection the relay refuses
+shrinks it (:class:`~tidings.deliver.poolsize.PoolSizer` decides); a job whose connection
+was refused never reached the relay, so another connection takes it.
+
 A job is sent only while its edition is still sending and its lease has a good margin left
 (see :class:`~tidings.deliver.leases.LeaseBook`); whatever happens to a send becomes its
 outcome, as the retry policy judges it (:func:`~tidings.deliver.policy.verdict_for`).
@@ -15,9 +20,10 @@ from tidings.db.types import utcnow
 from tidings.deliver.leases import LeaseBook, SendRate
 from tidings.deliver.ledger import Outcome
 from tidings.deliver.policy import RetryPolicy, verdict_for
+from tidings.deliver.poolsize import PoolSizer
 from tidings.deliver.worker_db import Job
 from tidings.deliver.writebehind import WorkerStats
-from tidings.mail.transport import SmtpReply, Transport, send_within
+from tidings.mail.transport import ConnectRefusedError, SmtpReply, Transport, send_within
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,14 @@ class SendPool:
         stats: WorkerStats,
         record: Callable[[Outcome], None],
         send_deadline: float,
+        *,
+        connect: Callable[[], Transport] | None = None,
+        sizer: PoolSizer | None = None,
     ) -> None:
+        #: The open (or opening) connections; without ``connect`` and ``sizer``, a fixed set.
         self.transports = list(transports)
+        self._connect = connect if sizer is not None else None
+        self._sizer = sizer
         self.rate = SendRate()
         self._policy = policy
         self._leases = leases
@@ -51,6 +63,10 @@ class SendPool:
 
     def start(self) -> None:
         self._senders = [asyncio.create_task(self._send_loop(t)) for t in self.transports]
+
+    def connections(self) -> int:
+        """How many connections the pool has now."""
+        return len(self.transports)
 
     def put(self, job: Job) -> None:
         self._queue.put_nowait(job)
@@ -68,6 +84,15 @@ class SendPool:
     async def stop(self) -> None:
         """Hand back the jobs not started (as released results) and let the sends in flight
         finish."""
+        self._release_waiting()
+        for sender in self._senders:
+            if not sender.done():
+                self._queue.put_nowait(None)
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        # A job whose connection was refused meanwhile came back to the queue.
+        self._release_waiting()
+
+    def _release_waiting(self) -> None:
         now = utcnow()
         while not self._queue.empty():
             job = self._queue.get_nowait()
@@ -75,28 +100,88 @@ class SendPool:
                 reply = "released by a stopping worker"
                 self._record(job.claim.outcome(DeliveryState.queued, None, reply, now, now))
             self._queue.task_done()
-        for _ in self._senders:
-            self._queue.put_nowait(None)
-        await asyncio.gather(*self._senders, return_exceptions=True)
 
     async def close(self) -> None:
-        for transport in self.transports:
-            await transport.close()
+        while self.transports:
+            await self.transports.pop().close()
 
-    async def _send_loop(self, transport: Transport) -> None:
-        while (job := await self._queue.get()) is not None:
-            self._in_flight += 1
-            try:
-                held, outcome = self._held_back(job)
-                if not held:
-                    outcome = await self._attempt(transport, job)
-                if outcome is not None:
-                    self._record(outcome)
-            finally:
-                self._in_flight -= 1
-                self._queue.task_done()
-                self._progress.set()
-        self._queue.task_done()
+    async def _send_loop(self, transport: Transport, opening: bool = False) -> None:
+        """Send jobs on ``transport`` until told to stop, or until the pool no longer wants
+        this connection; ``opening``: a connection added by growth, opened before it takes
+        a job (so a refusal costs no job anything)."""
+        try:
+            if opening and await self._refused(transport) is not None and self._shrink(transport):
+                return
+            while (job := await self._queue.get()) is not None:
+                self._in_flight += 1
+                try:
+                    keep = await self._take(transport, job)
+                finally:
+                    self._in_flight -= 1
+                    self._queue.task_done()
+                    self._progress.set()
+                if not keep:
+                    return
+            self._queue.task_done()
+        finally:
+            if transport not in self.transports:
+                await transport.close()
+
+    async def _take(self, transport: Transport, job: Job) -> bool:
+        """Send (or hold back) one job and record its outcome; False when this connection
+        is to go (refused, or more than the pool wants)."""
+        held, outcome = self._held_back(job)
+        if not held:
+            refusal = await self._refused(transport)
+            if refusal is not None and self._shrink(transport):
+                self._queue.put_nowait(job)  # never offered to the relay: another sends it
+                return False
+            if refusal is not None:
+                self.rate.tick()
+                outcome = self._judged(job, refusal)
+            else:
+                outcome = await self._attempt(transport, job)
+            if outcome.state == DeliveryState.sent:
+                self._grow()
+        if outcome is not None:
+            self._record(outcome)
+        if self._sizer is not None and len(self.transports) > self._sizer.size:
+            self.transports.remove(transport)  # the pool wants fewer connections now
+            return False
+        return True
+
+    async def _refused(self, transport: Transport) -> Exception | None:
+        """Open ``transport`` unless it is open; the refusal, if the relay refused it."""
+        try:
+            await asyncio.wait_for(transport.open(), self._send_deadline)
+        except TimeoutError:
+            await transport.close()
+            return ConnectRefusedError(0, f"no greeting within {self._send_deadline:.0f} s")
+        except ConnectRefusedError as refusal:
+            return refusal
+        except Exception:  # any other failure: the send itself meets it and judges it
+            return None
+        return None
+
+    def _shrink(self, transport: Transport) -> bool:
+        """A refused connection leaves the pool unless it is the last one (which then
+        records the refusal as its job's outcome, as a fixed pool does)."""
+        if self._sizer is None or len(self.transports) <= 1:
+            return False
+        self.transports.remove(transport)
+        working = self._sizer.refused(len(self.transports))
+        log.info("the relay refused a connection; sending over %d", working)
+        return True
+
+    def _grow(self) -> None:
+        """A message was accepted: open the connections the sizer now wants."""
+        if self._sizer is None or self._connect is None:
+            return
+        wanted = self._sizer.accepted(backlog=self._queue.qsize() > 0)
+        while len(self.transports) < wanted:
+            transport = self._connect()
+            self.transports.append(transport)
+            self._senders.append(asyncio.create_task(self._send_loop(transport, opening=True)))
 
     def _held_back(self, job: Job) -> tuple[bool, Outcome | None]:
         """Whether a queued job must not be sent now, and the outcome to write for it.
@@ -148,7 +233,11 @@ class SendPool:
             result = error
         finally:
             self.rate.tick()
-        now = utcnow()
+        return self._judged(job, result)
+
+    def _judged(self, job: Job, result: SmtpReply | Exception) -> Outcome:
+        """The outcome of ``job`` from what became of its send."""
+        claim, now = job.claim, utcnow()
         verdict = verdict_for(self._policy, result, claim.attempts, claim.created_at, now)
         if verdict.unexpected and isinstance(result, Exception):
             log.exception("delivery %s failed unexpectedly", claim.delivery_id, exc_info=result)

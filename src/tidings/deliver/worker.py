@@ -9,7 +9,9 @@ observed send rate starts within part of a lease. Results are flushed every
 crash can repeat is the messages in flight plus about that long of acknowledged ones.
 
 The worker is this event loop and its parts: :class:`WorkerDatabase` (its database work,
-run in threads), :class:`SendPool` (the connections and the queue of claimed jobs),
+run in threads), :class:`SendPool` (the connections and the queue of claimed jobs; given a
+way to open connections, as ``tidings worker`` is, it grows them while they raise the rate,
+up to ``smtp_max_connections``, see :class:`PoolSizer`),
 :class:`WriteBehind` (the results), :class:`LeaseBook` and :class:`LeaseKeeper` (its leases
 and their renewal), :class:`Beater` (its heartbeat). Claims, result writes and upkeep run one
 at a time, so they never wait on each other's row locks; lease renewals and heartbeats run
@@ -34,6 +36,7 @@ from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure
 from tidings.deliver.leases import LeaseBook, LeaseKeeper, claim_limit
 from tidings.deliver.measured import TimedTransport, counted
 from tidings.deliver.policy import RetryPolicy
+from tidings.deliver.poolsize import PoolSizer
 from tidings.deliver.sending import SendPool
 from tidings.deliver.worker_db import WorkerDatabase
 from tidings.deliver.writebehind import WorkerStats, WriteBehind
@@ -68,7 +71,10 @@ class Worker:
         transports: Sequence[Transport],
         name: str | None = None,
         beat_seconds: float = BEAT_SECONDS,
+        connect: Callable[[], Transport] | None = None,
     ) -> None:
+        """``transports``: the connections it starts with; ``connect``: opens one more
+        (without it, the pool stays as given)."""
         self.settings = settings
         self.name = name or worker_name()
         self.stats = WorkerStats()
@@ -88,8 +94,17 @@ class Worker:
         # Every result is counted for the metrics, and every send timed.
         self._record = counted(self.results.record)
         timed = [TimedTransport(transport) for transport in transports]
+        sizer = None if connect is None else PoolSizer(len(timed), settings.smtp_max_connections)
         self.sends = SendPool(
-            timed, policy, self.book, self._stopped, self.stats, self._record, deadline
+            timed,
+            policy,
+            self.book,
+            self._stopped,
+            self.stats,
+            self._record,
+            deadline,
+            connect=None if connect is None else lambda: TimedTransport(connect()),
+            sizer=sizer,
         )
         self._last_maintenance = 0.0
         # Its heartbeat, on a timer of its own like the lease renewals (never behind _db_lock).
@@ -105,11 +120,13 @@ class Worker:
 
     def _claim_room(self) -> int:
         """How many more deliveries to claim now: none while at least half of what may be
-        held is still waiting or in flight."""
+        held is still waiting or in flight. At least two per connection may be held (one in
+        flight, one waiting), so no connection idles between claims and the pool sees that
+        jobs wait, which is what lets it grow."""
         limit = claim_limit(
             self.sends.rate.per_second(),
             self.settings.lease_seconds,
-            len(self.sends.transports),
+            2 * self.sends.connections(),
             self.settings.worker_batch_size,
         )
         held = self.sends.held()

@@ -51,12 +51,22 @@ class UncertainDeliveryError(TransientDeliveryError):
     """The connection failed after the message data was sent: it may have been delivered."""
 
 
+class ConnectRefusedError(TransientDeliveryError):
+    """The server refused a new connection (a 4xx greeting or login reply, a refused or
+    timed-out connect): nothing was offered on it, so another connection may send the
+    message; the worker's pool shrinks (providers limit concurrent connections)."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """5xx: the server refused the message or the recipient for good."""
 
 
 class Transport(Protocol):
     """Sends one message to one recipient."""
+
+    async def open(self) -> None:
+        """Connect now unless connected; :class:`ConnectRefusedError` when refused."""
+        ...
 
     async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply: ...
 
@@ -100,12 +110,17 @@ class SmtpConnection:
                 await smtp.login(target.username, target.password)
         except aiosmtplib.SMTPResponseException as exc:
             await _quietly_close(smtp)
-            _raise_for_reply(exc.code, exc.message)
+            if is_permanent(exc.code):
+                raise PermanentDeliveryError(exc.code, exc.message) from exc
+            raise ConnectRefusedError(exc.code, exc.message) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             await _quietly_close(smtp)
-            raise TransientDeliveryError(0, f"cannot connect: {exc}") from exc
+            raise ConnectRefusedError(0, f"cannot connect: {exc}") from exc
         self._smtp = smtp
         return smtp
+
+    async def open(self) -> None:
+        await self._connected()
 
     async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply:
         smtp = await self._connected()
