@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 
 from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import smtp_server
-from tidings.compose.oneoff import send_one_off
+from tidings.compose.lifecycle import start_due_drafts
+from tidings.compose.oneoff import schedule_one_off, send_one_off
 from tidings.compose.service import OneOff, fan_out_edition
 from tidings.compose.variants import choice_key, plan_variants
 from tidings.config import Settings
@@ -251,3 +252,18 @@ def test_the_plan_groups_choices_by_what_they_mean_for_the_edition() -> None:
     assert plan[0].stored == {'["Politics","Economy"]', '["Economy", "Politics", "Sport"]'}
     assert plan_variants([('["Culture"]', 1)], carried, cap=0) == []
     assert choice_key(["b", "a"]) == choice_key(["a", "b", "a"]) != choice_key(["a"])
+
+
+def test_a_scheduled_one_off_gets_its_variants_when_it_starts(
+    db: Database, settings: Settings
+) -> None:
+    ids, readers = _readers_with_choices(db)
+    send_at = utcnow() + timedelta(hours=1)
+    edition_id = schedule_one_off(db, settings, "daily", OneOff(article_ids=ids), send_at)
+    assert _variants(db, edition_id) == {}  # readers are chosen when it starts
+    assert start_due_drafts(db, send_at, settings) == [edition_id]
+    variants = {tuple(v.sections or []): v.id for v in _variants(db, edition_id).values()}
+    assert set(variants) == {("Culture",), ("Economy", "Politics")}
+    found = _deliveries(db, edition_id)
+    assert found[readers["reader1@example.ge"]].variant_id == variants[("Culture",)]
+    assert found[readers["reader0@example.ge"]].variant_id is None

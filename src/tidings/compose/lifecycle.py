@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from tidings.compose.failures import is_transient
 from tidings.compose.service import due_drafts, fan_out_edition, record_failed_start, sections_of
+from tidings.config import Settings
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, EditionArticle, EditionStatus, Newsletter
@@ -123,9 +124,11 @@ def cancel_edition(db: Database, edition_id: int) -> None:
     _change(db, edition_id, "cancel")
 
 
-def _start(db: Database, edition_id: int, now: datetime) -> bool:
+def _start(db: Database, edition_id: int, now: datetime, settings: Settings | None = None) -> bool:
     """Move one draft to sending and fan it out, in one transaction; False if it was no
-    longer a draft (another scheduler, or an editor, got there first)."""
+    longer a draft (another scheduler, or an editor, got there first). With ``settings``,
+    readers who chose some of its sections get a variant of those (see
+    :func:`~tidings.compose.service.fan_out_edition`)."""
     with db.session() as session:
         if not _move(session, edition_id, "send"):
             return False
@@ -137,21 +140,27 @@ def _start(db: Database, edition_id: int, now: datetime) -> bool:
                 select(Article)
                 .join(EditionArticle, EditionArticle.article_id == Article.id)
                 .where(EditionArticle.edition_id == edition_id)
+                .order_by(EditionArticle.position)
             )
         )
-        fan_out_edition(session, edition, newsletter, sections_of(articles), now)
+        sections = sections_of(articles)
+        fan_out_edition(
+            session, edition, newsletter, sections, now, settings=settings, articles=articles
+        )
         session.commit()
         return True
 
 
-def start_due_drafts(db: Database, now: datetime | None = None) -> list[int]:
+def start_due_drafts(
+    db: Database, now: datetime | None = None, settings: Settings | None = None
+) -> list[int]:
     """Start every scheduled draft whose time has come: fan-out happens now. Each on its
     own: one that cannot be started is marked failed with its reason; the others go on."""
     now = now or utcnow()
     started = []
     for edition_id in due_drafts(db, now):
         try:
-            if _start(db, edition_id, now):
+            if _start(db, edition_id, now, settings):
                 started.append(edition_id)
         except Exception as exc:
             if is_transient(exc):  # a database error, not the draft's: the next tick tries again
