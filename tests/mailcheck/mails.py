@@ -14,7 +14,14 @@ from sqlalchemy import select
 from tidings.audience.signup import SignupForm, confirmation_mail, record_signup
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, Edition, Newsletter, Subscriber, Subscription
+from tidings.db.models import (
+    Delivery,
+    Edition,
+    EditionVariant,
+    Newsletter,
+    Subscriber,
+    Subscription,
+)
 from tidings.mail.edition import edition_mail
 from tidings.sample.loader import SAMPLE_SLUG, demo_settings, load_sample
 
@@ -32,14 +39,20 @@ def html_part(message: bytes) -> str:
 
 def sample_digest(db: Database, settings: Settings) -> str:
     """The sample publication's demo edition (its newest articles), personalised for the
-    first reader it was queued for, as the delivery worker does it."""
+    first reader it was queued for, as the delivery worker does it (deliver/worker_db.py)."""
     loaded = load_sample(db, demo_settings(settings))
     assert loaded.edition_id is not None, loaded.edition_problem
     with db.session() as session:
         edition = session.get_one(Edition, loaded.edition_id)
         newsletter = session.get_one(Newsletter, edition.newsletter_id)
         row = session.execute(
-            select(Subscription.id, Subscriber.email, Subscriber.name, Delivery.message_id)
+            select(
+                Subscription.id,
+                Subscriber.email,
+                Subscriber.name,
+                Delivery.message_id,
+                Delivery.variant_id,
+            )
             .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .join(
                 Subscription,
@@ -50,8 +63,11 @@ def sample_digest(db: Database, settings: Settings) -> str:
             .order_by(Delivery.id)
             .limit(1)
         ).one()
-        mail = edition_mail(settings, edition, newsletter)
-    subscription_id, email, name, message_id = row
+        subscription_id, email, name, message_id, variant_id = row
+        # The reader's variant (their choice of sections), as the worker picks it.
+        variant = session.get(EditionVariant, variant_id) if variant_id else None
+        parts = (variant.html_body, variant.text_body) if variant else None
+        mail = edition_mail(settings, edition, newsletter, parts=parts)
     return html_part(mail.message_for(subscription_id, email, name, message_id))
 
 
