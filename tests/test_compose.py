@@ -104,6 +104,7 @@ def test_image_installs_tidings_plainly_with_what_it_copies(tmp_path: Path) -> N
     shipped = _build_wheel(context, tmp_path / "image-dist")
     assert shipped == _build_wheel(ROOT, tmp_path / "tree-dist")
     assert "tidings/migrations/env.py" in shipped and "tidings/sample/feed.xml" in shipped
+    assert "tidings/ops/grafana_dashboard.json" in shipped
 
 
 def test_every_service_command_is_a_tidings_command() -> None:

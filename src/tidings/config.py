@@ -145,12 +145,12 @@ class Settings(BaseSettings):
     give_up_seconds: int = Field(default=5 * 24 * 3600, ge=60)
     at_most_once: bool = False
     catcher_port: int = Field(default=2525, ge=1, le=65535)
+    schedule_grace_hours: float = Field(default=12.0, ge=0, le=168)
+    poll_interval_minutes: float = Field(default=15.0, gt=0, le=1440)
     #: How long-running commands log: ``text`` (human-readable lines) or ``json`` (one JSON
     #: object per line: time, level, logger, message, and the edition, delivery, newsletter
     #: and SMTP reply where they apply).
     log_format: Literal["text", "json"] = "text"
-    schedule_grace_hours: float = Field(default=12.0, ge=0, le=168)
-    poll_interval_minutes: float = Field(default=15.0, gt=0, le=1440)
 
     @field_validator("database_url")
     @classmethod
