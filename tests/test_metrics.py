@@ -2,6 +2,7 @@
 --metrics-port, and the web face's /metrics (loopback or the token only)."""
 
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 
 from tests.builders import articles, newsletter, subscribers, worker_env
 from tests.feedserver import Reply, feed_server
+from tests.inbound.bounces import dsn, sent_edition
 from tests.ingest.feeds import item, rss
 from tests.smtpserver import free_port, smtp_server
 from tests.webserver import web_server
@@ -194,6 +196,42 @@ def test_the_scheduler_serves_its_feed_polls_and_the_queue(
     assert took is not None and 0 < took < 30
     for outcome in ("created", "skipped", "failed", "existing"):
         assert _value(samples, "tidings_scheduler_slots_total", outcome=outcome) is not None
+
+
+def test_the_inbound_listener_counts_bounces_by_kind(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    ana, _ = sent_edition(db, settings)
+    port, metrics = free_port(), free_port()
+    log = tmp_path / "inbound.log"
+    listener = _start(
+        ["inbound", "serve", "--port", str(port), "--metrics-port", str(metrics)],
+        worker_env(settings, free_port()),
+        log,
+    )
+    try:
+        url = f"http://127.0.0.1:{metrics}/metrics"
+        before = _scrape_until(url, lambda s: True, log, listener)
+        assert _value(before, "tidings_feedback_total", kind="hard_bounce") == 0
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+                    client.sendmail("", [ana.return_path], dsn(ana.return_path, ana.email))
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        after = _scrape_until(
+            url,
+            lambda s: _value(s, "tidings_feedback_total", kind="hard_bounce") == 1,
+            log,
+            listener,
+        )
+    finally:
+        _stop(listener, log)
+    for kind in ("soft_bounce", "policy", "complaint"):
+        assert _value(after, "tidings_feedback_total", kind=kind) == 0
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ from tidings.mail.links import TOKEN_PATH_PREFIXES
 from tidings.mail.transport import check_links
 from tidings.metrics import registry_with
 from tidings.reports.queuegauge import QueueCollector
-from tidings.schedule.scheduler import TidingsScheduler
-from tidings.web.app import create_app
 
 log = logging.getLogger(__name__)
 #: How long a crashed part of ``tidings run`` waits before it is started again: long enough
@@ -58,6 +56,10 @@ class RedactReaderTokens(logging.Filter):
 
 
 def _server(context: CliContext, host: str, port: int) -> uvicorn.Server:
+    # Imported here, not at the top: every command (a worker above all) would otherwise carry
+    # the web face and all its pages in memory (bench/worker_memory.py).
+    from tidings.web.app import create_app
+
     app = create_app(context.settings, context.database())
     # Off: X-Forwarded-For is believed only from TIDINGS_TRUSTED_PROXIES (web/deps.py).
     # With JSON logs uvicorn keeps its hands off logging: its lines go through ours.
@@ -100,6 +102,8 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _scheduler(context: CliContext) -> None:
+    from tidings.schedule.scheduler import TidingsScheduler
+
     await TidingsScheduler(context.database(), context.settings).run(_stop_on_signals())
 
 
@@ -144,23 +148,32 @@ def inbound_serve(
     ctx: typer.Context,
     host: str | None = INBOUND_HOST_OPTION,
     port: int | None = INBOUND_PORT_OPTION,
+    metrics_port: int | None = METRICS_PORT,
+    metrics_host: str = METRICS_HOST,
 ) -> None:
     """Take bounces, complaints and mailto unsubscribes over SMTP or LMTP (the client's
     greeting decides: LHLO is LMTP).
 
     Only the signed return-path and unsubscribe addresses are taken (550 for any other);
-    250 means stored, 451 asks the sender to try again (the database is away).
+    250 means stored, 451 asks the sender to try again (the database is away). Its metrics
+    (bounces and complaints by kind) are served on --metrics-port.
     Example (Postfix transport: bounces.example.org lmtp:inet:127.0.0.1:2526):
     tidings inbound serve --port 2526
     """
     context = cli_context(ctx)
     settings = context.settings
     _logging(context)
-    asyncio.run(
-        _inbound(
-            context, host or settings.inbound_host, port or settings.inbound_port or INBOUND_PORT
+    stop_metrics = start_metrics(metrics_port, metrics_host)
+    try:
+        asyncio.run(
+            _inbound(
+                context,
+                host or settings.inbound_host,
+                port or settings.inbound_port or INBOUND_PORT,
+            )
         )
-    )
+    finally:
+        stop_metrics()
 
 
 async def supervise(
@@ -193,6 +206,8 @@ async def run_all(context: CliContext, host: str, port: int) -> None:
     """Web, scheduler and worker in one loop, each supervised on its own, and the inbound
     listener when TIDINGS_INBOUND_PORT is set; the worker brings up the built-in catcher
     when no SMTP URL is set."""
+    from tidings.schedule.scheduler import TidingsScheduler
+
     stop = asyncio.Event()
     server = _server(context, host, port)
     database = context.database()
