@@ -189,12 +189,13 @@ def fan_out(
 
 
 def _variant_of(variants: Mapping[int, Collection[str]]) -> ColumnElement[int | None]:
-    """The variant a reader gets, by their stored choice: one CASE arm per variant."""
-    arms = [
-        (chosen_text().in_(sorted(choices)), literal(variant_id, Integer))
+    """The variant a reader gets, by their stored choice: a simple CASE on the choice's text,
+    which the database works out once per row (not once per variant)."""
+    whens = {
+        stored: literal(variant_id, Integer)
         for variant_id, choices in sorted(variants.items())
-        if choices
-    ]
-    if not arms:
+        for stored in sorted(choices)
+    }
+    if not whens:
         return cast(null(), Integer)
-    return case(*arms, else_=cast(null(), Integer))
+    return case(whens, value=chosen_text(), else_=cast(null(), Integer))
