@@ -378,6 +378,72 @@ def test_patch_changes_what_is_given_and_refuses_null_for_a_setting(api: Api) ->
     assert {"type": "null"} in patch_schema["reply_to"]["anyOf"]
 
 
+def test_reader_settings_in_the_resource_at_create_and_patch(api: Api) -> None:
+    admin = api.client(UserRole.admin)
+    shown = admin.get("/newsletters/daily").json()
+    assert {k: shown[k] for k in READER_DEFAULTS} == READER_DEFAULTS
+    created = admin.post(
+        "/newsletters",
+        json={
+            "slug": "evening",
+            "name": "The Evening Messenger",
+            "sender": "The Messenger <evening@messenger.example.ge>",
+            "reader_time": True,
+            "postal_address": "The Messenger\r\n14 Rustaveli Avenue\nTbilisi 0108",
+            "welcome_enabled": False,
+            "utm_source": "messenger",
+        },
+    )
+    assert created.status_code == 201, created.text
+    assert {k: created.json()[k] for k in READER_DEFAULTS} == {
+        "reader_time": True,
+        "postal_address": "The Messenger\n14 Rustaveli Avenue\nTbilisi 0108",
+        "footer_text": None,
+        "welcome_enabled": False,
+        "show_images": True,
+        "utm_source": "messenger",
+    }
+    changed = admin.patch(
+        "/newsletters/evening",
+        json={"show_images": False, "footer_text": "Written in Tbilisi.", "utm_source": None},
+    ).json()
+    assert (changed["show_images"], changed["footer_text"], changed["utm_source"]) == (
+        False,
+        "Written in Tbilisi.",
+        None,
+    )
+    assert changed["reader_time"] is True and changed["postal_address"].count("\n") == 2
+    refused = _error(
+        admin.patch("/newsletters/evening", json={"welcome_enabled": None}), 422, "invalid_request"
+    )
+    assert str(refused["message"]).startswith("welcome_enabled: ")
+    bad = _error(
+        admin.patch("/newsletters/evening", json={"utm_source": "a&b=c"}), 422, "invalid_input"
+    )
+    assert str(bad["message"]).startswith("The UTM source 'a&b=c' must be letters, digits")
+    long = _error(
+        admin.patch("/newsletters/evening", json={"footer_text": "word " * 300}),
+        422,
+        "invalid_input",
+    )
+    assert "at most 1,000" in str(long["message"])
+    assert admin.get("/newsletters/evening").json() == changed  # nothing changed
+    document = httpx.get(f"{api.base}/api/v1/openapi.json").json()
+    patch_schema = document["components"]["schemas"]["NewsletterPatch"]["properties"]
+    assert patch_schema["reader_time"]["type"] == "boolean"
+    assert {"type": "null"} in patch_schema["postal_address"]["anyOf"]
+
+
+READER_DEFAULTS = {
+    "reader_time": False,
+    "postal_address": None,
+    "footer_text": None,
+    "welcome_enabled": True,
+    "show_images": True,
+    "utm_source": None,
+}
+
+
 def test_openapi_document_is_served(api: Api) -> None:
     document = httpx.get(f"{api.base}/api/v1/openapi.json").json()
     assert document["info"]["title"] == "Tidings API"

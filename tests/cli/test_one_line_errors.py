@@ -5,15 +5,17 @@ from collections.abc import Iterator
 
 import pytest
 import typer
+from sqlalchemy import select
 
 from tests.builders import newsletter, subscribers
 from tests.conftest import Cli, CliResult
 from tidings.access.apitokens import create_token
 from tidings.cli.app import app
 from tidings.db.engine import Database
-from tidings.db.models import UserRole
+from tidings.db.models import Newsletter, UserRole
 
 BOX = set("╭╮╰╯│─")
+SENDER = "The Messenger <news@messenger.example.ge>"
 
 
 def _leaves(
@@ -146,3 +148,66 @@ def test_lists_fit_80_columns(cli: Cli, db: Database, monkeypatch: pytest.Monkey
     # Wrapped, not cut: every word of the long name is there.
     for word in ("Long", "Evening", "Edition", "Tbilisi"):
         assert word in names
+
+
+def test_newsletter_reader_settings_at_create_and_edit(cli: Cli, db: Database) -> None:
+    cli("db", "upgrade")
+    created = cli(
+        "newsletter",
+        "create",
+        "evening",
+        "--name",
+        "The Evening Messenger",
+        "--from",
+        "The Messenger <evening@messenger.example.ge>",
+        "--reader-time",
+        "--postal-address",
+        "The Messenger | 14 Rustaveli Avenue | Tbilisi 0108, Georgia",
+        "--footer",
+        "Written in Tbilisi.",
+        "--no-welcome",
+        "--utm-source",
+        "messenger",
+    )
+    assert created.exit_code == 0, created.output
+    with db.session() as session:
+        stored = session.scalars(select(Newsletter).where(Newsletter.slug == "evening")).one()
+        assert (stored.reader_time, stored.welcome_enabled, stored.show_images) == (
+            True,
+            False,
+            True,
+        )
+        assert stored.postal_address == "The Messenger\n14 Rustaveli Avenue\nTbilisi 0108, Georgia"
+        assert (stored.footer_text, stored.utm_source) == ("Written in Tbilisi.", "messenger")
+    edited = cli(
+        "newsletter", "edit", "evening", "--no-reader-time", "--no-images", "--welcome", "--no-utm"
+    )
+    assert edited.exit_code == 0, edited.output
+    for line in (
+        "sends at: the schedule's zone",
+        "postal address: The Messenger | 14 Rustaveli Avenue | Tbilisi 0108, Georgia",
+        "welcome mail: on",
+        "images: not shown",
+        "UTM source: none (no UTM tags)",
+    ):
+        assert line in edited.stdout
+    removed = cli("newsletter", "edit", "evening", "--postal-address", "", "--footer", "")
+    assert "postal address: none" in removed.stdout and "footer: none" in removed.stdout
+    with db.session() as session:
+        stored = session.scalars(select(Newsletter).where(Newsletter.slug == "evening")).one()
+        assert (stored.reader_time, stored.welcome_enabled, stored.show_images) == (
+            False,
+            True,
+            False,
+        )
+        assert (stored.postal_address, stored.footer_text, stored.utm_source) == (None, None, None)
+    bad = _one_line(cli("newsletter", "edit", "evening", "--utm-source", "a b"))
+    assert "The UTM source 'a b' must be letters" in bad
+    both = _one_line(cli("newsletter", "edit", "evening", "--utm-source", "x", "--no-utm"))
+    assert "not both" in both
+    long_line = _one_line(cli("newsletter", "edit", "evening", "--postal-address", "x" * 200))
+    assert "at most 120" in long_line
+    tabbed = _one_line(
+        cli("newsletter", "create", "x", "--name", "X", "--from", SENDER, "--footer", "a\tb")
+    )
+    assert "control character (U+0009)" in tabbed

@@ -253,3 +253,78 @@ def test_a_path_or_form_value_that_does_not_fit_is_answered_with_a_page(console:
     bad_role = console.post("/admin/access/users", email="x@messenger.example.ge", role="owner")
     assert bad_role.status_code == 422 and 'aria-label="Console"' in bad_role.text
     assert "The form was not taken: “role” is missing or not valid." in unescape(bad_role.text)
+
+
+def _ticked(html: str, field: str) -> bool:
+    found = re.search(rf'<input type="checkbox" id="{field}" [^>]*>', html)
+    assert found, f"no checkbox {field}"
+    return " checked" in found[0]
+
+
+def _text(html: str, field: str) -> str:
+    found = re.search(rf'<textarea id="{field}" [^>]*>([^<]*)</textarea>', html)
+    assert found, f"no textarea {field}"
+    return unescape(found[1])
+
+
+READER_SETTINGS = {
+    "reader_time": "on",
+    "postal_address": "The Messenger\r\n 14 Rustaveli Avenue \r\n\r\nTbilisi 0108, Georgia",
+    "footer_text": "You get this because you asked for “The Weekend Messenger”.",
+    "show_images": "on",
+    "utm_source": "messenger-weekend",
+}
+
+
+def test_the_reader_settings_are_saved_shown_and_unticked(console: Console) -> None:
+    blank = console.client.get("/admin/newsletters/new").text
+    # A new newsletter welcomes its readers and shows pictures unless told otherwise.
+    assert _ticked(blank, "welcome_enabled") and _ticked(blank, "show_images")
+    assert not _ticked(blank, "reader_time")
+    # welcome_enabled is not posted: an unticked box sends nothing.
+    assert console.post("/admin/newsletters/new", **FORM, **READER_SETTINGS).status_code == 303
+    stored = _stored(console.db, "weekend")
+    assert (stored.reader_time, stored.welcome_enabled, stored.show_images) == (True, False, True)
+    assert stored.postal_address == "The Messenger\n14 Rustaveli Avenue\nTbilisi 0108, Georgia"
+    assert stored.footer_text == READER_SETTINGS["footer_text"]
+    assert stored.utm_source == "messenger-weekend"
+    page = console.client.get("/admin/newsletters/weekend").text
+    assert "each reader’s own time of day" in page
+    assert "14 Rustaveli Avenue" in page and "utm_source=messenger-weekend" in page
+    form = console.client.get("/admin/newsletters/weekend/edit").text
+    assert _ticked(form, "reader_time") and not _ticked(form, "welcome_enabled")
+    assert _text(form, "postal_address") == stored.postal_address
+    assert _value(form, "utm_source") == "messenger-weekend"
+    # Unticked and emptied: off and removed.
+    edited = {**FORM, "welcome_enabled": "on", "postal_address": "", "utm_source": " "}
+    assert console.post("/admin/newsletters/weekend/edit", **edited).status_code == 303
+    stored = _stored(console.db, "weekend")
+    assert (stored.reader_time, stored.welcome_enabled, stored.show_images) == (False, True, False)
+    assert (stored.postal_address, stored.footer_text, stored.utm_source) == (None, None, None)
+    assert "none yet" in console.client.get("/admin/newsletters/weekend").text
+
+
+def test_bad_reader_settings_come_back_beside_their_fields(console: Console) -> None:
+    typed = {
+        **FORM,
+        "postal_address": "\n".join(f"Line {n}" for n in range(1, 9)),
+        "footer_text": "Read us\u202eevil",
+        "utm_source": "news letter?",
+    }
+    answer = console.post("/admin/newsletters/daily/edit", **typed)
+    assert answer.status_code == 422
+    html = answer.text
+    assert (
+        _problem(html, "postal_address") == "The postal address has 8 lines; at most 6 are taken."
+    )
+    assert _problem(html, "footer_text").startswith(
+        "The footer text has an invisible control character (U+202E)"
+    )
+    assert _problem(html, "utm_source").startswith(
+        "The UTM source 'news letter?' must be letters, digits"
+    )
+    assert _text(html, "postal_address") == typed["postal_address"]  # what was typed stays
+    assert _value(html, "utm_source") == "news letter?"
+    assert 'aria-describedby="utm_source-problem"' in html
+    stored = _stored(console.db, "daily")
+    assert (stored.postal_address, stored.footer_text, stored.utm_source) == (None, None, None)

@@ -65,3 +65,39 @@ def test_the_picker_and_the_crontab_line_keep_in_step(
     with db.session() as session:
         stored = session.scalars(select(Newsletter.schedule_cron)).one()
     assert stored == "5 18 * * 0"
+
+
+def test_the_reader_settings_fit_a_phone_and_a_refusal_sits_beside_its_field(
+    page: tuple[Page, str], db: Database, db_name: str
+) -> None:
+    tab, base = page
+    tab.goto(f"{base}/admin/newsletters/daily/edit")
+    welcome, images = tab.get_by_label("Mail a welcome"), tab.get_by_label("Show the articles")
+    expect(welcome).to_be_checked()
+    expect(images).to_be_checked()
+    tab.get_by_label("Send at each reader’s own time").check()
+    tab.get_by_label("Postal address").fill("The Messenger\n14 Rustaveli Avenue\nTbilisi 0108")
+    tab.get_by_label("Footer text").fill("Written in Tbilisi, read everywhere.")
+    images.uncheck()
+    utm = tab.get_by_label("UTM source")
+    utm.fill("messenger")
+    tab.get_by_label("Postal address").fill("\n".join(f"Line {n}" for n in range(1, 9)))
+    tab.get_by_role("button", name="Save").click()
+    problem = tab.locator("#postal_address-problem")
+    expect(problem).to_have_text("The postal address has 8 lines; at most 6 are taken.")
+    assert int(tab.evaluate("document.documentElement.scrollWidth")) <= 375
+    screenshots(tab, f"newsletter-form-reader-settings-{db_name}")
+    tab.get_by_label("Postal address").fill("The Messenger\n14 Rustaveli Avenue\nTbilisi 0108")
+    tab.get_by_role("button", name="Save").click()
+    expect(tab).to_have_url(f"{base}/admin/newsletters/daily")
+    expect(tab.locator("#reader-settings")).to_contain_text("14 Rustaveli Avenue")
+    assert int(tab.evaluate("document.documentElement.scrollWidth")) <= 375
+    with db.session() as session:
+        stored = session.scalars(select(Newsletter)).one()
+        assert (stored.reader_time, stored.show_images, stored.welcome_enabled) == (
+            True,
+            False,
+            True,
+        )
+        assert stored.postal_address == "The Messenger\n14 Rustaveli Avenue\nTbilisi 0108"
+        assert stored.utm_source == "messenger"
