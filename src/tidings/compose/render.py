@@ -154,6 +154,34 @@ def sections_of(articles: Sequence[ArticleView]) -> list[SectionView]:
     return sections
 
 
+def _article_views(
+    newsletter: Newsletter, articles: Sequence[Article], tz: ZoneInfo, campaign: str
+) -> list[ArticleView]:
+    """The articles as templates show them: times in ``tz``, links with the newsletter's
+    campaign tags, the lead (the first) with its picture."""
+    return [
+        ArticleView(
+            title=a.title,
+            url=with_utm(a.url, newsletter.utm_source, campaign),
+            byline=a.byline,
+            section=a.section,
+            summary=a.summary,
+            published_label=_time_label(a.published_at.astimezone(tz)),
+            **(_image(a, bool(newsletter.show_images)) if position == 0 else {}),
+        )
+        for position, a in enumerate(articles)
+    ]
+
+
+def laid_out(views: Sequence[ArticleView]) -> list[ArticleView]:
+    """The articles in the order the mail shows them (the lead, then by section), each
+    with its anchor (``story-1``...) in that order."""
+    if not views:
+        return []
+    shown = [views[0], *(v for section in sections_of(views[1:]) for v in section.articles)]
+    return [replace(view, anchor=f"story-{n}") for n, view in enumerate(shown, start=1)]
+
+
 def _preheader(lead: ArticleView | None, sections: Sequence[SectionView]) -> str:
     """The lead headline and how many more stories, in which sections."""
     if lead is None:
@@ -335,28 +363,9 @@ def render_edition(
     The templates get ``lead`` (the first article, with its picture), ``sections`` (the
     others by section) and ``articles`` (all of them in the order shown)."""
     shown_zone = zone or newsletter.timezone
-    tz = ZoneInfo(shown_zone)
-    local_issue = issued_at.astimezone(tz)
+    local_issue = issued_at.astimezone(ZoneInfo(shown_zone))
     campaign = f"{newsletter.slug}-{'weekly-' if weekly else ''}{local_issue:%Y-%m-%d}"
-    views = [
-        ArticleView(
-            title=a.title,
-            url=with_utm(a.url, newsletter.utm_source, campaign),
-            byline=a.byline,
-            section=a.section,
-            summary=a.summary,
-            published_label=_time_label(a.published_at.astimezone(tz)),
-            **(_image(a, bool(newsletter.show_images)) if position == 0 else {}),
-        )
-        for position, a in enumerate(articles)
-    ]
-    lead = views[0] if views else None
-    sections = sections_of(views[1:])
-    shown = [view for section in sections for view in section.articles]
-    views = [
-        replace(view, anchor=f"story-{number}")
-        for number, view in enumerate(([lead] if lead else []) + shown, start=1)
-    ]
+    views = laid_out(_article_views(newsletter, articles, ZoneInfo(shown_zone), campaign))
     lead, sections = (views[0] if views else None), sections_of(views[1:])
     intro_html = intro_to_html(intro_markdown) if intro_markdown else None
     edition = EditionView(
