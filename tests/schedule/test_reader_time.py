@@ -32,6 +32,7 @@ from tidings.db.models import (
 )
 from tidings.deliver.ledger.fanout import recipient_count
 from tidings.errors import InvalidInput
+from tidings.metrics import SCHEDULER_SLOTS
 from tidings.schedule.coming import coming_sends
 from tidings.schedule.scheduler import READER_TIME_JOB, TidingsScheduler
 from tidings.schedule.slots import newsletter_trigger, reader_fire_times, serve_due_slots
@@ -266,10 +267,25 @@ def test_a_newsletter_for_everyone_keeps_one_edition_per_slot(
     _add_readers(db, READERS)
     slot = _utc(2026, 12, 1, 3, 0)
     articles(db, "daily", 3, slot - timedelta(hours=5))
+    before = _slots_counted()
     outcomes = serve_due_slots(db, settings, slot)
     assert [(o.zone, o.result.deliveries) for o in outcomes] == [("", len(READERS))]
+    serve_due_slots(db, settings, slot + timedelta(minutes=1))  # the same slot again
     with db.session() as session:
         assert session.scalars(select(Edition.zone)).all() == [""]
+    counted = _slots_counted()
+    assert counted["created"] - before["created"] == 1
+    assert counted["existing"] - before["existing"] == 1
+
+
+def _slots_counted() -> dict[str, float]:
+    """The scheduler's slot counter, by outcome."""
+    return {
+        sample.labels["outcome"]: sample.value
+        for metric in SCHEDULER_SLOTS.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    }
 
 
 def test_a_reader_who_moves_gets_the_new_zones_next_edition(
