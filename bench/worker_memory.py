@@ -1,0 +1,100 @@
+"""A worker's resident memory while it sends a big edition, beside the same worker sending a
+small one, in the same run.
+
+    .venv/bin/python bench/worker_memory.py [--readers 1000000] [--small 2000]
+
+Both editions go from one `tidings worker --drain` process into Postfix's smtp-sink on
+loopback, on PostgreSQL. The script reads the worker's resident set (VmRSS in
+/proc/PID/status) every 0.2 s and prints, for each edition, the peak and the median of the
+first and last tenth of the samples: memory that stays flat has the same figure at the end as
+at the start, and a peak near the small edition's. The aim: under 150 MB for a million.
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import fresh_database
+from smtp_throughput import ensure_postfix_tools, prepare_edition, sink
+
+#: The resident memory a worker may use while it sends an edition of any size.
+AIM_MB = 150
+SAMPLE_SECONDS = 0.2
+
+
+def resident_mb(pid: int) -> float | None:
+    """The process's resident set in MB, or None once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def sampled_drain(port: int, env: dict[str, str]) -> tuple[list[float], float]:
+    """Run `worker --drain` into the sink, sampling its memory; the samples and the time."""
+    worker_env = {**env, "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tidings", "worker", "--drain"],
+        env=worker_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    samples: list[float] = []
+    while process.poll() is None:
+        size = resident_mb(process.pid)
+        if size is not None:
+            samples.append(size)
+        time.sleep(SAMPLE_SECONDS)
+    elapsed = time.perf_counter() - started
+    _, errors = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"the worker failed: {errors.decode(errors='replace')[-2000:]}")
+    return samples, elapsed
+
+
+def describe(label: str, readers: int, samples: list[float], elapsed: float) -> float:
+    tenth = max(len(samples) // 10, 1)
+    first = statistics.median(samples[:tenth])
+    last = statistics.median(samples[-tenth:])
+    peak = max(samples)
+    print(
+        f"{label:<14}: {readers:>9,} readers in {elapsed:7.1f} s, {len(samples):5} samples; "
+        f"RSS first tenth {first:6.1f} MB, last tenth {last:6.1f} MB, peak {peak:6.1f} MB"
+    )
+    return peak
+
+
+def measure(readers: int) -> tuple[list[float], float]:
+    with tempfile.TemporaryDirectory() as folder, fresh_database() as url:
+        env, _ = prepare_edition(url, Path(folder), readers)
+        with sink() as port:
+            return sampled_drain(port, env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--readers", type=int, default=1_000_000)
+    parser.add_argument("--small", type=int, default=2_000)
+    args = parser.parse_args()
+    ensure_postfix_tools()
+    small_samples, small_s = measure(args.small)
+    big_samples, big_s = measure(args.readers)
+    small_peak = describe("small edition", args.small, small_samples, small_s)
+    big_peak = describe("big edition", args.readers, big_samples, big_s)
+    print(
+        f"peak ratio    : the big edition's peak is {big_peak / small_peak:.2f}x the small one's; "
+        f"aim under {AIM_MB} MB: {'met' if big_peak < AIM_MB else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
