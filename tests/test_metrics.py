@@ -48,8 +48,9 @@ def _value(samples: Samples, name: str, **labels: str) -> float | None:
 def _scrape_until(
     url: str, ready: Callable[[Samples], bool], log: Path, proc: subprocess.Popen[bytes]
 ) -> Samples:
-    """Scrape ``url`` until ``ready`` holds (the process may still be starting)."""
-    deadline = time.monotonic() + 30
+    """Scrape ``url`` until ``ready`` holds (the process may still be starting: on a busy
+    machine a Python process can take tens of seconds to import everything)."""
+    deadline = time.monotonic() + 90
     samples: Samples = {}
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
@@ -103,7 +104,11 @@ def test_a_worker_process_counts_its_messages_and_send_times(
         try:
             samples = _scrape_until(
                 f"http://127.0.0.1:{port}/metrics",
-                lambda s: _value(s, "tidings_messages_total", result="sent") == 5,
+                # Latency is observed once the results are committed, a moment after.
+                lambda s: (
+                    _value(s, "tidings_messages_total", result="sent") == 5
+                    and _value(s, "tidings_queue_latency_seconds_count") == 5
+                ),
                 log,
                 worker,
             )
@@ -150,7 +155,7 @@ def test_worker_processes_serve_their_metrics_on_consecutive_ports(
         )
         try:
             sent = [0.0, 0.0]
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while sum(sent) < 6 and time.monotonic() < deadline:
                 for i in range(2):  # each child answers on its own port, port + i
                     found = _scrape_until(
