@@ -2,7 +2,9 @@
 enclosures, the first picture of the content), with their size and words; a URL that would
 make a mail client reach a private network, or that names no proper host, is never kept."""
 
+import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +14,8 @@ from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Newsletter
-from tidings.ingest.images import image_url, side
+from tidings.ingest.drafts import make_draft
+from tidings.ingest.images import ArticleImage, image_url, side
 from tidings.ingest.service import poll_sources
 
 RSS_HEAD = (
@@ -246,3 +249,20 @@ def test_image_url_rules(raw: str, expected: str | None) -> None:
 )
 def test_sizes_are_sensible_pixel_counts(raw: str, expected: int | None) -> None:
     assert side(raw) == expected
+
+
+def test_every_draft_takes_its_contents_first_picture_when_given_none() -> None:
+    """Pushed articles (CLI, API) and feed items alike: the picture beside the content wins,
+    else the content's first picture that may be shown, read against the article's URL."""
+    content = '<p>Text<img src="http://10.1.1.1/x.jpg"><img src="/u/1.jpg" width="400" alt=""></p>'
+    pushed = make_draft(url="https://messenger.example.ge/a/1", title="Tea", content_html=content)
+    assert pushed.image == ArticleImage("https://messenger.example.ge/u/1.jpg", 400, None, "Tea")
+    given = ArticleImage("https://img.example.ge/given.jpg", alt="Given")
+    beside = make_draft(url="https://x.ge/a", title="T", content_html=content, image=given)
+    assert beside.image == given
+    bare = make_draft(url="https://x.ge/a", title="T", content_html="<p>No picture.</p>")
+    assert bare.image is None
+    # No picture: the fingerprint is the one articles had before pictures were kept.
+    before = "\x1f".join([bare.url, "T", "", "", "No picture.", "<p>No picture.</p>", ""])
+    assert bare.content_hash == hashlib.sha256(before.encode()).hexdigest()
+    assert pushed.content_hash != replace(pushed, image=None).content_hash

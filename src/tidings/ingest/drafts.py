@@ -11,7 +11,7 @@ from datetime import datetime
 from tidings.catalog.urls import canonical_url
 from tidings.db.types import as_utc
 from tidings.errors import InvalidInput
-from tidings.ingest.images import ArticleImage
+from tidings.ingest.images import ArticleImage, first_content_image
 from tidings.text import plain_text, sanitise_html, shorten
 
 SUMMARY_LIMIT = 600
@@ -66,7 +66,9 @@ def make_draft(
     published_at: datetime | None = None,
     image: ArticleImage | None = None,
 ) -> ArticleDraft:
-    """Validate and clean one article; raises :class:`InvalidInput` naming what is wrong."""
+    """Validate and clean one article; raises :class:`InvalidInput` naming what is wrong.
+    ``image`` is the picture its source gave beside the content; without one, the first
+    picture of the (sanitised) content that may be shown is taken."""
     clean_url = canonical_url(url)
     clean_title = shorten(plain_text(title), TITLE_LIMIT)
     if not clean_title:
@@ -83,5 +85,10 @@ def make_draft(
         summary=shorten(clean_summary, SUMMARY_LIMIT) or None,
         content_html=body or None,
         published_at=as_utc(published_at) if published_at else None,
-        image=replace(image, alt=image.alt or clean_title) if image else None,
+        image=_with_alt(image or first_content_image(body, clean_url), clean_title),
     )
+
+
+def _with_alt(image: ArticleImage | None, title: str) -> ArticleImage | None:
+    """The picture with words: the title stands in when the source gave none."""
+    return replace(image, alt=image.alt or title) if image else None

@@ -1,8 +1,8 @@
 """An article's picture, as its feed gives it: the URL, its size and its words.
 
 Only what the feed itself carries is taken (media:content, media:thumbnail, an image
-enclosure, else the first ``<img>`` of the item's content); the article page is never
-fetched. A digest shows the picture by its URL, so a URL is kept only when it is a plain
+enclosure, else the first ``<img>`` of the item's sanitised content); the article page is
+never fetched. A digest shows the picture by its URL, so a URL is kept only when it is a plain
 http(s) address on a proper public host name (or a public address literal): never
 loopback, a private network, ``localhost`` or a bare word, which would make every reader's
 mail client reach into somebody's intranet.
@@ -10,7 +10,7 @@ mail client reach into somebody's intranet.
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -131,10 +131,12 @@ class _FirstImages(HTMLParser):
             self.found.append({name: value or "" for name, value in attrs})
 
 
-def content_images(html: str | None, base: str = "") -> Iterable[ArticleImage]:
-    """The pictures of an article's HTML that may be shown, in order."""
-    if not html or not isinstance(html, str):
-        return
+def first_content_image(html: str | None, base: str = "") -> ArticleImage | None:
+    """The first picture of an article's HTML that may be shown (counting pixels and
+    refused URLs passed over); a relative ``src`` is read against ``base``, the article's
+    URL. None when there is none."""
+    if not html:
+        return None
     reader = _FirstImages()
     reader.feed(html)
     reader.close()
@@ -143,13 +145,14 @@ def content_images(html: str | None, base: str = "") -> Iterable[ArticleImage]:
             attrs.get("src"), attrs.get("width"), attrs.get("height"), attrs.get("alt"), base
         )
         if found is not None:
-            yield found
+            return found
+    return None
 
 
-def feed_item_image(entry: Mapping[str, Any], html: str | None, base: str) -> ArticleImage | None:
-    """A feedparser entry's picture: media:content of an image kind, then media:thumbnail,
-    then an image enclosure, then the first picture of its content; None when it has none
-    that may be shown. ``base`` is the article's URL (for a relative ``src``)."""
+def feed_item_image(entry: Mapping[str, Any]) -> ArticleImage | None:
+    """A feedparser entry's own picture: media:content of an image kind, then
+    media:thumbnail, then an image enclosure; None when it has none that may be shown (the
+    draft then looks in the content, see ``drafts.make_draft``)."""
     candidates: list[ArticleImage | None] = []
     for media in entry.get("media_content") or []:
         if isinstance(media, Mapping) and _media_is_image(media):
@@ -164,5 +167,4 @@ def feed_item_image(entry: Mapping[str, Any], html: str | None, base: str) -> Ar
             and str(link.get("type") or "").lower().startswith("image/")
         ):
             candidates.append(picture(link.get("href")))
-    found = next((c for c in candidates if c is not None), None)
-    return found or next(iter(content_images(html, base)), None)
+    return next((c for c in candidates if c is not None), None)

@@ -17,7 +17,7 @@ import feedparser
 
 from tidings.errors import InvalidInput, NotAFeed
 from tidings.ingest.drafts import ArticleDraft, make_draft
-from tidings.ingest.images import ArticleImage, content_images, feed_item_image, picture
+from tidings.ingest.images import ArticleImage, feed_item_image, picture
 
 JSON_FEED_VERSION_PREFIX = "https://jsonfeed.org/version/"
 
@@ -87,7 +87,7 @@ def _draft_from_entry(entry: Any) -> ArticleDraft:
         published_at=_struct_to_datetime(
             entry.get("published_parsed") or entry.get("updated_parsed")
         ),
-        image=feed_item_image(entry, content_html, base=link),
+        image=feed_item_image(entry),
     )
 
 
@@ -138,15 +138,15 @@ def _draft_from_json_item(item: Any) -> ArticleDraft:
         summary=item.get("summary"),
         content_html=content_html,
         published_at=_json_date(item.get("date_published") or item.get("date_modified")),
-        image=_json_item_image(item, content_html, url),
+        image=_json_item_image(item, url),
     )
 
 
-def _json_item_image(item: dict[str, Any], html: str | None, base: str) -> ArticleImage | None:
-    """A JSON Feed item's picture: its ``image`` (then ``banner_image``), else the first
-    picture of its content (JSON Feed gives no size or words for its images)."""
+def _json_item_image(item: dict[str, Any], base: str) -> ArticleImage | None:
+    """A JSON Feed item's own picture: its ``image``, then ``banner_image`` (JSON Feed gives
+    no size or words for them); the draft looks in the content when there is neither."""
     for key in ("image", "banner_image"):
         found = picture(item.get(key), base=base) if isinstance(item.get(key), str) else None
         if found is not None:
             return found
-    return next(iter(content_images(html, base)), None)
+    return None
