@@ -15,7 +15,7 @@ from tests.builders import articles, newsletter, subscribers
 from tests.smtpserver import smtp_server
 from tidings.compose.lifecycle import start_due_drafts
 from tidings.compose.oneoff import schedule_one_off, send_one_off
-from tidings.compose.service import OneOff, fan_out_edition
+from tidings.compose.service import OneOff, compose_scheduled, fan_out_edition
 from tidings.compose.variants import choice_key, plan_variants
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -267,3 +267,28 @@ def test_a_scheduled_one_off_gets_its_variants_when_it_starts(
     found = _deliveries(db, edition_id)
     assert found[readers["reader1@example.ge"]].variant_id == variants[("Culture",)]
     assert found[readers["reader0@example.ge"]].variant_id is None
+
+
+def test_a_scheduled_edition_gets_its_variants_with_its_own_subject(
+    db: Database, settings: Settings
+) -> None:
+    _, readers = _readers_with_choices(db)
+    with db.session() as session:
+        newsletter_id = session.scalar(select(Newsletter.id).where(Newsletter.slug == "daily"))
+    assert newsletter_id is not None
+    result = compose_scheduled(db, settings, newsletter_id, utcnow().replace(microsecond=0))
+    assert (result.created, result.articles, result.deliveries) == (True, 6, 5)
+    variants = _variants(db, result.edition_id)
+    assert sorted(v.article_count for v in variants.values()) == [2, 4]
+    found = _deliveries(db, result.edition_id)
+    assert found[readers["reader3@example.ge"]].variant_id is not None
+    assert found[readers["reader4@example.ge"]].variant_id is None
+    with db.session() as session:
+        edition = session.get_one(Edition, result.edition_id)
+        culture = next(v for v in variants.values() if v.sections == ["Culture"])
+        # The variant's parts are the edition's layout with fewer stories, not another mail.
+        assert (
+            edition.subject
+            and edition.html_body
+            and len(culture.html_body) < len(edition.html_body)
+        )

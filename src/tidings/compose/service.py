@@ -186,7 +186,7 @@ def section_variants(
     each with the stored choices whose readers get it."""
     carried = sections_of(articles)
     if len(carried) < 2 or settings.max_section_variants < 1:
-        return {}  # every choice this edition meets covers all of it
+        return {}  # off; or one section, which every choice it meets covers whole
     choices = section_choices(session, readers)
     plan = plan_variants(choices, carried, settings.max_section_variants)
     if not plan:
