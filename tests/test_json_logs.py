@@ -5,6 +5,7 @@ JSON object, carrying the edition, delivery and SMTP reply where they apply. Rea
 import json
 import logging
 import signal
+import smtplib
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from tests.builders import articles, newsletter, subscribers, worker_env
+from tests.inbound.bounces import dsn, sent_edition
 from tests.smtpserver import free_port, smtp_server
 from tidings.cli.logs import JsonFormatter
 from tidings.compose.oneoff import send_one_off
@@ -106,6 +108,39 @@ def test_the_web_face_logs_json_lines_and_hides_reader_tokens(
     assert any(line["logger"] == "uvicorn.error" for line in lines)  # startup lines too
 
 
+def test_the_inbound_listener_logs_what_came_back_for_which_delivery(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    ana, _ = sent_edition(db, settings)
+    port = free_port()
+    err = tmp_path / "inbound.err"
+    env = worker_env(settings, free_port(), TIDINGS_LOG_FORMAT="json")
+    with err.open("wb") as out:
+        listener = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "inbound", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert listener.poll() is None and time.monotonic() < deadline, err.read_text()
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=20) as client:
+                    client.sendmail("", [ana.return_path], dsn(ana.return_path, ana.email))
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+    finally:
+        listener.send_signal(signal.SIGTERM)
+        listener.wait(timeout=30)
+    bounced = [line for line in _lines(err) if line.get("meaning") == "hard_bounce"]
+    assert len(bounced) == 1, err.read_text()
+    assert bounced[0]["delivery"] == ana.delivery_id
+    assert ana.return_path not in err.read_text()  # the signed address stays out
+
+
 def test_a_traceback_stays_inside_its_line() -> None:
     try:
         raise ValueError("broken\nacross lines")
@@ -114,10 +149,12 @@ def test_a_traceback_stays_inside_its_line() -> None:
             "tidings.x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
         )
     record.edition = 7
+    record.slot = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
     record.password = "never-shown"  # not a field a JSON line carries
     line = JsonFormatter().format(record)
     assert "\n" not in line
     parsed = json.loads(line)
     assert parsed["message"] == "failed here" and parsed["edition"] == 7
+    assert parsed["slot"] == "2026-12-07T08:00:00+00:00"
     assert "ValueError: broken" in parsed["exception"]
     assert "password" not in parsed and "never-shown" not in line

@@ -43,8 +43,12 @@ class JsonFormatter(logging.Formatter):
         }
         for name in FIELDS:
             value = record.__dict__.get(name)
-            if value is not None:
-                line[name] = value if isinstance(value, int | float | bool) else str(value)
+            if isinstance(value, int | float | bool):
+                line[name] = value
+            elif isinstance(value, datetime):
+                line[name] = value.isoformat()
+            elif value is not None:
+                line[name] = str(value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.stack_info:

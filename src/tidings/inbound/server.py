@@ -22,7 +22,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.errors import describe, is_transient
 from tidings.inbound.service import handle_message
-from tidings.mail.returnpath import expected_domain, read_address
+from tidings.mail.returnpath import Role, expected_domain, read_address
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,13 @@ class InboundHandler:
             else:
                 log.error("inbound mail for %s not stored: %s", who, said)
             return TRY_AGAIN
-        log.info("inbound mail for %s: %s", who, handled.meaning.value)
+        delivery = tagged.ident if tagged and tagged.role == Role.bounce else None
+        log.info(
+            "inbound mail for %s: %s",
+            who,
+            handled.meaning.value,
+            extra={"delivery": delivery, "meaning": handled.meaning.value},
+        )
         return STORED
 
 

@@ -72,9 +72,37 @@ class SlotOutcome:
     zone: str = ""
 
 
-def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[SlotOutcome]:
+#: How long the scheduler keeps a reader-time newsletter's list of readers' zones: the
+#: every-minute job then reads them (one DISTINCT over the readers) at most this often. A
+#: reader's new zone is served this much later at worst, well within the grace period; who
+#: gets an edition is always decided afresh by the fan-out.
+ZONES_KEPT = timedelta(minutes=5)
+
+
+class ZoneMemory:
+    """The readers' zones of each reader-time schedule, as last read, for :data:`ZONES_KEPT`
+    (one per scheduler process; without one every tick reads them afresh)."""
+
+    def __init__(self, kept: timedelta = ZONES_KEPT) -> None:
+        self.kept = kept
+        self._zones: dict[tuple[int, Cadence], tuple[datetime, list[str]]] = {}
+
+    def zones(self, db: Database, due: NewsletterSchedule, now: datetime) -> list[str]:
+        key = (due.newsletter_id, due.cadence)
+        known = self._zones.get(key)
+        if known is not None and now - self.kept < known[0] <= now:
+            return known[1]
+        zones = served_zones(db, due.newsletter_id, due.cadence) or []
+        self._zones[key] = (now, zones)
+        return zones
+
+
+def serve_due_slots(
+    db: Database, settings: Settings, now: datetime, memory: ZoneMemory | None = None
+) -> list[SlotOutcome]:
     """Compose the newest slot of every newsletter and cadence that fell within the grace
-    period, each on its own.
+    period, each on its own (a reader-time newsletter's in each of its readers' zones, as
+    ``memory`` keeps them when given).
 
     Called on every cron fire and at start-up, so a slot missed while the scheduler was down
     is still served once when it comes back within the grace period. A slot that fails is
@@ -84,9 +112,10 @@ def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[Slo
     """
     outcomes: list[SlotOutcome] = []
     reader_time = reader_time_ids(db)
+    memory = memory or ZoneMemory(kept=timedelta(0))
     for due in newsletter_schedules(db):
         try:
-            zones = _zones(db, due, reader_time)
+            zones = memory.zones(db, due, now) if due.newsletter_id in reader_time else [""]
         except Exception:
             log.exception(
                 "newsletter %s %s: its readers' zones were not read; trying again next tick",
@@ -108,14 +137,6 @@ def serve_due_slots(db: Database, settings: Settings, now: datetime) -> list[Slo
             if outcome is not None:
                 outcomes.append(outcome)
     return outcomes
-
-
-def _zones(db: Database, due: NewsletterSchedule, reader_time: set[int]) -> list[str]:
-    """The zones a schedule is served in: [""] (the newsletter's own clocks, every reader)
-    unless it is reader-time, then each effective zone of its readers."""
-    if due.newsletter_id not in reader_time:
-        return [""]
-    return served_zones(db, due.newsletter_id, due.cadence) or []
 
 
 def _serve(
@@ -142,6 +163,7 @@ def _serve(
             slot.isoformat(),
             f" (readers in {zone})" if zone else "",
             _summary(result),
+            extra={"newsletter": due.slug, "edition": result.edition_id, "slot": slot},
         )
     return SlotOutcome(due.slug, due.cadence, slot, result, zone)
 
