@@ -35,7 +35,13 @@ from tidings.errors import InvalidInput
 from tidings.metrics import SCHEDULER_SLOTS
 from tidings.schedule.coming import coming_sends
 from tidings.schedule.scheduler import READER_TIME_JOB, TidingsScheduler
-from tidings.schedule.slots import newsletter_trigger, reader_fire_times, serve_due_slots
+from tidings.schedule.slots import (
+    ZONES_KEPT,
+    ZoneMemory,
+    newsletter_trigger,
+    reader_fire_times,
+    serve_due_slots,
+)
 
 HOME = "Asia/Tbilisi"
 #: Each reader's own zone (None: none given) and the zone they read in.
@@ -378,3 +384,32 @@ def test_the_scheduler_serves_reader_time_every_minute(db: Database, settings: S
     assert set(jobs) == {f"newsletter-{everyone}-daily", READER_TIME_JOB}
     assert f"newsletter-{reader_time}-daily" not in jobs
     assert str(jobs[READER_TIME_JOB].trigger.fields[6]) == "*"  # every minute
+
+
+def test_the_scheduler_rereads_the_zones_every_few_minutes(
+    db: Database, settings: Settings
+) -> None:
+    """The every-minute job keeps the zones it read for ZONES_KEPT: a reader's new zone is
+    served once they are read again, at that zone's slot (still within the grace period)."""
+    _reader_time_newsletter(db, "0 7 * * *")
+    _add_readers(db, {"kolkata@example.ge": READERS["kolkata@example.ge"]})
+    berlin_slot = _utc(2026, 12, 1, 6, 0)
+    articles(db, "daily", 30, berlin_slot - timedelta(hours=20), step=timedelta(hours=1))
+    memory = ZoneMemory()
+    read_at = berlin_slot - timedelta(minutes=1)
+    assert serve_due_slots(db, settings, read_at, memory)[0].zone == "Asia/Kolkata"
+    add_subscriber(db, "daily", "berlin@example.ge", None, confirmed=True, source="test")
+    with db.session() as session:
+        session.scalars(
+            select(Subscriber).where(Subscriber.email == "berlin@example.ge")
+        ).one().timezone = "Europe/Berlin"
+        session.commit()
+    kept = serve_due_slots(db, settings, berlin_slot, memory)
+    assert kept == []  # the zones as read a minute ago: Kolkata (served), not yet Berlin
+    later = serve_due_slots(db, settings, read_at + ZONES_KEPT, memory)
+    # Kolkata's slot was served through this memory already: not asked about again.
+    assert [(o.zone, o.slot, o.result.created) for o in later] == [
+        ("Europe/Berlin", berlin_slot, True)
+    ]
+    assert later[0].result.deliveries == 1
+    assert serve_due_slots(db, settings, read_at + ZONES_KEPT, memory) == []

@@ -33,7 +33,7 @@ from tidings.inbound.imap import poll_mailbox
 from tidings.inbound.service import purge_old
 from tidings.ingest.service import poll_sources
 from tidings.schedule.lock import SchedulerLock
-from tidings.schedule.slots import newsletter_trigger, serve_due_slots
+from tidings.schedule.slots import ZoneMemory, newsletter_trigger, serve_due_slots
 
 log = logging.getLogger(__name__)
 STANDBY_RETRY_SECONDS = 5.0
@@ -87,11 +87,13 @@ class TidingsScheduler:
         self.settings = settings
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._fingerprint: tuple[tuple[str, str, str], ...] = ()
+        #: The reader-time newsletters' zones, read at most every few minutes.
+        self._zones = ZoneMemory()
         #: Set on the way out, so a feed fetch in flight stops at once (no wait for it).
         self._stop_polls = threading.Event()
 
     async def _serve_slots(self) -> None:
-        await asyncio.to_thread(serve_due_slots, self.db, self.settings, utcnow())
+        await asyncio.to_thread(serve_due_slots, self.db, self.settings, utcnow(), self._zones)
 
     async def _poll(self) -> None:
         await asyncio.to_thread(poll_sources, self.db, self.settings, cancel=self._stop_polls)

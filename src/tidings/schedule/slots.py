@@ -80,12 +80,25 @@ ZONES_KEPT = timedelta(minutes=5)
 
 
 class ZoneMemory:
-    """The readers' zones of each reader-time schedule, as last read, for :data:`ZONES_KEPT`
-    (one per scheduler process; without one every tick reads them afresh)."""
+    """The readers' zones of each reader-time schedule, as last read, for :data:`ZONES_KEPT`,
+    and the last slot each zone was served (one per scheduler process; without one every
+    tick reads the zones afresh and asks the compose service about every due slot).
+
+    Remembering a served slot only saves asking again: the database's constraint, not this
+    memory, is what keeps a slot to one edition.
+    """
 
     def __init__(self, kept: timedelta = ZONES_KEPT) -> None:
         self.kept = kept
         self._zones: dict[tuple[int, Cadence], tuple[datetime, list[str]]] = {}
+        self._served: dict[tuple[int, Cadence, str], datetime] = {}
+
+    def served(self, due: NewsletterSchedule, zone: str, slot: datetime) -> bool:
+        """Whether this process already saw ``slot`` of the schedule in ``zone`` served."""
+        return self._served.get((due.newsletter_id, due.cadence, zone)) == slot
+
+    def remember(self, due: NewsletterSchedule, zone: str, slot: datetime) -> None:
+        self._served[(due.newsletter_id, due.cadence, zone)] = slot
 
     def zones(self, db: Database, due: NewsletterSchedule, now: datetime) -> list[str]:
         key = (due.newsletter_id, due.cadence)
@@ -125,7 +138,7 @@ def serve_due_slots(
             continue
         for zone in zones:
             try:
-                outcome = _serve(db, settings, due, now, zone)
+                outcome = _serve(db, settings, due, now, zone, memory)
             except Exception:
                 log.exception(
                     "newsletter %s %s%s: the due slot was not served; trying again next tick",
@@ -140,10 +153,16 @@ def serve_due_slots(
 
 
 def _serve(
-    db: Database, settings: Settings, due: NewsletterSchedule, now: datetime, zone: str = ""
+    db: Database,
+    settings: Settings,
+    due: NewsletterSchedule,
+    now: datetime,
+    zone: str = "",
+    memory: ZoneMemory | None = None,
 ) -> SlotOutcome | None:
-    """Compose the schedule's newest slot within the grace period, if it has one: on the
-    newsletter's clocks, or with ``zone`` on that readers' zone's clocks."""
+    """Compose the schedule's newest slot within the grace period, if it has one (and
+    ``memory`` has not seen it served): on the newsletter's clocks, or with ``zone`` on that
+    readers' zone's clocks."""
     grace = timedelta(hours=settings.schedule_grace_hours)
     try:
         trigger = newsletter_trigger(due.cron, zone or due.timezone)
@@ -151,10 +170,12 @@ def _serve(
         log.debug("newsletter %s has no usable %s schedule", due.slug, due.cadence.value)
         return None
     slot = latest_slot(trigger, now, grace, reader_time=bool(zone))
-    if slot is None:
+    if slot is None or (memory is not None and memory.served(due, zone, slot)):
         return None
     result = compose_scheduled(db, settings, due.newsletter_id, slot, due.cadence, zone)
     SCHEDULER_SLOTS.labels(outcome=_outcome(result)).inc()
+    if memory is not None:
+        memory.remember(due, zone, slot)
     if result.created and result.status != EditionStatus.failed:  # failures: logged by compose
         log.info(
             "newsletter %s %s slot %s%s: %s",
