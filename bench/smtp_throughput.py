@@ -140,7 +140,9 @@ def time_smtp_source(port: int, messages: int, sessions: int, size: int) -> floa
     return time.perf_counter() - started
 
 
-def time_tidings(port: int, env: dict[str, str], sessions: int) -> tuple[float, str]:
+def time_tidings(
+    port: int, env: dict[str, str], sessions: int, processes: int = 1
+) -> tuple[float, str]:
     worker_env = {
         **env,
         "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}",
@@ -148,7 +150,7 @@ def time_tidings(port: int, env: dict[str, str], sessions: int) -> tuple[float, 
     }
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "tidings", "worker", "--drain"],
+        [sys.executable, "-m", "tidings", "worker", "--drain", "--processes", str(processes)],
         env=worker_env,
         check=True,
         capture_output=True,
@@ -161,18 +163,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes (tidings worker --processes)"
+    )
     args = parser.parse_args()
     ensure_postfix_tools()
     with tempfile.TemporaryDirectory() as folder, fresh_database() as url:
         env, size = prepare_edition(url, Path(folder), args.messages)
         with sink() as port:
             source_s = time_smtp_source(port, args.messages, args.sessions, size)
-            tidings_s, summary = time_tidings(port, env, args.sessions)
+            tidings_s, summary = time_tidings(port, env, args.sessions, args.processes)
     source_rate = args.messages / source_s
     tidings_rate = args.messages / tidings_s
     print(f"{args.messages} messages of {size / 1024:.1f} KB, {args.sessions} sessions/connections")
     print(f"smtp-source   : {source_s:6.2f} s  {source_rate:8.0f} msg/s")
-    print(f"tidings worker: {tidings_s:6.2f} s  {tidings_rate:8.0f} msg/s  ({summary})")
+    print(
+        f"tidings worker: {tidings_s:6.2f} s  {tidings_rate:8.0f} msg/s  ({summary}; "
+        f"--processes {args.processes})"
+    )
     print(f"ratio         : tidings reaches {tidings_rate / source_rate:.0%} of smtp-source's rate")
 
 

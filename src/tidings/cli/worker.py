@@ -140,6 +140,9 @@ def supervise_workers(
     if result.gave_up is not None:
         context.out.print(stats_line(result.stats))
         raise fail(result.gave_up)
+    if result.unclean:
+        context.out.print(stats_line(result.stats))
+        raise fail(f"{result.unclean} worker process(es) did not stop cleanly (see the log)")
     return result.stats
 
 
