@@ -32,7 +32,15 @@ class AdaptivePool:
     """A send pool that starts at ``start`` connections and may grow to ``cap``; records the
     most connections it had at once."""
 
-    def __init__(self, port: int, jobs: list[Job], settings: Settings, start: int, cap: int):
+    def __init__(
+        self,
+        port: int,
+        jobs: list[Job],
+        settings: Settings,
+        start: int,
+        cap: int,
+        idle_seconds: float = 30.0,
+    ) -> None:
         self.jobs = jobs
         self.book = LeaseBook("w", settings.lease_seconds)
         self.book.claimed("w:1", [j.claim.delivery_id for j in jobs], time.monotonic())
@@ -54,9 +62,15 @@ class AdaptivePool:
             15.0,
             connect=connect,
             sizer=self.sizer,
+            idle_seconds=idle_seconds,
         )
+        #: Connections once every job was done and the pool had been idle a while.
+        self.rested: int | None = None
 
-    def run(self) -> list[Outcome]:
+    def run(self, rest: float = 0.0) -> list[Outcome]:
+        """Send every job; then, with ``rest``, wait up to that long for the pool to come
+        back to its starting size, and note its size."""
+
         async def scenario() -> None:
             self.pool.start()
             for job in self.jobs:
@@ -65,6 +79,10 @@ class AdaptivePool:
             while self.pool.held() and time.monotonic() < deadline:
                 self.most = max(self.most, self.pool.connections())
                 await self.pool.wait_for_progress(0.1)
+            deadline = time.monotonic() + rest
+            while self.pool.connections() > self.sizer.start and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            self.rested = self.pool.connections()
             await self.pool.stop()
             await self.pool.close()
 
@@ -164,3 +182,16 @@ def test_a_draining_worker_grows_within_the_relays_limit(db: Database, settings:
     assert stats.sent == 150 and stats.deferred == 0
     assert sorted(handler.recipients()) == sorted(made.ids)
     assert 2 < peak <= 5
+
+
+def test_connections_beyond_the_start_leave_when_idle(db: Database, settings: Settings) -> None:
+    jobs = _jobs(db, settings, readers=80)
+    with crowded_server(limit=100) as (handler, crowd, port):
+        pool = AdaptivePool(port, jobs, settings, start=1, cap=12, idle_seconds=0.2)
+        _slow(handler)
+        outcomes = pool.run(rest=10)
+    _all_sent_once(outcomes, jobs, handler)
+    assert pool.most > 1
+    assert pool.rested == 1
+    assert pool.sizer.size == 1
+    assert crowd.refused == 0

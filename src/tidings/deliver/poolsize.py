@@ -71,10 +71,15 @@ class PoolSizer:
     def refused(self, working: int) -> int:
         """A connection was refused and ``working`` connections remain: that is the size,
         and the most for a while; returns it."""
-        now = self.clock()
-        self.size = max(1, working)
+        self.shrunk(working)
         self._ceiling = self.size
-        self._ceiling_until = now + REFUSAL_REST_SECONDS
+        self._ceiling_until = self.clock() + REFUSAL_REST_SECONDS
+        return self.size
+
+    def shrunk(self, working: int) -> int:
+        """A connection left (idle, or refused): ``working`` remain, and that is the size;
+        measuring starts again. Returns it."""
+        self.size = max(1, working)
         self._before_step = None
         self._restart()
         return self.size

@@ -27,6 +27,17 @@ from tidings.mail.transport import ConnectRefusedError, SmtpReply, Transport, se
 
 log = logging.getLogger(__name__)
 
+#: A connection the pool opened beyond its starting size leaves after this long without a
+#: job (an idle worker keeps no more of the relay's connections than it started with).
+IDLE_SECONDS = 30.0
+
+
+class Idle:
+    """No job came within the idle time."""
+
+
+IDLE = Idle()
+
 
 class SendPool:
     """The worker's connections and the queue of claimed jobs they send."""
@@ -43,11 +54,13 @@ class SendPool:
         *,
         connect: Callable[[], Transport] | None = None,
         sizer: PoolSizer | None = None,
+        idle_seconds: float = IDLE_SECONDS,
     ) -> None:
         #: The open (or opening) connections; without ``connect`` and ``sizer``, a fixed set.
         self.transports = list(transports)
         self._connect = connect if sizer is not None else None
         self._sizer = sizer
+        self._idle_seconds = idle_seconds
         self.rate = SendRate()
         self._policy = policy
         self._leases = leases
@@ -102,8 +115,9 @@ class SendPool:
             self._queue.task_done()
 
     async def close(self) -> None:
-        while self.transports:
-            await self.transports.pop().close()
+        """Close every connection, all at once (each QUIT waits a round trip to the relay)."""
+        closing, self.transports = self.transports, []
+        await asyncio.gather(*(t.close() for t in closing), return_exceptions=True)
 
     async def _send_loop(self, transport: Transport, opening: bool = False) -> None:
         """Send jobs on ``transport`` until told to stop, or until the pool no longer wants
@@ -112,7 +126,11 @@ class SendPool:
         try:
             if opening and await self._refused(transport) is not None and self._shrink(transport):
                 return
-            while (job := await self._queue.get()) is not None:
+            while (job := await self._next_job()) is not None:
+                if isinstance(job, Idle):
+                    if self._rest(transport):
+                        return
+                    continue
                 self._in_flight += 1
                 try:
                     keep = await self._take(transport, job)
@@ -126,6 +144,25 @@ class SendPool:
         finally:
             if transport not in self.transports:
                 await transport.close()
+
+    async def _next_job(self) -> Job | Idle | None:
+        """The next job (None: stop); :data:`IDLE` after ``idle_seconds`` without one while
+        the pool has connections beyond its starting size."""
+        if self._sizer is None or len(self.transports) <= self._sizer.start:
+            return await self._queue.get()
+        try:
+            async with asyncio.timeout(self._idle_seconds):
+                return await self._queue.get()
+        except TimeoutError:
+            return IDLE
+
+    def _rest(self, transport: Transport) -> bool:
+        """No job came for a while: a connection beyond the starting size leaves."""
+        if self._sizer is None or len(self.transports) <= self._sizer.start:
+            return False
+        self.transports.remove(transport)
+        self._sizer.shrunk(len(self.transports))
+        return True
 
     async def _take(self, transport: Transport, job: Job) -> bool:
         """Send (or hold back) one job and record its outcome; False when this connection
@@ -153,7 +190,8 @@ class SendPool:
     async def _refused(self, transport: Transport) -> Exception | None:
         """Open ``transport`` unless it is open; the refusal, if the relay refused it."""
         try:
-            await asyncio.wait_for(transport.open(), self._send_deadline)
+            async with asyncio.timeout(self._send_deadline):
+                await transport.open()
         except TimeoutError:
             await transport.close()
             return ConnectRefusedError(0, f"no greeting within {self._send_deadline:.0f} s")
