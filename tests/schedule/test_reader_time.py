@@ -413,3 +413,25 @@ def test_the_scheduler_rereads_the_zones_every_few_minutes(
     ]
     assert later[0].result.deliveries == 1
     assert serve_due_slots(db, settings, read_at + ZONES_KEPT, memory) == []
+
+
+def test_turning_reader_time_on_goes_on_from_the_last_edition_for_everyone(
+    db: Database, settings: Settings
+) -> None:
+    newsletter_id = newsletter(db, schedule="0 7 * * *", timezone=HOME, max_articles=100)
+    _add_readers(db, {k: READERS[k] for k in ("berlin@example.ge", "nozone@example.ge")})
+    day = _utc(2026, 12, 1)
+    articles(db, "daily", 60, day - timedelta(hours=24), step=timedelta(hours=1), seen=day)
+    grace = settings.model_copy(update={"schedule_grace_hours": 1})
+    _tick(db, grace, day, day + timedelta(hours=4))  # 03:00Z: one edition for everyone
+    with db.session() as session:
+        session.get_one(Newsletter, newsletter_id).reader_time = True
+        session.commit()
+    _tick(db, grace, day + timedelta(hours=4), day + timedelta(days=1, hours=8))
+    for email in ("berlin@example.ge", "nozone@example.ge"):
+        copies = _received(db)[email]
+        zone = READERS[email][1]
+        expected = ["", zone] if zone == HOME else ["", zone, zone]  # Berlin's 06:00Z twice
+        assert [copy.zone for copy in copies] == expected, (email, copies)
+        ids = [article for copy in copies for article in copy.articles]
+        assert len(ids) == len(set(ids)), email  # nothing the edition for everyone carried

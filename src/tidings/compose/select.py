@@ -83,10 +83,12 @@ def _since(
 ) -> datetime:
     """Where an edition's new articles start: its sequence's previous cutoff. A zone's first
     edition after the newsletter turned to reader time goes on from the last edition that
-    went to everyone (not one cadence back, which would repeat that edition)."""
+    went to everyone (not one cadence back, which would repeat that edition), even one of
+    this very slot (then it has nothing new, and is skipped)."""
     previous = previous_cutoff(session, newsletter_id, cutoff, cadence, zone)
     if previous is None and zone:
-        previous = previous_cutoff(session, newsletter_id, cutoff, cadence)
+        same_slot = cutoff + timedelta(seconds=1)
+        previous = previous_cutoff(session, newsletter_id, same_slot, cadence)
     return previous or first_lookback(session, newsletter_id, cutoff, cadence, zone)
 
 
