@@ -3,8 +3,10 @@ and exactly one welcome reaches a real SMTP server, with the latest edition link
 a second press, a newsletter with the welcome off, or a suppressed address."""
 
 import re
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -220,3 +222,22 @@ def test_the_goodbye_pages_undo_sends_no_welcome(site: Site) -> None:
     )
     time.sleep(QUIET)
     assert site.smtp.caught == []
+
+
+def test_two_presses_at_once_send_one_welcome(site: Site) -> None:
+    """Two tabs (or a double click) post the confirmation at the same moment."""
+    with httpx.Client() as client:
+        path = _sign_up_and_open(client, site)
+        form = form_to(client.get(site.base + path).text, path).hidden
+    start = threading.Barrier(2)
+
+    def press() -> int:
+        with httpx.Client() as client:
+            start.wait()
+            return client.post(site.base + path, data=form).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: press(), range(2))) == [200, 200]
+    site.wait_for_mail(2)
+    time.sleep(QUIET)
+    assert len(_welcomes(site)) == 1 and len(site.smtp.caught) == 2
