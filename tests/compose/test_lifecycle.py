@@ -63,10 +63,10 @@ def test_a_scheduled_draft_starts_on_time_for_who_is_subscribed_then(
     at = datetime.now(UTC) + timedelta(hours=1)
     edition_id = schedule_one_off(db, settings, "daily", OneOff(article_ids=ids), at)
     assert _status(db, edition_id) == EditionStatus.scheduled and _states(db, edition_id) == []
-    assert start_due_drafts(db, at - timedelta(minutes=1)) == []
+    assert start_due_drafts(db, settings, at - timedelta(minutes=1)) == []
     subscribers(db, "daily", 3)  # a third reader joins before the send
-    assert start_due_drafts(db, at) == [edition_id]
-    assert start_due_drafts(db, at) == []  # started once only
+    assert start_due_drafts(db, settings, at) == [edition_id]
+    assert start_due_drafts(db, settings, at) == []  # started once only
     assert _status(db, edition_id) == EditionStatus.sending
     with db.session() as session:
         queued = session.execute(
@@ -123,9 +123,9 @@ def test_a_draft_can_be_sent_at_once_but_only_once(
     ids = _setup(db)
     later = datetime.now(UTC) + timedelta(days=1)
     edition_id = schedule_one_off(db, settings, "daily", OneOff(article_ids=ids), later)
-    send_draft_now(db, edition_id)
+    send_draft_now(db, settings, edition_id)
     with pytest.raises(InvalidInput):
-        send_draft_now(db, edition_id)
+        send_draft_now(db, settings, edition_id)
     _drain(db, settings)
     assert len(handler.caught) == 3 and _status(db, edition_id) == EditionStatus.sent
-    assert start_due_drafts(db, later) == []
+    assert start_due_drafts(db, settings, later) == []

@@ -165,7 +165,7 @@ def test_a_scheduled_edition_changes_until_it_starts(db: Database, settings: Set
     kept = scheduled_draft(db, edition_id)
     assert kept.subject != "New subject" and kept.intro_markdown == INTRO
     assert kept.article_ids == ids[::-1]
-    send_draft_now(db, edition_id)
+    send_draft_now(db, settings, edition_id)
     with pytest.raises(Conflict, match=f"Edition {edition_id} is sending"):
         change_scheduled(db, settings, edition_id, DraftChanges(subject="Too late"))
     assert scheduled_draft(db, edition_id).subject == kept.subject

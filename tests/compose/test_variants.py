@@ -261,7 +261,7 @@ def test_a_scheduled_one_off_gets_its_variants_when_it_starts(
     send_at = utcnow() + timedelta(hours=1)
     edition_id = schedule_one_off(db, settings, "daily", OneOff(article_ids=ids), send_at)
     assert _variants(db, edition_id) == {}  # readers are chosen when it starts
-    assert start_due_drafts(db, send_at, settings) == [edition_id]
+    assert start_due_drafts(db, settings, send_at) == [edition_id]
     variants = {tuple(v.sections or []): v.id for v in _variants(db, edition_id).values()}
     assert set(variants) == {("Culture",), ("Economy", "Politics")}
     found = _deliveries(db, edition_id)

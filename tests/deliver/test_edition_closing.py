@@ -88,7 +88,7 @@ def test_pause_or_cancel_with_nothing_left_open_is_refused_and_closes_it(
 ) -> None:
     edition_id = _all_final_but_sending(db, settings, EditionStatus.sending)
     with pytest.raises(InvalidInput) as refused:
-        lifecycle.EDITION_CHANGES[change](db, edition_id)
+        lifecycle.EDITION_CHANGES[change](db, settings, edition_id)
     assert str(refused.value) == f"Edition {edition_id} has already been sent."
     assert _edition(db, edition_id).status == EditionStatus.sent
 
@@ -114,7 +114,7 @@ def test_moves_follow_the_one_table(db: Database, settings: Settings) -> None:
     with pytest.raises(InvalidInput, match=r"^Edition \d+ is sending: it cannot be resumed\.$"):
         lifecycle.resume_edition(db, made.edition_id)
     with pytest.raises(InvalidInput, match=r"is sending: it cannot be sent now\.$"):
-        lifecycle.send_draft_now(db, made.edition_id)
+        lifecycle.send_draft_now(db, settings, made.edition_id)
     lifecycle.pause_edition(db, made.edition_id)
     lifecycle.resume_edition(db, made.edition_id)
     lifecycle.cancel_edition(db, made.edition_id)

@@ -214,7 +214,7 @@ def test_a_pause_or_cancel_stops_deliveries_already_claimed(
             with db.session() as session:
                 edition_id = session.scalars(select(Delivery.edition_id)).first()
             assert edition_id is not None
-            await asyncio.to_thread(EDITION_CHANGES[change], db, edition_id)
+            await asyncio.to_thread(EDITION_CHANGES[change], db, settings, edition_id)
             at_change = len(handler.recipients())
             await asyncio.sleep(4)
             stop.set()

@@ -120,7 +120,7 @@ def status(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id
 
 def _change(ctx: typer.Context, edition_id: int, name: str, done: str) -> None:
     context = cli_context(ctx)
-    EDITION_CHANGES[name](context.database(), edition_id)
+    EDITION_CHANGES[name](context.database(), context.settings, edition_id)
     context.out.print(f"edition {edition_id} {done}")
 
 

@@ -124,10 +124,10 @@ def cancel_edition(db: Database, edition_id: int) -> None:
     _change(db, edition_id, "cancel")
 
 
-def _start(db: Database, edition_id: int, now: datetime, settings: Settings | None = None) -> bool:
+def _start(db: Database, settings: Settings, edition_id: int, now: datetime) -> bool:
     """Move one draft to sending and fan it out, in one transaction; False if it was no
-    longer a draft (another scheduler, or an editor, got there first). With ``settings``,
-    readers who chose some of its sections get a variant of those (see
+    longer a draft (another scheduler, or an editor, got there first). Readers who chose some
+    of its sections get a variant of those (see
     :func:`~tidings.compose.service.fan_out_edition`)."""
     with db.session() as session:
         if not _move(session, edition_id, "send"):
@@ -151,16 +151,14 @@ def _start(db: Database, edition_id: int, now: datetime, settings: Settings | No
         return True
 
 
-def start_due_drafts(
-    db: Database, now: datetime | None = None, settings: Settings | None = None
-) -> list[int]:
+def start_due_drafts(db: Database, settings: Settings, now: datetime | None = None) -> list[int]:
     """Start every scheduled draft whose time has come: fan-out happens now. Each on its
     own: one that cannot be started is marked failed with its reason; the others go on."""
     now = now or utcnow()
     started = []
     for edition_id in due_drafts(db, now):
         try:
-            if _start(db, edition_id, now, settings):
+            if _start(db, settings, edition_id, now):
                 started.append(edition_id)
         except Exception as exc:
             if is_transient(exc):  # a database error, not the draft's: the next tick tries again
@@ -170,9 +168,9 @@ def start_due_drafts(
     return started
 
 
-def send_draft_now(db: Database, edition_id: int) -> None:
+def send_draft_now(db: Database, settings: Settings, edition_id: int) -> None:
     """Send a scheduled draft at once instead of at its time."""
-    if not _start(db, edition_id, utcnow()):
+    if not _start(db, settings, edition_id, utcnow()):
         with db.session() as session:
             edition = session.get(Edition, edition_id)
             if edition is None:
@@ -181,9 +179,9 @@ def send_draft_now(db: Database, edition_id: int) -> None:
 
 
 #: Each move of :data:`MOVES` done.
-EDITION_CHANGES: dict[str, Callable[[Database, int], None]] = {
+EDITION_CHANGES: dict[str, Callable[[Database, Settings, int], None]] = {
     "send": send_draft_now,
-    "pause": pause_edition,
-    "resume": resume_edition,
-    "cancel": cancel_edition,
+    "pause": lambda db, _settings, edition_id: pause_edition(db, edition_id),
+    "resume": lambda db, _settings, edition_id: resume_edition(db, edition_id),
+    "cancel": lambda db, _settings, edition_id: cancel_edition(db, edition_id),
 }

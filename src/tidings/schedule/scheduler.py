@@ -44,7 +44,7 @@ READER_TIME_JOB = "newsletter-reader-time"
 
 
 def _start_drafts(db: Database, settings: Settings, now: datetime) -> list[str]:
-    start_due_drafts(db, now, settings)
+    start_due_drafts(db, settings, now)
     return []
 
 

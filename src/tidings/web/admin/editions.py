@@ -93,5 +93,5 @@ async def edition_change(
                 edition_id=edition_id,
                 button=f"Yes, send to {readers_phrase(plan.recipients)}",
             )
-    await asyncio.to_thread(EDITION_CHANGES[change], context.db, edition_id)
+    await asyncio.to_thread(EDITION_CHANGES[change], context.db, context.settings, edition_id)
     return see_other(f"/admin/editions/{edition_id}")

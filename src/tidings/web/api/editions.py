@@ -131,7 +131,7 @@ def change(
 ) -> EditionOut:
     """Moves the edition as compose.lifecycle.MOVES allows: send a scheduled one now, pause,
     resume or cancel one that is sending; any other move is refused with one sentence."""
-    EDITION_CHANGES[change](context.db, edition_id)
+    EDITION_CHANGES[change](context.db, context.settings, edition_id)
     return _out(edition_progress(context.db, edition_id))
 
 
