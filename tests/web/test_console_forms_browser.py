@@ -92,6 +92,7 @@ def test_the_reader_settings_fit_a_phone_and_a_refusal_sits_beside_its_field(
     expect(tab).to_have_url(f"{base}/admin/newsletters/daily")
     expect(tab.locator("#reader-settings")).to_contain_text("14 Rustaveli Avenue")
     assert int(tab.evaluate("document.documentElement.scrollWidth")) <= 375
+    screenshots(tab, f"newsletter-page-reader-settings-{db_name}")
     with db.session() as session:
         stored = session.scalars(select(Newsletter)).one()
         assert (stored.reader_time, stored.show_images, stored.welcome_enabled) == (
