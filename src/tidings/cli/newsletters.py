@@ -27,8 +27,8 @@ POSTAL_HELP = (
     "separated by newlines or ' | '."
 )
 FOOTER_HELP = "The publisher's own words for the digest's footer."
-WELCOME_HELP = "Mail a welcome when a subscription becomes active (on unless --no-welcome)."
-IMAGES_HELP = "Show the images the feeds give with their articles (on unless --no-images)."
+WELCOME_HELP = "Mail a welcome when a subscription becomes active."
+IMAGES_HELP = "Show the images the feeds give with their articles."
 UTM_HELP = (
     "Tag article links with utm_source=TEXT, utm_medium=email, utm_campaign=<edition> "
     "(letters, digits, - _ .)."
@@ -61,8 +61,12 @@ def create(
     ),
     postal_address: str | None = typer.Option(None, "--postal-address", help=POSTAL_HELP),
     footer_text: str | None = typer.Option(None, "--footer", help=FOOTER_HELP),
-    welcome: bool = typer.Option(True, "--welcome/--no-welcome", help=WELCOME_HELP),
-    images: bool = typer.Option(True, "--images/--no-images", help=IMAGES_HELP),
+    welcome: bool = typer.Option(
+        True, "--welcome/--no-welcome", help=WELCOME_HELP + " On unless --no-welcome."
+    ),
+    images: bool = typer.Option(
+        True, "--images/--no-images", help=IMAGES_HELP + " On unless --no-images."
+    ),
     utm_source: str | None = typer.Option(None, "--utm-source", help=UTM_HELP),
 ) -> None:
     """Create a newsletter with its feeds.
