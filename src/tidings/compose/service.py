@@ -141,23 +141,22 @@ def fan_out_edition(
     now: datetime,
     zone_rule: ColumnElement[bool] | None = None,
     *,
-    settings: Settings | None = None,
-    articles: Sequence[Article] = (),
+    settings: Settings,
+    articles: Sequence[Article],
 ) -> int:
     """Queue the edition to every active subscriber who wants one of ``sections``: for a
     scheduled edition of a newsletter with a weekly digest those of its cadence, else all;
     only the readers ``zone_rule`` accepts when given (one zone of a reader-time newsletter).
 
-    Given ``settings`` and the edition's ``articles``, a reader who chose some of its
-    sections gets a variant of those only, rendered once per distinct choice
-    (:mod:`~tidings.compose.variants`); without them everyone gets the whole edition.
+    A reader who chose some of its sections gets a variant of the edition's ``articles`` of
+    those only, rendered once per distinct choice (:mod:`~tidings.compose.variants`).
     """
     domain = address_domain(newsletter.from_address)
     # Only a newsletter that offers both cadences splits its readers by them.
     split = edition.kind == EditionKind.scheduled and newsletter.offers_weekly
     cadence = edition.cadence if split else None
     variants: dict[int, frozenset[str]] = {}
-    if settings is not None and articles:
+    if articles:
         readers = readers_of(session, newsletter.id, sections, cadence, zone_rule)
         variants = section_variants(session, settings, edition, newsletter, articles, readers)
     return fan_out(
@@ -205,10 +204,11 @@ def start_sending(
     articles: list[Article],
     now: datetime,
     zone_rule: ColumnElement[bool] | None = None,
-    settings: Settings | None = None,
+    *,
+    settings: Settings,
 ) -> int:
-    """Attach the edition's articles and fan it out (with its section variants when
-    ``settings`` are given: see :func:`fan_out_edition`)."""
+    """Attach the edition's articles and fan it out, with its section variants (see
+    :func:`fan_out_edition`)."""
     attach_articles(session, edition, articles)
     sections = sections_of(articles)
     return fan_out_edition(
@@ -345,7 +345,7 @@ def _compose_slot(
             return raced
         readers = zone_rule(session, newsletter, zone, cadence)
         deliveries = start_sending(
-            session, edition, newsletter, fitted.articles, now, readers, settings
+            session, edition, newsletter, fitted.articles, now, readers, settings=settings
         )
         session.commit()
         return ComposeResult(
