@@ -30,22 +30,23 @@ def window(sizer: PoolSizer, clock: Clock, rate: float, backlog: bool = True) ->
     return wanted
 
 
-def test_grows_by_half_while_each_step_raises_the_rate() -> None:
+def test_doubles_while_each_step_raises_the_rate() -> None:
     clock = Clock()
     sizer = PoolSizer(start=4, cap=50, clock=clock)
-    assert window(sizer, clock, rate=10) == 6  # the first step is a probe
-    assert window(sizer, clock, rate=15) == 9  # it helped: another
-    assert window(sizer, clock, rate=22) == 13
+    assert window(sizer, clock, rate=10) == 8  # the first step is a probe
+    assert window(sizer, clock, rate=15) == 16  # it helped: another
+    assert window(sizer, clock, rate=22) == 32
+    assert window(sizer, clock, rate=40) == 50  # up to the cap
 
 
 def test_a_step_that_did_not_help_is_taken_back_and_growth_rests() -> None:
     clock = Clock()
     sizer = PoolSizer(start=4, cap=50, clock=clock)
-    assert window(sizer, clock, rate=10) == 6
+    assert window(sizer, clock, rate=10) == 8
     assert window(sizer, clock, rate=10.5) == 4  # no better: back to 4
     assert window(sizer, clock, rate=10) == 4  # resting
     clock.now += PLATEAU_REST_SECONDS
-    assert window(sizer, clock, rate=10) == 6  # probes again
+    assert window(sizer, clock, rate=10) == 8  # probes again
 
 
 def test_no_growth_while_no_job_waits() -> None:
@@ -63,17 +64,17 @@ def test_never_beyond_the_cap() -> None:
     for _ in range(6):
         sizes.append(window(sizer, clock, rate))
         rate *= 2
-    assert sizes == [6, 7, 7, 7, 7, 7]
+    assert sizes == [7, 7, 7, 7, 7, 7]
     assert PoolSizer(start=10, cap=3).size == 3  # a start above the cap starts at the cap
 
 
 def test_a_refusal_shrinks_to_what_works_for_a_while() -> None:
     clock = Clock()
     sizer = PoolSizer(start=4, cap=50, clock=clock)
-    assert window(sizer, clock, rate=10) == 6
+    assert window(sizer, clock, rate=10) == 8
     assert sizer.refused(working=5) == 5
     assert window(sizer, clock, rate=20) == 5  # the ceiling holds
     assert window(sizer, clock, rate=40) == 5
     clock.now += REFUSAL_REST_SECONDS
-    assert window(sizer, clock, rate=80) == 7
+    assert window(sizer, clock, rate=80) == 10
     assert sizer.refused(working=0) == 1  # never below one connection

@@ -2,8 +2,8 @@
 
 A message costs a few round trips on its connection, so across the internet one connection
 sends a few messages a second whatever the machine could do; more connections hide the
-latency. The pool starts at ``smtp_pool_size`` and, while jobs wait for a connection, grows
-by half at a time as long as each step raised the accepted-message rate; a step that did
+latency. The pool starts at ``smtp_pool_size`` and, while jobs wait for a connection,
+doubles as long as each step raised the accepted-message rate; a step that did
 not is taken back and growth rests a while. It never exceeds ``smtp_max_connections``
 (providers limit concurrent connections), and a relay that refuses a connection (a 421
 greeting, a refused or timed-out connect) shrinks it to the connections that still work,
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-#: A growth step helped when the rate rose at least this much (half again connections
-#: would ideally give 1.5 times the rate while latency is what limits it).
+#: A growth step helped when the rate rose at least this much (twice the connections would
+#: ideally give twice the rate while latency is what limits it).
 GROWTH_GAIN = 1.1
 #: After a step that did not help, no growth for this long.
 PLATEAU_REST_SECONDS = 30.0
@@ -98,7 +98,7 @@ class PoolSizer:
             return
         if now >= self._ceiling_until:
             self._ceiling = self.cap
-        step = min(max(1, self.size // 2), self._ceiling - self.size)
+        step = min(self.size, self._ceiling - self.size)
         if step <= 0:
             return
         self._before_step = rate
