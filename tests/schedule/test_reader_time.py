@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,6 +34,7 @@ from tidings.db.models import (
 from tidings.deliver.ledger.fanout import recipient_count
 from tidings.errors import InvalidInput
 from tidings.metrics import SCHEDULER_SLOTS
+from tidings.paths import templates_dir
 from tidings.schedule.coming import coming_sends
 from tidings.schedule.scheduler import READER_TIME_JOB, TidingsScheduler
 from tidings.schedule.slots import (
@@ -435,3 +437,34 @@ def test_turning_reader_time_on_goes_on_from_the_last_edition_for_everyone(
         assert [copy.zone for copy in copies] == expected, (email, copies)
         ids = [article for copy in copies for article in copy.articles]
         assert len(ids) == len(set(ids)), email  # nothing the edition for everyone carried
+
+
+def test_one_zone_failing_leaves_the_others_going(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A template that breaks for Kolkata's edition only: Kolkata's slot is recorded as
+    failed (once, with the reason), Berlin's and the newsletter's zone's go out."""
+    own = tmp_path / "templates" / "email" / "digest"
+    own.mkdir(parents=True)
+    shipped = (templates_dir() / "email" / "digest" / "subject.txt").read_text()
+    broken = '{% if edition.zone == "Asia/Kolkata" %}{{ no_such_function() }}{% endif %}'
+    (own / "subject.txt").write_text(broken + shipped)
+    settings = settings.model_copy(
+        update={"templates_dir": tmp_path / "templates", "schedule_grace_hours": 1}
+    )
+    _reader_time_newsletter(db, "0 7 * * *")
+    chosen = ("kolkata@example.ge", "berlin@example.ge", "nozone@example.ge")
+    _add_readers(db, {k: READERS[k] for k in chosen})
+    day = _utc(2026, 12, 1)
+    articles(db, "daily", 30, day - timedelta(hours=20), step=timedelta(hours=1))
+    _tick(db, settings, day, day + timedelta(hours=8))
+    with db.session() as session:
+        editions = {e.zone: e for e in session.scalars(select(Edition))}
+    assert set(editions) == {"Asia/Kolkata", "Europe/Berlin", HOME}
+    assert editions["Asia/Kolkata"].status == EditionStatus.failed
+    assert "no_such_function" in (editions["Asia/Kolkata"].note or "")
+    assert editions["Europe/Berlin"].status == EditionStatus.sending
+    assert editions[HOME].status == EditionStatus.sending
+    received = _received(db)
+    assert "kolkata@example.ge" not in received
+    assert [copy.zone for copy in received["berlin@example.ge"]] == ["Europe/Berlin"]
