@@ -468,3 +468,19 @@ def test_one_zone_failing_leaves_the_others_going(
     received = _received(db)
     assert "kolkata@example.ge" not in received
     assert [copy.zone for copy in received["berlin@example.ge"]] == ["Europe/Berlin"]
+
+
+def test_zones_that_agree_on_an_instant_share_a_line(db: Database) -> None:
+    _reader_time_newsletter(db, "0 7,8 * * *")
+    readers = {
+        "paris@example.ge": ("Europe/Paris", "Europe/Paris"),
+        "berlin@example.ge": ("Europe/Berlin", "Europe/Berlin"),
+        "london@example.ge": ("Europe/London", "Europe/London"),
+    }
+    _add_readers(db, readers)
+    coming = coming_sends(db, "daily", 1, _utc(2026, 12, 1))
+    at_seven = [send for send in coming.sends if send.at_text == "2026-12-01T07:00:00Z"]
+    # 08:00 in Paris and Berlin is 07:00 in London: one instant, one line, three readers.
+    assert [(s.local_text, s.readers) for s in at_seven] == [
+        ("2026-12-01 08:00 Europe/Berlin, Europe/Paris; 2026-12-01 07:00 Europe/London", 3)
+    ]
