@@ -256,3 +256,14 @@ def test_the_welcome_shows_names_and_subjects_as_written() -> None:
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["List-Id"] == "The Daily Messenger <daily.messenger.example.ge>"
     assert "987654" not in message["Message-ID"]  # no subscription id in it
+
+
+def test_the_welcome_names_the_schedule_on_the_readers_clock() -> None:
+    newsletter = _newsletter()
+    newsletter.reader_time = True
+    due = WelcomeDue(987654, "nino@example.ge", None, None, datetime.now(UTC), newsletter, None)
+    text = _parsed(welcome_mail(SETTINGS, due)[1]).get_body(("plain",))
+    assert text is not None
+    shown = " ".join(text.get_content().split())
+    assert "Every day at 08:00 your time." in shown and "Asia/Tbilisi" not in shown
+    assert "There is no edition yet" in shown

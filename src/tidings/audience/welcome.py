@@ -204,11 +204,9 @@ def welcome_context(settings: Settings, due: WelcomeDue) -> dict[str, Any]:
     """What the welcome templates are given: values only, never template source."""
     newsletter = due.newsletter
     links = Links(settings.base_url, settings.secret)
-    schedule = (
-        None
-        if newsletter.reader_time
-        else schedule_in_words(newsletter.schedule_cron, newsletter.timezone)
-    )
+    schedule = schedule_in_words(newsletter.schedule_cron, newsletter.timezone)
+    if schedule and newsletter.reader_time:  # the reader's own clock, not the newsletter's
+        schedule = schedule.replace(f" ({newsletter.timezone})", " your time")
     return {
         "newsletter": newsletter,
         "name": due.name,
