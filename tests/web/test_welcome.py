@@ -241,3 +241,15 @@ def test_two_presses_at_once_send_one_welcome(site: Site) -> None:
     site.wait_for_mail(2)
     time.sleep(QUIET)
     assert len(_welcomes(site)) == 1 and len(site.smtp.caught) == 2
+
+
+def test_a_refused_welcome_gives_its_claim_back(site: Site) -> None:
+    """The server refuses the welcome: nothing is held, so a later activation can welcome."""
+    with httpx.Client() as client:
+        path = _sign_up_and_open(client, site)
+        site.smtp.behaviour.rcpt_replies[ADDRESS] = "451 4.3.0 try later"
+        assert "You are subscribed" in _press(client, site, path).text
+    # The confirmation's RCPT, then the welcome's, refused.
+    eventually(lambda: site.smtp.commands.count(f"RCPT {ADDRESS}") == 2)
+    eventually(lambda: _subscription(site.db).welcome_sent_at is None)
+    assert _welcomes(site) == []

@@ -258,7 +258,11 @@ def render_welcome(db: Database, settings: Settings, subscription_id: int) -> by
 async def send_welcome(db: Database, settings: Settings, subscription_id: int) -> bool:
     """Claim, build and send the subscription's welcome; True when it went. A failure is
     logged and the claim given back (also when cancelled at shutdown)."""
-    due = await asyncio.to_thread(take_welcome, db, settings, subscription_id)
+    try:
+        due = await asyncio.to_thread(take_welcome, db, settings, subscription_id)
+    except Exception:  # the database away, say: no welcome this time
+        log.exception("welcome for subscription %s not claimed", subscription_id)
+        return False
     if due is None:
         return False
     try:
