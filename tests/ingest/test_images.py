@@ -110,8 +110,7 @@ def test_each_place_a_feed_puts_a_picture(
             _item(5),
         ),
     )
-    # media:content: its size, and the title as its words (feedparser folds media:description
-    # into the item's summary, so the title stands in).
+    # media:content: its size, and the title as its words (Media RSS captions are not read).
     assert _image(articles["story-1"]) == (
         "https://img.messenger.example.ge/p/1.jpg",
         800,
@@ -266,3 +265,32 @@ def test_every_draft_takes_its_contents_first_picture_when_given_none() -> None:
     before = "\x1f".join([bare.url, "T", "", "", "No picture.", "<p>No picture.</p>", ""])
     assert bare.content_hash == hashlib.sha256(before.encode()).hexdigest()
     assert pushed.content_hash != replace(pushed, image=None).content_hash
+
+
+@pytest.mark.parametrize("order", ["DMC", "MDC", "DM", "MD"])
+def test_a_pictures_caption_never_becomes_the_articles_words(
+    db: Database, settings: Settings, server: FeedServer, order: str
+) -> None:
+    """feedparser reads media:description as the item's summary or first content, by
+    document order: whatever the order, the article keeps its own summary and body."""
+    parts = {
+        "D": "<description>The budget passed at midnight.</description>",
+        "C": _content("<p>Deputies stayed late.</p>"),
+        "M": '<media:content url="https://img.example.ge/p.jpg" medium="image">'
+        "<media:description>Deputies in the chamber</media:description></media:content>",
+    }
+    articles = _poll(
+        db,
+        settings,
+        server,
+        _rss(
+            _item(1).replace(
+                "<description>Summary 1.</description>", "".join(parts[p] for p in order)
+            )
+        ),
+    )
+    article = articles["story-1"]
+    assert article.summary == "The budget passed at midnight."
+    body = "<p>Deputies stayed late.</p>" if "C" in order else "The budget passed at midnight."
+    assert article.content_html == body
+    assert article.image_url == "https://img.example.ge/p.jpg"

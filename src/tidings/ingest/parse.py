@@ -7,6 +7,7 @@ import calendar
 import html
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,9 +59,34 @@ def _struct_to_datetime(value: Any) -> datetime | None:
     return datetime.fromtimestamp(calendar.timegm(value), tz=UTC)
 
 
+#: The Media RSS namespace (media:content, media:thumbnail, media:description).
+_MRSS_PREFIX = re.compile(
+    rb"""xmlns:([A-Za-z_][\w.-]*)\s*=\s*["']http://search\.yahoo\.com/mrss/?["']"""
+)
+
+
+def _without_media_descriptions(body: bytes) -> bytes:
+    """The document with its media:description elements renamed to one feedparser ignores.
+
+    feedparser reads a media:description (a picture's caption) as the item's summary or as
+    its first content, by document order, so a caption could replace the article's summary
+    or body. A rename on the bytes (the prefix as the document binds it; ASCII-compatible
+    encodings only, others are left as they are) keeps the article's own words."""
+    for prefix in set(_MRSS_PREFIX.findall(body)):
+        name = re.escape(prefix)
+        body = re.sub(
+            rb"<(/?)" + name + rb":description\b", rb"<\1" + prefix + rb":caption-ignored", body
+        )
+    return body
+
+
 def _xml_feed_items(body: bytes) -> list[Callable[[], ArticleDraft]]:
     # A stream, never a string: feedparser would treat a string as a URL or a file name.
-    document = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=True)
+    document = feedparser.parse(
+        io.BytesIO(_without_media_descriptions(body)),
+        sanitize_html=False,
+        resolve_relative_uris=True,
+    )
     if not document.get("version"):
         reason = document.get("bozo_exception")
         detail = f": {reason}" if reason else ""
