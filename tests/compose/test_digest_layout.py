@@ -229,16 +229,16 @@ def test_in_this_edition_links_every_headline_to_its_place_in_the_mail() -> None
 def test_sections_in_order_of_first_appearance_and_articles_without_one_last() -> None:
     rendered = _render()
     headings = re.findall(r'<h2 class="section-heading"[^>]*>([^<]+)</h2>', rendered.html)
-    # Story 0 (Politics) leads; the others: Diplomacy 1, none 2, Economy 3, Politics 4,
-    # Culture 5, none 6.
-    assert headings == ["Diplomacy", "Economy", "Politics", "Culture", NO_SECTION_HEADING]
+    # Story 0 (Politics) leads, so Politics comes first; the others: Diplomacy 1, none 2,
+    # Economy 3, Politics 4, Culture 5, none 6.
+    assert headings == ["Politics", "Diplomacy", "Economy", "Culture", NO_SECTION_HEADING]
     order = [
         int(n)
         for n in re.findall(
             r'<h[23] class="(?:lead-)?headline"[^>]*><a [^>]*>Story (\d+):', rendered.html
         )
     ]
-    assert order == [0, 1, 3, 4, 5, 2, 6]
+    assert order == [0, 4, 1, 3, 5, 2, 6]
     # The text part mirrors it: the same headings, the same numbered order.
     text = rendered.text
     positions = [text.index(f"\n{heading.upper()}\n") for heading in headings]
@@ -257,7 +257,7 @@ def test_without_any_section_there_is_no_heading_at_all() -> None:
 def test_the_preheader_is_the_first_text_and_summarises_the_edition(settings: Settings) -> None:
     filled = _filled(_render(), settings)
     first = _visible_text(filled)
-    expected = "Story 0: Panjikidze meets envoys + 6 more in Diplomacy, Economy, Politics, Culture"
+    expected = "Story 0: Panjikidze meets envoys + 6 more in Politics, Diplomacy, Economy, Culture"
     assert first.startswith(expected)
     # Then only filler (zero-width non-joiners and no-break spaces), long enough that an
     # inbox preview shows nothing of the mail after it ("View in browser", the greeting).

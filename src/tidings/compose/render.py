@@ -6,8 +6,8 @@ Personal values are slot markers whose nonce no content value contains
 The digest reads like a newspaper's: the first article is the lead story (larger, with its
 picture), then "In this edition" (every headline, linked to its place in the mail), then the
 other articles grouped by section, sections in the order they first appear in the edition
-(the editor's or the selection's order: what leads comes first), and articles without a
-section last, under :data:`NO_SECTION_HEADING`.
+(the editor's or the selection's order: the lead's section first, then as they come), and
+articles without a section last, under :data:`NO_SECTION_HEADING`.
 """
 
 import re
@@ -137,10 +137,15 @@ def _image(article: Article, show: bool) -> dict[str, Any]:
     }
 
 
-def sections_of(articles: Sequence[ArticleView]) -> list[SectionView]:
-    """``articles`` grouped by section, sections in order of first appearance, articles
-    without one last (under :data:`NO_SECTION_HEADING`, or no heading when none has one)."""
+def sections_of(
+    articles: Sequence[ArticleView], lead: ArticleView | None = None
+) -> list[SectionView]:
+    """``articles`` grouped by section, sections in order of first appearance in the edition
+    (the ``lead``'s section first), articles without one last (under
+    :data:`NO_SECTION_HEADING`, or no heading when none has one)."""
     groups: dict[str, list[ArticleView]] = {}
+    if lead is not None and (lead.section or "").strip():
+        groups[(lead.section or "").strip()] = []
     loose: list[ArticleView] = []
     for view in articles:
         section = (view.section or "").strip()
@@ -148,7 +153,7 @@ def sections_of(articles: Sequence[ArticleView]) -> list[SectionView]:
             groups.setdefault(section, []).append(view)
         else:
             loose.append(view)
-    sections = [SectionView(name, tuple(views)) for name, views in groups.items()]
+    sections = [SectionView(name, tuple(views)) for name, views in groups.items() if views]
     if loose:
         sections.append(SectionView(NO_SECTION_HEADING if groups else None, tuple(loose)))
     return sections
@@ -178,7 +183,8 @@ def laid_out(views: Sequence[ArticleView]) -> list[ArticleView]:
     with its anchor (``story-1``...) in that order."""
     if not views:
         return []
-    shown = [views[0], *(v for section in sections_of(views[1:]) for v in section.articles)]
+    sections = sections_of(views[1:], views[0])
+    shown = [views[0], *(v for section in sections for v in section.articles)]
     return [replace(view, anchor=f"story-{n}") for n, view in enumerate(shown, start=1)]
 
 
@@ -366,7 +372,8 @@ def render_edition(
     local_issue = issued_at.astimezone(ZoneInfo(shown_zone))
     campaign = f"{newsletter.slug}-{'weekly-' if weekly else ''}{local_issue:%Y-%m-%d}"
     views = laid_out(_article_views(newsletter, articles, ZoneInfo(shown_zone), campaign))
-    lead, sections = (views[0] if views else None), sections_of(views[1:])
+    lead = views[0] if views else None
+    sections = sections_of(views[1:], lead)
     intro_html = intro_to_html(intro_markdown) if intro_markdown else None
     edition = EditionView(
         date_label=_date_label(local_issue),
