@@ -8,7 +8,8 @@ open across messages, the digest's message size), then ``tidings worker --drain`
 settings on an edition of the same number of subscribers (PostgreSQL, a fresh database each
 round). Each figure is the median of the rounds. Tidings' rate is printed twice: over the
 whole run of the process (start-up included) and between its first and last accepted
-message (the steady rate, from the deliveries' ``sent_at``).
+message (the steady rate, from the deliveries' ``sent_at``), and the seconds of the run
+spent outside that span (processes starting, imports, the first claim, shutting down).
 """
 
 import argparse
@@ -36,6 +37,9 @@ SOURCE_SESSIONS = 10
 class TidingsRun:
     wall_rate: float
     steady_rate: float
+    #: Seconds of the run outside the sending: start-up (processes, imports, first claim)
+    #: and shut-down.
+    outside: float
     summary: str
 
 
@@ -92,9 +96,11 @@ def tidings_run(port: int, messages: int) -> tuple[TidingsRun, int]:
             capture_output=True,
             text=True,
         )
-        wall = messages / (time.perf_counter() - started)
+        seconds = time.perf_counter() - started
         summary = done.stdout.strip().splitlines()[-1]
-        return TidingsRun(wall, steady_rate(url), summary), size
+        steady = steady_rate(url)
+        outside = seconds - (messages - 1) / steady if steady else 0.0
+        return TidingsRun(messages / seconds, steady, outside, summary), size
 
 
 def main() -> None:
@@ -121,10 +127,12 @@ def main() -> None:
             source = statistics.median(sources)
             wall = statistics.median(r.wall_rate for r in runs)
             steady = statistics.median(r.steady_rate for r in runs)
+            outside = statistics.median(r.outside for r in runs)
             lines.append(
                 f"{delay:4.0f} ms each way: smtp-source -d -s {SOURCE_SESSIONS} {source:7.1f} msg/s"
                 f" | tidings worker --drain {wall:7.1f} msg/s (steady {steady:7.1f})"
                 f" | ratio {wall / source:4.2f} (steady {steady / source:4.2f})"
+                f" | {outside:4.1f} s outside sending"
             )
             print(lines[-1], f"  [{runs[-1].summary}]", flush=True)
     print(f"\n{args.messages} messages of {size / 1024:.1f} KB, median of {args.rounds} rounds")
