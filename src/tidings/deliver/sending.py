@@ -73,6 +73,7 @@ class SendPool:
         self._in_flight = 0
         self._progress = asyncio.Event()
         self._senders: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self) -> None:
         self._senders = [asyncio.create_task(self._send_loop(t)) for t in self.transports]
@@ -97,6 +98,7 @@ class SendPool:
     async def stop(self) -> None:
         """Hand back the jobs not started (as released results) and let the sends in flight
         finish."""
+        self._stopping = True  # no connection is added from now on
         self._release_waiting()
         for sender in self._senders:
             if not sender.done():
@@ -213,7 +215,7 @@ class SendPool:
 
     def _grow(self) -> None:
         """A message was accepted: open the connections the sizer now wants."""
-        if self._sizer is None or self._connect is None:
+        if self._sizer is None or self._connect is None or self._stopping:
             return
         wanted = self._sizer.accepted(backlog=self._queue.qsize() > 0)
         while len(self.transports) < wanted:
