@@ -28,6 +28,9 @@ ALT_AT_MOST = 300
 #: The first images of the content looked at (one of them may be a 1x1 counting pixel).
 IMAGES_LOOKED_AT = 5
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+#: A last label that browsers (the WHATWG URL standard) read as a number, decimal or "0x"
+#: hexadecimal: the whole host is then an IPv4 address ("127.0.0.0x1" is 127.0.0.1).
+_NUMBER_LABEL = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
 #: Names that never lead to the open internet (RFC 6761, RFC 8375 and common practice).
 _LOCAL_SUFFIXES = ("localhost", "local", "internal", "home.arpa", "invalid", "lan")
 _IMAGE_PATH = re.compile(r"\.(?:jpe?g|png|gif|webp|avif)$", re.IGNORECASE)
@@ -44,13 +47,14 @@ class ArticleImage:
 
 
 def _proper_host_name(host: str) -> bool:
-    """A DNS name of two labels or more whose last label is not a number, not a local one."""
+    """A DNS name of two labels or more whose last label is not a number (decimal or hex, as
+    browsers read it: such a host is an address in disguise), not a local one."""
     try:
         name = host.rstrip(".").encode("idna").decode("ascii").lower()
     except UnicodeError:
         return False
     labels = name.split(".")
-    if len(name) > 253 or len(labels) < 2 or labels[-1].isdigit():
+    if len(name) > 253 or len(labels) < 2 or _NUMBER_LABEL.match(labels[-1]):
         return False
     if any(name == s or name.endswith("." + s) for s in _LOCAL_SUFFIXES):
         return False
