@@ -20,8 +20,12 @@ from tidings.inbound.parse import Parsed
 from tidings.mail.returnpath import Role, Tagged, read_address
 
 #: ``<tidings.<edition>.<random>@domain>``, as the fan-out writes it (the random part is
-#: drawn per delivery and names nobody).
-_MESSAGE_ID = re.compile(r"^<?tidings\.([0-9]{1,18})\.[0-9a-f]{32}@[^<>\s]{1,255}>?$")
+#: drawn per delivery and names nobody); or ``<tidings.<edition>.<hex>.<subscriber>@domain>``,
+#: as earlier versions wrote it: such deliveries keep their Message-ID (a retry reuses it),
+#: and a complaint about one can come weeks after it was sent.
+_MESSAGE_ID = re.compile(
+    r"^<?tidings\.([0-9]{1,18})\.(?:[0-9a-f]{32}|[0-9a-f]{1,32}\.[0-9]{1,18})@[^<>\s]{1,255}>?$"
+)
 _MAILTO = re.compile(r"<mailto:([^?>\s]+)")
 _TAGGED_SHAPE = re.compile(r"^[bun]-[0-9]+-", re.IGNORECASE)
 
