@@ -47,8 +47,8 @@ from tidings.db.clauses import is_suppressed as suppressed_address
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
+    PUBLIC_EDITION_STATES,
     Edition,
-    EditionStatus,
     Newsletter,
     Subscriber,
     Subscription,
@@ -66,9 +66,6 @@ log = logging.getLogger(__name__)
 
 #: A subscription is welcomed again only when its last welcome is older than this.
 REWELCOME_AFTER = timedelta(days=30)
-#: The editions the public archive shows (compose.archive.PUBLIC_STATES, which sits in a
-#: layer above this one): the welcome links only a page that exists.
-_PUBLIC_STATES = (EditionStatus.sending, EditionStatus.sent)
 
 
 @dataclass(frozen=True)
@@ -134,7 +131,7 @@ def latest_edition(
     """The newsletter's newest public edition, or None before its first."""
     row = session.execute(
         select(Edition.id, Edition.subject, Edition.started_at, Edition.created_at)
-        .where(Edition.newsletter_id == newsletter.id, Edition.status.in_(_PUBLIC_STATES))
+        .where(Edition.newsletter_id == newsletter.id, Edition.status.in_(PUBLIC_EDITION_STATES))
         .order_by(Edition.id.desc())
         .limit(1)
     ).first()

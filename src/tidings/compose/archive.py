@@ -14,12 +14,16 @@ from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
 from tidings.crontab import next_runs, schedule_in_words
 from tidings.db.engine import Database
-from tidings.db.models import Article, Edition, EditionStatus, Newsletter, Source
+from tidings.db.models import (
+    PUBLIC_EDITION_STATES,
+    Article,
+    Edition,
+    Newsletter,
+    Source,
+)
 from tidings.errors import NotFound
 from tidings.mail.links import archive_path
 from tidings.mail.personal import public_copy
-
-PUBLIC_STATES = (EditionStatus.sending, EditionStatus.sent)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ def archive(db: Database, settings: Settings, slug: str, limit: int = 100) -> Ar
             return None
         rows = session.execute(
             select(Edition.id, Edition.subject, Edition.started_at, Edition.created_at)
-            .where(Edition.newsletter_id == newsletter.id, Edition.status.in_(PUBLIC_STATES))
+            .where(
+                Edition.newsletter_id == newsletter.id, Edition.status.in_(PUBLIC_EDITION_STATES)
+            )
             .order_by(Edition.id.desc())
             .limit(limit)
         ).all()
@@ -81,7 +87,7 @@ def archive_html(db: Database, settings: Settings, slug: str, edition_id: int) -
             newsletter is None
             or edition is None
             or edition.newsletter_id != newsletter.id
-            or edition.status not in PUBLIC_STATES
+            or edition.status not in PUBLIC_EDITION_STATES
             or edition.html_body is None
         ):
             return None
@@ -208,7 +214,7 @@ def front(db: Database, now: datetime) -> list[FrontNewsletter]:
         counts = dict(
             session.execute(
                 select(Edition.newsletter_id, func.count())
-                .where(Edition.status.in_(PUBLIC_STATES))
+                .where(Edition.status.in_(PUBLIC_EDITION_STATES))
                 .group_by(Edition.newsletter_id)
             ).all()
         )

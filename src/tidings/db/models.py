@@ -100,6 +100,10 @@ class EditionStatus(enum.StrEnum):
     failed = "failed"
 
 
+#: The editions the public archive shows, and so the only ones a mail may link to.
+PUBLIC_EDITION_STATES = (EditionStatus.sending, EditionStatus.sent)
+
+
 class DeliveryState(enum.StrEnum):
     queued = "queued"
     sending = "sending"
@@ -329,7 +333,7 @@ class Subscription(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: When the last double opt-in email went out: at most one per address per interval.
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: When the welcome mail was claimed for sending (set once: a welcome goes out once).
+    #: When the last welcome mail was claimed for sending (see tidings.audience.welcome).
     welcome_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
