@@ -121,10 +121,7 @@ def test_a_test_send_is_marked_personalised_and_harmless(db: Database, settings:
     assert "/u/" not in text + html + first["List-Unsubscribe"]  # no reader's token at all
     assert "/preferences/" not in text + html
     fake = proof(db, settings, "daily", one_off, "")
-    assert (
-        fake.to_email == TEST_READER[1]
-        and "Hello Test," in _parts(_parsed(fake.message()))[0]
-    )
+    assert fake.to_email == TEST_READER[1] and "Hello Test," in _parts(_parsed(fake.message()))[0]
     with pytest.raises(NotFound, match="not subscribed"):
         proof(db, settings, "daily", one_off, "stranger@example.ge")
     shown = preview(db, settings, "daily", one_off, None)
