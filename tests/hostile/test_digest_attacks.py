@@ -5,8 +5,10 @@ where anything is stored."""
 
 import email
 import email.policy
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
@@ -22,6 +24,7 @@ from tidings.db.models import Article, Newsletter
 from tidings.ingest.images import image_url
 from tidings.ingest.service import poll_sources
 from tidings.mail.edition import EditionMail
+from tidings.mail.message import MessageTemplate, Personalised
 from tidings.mail.templates import email_environment, load_triplet
 
 NOW = datetime(2026, 12, 7, 4, 0, tzinfo=UTC)
@@ -190,3 +193,75 @@ def test_long_bylines_sections_and_a_long_address_keep_text_lines_within_998_oct
     joined = "".join(text.split())
     assert "B" * 3000 in joined and "S" * 3000 in joined
     assert georgian * 6 in joined.replace(",", "")
+
+
+# Address headers
+
+#: Display names as publishers and readers write them: non-ASCII with the address list's
+#: specials (a colon or comma after a Georgian word made the email package's folder write a
+#: group and two mailboxes: a From header Gmail refuses), quotes, brackets, "=?", long ones.
+NAMES = [
+    "მესენჯერი: დღის ამბები",
+    "ნ News: Tbilisi, Georgia",
+    "The Messenger (ნ) <daily>",
+    'ნინო; "x" @ y',
+    "ნ [x]",
+    "Daily ნ, Inc.",
+    "Messenger ?= News =?",
+    "=?utf-8?q?Bcc=3A_x?=",
+    "ნb:)b : .ნ>😀 ?=b,[bb\\\\=?",
+    '@"' + "x" * 70 + ",>=?;=? a=?",
+    ("ნინო " * 40).strip(),
+    'Nino "the reader" Beridze, Jr.',
+    "Nino\\",
+]
+
+
+def _one_mailbox(raw: bytes, header: str) -> tuple[str, str]:
+    """The header's single mailbox (display name, address); fails on any other shape.
+
+    Python's address parser puts a space between adjacent encoded words (RFC 2047 joins
+    them without one), so the name's exact spelling is read with the RFC's decoder."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    lines = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert all(len(line) <= 78 for line in lines), [line for line in lines if len(line) > 78]
+    (mailbox,) = message[header].addresses
+    assert not message[header].defects, message[header].defects
+    folded = (b"\r\n" + raw).split(f"\r\n{header}: ".encode(), 1)[1]
+    value = re.split(rb"\r\n(?! )", folded, maxsplit=1)[0].replace(b"\r\n", b"").decode()
+    decoded = str(make_header(decode_header(value)))
+    name = mailbox.display_name
+    if not value.startswith('"'):
+        name = decoded.rsplit(" <", 1)[0]
+        assert "".join(name.split()) == "".join(mailbox.display_name.split())
+    return name, mailbox.addr_spec
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_senders_and_a_readers_name_give_exactly_their_own_mailbox(name: str) -> None:
+    template = MessageTemplate(
+        from_name=name,
+        from_address="digest@messenger.example.ge",
+        reply_to=None,
+        subject="Today",
+        list_name=name,
+        list_id="daily.messenger.example.ge",
+        date=NOW,
+    )
+    raw = template.build(
+        Personalised(
+            to_email="nino@example.ge",
+            to_name=name,
+            message_id="<tidings.1.ab.2@messenger.example.ge>",
+            unsubscribe_url="https://news.example.ge/u/TOKEN",
+            unsubscribe_mailto="mailto:unsubscribe@messenger.example.ge?subject=x",
+            html_qp=b"",
+            text_qp=b"",
+        )
+    )
+    assert raw.isascii()
+    assert _one_mailbox(raw, "From") == (name, "digest@messenger.example.ge")
+    assert _one_mailbox(raw, "To") == (name, "nino@example.ge")
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(message["List-Id"]).endswith(" <daily.messenger.example.ge>")
+    assert str(message["List-Id"]).count("<") == 1 or "<" in name

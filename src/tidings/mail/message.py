@@ -85,7 +85,6 @@ def subject_header(subject: str) -> str:
 
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_PRINTABLE_NAME = re.compile(r"^[A-Za-z0-9 !#$%&'*+/=?^_`{|}~.,()-]*$")
 LINE_LIMIT = 78
 
 
@@ -120,25 +119,44 @@ class QuotedPrintableTemplate:
         return b"".join(parts)
 
 
-def _simple_address(name: str | None, email: str) -> str | None:
-    """``"Name" <email>`` without the email package, for plain ASCII names (the common case)."""
-    if not email.isascii():
-        return None
-    if not name:
-        return email
-    if not _PRINTABLE_NAME.match(name):
-        return None
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{quoted}" <{email}>'
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+#: A phrase of RFC 5322 atoms, single spaces between them: written as it is.
+_ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+
+
+def _display_name(name: str) -> list[str]:
+    """A display name as header words: as it is when it is plain words, one quoted string
+    when it is other printable ASCII (quotes and backslashes escaped), else RFC 2047 encoded
+    words of whole characters (adjacent ones join back without the space between them); a
+    name with "=?" is always encoded, as readers would decode it."""
+    if "=?" not in name and _ATOMS.match(name):
+        return [name]
+    if "=?" not in name and _PRINTABLE_ASCII.match(name):
+        return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
+    return _encoded_words(name)
 
 
 def address_line(header: str, name: str | None, email: str) -> str:
-    """An address header line; the email package folds and encodes anything not plain."""
-    simple = _simple_address(name, email)
-    line = f"{header}: {simple}\r\n" if simple is not None else ""
-    if simple is None or len(line) > LINE_LIMIT:
-        return fold_header(header, formataddr((name or "", email)))
-    return line
+    """An address header line with one mailbox (From, To, List-Id): the name as a quoted
+    string or as encoded words, the address in angle brackets, folded only between words.
+
+    Written here rather than by the email package, whose folder re-parses the encoded name
+    and writes specials next to an encoded word bare ("=?utf-8?b?...?= News: Tbilisi,
+    Georgia <a@b>" is a group and two mailboxes: a From header that mail providers refuse)."""
+    value = _single_line(header, name or "")
+    if not email.isascii():  # an internationalised address needs SMTPUTF8 anyway
+        return fold_header(header, formataddr((value, email)))
+    if not value:
+        return f"{header}: <{_single_line(header, email)}>\r\n"
+    words = [*_display_name(value), f"<{_single_line(header, email)}>"]
+    if words[0].startswith('"') and len(header) + len(words[0]) + len(words[1]) + 3 > LINE_LIMIT:
+        words = [*_encoded_words(value), words[1]]  # a long quoted name: encoded, to fold
+    lines = [f"{header}:"]
+    for word in words:
+        if lines[-1] != f"{header}:" and len(lines[-1]) + 1 + len(word) > LINE_LIMIT:
+            lines.append("")
+        lines[-1] += " " + word
+    return "\r\n".join(lines) + "\r\n"
 
 
 @dataclass(frozen=True)
@@ -174,10 +192,10 @@ class MessageTemplate:
     ) -> None:
         self.boundary = f"==tidings-{secrets.token_hex(12)}=="
         head = [
-            fold_header("From", formataddr((from_name, from_address))),
+            address_line("From", from_name, from_address),
             subject_header(subject),
             fold_header("Date", format_datetime(date)),
-            fold_header("List-Id", formataddr((list_name, list_id))),
+            address_line("List-Id", list_name, list_id),
             fold_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             # Nobody posts to a newsletter (RFC 2369).
             "List-Post: NO\r\n",
