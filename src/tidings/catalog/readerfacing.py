@@ -18,6 +18,9 @@ FOOTER_AT_MOST = 1000
 #: Analytics tools show the source as a short token; the column holds 100.
 UTM_SOURCE_AT_MOST = 64
 _UTM_SOURCE = re.compile(r"^[A-Za-z0-9._-]+$")
+#: Format characters that spell words rather than hide or reorder them: the zero-width
+#: non-joiner (Persian "می‌خواهید", Indic scripts) and joiner (emoji sequences, Indic scripts).
+_JOINERS = frozenset({"\u200c", "\u200d"})
 
 
 def _lines_of(raw: str) -> list[str]:
@@ -27,9 +30,10 @@ def _lines_of(raw: str) -> list[str]:
 
 def _refuse_control(text: str, what: str) -> None:
     """Refuse control and format characters (tabs, NUL, bidi overrides...) within a line: they
-    would hide or reorder what readers see, and the footer is also written in the plain part."""
+    would hide or reorder what readers see, and the footer is also written in the plain part.
+    The joiners (:data:`_JOINERS`) are part of spelling in some scripts: they are kept."""
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") and char not in _JOINERS:
             raise InvalidInput(
                 f"The {what} has an invisible control character (U+{ord(char):04X}); "
                 "write it as plain text, one line per line."
