@@ -265,3 +265,24 @@ def test_a_senders_and_a_readers_name_give_exactly_their_own_mailbox(name: str) 
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert str(message["List-Id"]).endswith(" <daily.messenger.example.ge>")
     assert str(message["List-Id"]).count("<") == 1 or "<" in name
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "http://127.0.0.0x1/p.jpg",  # stored before such hosts were refused at ingest
+        "http://localhost/p.jpg",
+        "http://10.0.0.7/p.jpg",
+        "http://[::ffff:127.0.0.1]/p.jpg",
+        "https://user:pw@img.messenger.example.ge/p.jpg",
+    ],
+)
+def test_the_digest_never_shows_a_stored_picture_the_feed_rules_refuse(stored: str) -> None:
+    lead = _article(0, image_url=stored, image_width=800, image_height=450, image_alt="A")
+    templates = load_triplet(email_environment(None), "digest")
+    rendered = render_edition(templates, _newsletter(), [lead, _article(1)], issued_at=NOW)
+    assert "<img" not in rendered.html
+    fine = _article(0, image_url="https://img.messenger.example.ge/p.jpg")
+    fine.image_width, fine.image_height = 800, 450
+    shown = render_edition(templates, _newsletter(), [fine, _article(1)], issued_at=NOW)
+    assert 'src="https://img.messenger.example.ge/p.jpg"' in shown.html

@@ -27,6 +27,7 @@ from sqlalchemy import inspect
 from tidings.compose.utm import with_utm
 from tidings.db.models import Article, Newsletter
 from tidings.errors import InvalidInput
+from tidings.ingest.images import image_url
 from tidings.mail.addresses import clean_name
 from tidings.mail.css import inline_css
 from tidings.mail.personal import SlotMarkers
@@ -121,12 +122,14 @@ def zone_label(zone: str, moment: datetime) -> str:
 
 def _image(article: Article, show: bool) -> dict[str, Any]:
     """The article's picture at the size shown (at most :data:`LEAD_IMAGE_WIDTH` wide, its
-    proportions kept), when images are on and the feed gave an http(s) picture with its
-    size: without both sides a mail client cannot keep the layout while it loads."""
+    proportions kept), when images are on and the feed gave a picture with its size that
+    the feed rules still take (:func:`~tidings.ingest.images.image_url`: http(s), a public
+    host; a stored URL is checked again, as the rules may have grown since it was stored):
+    without both sides a mail client cannot keep the layout while it loads."""
     url, width, height = article.image_url, article.image_width, article.image_height
     if not (show and url and width and height and width > 0 and height > 0):
         return {}
-    if not url.lower().startswith(("https://", "http://")):
+    if image_url(url) != url:
         return {}
     shown = min(width, LEAD_IMAGE_WIDTH)
     return {
