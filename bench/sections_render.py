@@ -47,7 +47,7 @@ from tidings.db.models import (
     Subscription,
 )
 from tidings.db.types import utcnow
-from tidings.deliver.ledger.fanout import chosen_text, fan_out, readers_of
+from tidings.deliver.ledger.fanout import fan_out, met_key, met_text, readers_of
 from tidings.mail.edition import edition_mail
 
 SECTIONS = ["Politics", "Diplomacy", "Economy", "Culture", "Sport", "Opinion"]
@@ -174,7 +174,8 @@ def _assignment(db: Database, settings: Settings, ids: list[int]) -> tuple[float
             fan_out(session, edition_id, newsletter_id, "x.ge", utcnow(), sections)
             for variant_id, stored in variants.items():
                 chose = select(Subscription.subscriber_id).where(
-                    Subscription.newsletter_id == newsletter_id, chosen_text().in_(sorted(stored))
+                    Subscription.newsletter_id == newsletter_id,
+                    met_key(session, sections) == met_text(stored),
                 )
                 session.execute(
                     update(Delivery)

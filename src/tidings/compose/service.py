@@ -182,7 +182,7 @@ def section_variants(
 ) -> dict[int, frozenset[str]]:
     """The edition's variants for the distinct section choices among ``readers``, each
     rendered and stored once (same subject, intro and order as the edition): their ids,
-    each with the stored choices whose readers get it."""
+    each with its sections."""
     carried = sections_of(articles)
     if len(carried) < 2 or settings.max_section_variants < 1:
         return {}  # off; or one section, which every choice it meets covers whole

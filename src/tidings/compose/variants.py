@@ -103,8 +103,9 @@ def store_variants(
     render: Render,
 ) -> dict[int, frozenset[str]]:
     """Render and store each planned variant once (one already stored, by an earlier try of
-    this fan-out, is reused as it is); the variant ids, each with the stored choices whose
-    readers get it (what :func:`~tidings.deliver.ledger.fanout.fan_out` takes)."""
+    this fan-out, is reused as it is); the variant ids, each with its sections (what
+    :func:`~tidings.deliver.ledger.fanout.fan_out` takes: it matches a reader by the
+    edition's sections they chose, never by a list of every way a choice was stored)."""
     stored = dict(
         session.execute(
             select(EditionVariant.choice_key, EditionVariant.id).where(
@@ -129,5 +130,5 @@ def store_variants(
             session.add(variant)
             session.flush()
             variant_id = variant.id
-        variants[variant_id] = choice.stored
+        variants[variant_id] = frozenset(choice.sections)
     return variants

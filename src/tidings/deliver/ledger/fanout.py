@@ -13,6 +13,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -100,8 +101,8 @@ def section_choices(
     """The distinct section choices among ``readers`` (a :func:`readers_of` rule), each as
     its stored JSON text (None: no choice), with how many readers made it: one query.
 
-    The text is what :func:`fan_out` matches a reader's choice by, so a choice is found the
-    same way it was counted, whatever order or spelling its JSON has.
+    The planner groups these by what they mean for the edition; :func:`fan_out` then finds
+    each reader's variant by :func:`met_key`, whatever order or spelling their JSON has.
     """
     choice = chosen_text()
     rows = session.execute(
@@ -117,6 +118,47 @@ def section_choices(
 def chosen_text() -> ColumnElement[str]:
     """A subscription's section choice as its stored JSON text (canonical on PostgreSQL)."""
     return cast(Subscription.sections, Text)
+
+
+#: Between the section names of a :func:`met_key` (a control character no name carries).
+KEY_SEPARATOR = "\x1f"
+
+
+def met_text(sections: Collection[str]) -> str:
+    """A choice of sections as :func:`met_key` spells it: the names in code-point order."""
+    return KEY_SEPARATOR.join(sorted(set(sections)))
+
+
+def met_key(session: Session, sections: Sequence[str]) -> ColumnElement[str | None]:
+    """The sections of ``sections`` (the edition's) that a subscription chose, worked out by
+    the database per row as :func:`met_text` spells them (NULL when none): the string items
+    of a JSON array, once each, in code-point order (binary on SQLite, "C" on PostgreSQL).
+
+    The fan-out matches variants by this key, so its statement holds one parameter per
+    section and per variant, whatever the number of distinct ways readers stored choices.
+    """
+    carried = sorted(set(sections))
+    chosen = Subscription.sections
+    if is_postgres(session):
+        as_array = case((func.jsonb_typeof(chosen) == "array", chosen))
+        item = func.jsonb_array_elements(as_array).table_valued("value")
+        name = item.c.value.op("#>>")(literal_column("'{}'")).collate("C")
+        order = postgresql.aggregate_order_by(literal(KEY_SEPARATOR), name)
+        return (
+            select(func.string_agg(name.distinct(), order))
+            .where(func.jsonb_typeof(item.c.value) == "string", name.in_(carried))
+            .scalar_subquery()
+        )
+    as_array = case((func.json_type(chosen) == "array", chosen))
+    item = func.json_each(as_array).table_valued("value", "type")
+    names = (
+        select(item.c.value.label("name"))
+        .where(item.c.type == "text", item.c.value.in_(carried))
+        .distinct()
+        .order_by(item.c.value)
+        .subquery()
+    )
+    return select(func.group_concat(names.c.name, KEY_SEPARATOR)).scalar_subquery()
 
 
 def opaque_token(session: Session) -> ColumnElement[str]:
@@ -142,10 +184,10 @@ def fan_out(
 
     Only subscriptions of ``cadence`` when given (a scheduled edition); subscribers who chose
     sections of interest get the edition only when it carries one of them. ``variants`` maps
-    an :class:`~tidings.db.models.EditionVariant` id to the stored choices (as
-    :func:`section_choices` gives them) whose readers get it; everyone else gets the
-    edition's own parts. The Message-ID is fixed here, per delivery, so every retry reuses
-    it; its random part never names the reader. Rows already there are kept: a second call
+    an :class:`~tidings.db.models.EditionVariant` id to its sections: the readers who chose
+    exactly those of ``sections`` get it; everyone else gets the edition's own parts. The
+    Message-ID is fixed here, per delivery, so every retry reuses it; its random part never
+    names the reader. Rows already there are kept: a second call
     for the same edition adds only readers it did not have.
     """
     message_id = (
@@ -162,7 +204,7 @@ def fan_out(
             literal(now, Delivery.next_attempt_at.type),
             message_id,
             literal(now, Delivery.created_at.type),
-            _variant_of(variants or {}),
+            _variant_of(session, sections, variants or {}),
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(*readers_of(session, newsletter_id, sections, cadence, zone_rule))
@@ -188,14 +230,15 @@ def fan_out(
     return row_count(result)
 
 
-def _variant_of(variants: Mapping[int, Collection[str]]) -> ColumnElement[int | None]:
-    """The variant a reader gets, by their stored choice: a simple CASE on the choice's text,
-    which the database works out once per row (not once per variant)."""
+def _variant_of(
+    session: Session, sections: Sequence[str], variants: Mapping[int, Collection[str]]
+) -> ColumnElement[int | None]:
+    """The variant a reader gets: a simple CASE on the edition's sections they chose
+    (:func:`met_key`), one branch per variant; NULL (the edition's own parts) otherwise."""
     whens = {
-        stored: literal(variant_id, Integer)
-        for variant_id, choices in sorted(variants.items())
-        for stored in sorted(choices)
+        met_text(chosen): literal(variant_id, Integer)
+        for variant_id, chosen in sorted(variants.items())
     }
     if not whens:
         return cast(null(), Integer)
-    return case(whens, value=chosen_text(), else_=cast(null(), Integer))
+    return case(whens, value=met_key(session, sections), else_=cast(null(), Integer))
