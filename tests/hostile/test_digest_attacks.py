@@ -21,6 +21,7 @@ from tidings.compose.render import RenderedEdition, render_edition
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Newsletter
+from tidings.ingest.drafts import BYLINE_LIMIT, SECTION_LIMIT
 from tidings.ingest.images import image_url
 from tidings.ingest.service import poll_sources
 from tidings.mail.edition import EditionMail
@@ -286,3 +287,41 @@ def test_the_digest_never_shows_a_stored_picture_the_feed_rules_refuse(stored: s
     fine.image_width, fine.image_height = 800, 450
     shown = render_edition(templates, _newsletter(), [fine, _article(1)], issued_at=NOW)
     assert 'src="https://img.messenger.example.ge/p.jpg"' in shown.html
+
+
+# Feed text without bounds
+
+
+def test_a_feeds_byline_and_section_are_bounded_when_stored(
+    db: Database, feed_settings: Settings, server: FeedServer
+) -> None:
+    # A whole author biography as dc:creator and a keyword dump as the category would make
+    # every copy heavy (and one such article too large for the 95 KB limit on its own).
+    item = (
+        "<item><title>Story 1</title><link>https://messenger.example.ge/story/1</link>"
+        "<guid>story-1</guid><description>Summary.</description>"
+        f"<dc:creator>{'Nino Beridze, ' * 2000}</dc:creator>"
+        f"<category>{'Politics ' * 2000}</category></item>"
+    )
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>'
+        "<title>The Messenger</title><link>https://messenger.example.ge/</link>"
+        f"<description>News</description>{item}</channel></rss>"
+    ).encode()
+    server.routes["/rss"] = Reply(200, body, {"Content-Type": "application/rss+xml"})
+    create_newsletter(
+        db,
+        NewsletterSpec(
+            slug="daily", name="Daily", sender="D <d@example.org>", feeds=[server.url("/rss")]
+        ),
+        allow_private=True,
+    )
+    (outcome,) = poll_sources(db, feed_settings)
+    assert outcome.error is None, outcome.error
+    with db.session() as session:
+        (article,) = session.scalars(select(Article))
+        byline, section = article.byline, article.section
+    assert byline is not None and section is not None
+    assert byline.startswith("Nino Beridze, Nino") and len(byline) <= BYLINE_LIMIT
+    assert section.startswith("Politics Politics") and len(section) <= SECTION_LIMIT

@@ -16,6 +16,10 @@ from tidings.text import plain_text, sanitise_html, shorten
 
 SUMMARY_LIMIT = 600
 TITLE_LIMIT = 500
+#: A byline names people and a section is a word or two: a feed's author biography or
+#: keyword dump in them would weigh on every copy of every edition.
+BYLINE_LIMIT = 200
+SECTION_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ def make_draft(
         guid=key,
         url=clean_url,
         title=clean_title,
-        byline=plain_text(byline) or None,
-        section=plain_text(section) or None,
+        byline=shorten(plain_text(byline), BYLINE_LIMIT) or None,
+        section=shorten(plain_text(section), SECTION_LIMIT) or None,
         summary=shorten(clean_summary, SUMMARY_LIMIT) or None,
         content_html=body or None,
         published_at=as_utc(published_at) if published_at else None,
