@@ -81,15 +81,52 @@ def first_lookback(
 def _since(
     session: Session, newsletter_id: int, cutoff: datetime, cadence: Cadence, zone: str
 ) -> datetime:
-    """Where an edition's new articles start: its sequence's previous cutoff. A zone's first
-    edition after the newsletter turned to reader time goes on from the last edition that
-    went to everyone (not one cadence back, which would repeat that edition), even one of
-    this very slot (then it has nothing new, and is skipped)."""
+    """Where an edition's new articles start: its sequence's previous cutoff, or, for a
+    readers' zone, the last edition for everyone when that came later (the newsletter sent
+    for everyone while reader time was off: its readers got that one last). A zone's first
+    edition after the newsletter turned to reader time goes on from the last edition for
+    everyone too (even one of this very slot: then it has nothing new, and is skipped), but
+    a zone that first gets readers more than one cadence after the switch is new: its first
+    edition looks back one cadence, not to an edition for everyone long before."""
     previous = previous_cutoff(session, newsletter_id, cutoff, cadence, zone)
-    if previous is None and zone:
+    if zone:
         same_slot = cutoff + timedelta(seconds=1)
-        previous = previous_cutoff(session, newsletter_id, same_slot, cadence)
+        everyone = previous_cutoff(session, newsletter_id, same_slot, cadence)
+        if everyone is not None and previous is not None and everyone > previous:
+            previous = everyone  # reader time was off for a while: everyone's came last
+        elif (
+            everyone is not None
+            and previous is None
+            and not _new_zone(session, newsletter_id, cutoff, cadence, zone, everyone)
+        ):
+            previous = everyone  # the zone's first edition since the switch
     return previous or first_lookback(session, newsletter_id, cutoff, cadence, zone)
+
+
+def _new_zone(
+    session: Session,
+    newsletter_id: int,
+    cutoff: datetime,
+    cadence: Cadence,
+    zone: str,
+    everyone: datetime,
+) -> bool:
+    """Whether ``zone``'s first slot (this one, when it has none before) came more than one
+    cadence after the newsletter's first edition for a readers' zone since the edition for
+    everyone that ended at ``everyone``: the zone got its readers later than the switch."""
+    scheduled = (
+        Edition.newsletter_id == newsletter_id,
+        Edition.kind == EditionKind.scheduled,
+        Edition.cadence == cadence,
+    )
+    switched = session.scalar(
+        select(func.min(Edition.slot)).where(
+            *scheduled, Edition.zone != "", Edition.slot > everyone
+        )
+    )
+    first = session.scalar(select(func.min(Edition.slot)).where(*scheduled, Edition.zone == zone))
+    mine = min(first or cutoff, cutoff)
+    return switched is not None and mine - switched > LOOKBACK[cadence]
 
 
 def select_articles(

@@ -1,0 +1,83 @@
+"""Hostile checks of sending at each reader's own time, on both databases: turning reader
+time off and on again, and a zone that first gets readers long after the switch, must not
+send anybody the same article twice (beyond the one day a move between zones may repeat)."""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from tests.builders import articles, newsletter
+from tests.schedule.test_reader_time import (
+    HOME,
+    READERS,
+    _add_readers,
+    _reader_time_newsletter,
+    _received,
+    _tick,
+    _utc,
+)
+from tidings.config import Settings
+from tidings.db.engine import Database
+from tidings.db.models import Article, Newsletter, Subscriber
+
+
+def _set_reader_time(db: Database, newsletter_id: int, on: bool) -> None:
+    with db.session() as session:
+        session.get_one(Newsletter, newsletter_id).reader_time = on
+        session.commit()
+
+
+def test_reader_time_off_then_on_again_repeats_nothing(db: Database, settings: Settings) -> None:
+    """Zone editions, then (reader time off) editions for everyone, then (on again) zone
+    editions: a zone's next edition goes on from the last edition its readers got, the one
+    for everyone, not from the zone's own last cutoff (which would send those days again)."""
+    newsletter_id = _reader_time_newsletter(db, "0 7 * * *")
+    chosen = ("berlin@example.ge", "nozone@example.ge")
+    _add_readers(db, {k: READERS[k] for k in chosen})
+    day = _utc(2026, 12, 1)
+    articles(db, "daily", 120, day - timedelta(hours=24), step=timedelta(hours=1), seen=day)
+    grace = settings.model_copy(update={"schedule_grace_hours": 1})
+    _tick(db, grace, day, day + timedelta(hours=20))  # day 1: the zones' editions
+    _set_reader_time(db, newsletter_id, False)
+    _tick(db, grace, day + timedelta(hours=20), day + timedelta(days=2, hours=1))  # for all
+    _set_reader_time(db, newsletter_id, True)
+    _tick(db, grace, day + timedelta(days=2, hours=1), day + timedelta(days=3, hours=20))
+    for email in chosen:
+        copies = _received(db)[email]
+        zone = READERS[email][1]
+        assert [copy.zone for copy in copies].count("") == 1, copies
+        assert copies[-1].zone == zone
+        # (Turning it off may repeat a few hours once: documented in ARCHITECTURE.md.)
+        everyone = next(copy for copy in copies if copy.zone == "")
+        after = [a for copy in copies if copy.slot > everyone.slot for a in copy.articles]
+        assert after and len(after) == len(set(after)), email
+        assert not set(after) & set(everyone.articles), (email, [(c.zone, c.slot) for c in copies])
+
+
+def test_a_zone_that_gets_readers_long_after_the_switch_starts_one_day_back(
+    db: Database, settings: Settings
+) -> None:
+    """A newsletter that sent for everyone, then at reader time for days: a reader who moves
+    to a zone no reader had (Tokyo) gets its first edition from one day back, as a new
+    zone's first edition does, not every article since the last edition for everyone (up
+    to max_articles of what they already had)."""
+    newsletter_id = newsletter(db, schedule="0 7 * * *", timezone=HOME, max_articles=200)
+    _add_readers(db, {"berlin@example.ge": READERS["berlin@example.ge"]})
+    day = _utc(2026, 12, 1)
+    articles(db, "daily", 150, day - timedelta(hours=24), step=timedelta(hours=1), seen=day)
+    grace = settings.model_copy(update={"schedule_grace_hours": 1})
+    _tick(db, grace, day, day + timedelta(hours=4))  # 03:00Z: the edition for everyone
+    _set_reader_time(db, newsletter_id, True)
+    _tick(db, grace, day + timedelta(hours=4), day + timedelta(days=4, hours=8))
+    with db.session() as session:
+        mover = session.scalars(select(Subscriber)).one()
+        mover.timezone = "Asia/Tokyo"  # 07:00 there is 22:00Z
+        session.commit()
+    _tick(db, grace, day + timedelta(days=4, hours=8), day + timedelta(days=4, hours=23))
+    copies = _received(db)["berlin@example.ge"]
+    assert [copy.zone for copy in copies] == ["", *["Europe/Berlin"] * 5, "Asia/Tokyo"]
+    tokyo = copies[-1]
+    with db.session() as session:
+        published = dict(session.execute(select(Article.id, Article.published_at)).all())
+    oldest = min(published[article] for article in tokyo.articles)
+    assert oldest > tokyo.slot - timedelta(hours=24), oldest
