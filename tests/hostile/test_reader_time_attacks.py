@@ -2,8 +2,12 @@
 time off and on again, and a zone that first gets readers long after the switch, must not
 send anybody the same article twice (beyond the one day a move between zones may repeat)."""
 
+import asyncio
+import time
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.builders import articles, newsletter
@@ -16,9 +20,13 @@ from tests.schedule.test_reader_time import (
     _tick,
     _utc,
 )
+from tidings.compose.service import ComposeResult
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Newsletter, Subscriber
+from tidings.schedule import scheduler as scheduler_module
+from tidings.schedule import slots
+from tidings.schedule.scheduler import TidingsScheduler
 
 
 def _set_reader_time(db: Database, newsletter_id: int, on: bool) -> None:
@@ -81,3 +89,40 @@ def test_a_zone_that_gets_readers_long_after_the_switch_starts_one_day_back(
         published = dict(session.execute(select(Article.id, Article.published_at)).all())
     oldest = min(published[article] for article in tokyo.articles)
     assert oldest > tokyo.slot - timedelta(hours=24), oldest
+
+
+def test_two_jobs_firing_at_once_compose_a_slot_once(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The every-minute reader-time job and a newsletter's own cron job fire in the same
+    second (07:00 is also a whole minute); each serves every due slot. Run at once, both
+    rendered the same slot (one render thrown away on the constraint, and a writer waiting
+    on SQLite's lock). The real compose is timed by a wrapper that only counts and waits."""
+    newsletter(db, "everyone", schedule="0 7 * * *", timezone=HOME)
+    _reader_time_newsletter(db, "0 7 * * *")
+    _add_readers(db, {"tbilisi@example.ge": READERS["tbilisi@example.ge"]})
+    articles(db, "everyone", 3, _utc(2026, 12, 1, 1))
+    real = slots.compose_scheduled
+    calls: list[str] = []
+    running = [0, 0]  # now, most at once
+
+    def counted(*args: Any, **kwargs: Any) -> ComposeResult:
+        running[0] += 1
+        running[1] = max(running)
+        calls.append(str(args[2:]))
+        time.sleep(0.3)  # long enough for the other job to come in
+        try:
+            return real(*args, **kwargs)
+        finally:
+            running[0] -= 1
+
+    monkeypatch.setattr(slots, "compose_scheduled", counted)
+    monkeypatch.setattr(scheduler_module, "utcnow", lambda: _utc(2026, 12, 1, 3, 0))
+    scheduler = TidingsScheduler(db, settings)
+
+    async def both() -> None:
+        await asyncio.gather(scheduler._serve_slots(), scheduler._serve_slots())
+
+    asyncio.run(both())
+    assert running[1] == 1
+    assert len(calls) == len(set(calls)), calls  # each slot asked for once

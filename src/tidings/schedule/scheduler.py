@@ -91,9 +91,15 @@ class TidingsScheduler:
         self._zones = ZoneMemory()
         #: Set on the way out, so a feed fetch in flight stops at once (no wait for it).
         self._stop_polls = threading.Event()
+        #: One serving of the due slots at a time: every job serves every newsletter's due
+        #: slot, and jobs fire in the same second (the every-minute job and a newsletter's
+        #: 07:00), so two at once would render the same slot twice. A job that finds one
+        #: running waits here, holding no thread, then finds what it served remembered.
+        self._serving = asyncio.Lock()
 
     async def _serve_slots(self) -> None:
-        await asyncio.to_thread(serve_due_slots, self.db, self.settings, utcnow(), self._zones)
+        async with self._serving:
+            await asyncio.to_thread(serve_due_slots, self.db, self.settings, utcnow(), self._zones)
 
     async def _poll(self) -> None:
         await asyncio.to_thread(poll_sources, self.db, self.settings, cancel=self._stop_polls)
