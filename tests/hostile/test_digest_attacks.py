@@ -214,6 +214,9 @@ NAMES = [
     '@"' + "x" * 70 + ",>=?;=? a=?",
     ("ნინო " * 40).strip(),
     'Nino "the reader" Beridze, Jr.',
+    "The Daily Messenger of Tbilisi and the Whole South Caucasus Region Every Single Morning",
+    "X" * 120,
+    '"' + "Y" * 120 + '"',
     "Nino\\",
 ]
 

@@ -125,12 +125,12 @@ _ATOMS = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^
 
 
 def _display_name(name: str) -> list[str]:
-    """A display name as header words: as it is when it is plain words, one quoted string
+    """A display name as header words: its own words when it is plain words, one quoted string
     when it is other printable ASCII (quotes and backslashes escaped), else RFC 2047 encoded
     words of whole characters (adjacent ones join back without the space between them); a
     name with "=?" is always encoded, as readers would decode it."""
     if "=?" not in name and _ATOMS.match(name):
-        return [name]
+        return name.split(" ")  # a phrase may be folded between its words
     if "=?" not in name and _PRINTABLE_ASCII.match(name):
         return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
     return _encoded_words(name)
@@ -149,8 +149,8 @@ def address_line(header: str, name: str | None, email: str) -> str:
     if not value:
         return f"{header}: <{_single_line(header, email)}>\r\n"
     words = [*_display_name(value), f"<{_single_line(header, email)}>"]
-    if words[0].startswith('"') and len(header) + len(words[0]) + len(words[1]) + 3 > LINE_LIMIT:
-        words = [*_encoded_words(value), words[1]]  # a long quoted name: encoded, to fold
+    if any(len(header) + 2 + len(word) > LINE_LIMIT for word in words[:-1]):
+        words = [*_encoded_words(value), words[-1]]  # a word too long for a line: encoded
     lines = [f"{header}:"]
     for word in words:
         if lines[-1] != f"{header}:" and len(lines[-1]) + 1 + len(word) > LINE_LIMIT:
