@@ -3,6 +3,7 @@ databases: what a complaint report quotes must still lead back to its delivery."
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from tests.builders import articles, newsletter, subscribers
@@ -18,6 +19,7 @@ from tidings.db.models import (
     Subscription,
     SubscriptionStatus,
 )
+from tidings.deliver import worker_db
 from tidings.inbound.targets import of_message_id
 
 
@@ -158,3 +160,25 @@ def test_many_ways_of_storing_one_choice_fan_out_in_one_statement(
     got = _got(db, edition_id)
     assert len(got) == many
     assert set(got.values()) == {("Politics",)}
+
+
+def test_a_long_running_worker_keeps_a_bounded_number_of_mail_makers(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker keeps each (edition, variant)'s mail maker to send its readers; a reader-time
+    newsletter with variants makes dozens a day, so what a worker keeps must be bounded
+    (least recently used dropped first), and a dropped one is built again when needed."""
+    newsletter_id, ids = _edition_with_sections(db)
+    choices = [["Politics"], ["culture"], ["Zeta"], None]  # three variants and the edition
+    _readers(db, newsletter_id, choices)
+    send_one_off(db, settings, "daily", OneOff(article_ids=ids))
+    monkeypatch.setattr(worker_db, "MAILS_KEPT", 2)
+    worker = worker_db.WorkerDatabase(db, settings)
+    prepared = worker.claim("attack", 100)
+    assert len(prepared.jobs) == len(choices)
+    assert len(worker._mails) == 2
+    with db.session() as session:
+        variants = dict(session.execute(select(EditionVariant.id, EditionVariant.html_body)).all())
+    for job in prepared.jobs:  # each reader's mail maker is their variant's, kept or not
+        if job.claim.variant_id is not None:
+            assert job.mail._stored_html == variants[job.claim.variant_id]

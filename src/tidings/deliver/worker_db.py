@@ -6,9 +6,11 @@ contention; the worker runs it in a thread so its event loop keeps sending. The 
 this class, decides what may run side by side (see :class:`~tidings.deliver.worker.Worker`).
 """
 
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,11 @@ from tidings.mail.dkim.store import signer_for
 from tidings.mail.edition import EditionMail, edition_mail
 
 GONE_REPLY = "not sent: no longer subscribed or suppressed"
+#: How many editions' (and section variants') mail makers a worker keeps, the least recently
+#: used dropped first: a reader-time newsletter makes an edition per zone a day, each with
+#: up to ``max_section_variants`` variants, and a worker runs for months. One claim's
+#: editions fit many times over; a dropped one is built again if it is still sending.
+MAILS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -54,10 +61,10 @@ class WorkerDatabase:
         self.settings = settings
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.score = BounceScore.from_settings(settings)
-        # Each edition's rendered mail, built once per (edition, variant) and process.
-        self._mails: dict[tuple[int, int | None], EditionMail] = {}
-        # The From domain's DKIM keys of each edition, unsealed once per edition and process.
-        self._signers: dict[int, Signer | None] = {}
+        # Each edition's rendered mail, built once per (edition, variant) while kept.
+        self._mails: OrderedDict[tuple[int, int | None], EditionMail] = OrderedDict()
+        # The From domain's DKIM keys of each edition, unsealed once per edition while kept.
+        self._signers: OrderedDict[int, Signer | None] = OrderedDict()
 
     def claim(self, token: str, limit: int) -> Prepared:
         """Lease up to ``limit`` due deliveries under ``token`` and prepare them: a reader
@@ -102,7 +109,8 @@ class WorkerDatabase:
 
     def _mail_for(self, session: Session, edition_id: int, variant_id: int | None) -> EditionMail:
         """The mail maker of the edition, or of its variant for one choice of sections."""
-        mail = self._mails.get((edition_id, variant_id))
+        key = (edition_id, variant_id)
+        mail = self._mails.get(key)
         if mail is None:
             edition = session.get_one(Edition, edition_id)
             newsletter = session.get_one(Newsletter, edition.newsletter_id)
@@ -110,11 +118,14 @@ class WorkerDatabase:
                 self._signers[edition_id] = signer_for(
                     session, self.settings, newsletter.from_address
                 )
+                _keep_newest(self._signers)
             signer = self._signers[edition_id]
             variant = session.get(EditionVariant, variant_id) if variant_id else None
             parts = (variant.html_body, variant.text_body) if variant else None
             mail = edition_mail(self.settings, edition, newsletter, signer, parts=parts)
-            self._mails[(edition_id, variant_id)] = mail
+            self._mails[key] = mail
+            _keep_newest(self._mails)
+        self._mails.move_to_end(key)
         return mail
 
     def _write(self, outcomes: Sequence[Outcome], judged: Collection[int]) -> Recorded:
@@ -128,3 +139,9 @@ class WorkerDatabase:
             renewal = ledger.renew_leases(session, tokens, self.lease, utcnow())
             session.commit()
             return renewal
+
+
+def _keep_newest(kept: OrderedDict[Any, Any]) -> None:
+    """Drop the least recently used entries beyond :data:`MAILS_KEPT`."""
+    while len(kept) > MAILS_KEPT:
+        kept.popitem(last=False)
