@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -23,7 +24,15 @@ from tests.schedule.test_reader_time import (
 from tidings.compose.service import ComposeResult
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Article, Newsletter, Subscriber
+from tidings.db.models import (
+    Article,
+    Cadence,
+    Delivery,
+    Edition,
+    Newsletter,
+    Subscriber,
+    Subscription,
+)
 from tidings.schedule import scheduler as scheduler_module
 from tidings.schedule import slots
 from tidings.schedule.scheduler import TidingsScheduler
@@ -126,3 +135,51 @@ def test_two_jobs_firing_at_once_compose_a_slot_once(
     asyncio.run(both())
     assert running[1] == 1
     assert len(calls) == len(set(calls)), calls  # each slot asked for once
+
+
+def test_weekly_readers_at_their_own_time_get_one_copy_a_week(
+    db: Database, settings: Settings
+) -> None:
+    """A reader-time newsletter with a weekly digest (Saturdays 09:00): weekly readers in
+    Berlin, Kolkata and the newsletter's zone get it at their own 09:00, once a week, each
+    article once, and no daily copy; the daily reader gets no weekly one."""
+    newsletter_id = _reader_time_newsletter(db, "0 7 * * *")
+    readers = {
+        "daily@example.ge": ("Europe/Berlin", Cadence.daily),
+        "berlin@example.ge": ("Europe/Berlin", Cadence.weekly),
+        "kolkata@example.ge": ("Asia/Kolkata", Cadence.weekly),
+        "nozone@example.ge": (None, Cadence.weekly),
+    }
+    _add_readers(db, {email: (zone, zone or HOME) for email, (zone, _) in readers.items()})
+    with db.session() as session:
+        session.get_one(Newsletter, newsletter_id).weekly_schedule_cron = "0 9 * * 6"
+        for subscription in session.scalars(select(Subscription)):
+            email = session.get_one(Subscriber, subscription.subscriber_id).email
+            subscription.cadence = readers[email][1]
+        session.commit()
+    start = _utc(2026, 12, 4)  # a Friday
+    articles(db, "daily", 200, start - timedelta(days=3), step=timedelta(hours=1), seen=start)
+    _tick(
+        db,
+        settings.model_copy(update={"schedule_grace_hours": 1}),
+        start,
+        start + timedelta(days=9),
+    )
+    received = _received(db)
+    for email, (zone, cadence) in readers.items():
+        copies = received[email]
+        with db.session() as session:
+            cadences = {
+                session.get_one(Edition, edition_id).cadence
+                for edition_id in session.scalars(
+                    select(Delivery.edition_id)
+                    .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                    .where(Subscriber.email == email)
+                )
+            }
+        assert cadences == {cadence}, email
+        if cadence == Cadence.weekly:
+            local = [copy.slot.astimezone(ZoneInfo(zone or HOME)) for copy in copies]
+            assert [(t.weekday(), t.hour, t.minute) for t in local] == [(5, 9, 0)] * 2, email
+        ids = [article for copy in copies for article in copy.articles]
+        assert len(ids) == len(set(ids)), email
