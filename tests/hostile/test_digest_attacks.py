@@ -328,3 +328,40 @@ def test_a_feeds_byline_and_section_are_bounded_when_stored(
     assert byline is not None and section is not None
     assert byline.startswith("Nino Beridze, Nino") and len(byline) <= BYLINE_LIMIT
     assert section.startswith("Politics Politics") and len(section) <= SECTION_LIMIT
+
+
+def test_captions_under_every_prefix_a_feed_binds_to_media_rss_are_ignored(
+    db: Database, feed_settings: Settings, server: FeedServer
+) -> None:
+    # The caption rename is one pass over the document whatever the number of prefixes
+    # (bench/feed_media_prefixes.py: 2,000 prefixes cost 190 times a single one before);
+    # here: it still finds each bound prefix.
+    bound = "".join(f' xmlns:m{i}="http://search.yahoo.com/mrss/"' for i in range(300))
+    items = "".join(
+        f"<item><title>Story {n}</title><link>https://messenger.example.ge/story/{n}</link>"
+        f"<guid>story-{n}</guid><m{n * 100}:description>Caption {n}</m{n * 100}:description>"
+        f"<description>Summary {n}.</description></item>"
+        for n in range(3)
+    )
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"{bound}><channel>'
+        "<title>The Messenger</title><link>https://messenger.example.ge/</link>"
+        f"<description>News</description>{items}</channel></rss>"
+    ).encode()
+    server.routes["/rss"] = Reply(200, body, {"Content-Type": "application/rss+xml"})
+    create_newsletter(
+        db,
+        NewsletterSpec(
+            slug="daily", name="Daily", sender="D <d@example.org>", feeds=[server.url("/rss")]
+        ),
+        allow_private=True,
+    )
+    (outcome,) = poll_sources(db, feed_settings)
+    assert outcome.error is None, outcome.error
+    with db.session() as session:
+        summaries = {a.guid: a.summary for a in session.scalars(select(Article))}
+    assert summaries == {
+        "story-0": "Summary 0.",
+        "story-1": "Summary 1.",
+        "story-2": "Summary 2.",
+    }

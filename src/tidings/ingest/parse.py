@@ -65,19 +65,29 @@ _MRSS_PREFIX = re.compile(
 )
 
 
+#: Any prefixed description tag; whether its prefix is the Media RSS one is looked up.
+_PREFIXED_DESCRIPTION = re.compile(rb"<(/?)([A-Za-z_][\w.-]*):description\b")
+
+
 def _without_media_descriptions(body: bytes) -> bytes:
     """The document with its media:description elements renamed to one feedparser ignores.
 
     feedparser reads a media:description (a picture's caption) as the item's summary or as
     its first content, by document order, so a caption could replace the article's summary
     or body. A rename on the bytes (the prefix as the document binds it; ASCII-compatible
-    encodings only, others are left as they are) keeps the article's own words."""
-    for prefix in set(_MRSS_PREFIX.findall(body)):
-        name = re.escape(prefix)
-        body = re.sub(
-            rb"<(/?)" + name + rb":description\b", rb"<\1" + prefix + rb":caption-ignored", body
-        )
-    return body
+    encodings only, others are left as they are) keeps the article's own words. One pass
+    over the document whatever the number of prefixes bound to the namespace (a pass per
+    prefix let a hostile feed binding thousands of them hold the poller for minutes)."""
+    prefixes = set(_MRSS_PREFIX.findall(body))
+    if not prefixes:
+        return body
+
+    def rename(found: "re.Match[bytes]") -> bytes:
+        if found.group(2) not in prefixes:
+            return found.group(0)
+        return b"<" + found.group(1) + found.group(2) + b":caption-ignored"
+
+    return _PREFIXED_DESCRIPTION.sub(rename, body)
 
 
 def _xml_feed_items(body: bytes) -> list[Callable[[], ArticleDraft]]:
