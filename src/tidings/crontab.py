@@ -49,13 +49,55 @@ def weekday_names(field: str) -> str:
     return ",".join(names)
 
 
+class DstSafeCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
+    """APScheduler 3's CronTrigger, with a fix for the night the clocks go forward.
+
+    To step to the next day it adds the day's wall-clock length in UTC, so from a time
+    before the clocks go forward it lands an hour late: a midnight run (00:00 in Berlin on
+    the day after 2026-03-29, 00:30 in Santiago on 2026-09-06) is passed, and a whole day
+    is skipped, by its own jobs and by :func:`fire_times` alike. When the answer has another
+    UTC offset than the start, it is asked again from each offset change in between (from
+    there no change is crossed), and the earliest run wins: every answer is a run at or
+    after the start, so the earliest is the next one.
+    """
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        run: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        start = now.astimezone(UTC)
+        if previous_fire_time is not None:
+            start = min(start, previous_fire_time.astimezone(UTC) + timedelta(microseconds=1))
+        start = start.astimezone(self.timezone)
+        while run is not None and run.utcoffset() != start.utcoffset():
+            start = _offset_change(start, run)
+            again: datetime | None = super().get_next_fire_time(None, start)
+            if again is not None and again < run:
+                run = again
+        return run
+
+
+def _offset_change(start: datetime, end: datetime) -> datetime:
+    """The first whole second after ``start`` (and at most ``end``) whose UTC offset is not
+    ``start``'s, in ``start``'s zone: a bisection, about 20 steps over two days."""
+    low, high = start.astimezone(UTC), end.astimezone(UTC)
+    offset = start.utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(start.tzinfo).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high.replace(microsecond=0).astimezone(start.tzinfo)
+
+
 def crontab_trigger(cron: str, timezone: str) -> CronTrigger:
     """A trigger for a five-field crontab line in ``timezone``; ValueError if malformed."""
     fields = cron.split()
     if len(fields) != 5:
         raise ValueError(f"expected five fields, got {len(fields)}")
     minute, hour, day, month, day_of_week = fields
-    return CronTrigger(
+    return DstSafeCronTrigger(
         minute=minute,
         hour=hour,
         day=day,

@@ -4,7 +4,7 @@ send anybody the same article twice (beyond the one day a move between zones may
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,7 @@ from tests.schedule.test_reader_time import (
 )
 from tidings.compose.service import ComposeResult
 from tidings.config import Settings
+from tidings.crontab import fire_times
 from tidings.db.engine import Database
 from tidings.db.models import (
     Article,
@@ -36,6 +37,7 @@ from tidings.db.models import (
 from tidings.schedule import scheduler as scheduler_module
 from tidings.schedule import slots
 from tidings.schedule.scheduler import TidingsScheduler
+from tidings.schedule.slots import newsletter_trigger
 
 
 def _set_reader_time(db: Database, newsletter_id: int, on: bool) -> None:
@@ -183,3 +185,44 @@ def test_weekly_readers_at_their_own_time_get_one_copy_a_week(
             assert [(t.weekday(), t.hour, t.minute) for t in local] == [(5, 9, 0)] * 2, email
         ids = [article for copy in copies for article in copy.articles]
         assert len(ids) == len(set(ids)), email
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "day"),
+    [
+        ("0 0 * * *", "Europe/Berlin", date(2026, 3, 30)),  # the day after spring-forward
+        ("30 0 * * *", "America/New_York", date(2026, 3, 9)),
+        ("0 0 * * *", "Australia/Lord_Howe", date(2026, 10, 5)),  # a 30-minute change
+        # Where the skipped hour starts at midnight, the day's run ought to come an hour
+        # late (01:30, 01:00); it is still skipped (see the report of issue 12's review).
+        pytest.param(
+            "30 0 * * *",
+            "America/Santiago",
+            date(2026, 9, 6),
+            marks=pytest.mark.xfail(strict=True, reason="a gap that starts at midnight"),
+        ),
+        pytest.param(
+            "0 0 * * *",
+            "Asia/Beirut",
+            date(2026, 3, 29),
+            marks=pytest.mark.xfail(strict=True, reason="a gap that starts at midnight"),
+        ),
+    ],
+)
+def test_a_midnight_schedule_sends_on_the_day_after_the_clocks_go_forward(
+    cron: str, zone: str, day: date
+) -> None:
+    """APScheduler 3 steps a day by its wall-clock length added in UTC: from a time before
+    the clocks go forward it lands an hour late, past a midnight run, and skipped that whole
+    day, in the walk (coming sends, a long grace period) and in APScheduler's own jobs."""
+    trigger = newsletter_trigger(cron, zone)
+    tz = ZoneInfo(zone)
+    start = datetime(day.year, day.month, day.day, tzinfo=tz) - timedelta(days=3)
+    walked = [run for run, _ in zip(fire_times(trigger, start), range(6), strict=False)]
+    assert day in {run.astimezone(tz).date() for run in walked}, walked
+    days = [run.astimezone(tz).date() for run in walked]
+    assert days == [days[0] + timedelta(days=n) for n in range(6)], days
+    # As APScheduler's own job asks, just after the day before's run.
+    previous = next(run for run in walked if run.astimezone(tz).date() == day - timedelta(days=1))
+    following = trigger.get_next_fire_time(previous, previous + timedelta(seconds=1))
+    assert following is not None and following.astimezone(tz).date() == day
