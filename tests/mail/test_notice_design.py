@@ -267,3 +267,48 @@ def test_the_welcome_names_the_schedule_on_the_readers_clock() -> None:
     shown = " ".join(text.get_content().split())
     assert "Every day at 08:00 your time." in shown and "Asia/Tbilisi" not in shown
     assert "There is no edition yet" in shown
+
+
+#: A name the email package's folder once turned into a group and two mailboxes.
+ODD_NAME = "მესენჯერი News: Tbilisi, Georgia"
+
+
+@pytest.mark.parametrize("kind", MAILS)
+def test_names_with_specials_stay_one_mailbox(kind: str) -> None:
+    newsletter = _newsletter(name=ODD_NAME)
+    newsletter.from_name = ODD_NAME
+    if kind == "confirm":
+        notice = Notice(ODD_NAME, "digest@messenger.example.ge", None, "nino@example.ge", ODD_NAME)
+        context = {"newsletter": newsletter, "name": "Nino", "email": "nino@example.ge"}
+        raw = notice_message(SETTINGS, "confirm", notice, context | {"confirm_url": CONFIRM_URL})
+    else:
+        due = WelcomeDue(
+            987654, "nino@example.ge", ODD_NAME, None, datetime.now(UTC), newsletter, None
+        )
+        raw = welcome_mail(SETTINGS, due)[1]
+    message = _parsed(raw)
+    for header, address in (("From", "digest@messenger.example.ge"), ("To", "nino@example.ge")):
+        mailboxes = message[header].addresses
+        assert len(mailboxes) == 1, (header, message[header])
+        # Python's parser keeps the space between two encoded words that RFC 2047 drops.
+        shown = " ".join(mailboxes[0].display_name.split())
+        assert (shown, mailboxes[0].addr_spec) == (ODD_NAME, address)
+    assert raw.count(b"\nFrom: ") + raw.startswith(b"From: ") == 1
+    if kind == "welcome":
+        list_id = " ".join(str(message["List-Id"]).split())
+        assert list_id == f"{ODD_NAME} <daily.messenger.example.ge>", list_id
+
+
+def test_the_welcome_footer_is_the_digests_footer_and_fits_the_text_lines() -> None:
+    newsletter = _newsletter()
+    newsletter.postal_address = "14 Rustaveli Avenue\nTbilisi 0108\nGeorgia"
+    newsletter.footer_text = ("A long word of thanks " * 45).strip() + "\n\nSecond paragraph."
+    due = WelcomeDue(987654, "nino@example.ge", None, None, datetime.now(UTC), newsletter, None)
+    message = _parsed(welcome_mail(SETTINGS, due)[1])
+    text = message.get_body(("plain",))
+    assert text is not None
+    lines = text.get_content().splitlines()
+    assert max(len(line) for line in lines if "://" not in line) <= 72  # links stay whole
+    assert "14 Rustaveli Avenue, Tbilisi 0108, Georgia" in lines
+    assert "Second paragraph." in lines
+    assert "14 Rustaveli Avenue, Tbilisi 0108, Georgia" in _html(welcome_mail(SETTINGS, due)[1])

@@ -49,8 +49,7 @@ from tidings.mail.addresses import clean_name, normalise_email
 from tidings.mail.direct import send_now
 from tidings.mail.dkim.store import load_signer
 from tidings.mail.links import confirm_path
-from tidings.mail.notice import Notice, notice_message
-from tidings.mail.returnpath import Role, bounce_domain, tagged_address
+from tidings.mail.notice import notice_message, subscription_notice
 from tidings.mail.tokens import Purpose, sign
 
 log = logging.getLogger(__name__)
@@ -232,21 +231,15 @@ def confirmation_mail(settings: Settings, due: ConfirmationDue) -> tuple[str, by
     subscription's signed notice address on the bounce domain, so a bounce names it."""
     newsletter = due.newsletter
     token = sign(settings.secret, Purpose.confirm, due.subscription_id)
-    notice = Notice(
-        from_name=newsletter.from_name,
-        from_address=newsletter.from_address,
-        reply_to=newsletter.reply_to,
-        to_email=due.email,
-        to_name=due.name,
-    )
     context = {
         "newsletter": newsletter,
         "name": due.name,
         "email": due.email,
         "confirm_url": settings.base_url + confirm_path(token),
     }
-    domain = bounce_domain(settings.bounce_domain, newsletter.from_address)
-    sender = tagged_address(settings.secret, Role.notice, due.subscription_id, domain)
+    sender, notice = subscription_notice(
+        settings, newsletter, due.subscription_id, due.email, due.name
+    )
     return sender, notice_message(settings, "confirm", notice, context)
 
 

@@ -34,13 +34,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import formataddr
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from tidings.catalog.readerfacing import footer_paragraphs, postal_line
 from tidings.config import Settings
 from tidings.crontab import schedule_in_words
 from tidings.db.clauses import is_suppressed as suppressed_address
@@ -59,7 +59,7 @@ from tidings.mail.direct import send_now
 from tidings.mail.dkim.store import load_signer
 from tidings.mail.edition import address_domain
 from tidings.mail.links import Links
-from tidings.mail.notice import Notice, notice_message
+from tidings.mail.notice import notice_message, subscription_notice
 from tidings.mail.returnpath import Role, bounce_domain, tagged_address
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,8 @@ def welcome_context(settings: Settings, due: WelcomeDue) -> dict[str, Any]:
         "latest": due.latest,
         "archive_url": links.archive(newsletter.slug),
         "schedule": schedule,
+        "postal_address": postal_line(newsletter.postal_address),
+        "footer_paragraphs": footer_paragraphs(newsletter.footer_text),
         "unsubscribe_url": links.unsubscribe(due.subscription_id),
         "preferences_url": links.preferences(due.subscription_id),
     }
@@ -223,22 +225,16 @@ def welcome_mail(settings: Settings, due: WelcomeDue) -> tuple[str, bytes]:
     domain = bounce_domain(settings.bounce_domain, newsletter.from_address)
     mailto = tagged_address(settings.secret, Role.unsubscribe, due.subscription_id, domain)
     context = welcome_context(settings, due)
-    list_id = f"{newsletter.slug}.{address_domain(newsletter.from_address)}"
+    list_id = (newsletter.name, f"{newsletter.slug}.{address_domain(newsletter.from_address)}")
     unsubscribe = f"<{context['unsubscribe_url']}>, <mailto:{mailto}?subject=unsubscribe>"
     headers = {
-        "List-Id": formataddr((newsletter.name, list_id)),
         "List-Unsubscribe": unsubscribe,
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "Precedence": "bulk",
     }
-    notice = Notice(
-        from_name=newsletter.from_name,
-        from_address=newsletter.from_address,
-        reply_to=newsletter.reply_to,
-        to_email=due.email,
-        to_name=due.name,
+    sender, notice = subscription_notice(
+        settings, newsletter, due.subscription_id, due.email, due.name, list_id
     )
-    sender = tagged_address(settings.secret, Role.notice, due.subscription_id, domain)
     return sender, notice_message(settings, "welcome", notice, context, headers)
 
 

@@ -87,3 +87,15 @@ def check_utm_source(raw: str | None) -> str | None:
             f"at most {UTM_SOURCE_AT_MOST} of them (such as 'newsletter')."
         )
     return token
+
+
+def postal_line(text: str | None) -> str | None:
+    """A postal address as mail shows it: its lines on one line, joined by commas."""
+    lines = [line.strip().rstrip(",") for line in (text or "").splitlines() if line.strip()]
+    return ", ".join(lines) or None
+
+
+def footer_paragraphs(text: str | None) -> tuple[str, ...]:
+    """A footer text's paragraphs (blank lines between), each on one line."""
+    blocks = re.split(r"\n\s*\n", (text or "").strip())
+    return tuple(" ".join(block.split()) for block in blocks if block.strip())

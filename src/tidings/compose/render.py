@@ -24,6 +24,7 @@ from markdown_it.token import Token
 from markupsafe import Markup
 from sqlalchemy import inspect
 
+from tidings.catalog.readerfacing import footer_paragraphs, postal_line
 from tidings.compose.utm import with_utm
 from tidings.db.models import Article, Newsletter
 from tidings.errors import InvalidInput
@@ -204,18 +205,6 @@ def _preheader(lead: ArticleView | None, sections: Sequence[SectionView]) -> str
     return text if len(text) <= PREHEADER_LIMIT else text[: PREHEADER_LIMIT - 1] + "…"
 
 
-def _one_line(text: str | None) -> str | None:
-    """A multi-line text (a postal address) on one line, its lines joined by commas."""
-    lines = [line.strip().rstrip(",") for line in (text or "").splitlines() if line.strip()]
-    return ", ".join(lines) or None
-
-
-def _paragraphs(text: str | None) -> tuple[str, ...]:
-    """A text's paragraphs (blank lines between), each on one line."""
-    blocks = re.split(r"\n\s*\n", (text or "").strip())
-    return tuple(" ".join(block.split()) for block in blocks if block.strip())
-
-
 def intro_to_html(markdown: str) -> Markup:
     """Editor Markdown to safe HTML: raw HTML in it is escaped, the result sanitised."""
     rendered = MarkdownIt("commonmark", {"html": False}).render(markdown)
@@ -386,8 +375,8 @@ def render_edition(
         intro_text=intro_to_text(intro_markdown) if intro_markdown else None,
         weekly=weekly,
         preheader=_preheader(lead, sections),
-        postal_address=_one_line(newsletter.postal_address),
-        footer_paragraphs=_paragraphs(newsletter.footer_text),
+        postal_address=postal_line(newsletter.postal_address),
+        footer_paragraphs=footer_paragraphs(newsletter.footer_text),
     )
     context: dict[str, Any] = {
         "newsletter": newsletter,
