@@ -11,6 +11,7 @@ the same thing to both.
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from datetime import timezone as dt_timezone
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -58,8 +59,13 @@ class DstSafeCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is
     is skipped, by its own jobs and by :func:`fire_times` alike. When the answer has another
     UTC offset than the start, it is asked again from each offset change in between (from
     there no change is crossed), and the earliest run wins: every answer is a run at or
-    after the start, so the earliest is the next one.
+    after the start, so the earliest is the next one. A run the gap itself swallows (the
+    skipped hour starts at midnight) is looked for on the clocks of before the change.
     """
+
+    def __init__(self, *, timezone: ZoneInfo, **fields: str) -> None:
+        super().__init__(timezone=timezone, **fields)
+        self._fields = fields
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
@@ -70,11 +76,28 @@ class DstSafeCronTrigger(CronTrigger):  # type: ignore[misc]  # APScheduler 3 is
             start = min(start, previous_fire_time.astimezone(UTC) + timedelta(microseconds=1))
         start = start.astimezone(self.timezone)
         while run is not None and run.utcoffset() != start.utcoffset():
-            start = _offset_change(start, run)
+            change = _offset_change(start, run)
+            skipped = self._in_gap(start, change)
+            if skipped is not None and skipped < run:
+                run = skipped
+            start = change
             again: datetime | None = super().get_next_fire_time(None, start)
             if again is not None and again < run:
                 run = again
         return run
+
+    def _in_gap(self, start: datetime, change: datetime) -> datetime | None:
+        """A run whose wall-clock time the clocks skip at ``change`` (a gap that starts at
+        midnight, where the day's own step lands past it), at that time on the clocks of
+        before the change: an hour late, as APScheduler runs 02:30 on a Berlin spring night."""
+        before, after = start.utcoffset(), change.utcoffset()
+        if before is None or after is None or after <= before:
+            return None  # the clocks go back: no time is skipped
+        fixed = CronTrigger(**self._fields, timezone=dt_timezone(before))
+        run: datetime | None = fixed.get_next_fire_time(None, start)
+        if run is None or not change <= run < change + (after - before):
+            return None
+        return run.astimezone(self.timezone)
 
 
 def _offset_change(start: datetime, end: datetime) -> datetime:

@@ -193,20 +193,9 @@ def test_weekly_readers_at_their_own_time_get_one_copy_a_week(
         ("0 0 * * *", "Europe/Berlin", date(2026, 3, 30)),  # the day after spring-forward
         ("30 0 * * *", "America/New_York", date(2026, 3, 9)),
         ("0 0 * * *", "Australia/Lord_Howe", date(2026, 10, 5)),  # a 30-minute change
-        # Where the skipped hour starts at midnight, the day's run ought to come an hour
-        # late (01:30, 01:00); it is still skipped (see the report of issue 12's review).
-        pytest.param(
-            "30 0 * * *",
-            "America/Santiago",
-            date(2026, 9, 6),
-            marks=pytest.mark.xfail(strict=True, reason="a gap that starts at midnight"),
-        ),
-        pytest.param(
-            "0 0 * * *",
-            "Asia/Beirut",
-            date(2026, 3, 29),
-            marks=pytest.mark.xfail(strict=True, reason="a gap that starts at midnight"),
-        ),
+        # The skipped hour starts at midnight: the day's run comes an hour late.
+        ("30 0 * * *", "America/Santiago", date(2026, 9, 6)),
+        ("0 0 * * *", "Asia/Beirut", date(2026, 3, 29)),
     ],
 )
 def test_a_midnight_schedule_sends_on_the_day_after_the_clocks_go_forward(
