@@ -198,7 +198,7 @@ def test_the_scheduler_serves_its_feed_polls_and_the_queue(
     assert _value(samples, "tidings_feed_polls_total", result="error") in (None, 0)
     assert _value(samples, "tidings_feed_poll_seconds_count", result="ok") == 1
     took = _value(samples, "tidings_feed_poll_seconds_sum", result="ok")
-    assert took is not None and 0 < took < 30
+    assert took is not None and took > 0
     for outcome in ("created", "skipped", "failed", "existing"):
         assert _value(samples, "tidings_scheduler_slots_total", outcome=outcome) is not None
 

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from tidings.cli.context import CliContext, cli_context, fail, friendly
 from tidings.cli.logs import configure_logging
 from tidings.deliver.runner import run_worker
-from tidings.deliver.supervisor import Supervisor, stats_json
+from tidings.deliver.supervisor import Supervisor, process_count, stats_json
 from tidings.deliver.worker import WorkerStats
 from tidings.mail.transport import check_links
 from tidings.metrics import registry_with, serve_metrics
@@ -96,19 +96,6 @@ PROCESSES = typer.Option(
 SUPERVISED = typer.Option(False, "--supervised", hidden=True)
 
 
-def process_count(asked: int | None, postgres: bool) -> int:
-    """How many worker processes to run: as ``asked``, else one per core. SQLite takes one
-    writer at a time, so it gets one unless more were asked for, which is refused."""
-    if asked is None:
-        return (os.cpu_count() or 1) if postgres else 1
-    if asked > 1 and not postgres:
-        raise fail(
-            f"--processes {asked} needs PostgreSQL: SQLite takes one writer at a time "
-            "(run one worker process, --processes 1)"
-        )
-    return asked
-
-
 def child_command(
     index: int, *, drain: bool, metrics_port: int | None, metrics_host: str
 ) -> list[str]:
@@ -166,8 +153,7 @@ def worker(
     """
     context = cli_context(ctx)
     configure_logging(context.settings.log_format)
-    postgres = context.database().engine.dialect.name == "postgresql"
-    count = process_count(processes, postgres)
+    count = process_count(processes, context.database())
     if count > 1:
         check_links(context.settings)  # once here, not once per child and restart
         stats = supervise_workers(

@@ -18,6 +18,7 @@ which the supervisor adds up. Children share the supervisor's standard error (th
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import tempfile
@@ -27,7 +28,25 @@ from dataclasses import asdict, dataclass, field, fields
 from types import FrameType
 from typing import IO
 
+from tidings.db.dialect import is_postgres
+from tidings.db.engine import Database
 from tidings.deliver.writebehind import WorkerStats
+from tidings.errors import InvalidInput
+
+
+def process_count(asked: int | None, db: Database) -> int:
+    """How many worker processes to run: as ``asked``, else one per core. SQLite takes one
+    writer at a time, so it gets one unless more were asked for, which is refused."""
+    postgres = is_postgres(db.engine)
+    if asked is None:
+        return (os.cpu_count() or 1) if postgres else 1
+    if asked > 1 and not postgres:
+        raise InvalidInput(
+            f"--processes {asked} needs PostgreSQL: SQLite takes one writer at a time "
+            "(run one worker process, --processes 1)"
+        )
+    return asked
+
 
 log = logging.getLogger(__name__)
 
