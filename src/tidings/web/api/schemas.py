@@ -28,8 +28,9 @@ UTM_SOURCE = (
     "utm_medium=email and utm_campaign=the edition"
 )
 #: Bounds on what is read at all; the catalog's own limits (with sentences) are tighter.
-POSTAL_AT_MOST = 2000
-FOOTER_AT_MOST = 4000
+POSTAL_READ_AT_MOST = 2000
+FOOTER_READ_AT_MOST = 4000
+UTM_SOURCE_READ_AT_MOST = 100
 
 
 class NewsletterIn(Model):
@@ -54,14 +55,16 @@ class NewsletterIn(Model):
     )
     reader_time: bool = Field(default=False, description=READER_TIME)
     postal_address: str | None = Field(
-        default=None, max_length=POSTAL_AT_MOST, description=POSTAL_ADDRESS
+        default=None, max_length=POSTAL_READ_AT_MOST, description=POSTAL_ADDRESS
     )
     footer_text: str | None = Field(
-        default=None, max_length=FOOTER_AT_MOST, description=FOOTER_TEXT
+        default=None, max_length=FOOTER_READ_AT_MOST, description=FOOTER_TEXT
     )
     welcome_enabled: bool = Field(default=True, description=WELCOME)
     show_images: bool = Field(default=True, description=IMAGES)
-    utm_source: str | None = Field(default=None, max_length=100, description=UTM_SOURCE)
+    utm_source: str | None = Field(
+        default=None, max_length=UTM_SOURCE_READ_AT_MOST, description=UTM_SOURCE
+    )
 
 
 #: Settings a PATCH may leave out (they keep their value) but not set to null; reply_to and
@@ -108,15 +111,21 @@ class NewsletterPatch(Model):
     )
     reader_time: bool | None = Field(default=None, description=READER_TIME)
     postal_address: str | None = Field(
-        default=None, max_length=POSTAL_AT_MOST, description=POSTAL_ADDRESS + "; null removes it"
+        default=None,
+        max_length=POSTAL_READ_AT_MOST,
+        description=POSTAL_ADDRESS + "; null removes it",
     )
     footer_text: str | None = Field(
-        default=None, max_length=FOOTER_AT_MOST, description=FOOTER_TEXT + "; null removes it"
+        default=None,
+        max_length=FOOTER_READ_AT_MOST,
+        description=FOOTER_TEXT + "; null removes it",
     )
     welcome_enabled: bool | None = Field(default=None, description=WELCOME)
     show_images: bool | None = Field(default=None, description=IMAGES)
     utm_source: str | None = Field(
-        default=None, max_length=100, description=UTM_SOURCE + "; null removes the tags"
+        default=None,
+        max_length=UTM_SOURCE_READ_AT_MOST,
+        description=UTM_SOURCE + "; null removes the tags",
     )
 
     @field_validator(*KEPT_IF_LEFT_OUT, mode="before")
