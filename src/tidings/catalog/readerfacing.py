@@ -40,9 +40,16 @@ def _refuse_control(text: str, what: str) -> None:
             )
 
 
+#: How a postal address is typed on one line (a CLI option, a one-line field), and how
+#: the CLI shows it back: "14 Rustaveli Avenue | Tbilisi 0108".
+LINE_SEPARATOR = " | "
+
+
 def check_postal_address(raw: str | None) -> str | None:
-    """The postal address as stored: its non-empty lines joined by newlines, or None."""
-    lines = [line for line in _lines_of(raw or "") if line]
+    """The postal address as stored: its non-empty lines (line breaks, or
+    :data:`LINE_SEPARATOR` between them) joined by newlines, or None."""
+    parts = (part.strip() for line in _lines_of(raw or "") for part in line.split(LINE_SEPARATOR))
+    lines = [part for part in parts if part]
     if not lines:
         return None
     for line in lines:

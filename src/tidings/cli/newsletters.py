@@ -11,6 +11,7 @@ from tidings.catalog.newsletters import (
     list_newsletters,
     sender_of,
 )
+from tidings.catalog.readerfacing import LINE_SEPARATOR
 from tidings.cli.context import cli_context, friendly
 from tidings.errors import InvalidInput
 from tidings.mail.templates import template_sets
@@ -89,7 +90,7 @@ def create(
         max_articles=max_articles,
         allowed_origins=tuple(allowed_origins),
         reader_time=reader_time,
-        postal_address=_postal(postal_address),
+        postal_address=postal_address,
         footer_text=footer_text,
         welcome_enabled=welcome,
         show_images=images,
@@ -156,7 +157,7 @@ def edit(
         "max_articles": max_articles,
         "template_set": template_set,
         "reader_time": reader_time,
-        "postal_address": _postal(postal_address),
+        "postal_address": postal_address,
         "footer_text": footer_text,
         "welcome_enabled": welcome,
         "show_images": images,
@@ -183,7 +184,7 @@ def edit(
         "schedule": f"{changed.schedule_cron} {changed.timezone}",
         "allowed origins": ", ".join(changed.allowed_origins or ()) or "none",
         "sends at": "each reader's local time" if changed.reader_time else "the schedule's zone",
-        "postal address": " | ".join((changed.postal_address or "none").splitlines()),
+        "postal address": LINE_SEPARATOR.join((changed.postal_address or "none").splitlines()),
         "footer": shorten(" ".join((changed.footer_text or "none").split()), 60),
         "welcome mail": "on" if changed.welcome_enabled else "off",
         "images": "shown" if changed.show_images else "not shown",
@@ -191,14 +192,6 @@ def edit(
     }
     for label, value in shown.items():
         context.out.print(f"  {label}: {value}", markup=False)
-
-
-def _postal(typed: str | None) -> str | None:
-    """A postal address typed on one line: " | " separates its lines (as ``edit`` shows it);
-    a literal newline works too."""
-    if typed is None:
-        return None
-    return "\n".join(part.strip() for part in typed.split(" | "))
 
 
 @app.command("list")
