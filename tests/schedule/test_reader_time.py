@@ -41,8 +41,8 @@ from tidings.schedule.slots import (
     ZONES_KEPT,
     ZoneMemory,
     newsletter_trigger,
-    reader_fire_times,
     serve_due_slots,
+    slot_times,
 )
 
 HOME = "Asia/Tbilisi"
@@ -64,7 +64,7 @@ def _utc(*args: int) -> datetime:
 
 def _runs(cron: str, zone: str, start: datetime, end: datetime) -> list[datetime]:
     runs = []
-    for run in reader_fire_times(newsletter_trigger(cron, zone), start):
+    for run in slot_times(newsletter_trigger(cron, zone), start):
         if run >= end:
             break
         runs.append(run.astimezone(UTC))

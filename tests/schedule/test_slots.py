@@ -44,6 +44,23 @@ def test_a_slot_missed_while_down_is_served_once_within_grace(
     assert too_late == []
 
 
+def test_a_time_the_clocks_show_twice_sends_one_digest(db: Database, settings: Settings) -> None:
+    """Berlin, 2026-10-25: 02:30 comes at 00:30 UTC (CEST) and again at 01:30 UTC (CET); a
+    newsletter at 02:30 sends once that night, even with news between the two."""
+    newsletter(db, schedule="30 2 * * *", timezone="Europe/Berlin")
+    first = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    articles(db, "daily", 2, first - timedelta(hours=3), seen=first - timedelta(hours=3))
+    subscribers(db, "daily", 2)
+    served = serve_due_slots(db, settings, first + timedelta(minutes=1))
+    assert [(o.slot.astimezone(UTC), o.result.created) for o in served] == [(first, True)]
+    articles(db, "daily", 2, first + timedelta(minutes=20), seen=first + timedelta(minutes=20))
+    again = serve_due_slots(db, settings, first + timedelta(hours=1, minutes=1))  # 02:31 CET
+    assert [(o.slot.astimezone(UTC), o.result.created) for o in again] == [(first, False)]
+    with db.session() as session:
+        assert session.query(Edition).count() == 1
+        assert session.query(Delivery).count() == 2
+
+
 def test_racing_schedulers_make_one_edition(db: Database, settings: Settings) -> None:
     newsletter(db, schedule="*/30 * * * *", timezone="UTC")
     now = datetime.now(UTC)

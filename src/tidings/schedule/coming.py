@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.compose.zones import reader_zones
-from tidings.crontab import fire_times
 from tidings.db.engine import Database
 from tidings.db.models import Article, Cadence, Newsletter, Source
 from tidings.deliver.ledger.fanout import recipient_count
 from tidings.errors import InvalidInput
-from tidings.schedule.slots import newsletter_trigger, reader_fire_times
+from tidings.schedule.slots import newsletter_trigger, slot_times
 
 DAYS_DEFAULT = 7
 DAYS_AT_MOST = 62
@@ -136,9 +135,8 @@ def _cadence_sends(
             trigger = newsletter_trigger(cron, zone)
         except (ValueError, LookupError):
             continue  # an unusable schedule sends nothing (the scheduler reports it)
-        walk = reader_fire_times if newsletter.reader_time else fire_times
         readers = recipient_count(session, newsletter.id, sections, split, rule)
-        for run in _runs_before(walk(trigger, now), end):
+        for run in _runs_before(slot_times(trigger, now), end):
             local = LocalTime(zone, run.astimezone(UTC).astimezone(ZoneInfo(zone)))
             found.append((run.astimezone(UTC), cadence, local, readers))
     return found

@@ -41,21 +41,18 @@ def repeated_showing(run: datetime) -> bool:
     return run.astimezone(UTC) > first.astimezone(UTC)
 
 
-def reader_fire_times(trigger: CronTrigger, start: datetime) -> Iterator[datetime]:
-    """The runs of a reader-time schedule: :func:`~tidings.crontab.fire_times`, except that a
-    wall-clock time the clocks show twice runs once, at its first showing, so a reader gets
+def slot_times(trigger: CronTrigger, start: datetime) -> Iterator[datetime]:
+    """The slots of a newsletter's schedule: :func:`~tidings.crontab.fire_times`, except that
+    a wall-clock time the clocks show twice runs once, at its first showing, so a reader gets
     one copy that day; a time the clocks skip runs once, an hour late (as fire_times does)."""
     return (run for run in fire_times(trigger, start) if not repeated_showing(run))
 
 
-def latest_slot(
-    trigger: CronTrigger, now: datetime, grace: timedelta, reader_time: bool = False
-) -> datetime | None:
-    """The newest fire time in (now - grace, now], or None if the schedule had none; with
-    ``reader_time``, a repeated wall-clock time counts once (:func:`reader_fire_times`)."""
+def latest_slot(trigger: CronTrigger, now: datetime, grace: timedelta) -> datetime | None:
+    """The newest slot in (now - grace, now], or None if the schedule had none; a repeated
+    wall-clock time counts once (:func:`slot_times`)."""
     latest = None
-    runs = reader_fire_times if reader_time else fire_times
-    for candidate in runs(trigger, now - grace):
+    for candidate in slot_times(trigger, now - grace):
         if candidate > now:
             break
         latest = candidate
@@ -169,7 +166,7 @@ def _serve(
     except (ValueError, LookupError):  # reported once, when the scheduler builds its jobs
         log.debug("newsletter %s has no usable %s schedule", due.slug, due.cadence.value)
         return None
-    slot = latest_slot(trigger, now, grace, reader_time=bool(zone))
+    slot = latest_slot(trigger, now, grace)
     if slot is None or (memory is not None and memory.served(due, zone, slot)):
         return None
     result = compose_scheduled(db, settings, due.newsletter_id, slot, due.cadence, zone)
