@@ -139,14 +139,13 @@ def fan_out_edition(
     newsletter: Newsletter,
     sections: list[str],
     now: datetime,
-    zone_rule: ColumnElement[bool] | None = None,
     *,
     settings: Settings,
     articles: Sequence[Article],
 ) -> int:
     """Queue the edition to every active subscriber who wants one of ``sections``: for a
     scheduled edition of a newsletter with a weekly digest those of its cadence, else all;
-    only the readers ``zone_rule`` accepts when given (one zone of a reader-time newsletter).
+    for an edition of one readers' zone (a reader-time newsletter's), only that zone's.
 
     A reader who chose some of its sections gets a variant of the edition's ``articles`` of
     those only, rendered once per distinct choice (:mod:`~tidings.compose.variants`).
@@ -155,9 +154,10 @@ def fan_out_edition(
     # Only a newsletter that offers both cadences splits its readers by them.
     split = edition.kind == EditionKind.scheduled and newsletter.offers_weekly
     cadence = edition.cadence if split else None
+    in_zone = zone_rule(session, newsletter, edition.zone, edition.cadence)
     variants: dict[int, frozenset[str]] = {}
     if articles:
-        readers = readers_of(session, newsletter.id, sections, cadence, zone_rule)
+        readers = readers_of(session, newsletter.id, sections, cadence, in_zone)
         variants = section_variants(session, settings, edition, newsletter, articles, readers)
     return fan_out(
         session,
@@ -168,7 +168,7 @@ def fan_out_edition(
         sections,
         cadence,
         variants=variants,
-        zone_rule=zone_rule,
+        zone_rule=in_zone,
     )
 
 
@@ -203,7 +203,6 @@ def start_sending(
     newsletter: Newsletter,
     articles: list[Article],
     now: datetime,
-    zone_rule: ColumnElement[bool] | None = None,
     *,
     settings: Settings,
 ) -> int:
@@ -212,7 +211,7 @@ def start_sending(
     attach_articles(session, edition, articles)
     sections = sections_of(articles)
     return fan_out_edition(
-        session, edition, newsletter, sections, now, zone_rule, settings=settings, articles=articles
+        session, edition, newsletter, sections, now, settings=settings, articles=articles
     )
 
 
@@ -343,9 +342,8 @@ def _compose_slot(
         raced = _claim_slot(session, edition)
         if raced is not None:
             return raced
-        readers = zone_rule(session, newsletter, zone, cadence)
         deliveries = start_sending(
-            session, edition, newsletter, fitted.articles, now, readers, settings=settings
+            session, edition, newsletter, fitted.articles, now, settings=settings
         )
         session.commit()
         return ComposeResult(
