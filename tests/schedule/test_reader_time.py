@@ -19,6 +19,7 @@ from sqlalchemy import select
 from tests.builders import articles, newsletter, subscribers
 from tests.conftest import Cli
 from tidings.audience.service import add_subscriber
+from tidings.compose.archive import archive, archive_html
 from tidings.compose.zones import ReaderZones, is_zone, reader_zones
 from tidings.config import Settings
 from tidings.db.engine import Database
@@ -144,9 +145,10 @@ def test_reader_zones_split_valid_and_invalid(db: Database) -> None:
     assert sum(counts.values()) == len(READERS)  # each reader in exactly one zone
 
 
-def test_no_home_readers_means_no_home_edition() -> None:
-    zones = ReaderZones(HOME, frozenset({"Asia/Kolkata"}), (), home_readers=False)
-    assert zones.served() == ["Asia/Kolkata"]
+def test_the_home_zone_is_served_without_readers_there() -> None:
+    """Its edition is the one the public archive lists (and the welcome links)."""
+    zones = ReaderZones(HOME, frozenset({"Asia/Kolkata"}), ())
+    assert zones.served() == [HOME, "Asia/Kolkata"]
 
 
 def _tick(db: Database, settings: Settings, start: datetime, end: datetime) -> None:
@@ -399,7 +401,9 @@ def test_the_scheduler_rereads_the_zones_every_few_minutes(
     articles(db, "daily", 30, berlin_slot - timedelta(hours=20), step=timedelta(hours=1))
     memory = ZoneMemory()
     read_at = berlin_slot - timedelta(minutes=1)
-    assert serve_due_slots(db, settings, read_at, memory)[0].zone == "Asia/Kolkata"
+    first = serve_due_slots(db, settings, read_at, memory)
+    # The home zone's edition (no reader there: the archive's copy) and Kolkata's.
+    assert {o.zone: o.result.deliveries for o in first} == {HOME: 0, "Asia/Kolkata": 1}
     add_subscriber(db, "daily", "berlin@example.ge", None, confirmed=True, source="test")
     with db.session() as session:
         session.scalars(
@@ -484,3 +488,21 @@ def test_zones_that_agree_on_an_instant_share_a_line(db: Database) -> None:
     assert [(s.local_text, s.readers) for s in at_seven] == [
         ("2026-12-01 08:00 Europe/Berlin, Europe/Paris; 2026-12-01 07:00 Europe/London", 3)
     ]
+
+
+def test_the_archive_lists_one_copy_per_slot(db: Database, settings: Settings) -> None:
+    """Every zone's edition stays readable at its own address, but the archive, the front and
+    the welcome list the newsletter's own zone's copy only (there even with no reader there)."""
+    _reader_time_newsletter(db, "0 7 * * *")
+    _add_readers(db, {k: READERS[k] for k in ("kolkata@example.ge", "berlin@example.ge")})
+    day = _utc(2026, 12, 1)
+    articles(db, "daily", 30, day - timedelta(hours=20), step=timedelta(hours=1))
+    _tick(db, settings, day, day + timedelta(hours=8))
+    with db.session() as session:
+        zones = dict(session.execute(select(Edition.id, Edition.zone)).all())
+    assert sorted(zones.values()) == sorted([HOME, "Asia/Kolkata", "Europe/Berlin"])
+    listed = archive(db, settings, "daily")
+    assert listed is not None
+    assert [zones[entry.edition_id] for entry in listed.entries] == [HOME]
+    for edition_id in zones:  # each zone's own copy is still there at its address
+        assert archive_html(db, settings, "daily", edition_id) is not None

@@ -44,10 +44,10 @@ from tidings.catalog.readerfacing import footer_paragraphs, postal_line
 from tidings.config import Settings
 from tidings.crontab import schedule_in_words
 from tidings.db.clauses import is_suppressed as suppressed_address
+from tidings.db.clauses import listed_publicly
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
-    PUBLIC_EDITION_STATES,
     Edition,
     Newsletter,
     Subscriber,
@@ -131,7 +131,8 @@ def latest_edition(
     """The newsletter's newest public edition, or None before its first."""
     row = session.execute(
         select(Edition.id, Edition.subject, Edition.started_at, Edition.created_at)
-        .where(Edition.newsletter_id == newsletter.id, Edition.status.in_(PUBLIC_EDITION_STATES))
+        .join(Newsletter, Newsletter.id == Edition.newsletter_id)
+        .where(Edition.newsletter_id == newsletter.id, listed_publicly())
         .order_by(Edition.id.desc())
         .limit(1)
     ).first()

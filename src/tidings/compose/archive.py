@@ -13,6 +13,7 @@ from tidings.audience.preferences import SECTION_WINDOW
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
 from tidings.crontab import next_runs, schedule_in_words
+from tidings.db.clauses import listed_publicly
 from tidings.db.engine import Database
 from tidings.db.models import (
     PUBLIC_EDITION_STATES,
@@ -62,9 +63,8 @@ def archive(db: Database, settings: Settings, slug: str, limit: int = 100) -> Ar
             return None
         rows = session.execute(
             select(Edition.id, Edition.subject, Edition.started_at, Edition.created_at)
-            .where(
-                Edition.newsletter_id == newsletter.id, Edition.status.in_(PUBLIC_EDITION_STATES)
-            )
+            .join(Newsletter, Newsletter.id == Edition.newsletter_id)
+            .where(Edition.newsletter_id == newsletter.id, listed_publicly())
             .order_by(Edition.id.desc())
             .limit(limit)
         ).all()
@@ -214,7 +214,8 @@ def front(db: Database, now: datetime) -> list[FrontNewsletter]:
         counts = dict(
             session.execute(
                 select(Edition.newsletter_id, func.count())
-                .where(Edition.status.in_(PUBLIC_EDITION_STATES))
+                .join(Newsletter, Newsletter.id == Edition.newsletter_id)
+                .where(listed_publicly())
                 .group_by(Edition.newsletter_id)
             ).all()
         )

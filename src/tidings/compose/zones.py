@@ -41,18 +41,16 @@ class ReaderZones:
     """The time zones the active readers of a newsletter gave, split by validity.
 
     ``home`` is the newsletter's zone: readers with no zone or an invalid one read there.
-    ``home_readers`` says whether any reader's effective zone is ``home``.
     """
 
     home: str
     valid: frozenset[str]
     invalid: tuple[str, ...]
-    home_readers: bool
 
     def served(self) -> list[str]:
-        """Every effective zone of a reader, the newsletter's first, then by name."""
-        others = sorted(self.valid - {self.home})
-        return [self.home, *others] if self.home_readers else others
+        """Every effective zone of a reader, by name, after the newsletter's own, which is
+        always served: its edition is the one the public archive lists, readers there or not."""
+        return [self.home, *sorted(self.valid - {self.home})]
 
     def rule(self, zone: str) -> ColumnElement[bool]:
         """The readers whose effective zone is ``zone`` (a clause on Subscriber)."""
@@ -84,8 +82,7 @@ def reader_zones(
     names = list(session.scalars(query))
     valid = frozenset(n for n in names if n is not None and is_zone(n))
     invalid = tuple(sorted(n for n in names if n is not None and n not in valid))
-    home_readers = None in names or bool(invalid) or newsletter.timezone in valid
-    return ReaderZones(newsletter.timezone, valid, invalid, home_readers)
+    return ReaderZones(newsletter.timezone, valid, invalid)
 
 
 def zone_rule(

@@ -6,10 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Exists, Row, Select, Update, exists, update
+from sqlalchemy import ColumnElement, Exists, Row, Select, Update, and_, exists, or_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from tidings.db.models import Subscription, SubscriptionStatus, Suppression
+from tidings.db.models import (
+    PUBLIC_EDITION_STATES,
+    Edition,
+    Newsletter,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -18,6 +25,16 @@ Ts = TypeVarTuple("Ts")
 def is_suppressed(email: ColumnElement[str] | InstrumentedAttribute[str]) -> Exists:
     """True for an address on the suppression list (the one rule every sender obeys)."""
     return exists().where(Suppression.email == email)
+
+
+def listed_publicly() -> ColumnElement[bool]:
+    """The editions the archive lists and counts (the query joins Newsletter): public ones,
+    and of a reader-time newsletter's one edition per slot, its own zone's (the others carry
+    the same news at other hours; each stays readable at its own address)."""
+    return and_(
+        Edition.status.in_(PUBLIC_EDITION_STATES),
+        or_(Edition.zone == "", Edition.zone == Newsletter.timezone),
+    )
 
 
 def leave(now: datetime, *which: ColumnElement[bool]) -> Update:
