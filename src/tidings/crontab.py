@@ -234,12 +234,13 @@ def _month_days_in_words(field: str) -> str | None:
     return f"On the {_and_list([_ordinal(day) for day in days])} of every month"
 
 
-def schedule_in_words(cron: str, timezone: str) -> str | None:
+def schedule_in_words(cron: str, timezone: str, zone_words: str | None = None) -> str | None:
     """A crontab line in words for readers: "Every day at 07:00 (Asia/Tbilisi)", "Every
     Monday and Thursday at 08:30 and 18:30 (Europe/Berlin)", "On the 1st of every month at
     07:00 (Asia/Tbilisi)"; None for a line that says more than days of the week or of every
     month and clock times (show its next runs instead). A line with both a day of the month
-    and a weekday is never put in words: crontab means either, the scheduler both."""
+    and a weekday is never put in words: crontab means either, the scheduler both.
+    ``zone_words`` ("your time") takes the place of the zone's name in brackets."""
     fields = cron.split()
     if len(fields) != 5:
         return None
@@ -255,4 +256,4 @@ def schedule_in_words(cron: str, timezone: str) -> str | None:
     times = _clock_times(minute, hour)
     if times is None or days is None:
         return None
-    return f"{days} at {_and_list(times)} ({timezone})"
+    return f"{days} at {_and_list(times)} " + (zone_words or f"({timezone})")

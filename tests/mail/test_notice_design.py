@@ -14,7 +14,7 @@ import pytest
 from tests.compose.slots import PLACEHOLDERS
 from tidings.audience.welcome import LatestEdition, WelcomeDue, welcome_mail
 from tidings.config import Settings
-from tidings.db.models import Newsletter
+from tidings.db.models import Cadence, Newsletter
 from tidings.mail.notice import Notice, notice_message
 from tidings.mail.tokens import Purpose, sign
 
@@ -312,3 +312,15 @@ def test_the_welcome_footer_is_the_digests_footer_and_fits_the_text_lines() -> N
     assert "14 Rustaveli Avenue, Tbilisi 0108, Georgia" in lines
     assert "Second paragraph." in lines
     assert "14 Rustaveli Avenue, Tbilisi 0108, Georgia" in _html(welcome_mail(SETTINGS, due)[1])
+
+
+def test_a_weekly_reader_is_told_the_weekly_schedule() -> None:
+    newsletter = _newsletter()
+    newsletter.weekly_schedule_cron = "0 9 * * 1"
+    due = WelcomeDue(
+        987654, "nino@example.ge", None, None, datetime.now(UTC), newsletter, None, Cadence.weekly
+    )
+    text = _parsed(welcome_mail(SETTINGS, due)[1]).get_body(("plain",))
+    assert text is not None
+    shown = " ".join(text.get_content().split())
+    assert "Every Monday at 09:00 (Asia/Tbilisi)" in shown and "08:00" not in shown

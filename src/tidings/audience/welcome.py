@@ -48,6 +48,7 @@ from tidings.db.clauses import listed_publicly
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
+    Cadence,
     Edition,
     Newsletter,
     Subscriber,
@@ -90,6 +91,8 @@ class WelcomeDue:
     claimed_at: datetime
     newsletter: Newsletter
     latest: LatestEdition | None
+    #: Which digest the reader chose (the weekly one has its own schedule).
+    cadence: Cadence = Cadence.daily
 
 
 def claim_welcome(session: Session, subscription_id: int, now: datetime) -> bool:
@@ -155,7 +158,7 @@ def _due(
     now: datetime,
 ) -> WelcomeDue | None:
     row = session.execute(
-        select(Subscriber.email, Subscriber.name, Newsletter)
+        select(Subscriber.email, Subscriber.name, Newsletter, Subscription.cadence)
         .select_from(Subscription)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .join(Newsletter, Newsletter.id == Subscription.newsletter_id)
@@ -163,10 +166,10 @@ def _due(
     ).first()
     if row is None:
         return None
-    email, name, newsletter = row
+    email, name, newsletter, cadence = row
     latest = latest_edition(session, settings, newsletter)
     session.expunge(newsletter)
-    return WelcomeDue(subscription_id, email, name, previous, now, newsletter, latest)
+    return WelcomeDue(subscription_id, email, name, previous, now, newsletter, latest, cadence)
 
 
 def take_welcome(db: Database, settings: Settings, subscription_id: int) -> WelcomeDue | None:
@@ -202,9 +205,11 @@ def welcome_context(settings: Settings, due: WelcomeDue) -> dict[str, Any]:
     """What the welcome templates are given: values only, never template source."""
     newsletter = due.newsletter
     links = Links(settings.base_url, settings.secret)
-    schedule = schedule_in_words(newsletter.schedule_cron, newsletter.timezone)
-    if schedule and newsletter.reader_time:  # the reader's own clock, not the newsletter's
-        schedule = schedule.replace(f" ({newsletter.timezone})", " your time")
+    weekly = due.cadence == Cadence.weekly and newsletter.weekly_schedule_cron is not None
+    cron = newsletter.weekly_schedule_cron if weekly else None
+    # A reader-time newsletter comes at the reader's own clock, not the newsletter's.
+    your_time = "your time" if newsletter.reader_time else None
+    schedule = schedule_in_words(cron or newsletter.schedule_cron, newsletter.timezone, your_time)
     return {
         "newsletter": newsletter,
         "name": due.name,
