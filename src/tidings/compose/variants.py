@@ -29,11 +29,10 @@ Render = Callable[[list[Article]], RenderedEdition]
 
 @dataclass(frozen=True)
 class Choice:
-    """One variant to render: the edition's sections it carries, the stored choices (JSON
-    texts) whose readers get it, and how many readers that is."""
+    """One variant to render: the edition's sections it carries, and how many readers get it
+    (the fan-out finds them by the same sections, worked out per reader by the database)."""
 
     sections: tuple[str, ...]
-    stored: frozenset[str]
     readers: int
 
     @property
@@ -74,20 +73,15 @@ def plan_variants(
     edition's sections gets nothing (those readers are not readers of this edition).
     """
     carried = set(edition_sections)
-    grouped: dict[tuple[str, ...], tuple[set[str], int]] = {}
+    grouped: dict[tuple[str, ...], int] = {}
     for stored, readers in choices:
         met = _chosen(stored) & carried
         if stored is None or not met or met == carried:
             continue
         key = tuple(sorted(met))
-        texts, count = grouped.setdefault(key, (set(), 0))
-        texts.add(stored)
-        grouped[key] = (texts, count + readers)
-    ranked = sorted(grouped.items(), key=lambda item: (-item[1][1], item[0]))
-    return [
-        Choice(sections, frozenset(texts), readers)
-        for sections, (texts, readers) in ranked[: max(cap, 0)]
-    ]
+        grouped[key] = grouped.get(key, 0) + readers
+    ranked = sorted(grouped.items(), key=lambda item: (-item[1], item[0]))
+    return [Choice(sections, readers) for sections, readers in ranked[: max(cap, 0)]]
 
 
 def articles_for(articles: Sequence[Article], sections: Collection[str]) -> list[Article]:
