@@ -94,6 +94,10 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/subscriber_pages.py
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/sections_render.py
+	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/reader_time_tick.py
+	$(BIN)/python bench/feed_media_prefixes.py
+	$(BIN)/python bench/worker_memory.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache
