@@ -279,7 +279,9 @@ class Supervisor:
             for child in running:
                 if child.proc is not None and (code := child.proc.poll()) is not None:
                     child.code = code
-                    if code != 0:
+                    # Ended by our SIGTERM itself: it was still starting (a worker takes the
+                    # signal over before it claims anything), so it held no work.
+                    if code not in (0, -signal.SIGTERM):
                         self._result.unclean += 1
                     self._collect(child)
             time.sleep(TICK_SECONDS)
