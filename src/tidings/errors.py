@@ -25,7 +25,8 @@ complete)::
     ├── WebhookRefused      inbound/webhooks     a provider's webhook request was not accepted
     └── DeliveryError               mail/transport   the SMTP server did not take a message
         ├── TransientDeliveryError(DeliveryError, ConnectionError)   4xx, drop, timeout: retry
-        │   └── UncertainDeliveryError                   no answer after DATA: maybe sent
+        │   ├── UncertainDeliveryError                   no answer after DATA: maybe sent
+        │   └── ConnectRefusedError                      421 or no connection: never sent
         └── PermanentDeliveryError                       5xx: do not retry
 """
 
