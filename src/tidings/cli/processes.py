@@ -5,6 +5,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
 
 import typer
 import uvicorn
@@ -34,10 +35,13 @@ REDACTED = "[token]"
 
 
 def redact_token(path: str) -> str:
-    """``path`` with a reader's signed token (the segment after a token prefix) hidden."""
+    """``path`` with a reader's signed token (the segment after a token prefix) hidden.
+    The access log shows the raw path, and ``/%75/TOKEN`` reaches the page of ``/u/TOKEN``:
+    the prefix is looked for in the decoded path."""
+    decoded = unquote(path)
     for prefix in TOKEN_PATH_PREFIXES:
-        if path.startswith(prefix):
-            rest = path[len(prefix) :]
+        if decoded.startswith(prefix):
+            rest = decoded[len(prefix) :]
             ends = [at for at in (rest.find("/"), rest.find("?")) if at >= 0]
             return prefix + REDACTED + rest[min(ends, default=len(rest)) :]
     return path

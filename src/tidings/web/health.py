@@ -90,13 +90,26 @@ async def healthz() -> PlainTextResponse:
     return PlainTextResponse("ok", headers=NO_STORE)
 
 
+def _check_in_flight(request: Request, db: Database) -> "asyncio.Task[dict[str, Check]]":
+    """The app's readiness check still running, else a new one. While the database hangs,
+    every probe waits on this one check instead of starting its own: one stuck thread and
+    one pooled connection at most, however often the load balancer asks."""
+    running: asyncio.Task[dict[str, Check]] | None = getattr(
+        request.app.state, "readiness_check", None
+    )
+    if running is None or running.done() or running.get_loop() is not asyncio.get_running_loop():
+        running = asyncio.create_task(asyncio.to_thread(readiness, db))
+        request.app.state.readiness_check = running
+    return running
+
+
 @router.get("/readyz")
-async def readyz(context: Context) -> JSONResponse:
+async def readyz(request: Request, context: Context) -> JSONResponse:
     """200 when ready, else 503; either way the checks and their results."""
+    check = _check_in_flight(request, context.db)
     try:
-        checks = await asyncio.wait_for(
-            asyncio.to_thread(readiness, context.db), READY_TIMEOUT_SECONDS
-        )
+        # Shielded: a probe that gives up leaves the check running for the next probes.
+        checks = await asyncio.wait_for(asyncio.shield(check), READY_TIMEOUT_SECONDS)
     except TimeoutError:
         slow = Check(False, f"no answer within {READY_TIMEOUT_SECONDS:.0f} s")
         checks = {"database": slow}
