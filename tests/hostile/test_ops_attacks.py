@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from tests.conftest import Cli
 from tests.webserver import serve
 from tidings.cli.processes import REDACTED, redact_token
 from tidings.config import Settings
-from tidings.db.engine import open_database
+from tidings.db.engine import Database, open_database
 from tidings.mail.links import unsubscribe_path
 from tidings.mail.tokens import Purpose, sign
 from tidings.web import health
@@ -90,3 +91,24 @@ def test_access_log_hides_a_token_however_the_path_is_spelt(settings: Settings, 
     logged = redact_token(path.format(token=token))
     assert token not in logged
     assert REDACTED in logged
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "257", "many", "1e9"])
+def test_nonsense_process_counts_are_refused_before_anything_starts(
+    cli: Cli, db: Database, count: str
+) -> None:
+    """A careless ``--processes``: refused with a clear sentence and no worker started
+    (nothing is due, so a started worker with --drain would just say what it did)."""
+    result = cli("worker", "--drain", "--processes", count)
+    assert result.exit_code != 0, result.output
+    assert "Invalid value for '--processes'" in result.output
+    assert "sent " not in result.output
+
+
+def test_more_than_one_process_on_sqlite_is_refused(cli: Cli, db: Database) -> None:
+    result = cli("worker", "--drain", "--processes", "3")
+    if db.engine.dialect.name == "sqlite":
+        assert result.exit_code != 0
+        assert "needs PostgreSQL" in result.output
+    else:
+        assert result.exit_code == 0, result.output
