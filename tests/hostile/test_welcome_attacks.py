@@ -2,6 +2,7 @@
 databases: someone who holds only a reader's unsubscribe link (a forwarded digest's header,
 a link scanner's log) must not turn it into a way back in, nor into a welcome mail."""
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -15,9 +16,10 @@ from tests.builders import newsletter, subscribers
 from tests.web.forms import form_to
 from tests.web.site import Site, site_with_mail
 from tidings.audience.service import unsubscribe
+from tidings.audience.signup import ConfirmationDue, SignupQueue
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Subscription, SubscriptionStatus
+from tidings.db.models import Newsletter, Subscription, SubscriptionStatus
 from tidings.mail.tokens import Purpose, sign
 
 #: Long enough for a wrong welcome to arrive.
@@ -100,3 +102,16 @@ def test_a_reader_who_just_left_still_finds_the_preference_centre(site: Site) ->
     assert PREFERENCES_LINK.findall(goodbye.text) == [
         sign(site.settings.secret, Purpose.preferences, subscription_id)
     ]
+
+
+def test_a_full_queue_logs_no_address(
+    db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood fills the sign-up queue: the dropped confirmation is logged by its
+    subscription, as the dropped welcome is, never by the (perhaps a stranger's) address."""
+    queue = SignupQueue(db, settings, backlog=0)
+    due = ConfirmationDue(7, "stranger@example.org", None, None, Newsletter())
+    with caplog.at_level(logging.INFO):
+        assert queue.mail(due) is False
+    assert "queue full" in caplog.text and "subscription 7" in caplog.text
+    assert "stranger@example.org" not in caplog.text

@@ -285,7 +285,10 @@ class SignupQueue:
         """Send a confirmation already claimed (an admin's resend) through the same few SMTP
         conversations as the sign-ups'; False when the queue is full."""
         if len(self._tasks) >= self.backlog:
-            log.warning("sign-up queue full; a confirmation to %s was not sent", due.email)
+            log.warning(  # by its subscription: logs carry no reader's address
+                "sign-up queue full; subscription %s was not sent its confirmation",
+                due.subscription_id,
+            )
             release_confirmation(self.db, due)
             return False
         task = asyncio.create_task(self._confirm(due))
