@@ -46,9 +46,11 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Edition, UserRole
 from tidings.deliver.runner import run_worker
+from tidings.ingest.drafts import BYLINE_LIMIT, SECTION_LIMIT
 from tidings.ingest.service import poll_sources
 from tidings.mail.edition import TEST_UNSUBSCRIBE_PATH
 from tidings.schedule.slots import serve_due_slots
+from tidings.text import shorten
 
 #: One plain reader, and one whose own name is a placeholder.
 READERS = [("nino@example.ge", "Nino Beridze"), ("giorgi@example.ge", "Giorgi ZZtidings_email_ZZ")]
@@ -61,7 +63,15 @@ def _subscribe(db: Database, slug: str = "daily") -> None:
 
 
 def _article_literals(fields: dict[str, str]) -> list[str]:
-    return [fields[key] for key in ("url", "title", "author", "section", "summary")]
+    """The fields as stored, so as every copy must show them: the byline and the section
+    kept to their limits (a feed's author biography weighs on every copy)."""
+    return [
+        fields["url"],
+        fields["title"],
+        shorten(fields["author"], BYLINE_LIMIT),
+        shorten(fields["section"], SECTION_LIMIT),
+        fields["summary"],
+    ]
 
 
 def _stored_nonce(db: Database, edition_id: int) -> str:
