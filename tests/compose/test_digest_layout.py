@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from tests.contrast import contrast
 from tests.deliver.ledgerrows import sending
 from tests.smtpserver import smtp_server
 from tidings.compose.render import (
@@ -401,21 +402,6 @@ def test_premailer_keeps_css_off_html_attributes() -> None:
     )
     assert "bgcolor" not in inlined and 'height="auto"' not in inlined
     assert 'width="300"' in inlined and 'height="200"' in inlined
-
-
-def _luminance(colour: str) -> float:
-    value = colour.lstrip("#")
-    if len(value) == 3:
-        value = "".join(c * 2 for c in value)
-    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast(foreground: str, background: str) -> float:
-    """WCAG 2 contrast ratio of two #rgb/#rrggbb colours."""
-    lighter, darker = sorted((_luminance(foreground), _luminance(background)), reverse=True)
-    return (lighter + 0.05) / (darker + 0.05)
 
 
 def test_contrast_function() -> None:
