@@ -24,7 +24,13 @@ from pathlib import Path
 
 from common import fresh_database
 from latency_proxy import latency_proxy
-from smtp_throughput import ensure_postfix_tools, free_port, prepare_edition, sink, tool
+from smtp_throughput import (
+    ensure_postfix_tools,
+    free_port,
+    prepare_edition,
+    sink,
+    time_smtp_source,
+)
 from sqlalchemy import func, select
 
 from tidings.db.engine import open_database
@@ -45,26 +51,7 @@ class TidingsRun:
 
 def smtp_source_rate(port: int, messages: int, size: int) -> float:
     """Messages per second of ``smtp-source -d -s 10`` into ``port``."""
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            tool("smtp-source"),
-            "-d",
-            "-s",
-            str(SOURCE_SESSIONS),
-            "-m",
-            str(messages),
-            "-l",
-            str(size),
-            "-f",
-            "digest@messenger.example.ge",
-            "-t",
-            "reader@example.ge",
-            f"127.0.0.1:{port}",
-        ],
-        check=True,
-    )
-    return messages / (time.perf_counter() - started)
+    return messages / time_smtp_source(port, messages, SOURCE_SESSIONS, size, flags=["-d"])
 
 
 def steady_rate(url: str) -> float:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,11 +118,16 @@ def prepare_edition(url: str, folder: Path, messages: int) -> tuple[dict[str, st
     return env, size
 
 
-def time_smtp_source(port: int, messages: int, sessions: int, size: int) -> float:
+def time_smtp_source(
+    port: int, messages: int, sessions: int, size: int, flags: Sequence[str] = ()
+) -> float:
+    """Seconds Postfix's smtp-source takes to send ``messages`` into ``port`` (``flags``:
+    more of its options, such as -d for a disconnect after each message)."""
     started = time.perf_counter()
     subprocess.run(
         [
             tool("smtp-source"),
+            *flags,
             "-s",
             str(sessions),
             "-m",
