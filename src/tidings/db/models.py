@@ -16,6 +16,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -682,3 +683,65 @@ class WorkerHeartbeat(Base):
     in_flight: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_worker_heartbeats_last_beat_at", "last_beat_at"),)
+
+
+class SendLimitScope(enum.StrEnum):
+    """What a sending limit applies to."""
+
+    #: One SMTP relay ("host:port"): every message through it.
+    relay = "relay"
+    #: One receiving domain ("gmail.com"): every message to an address there.
+    domain = "domain"
+
+
+class SendLimit(Base):
+    """A sending limit that every worker process on every host obeys: a rate (messages per
+    second) and a number of concurrent connections, for one relay or one receiving domain.
+
+    ``per_second`` and ``max_connections`` are what the admin set (None: no cap). ``rate``
+    is the rate in force now: at most ``per_second``, lowered by the relay's "slow down"
+    replies (421, 4.7.x) and raised again while it stays quiet. ``next_send_at`` is the
+    shared clock of the rate: the earliest time the next message may go; a worker reserves
+    sends by moving it on, in one conditional UPDATE.
+    """
+
+    __tablename__ = "send_limits"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    per_second: Mapped[float | None] = mapped_column(Float)
+    max_connections: Mapped[int | None] = mapped_column(Integer)
+    rate: Mapped[float | None] = mapped_column(Float)
+    next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When a "slow down" reply last lowered the rate, how many did, and the last one.
+    slowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    slow_downs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_reply: Mapped[str | None] = mapped_column(String(512))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("scope IN ('relay', 'domain')", name="scope"),
+        CheckConstraint("per_second IS NULL OR per_second > 0", name="per_second"),
+        CheckConstraint("max_connections IS NULL OR max_connections > 0", name="max_connections"),
+    )
+
+
+class SendLimitSlot(Base):
+    """One of a limit's concurrent connections, held by a worker under a lease: a worker
+    that dies gives its slots back when their lease runs out."""
+
+    __tablename__ = "send_limit_slots"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The worker's name, as in its heartbeat.
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["scope", "name"], ["send_limits.scope", "send_limits.name"], ondelete="CASCADE"
+        ),
+        Index("ix_send_limit_slots_holder", "holder"),
+    )
