@@ -27,8 +27,9 @@ def upgrade() -> None:
         sa.Column("per_second", sa.Float(), nullable=True),
         sa.Column("max_connections", sa.Integer(), nullable=True),
         sa.Column("rate", sa.Float(), nullable=True),
-        sa.Column("next_send_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("clock", sa.Float(), nullable=True),
         sa.Column("slowed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("raised_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("slow_downs", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("last_reply", sa.String(length=512), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -40,6 +41,7 @@ def upgrade() -> None:
             "max_connections IS NULL OR max_connections > 0",
             name=op.f("ck_send_limits_max_connections"),
         ),
+        sa.CheckConstraint("rate IS NULL OR rate > 0", name=op.f("ck_send_limits_rate")),
         sa.PrimaryKeyConstraint("scope", "name", name=op.f("pk_send_limits")),
     )
     op.create_table(

@@ -32,6 +32,22 @@ HEARTBEAT_TIME = Gauge(
     "tidings_worker_heartbeat_timestamp_seconds",
     "When this process's worker last wrote its heartbeat (Unix time).",
 )
+RATE_LIMIT_WAITS = Counter(
+    "tidings_rate_limit_waits",
+    "Messages held back by a shared sending rate (waited for their time, or a domain's job "
+    "sent back to the queue), by the limit's scope (relay, domain).",
+    ["scope"],
+)
+SLOW_DOWNS = Counter(
+    "tidings_slow_downs",
+    "'Slow down' replies (421, 4.7.x) that lowered a shared sending rate, by scope.",
+    ["scope"],
+)
+#: The scopes the limit counters count, so every series exists from the start.
+LIMIT_SCOPES = ("relay", "domain")
+for _scope in LIMIT_SCOPES:
+    RATE_LIMIT_WAITS.labels(_scope)
+    SLOW_DOWNS.labels(_scope)
 FEED_POLLS = Counter(
     "tidings_feed_polls",
     "Feed polls by result (ok, not_modified, error).",

@@ -699,10 +699,11 @@ class SendLimit(Base):
     second) and a number of concurrent connections, for one relay or one receiving domain.
 
     ``per_second`` and ``max_connections`` are what the admin set (None: no cap). ``rate``
-    is the rate in force now: at most ``per_second``, lowered by the relay's "slow down"
-    replies (421, 4.7.x) and raised again while it stays quiet. ``next_send_at`` is the
-    shared clock of the rate: the earliest time the next message may go; a worker reserves
-    sends by moving it on, in one conditional UPDATE.
+    is the rate in force now (None: no rate): at most ``per_second``, lowered by the relay's
+    "slow down" replies (421, 4.7.x) and raised again while it stays quiet. ``clock`` is the
+    shared clock of the rate: the earliest time the next message may go, in Unix seconds (a
+    number, so that "the later of it and now, plus k / rate" is the same plain arithmetic
+    on both databases); a worker reserves sends by moving it on, in one conditional UPDATE.
     """
 
     __tablename__ = "send_limits"
@@ -712,9 +713,11 @@ class SendLimit(Base):
     per_second: Mapped[float | None] = mapped_column(Float)
     max_connections: Mapped[int | None] = mapped_column(Integer)
     rate: Mapped[float | None] = mapped_column(Float)
-    next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    clock: Mapped[float | None] = mapped_column(Float)
     #: When a "slow down" reply last lowered the rate, how many did, and the last one.
     slowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When a quiet spell last raised the rate back up (one step per quiet minute).
+    raised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     slow_downs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_reply: Mapped[str | None] = mapped_column(String(512))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -723,6 +726,7 @@ class SendLimit(Base):
         CheckConstraint("scope IN ('relay', 'domain')", name="scope"),
         CheckConstraint("per_second IS NULL OR per_second > 0", name="per_second"),
         CheckConstraint("max_connections IS NULL OR max_connections > 0", name="max_connections"),
+        CheckConstraint("rate IS NULL OR rate > 0", name="rate"),
     )
 
 

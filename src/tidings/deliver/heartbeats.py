@@ -21,6 +21,7 @@ from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, EditionStatus, WorkerHeartbeat
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import DUE_STATES
+from tidings.deliver.limits import release_holder, renew_slots
 from tidings.metrics import HEARTBEAT_TIME
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ def stale_after(every: float = BEAT_SECONDS) -> timedelta:
     return timedelta(seconds=every * STALE_BEATS)
 
 
-def beat(db: Database, heartbeat: Heartbeat) -> None:
-    """Write this worker's beat: one UPSERT of its row."""
+def beat(db: Database, heartbeat: Heartbeat, every: float = BEAT_SECONDS) -> None:
+    """Write this worker's beat: one UPSERT of its row, and renew the relay connection
+    slots it holds for as long as the beat keeps it alive."""
     values = {
         "name": heartbeat.name,
         "host": heartbeat.host,
@@ -75,13 +77,15 @@ def beat(db: Database, heartbeat: Heartbeat) -> None:
                 set_={column: insert.excluded[column] for column in changing},
             )
         )
+        renew_slots(session, heartbeat.name, heartbeat.last_beat_at + stale_after(every))
         session.commit()
 
 
 def forget(db: Database, name: str) -> None:
-    """Take a worker's row away (it stopped cleanly)."""
+    """Take a worker's row away, and give back its connection slots (it stopped cleanly)."""
     with db.session() as session:
         session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.name == name))
+        release_holder(session, name)
         session.commit()
 
 
@@ -209,7 +213,7 @@ class Beater:
         """One beat; False (logged) if the database did not take it."""
         now = utcnow()
         try:
-            await asyncio.to_thread(beat, self.db, self.heartbeat(now))
+            await asyncio.to_thread(beat, self.db, self.heartbeat(now), self.every)
         except Exception as exc:  # never fatal: the worker's sending matters more
             log.warning(
                 "cannot write the worker's heartbeat (%s); trying again", type(exc).__name__

@@ -8,17 +8,24 @@ was refused never reached the relay, so another connection takes it.
 A job is sent only while its edition is still sending and its lease has a good margin left
 (see :class:`~tidings.deliver.leases.LeaseBook`); whatever happens to a send becomes its
 outcome, as the retry policy judges it (:func:`~tidings.deliver.policy.verdict_for`).
+
+Given a :class:`~tidings.deliver.pacing.Pacer`, the pool keeps the limits shared by every
+worker: each job waits for its send time (a job whose receiving domain's rate is spent goes
+back to the queue, no attempt counted), a "slow down" reply lowers the rate it speaks for,
+and while the relay has a connection limit no connection sends without holding a slot.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from tidings.db.models import DeliveryState, EditionStatus
 from tidings.db.types import utcnow
 from tidings.deliver.leases import LeaseBook, SendRate
 from tidings.deliver.ledger import Outcome
+from tidings.deliver.pacing import Pacer
 from tidings.deliver.policy import RetryPolicy, verdict_for
 from tidings.deliver.poolsize import PoolSizer
 from tidings.deliver.worker_db import Job
@@ -30,6 +37,8 @@ log = logging.getLogger(__name__)
 #: A connection the pool opened beyond its starting size leaves after this long without a
 #: job (an idle worker keeps no more of the relay's connections than it started with).
 IDLE_SECONDS = 30.0
+#: The pool's last connection, with no relay slot free, asks again this often.
+SLOT_POLL_SECONDS = 1.0
 
 
 class Idle:
@@ -55,12 +64,14 @@ class SendPool:
         connect: Callable[[], Transport] | None = None,
         sizer: PoolSizer | None = None,
         idle_seconds: float = IDLE_SECONDS,
+        pacer: Pacer | None = None,
     ) -> None:
         #: The open (or opening) connections; without ``connect`` and ``sizer``, a fixed set.
         self.transports = list(transports)
         self._connect = connect if sizer is not None else None
         self._sizer = sizer
         self._idle_seconds = idle_seconds
+        self._pacer = pacer
         self.rate = SendRate()
         self._policy = policy
         self._leases = leases
@@ -117,18 +128,31 @@ class SendPool:
             self._queue.task_done()
 
     async def close(self) -> None:
-        """Close every connection, all at once (each QUIT waits a round trip to the relay)."""
+        """Close every connection, all at once (each QUIT waits a round trip to the relay),
+        and give back their relay slots."""
         closing, self.transports = self.transports, []
         await asyncio.gather(*(t.close() for t in closing), return_exceptions=True)
+        if self._pacer is not None:
+            await asyncio.gather(*(self._pacer.give_back(t) for t in closing))
+            await self._pacer.close()
 
     async def _send_loop(self, transport: Transport, opening: bool = False) -> None:
         """Send jobs on ``transport`` until told to stop, or until the pool no longer wants
         this connection; ``opening``: a connection added by growth, opened before it takes
         a job (so a refusal costs no job anything)."""
         try:
+            if opening and not await self._slotted(transport, opening=True):
+                return
             if opening and await self._refused(transport) is not None and self._shrink(transport):
                 return
-            while (job := await self._next_job()) is not None:
+            while True:
+                if not await self._slotted(transport):
+                    if transport not in self.transports or self._stopping:
+                        return
+                    continue
+                job = await self._next_job()
+                if job is None:
+                    break
                 if isinstance(job, Idle):
                     if self._rest(transport):
                         return
@@ -146,6 +170,23 @@ class SendPool:
         finally:
             if transport not in self.transports:
                 await transport.close()
+                if self._pacer is not None:
+                    await self._pacer.give_back(transport)
+
+    async def _slotted(self, transport: Transport, opening: bool = False) -> bool:
+        """Whether ``transport`` may send: it needs no relay slot, holds one, or got one now.
+        Without one, a connection added by growth (or any but the last) leaves the pool, and
+        the pool's ceiling follows the slots it holds; the last one waits a moment (False)."""
+        if self._pacer is None or await self._pacer.take_slot(transport):
+            return True
+        if transport in self.transports and (opening or len(self.transports) > 1):
+            self.transports.remove(transport)
+            if self._sizer is not None:
+                self._sizer.refused(len(self.transports))
+            log.info("no connection slot free at the relay; sending over %d", len(self.transports))
+            return False
+        await asyncio.sleep(SLOT_POLL_SECONDS)
+        return False
 
     async def _next_job(self) -> Job | Idle | None:
         """The next job (None: stop); :data:`IDLE` after ``idle_seconds`` without one while
@@ -170,6 +211,10 @@ class SendPool:
         """Send (or hold back) one job and record its outcome; False when this connection
         is to go (refused, or more than the pool wants)."""
         held, outcome = self._held_back(job)
+        if not held and self._pacer is not None:
+            paced = await self._pacer.pace(job.recipient.email)
+            if paced.later is not None:
+                held, outcome = True, self._paced(job, paced.domain, paced.later)
         if not held:
             refusal = await self._refused(transport)
             if refusal is not None and self._shrink(transport):
@@ -275,8 +320,20 @@ class SendPool:
             self.rate.tick()
         return self._judged(job, result)
 
+    def _paced(self, job: Job, domain: str, later: datetime) -> Outcome:
+        """``job`` goes back to the queue until ``later``, unsent and no attempt counted:
+        its receiving domain's shared rate is spent until then."""
+        now, claim = utcnow(), job.claim
+        reply = f"waiting: {domain} is at its sending rate (not an attempt)"
+        return claim.outcome(DeliveryState.queued, None, reply, now, later, counted=False)
+
     def _judged(self, job: Job, result: SmtpReply | Exception) -> Outcome:
-        """The outcome of ``job`` from what became of its send."""
+        """The outcome of ``job`` from what became of its send; a slow-down reply lowers
+        the rate it speaks for. (A connection refused while others work is the relay's
+        connection limit speaking: the pool shrinks and the rate stays; only a refusal of
+        the last connection, judged here, slows the relay down.)"""
+        if self._pacer is not None:
+            self._pacer.heard(job.recipient.email, result)
         claim, now = job.claim, utcnow()
         verdict = verdict_for(self._policy, result, claim.attempts, claim.created_at, now)
         if verdict.unexpected and isinstance(result, Exception):

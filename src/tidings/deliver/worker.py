@@ -13,9 +13,10 @@ run in threads), :class:`SendPool` (the connections and the queue of claimed job
 way to open connections, as ``tidings worker`` is, it grows them while they raise the rate,
 up to ``smtp_max_connections``, see :class:`PoolSizer`),
 :class:`WriteBehind` (the results), :class:`LeaseBook` and :class:`LeaseKeeper` (its leases
-and their renewal), :class:`Beater` (its heartbeat). Claims, result writes and upkeep run one
-at a time, so they never wait on each other's row locks; lease renewals and heartbeats run
-beside them, so a slow claim or write never delays one.
+and their renewal), :class:`Beater` (its heartbeat, which also renews its relay connection
+slots), :class:`Pacer` (the sending limits shared with every other worker). Claims, result
+writes and upkeep run one at a time, so they never wait on each other's row locks; lease
+renewals and heartbeats run beside them, so a slow claim or write never delays one.
 """
 
 import asyncio
@@ -32,9 +33,12 @@ from sqlalchemy.exc import OperationalError
 
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure
+from tidings.db.models import SendLimitScope
+from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure, stale_after
 from tidings.deliver.leases import LeaseBook, LeaseKeeper, claim_limit
+from tidings.deliver.limits import Key, relay_name
 from tidings.deliver.measured import TimedTransport, counted
+from tidings.deliver.pacing import Pacer
 from tidings.deliver.policy import RetryPolicy
 from tidings.deliver.poolsize import PoolSizer
 from tidings.deliver.sending import SendPool
@@ -95,6 +99,8 @@ class Worker:
         self._record = counted(self.results.record)
         timed = [TimedTransport(transport) for transport in transports]
         sizer = None if connect is None else PoolSizer(len(timed), settings.smtp_max_connections)
+        # Its slots live as long as its heartbeat says it is alive.
+        self.pacer = Pacer(db, self.name, relay_key(settings), stale_after(beat_seconds))
         self.sends = SendPool(
             timed,
             policy,
@@ -105,6 +111,7 @@ class Worker:
             deadline,
             connect=None if connect is None else lambda: TimedTransport(connect()),
             sizer=sizer,
+            pacer=self.pacer,
         )
         self._last_maintenance = 0.0
         # Its heartbeat, on a timer of its own like the lease renewals (never behind _db_lock).
@@ -155,6 +162,7 @@ class Worker:
         if loop.time() - self._last_maintenance >= MAINTENANCE_SECONDS:
             self._last_maintenance = loop.time()
             await self._db(self.store.upkeep)
+            await self.pacer.refresh()
         room = self._claim_room()
         if room <= 0:
             await self.sends.wait_for_progress(IDLE_POLL_SECONDS / 4)
@@ -179,6 +187,7 @@ class Worker:
         A long-running worker rides out a database outage (it retries with backoff); a
         draining one, used from cron and scripts, fails instead so the caller sees it.
         """
+        await self.pacer.refresh(force=True)
         self.sends.start()
         flusher = asyncio.create_task(self.results.run())
         renewer = asyncio.create_task(self.keeper.run())
@@ -229,6 +238,14 @@ class Worker:
         with contextlib.suppress(OperationalError):
             await self._db(self.store.upkeep)
         await self.sends.close()
+
+
+def relay_key(settings: Settings) -> Key:
+    """The relay this worker sends through, as its limits name it (the catcher when no
+    SMTP URL is set)."""
+    target = settings.smtp
+    host, port = (target.host, target.port) if target else ("127.0.0.1", settings.catcher_port)
+    return Key(SendLimitScope.relay, relay_name(host, port))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -18,7 +18,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState, Edition, EditionVariant, Newsletter
 from tidings.db.types import utcnow
-from tidings.deliver import ledger
+from tidings.deliver import ledger, limits
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.retry import retry_transient
 from tidings.deliver.upkeep import has_due_work, run_upkeep
@@ -80,9 +80,16 @@ class WorkerDatabase:
         return retry_transient(self._renew, tokens)
 
     def upkeep(self) -> bool:
-        """Reclaim expired leases, close finished editions; True if work is due."""
+        """Reclaim expired leases, close finished editions, let slowed sending rates climb
+        back after quiet minutes; True if work is due."""
         run_upkeep(self.db, self.settings.at_most_once, self.score)
+        retry_transient(self._climb)
         return has_due_work(self.db)
+
+    def _climb(self) -> None:
+        with self.db.session() as session:
+            limits.climb(session, utcnow())
+            session.commit()
 
     def _claim_and_prepare(self, token: str, limit: int) -> Prepared:
         now = utcnow()

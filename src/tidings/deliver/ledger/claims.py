@@ -46,9 +46,12 @@ class Claim:
         at: datetime,
         next_attempt_at: datetime | None = None,
         bounce: BounceKind | None = None,
+        *,
+        counted: bool = True,
     ) -> "Outcome":
         """The result of this attempt, fenced by this claim's lease token; ``bounce``: the
-        kind of refusal it was, for its reader's suppression or bounce score."""
+        kind of refusal it was, for its reader's suppression or bounce score; ``counted``:
+        False when the job was handed back unsent by the sending limits (no attempt)."""
         return Outcome(
             self.delivery_id,
             self.lease_token,
@@ -59,6 +62,7 @@ class Claim:
             at,
             next_attempt_at,
             bounce if self.subscriber_id is not None else None,
+            counted,
         )
 
 

@@ -42,6 +42,9 @@ class Outcome:
     next_attempt_at: datetime | None = None
     #: The kind of refusal, for the reader (see :class:`~tidings.deliver.policy.Verdict`).
     bounce: BounceKind | None = None
+    #: False for a job handed back unsent by the sending limits (its receiving domain's rate
+    #: was spent): its claim's attempt is taken back, so pacing never brings a give-up closer.
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
             ),
             lease_owner=None,
             lease_expires_at=None,
+            attempts=Delivery.attempts - bindparam("b_uncounted", type_=Delivery.attempts.type),
         )
         .execution_options(synchronize_session=False)
     )
@@ -118,6 +122,7 @@ def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
                 "b_reply": o.reply[:1000],
                 "b_sent_at": o.at if o.state == DeliveryState.sent else None,
                 "b_next": o.next_attempt_at,
+                "b_uncounted": 0 if o.counted else 1,
             }
             for o in outcomes
         ],

@@ -1,0 +1,400 @@
+"""Sending limits kept in the database, so that they hold for every worker on every host.
+
+A limit is a row of ``send_limits`` for one relay ("host:port") or one receiving domain:
+
+- its rate is a shared virtual clock (GCRA): :func:`reserve` moves ``clock`` on by k / rate
+  in one conditional UPDATE and returns the reserved times, so workers share one rate with
+  no lock held while they send, and never reserve more than ``ahead`` seconds in advance;
+- its connections are leased slots (``send_limit_slots``, one row per open connection):
+  :func:`take_slot` takes a free or expired one, the worker's heartbeat renews them
+  (:func:`renew_slots`), a clean stop deletes them (:func:`release_holder`);
+- a "slow down" reply (:func:`slow_down`) halves the rate (at most once per
+  :data:`SLOW_DOWN_SPACING`, since the replies to messages already in flight are one
+  signal), never below :data:`FLOOR_PER_SECOND`; :func:`climb` raises it back by a tenth
+  per quiet minute, up to ``per_second``, and forgets a learnt row (no cap of the admin's)
+  once it has been quiet for :data:`FORGET_AFTER`.
+
+Query helpers take a session and never commit; the ``*_limit`` functions and
+:func:`limits_overview` are the admin's services and own their transaction.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Float, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tidings.db.dialect import row_count, upsert_insert
+from tidings.db.engine import Database
+from tidings.db.models import SendLimit, SendLimitScope, SendLimitSlot
+from tidings.db.types import utcnow
+from tidings.errors import InvalidInput
+
+#: A slow-down multiplies the rate by this.
+SLOW_DOWN_FACTOR = 0.5
+#: The rate a slow-down never goes below (messages per second), unless the admin's cap is
+#: lower: a receiver that asks us to slow down still takes a message a second.
+FLOOR_PER_SECOND = 1.0
+#: Replies within this long of the slow-down that lowered the rate are the same signal (the
+#: messages that were in flight then): they are recorded but lower it no further.
+SLOW_DOWN_SPACING = timedelta(seconds=5)
+#: Each quiet minute raises the rate by this factor.
+CLIMB_FACTOR = 1.1
+QUIET_STEP = timedelta(minutes=1)
+#: A row learnt from slow-downs alone (no cap set by the admin) is deleted after this long
+#: without one: the receiver is back to normal.
+FORGET_AFTER = timedelta(hours=1)
+#: The largest values the admin may set.
+MAX_PER_SECOND = 100_000.0
+MAX_CONNECTIONS = 1_000
+NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Key:
+    """What a limit applies to: a relay or a receiving domain, by its normalised name."""
+
+    scope: SendLimitScope
+    name: str
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """``count`` sends reserved at ``first``, ``first + 1/rate``, ... (Unix seconds)."""
+
+    first: float
+    count: int
+    rate: float
+
+    def at(self, index: int) -> float:
+        return self.first + index / self.rate
+
+
+@dataclass(frozen=True)
+class NotBefore:
+    """The rate is spent: nothing can be reserved before ``at`` (Unix seconds)."""
+
+    at: float
+
+
+@dataclass(frozen=True)
+class LimitView:
+    """One limit as ``tidings limits show`` presents it."""
+
+    scope: str
+    name: str
+    per_second: float | None
+    max_connections: int | None
+    rate: float | None
+    slowed_at: datetime | None
+    slow_downs: int
+    last_reply: str | None
+    slots_held: int
+
+
+def domain_name(text: str) -> str:
+    """A receiving domain as limits key it: the part after the last @ (an address or a bare
+    domain), lower-case, in its ASCII (IDNA) form; InvalidInput for one that is no domain."""
+    name = text.rpartition("@")[2].strip().rstrip(".").lower()
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(f"{text!r} is not a domain name") from None
+    if not ascii_name or len(ascii_name) > 253 or " " in ascii_name:
+        raise InvalidInput(f"{text!r} is not a domain name")
+    return ascii_name
+
+
+def relay_name(host: str, port: int) -> str:
+    """A relay as limits key it: ``host:port``, the host lower-case."""
+    return f"{host.strip().rstrip('.').lower()}:{port}"
+
+
+def key_for(scope: str, name: str) -> Key:
+    """The key an admin names (``relay smtp.example.com:587``, ``domain Gmail.com``)."""
+    try:
+        kind = SendLimitScope(scope)
+    except ValueError:
+        raise InvalidInput(f"scope must be relay or domain, not {scope!r}") from None
+    if kind == SendLimitScope.domain:
+        return Key(kind, domain_name(name))
+    host, colon, port = name.strip().rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"a relay is host:port (as in TIDINGS_SMTP_URL), not {name!r}")
+    return Key(kind, relay_name(host, int(port)))
+
+
+def _where(key: Key):  # type: ignore[no-untyped-def]
+    return and_(SendLimit.scope == key.scope.value, SendLimit.name == key.name)
+
+
+# -- the rate --------------------------------------------------------------------------
+
+
+def reserve(
+    session: Session, key: Key, count: int, now: float, ahead: float
+) -> Reserved | NotBefore | None:
+    """Reserve ``count`` sends on ``key``'s shared clock, in one UPDATE: the first at the
+    later of the clock and ``now``, each next one 1/rate later; refused (:class:`NotBefore`)
+    while the clock is more than ``ahead`` seconds past ``now``. None: no rate on ``key``."""
+    k = bindparam("k", float(count), type_=Float)
+    at = bindparam("now", now, type_=Float)
+    start = case((or_(SendLimit.clock.is_(None), SendLimit.clock < at), at), else_=SendLimit.clock)
+    row = session.execute(
+        update(SendLimit)
+        .where(
+            _where(key),
+            SendLimit.rate.is_not(None),
+            or_(SendLimit.clock.is_(None), SendLimit.clock <= now + ahead),
+        )
+        .values(clock=start + k / SendLimit.rate)
+        .returning(SendLimit.clock, SendLimit.rate)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is not None:
+        moved, rate = float(row[0] or now), float(row[1] or 1.0)  # both set by the UPDATE
+        return Reserved(moved - count / rate, count, rate)
+    found = session.execute(
+        select(SendLimit.clock, SendLimit.rate).where(_where(key))
+    ).one_or_none()
+    if found is None or found[1] is None:
+        return None
+    return NotBefore(float(found[0] or now) - ahead)
+
+
+def slow_down(
+    session: Session, key: Key, reply: str, measured: float, now: datetime
+) -> float | None:
+    """A "slow down" reply for ``key``: halve its rate (a row without one starts from half
+    the ``measured`` rate, messages per second), at most once per :data:`SLOW_DOWN_SPACING`,
+    never below the floor; record it either way. Returns the rate now in force."""
+    insert = upsert_insert(session)(SendLimit)
+    session.execute(
+        insert.values(
+            scope=key.scope.value, name=key.name, slow_downs=0, updated_at=now
+        ).on_conflict_do_nothing(index_elements=[SendLimit.scope, SendLimit.name])
+    )
+    floor = case(
+        (SendLimit.per_second < FLOOR_PER_SECOND, SendLimit.per_second), else_=FLOOR_PER_SECOND
+    )
+    base = func.coalesce(SendLimit.rate, SendLimit.per_second, measured)
+    halved = base * SLOW_DOWN_FACTOR
+    due = or_(SendLimit.slowed_at.is_(None), SendLimit.slowed_at <= now - SLOW_DOWN_SPACING)
+    lowered = case((halved < floor, floor), else_=halved)
+    session.execute(
+        update(SendLimit)
+        .where(_where(key))
+        .values(
+            rate=case((due, lowered), else_=func.coalesce(SendLimit.rate, lowered)),
+            slowed_at=case((due, now), else_=SendLimit.slowed_at),
+            raised_at=None,
+            slow_downs=SendLimit.slow_downs + 1,
+            last_reply=reply[:512],
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalar(select(SendLimit.rate).where(_where(key)))
+
+
+def climb(session: Session, now: datetime) -> int:
+    """Raise every slowed rate that has had a quiet minute by :data:`CLIMB_FACTOR`, up to
+    its cap (one step per minute however many workers ask: the step is fenced by
+    ``raised_at``); delete learnt rows quiet for :data:`FORGET_AFTER`. How many changed."""
+    quiet = now - QUIET_STEP
+    raised = SendLimit.rate * CLIMB_FACTOR
+    capped = case(
+        (
+            and_(SendLimit.per_second.is_not(None), raised >= SendLimit.per_second),
+            SendLimit.per_second,
+        ),
+        else_=raised,
+    )
+    changed = row_count(
+        session.execute(
+            update(SendLimit)
+            .where(
+                SendLimit.rate.is_not(None),
+                SendLimit.slowed_at <= quiet,
+                or_(SendLimit.raised_at.is_(None), SendLimit.raised_at <= quiet),
+                or_(SendLimit.per_second.is_(None), SendLimit.rate < SendLimit.per_second),
+            )
+            .values(rate=capped, raised_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    forgotten = row_count(
+        session.execute(
+            delete(SendLimit).where(
+                SendLimit.per_second.is_(None),
+                SendLimit.max_connections.is_(None),
+                SendLimit.slowed_at <= now - FORGET_AFTER,
+            )
+        )
+    )
+    return changed + forgotten
+
+
+@dataclass(frozen=True)
+class Known:
+    """The keys that have a rate, and the connection limits, as a worker last read them."""
+
+    rated: frozenset[Key]
+    connections: dict[Key, int]
+
+
+def known_limits(session: Session) -> Known:
+    """Every limit in force (a handful of rows: configured ones and those learnt lately)."""
+    rows = session.execute(
+        select(SendLimit.scope, SendLimit.name, SendLimit.rate, SendLimit.max_connections)
+    ).all()
+    rated = frozenset(Key(SendLimitScope(s), n) for s, n, rate, _ in rows if rate is not None)
+    connections = {Key(SendLimitScope(s), n): m for s, n, _, m in rows if m is not None}
+    return Known(rated, connections)
+
+
+# -- connection slots -----------------------------------------------------------------
+
+
+def take_slot(
+    session: Session, key: Key, holder: str, now: datetime, lease: timedelta
+) -> int | None:
+    """Take one of ``key``'s connection slots for ``holder``: a free one, or one whose lease
+    ran out (its holder died); None when all are held (or ``key`` has no such limit).
+    Each try is one INSERT ... ON CONFLICT DO UPDATE fenced by the old lease's expiry, so
+    two workers never get the same slot."""
+    most = session.scalar(select(SendLimit.max_connections).where(_where(key)))
+    if most is None:
+        return None
+    rows = session.execute(
+        select(SendLimitSlot.slot, SendLimitSlot.expires_at).where(
+            SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name
+        )
+    ).all()
+    held = {slot for slot, expires_at in rows if expires_at > now}
+    for slot in range(most):
+        if slot in held:
+            continue
+        insert = upsert_insert(session)(SendLimitSlot).values(
+            scope=key.scope.value, name=key.name, slot=slot, holder=holder, expires_at=now + lease
+        )
+        taken = session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[SendLimitSlot.scope, SendLimitSlot.name, SendLimitSlot.slot],
+                set_={"holder": holder, "expires_at": now + lease},
+                where=SendLimitSlot.expires_at <= now,
+            )
+        )
+        if row_count(taken):
+            return slot
+    return None
+
+
+def release_slot(session: Session, key: Key, slot: int, holder: str) -> None:
+    """Give a slot back (only if ``holder`` still holds it)."""
+    session.execute(
+        delete(SendLimitSlot).where(
+            SendLimitSlot.scope == key.scope.value,
+            SendLimitSlot.name == key.name,
+            SendLimitSlot.slot == slot,
+            SendLimitSlot.holder == holder,
+        )
+    )
+
+
+def renew_slots(session: Session, holder: str, expires_at: datetime) -> int:
+    """Extend every slot ``holder`` holds (with its heartbeat); how many."""
+    return row_count(
+        session.execute(
+            update(SendLimitSlot)
+            .where(SendLimitSlot.holder == holder)
+            .values(expires_at=expires_at)
+            .execution_options(synchronize_session=False)
+        )
+    )
+
+
+def release_holder(session: Session, holder: str) -> int:
+    """Give back every slot ``holder`` holds (a clean stop); how many."""
+    return row_count(session.execute(delete(SendLimitSlot).where(SendLimitSlot.holder == holder)))
+
+
+# -- the admin's services ----------------------------------------------------------------
+
+
+def set_limit(
+    db: Database, scope: str, name: str, per_second: float | None, connections: int | None
+) -> LimitView:
+    """Set a relay's or a domain's cap (rate and/or connections; what is not given stays).
+    The rate in force becomes the new cap unless a slow-down holds it lower."""
+    key = key_for(scope, name)
+    if per_second is None and connections is None:
+        raise InvalidInput("give --per-second and/or --connections")
+    if per_second is not None and not 0 < per_second <= MAX_PER_SECOND:
+        raise InvalidInput(f"--per-second must be above 0 and at most {MAX_PER_SECOND:g}")
+    if connections is not None and not 0 < connections <= MAX_CONNECTIONS:
+        raise InvalidInput(f"--connections must be from 1 to {MAX_CONNECTIONS}")
+    now = utcnow()
+    with db.session() as session:
+        row = session.get(SendLimit, (key.scope.value, key.name))
+        if row is None:
+            row = SendLimit(scope=key.scope.value, name=key.name, slow_downs=0)
+            session.add(row)
+        if per_second is not None:
+            row.per_second = per_second
+            row.rate = per_second if row.rate is None else min(row.rate, per_second)
+        if connections is not None:
+            row.max_connections = connections
+        row.updated_at = now
+        session.commit()
+    return _views(db, key)[0]
+
+
+def clear_limit(db: Database, scope: str, name: str) -> bool:
+    """Remove a limit and its slots; False if there was none."""
+    key = key_for(scope, name)
+    with db.session() as session:
+        session.execute(
+            delete(SendLimitSlot).where(
+                SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name
+            )
+        )
+        gone = row_count(session.execute(delete(SendLimit).where(_where(key))))
+        session.commit()
+    return gone > 0
+
+
+def limits_overview(db: Database) -> list[LimitView]:
+    """Every limit, relays first, with its slots held now."""
+    return _views(db, None)
+
+
+def _views(db: Database, key: Key | None) -> list[LimitView]:
+    now = utcnow()
+    held = (
+        select(func.count())
+        .where(
+            SendLimitSlot.scope == SendLimit.scope,
+            SendLimitSlot.name == SendLimit.name,
+            SendLimitSlot.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+    query = select(SendLimit, held).order_by(SendLimit.scope.desc(), SendLimit.name)
+    if key is not None:
+        query = query.where(_where(key))
+    with db.session() as session:
+        return [
+            LimitView(
+                row.scope,
+                row.name,
+                row.per_second,
+                row.max_connections,
+                row.rate,
+                row.slowed_at,
+                row.slow_downs,
+                row.last_reply,
+                int(slots),
+            )
+            for row, slots in session.execute(query).all()
+        ]

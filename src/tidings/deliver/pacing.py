@@ -1,0 +1,303 @@
+"""A worker's side of the shared sending limits (see :mod:`tidings.deliver.limits`).
+
+Before a job is sent, :meth:`Pacer.pace` takes a send time from its receiving domain's rate
+and from the relay's, each out of a small batch reserved on the shared clock in one UPDATE
+(about :data:`BATCH_SECONDS` of the rate, never more than :data:`AHEAD_SECONDS` ahead): the
+database sees one statement per batch, not per message. It waits for that time; when a
+domain's rate is spent for longer, the job goes back to the queue for then instead, so it
+neither burns its lease nor holds a connection that other domains' jobs could use.
+
+A relay with a connection limit gives each connection a leased slot (:meth:`take_slot`);
+a 421 reply, or an enhanced status 4.7.x, lowers the rate of the key it speaks for
+(:meth:`heard`). Which limits exist is read every :data:`REFRESH_SECONDS`: a limit set, or
+learnt by another worker, holds here within that long.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiosmtplib
+
+from tidings.db.engine import Database
+from tidings.db.models import SendLimitScope
+from tidings.db.types import utcnow
+from tidings.deliver import limits
+from tidings.deliver.limits import Key, Known, NotBefore, Reserved
+from tidings.errors import InvalidInput
+from tidings.mail.status import enhanced_status
+from tidings.mail.transport import ConnectRefusedError, DeliveryError, Transport
+from tidings.metrics import RATE_LIMIT_WAITS, SLOW_DOWNS
+
+log = logging.getLogger(__name__)
+
+#: A reservation covers about this long of the rate (at least one send).
+BATCH_SECONDS = 0.25
+#: At most this many sends per reservation.
+MAX_BATCH = 50
+#: Nothing is reserved while the shared clock is more than this far ahead of now.
+AHEAD_SECONDS = 1.0
+#: A reserved time that went by unused for longer than this is dropped (a pile of old
+#: reservations used at once would be a burst).
+STALE_SECONDS = 1.0
+#: How often the worker reads which limits exist.
+REFRESH_SECONDS = 5.0
+#: A rate measurement window (for the starting rate of a key slowed before it had one).
+MEASURE_SECONDS = 10.0
+
+#: Replies in the session that speak for the relay (greeting, EHLO, login, MAIL FROM);
+#: at RCPT and after DATA the reply is about the recipient, so its domain is slowed.
+_RECIPIENT_STAGES = (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)
+
+
+def is_slow_down(code: int, text: str) -> bool:
+    """A "slow down" reply: 421 (service closing the channel: too much, too fast), or a
+    temporary refusal whose enhanced status is 4.7.x ("451 4.7.1 Try again later",
+    "421 4.7.28 ... rate limited")."""
+    status = enhanced_status(text)
+    return code == 421 or (400 <= code < 500 and status is not None and status.startswith("4.7."))
+
+
+@dataclass(frozen=True)
+class Paced:
+    """The job may go now (``later`` None), after having waited; or its receiving domain's
+    rate is spent until ``later`` and it goes back to the queue."""
+
+    later: datetime | None = None
+    domain: str = ""
+
+
+class Pacer:
+    """One worker's share of the limits: reserved send times per key, its relay slots."""
+
+    def __init__(
+        self,
+        db: Database,
+        holder: str,
+        relay: Key | None,
+        lease: timedelta,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.holder = holder
+        self.relay = relay
+        self.lease = lease
+        self._clock = clock
+        self.known = Known(frozenset(), {})
+        self._read_at = -REFRESH_SECONDS
+        self._times: dict[Key, deque[float]] = {}
+        self._rates: dict[Key, float] = {}
+        self._locks: dict[Key, asyncio.Lock] = {}
+        self._slots: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._counts: Counter[Key] = Counter()
+        self._last_counts: Counter[Key] = Counter()
+        self._window_start = time.monotonic()
+
+    # -- which limits exist ------------------------------------------------------------
+
+    async def refresh(self, force: bool = False) -> None:
+        """Read the limits again if the last read is older than :data:`REFRESH_SECONDS`;
+        a failed read keeps the last one (logged)."""
+        if not force and time.monotonic() - self._read_at < REFRESH_SECONDS:
+            return
+        self._read_at = time.monotonic()
+        try:
+            self.known = await asyncio.to_thread(self._read)
+        except Exception as exc:  # the limits last read stay in force
+            log.warning("cannot read the sending limits (%s)", type(exc).__name__)
+        for key in list(self._times):
+            if key not in self.known.rated:
+                del self._times[key]
+
+    def _read(self) -> Known:
+        with self.db.session() as session:
+            return limits.known_limits(session)
+
+    def relay_connections(self) -> int | None:
+        """The relay's connection limit, if it has one."""
+        return None if self.relay is None else self.known.connections.get(self.relay)
+
+    # -- rates -------------------------------------------------------------------------
+
+    async def pace(self, recipient: str) -> Paced:
+        """Wait for the recipient's domain's and the relay's send times; or, when the
+        domain's rate is spent for longer, say until when (the job goes back queued)."""
+        await self.refresh()
+        waits: dict[str, float] = {}
+        domain = self._domain_key(recipient)
+        if domain is not None:
+            self._counts[domain] += 1
+            if domain in self.known.rated:
+                taken = await self._take_time(domain)
+                if isinstance(taken, NotBefore):
+                    RATE_LIMIT_WAITS.labels("domain").inc()
+                    return Paced(datetime.fromtimestamp(taken.at, UTC), domain.name)
+                if taken is not None:
+                    waits["domain"] = taken
+        if self.relay is not None:
+            self._counts[self.relay] += 1
+            if self.relay in self.known.rated:
+                waits["relay"] = await self._relay_time()
+        self._measure()
+        if waits:
+            scope, at = max(waits.items(), key=lambda item: item[1])
+            delay = at - self._clock()
+            if delay > 0:
+                RATE_LIMIT_WAITS.labels(scope).inc()
+                await asyncio.sleep(delay)
+        return Paced()
+
+    async def _relay_time(self) -> float:
+        """The relay's next send time; while its clock is too far ahead, wait and ask again
+        (every job needs the relay: there is nothing better to do meanwhile)."""
+        assert self.relay is not None
+        while True:
+            taken = await self._take_time(self.relay)
+            if not isinstance(taken, NotBefore):
+                return self._clock() if taken is None else taken
+            RATE_LIMIT_WAITS.labels("relay").inc()
+            await asyncio.sleep(max(0.01, taken.at - self._clock()))
+
+    async def _take_time(self, key: Key) -> float | NotBefore | None:
+        """A send time reserved for ``key`` (reserving a batch when none is left); None:
+        ``key`` has no rate after all."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            times = self._times.setdefault(key, deque())
+            now = self._clock()
+            while times and times[0] < now - STALE_SECONDS:
+                times.popleft()
+            if times:
+                return times.popleft()
+            count = max(1, min(MAX_BATCH, round(self._rates.get(key, 1.0) * BATCH_SECONDS)))
+            got = await asyncio.to_thread(self._reserve, key, count, now)
+            if isinstance(got, Reserved):
+                self._rates[key] = got.rate
+                times.extend(got.at(i) for i in range(got.count))
+                return times.popleft()
+            return got
+
+    def _reserve(self, key: Key, count: int, now: float) -> Reserved | NotBefore | None:
+        with self.db.session() as session:
+            got = limits.reserve(session, key, count, now, AHEAD_SECONDS)
+            session.commit()
+            return got
+
+    @staticmethod
+    def _domain_key(recipient: str) -> Key | None:
+        try:
+            return Key(SendLimitScope.domain, limits.domain_name(recipient))
+        except InvalidInput:
+            return None
+
+    def _measure(self) -> None:
+        """Roll the measuring window (sends per key over the last :data:`MEASURE_SECONDS`)."""
+        now = time.monotonic()
+        if now - self._window_start >= MEASURE_SECONDS:
+            self._last_counts, self._counts = self._counts, Counter()
+            self._window_start = now
+
+    def measured(self, key: Key) -> float:
+        """Messages per second this worker sent to ``key`` lately."""
+        elapsed = max(time.monotonic() - self._window_start, 1.0)
+        return max(self._counts[key] / elapsed, self._last_counts[key] / MEASURE_SECONDS)
+
+    # -- slow-down replies -----------------------------------------------------------
+
+    def heard(self, recipient: str, result: object) -> Key | None:
+        """Note what became of a send (or of opening a connection, ``recipient`` empty): a
+        slow-down reply lowers the rate of the key it speaks for, in the background. Returns
+        that key."""
+        key = self.slow_down_key(recipient, result)
+        if key is None:
+            return None
+        assert isinstance(result, DeliveryError)
+        SLOW_DOWNS.labels(key.scope.value).inc()
+        self._times.pop(key, None)  # what was reserved at the old rate is not used
+        reply = f"{result.code} {result.message}"
+        task = asyncio.create_task(self._slow_down(key, reply, self.measured(key)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return key
+
+    def slow_down_key(self, recipient: str, result: object) -> Key | None:
+        """The key a reply slows down: the recipient's domain for a RCPT- or DATA-stage
+        reply, else (greeting, EHLO, login, MAIL FROM) the relay; None for any other result."""
+        if not isinstance(result, DeliveryError) or not is_slow_down(result.code, result.message):
+            return None
+        at_recipient = isinstance(result.__cause__, _RECIPIENT_STAGES)
+        if at_recipient and not isinstance(result, ConnectRefusedError) and recipient:
+            return self._domain_key(recipient)
+        return self.relay
+
+    async def _slow_down(self, key: Key, reply: str, measured: float) -> None:
+        try:
+            rate = await asyncio.to_thread(self._write_slow_down, key, reply, measured)
+        except Exception as exc:  # the next slow-down reply tries again
+            log.warning("cannot record a slow-down for %s (%s)", key.name, type(exc).__name__)
+            return
+        log.info("%s %s asked to slow down (%s): %.3g messages/s", key.scope, key.name, reply, rate)
+        self.known = Known(self.known.rated | {key}, self.known.connections)
+
+    def _write_slow_down(self, key: Key, reply: str, measured: float) -> float:
+        with self.db.session() as session:
+            rate = limits.slow_down(session, key, reply, measured, utcnow())
+            session.commit()
+            return rate or 0.0
+
+    # -- relay connection slots --------------------------------------------------------
+
+    def holds_slot(self, transport: Transport) -> bool:
+        """Whether ``transport`` may be used: the relay has no connection limit, or it
+        holds one of its slots."""
+        return self.relay_connections() is None or id(transport) in self._slots
+
+    async def take_slot(self, transport: Transport) -> bool:
+        """Take a relay slot for ``transport`` unless it needs none or holds one; False when
+        every slot is held (by this worker or others)."""
+        if self.holds_slot(transport):
+            return True
+        assert self.relay is not None
+        try:
+            slot = await asyncio.to_thread(self._take_slot, self.relay)
+        except Exception as exc:  # no slot: the connection waits or leaves
+            log.warning("cannot take a connection slot (%s)", type(exc).__name__)
+            return False
+        if slot is None:
+            return False
+        self._slots[id(transport)] = slot
+        return True
+
+    def _take_slot(self, key: Key) -> int | None:
+        with self.db.session() as session:
+            slot = limits.take_slot(session, key, self.holder, utcnow(), self.lease)
+            session.commit()
+            return slot
+
+    async def give_back(self, transport: Transport) -> None:
+        """Give back ``transport``'s slot, if it holds one (logged if the database did not
+        take it: the slot's lease runs out by itself)."""
+        slot = self._slots.pop(id(transport), None)
+        if slot is None or self.relay is None:
+            return
+        try:
+            await asyncio.to_thread(self._release, self.relay, slot)
+        except Exception as exc:
+            log.warning("cannot give back a connection slot (%s)", type(exc).__name__)
+
+    def _release(self, key: Key, slot: int) -> None:
+        with self.db.session() as session:
+            limits.release_slot(session, key, slot, self.holder)
+            session.commit()
+
+    async def close(self) -> None:
+        """Let the slow-downs being written finish."""
+        if self._tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._tasks, return_exceptions=True)
