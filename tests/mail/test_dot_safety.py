@@ -73,8 +73,8 @@ def test_lines_starting_with_a_dot_arrive_intact() -> None:
     (caught,) = handler.caught
     assert caught.data == built
     text_part, html_part = caught.message.iter_parts()
-    text = text_part.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
+    text = text_part.get_content().replace("\r\n", "\n")
     assert "\n".join(TEXT_LINES) in text
     assert text.startswith("Hello Nino,\n")
-    html = html_part.get_content()  # type: ignore[attr-defined]
+    html = html_part.get_content()
     assert all(f"<p>{line}</p>" in html for line in TEXT_LINES)
