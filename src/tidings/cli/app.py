@@ -12,6 +12,7 @@ from tidings.cli import (
     editions,
     feeds,
     inbound,
+    limits,
     newsletters,
     processes,
     schedule,
@@ -62,6 +63,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(dkim.app, name="dkim")
 app.add_typer(inbound.app, name="inbound")
 app.add_typer(schedule.app, name="schedule")
+app.add_typer(limits.app, name="limits")
 app.command(name="doctor")(doctor.doctor)
 app.command(name="worker")(worker.worker)
 app.command(name="scheduler")(processes.scheduler)
