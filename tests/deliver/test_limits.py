@@ -1,0 +1,195 @@
+"""The sending limits' database side on both databases: the shared clock's reservations
+(concurrent ones on PostgreSQL), connection slots under leases, slow-downs and the climb
+back, and the admin's bad input refused in one line. Times are given, never waited for."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tidings.db.engine import Database
+from tidings.db.models import SendLimit, SendLimitScope, SendLimitSlot
+from tidings.deliver import limits
+from tidings.deliver.limits import Key, NotBefore, Reserved
+from tidings.errors import InvalidInput
+
+GMAIL = Key(SendLimitScope.domain, "gmail.com")
+RELAY = Key(SendLimitScope.relay, "smtp.example.ge:587")
+T0 = 1_800_000_000.0
+NOW = datetime.fromtimestamp(T0, UTC)
+LEASE = timedelta(seconds=15)
+
+
+def _reserve(db: Database, key: Key, count: int, now: float, ahead: float = 1.0) -> object:
+    with db.session() as session:
+        got = limits.reserve(session, key, count, now, ahead)
+        session.commit()
+        return got
+
+
+def _row(db: Database, key: Key) -> SendLimit | None:
+    with db.session() as session:
+        return session.get(SendLimit, (key.scope.value, key.name))
+
+
+def test_reservations_follow_the_shared_clock(db: Database) -> None:
+    assert _reserve(db, GMAIL, 3, T0) is None  # no limit: no rate to keep
+    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    first = _reserve(db, GMAIL, 3, T0)
+    assert first == Reserved(pytest.approx(T0), 3, 10.0)
+    assert isinstance(first, Reserved)
+    assert [first.at(i) for i in range(3)] == pytest.approx([T0, T0 + 0.1, T0 + 0.2])
+    second = _reserve(db, GMAIL, 5, T0)  # same instant: after the first batch
+    assert isinstance(second, Reserved) and second.first == pytest.approx(T0 + 0.3)
+    # The clock is now 0.8 s ahead; with 0.5 s allowed ahead nothing more is reserved.
+    spent = _reserve(db, GMAIL, 1, T0, ahead=0.5)
+    assert isinstance(spent, NotBefore) and spent.at == pytest.approx(T0 + 0.3)
+    # Later than the clock: the batch starts now, not at the old clock (no credit piles up).
+    later = _reserve(db, GMAIL, 1, T0 + 60)
+    assert isinstance(later, Reserved) and later.first == pytest.approx(T0 + 60)
+
+
+def test_concurrent_reservations_never_overlap(db: Database, db_name: str) -> None:
+    """Eight sessions reserving at once, at the same given instant, get times that tile
+    the clock exactly 1/rate apart: no time twice, none skipped."""
+    if db_name != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL")
+    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=50.0, connections=None)
+    got: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def reserve_many() -> None:
+        start.wait()
+        for _ in range(25):
+            reserved = _reserve(db, RELAY, 3, T0, ahead=1e9)
+            assert isinstance(reserved, Reserved)
+            with lock:
+                got.extend(reserved.at(i) for i in range(reserved.count))
+
+    threads = [threading.Thread(target=reserve_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    times = sorted(got)
+    assert len(times) == 8 * 25 * 3
+    # Float seconds near 1.8e9 carry about a microsecond of rounding per step: far below
+    # the 20 ms spacing.
+    assert times == pytest.approx([T0 + i / 50.0 for i in range(len(times))], abs=1e-3)
+
+
+def test_slots_are_shared_and_leased(db: Database) -> None:
+    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+
+    def take(holder: str, now: datetime) -> int | None:
+        with db.session() as session:
+            slot = limits.take_slot(session, RELAY, holder, now, LEASE)
+            session.commit()
+            return slot
+
+    assert take("w1", NOW) == 0
+    assert take("w2", NOW) == 1
+    assert take("w1", NOW) is None  # two workers, two slots: never a third
+    assert take("w2", NOW + timedelta(seconds=14)) is None
+    # w1 renews with its heartbeat; w2 dies: its slot comes back when its lease runs out.
+    with db.session() as session:
+        assert limits.renew_slots(session, "w1", NOW + timedelta(seconds=30)) == 1
+        session.commit()
+    assert take("w3", NOW + timedelta(seconds=16)) == 1
+    assert take("w4", NOW + timedelta(seconds=16)) is None
+    # A clean stop gives every slot back at once.
+    with db.session() as session:
+        assert limits.release_holder(session, "w1") == 1
+        session.commit()
+    assert take("w4", NOW + timedelta(seconds=17)) == 0
+    with db.session() as session:
+        holders = session.scalars(select(SendLimitSlot.holder).order_by(SendLimitSlot.slot))
+        assert list(holders) == ["w4", "w3"]
+    assert [v.slots_held for v in limits.limits_overview(db)] == [2]
+
+
+def _slow(db: Database, key: Key, now: datetime, measured: float = 0.0) -> float | None:
+    with db.session() as session:
+        rate = limits.slow_down(session, key, "421 4.7.0 slow down", measured, now)
+        session.commit()
+        return rate
+
+
+def _climb(db: Database, now: datetime) -> None:
+    with db.session() as session:
+        limits.climb(session, now)
+        session.commit()
+
+
+def test_slow_downs_halve_the_rate_and_quiet_minutes_raise_it(db: Database) -> None:
+    limits.set_limit(db, "domain", "gmail.com", per_second=40.0, connections=None)
+    assert _slow(db, GMAIL, NOW) == 20.0
+    # Replies within the spacing are the same signal: recorded, not halved again.
+    assert _slow(db, GMAIL, NOW + timedelta(seconds=1)) == 20.0
+    assert _slow(db, GMAIL, NOW + timedelta(seconds=6)) == 10.0
+    row = _row(db, GMAIL)
+    assert row is not None and row.slow_downs == 3 and row.last_reply == "421 4.7.0 slow down"
+    for _ in range(8):
+        assert _slow(db, GMAIL, NOW + timedelta(seconds=6)) is not None
+    # Quiet: a tenth more per minute, once per minute however often asked, up to the cap.
+    quiet = NOW + timedelta(seconds=6)
+    _climb(db, quiet + timedelta(seconds=61))
+    _climb(db, quiet + timedelta(seconds=62))
+    row = _row(db, GMAIL)
+    assert row is not None and row.rate == pytest.approx(11.0)
+    for minute in range(2, 40):
+        _climb(db, quiet + timedelta(seconds=61 * minute))
+    row = _row(db, GMAIL)
+    assert row is not None and row.rate == 40.0
+
+
+def test_a_slow_down_without_a_rate_starts_from_what_was_measured(db: Database) -> None:
+    assert _slow(db, RELAY, NOW, measured=30.0) == 15.0
+    assert _slow(db, GMAIL, NOW, measured=0.5) == limits.FLOOR_PER_SECOND
+    # Learnt rows (no cap of the admin's) climb without end, and are forgotten after a
+    # quiet hour.
+    _climb(db, NOW + timedelta(minutes=2))
+    row = _row(db, RELAY)
+    assert row is not None and row.rate == pytest.approx(16.5)
+    _climb(db, NOW + limits.FORGET_AFTER + timedelta(seconds=1))
+    assert _row(db, RELAY) is None and _row(db, GMAIL) is None
+
+
+def test_a_cap_below_the_floor_is_the_floor(db: Database) -> None:
+    limits.set_limit(db, "domain", "gmail.com", per_second=0.5, connections=None)
+    assert _slow(db, GMAIL, NOW) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("scope", "name", "per_second", "connections", "says"),
+    [
+        ("mx", "gmail.com", 1.0, None, "scope must be relay or domain"),
+        ("relay", "smtp.example.ge", 1.0, None, "host:port"),
+        ("relay", "smtp.example.ge:99999", 1.0, None, "host:port"),
+        ("domain", "gmail.com", 0.0, None, "--per-second must be above 0"),
+        ("domain", "gmail.com", -3.0, None, "--per-second must be above 0"),
+        ("domain", "gmail.com", float("nan"), None, "--per-second must be above 0"),
+        ("domain", "gmail.com", None, 0, "--connections must be from 1"),
+        ("domain", "gmail.com", None, None, "give --per-second and/or --connections"),
+        ("domain", "bad domain..", 1.0, None, "is not a domain name"),
+    ],
+)
+def test_bad_limits_are_refused(
+    db: Database,
+    scope: str,
+    name: str,
+    per_second: float | None,
+    connections: int | None,
+    says: str,
+) -> None:
+    with pytest.raises(InvalidInput, match=says):
+        limits.set_limit(db, scope, name, per_second, connections)
+    assert limits.limits_overview(db) == []
+
+
+def test_domains_are_keyed_lower_case_in_their_ascii_form() -> None:
+    assert limits.domain_name("Reader@GMail.COM") == "gmail.com"
+    assert limits.domain_name("ნინო@ფოსტა.გე") == "xn--lodzmeh.xn--node"
+    assert limits.key_for("relay", "SMTP.Example.GE:587") == RELAY
