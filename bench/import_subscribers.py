@@ -1,18 +1,28 @@
 """Import N generated subscribers into PostgreSQL and compare with a plain COPY of the file.
 
     .venv/bin/python bench/import_subscribers.py [--rows 1000000] [--repeat 1]
+        [--batch-size 10000] [--baseline [COMMIT]] [--sqlite]
 
-Both runs use the same CSV in the same PostgreSQL server, each into a fresh database, so the
-ratio is meaningful on a noisy shared machine. The Tidings figure includes everything the
-import does: address validation (email-validator), staging with COPY, merging duplicates and
-the INSERT ... SELECT of subscribers and subscriptions.
+Every run uses the same CSV in the same PostgreSQL server, each into a fresh database, so the
+ratios are meaningful on a noisy shared machine; the runs take turns, so load that comes and
+goes falls on each of them. The Tidings figure includes everything the import does: address
+validation, staging with COPY, merging duplicates, the INSERT ... SELECT of subscribers,
+subscriptions and their consent events, and the closing ANALYZE.
+
+``--baseline`` also runs the import as it was at COMMIT (default: the last commit before
+issue 13's work, f2ada4b): its four modules are read with ``git show`` into a temporary
+package and run beside today's. ``--sqlite`` adds a run of today's import into SQLite.
 """
 
 import argparse
+import importlib
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -20,8 +30,13 @@ from common import fresh_database
 
 from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
-from tidings.db.engine import open_database
+from tidings.config import Settings
+from tidings.db.engine import Database, open_database
 from tidings.db.migrate import upgrade
+
+BASELINE_COMMIT = "f2ada4b"
+IMPORT_MODULES = ("csvrows", "importer", "merge", "staging")
+Importer = Callable[..., object]
 
 
 def generate(path: Path, rows: int) -> None:
@@ -34,17 +49,47 @@ def generate(path: Path, rows: int) -> None:
             out.write(f"reader{i}@example{i % 1000}.ge,Reader {i},ka,{zone},City {i % 300}\n")
 
 
-def time_tidings(path: Path) -> float:
-    with fresh_database() as url:
-        db = open_database(url)
-        upgrade(db.engine)
-        create_newsletter(db, NewsletterSpec(slug="bench", name="Bench", sender="b@example.org"))
-        started = time.perf_counter()
-        report = import_subscribers(db, "bench", path, confirmed=True, batch_size=50_000)
-        elapsed = time.perf_counter() - started
-        db.dispose()
-    assert report.created == report.subscribed == report.rows_read, report
+def baseline_importer(commit: str, folder: Path) -> Importer:
+    """``import_subscribers`` as it was at ``commit``, from a package written to ``folder``."""
+    package = folder / "baseline_imports"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for name in IMPORT_MODULES:
+        source = subprocess.run(
+            ["git", "show", f"{commit}:src/tidings/audience/imports/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        source = source.replace("tidings.audience.imports.", "baseline_imports.")
+        (package / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    module = importlib.import_module("baseline_imports.importer")
+    importer: Importer = module.import_subscribers
+    return importer
+
+
+def _time_import(db: Database, importer: Importer, path: Path, rows: int, batch: int) -> float:
+    upgrade(db.engine)
+    create_newsletter(db, NewsletterSpec(slug="bench", name="Bench", sender="b@example.org"))
+    started = time.perf_counter()
+    report = importer(db, "bench", path, confirmed=True, batch_size=batch)
+    elapsed = time.perf_counter() - started
+    db.dispose()
+    counts = (report.created, report.subscribed, report.rows_read)  # type: ignore[attr-defined]
+    assert counts == (rows, rows, rows), report
     return elapsed
+
+
+def time_postgres(importer: Importer, path: Path, rows: int, batch: int) -> float:
+    with fresh_database() as url:
+        return _time_import(open_database(url), importer, path, rows, batch)
+
+
+def time_sqlite(path: Path, rows: int, batch: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.db"
+        return _time_import(open_database(url), import_subscribers, path, rows, batch)
 
 
 def time_plain_copy(path: Path) -> float:
@@ -67,25 +112,56 @@ def time_plain_copy(path: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=Settings.model_fields["import_batch_size"].default,
+        help="addresses per transaction (default: the import_batch_size setting's default)",
+    )
+    parser.add_argument("--baseline", nargs="?", const=BASELINE_COMMIT, metavar="COMMIT")
+    parser.add_argument("--sqlite", action="store_true", help="also time today's import on SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "subscribers.csv"
         generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
-        print(f"{args.rows} rows, {size_mb:.0f} MB CSV, {args.repeat} run(s) each")
-        copy_times, tidings_times = [], []
+        runs: dict[str, Callable[[], float]] = {
+            "plain COPY": lambda: time_plain_copy(path),
+            "tidings import": lambda: time_postgres(
+                import_subscribers, path, args.rows, args.batch_size
+            ),
+        }
+        if args.baseline:
+            old = baseline_importer(args.baseline, Path(folder))
+            runs[f"import @{args.baseline}"] = lambda: time_postgres(
+                old, path, args.rows, args.batch_size
+            )
+        if args.sqlite:
+            runs["import, SQLite"] = lambda: time_sqlite(path, args.rows, args.batch_size)
+        print(
+            f"{args.rows} rows, {size_mb:.0f} MB CSV, batches of {args.batch_size}, "
+            f"{args.repeat} run(s) each"
+        )
+        times: dict[str, list[float]] = {label: [] for label in runs}
         for _ in range(args.repeat):
-            copy_times.append(time_plain_copy(path))
-            tidings_times.append(time_tidings(path))
-        copy_s = statistics.median(copy_times)
-        tidings_s = statistics.median(tidings_times)
-        for label, seconds in (("plain COPY", copy_s), ("tidings import", tidings_s)):
+            for label, run in runs.items():
+                times[label].append(run())
+        medians = {label: statistics.median(values) for label, values in times.items()}
+        copy_s = medians["plain COPY"]
+        for label, seconds in medians.items():
             rate = args.rows / seconds
-            print(f"{label:<15}: {seconds:7.2f} s  {rate:>10,.0f} rows/s (median)")
-        print(f"ratio          : the import takes {tidings_s / copy_s:.1f}x the time of plain COPY")
+            print(
+                f"{label:<17}: {seconds:7.2f} s {rate:>11,.0f} rows/s (median), "
+                f"{seconds / copy_s:5.1f}x plain COPY's time"
+            )
+        if args.baseline:
+            ratio = medians[f"import @{args.baseline}"] / medians["tidings import"]
+            print(f"speed-up        : today's import is {ratio:.1f}x as fast as @{args.baseline}")
 
 
 if __name__ == "__main__":

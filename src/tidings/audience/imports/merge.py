@@ -19,6 +19,7 @@ from sqlalchemy import (
     update,
 )
 
+from tidings.audience.imports.pgmerge import subscribe_batch
 from tidings.audience.imports.staging import import_merged
 from tidings.db.clauses import is_suppressed
 from tidings.db.dialect import PRESERVE_ROWCOUNT, is_postgres, upsert_insert
@@ -90,9 +91,13 @@ def apply_batch(
     eligible = and_(in_batch, ~suppressed)
     known = exists().where(Subscriber.email == m.email)
 
-    batch_size = connection.scalar(select(func.count()).where(in_batch)) or 0
-    eligible_count = connection.scalar(select(func.count()).where(eligible)) or 0
-    existing = connection.scalar(select(func.count()).where(eligible, known)) or 0
+    batch_size, eligible_count, existing = connection.execute(
+        select(
+            func.count(),
+            func.count().filter(~suppressed),
+            func.count().filter(and_(~suppressed, known)),
+        ).where(in_batch)
+    ).one()
     report.suppressed += batch_size - eligible_count
 
     upserted = _upsert_subscribers(connection, eligible, now)
@@ -101,6 +106,20 @@ def apply_batch(
     report.updated += upserted - created
     report.unchanged += existing - (upserted - created)
 
+    if is_postgres(connection):
+        made, made_active, unsubscribed = subscribe_batch(
+            connection,
+            options.newsletter_id,
+            options.confirmed,
+            options.consent_source,
+            low,
+            high,
+            now,
+        )
+        report.subscribed += made
+        report.activated += made_active
+        report.kept_unsubscribed += unsubscribed
+        return
     ids_in_batch = (
         select(Subscriber.id).join(import_merged, Subscriber.email == m.email).where(eligible)
     )

@@ -16,10 +16,13 @@ from sqlalchemy import (
     Table,
     Text,
     case,
+    exists,
     func,
     insert,
     over,
     select,
+    text,
+    union_all,
 )
 
 from tidings.audience.imports.csvrows import SubscriberRow
@@ -109,32 +112,57 @@ def _first_non_empty(column: Column[str]) -> Over[str]:
 
 
 def merge_duplicates(connection: Connection) -> int:
-    """Fill ``import_merged`` with one row per address; returns how many addresses there are."""
+    """Fill ``import_merged`` with one row per address, numbered in address order; returns
+    how many addresses there are. Only the addresses the file names more than once go
+    through the field-by-field window merge: the rest (nearly all of a big file) are copied
+    as they are, which spares sorting a million rows five times."""
     c = import_rows.c
+    analyse(connection, import_rows)
+    repeated = select(c.email).group_by(c.email).having(func.count() > 1).cte("repeated")
+    once = select(c.email, c.name, c.locale, c.timezone, c.attributes).where(
+        ~exists().where(repeated.c.email == c.email)
+    )
     empty_attributes = "{}"
-    per_row = select(
-        c.email,
-        _first_non_empty(c.name).label("name"),
-        _first_non_empty(c.locale).label("locale"),
-        _first_non_empty(c.timezone).label("timezone"),
-        over(
-            func.first_value(c.attributes),
-            partition_by=c.email,
-            order_by=(case((c.attributes == empty_attributes, 1), else_=0), c.line),
-        ).label("attributes"),
-        over(func.row_number(), partition_by=c.email, order_by=c.line).label("nth"),
-    ).subquery()
-    firsts = select(
-        over(func.row_number(), order_by=per_row.c.email).label("seq"),
-        per_row.c.email,
-        per_row.c.name,
-        per_row.c.locale,
-        per_row.c.timezone,
-        per_row.c.attributes,
+    per_row = (
+        select(
+            c.email,
+            _first_non_empty(c.name).label("name"),
+            _first_non_empty(c.locale).label("locale"),
+            _first_non_empty(c.timezone).label("timezone"),
+            over(
+                func.first_value(c.attributes),
+                partition_by=c.email,
+                order_by=(case((c.attributes == empty_attributes, 1), else_=0), c.line),
+            ).label("attributes"),
+            over(func.row_number(), partition_by=c.email, order_by=c.line).label("nth"),
+        )
+        .where(c.email.in_(select(repeated.c.email)))
+        .subquery()
+    )
+    merged = select(
+        per_row.c.email, per_row.c.name, per_row.c.locale, per_row.c.timezone, per_row.c.attributes
     ).where(per_row.c.nth == 1)
+    every = union_all(once, merged).subquery()
+    numbered = select(
+        over(func.row_number(), order_by=every.c.email).label("seq"),
+        every.c.email,
+        every.c.name,
+        every.c.locale,
+        every.c.timezone,
+        every.c.attributes,
+    )
     connection.execute(
         insert(import_merged).from_select(
-            ["seq", "email", "name", "locale", "timezone", "attributes"], firsts
+            ["seq", "email", "name", "locale", "timezone", "attributes"], numbered
         )
     )
+    analyse(connection, import_merged)
     return int(connection.scalar(select(func.count()).select_from(import_merged)) or 0)
+
+
+def analyse(connection: Connection, table: Table) -> None:
+    """Give PostgreSQL's planner the staging table's statistics (autovacuum never sees a
+    temporary table): without them it plans a million rows as a few dozen, and picks nested
+    loops over them."""
+    if is_postgres(connection):
+        connection.execute(text(f"ANALYZE {table.name}"))
