@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tidings.catalog.counts import subscription_counts
+from tidings.catalog.defaults import DEFAULT_SCHEDULE as DEFAULT_SCHEDULE  # re-exported
 from tidings.catalog.feedguard import check_feed_url
 from tidings.catalog.readerfacing import (
     check_footer_text,
@@ -41,7 +42,6 @@ from tidings.text import as_sentence
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _TEMPLATE_SET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-DEFAULT_SCHEDULE = "0 7 * * *"
 T = TypeVar("T")
 
 

@@ -2,17 +2,20 @@
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from tidings.cli.context import cli_context, fail, friendly
-from tidings.ingest.service import PushReport, push_articles, read_article_file
+
+if TYPE_CHECKING:
+    from tidings.ingest.service import PushReport
 
 app = typer.Typer(help="Add articles by hand or from a JSON file.", no_args_is_help=True)
 
 
-def _print_report(console: Console, report: PushReport) -> None:
+def _print_report(console: Console, report: "PushReport") -> None:
     c = report.counts
     console.print(f"{c.new} new, {c.updated} updated, {c.unchanged} unchanged")
     for reason in report.rejected:
@@ -47,6 +50,8 @@ def add(
     Example: tidings articles add --newsletter daily --url https://messenger.ge/a/1
     --title "Parliament passes budget" --section Politics
     """
+    from tidings.ingest.service import push_articles
+
     item = {
         "url": url,
         "title": title,
@@ -74,6 +79,8 @@ def import_command(
 
     Example: tidings articles import articles.json --newsletter daily
     """
+    from tidings.ingest.service import push_articles, read_article_file
+
     context = cli_context(ctx)
     items = read_article_file(file)
     report = push_articles(context.database(), newsletter, items)

@@ -14,9 +14,7 @@ from typer.core import TyperGroup
 
 from tidings.config import Settings, load_settings
 from tidings.db.engine import Database, open_database
-from tidings.db.migrate import current_revision, head_revision
 from tidings.errors import TidingsError
-from tidings.text import as_sentence
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,6 +38,8 @@ class CliContext:
         if self._db is None:
             self._db = open_database(self.settings.resolved_database_url)
         if require_current_schema:
+            from tidings.db.migrate import current_revision, head_revision
+
             current = current_revision(self._db.engine)
             if current != head_revision(self._db.engine):
                 raise TidingsError(
@@ -56,6 +56,8 @@ class CliContext:
 def fail(message: str) -> typer.Exit:
     """Print one error line and give the exit to raise (the message is text, never markup:
     it may quote what the user typed)."""
+    from tidings.text import as_sentence  # it brings nh3: only when there is an error
+
     line = Text.assemble(("error:", "bold red"), " ", as_sentence(message))
     _console(stderr=True).print(line, soft_wrap=True)
     return typer.Exit(code=1)

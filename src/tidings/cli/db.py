@@ -3,7 +3,6 @@
 import typer
 
 from tidings.cli.context import cli_context, friendly
-from tidings.db.migrate import current_revision, downgrade, upgrade
 
 app = typer.Typer(help="Create, upgrade or downgrade the database schema.", no_args_is_help=True)
 
@@ -15,6 +14,8 @@ def upgrade_command(ctx: typer.Context) -> None:
 
     Example: TIDINGS_DATABASE_URL=postgresql://localhost/tidings tidings db upgrade
     """
+    from tidings.db.migrate import current_revision, upgrade
+
     context = cli_context(ctx)
     console = context.out
     database = context.database(require_current_schema=False)
@@ -37,6 +38,8 @@ def downgrade_command(
 
     Example: tidings db downgrade base
     """
+    from tidings.db.migrate import current_revision, downgrade
+
     context = cli_context(ctx)
     console = context.out
     database = context.database(require_current_schema=False)

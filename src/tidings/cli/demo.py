@@ -2,19 +2,22 @@
 and run the service."""
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from tidings.catalog.newsletters import list_newsletters
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.cli.processes import run_all
-from tidings.deliver.runner import run_worker
 from tidings.mail.links import archive_path
-from tidings.sample.loader import DEMO_ADMIN, SampleLoad, demo_admin, demo_settings, load_sample
+
+if TYPE_CHECKING:
+    from tidings.sample.loader import SampleLoad
 
 
-def _show(context: CliContext, loaded: SampleLoad) -> None:
+def _show(context: CliContext, loaded: "SampleLoad") -> None:
+    from tidings.catalog.newsletters import list_newsletters
+
     out = context.out
     c = loaded.feed.counts
     out.print(f"sample feed: {c.new} new, {c.updated} updated, {c.unchanged} unchanged article(s)")
@@ -55,6 +58,9 @@ def demo(
 
     Example: tidings demo
     """
+    from tidings.deliver.runner import run_worker
+    from tidings.sample.loader import DEMO_ADMIN, demo_admin, demo_settings, load_sample
+
     context = cli_context(ctx)
     settings = context.settings = demo_settings(context.settings)
     database = context.database(require_current_schema=False)

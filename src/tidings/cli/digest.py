@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,19 +13,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tidings.cli.context import CliContext, cli_context, fail, friendly
 from tidings.cli.worker import stats_line, work_here
-from tidings.compose.oneoff import NO_NEW_ARTICLES, preview, send_one_off
-from tidings.compose.service import OneOff
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState
-from tidings.deliver.heartbeats import alive, roll_call
-from tidings.deliver.worker import WorkerStats
 from tidings.errors import InvalidInput
-from tidings.reports.progress import edition_progress
+
+if TYPE_CHECKING:
+    from tidings.compose.service import OneOff
+    from tidings.deliver.worker import WorkerStats
 
 app = typer.Typer(help="Send and preview one-off editions.", no_args_is_help=True)
 
 
-def _one_off(article: list[int], intro_file: Path | None, subject: str | None) -> OneOff:
+def _one_off(article: list[int], intro_file: Path | None, subject: str | None) -> "OneOff":
+    from tidings.compose.service import OneOff
+
     intro = None
     if intro_file is not None:
         try:
@@ -44,6 +46,8 @@ WORKER_GONE = "The worker stopped: sending the rest of this edition from here."
 def _edition_bar(console: Console, db: Database, edition_id: int) -> Iterator[Callable[[], bool]]:
     """A progress bar for the edition; yields ``refresh()``, which updates it and says
     whether the edition has open deliveries left. The state counts are printed at the end."""
+    from tidings.reports.progress import edition_progress
+
     with Progress(
         TextColumn("edition {task.fields[edition]}"),
         BarColumn(),
@@ -68,6 +72,8 @@ def _edition_bar(console: Console, db: Database, edition_id: int) -> Iterator[Ca
 def _wait(console: Console, db: Database, edition_id: int) -> bool:
     """Show progress while workers send the edition, until it has no open deliveries; False
     if meanwhile every worker went away with deliveries still due (nothing would send them)."""
+    from tidings.deliver.heartbeats import roll_call
+
     with _edition_bar(console, db, edition_id) as refresh:
         checked = time.monotonic()
         while refresh():
@@ -79,7 +85,7 @@ def _wait(console: Console, db: Database, edition_id: int) -> bool:
     return True
 
 
-async def _send_here(context: CliContext, db: Database, edition_id: int) -> WorkerStats:
+async def _send_here(context: CliContext, db: Database, edition_id: int) -> "WorkerStats":
     """Deliver what is due from this process, as ``tidings worker --drain`` does, showing
     the edition's progress meanwhile."""
     with _edition_bar(context.out, db, edition_id) as refresh:
@@ -93,6 +99,8 @@ async def _send_here(context: CliContext, db: Database, edition_id: int) -> Work
 def _see_it_sent(context: CliContext, db: Database, edition_id: int) -> None:
     """Wait for the workers while one is alive; with none (or once none is left), send the
     edition from here."""
+    from tidings.deliver.heartbeats import alive
+
     if alive(db):
         if _wait(context.out, db, edition_id):
             return
@@ -106,6 +114,8 @@ def _see_it_sent(context: CliContext, db: Database, edition_id: int) -> None:
 @contextmanager
 def _article_hint() -> Iterator[None]:
     """The domain says to choose an article; the CLI adds how (the web never shows flags)."""
+    from tidings.compose.oneoff import NO_NEW_ARTICLES
+
     try:
         yield
     except InvalidInput as exc:
@@ -135,6 +145,8 @@ def send(
     With no worker running, it sends the edition itself (as 'tidings worker --drain').
     Example: tidings digest send daily --article 12 --article 9 --subject "Election special"
     """
+    from tidings.compose.oneoff import send_one_off
+
     context = cli_context(ctx)
     database = context.database()
     with _article_hint():
@@ -163,6 +175,8 @@ def preview_command(
 
     Example: tidings digest preview daily --subscriber nino@example.ge --output preview.html
     """
+    from tidings.compose.oneoff import preview
+
     context = cli_context(ctx)
     with _article_hint():
         shown = preview(

@@ -4,8 +4,6 @@ import typer
 
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import DkimAlgorithm
-from tidings.mail.dkim.published import key_report
-from tidings.mail.dkim.store import add_key, remove_named_key
 
 app = typer.Typer(
     help="DKIM keys: make, list (with their DNS state), remove.", no_args_is_help=True
@@ -33,6 +31,8 @@ def keygen(
 
     Example: tidings dkim keygen example.org --selector t202611
     """
+    from tidings.mail.dkim.store import add_key
+
     context = cli_context(ctx)
     key = add_key(context.database(), context.settings, domain, selector, algorithm)
     out = context.out
@@ -53,6 +53,8 @@ def list_command(ctx: typer.Context) -> None:
 
     Example: tidings dkim list
     """
+    from tidings.mail.dkim.published import key_report
+
     context = cli_context(ctx)
     report = key_report(context.database(), context.settings)
     if not report:
@@ -81,6 +83,8 @@ def remove(
 
     Example: tidings dkim remove example.org --selector t202611
     """
+    from tidings.mail.dkim.store import remove_named_key
+
     context = cli_context(ctx)
     key = remove_named_key(context.database(), domain, selector)
     context.out.print(f"DKIM key {key.id} of {key.domain} ({key.selector}) removed")

@@ -5,7 +5,6 @@ from rich.markup import escape
 
 from tidings.cli.context import cli_context, friendly
 from tidings.doctor.findings import Status, failed
-from tidings.doctor.service import run_checks
 
 _STYLE = {Status.ok: "green", Status.warn: "yellow", Status.fail: "bold red"}
 
@@ -19,6 +18,8 @@ def doctor(ctx: typer.Context) -> None:
     fails. DNS goes to TIDINGS_DNS_NAMESERVERS when set. Changes nothing.
     Example: tidings doctor
     """
+    from tidings.doctor.service import run_checks
+
     context = cli_context(ctx)
     findings = run_checks(context.database(), context.settings)
     out = context.out

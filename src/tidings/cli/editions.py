@@ -1,15 +1,18 @@
 """``tidings edition``: list editions, show one's progress, and send, pause, resume or cancel
 one (the moves ``compose.lifecycle.MOVES`` allows, refused with the console's sentence)."""
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.box import SIMPLE
 from rich.table import Table
 from rich.text import Text
 
 from tidings.cli.context import cli_context, friendly
-from tidings.compose.lifecycle import EDITION_CHANGES
 from tidings.db.models import DeliveryState, EditionStatus
-from tidings.reports.progress import EditionProgress, edition_progress, list_editions
+
+if TYPE_CHECKING:
+    from tidings.reports.progress import EditionProgress
 
 app = typer.Typer(
     help="List editions, show their progress, send, pause, resume, cancel.", no_args_is_help=True
@@ -19,7 +22,7 @@ STATES = list(DeliveryState)
 NOTE_CHARS = 60
 
 
-def _status(progress: EditionProgress) -> str:
+def _status(progress: "EditionProgress") -> str:
     """The status with its reason: "skipped (too_few_articles)", "failed (too_large)"."""
     reason = progress.skip_reason
     return f"{progress.status.value} ({reason})" if reason else progress.status.value
@@ -31,7 +34,7 @@ def _short(note: str | None) -> str:
     return note if len(note) <= NOTE_CHARS else note[: NOTE_CHARS - 1] + "\u2026"
 
 
-def _eta(progress: EditionProgress) -> str:
+def _eta(progress: "EditionProgress") -> str:
     seconds = progress.eta_seconds
     if seconds is None:
         return "-" if progress.remaining == 0 else "unknown"
@@ -39,14 +42,14 @@ def _eta(progress: EditionProgress) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def _when(progress: EditionProgress) -> str:
+def _when(progress: "EditionProgress") -> str:
     """The time that matters for the list: when a scheduled one goes out, its slot, or when
     it was made (UTC)."""
     when = progress.scheduled_for if progress.status == EditionStatus.scheduled else None
     return f"{when or progress.slot or progress.created_at:%Y-%m-%d %H:%M}"
 
 
-def _rate(progress: EditionProgress) -> str:
+def _rate(progress: "EditionProgress") -> str:
     """Messages per second over the time spent sending, as the console shows it."""
     return f"{progress.per_second:.2f}/s" if progress.started else "-"
 
@@ -64,6 +67,8 @@ def list_command(
 
     Example: tidings edition list daily
     """
+    from tidings.reports.progress import list_editions
+
     context = cli_context(ctx)
     rows = list_editions(context.database(), slug, limit)
     if not rows:
@@ -101,6 +106,8 @@ def status(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id
 
     Example: tidings edition status 42
     """
+    from tidings.reports.progress import edition_progress
+
     context = cli_context(ctx)
     p = edition_progress(context.database(), edition_id)
     out = context.out
@@ -119,6 +126,8 @@ def status(ctx: typer.Context, edition_id: int = typer.Argument(help="Edition id
 
 
 def _change(ctx: typer.Context, edition_id: int, name: str, done: str) -> None:
+    from tidings.compose.lifecycle import EDITION_CHANGES
+
     context = cli_context(ctx)
     EDITION_CHANGES[name](context.database(), context.settings, edition_id)
     context.out.print(f"edition {edition_id} {done}")

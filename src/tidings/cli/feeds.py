@@ -1,15 +1,19 @@
 """``tidings feeds``: poll feed sources."""
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
-from tidings.ingest.service import PollOutcome, count_feed_sources, poll_sources
+
+if TYPE_CHECKING:
+    from tidings.ingest.service import PollOutcome
 
 app = typer.Typer(help="Poll the feeds of newsletters.", no_args_is_help=True)
 
 
-def _describe(outcome: PollOutcome) -> str:
+def _describe(outcome: "PollOutcome") -> str:
     if outcome.error:
         return f"[red]failed[/] {outcome.url}: {outcome.error}"
     if outcome.not_modified:
@@ -30,6 +34,8 @@ def poll(
     A failing feed is reported and recorded; the others are still polled.
     Example: tidings feeds poll daily
     """
+    from tidings.ingest.service import PollOutcome, count_feed_sources, poll_sources
+
     context = cli_context(ctx)
     console = context.out
     database = context.database()

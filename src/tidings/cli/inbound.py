@@ -5,7 +5,6 @@ from sqlalchemy.exc import DBAPIError
 
 from tidings.cli.context import cli_context
 from tidings.db.errors import describe, is_transient
-from tidings.inbound.service import handle_message
 
 app = typer.Typer(help="Read mail that comes back to the bounce domain.", no_args_is_help=True)
 
@@ -47,6 +46,8 @@ def receive(
     """
     context = cli_context(ctx)
     try:
+        from tidings.inbound.service import handle_message
+
         raw = _read_stdin(context.settings.inbound_max_bytes + 1)
         handled = handle_message(context.database(), context.settings, raw, recipient, "pipe")
     except Exception as exc:  # every failure is one line and EX_TEMPFAIL, never a traceback

@@ -3,19 +3,10 @@
 import typer
 from rich.table import Table
 
-from tidings.catalog.newsletters import (
-    DEFAULT_SCHEDULE,
-    NewsletterSpec,
-    change_newsletter,
-    create_newsletter,
-    list_newsletters,
-    sender_of,
-)
+from tidings.catalog.defaults import DEFAULT_SCHEDULE
 from tidings.catalog.readerfacing import LINE_SEPARATOR
 from tidings.cli.context import cli_context, friendly
 from tidings.errors import InvalidInput
-from tidings.mail.templates import template_sets
-from tidings.text import shorten
 
 app = typer.Typer(help="Create, change and list newsletters.", no_args_is_help=True)
 
@@ -77,6 +68,9 @@ def create(
     --timezone Asia/Tbilisi --feed https://messenger.ge/feed.xml
     --postal-address "The Messenger | 14 Rustaveli Ave | Tbilisi 0108, Georgia"
     """
+    from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
+    from tidings.mail.templates import template_sets
+
     spec = NewsletterSpec(
         slug=slug,
         name=name,
@@ -147,6 +141,10 @@ def edit(
     --allowed-origin https://messenger.ge --allowed-origin https://www.messenger.ge
     --reader-time --utm-source newsletter
     """
+    from tidings.catalog.newsletters import change_newsletter, sender_of
+    from tidings.mail.templates import template_sets
+    from tidings.text import shorten
+
     given = {
         "name": name,
         "sender": sender,
@@ -201,6 +199,8 @@ def list_command(ctx: typer.Context) -> None:
 
     Example: tidings newsletter list
     """
+    from tidings.catalog.newsletters import list_newsletters
+
     context = cli_context(ctx)
     console = context.out
     summaries = list_newsletters(context.database())

@@ -5,21 +5,19 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import typer
-import uvicorn
 
 from tidings.cli.context import CliContext, cli_context, friendly
 from tidings.cli.logs import configure_logging
 from tidings.cli.worker import METRICS_HOST, METRICS_PORT, start_metrics
-from tidings.deliver.runner import run_worker
-from tidings.inbound.server import DEFAULT_PORT as INBOUND_PORT
-from tidings.inbound.server import serve_inbound
+from tidings.inbound.defaults import DEFAULT_PORT as INBOUND_PORT
 from tidings.mail.links import TOKEN_PATH_PREFIXES
-from tidings.mail.transport import check_links
-from tidings.metrics import registry_with
-from tidings.reports.queuegauge import QueueCollector
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 #: How long a crashed part of ``tidings run`` waits before it is started again: long enough
@@ -59,9 +57,11 @@ class RedactReaderTokens(logging.Filter):
         return True
 
 
-def _server(context: CliContext, host: str, port: int) -> uvicorn.Server:
+def _server(context: CliContext, host: str, port: int) -> "uvicorn.Server":
     # Imported here, not at the top: every command (a worker above all) would otherwise carry
     # the web face and all its pages in memory (bench/worker_memory.py).
+    import uvicorn
+
     from tidings.web.app import create_app
 
     app = create_app(context.settings, context.database())
@@ -121,6 +121,9 @@ def scheduler(
     Its metrics (with the delivery queue per edition) are served on --metrics-port.
     Example: tidings scheduler --metrics-port 9102
     """
+    from tidings.metrics import registry_with
+    from tidings.reports.queuegauge import QueueCollector
+
     context = cli_context(ctx)
     _logging(context)
     queue = registry_with(QueueCollector(context.database()))
@@ -144,6 +147,8 @@ INBOUND_PORT_OPTION = typer.Option(
 
 
 async def _inbound(context: CliContext, host: str, port: int) -> None:
+    from tidings.inbound.server import serve_inbound
+
     await serve_inbound(context.database(), context.settings, host, port, _stop_on_signals())
 
 
@@ -210,6 +215,8 @@ async def run_all(context: CliContext, host: str, port: int) -> None:
     """Web, scheduler and worker in one loop, each supervised on its own, and the inbound
     listener when TIDINGS_INBOUND_PORT is set; the worker brings up the built-in catcher
     when no SMTP URL is set."""
+    from tidings.deliver.runner import run_worker
+    from tidings.inbound.server import serve_inbound
     from tidings.schedule.scheduler import TidingsScheduler
 
     stop = asyncio.Event()
@@ -252,6 +259,8 @@ def run(ctx: typer.Context, host: str = HOST, port: int = PORT) -> None:
     With TIDINGS_SMTP_URL empty, mail goes to the built-in catcher; read it at /mailbox.
     Example: tidings run
     """
+    from tidings.mail.transport import check_links
+
     context = cli_context(ctx)
     check_links(context.settings)  # at start, not per message: the supervisor would retry it
     _logging(context)

@@ -1,11 +1,16 @@
 """``tidings schedule``: a newsletter's coming sends."""
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import Cadence
 from tidings.db.types import utcnow
-from tidings.schedule.coming import DAYS_AT_MOST, DAYS_DEFAULT, ComingSends, coming_sends
+from tidings.schedule.horizon import DAYS_AT_MOST, DAYS_DEFAULT
+
+if TYPE_CHECKING:
+    from tidings.schedule.coming import ComingSends
 
 app = typer.Typer(help="See when newsletters send.", no_args_is_help=True)
 
@@ -24,13 +29,15 @@ def show(
 
     Example: tidings schedule show daily --days 3
     """
+    from tidings.schedule.coming import coming_sends
+
     context = cli_context(ctx)
     coming = coming_sends(context.database(), slug, days, utcnow())
     for line in schedule_lines(coming):
         context.out.print(line, markup=False)
 
 
-def schedule_lines(coming: ComingSends) -> list[str]:
+def schedule_lines(coming: "ComingSends") -> list[str]:
     """The lines ``schedule show`` prints: a heading, one line per send, and a closing note."""
     how = "at each reader's local time" if coming.reader_time else f"in {coming.timezone}"
     lines = [f"{coming.slug}: sends in the next {coming.days} day(s), {how}"]

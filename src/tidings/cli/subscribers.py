@@ -4,23 +4,20 @@ import asyncio
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
-from tidings.audience.confirmations import claim_one, claim_waiting, mail_now, waiting
-from tidings.audience.export import export_subscribers
-from tidings.audience.imports.csvrows import write_row_errors
-from tidings.audience.imports.importer import ImportReport, import_subscribers
-from tidings.audience.service import add_subscriber
-from tidings.audience.signup import release_confirmation
 from tidings.cli.context import cli_context, friendly
 from tidings.cli.progress import progress_reporter
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import SubscriptionStatus
 from tidings.db.types import utcnow
-from tidings.mail.addresses import AttributeLimits
+
+if TYPE_CHECKING:
+    from tidings.audience.imports.importer import ImportReport
 
 app = typer.Typer(help="Add, import and export subscribers.", no_args_is_help=True)
 INVALID_LINES_SHOWN = 20
@@ -46,6 +43,9 @@ def add(
 
     Example: tidings subscribers add nino@example.ge --newsletter daily --name "Nino" --confirmed
     """
+    from tidings.audience.confirmations import claim_one, mail_now
+    from tidings.audience.service import add_subscriber
+
     context = cli_context(ctx)
     database = context.database()
     result = add_subscriber(database, newsletter, email, name, confirmed, source="cli")
@@ -59,7 +59,7 @@ def add(
         context.out.print(f"confirmation mailed to {result.email}")
 
 
-def _print_import(console: Console, report: ImportReport, invalid_report: Path | None) -> None:
+def _print_import(console: Console, report: "ImportReport", invalid_report: Path | None) -> None:
     console.print(
         f"read {report.rows_read} row(s): {report.created} new subscriber(s), "
         f"{report.updated} updated, {report.unchanged} unchanged, "
@@ -75,6 +75,8 @@ def _print_import(console: Console, report: ImportReport, invalid_report: Path |
     if len(report.invalid) > INVALID_LINES_SHOWN:
         console.print(f"... and {len(report.invalid) - INVALID_LINES_SHOWN} more invalid row(s)")
     if invalid_report is not None:
+        from tidings.audience.imports.csvrows import write_row_errors
+
         with invalid_report.open("w", encoding="utf-8", newline="") as out:
             write_row_errors(report.invalid, out)
         console.print(f"invalid rows written to {invalid_report}")
@@ -105,6 +107,10 @@ def import_command(
 
     Example: tidings subscribers import readers.csv --newsletter daily --confirmed
     """
+    from tidings.audience.confirmations import waiting
+    from tidings.audience.imports.importer import import_subscribers
+    from tidings.mail.addresses import AttributeLimits
+
     context = cli_context(ctx)
     started = utcnow()
     with progress_reporter(context.out) as progress:
@@ -134,6 +140,9 @@ def _mail_confirmations(
 ) -> None:
     """Mail the confirmations of the import's new pending subscriptions, a batch at a time
     (a failed one is given back, so each is tried once here)."""
+    from tidings.audience.confirmations import claim_waiting, mail_now, waiting
+    from tidings.audience.signup import release_confirmation
+
     tried: set[int] = set()
     while True:
         claimed = claim_waiting(database, newsletter, "cli", since)
@@ -161,6 +170,8 @@ def export_command(
 
     Example: tidings subscribers export --newsletter daily --output readers.csv
     """
+    from tidings.audience.export import export_subscribers
+
     context = cli_context(ctx)
     database = context.database()
     if output is None:

@@ -2,7 +2,6 @@
 
 import typer
 
-from tidings.access.apitokens import create_token, list_tokens, revoke_token
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import UserRole
 
@@ -20,6 +19,8 @@ def create(
 
     Example: tidings tokens create --role editor --name "CMS article push"
     """
+    from tidings.access.apitokens import create_token
+
     context = cli_context(ctx)
     token_id, secret = create_token(context.database(), name, role, created_by="cli")
     context.out.print(f"token {token_id} ({role.value}): {secret}")
@@ -33,6 +34,8 @@ def list_command(ctx: typer.Context) -> None:
 
     Example: tidings tokens list
     """
+    from tidings.access.apitokens import list_tokens
+
     context = cli_context(ctx)
     for token in list_tokens(context.database()):
         state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
@@ -47,6 +50,8 @@ def revoke(ctx: typer.Context, token_id: int = typer.Argument(help="The token's 
 
     Example: tidings tokens revoke 3
     """
+    from tidings.access.apitokens import revoke_token
+
     context = cli_context(ctx)
     revoke_token(context.database(), token_id)
     context.out.print(f"token {token_id} revoked")

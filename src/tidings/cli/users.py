@@ -2,14 +2,6 @@
 
 import typer
 
-from tidings.access.accounts import create_user, list_users, user_id_by_email
-from tidings.access.people import (
-    disable_user,
-    enable_user,
-    remove_user,
-    reset_to_one_time,
-    set_role,
-)
 from tidings.cli.context import cli_context, friendly
 from tidings.db.models import UserRole
 
@@ -28,6 +20,8 @@ def create(
 
     Example: tidings users create editor@messenger.example.ge --role editor
     """
+    from tidings.access.accounts import create_user
+
     context = cli_context(ctx)
     account, password = create_user(context.database(), email, role)
     context.out.print(f"created {account.email} ({account.role.value})")
@@ -42,6 +36,8 @@ def list_command(ctx: typer.Context) -> None:
 
     Example: tidings users list
     """
+    from tidings.access.accounts import list_users
+
     context = cli_context(ctx)
     for account in list_users(context.database()):
         note = (
@@ -65,6 +61,9 @@ def set_role_command(
 
     Example: tidings users set-role editor@messenger.example.ge admin
     """
+    from tidings.access.accounts import user_id_by_email
+    from tidings.access.people import set_role
+
     context = cli_context(ctx)
     db = context.database()
     account = set_role(db, user_id_by_email(db, email), role)
@@ -79,6 +78,9 @@ def disable(ctx: typer.Context, email: str = EMAIL) -> None:
 
     Example: tidings users disable editor@messenger.example.ge
     """
+    from tidings.access.accounts import user_id_by_email
+    from tidings.access.people import disable_user
+
     context = cli_context(ctx)
     db = context.database()
     account = disable_user(db, user_id_by_email(db, email))
@@ -92,6 +94,9 @@ def enable(ctx: typer.Context, email: str = EMAIL) -> None:
 
     Example: tidings users enable editor@messenger.example.ge
     """
+    from tidings.access.accounts import user_id_by_email
+    from tidings.access.people import enable_user
+
     context = cli_context(ctx)
     db = context.database()
     account = enable_user(db, user_id_by_email(db, email))
@@ -105,6 +110,9 @@ def remove(ctx: typer.Context, email: str = EMAIL) -> None:
 
     Example: tidings users remove editor@messenger.example.ge
     """
+    from tidings.access.accounts import user_id_by_email
+    from tidings.access.people import remove_user
+
     context = cli_context(ctx)
     db = context.database()
     context.out.print(f"removed {remove_user(db, user_id_by_email(db, email))}")
@@ -118,6 +126,9 @@ def reset_password(ctx: typer.Context, email: str = EMAIL) -> None:
 
     Example: tidings users reset-password editor@messenger.example.ge
     """
+    from tidings.access.accounts import user_id_by_email
+    from tidings.access.people import reset_to_one_time
+
     context = cli_context(ctx)
     db = context.database()
     account, password = reset_to_one_time(db, user_id_by_email(db, email))

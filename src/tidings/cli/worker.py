@@ -7,17 +7,17 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
-from prometheus_client import CollectorRegistry
 
 from tidings.cli.context import CliContext, cli_context, fail, friendly
 from tidings.cli.logs import configure_logging
-from tidings.deliver.runner import run_worker
-from tidings.deliver.supervisor import Supervisor, process_count, stats_json
-from tidings.deliver.worker import WorkerStats
-from tidings.mail.transport import check_links
-from tidings.metrics import registry_with, serve_metrics
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from tidings.deliver.worker import WorkerStats
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +30,14 @@ METRICS_HOST = typer.Option(
 
 
 def start_metrics(
-    port: int | None, host: str, registry: CollectorRegistry | None = None
+    port: int | None, host: str, registry: "CollectorRegistry | None" = None
 ) -> Callable[[], None]:
     """Serve this process's metrics (and ``registry``'s) when a port is given; returns
     the function that stops serving them."""
     if port is None:
         return lambda: None
+    from tidings.metrics import registry_with, serve_metrics
+
     try:
         return serve_metrics(port, host, registry if registry is not None else registry_with())
     except OSError as exc:
@@ -57,11 +59,13 @@ async def _stop_when_orphaned(stop: asyncio.Event) -> None:
             stop.set()
 
 
-async def work_here(context: CliContext, *, drain: bool, supervised: bool = False) -> WorkerStats:
+async def work_here(context: CliContext, *, drain: bool, supervised: bool = False) -> "WorkerStats":
     """Run a worker in this process until SIGTERM or SIGINT (which finish in-flight messages
     first) or, with ``drain``, until nothing is due: ``tidings worker`` and ``digest send``
     when no worker is running. A ``supervised`` worker also stops when its supervisor
     goes away."""
+    from tidings.deliver.runner import run_worker
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -76,7 +80,7 @@ async def work_here(context: CliContext, *, drain: bool, supervised: bool = Fals
             loop.remove_signal_handler(sig)
 
 
-def stats_line(stats: WorkerStats) -> str:
+def stats_line(stats: "WorkerStats") -> str:
     """What a worker did, in one line."""
     return (
         f"sent {stats.sent}, deferred {stats.deferred}, failed {stats.failed}, "
@@ -111,9 +115,11 @@ def child_command(
 
 def supervise_workers(
     context: CliContext, count: int, *, drain: bool, metrics_port: int | None, metrics_host: str
-) -> WorkerStats:
+) -> "WorkerStats":
     """Run ``count`` worker processes under a supervisor until SIGTERM/SIGINT (or, with
     ``drain``, until all are done); their figures added up."""
+    from tidings.deliver.supervisor import Supervisor
+
     if metrics_port is not None and metrics_port + count - 1 > 65535:
         raise fail(f"--metrics-port {metrics_port} leaves no room for {count} processes")
     supervisor = Supervisor(
@@ -151,6 +157,9 @@ def worker(
     Example: tidings worker --drain
     Example: tidings worker --processes 4 --metrics-port 9101
     """
+    from tidings.deliver.supervisor import process_count, stats_json
+    from tidings.mail.transport import check_links
+
     context = cli_context(ctx)
     configure_logging(context.settings.log_format)
     count = process_count(processes, context.database())

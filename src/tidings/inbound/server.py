@@ -26,8 +26,6 @@ from tidings.mail.returnpath import Role, expected_domain, read_address
 
 log = logging.getLogger(__name__)
 
-#: ``tidings inbound serve`` listens here when neither --port nor TIDINGS_INBOUND_PORT says.
-DEFAULT_PORT = 2526
 #: An idle client is dropped after this long (RFC 5321 suggests minutes; a bounce is small).
 IDLE_TIMEOUT_SECONDS = 120.0
 #: How long stopping waits for the listening socket to close.

@@ -23,10 +23,10 @@ from tidings.db.engine import Database
 from tidings.db.models import Article, Cadence, Newsletter, Source
 from tidings.deliver.ledger.fanout import recipient_count
 from tidings.errors import InvalidInput
+from tidings.schedule.horizon import DAYS_AT_MOST
+from tidings.schedule.horizon import DAYS_DEFAULT as DAYS_DEFAULT  # re-exported
 from tidings.schedule.slots import newsletter_trigger, slot_times
 
-DAYS_DEFAULT = 7
-DAYS_AT_MOST = 62
 #: At most this many lines: an every-minute schedule in many zones stays a bounded list.
 SENDS_AT_MOST = 500
 #: The sections an edition is counted as carrying: those of this past period's articles.
