@@ -3,11 +3,14 @@ small one, in the same run.
 
     .venv/bin/python bench/worker_memory.py [--readers 1000000] [--small 2000]
 
-Both editions go from one `tidings worker --drain` process into Postfix's smtp-sink on
-loopback, on PostgreSQL. The script reads the worker's resident set (VmRSS in
-/proc/PID/status) every 0.2 s and prints, for each edition, the peak and the median of the
-first and last tenth of the samples: memory that stays flat has the same figure at the end as
-at the start, and a peak near the small edition's. The aim: under 150 MB for a million.
+Both editions go from one `tidings worker --drain --processes 1` process into Postfix's
+smtp-sink on loopback, on PostgreSQL (without --processes 1 a PostgreSQL worker is a
+supervisor of one child per core, and its own memory is not a worker's). The script reads the
+worker's resident set (VmRSS in /proc/PID/status) every 0.2 s and prints, for each edition,
+the peak and the median of the first and last tenth of the samples: memory that stays flat
+has the same figure at the end as at the start, and a peak near the small edition's. The aim:
+under 150 MB for a million. For scale it first prints the resident set of a Python that has
+only imported the command line (what every command starts from).
 """
 
 import argparse
@@ -43,7 +46,7 @@ def sampled_drain(port: int, env: dict[str, str]) -> tuple[list[float], float]:
     worker_env = {**env, "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}"}
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tidings", "worker", "--drain"],
+        [sys.executable, "-m", "tidings", "worker", "--drain", "--processes", "1"],
         env=worker_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -59,6 +62,20 @@ def sampled_drain(port: int, env: dict[str, str]) -> tuple[list[float], float]:
     if process.returncode != 0:
         raise SystemExit(f"the worker failed: {errors.decode(errors='replace')[-2000:]}")
     return samples, elapsed
+
+
+def import_floor_mb() -> float:
+    """The resident set of a Python that has only imported the command line."""
+    probe = (
+        "import tidings.cli.app\n"
+        "from pathlib import Path\n"
+        "status = Path('/proc/self/status').read_text()\n"
+        "print(next(line.split()[1] for line in status.splitlines() if line.startswith('VmRSS:')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    return int(done.stdout.split()[-1]) / 1024
 
 
 def describe(label: str, readers: int, samples: list[float], elapsed: float) -> float:
@@ -86,6 +103,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2_000)
     args = parser.parse_args()
     ensure_postfix_tools()
+    print(f"import floor  : 'import tidings.cli.app' alone: RSS {import_floor_mb():6.1f} MB")
     small_samples, small_s = measure(args.small)
     big_samples, big_s = measure(args.readers)
     small_peak = describe("small edition", args.small, small_samples, small_s)
