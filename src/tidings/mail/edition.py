@@ -39,6 +39,9 @@ _TEST_BANNER_HTML = (
     'font-size:15px;line-height:1.4"><strong>Test message.</strong> ' + TEST_BANNER_TEXT + "</div>"
 )
 _BODY_TAG = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+#: Slots whose values many readers share (the edition's archive link, greetings by first
+#: name, sign-up days): encoded once per value, not once per message.
+REPEATING_SLOTS = frozenset({"view_url", "greeting", "signed_up"})
 
 
 def with_test_banner(html: SlotTemplate, text: SlotTemplate) -> tuple[SlotTemplate, SlotTemplate]:
@@ -117,8 +120,8 @@ class EditionMail:
         self._text = SlotTemplate.load(text)
         if test:
             self._html, self._text = with_test_banner(self._html, self._text)
-        self._html_qp = QuotedPrintableTemplate(self._html)
-        self._text_qp = QuotedPrintableTemplate(self._text)
+        self._html_qp = QuotedPrintableTemplate(self._html, REPEATING_SLOTS)
+        self._text_qp = QuotedPrintableTemplate(self._text, REPEATING_SLOTS)
         self.view_url = self._links.archive(slug, edition_id)
         self._template = MessageTemplate(
             from_name=from_name,

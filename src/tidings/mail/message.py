@@ -4,7 +4,8 @@ Everything that is the same for every subscriber (From, Subject, List-Id, the MI
 is encoded once per edition by :class:`MessageTemplate`, and the bodies' literal segments
 once by :class:`QuotedPrintableTemplate`; per subscriber only the To, Message-ID and
 List-Unsubscribe headers are folded and the personal values quoted-printable encoded
-(binascii, in C), which keeps each message well under a millisecond.
+(binascii, in C; a value many readers share, such as the archive link, once per edition),
+which keeps each message well under a millisecond.
 """
 
 import base64
@@ -95,26 +96,65 @@ def _crlf(encoded: bytes) -> bytes:
 def _qp_piece(text: str) -> bytes:
     """A piece of a body, quoted-printable, ending in a soft line break so that the next
     piece starts on a fresh line (decoders join them back without a trace)."""
-    normalised = text.replace("\r\n", "\n").replace("\n", "\r\n")
-    encoded = _crlf(binascii.b2a_qp(normalised.encode("utf-8"), istext=True))
-    return encoded if encoded.endswith(b"\r\n") else encoded + b"=\r\n"
+    if "\n" in text or "\r" in text:
+        normalised = text.replace("\r\n", "\n").replace("\n", "\r\n")
+        encoded = _crlf(binascii.b2a_qp(normalised.encode("utf-8"), istext=True))
+    else:
+        # One line in (a personal value, as a rule): every "\n" out is a soft line break.
+        encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    return _soft_end(encoded)
+
+
+#: Octets of a quoted-printable line, its soft break's "=" included (RFC 2045, 6.7).
+QP_LINE_LIMIT = 76
+
+
+def _soft_end(encoded: bytes) -> bytes:
+    """``encoded`` ending in a soft line break. A last line already 76 octets long gives its
+    last character (or "=XX" escape) to a line of its own first, so that no line passes 76."""
+    if encoded.endswith(b"\r\n"):
+        return encoded
+    if len(encoded) - (encoded.rfind(b"\n") + 1) < QP_LINE_LIMIT:
+        return encoded + b"=\r\n"
+    cut = len(encoded) - 1
+    if encoded[cut - 2 : cut - 1] == b"=":
+        cut -= 2  # never inside an escape
+    return encoded[:cut] + b"=\r\n" + encoded[cut:] + b"=\r\n"
+
+
+#: Values kept encoded per template: enough for the greetings and sign-up days of an edition.
+_KEPT_VALUES = 4096
 
 
 class QuotedPrintableTemplate:
     """A body split into literal segments and slots, its segments encoded once per edition.
 
     Only the personal values are encoded per subscriber; each encoded piece ends in a soft
-    line break, so no line grows past 76 octets however the pieces are joined.
+    line break, so no line grows past 76 octets however the pieces are joined. The values of
+    the ``repeating`` slots (the same for many readers: the archive link, a greeting, a
+    sign-up day) are encoded once each and kept, up to a bound.
     """
 
-    def __init__(self, body: SlotTemplate) -> None:
+    def __init__(self, body: SlotTemplate, repeating: frozenset[str] = frozenset()) -> None:
         self._constants = [_qp_piece(text) for text in body.literals]
         self._names = body.names
+        self._repeating = repeating
+        self._kept: dict[str, bytes] = {}
+
+    def _encoded(self, name: str, value: str) -> bytes:
+        if name not in self._repeating:
+            return _qp_piece(value)
+        piece = self._kept.get(value)
+        if piece is None:
+            piece = _qp_piece(value)
+            if len(self._kept) < _KEPT_VALUES:
+                self._kept[value] = piece
+        return piece
 
     def render(self, values: Mapping[str, str]) -> bytes:
         parts = [self._constants[0]]
         for name, constant in zip(self._names, self._constants[1:], strict=True):
-            parts.append(_qp_piece(values[name]))
+            parts.append(self._encoded(name, values[name]))
             parts.append(constant)
         return b"".join(parts)
 

@@ -5,6 +5,7 @@ link expires, so an old double opt-in mail cannot activate a subscription months
 """
 
 import enum
+import functools
 
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 
@@ -19,7 +20,9 @@ class Purpose(enum.StrEnum):
 LIFETIMES: dict[Purpose, int] = {Purpose.confirm: 7 * 24 * 3600}
 
 
+@functools.lru_cache(maxsize=32)
 def _serializer(secret: str, purpose: Purpose) -> URLSafeSerializer | URLSafeTimedSerializer:
+    """One serializer per secret and purpose, kept: a digest signs two links per message."""
     salt = f"tidings.{purpose.value}"
     if purpose in LIFETIMES:
         return URLSafeTimedSerializer(secret, salt=salt)
