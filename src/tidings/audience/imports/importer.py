@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 
 from tidings.audience.imports.csvrows import RowError, SubscriberRow, read_records, read_rows
 from tidings.audience.imports.merge import ImportOptions, MergeCounts, apply_batch
+from tidings.audience.imports.parallel import APPLIERS, apply_in_parallel
 from tidings.audience.imports.staging import (
     create_staging,
     drop_staging,
@@ -97,6 +98,7 @@ def import_rows_into(
     items: ImportItems,
     options: ImportOptions,
     progress: ProgressCallback | None = None,
+    appliers: int = APPLIERS,
 ) -> ImportReport:
     """Run a whole import of ``items`` (from ``csvrows``) on ``connection``, committing after
     each batch."""
@@ -108,13 +110,7 @@ def import_rows_into(
         report.addresses = merge_duplicates(connection)
         report.duplicates_merged = report.rows_read - len(report.invalid) - report.addresses
         connection.commit()
-        for low in _batch_starts(report.addresses, options.batch_size):
-            apply_batch(connection, options, low, low + options.batch_size - 1, report)
-            connection.commit()
-            if progress:
-                progress(
-                    "merging", min(low + options.batch_size - 1, report.addresses), report.addresses
-                )
+        apply_batches(connection, options, report, appliers, progress)
     finally:
         connection.rollback()
         drop_staging(connection)
@@ -130,6 +126,34 @@ def planner_for_bulk(connection: Connection, bulk: bool) -> None:
     batch looks big enough to compile, and compiling takes longer than running it."""
     if is_postgres(connection):
         connection.execute(text("SET jit = off" if bulk else "RESET jit"))
+
+
+def apply_batches(
+    connection: Connection,
+    options: ImportOptions,
+    report: ImportReport,
+    appliers: int,
+    progress: ProgressCallback | None,
+) -> None:
+    """Merge the staged addresses batch by batch, each committed: on PostgreSQL ``appliers``
+    batches at a time (:mod:`parallel`), on SQLite (one writer) one after another."""
+    total = report.addresses
+    merged = 0
+
+    def done(high: int) -> None:
+        nonlocal merged
+        merged = max(merged, high)
+        if progress:
+            progress("merging", merged, total)
+
+    if is_postgres(connection) and appliers > 1 and total > options.batch_size:
+        apply_in_parallel(connection, options, total, appliers, report, done)
+        return
+    for low in _batch_starts(total, options.batch_size):
+        high = min(low + options.batch_size - 1, total)
+        apply_batch(connection, options, low, high, report)
+        connection.commit()
+        done(high)
 
 
 def refresh_statistics(connection: Connection) -> None:
@@ -152,6 +176,7 @@ def _import(
     batch_size: int,
     source: str,
     progress: ProgressCallback | None,
+    appliers: int = APPLIERS,
 ) -> ImportReport:
     with db.session() as session:
         newsletter_id = newsletter_by_slug(session, slug).id
@@ -162,7 +187,7 @@ def _import(
         batch_size=batch_size,
     )
     with db.engine.connect() as connection:
-        return import_rows_into(connection, items, options, progress)
+        return import_rows_into(connection, items, options, progress, appliers)
 
 
 def import_subscribers(
@@ -173,9 +198,11 @@ def import_subscribers(
     batch_size: int,
     progress: ProgressCallback | None = None,
     limits: AttributeLimits = DEFAULT_LIMITS,
+    appliers: int = APPLIERS,
 ) -> ImportReport:
     """Import a CSV file of subscribers into newsletter ``slug`` (the rules above); rows
-    with more attributes than ``limits`` allow are refused with the reason."""
+    with more attributes than ``limits`` allow are refused with the reason. On PostgreSQL,
+    ``appliers`` connections merge batches side by side."""
     try:
         stream = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -184,7 +211,14 @@ def import_subscribers(
         try:
             rows = read_rows(stream, limits)
             return _import(
-                db, slug, rows, confirmed, batch_size, f"csv import: {path.name}", progress
+                db,
+                slug,
+                rows,
+                confirmed,
+                batch_size,
+                f"csv import: {path.name}",
+                progress,
+                appliers,
             )
         except UnicodeDecodeError as exc:
             raise InvalidInput(f"{path} is not UTF-8 text: {exc.reason}") from None

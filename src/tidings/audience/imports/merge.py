@@ -56,6 +56,11 @@ class MergeCounts:
     kept_unsubscribed: int = 0
     suppressed: int = 0
 
+    def add(self, other: "MergeCounts") -> None:
+        """Add another batch's counts to these."""
+        for name in MergeCounts.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 def _attributes_merge(connection: Connection, stored: Any, incoming: Any) -> Any:
     if is_postgres(connection):

@@ -14,16 +14,22 @@ from sqlalchemy import Connection, text
 from tidings.db.models import Cadence, HistoryKind, SubscriptionStatus
 from tidings.feedback.history import DETAIL_LIMIT, SOURCE_LIMIT
 
+# The batch's subscribers are looked up one by one in the email index, whatever the planner
+# believes of the table's size: subscribers grows by a batch at a time during an import, and
+# with statistics from before it, a hash join read the whole table for every batch.
 # Every CTE sees the tables as they were when the statement began: the new subscriptions
 # are neither pending nor unsubscribed, so activating and counting over the snapshot gives
 # what the step-by-step way gives after its INSERT.
 _SUBSCRIBE = text(
     """
 WITH batch AS (
-    SELECT s.id
-    FROM tidings_import_merged m JOIN subscribers s ON s.email = m.email
-    WHERE m.seq BETWEEN :low AND :high
-      AND NOT EXISTS (SELECT FROM suppressions x WHERE x.email = m.email)
+    SELECT id FROM (
+        SELECT (SELECT s.id FROM subscribers s WHERE s.email = m.email) AS id
+        FROM tidings_import_merged m
+        WHERE m.seq BETWEEN :low AND :high
+          AND NOT EXISTS (SELECT FROM suppressions x WHERE x.email = m.email)
+    ) AS looked_up
+    WHERE id IS NOT NULL
 ), made AS (
     INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence, consent_at,
         consent_method, consent_source, confirmed_at, created_at, updated_at)
