@@ -69,30 +69,40 @@ def baseline_importer(commit: str, folder: Path) -> Importer:
     return importer
 
 
-def _time_import(db: Database, importer: Importer, path: Path, rows: int, batch: int) -> float:
+Timing = tuple[float, float]
+"""Seconds a run took, and how many of them went into reading (validating and staging)."""
+
+
+def _time_import(db: Database, importer: Importer, path: Path, rows: int, batch: int) -> Timing:
     upgrade(db.engine)
     create_newsletter(db, NewsletterSpec(slug="bench", name="Bench", sender="b@example.org"))
+    read_at = [0.0]
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if phase == "reading":
+            read_at[0] = time.perf_counter() - started
+
     started = time.perf_counter()
-    report = importer(db, "bench", path, confirmed=True, batch_size=batch)
+    report = importer(db, "bench", path, confirmed=True, batch_size=batch, progress=progress)
     elapsed = time.perf_counter() - started
     db.dispose()
     counts = (report.created, report.subscribed, report.rows_read)  # type: ignore[attr-defined]
     assert counts == (rows, rows, rows), report
-    return elapsed
+    return elapsed, read_at[0]
 
 
-def time_postgres(importer: Importer, path: Path, rows: int, batch: int) -> float:
+def time_postgres(importer: Importer, path: Path, rows: int, batch: int) -> Timing:
     with fresh_database() as url:
         return _time_import(open_database(url), importer, path, rows, batch)
 
 
-def time_sqlite(path: Path, rows: int, batch: int) -> float:
+def time_sqlite(path: Path, rows: int, batch: int) -> Timing:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         return _time_import(open_database(url), import_subscribers, path, rows, batch)
 
 
-def time_plain_copy(path: Path) -> float:
+def time_plain_copy(path: Path) -> Timing:
     with fresh_database() as url:
         dsn = url.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(dsn) as connection:
@@ -108,7 +118,8 @@ def time_plain_copy(path: Path) -> float:
                 while chunk := source.read(1 << 20):
                     copy.write(chunk)
             connection.commit()
-            return time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            return elapsed, elapsed
 
 
 def main() -> None:
@@ -130,7 +141,7 @@ def main() -> None:
         path = Path(folder) / "subscribers.csv"
         generate(path, args.rows)
         size_mb = path.stat().st_size / 1e6
-        runs: dict[str, Callable[[], float]] = {
+        runs: dict[str, Callable[[], Timing]] = {
             "plain COPY": lambda: time_plain_copy(path),
             "tidings import": lambda: time_postgres(
                 import_subscribers, path, args.rows, args.batch_size
@@ -148,16 +159,21 @@ def main() -> None:
             f"{args.repeat} run(s) each"
         )
         times: dict[str, list[float]] = {label: [] for label in runs}
+        reading: dict[str, list[float]] = {label: [] for label in runs}
         for _ in range(args.repeat):
             for label, run in runs.items():
-                times[label].append(run())
+                total, read = run()
+                times[label].append(total)
+                reading[label].append(read)
         medians = {label: statistics.median(values) for label, values in times.items()}
         copy_s = medians["plain COPY"]
         for label, seconds in medians.items():
             rate = args.rows / seconds
+            read_s = statistics.median(reading[label])
+            phases = "" if label == "plain COPY" else f"; reading took {read_s:.2f} s"
             print(
                 f"{label:<17}: {seconds:7.2f} s {rate:>11,.0f} rows/s (median), "
-                f"{seconds / copy_s:5.1f}x plain COPY's time"
+                f"{seconds / copy_s:5.1f}x plain COPY's time{phases}"
             )
         if args.baseline:
             ratio = medians[f"import @{args.baseline}"] / medians["tidings import"]

@@ -3,7 +3,9 @@ re-runnable.
 
 The rows are streamed into a staging table (COPY on PostgreSQL), merged per address in SQL, and
 then applied in batches of ``import_batch_size`` addresses, each batch its own transaction, so
-an interrupted import can simply be run again. Rules, per address:
+an interrupted import can simply be run again. On PostgreSQL two connections apply batches
+side by side (:mod:`parallel`: the server's per-row foreign-key checks are most of the cost).
+Rules, per address:
 
 - a suppressed address is skipped (never created, never subscribed, never activated);
 - a new address becomes a subscriber; for a known one, the file's non-empty values replace
