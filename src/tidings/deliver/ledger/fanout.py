@@ -27,10 +27,12 @@ from tidings.db.models import (
     Cadence,
     Delivery,
     DeliveryState,
+    Edition,
     Subscriber,
     Subscription,
     SubscriptionStatus,
 )
+from tidings.errors import NotFound
 
 
 def wants_sections(session: Session, sections: Sequence[str]) -> ColumnElement[bool]:
@@ -190,6 +192,7 @@ def fan_out(
     names the reader. Rows already there are kept: a second call
     for the same edition adds only readers it did not have.
     """
+    _hold_edition(session, edition_id)
     message_id = (
         literal(f"<tidings.{edition_id}.")
         + opaque_token(session)
@@ -208,6 +211,8 @@ def fan_out(
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(*readers_of(session, newsletter_id, sections, cadence, zone_rule))
+        # No erasure can take a reader away until this commits (see _hold_edition).
+        .with_for_update(key_share=True, of=Subscriber)
     )
     statement = (
         upsert_insert(session)(Delivery)
@@ -228,6 +233,20 @@ def fan_out(
     )
     result = session.execute(statement, execution_options=PRESERVE_ROWCOUNT)
     return row_count(result)
+
+
+def _hold_edition(session: Session, edition_id: int) -> None:
+    """Lock the edition (FOR KEY SHARE) so it cannot be deleted until the fan-out commits.
+
+    Deliveries name their edition and subscriber without foreign keys (migration 0017: no
+    check per row); instead the fan-out holds both ends, the edition here and each reader in
+    its SELECT, and a DELETE of either waits, then takes the new deliveries with it.
+    """
+    held = session.scalar(
+        select(Edition.id).where(Edition.id == edition_id).with_for_update(key_share=True)
+    )
+    if held is None:
+        raise NotFound(f"edition {edition_id} does not exist")
 
 
 def _variant_of(
