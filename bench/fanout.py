@@ -1,20 +1,29 @@
-"""How long the set-based fan-out of one edition takes for N subscribers on PostgreSQL.
+"""How long the set-based fan-out of one edition takes for N subscribers on PostgreSQL,
+against the schema before migration 0017 (foreign keys checked per row) in the same run.
 
-    .venv/bin/python bench/fanout.py [--subscribers 1000000]
+    .venv/bin/python bench/fanout.py [--subscribers 1000000] [--rounds 3]
 
-Beside it, in the same run and database, a plain INSERT ... SELECT of the same number of
-rows into an unindexed table with no constraints: the floor for writing that many rows.
+Each round composes and fans out a one-off edition twice on the same database and rows:
+once on the schema of migration 0016 (the baseline: deliveries' edition and subscriber
+foreign keys), once at head (0017: set-based triggers instead); the ledger is emptied before
+each. Beside them, a plain INSERT ... SELECT of the same rows into an unindexed table with no
+constraints: the floor for writing that many rows. Wall time and the PostgreSQL backend's own
+CPU time (read from /proc, so other work on a shared machine weighs less) are printed as
+medians of the rounds, with their ratios.
 """
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from common import fresh_database
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.builders import articles
@@ -23,14 +32,40 @@ from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.compose.oneoff import send_one_off
 from tidings.compose.service import OneOff
 from tidings.config import load_settings
-from tidings.db.engine import open_database
-from tidings.db.migrate import upgrade
+from tidings.db.engine import Database, open_database
+from tidings.db.migrate import downgrade, upgrade
 from tidings.db.types import utcnow
+
+BASELINE = "0016"
+
+
+def backend_cpu(pid: int) -> float:
+    """User + system CPU seconds a local PostgreSQL backend has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(db: Database, pids: set[int], work: Callable[[], Any]) -> tuple[float, float]:
+    """Wall seconds of ``work`` and the CPU seconds of the backends it used."""
+    before = {pid: backend_cpu(pid) for pid in pids}
+    started = time.perf_counter()
+    work()
+    wall = time.perf_counter() - started
+    cpu = sum(backend_cpu(pid) - before.get(pid, 0.0) for pid in pids)
+    return wall, cpu
+
+
+def empty_ledger(db: Database) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(text("TRUNCATE deliveries CASCADE"))
+        connection.execute(text("DROP TABLE IF EXISTS plain"))
+        connection.execute(text("CREATE TABLE plain (a int, b int, c text)"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, fresh_database() as url:
         os.environ.update(
@@ -42,6 +77,12 @@ def main() -> None:
         )
         settings = load_settings()
         db = open_database(url)
+        pids: set[int] = set()
+        event.listen(
+            db.engine,
+            "checkout",
+            lambda dbapi, record, proxy: pids.add(dbapi.info.backend_pid),
+        )
         upgrade(db.engine)
         create_newsletter(db, NewsletterSpec(slug="bench", name="Bench", sender="b@example.org"))
         people = Path(folder) / "people.csv"
@@ -50,22 +91,44 @@ def main() -> None:
         )
         import_subscribers(db, "bench", people, confirmed=True, batch_size=100_000)
         ids = articles(db, "bench", 3, utcnow())
-        started = time.perf_counter()
-        result = send_one_off(db, settings, "bench", OneOff(article_ids=ids))
-        fan_out_s = time.perf_counter() - started
         with db.engine.begin() as connection:
-            connection.execute(text("CREATE TABLE plain (a int, b int, c text)"))
-            started = time.perf_counter()
-            connection.execute(
-                text("INSERT INTO plain SELECT 1, subscriber_id, 'queued' FROM subscriptions")
-            )
-        plain_s = time.perf_counter() - started
+            connection.execute(text("ANALYZE"))
+
+        def fan_out() -> None:
+            result = send_one_off(db, settings, "bench", OneOff(article_ids=ids))
+            assert result.deliveries == args.subscribers
+
+        def plain() -> None:
+            with db.engine.begin() as connection:
+                connection.execute(
+                    text("INSERT INTO plain SELECT 1, subscriber_id, 'queued' FROM subscriptions")
+                )
+
+        runs: dict[str, list[tuple[float, float]]] = {"0016": [], "head": [], "plain": []}
+        for _ in range(args.rounds):
+            downgrade(db.engine, BASELINE)
+            empty_ledger(db)
+            runs["0016"].append(timed(db, pids, fan_out))
+            upgrade(db.engine)
+            empty_ledger(db)
+            runs["head"].append(timed(db, pids, fan_out))
+            runs["plain"].append(timed(db, pids, plain))
         db.dispose()
-    assert result.deliveries == args.subscribers
-    print(f"{args.subscribers} subscribers")
-    print(f"compose + fan-out (one transaction): {fan_out_s:6.2f} s")
-    print(f"plain INSERT ... SELECT, no indexes : {plain_s:6.2f} s")
-    print(f"ratio                              : {fan_out_s / plain_s:.1f}x")
+    wall = {name: statistics.median(w for w, _ in times) for name, times in runs.items()}
+    cpu = {name: statistics.median(c for _, c in times) for name, times in runs.items()}
+    print(f"{args.subscribers} subscribers, median of {args.rounds} rounds (wall / backend CPU)")
+    labels = {
+        "0016": "compose + fan-out, schema 0016 (baseline)",
+        "head": "compose + fan-out, head (0017)          ",
+        "plain": "plain INSERT ... SELECT, no indexes     ",
+    }
+    for name, label in labels.items():
+        print(f"{label}: {wall[name]:6.2f} s / {cpu[name]:6.2f} s")
+    print(
+        f"head vs baseline : {wall['0016'] / wall['head']:.2f}x faster wall, "
+        f"{cpu['0016'] / cpu['head']:.2f}x CPU"
+    )
+    print(f"head vs the floor: {wall['head'] / wall['plain']:.1f}x wall")
 
 
 if __name__ == "__main__":
