@@ -283,9 +283,9 @@ def take_slot(
                 index_elements=[SendLimitSlot.scope, SendLimitSlot.name, SendLimitSlot.slot],
                 set_={"holder": holder, "expires_at": now + lease},
                 where=SendLimitSlot.expires_at <= now,
-            )
-        )
-        if row_count(taken):
+            ).returning(SendLimitSlot.slot)  # a row only when inserted or taken over
+        ).first()
+        if taken is not None:
             return slot
     return None
 

@@ -231,7 +231,9 @@ class Pacer:
         reply, else (greeting, EHLO, login, MAIL FROM) the relay; None for any other result."""
         if not isinstance(result, DeliveryError) or not is_slow_down(result.code, result.message):
             return None
-        at_recipient = isinstance(result.__cause__, _RECIPIENT_STAGES)
+        # The transport raises its error while handling aiosmtplib's, which names the stage.
+        stage = result.__cause__ or result.__context__
+        at_recipient = isinstance(stage, _RECIPIENT_STAGES)
         if at_recipient and not isinstance(result, ConnectRefusedError) and recipient:
             return self._domain_key(recipient)
         return self.relay

@@ -90,8 +90,11 @@ class SendPool:
         self._senders = [asyncio.create_task(self._send_loop(t)) for t in self.transports]
 
     def connections(self) -> int:
-        """How many connections the pool has now."""
-        return len(self.transports)
+        """How many connections the pool may send on now (those holding a relay slot, when
+        the relay has a connection limit)."""
+        if self._pacer is None:
+            return len(self.transports)
+        return sum(1 for t in self.transports if self._pacer.holds_slot(t))
 
     def put(self, job: Job) -> None:
         self._queue.put_nowait(job)

@@ -137,6 +137,8 @@ class Worker:
             self.settings.worker_batch_size,
         )
         held = self.sends.held()
+        if not self.sends.connections():
+            return 0  # no relay slot free: the workers that hold them send
         return 0 if held > limit // 2 else limit - held
 
     async def _claim(self, room: int) -> bool:
@@ -164,10 +166,10 @@ class Worker:
             await self._db(self.store.upkeep)
             await self.pacer.refresh()
         room = self._claim_room()
-        if room <= 0:
+        if room <= 0 and self.sends.held():
             await self.sends.wait_for_progress(IDLE_POLL_SECONDS / 4)
             return False
-        if await self._claim(room):
+        if room > 0 and await self._claim(room):
             return False
         if self.sends.held():
             await self.sends.wait_for_progress(IDLE_POLL_SECONDS / 4)
