@@ -1,0 +1,225 @@
+"""A delivery's edition and subscriber without foreign keys (migration 0017): deleting an
+edition takes its deliveries, erasing a subscriber leaves theirs anonymous, an insert naming
+neither is refused, and on PostgreSQL neither can slip away while a fan-out runs."""
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from tests.deliver.ledgerrows import DOMAIN, draft
+from tidings.config import Settings
+from tidings.db.dialect import is_postgres
+from tidings.db.engine import Database
+from tidings.db.models import Delivery, DeliveryState, Edition, Newsletter, Subscriber
+from tidings.deliver import ledger
+
+#: How long a test waits for another transaction to block on a lock (a bound, not a pause).
+BLOCK_WAIT_S = 60.0
+
+
+def _fan_out(db: Database, edition_id: int, newsletter_id: int) -> int:
+    with db.session() as session:
+        count = ledger.fan_out(session, edition_id, newsletter_id, DOMAIN, datetime.now(UTC))
+        session.commit()
+        return count
+
+
+def _subscribers_of(db: Database, edition_id: int) -> list[int | None]:
+    with db.session() as session:
+        return sorted(
+            session.scalars(
+                select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)
+            ),
+            key=lambda s: (s is None, s or 0),
+        )
+
+
+def _orphans(db: Database) -> int:
+    """Deliveries naming an edition or subscriber that is not there."""
+    with db.session() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .outerjoin(Edition, Edition.id == Delivery.edition_id)
+                .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(
+                    (Edition.id.is_(None))
+                    | (Delivery.subscriber_id.is_not(None) & Subscriber.id.is_(None))
+                )
+            )
+            or 0
+        )
+
+
+def test_deleting_an_edition_deletes_its_deliveries(db: Database, settings: Settings) -> None:
+    made = draft(db, settings, readers=3)
+    assert _fan_out(db, made.edition_id, made.newsletter_id) == 3
+    with db.session() as session:
+        session.execute(delete(Edition).where(Edition.id == made.edition_id))
+        session.commit()
+    assert _subscribers_of(db, made.edition_id) == []
+
+
+def test_deleting_a_newsletter_deletes_its_editions_deliveries(
+    db: Database, settings: Settings
+) -> None:
+    made = draft(db, settings, readers=2)
+    _fan_out(db, made.edition_id, made.newsletter_id)
+    with db.session() as session:
+        session.execute(delete(Newsletter).where(Newsletter.id == made.newsletter_id))
+        session.commit()
+    assert _subscribers_of(db, made.edition_id) == []
+    assert _orphans(db) == 0
+
+
+def test_erasing_a_subscriber_keeps_their_delivery_anonymous(
+    db: Database, settings: Settings
+) -> None:
+    made = draft(db, settings, readers=3)
+    _fan_out(db, made.edition_id, made.newsletter_id)
+    gone, *kept = made.ids.values()
+    with db.session() as session:
+        session.execute(delete(Subscriber).where(Subscriber.id == gone))
+        session.commit()
+    assert _subscribers_of(db, made.edition_id) == [*sorted(kept), None]
+    assert _orphans(db) == 0
+
+
+@pytest.mark.parametrize("missing", ["edition", "subscriber"])
+def test_a_delivery_naming_no_edition_or_subscriber_is_refused(
+    db: Database, settings: Settings, missing: str
+) -> None:
+    made = draft(db, settings, readers=1)
+    (subscriber_id,) = made.ids.values()
+    with db.session() as session:
+        session.add(
+            Delivery(
+                edition_id=made.edition_id + 1000 if missing == "edition" else made.edition_id,
+                subscriber_id=subscriber_id + 1000 if missing == "subscriber" else subscriber_id,
+                state=DeliveryState.queued,
+                message_id="<1@x>",
+            )
+        )
+        with pytest.raises(IntegrityError):
+            session.commit()
+
+
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the test, which re-raises it
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, errors
+
+
+def _wait_until_blocked(db: Database, needle: str) -> None:
+    """Until a backend running a statement containing ``needle`` waits on a lock."""
+    deadline = datetime.now(UTC).timestamp() + BLOCK_WAIT_S
+    while datetime.now(UTC).timestamp() < deadline:
+        with db.engine.connect() as connection:
+            found = connection.execute(
+                text(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE :needle AND pid <> pg_backend_pid()"
+                ),
+                {"needle": f"%{needle}%"},
+            ).first()
+        if found:
+            return
+        threading.Event().wait(0.05)  # poll again; the bound is BLOCK_WAIT_S
+    raise AssertionError(f"no statement with {needle!r} blocked within {BLOCK_WAIT_S} s")
+
+
+def _postgres_only(db: Database) -> None:
+    if not is_postgres(db.engine):
+        pytest.skip("SQLite has one writer at a time: no fan-out runs beside an erasure")
+
+
+def test_an_erasure_waits_for_a_running_fan_out_and_then_clears_its_rows(
+    db: Database, settings: Settings
+) -> None:
+    _postgres_only(db)
+    made = draft(db, settings, readers=3)
+    gone, *kept = made.ids.values()
+    with db.session() as fanning:
+        now = datetime.now(UTC)
+        assert ledger.fan_out(fanning, made.edition_id, made.newsletter_id, DOMAIN, now) == 3
+
+        def erase() -> None:
+            with db.session() as session:
+                session.execute(delete(Subscriber).where(Subscriber.id == gone))
+                session.commit()
+
+        thread, errors = _in_thread(erase)
+        _wait_until_blocked(db, "DELETE FROM subscribers")
+        fanning.commit()
+    thread.join(BLOCK_WAIT_S)
+    assert not thread.is_alive() and not errors
+    assert _subscribers_of(db, made.edition_id) == [*sorted(kept), None]
+    assert _orphans(db) == 0
+
+
+def test_a_fan_out_waits_for_a_running_erasure_and_skips_the_erased(
+    db: Database, settings: Settings
+) -> None:
+    _postgres_only(db)
+    made = draft(db, settings, readers=3)
+    gone, *kept = made.ids.values()
+    counts: list[int] = []
+    with db.session() as erasing:
+        erasing.execute(delete(Subscriber).where(Subscriber.id == gone))
+        thread, errors = _in_thread(
+            lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
+        )
+        _wait_until_blocked(db, "INSERT INTO deliveries")
+        erasing.commit()
+    thread.join(BLOCK_WAIT_S)
+    assert not thread.is_alive() and not errors
+    assert counts == [2]
+    assert _subscribers_of(db, made.edition_id) == sorted(kept)
+    assert _orphans(db) == 0
+
+
+def test_deleting_an_edition_waits_for_its_fan_out_and_then_takes_its_rows(
+    db: Database, settings: Settings
+) -> None:
+    _postgres_only(db)
+    made = draft(db, settings, readers=3)
+    with db.session() as fanning:
+        now = datetime.now(UTC)
+        assert ledger.fan_out(fanning, made.edition_id, made.newsletter_id, DOMAIN, now) == 3
+
+        def drop_edition() -> None:
+            with db.session() as session:
+                session.execute(delete(Edition).where(Edition.id == made.edition_id))
+                session.commit()
+
+        thread, errors = _in_thread(drop_edition)
+        _wait_until_blocked(db, "DELETE FROM editions")
+        fanning.commit()
+    thread.join(BLOCK_WAIT_S)
+    assert not thread.is_alive() and not errors
+    assert _subscribers_of(db, made.edition_id) == []
+    assert _orphans(db) == 0
+
+
+def test_an_erasure_outside_read_committed_is_refused(db: Database, settings: Settings) -> None:
+    """Under an older snapshot it could miss deliveries a fan-out just committed."""
+    _postgres_only(db)
+    made = draft(db, settings, readers=1)
+    (subscriber_id,) = made.ids.values()
+    repeatable = db.engine.execution_options(isolation_level="REPEATABLE READ")
+    with Session(repeatable) as session, pytest.raises(DBAPIError, match="READ COMMITTED"):
+        session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
