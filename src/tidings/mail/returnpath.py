@@ -9,6 +9,7 @@ without reading its content; an address that does not verify names nobody.
 
 import base64
 import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -33,9 +34,15 @@ class Tagged:
     ident: int
 
 
+@functools.lru_cache(maxsize=16)
+def _key(secret: str, role: Role) -> bytes:
+    """The MAC key of one role, derived once per secret (a worker tags two addresses per
+    message, all under the same secret)."""
+    return hashlib.sha256(f"tidings.return-path.{role.value}:{secret}".encode()).digest()
+
+
 def _mac(secret: str, role: Role, ident: int) -> str:
-    key = hashlib.sha256(f"tidings.return-path.{role.value}:{secret}".encode()).digest()
-    digest = hmac.new(key, str(ident).encode("ascii"), hashlib.sha256).digest()[:MAC_BYTES]
+    digest = hmac.digest(_key(secret, role), str(ident).encode("ascii"), "sha256")[:MAC_BYTES]
     return base64.b32encode(digest).decode("ascii").lower()
 
 
