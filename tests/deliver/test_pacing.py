@@ -257,3 +257,49 @@ def test_a_relays_connection_limit_holds_across_workers(
     assert peak <= 2  # never a third connection, whatever the pools wanted
     with db.session() as session:  # a clean stop gave every slot back
         assert session.scalars(select(SendLimitSlot)).all() == []
+
+
+def test_a_domain_with_its_connections_busy_waits_in_the_queue(
+    db: Database, settings: Settings
+) -> None:
+    few = [f"reader{i}@few.example" for i in range(4)]
+    other = [f"reader{i}@other.example" for i in range(10)]
+    edition_id = _sending_to(db, settings, few + other)
+    limits.set_limit(db, "domain", "few.example", per_second=None, connections=1)
+    # A worker elsewhere holds few.example's one connection, under a live lease.
+    key = limits.Key(limits.SendLimitScope.domain, "few.example")
+    with db.session() as session:
+        assert (
+            limits.take_slot(session, key, "elsewhere", datetime.now(UTC), timedelta(hours=1)) == 0
+        )
+        session.commit()
+    handler = RecordingHandler()
+    with slowing_server(handler) as port:
+        relay = _relay(settings, port)
+        _drain(db, relay)
+        first_round = _deliveries(db, edition_id)
+        assert all(first_round[a][:2] == (DeliveryState.sent, 1) for a in other)
+        assert all(first_round[a][:2] == (DeliveryState.queued, 0) for a in few)
+        with db.session() as session:
+            replies = set(
+                session.scalars(
+                    select(Delivery.last_reply).where(Delivery.state == DeliveryState.queued)
+                )
+            )
+        assert replies == {
+            "waiting: few.example has all 1 of its connections busy (not an attempt)"
+        }
+        # The other worker stops: its slot is free, and the rest go, each once (one at a
+        # time: a job that finds the one connection busy comes back a little later).
+        with db.session() as session:
+            limits.release_holder(session, "elsewhere")
+            session.commit()
+        for _ in range(len(few)):
+            if not _make_due(db, edition_id):
+                break
+            _drain(db, relay)
+    rows = _deliveries(db, edition_id)
+    assert {(state, attempts) for state, attempts, _ in rows.values()} == {(DeliveryState.sent, 1)}
+    assert sorted(handler.recipients()) == sorted(few + other)
+    with db.session() as session:  # every send gave its domain slot back
+        assert session.scalars(select(SendLimitSlot)).all() == []

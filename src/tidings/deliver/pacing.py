@@ -45,6 +45,8 @@ AHEAD_SECONDS = 1.0
 #: A reserved time that went by unused for longer than this is dropped (a pile of old
 #: reservations used at once would be a burst).
 STALE_SECONDS = 1.0
+#: A job whose domain has all its connections busy comes back after this long.
+BUSY_RETRY_SECONDS = 5.0
 #: How often the worker reads which limits exist.
 REFRESH_SECONDS = 5.0
 #: A rate measurement window (for the starting rate of a key slowed before it had one).
@@ -65,11 +67,13 @@ def is_slow_down(code: int, text: str) -> bool:
 
 @dataclass(frozen=True)
 class Paced:
-    """The job may go now (``later`` None), after having waited; or its receiving domain's
-    rate is spent until ``later`` and it goes back to the queue."""
+    """The job may go now (``later`` None), after having waited, holding ``slot`` of its
+    domain's connections if it has a limit; or its receiving domain is at its rate or its
+    connections until ``later`` (``why``) and the job goes back to the queue."""
 
     later: datetime | None = None
-    domain: str = ""
+    why: str = ""
+    slot: tuple[Key, int] | None = None
 
 
 class Pacer:
@@ -131,13 +135,24 @@ class Pacer:
         await self.refresh()
         waits: dict[str, float] = {}
         domain = self._domain_key(recipient)
+        slot: tuple[Key, int] | None = None
         if domain is not None:
             self._counts[domain] += 1
+            most = self.known.connections.get(domain)
+            if most is not None:
+                taken_slot = await self._domain_slot(domain)
+                if taken_slot is None:
+                    RATE_LIMIT_WAITS.labels("domain").inc()
+                    later = datetime.fromtimestamp(self._clock() + BUSY_RETRY_SECONDS, UTC)
+                    return Paced(later, f"{domain.name} has all {most} of its connections busy")
+                slot = (domain, taken_slot)
             if domain in self.known.rated:
                 taken = await self._take_time(domain)
                 if isinstance(taken, NotBefore):
+                    await self.release(Paced(slot=slot))
                     RATE_LIMIT_WAITS.labels("domain").inc()
-                    return Paced(datetime.fromtimestamp(taken.at, UTC), domain.name)
+                    until = datetime.fromtimestamp(taken.at, UTC)
+                    return Paced(until, f"{domain.name} is at its sending rate")
                 if taken is not None:
                     waits["domain"] = taken
         if self.relay is not None:
@@ -151,7 +166,25 @@ class Pacer:
             if delay > 0:
                 RATE_LIMIT_WAITS.labels(scope).inc()
                 await asyncio.sleep(delay)
-        return Paced()
+        return Paced(slot=slot)
+
+    async def _domain_slot(self, key: Key) -> int | None:
+        try:
+            return await asyncio.to_thread(self._take_slot, key)
+        except Exception as exc:  # as if busy: the job comes back shortly
+            log.warning("cannot take a domain's connection slot (%s)", type(exc).__name__)
+            return None
+
+    async def release(self, paced: Paced) -> None:
+        """Give back the domain slot a send held (logged if the database did not take it:
+        the slot's lease runs out by itself)."""
+        if paced.slot is None:
+            return
+        key, slot = paced.slot
+        try:
+            await asyncio.to_thread(self._release, key, slot)
+        except Exception as exc:
+            log.warning("cannot give back a domain's connection slot (%s)", type(exc).__name__)
 
     async def _relay_time(self) -> float:
         """The relay's next send time; while its clock is too far ahead, wait and ask again

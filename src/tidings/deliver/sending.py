@@ -214,28 +214,41 @@ class SendPool:
         """Send (or hold back) one job and record its outcome; False when this connection
         is to go (refused, or more than the pool wants)."""
         held, outcome = self._held_back(job)
+        paced = None
         if not held and self._pacer is not None:
             paced = await self._pacer.pace(job.recipient.email)
             if paced.later is not None:
-                held, outcome = True, self._paced(job, paced.domain, paced.later)
-        if not held:
-            refusal = await self._refused(transport)
-            if refusal is not None and self._shrink(transport):
-                self._queue.put_nowait(job)  # never offered to the relay: another sends it
-                return False
-            if refusal is not None:
-                self.rate.tick()
-                outcome = self._judged(job, refusal)
-            else:
-                outcome = await self._attempt(transport, job)
-            if outcome.state == DeliveryState.sent:
-                self._grow()
+                held, outcome = True, self._paced(job, paced.why, paced.later)
+        try:
+            if not held:
+                keep, outcome = await self._send_or_refuse(transport, job)
+                if not keep:
+                    return False
+        finally:
+            if paced is not None and self._pacer is not None:
+                await self._pacer.release(paced)
         if outcome is not None:
             self._record(outcome)
         if self._sizer is not None and len(self.transports) > self._sizer.size:
             self.transports.remove(transport)  # the pool wants fewer connections now
             return False
         return True
+
+    async def _send_or_refuse(self, transport: Transport, job: Job) -> tuple[bool, Outcome | None]:
+        """Open ``transport`` if needed and send ``job``: (True, its outcome); (False, None)
+        when the relay refused the connection and another takes the job (back in the queue)."""
+        refusal = await self._refused(transport)
+        if refusal is not None and self._shrink(transport):
+            self._queue.put_nowait(job)  # never offered to the relay: another sends it
+            return False, None
+        if refusal is not None:
+            self.rate.tick()
+            outcome = self._judged(job, refusal)
+        else:
+            outcome = await self._attempt(transport, job)
+        if outcome.state == DeliveryState.sent:
+            self._grow()
+        return True, outcome
 
     async def _refused(self, transport: Transport) -> Exception | None:
         """Open ``transport`` unless it is open; the refusal, if the relay refused it."""
@@ -323,11 +336,11 @@ class SendPool:
             self.rate.tick()
         return self._judged(job, result)
 
-    def _paced(self, job: Job, domain: str, later: datetime) -> Outcome:
+    def _paced(self, job: Job, why: str, later: datetime) -> Outcome:
         """``job`` goes back to the queue until ``later``, unsent and no attempt counted:
-        its receiving domain's shared rate is spent until then."""
+        its receiving domain is at its shared rate or connections (``why``) until then."""
         now, claim = utcnow(), job.claim
-        reply = f"waiting: {domain} is at its sending rate (not an attempt)"
+        reply = f"waiting: {why} (not an attempt)"
         return claim.outcome(DeliveryState.queued, None, reply, now, later, counted=False)
 
     def _judged(self, job: Job, result: SmtpReply | Exception) -> Outcome:
