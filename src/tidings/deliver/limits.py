@@ -384,17 +384,11 @@ def _views(db: Database, key: Key | None) -> list[LimitView]:
     if key is not None:
         query = query.where(_where(key))
     with db.session() as session:
-        return [
-            LimitView(
-                row.scope,
-                row.name,
-                row.per_second,
-                row.max_connections,
-                row.rate,
-                row.slowed_at,
-                row.slow_downs,
-                row.last_reply,
-                int(slots),
-            )
-            for row, slots in session.execute(query).all()
-        ]
+        return [_view(row, int(slots)) for row, slots in session.execute(query).all()]
+
+
+def _view(row: SendLimit, slots: int) -> LimitView:
+    return LimitView(
+        row.scope, row.name, row.per_second, row.max_connections, row.rate,
+        row.slowed_at, row.slow_downs, row.last_reply, slots,
+    )  # fmt: skip
