@@ -51,8 +51,11 @@ SIGNED_IF_PRESENT = (b"reply-to",)
 OVERSIGNED = frozenset({b"from", b"subject"})
 _HEADER_NAME = b"DKIM-Signature"
 _POLICY = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
-#: Canonical lines kept per signer: an edition's lines are nearly all the same for every reader.
-LINE_CACHE = 50_000
+#: Canonical lines kept per signer: an edition's lines are nearly all the same for every reader
+#: (a 30 KB digest has about 750; each reader adds about 6 of their own, and the cache starts
+#: over when full). 5,000 hold a whole digest and cost about 1 MB; 50,000 were 12 MB of a
+#: worker's memory, per signer kept (bench/worker_memory.py).
+LINE_CACHE = 5_000
 _ALGORITHM_TAG = {DkimAlgorithm.rsa: b"rsa-sha256", DkimAlgorithm.ed25519: b"ed25519-sha256"}
 
 
