@@ -1,7 +1,7 @@
 """A worker's resident memory while it sends a big edition, beside the same worker sending a
 small one, in the same run.
 
-    .venv/bin/python bench/worker_memory.py [--readers 1000000] [--small 2000]
+    .venv/bin/python bench/worker_memory.py [--readers 1000000] [--small 2000] [--no-dkim]
 
 Both editions go from one `tidings worker --drain --processes 1` process into Postfix's
 smtp-sink on loopback, on PostgreSQL (without --processes 1 a PostgreSQL worker is a
@@ -9,8 +9,9 @@ supervisor of one child per core, and its own memory is not a worker's). The scr
 worker's resident set (VmRSS in /proc/PID/status) every 0.2 s and prints, for each edition,
 the peak and the median of the first and last tenth of the samples: memory that stays flat
 has the same figure at the end as at the start, and a peak near the small edition's. The aim:
-under 150 MB for a million. For scale it first prints the resident set of a Python that has
-only imported the command line (what every command starts from).
+under 150 MB for a million. The worker signs every message with an RSA DKIM key, as a
+real sender does (--no-dkim: unsigned). For scale it first prints the resident set of a
+Python that has only imported the command line (what every command starts from).
 """
 
 import argparse
@@ -23,6 +24,11 @@ from pathlib import Path
 
 from common import fresh_database
 from smtp_throughput import ensure_postfix_tools, prepare_edition, sink
+
+from tidings.config import load_settings
+from tidings.db.engine import open_database
+from tidings.db.models import DkimAlgorithm
+from tidings.mail.dkim.store import add_key
 
 #: The resident memory a worker may use while it sends an edition of any size.
 AIM_MB = 150
@@ -90,9 +96,17 @@ def describe(label: str, readers: int, samples: list[float], elapsed: float) -> 
     return peak
 
 
-def measure(readers: int) -> tuple[list[float], float]:
+#: The sample newsletter's sender domain, which the DKIM key signs for.
+SENDER_DOMAIN = "messenger.example.ge"
+
+
+def measure(readers: int, dkim: bool) -> tuple[list[float], float]:
     with tempfile.TemporaryDirectory() as folder, fresh_database() as url:
         env, _ = prepare_edition(url, Path(folder), readers)
+        if dkim:
+            db = open_database(url)
+            add_key(db, load_settings(), SENDER_DOMAIN, None, DkimAlgorithm.rsa)
+            db.dispose()
         with sink() as port:
             return sampled_drain(port, env)
 
@@ -101,11 +115,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--readers", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=2_000)
+    parser.add_argument(
+        "--dkim", action=argparse.BooleanOptionalAction, default=True, help="Sign (RSA)."
+    )
     args = parser.parse_args()
     ensure_postfix_tools()
     print(f"import floor  : 'import tidings.cli.app' alone: RSS {import_floor_mb():6.1f} MB")
-    small_samples, small_s = measure(args.small)
-    big_samples, big_s = measure(args.readers)
+    print(f"signing       : {'an RSA DKIM key' if args.dkim else 'none (--no-dkim)'}")
+    small_samples, small_s = measure(args.small, args.dkim)
+    big_samples, big_s = measure(args.readers, args.dkim)
     small_peak = describe("small edition", args.small, small_samples, small_s)
     big_peak = describe("big edition", args.readers, big_samples, big_s)
     print(
