@@ -168,6 +168,8 @@ def test_a_cap_below_the_floor_is_the_floor(db: Database) -> None:
         ("mx", "gmail.com", 1.0, None, "scope must be relay or domain"),
         ("relay", "smtp.example.ge", 1.0, None, "host:port"),
         ("relay", "smtp.example.ge:99999", 1.0, None, "host:port"),
+        ("relay", "a" * 300 + ":25", 1.0, None, "host:port"),
+        ("domain", "a" * 300 + ".ge", 1.0, None, "is not a domain name"),
         ("domain", "gmail.com", 0.0, None, "--per-second must be above 0"),
         ("domain", "gmail.com", -3.0, None, "--per-second must be above 0"),
         ("domain", "gmail.com", float("nan"), None, "--per-second must be above 0"),

@@ -119,7 +119,9 @@ def key_for(scope: str, name: str) -> Key:
     if kind == SendLimitScope.domain:
         return Key(kind, domain_name(name))
     host, colon, port = name.strip().rpartition(":")
-    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if len(name) > NAME_LENGTH or not colon or not host or " " in host:
+        raise InvalidInput(f"a relay is host:port (as in TIDINGS_SMTP_URL), not {name[:80]!r}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
         raise InvalidInput(f"a relay is host:port (as in TIDINGS_SMTP_URL), not {name!r}")
     return Key(kind, relay_name(host, int(port)))
 
