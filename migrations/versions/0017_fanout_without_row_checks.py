@@ -3,9 +3,10 @@ keys: a fan-out of a million deliveries no longer runs two foreign-key checks pe
 
 Deleting an edition still deletes its deliveries, and deleting (erasing) a subscriber still
 sets their deliveries' subscriber to NULL, each in one statement per DELETE statement. The
-fan-out, the one writer of new deliveries, locks the edition and every subscriber it reads
-(FOR KEY SHARE) so neither can go while it runs (tidings.deliver.ledger.fanout); an insert
-of a delivery naming no edition or no subscriber is refused by a statement-level check.
+fan-out, the one writer of new deliveries, locks the edition (FOR NO KEY UPDATE) and every
+subscriber it reads (FOR KEY SHARE) so neither can go while it runs
+(tidings.deliver.ledger.fanout); an insert of a delivery naming no edition or no subscriber
+is refused by a statement-level check.
 
 Revision ID: 0017
 Revises: 0016

@@ -223,3 +223,24 @@ def test_an_erasure_outside_read_committed_is_refused(db: Database, settings: Se
     repeatable = db.engine.execution_options(isolation_level="REPEATABLE READ")
     with Session(repeatable) as session, pytest.raises(DBAPIError, match="READ COMMITTED"):
         session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+
+
+def test_two_fan_outs_of_one_edition_at_once_queue_each_reader_once(
+    db: Database, settings: Settings
+) -> None:
+    """The second waits for the first (the edition's lock), then adds nobody twice."""
+    _postgres_only(db)
+    made = draft(db, settings, readers=3)
+    counts: list[int] = []
+    with db.session() as first:
+        now = datetime.now(UTC)
+        assert ledger.fan_out(first, made.edition_id, made.newsletter_id, DOMAIN, now) == 3
+        thread, errors = _in_thread(
+            lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
+        )
+        _wait_until_blocked(db, "FOR NO KEY UPDATE")
+        first.commit()
+    thread.join(BLOCK_WAIT_S)
+    assert not thread.is_alive() and not errors
+    assert counts == [0]
+    assert _subscribers_of(db, made.edition_id) == sorted(made.ids.values())

@@ -212,41 +212,49 @@ def fan_out(
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(*readers_of(session, newsletter_id, sections, cadence, zone_rule))
         # No erasure can take a reader away until this commits (see _hold_edition).
-        .with_for_update(key_share=True, of=Subscriber)
+        .with_for_update(read=True, key_share=True, of=Subscriber)
     )
-    statement = (
-        upsert_insert(session)(Delivery)
-        .from_select(
-            [
-                "edition_id",
-                "subscriber_id",
-                "state",
-                "attempts",
-                "next_attempt_at",
-                "message_id",
-                "created_at",
-                "variant_id",
-            ],
-            source,
-        )
-        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+    statement = upsert_insert(session)(Delivery).from_select(
+        [
+            "edition_id",
+            "subscriber_id",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "message_id",
+            "created_at",
+            "variant_id",
+        ],
+        source,
     )
+    if _has_deliveries(session, edition_id):
+        # A second call adds only the readers it lacks. A first one (under the edition's
+        # lock nobody else adds any meanwhile) skips the speculative insertion per row that
+        # ON CONFLICT costs; the (edition, subscriber) constraint stands behind both.
+        statement = statement.on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
     result = session.execute(statement, execution_options=PRESERVE_ROWCOUNT)
     return row_count(result)
 
 
 def _hold_edition(session: Session, edition_id: int) -> None:
-    """Lock the edition (FOR KEY SHARE) so it cannot be deleted until the fan-out commits.
+    """Lock the edition until the fan-out commits: no DELETE can take it meanwhile, and a
+    second fan-out of it waits, then sees this one's rows (so it never adds a duplicate).
 
     Deliveries name their edition and subscriber without foreign keys (migration 0017: no
     check per row); instead the fan-out holds both ends, the edition here and each reader in
-    its SELECT, and a DELETE of either waits, then takes the new deliveries with it.
+    its SELECT, and a DELETE of either waits, then takes the new deliveries with it. FOR NO
+    KEY UPDATE leaves the edition's other readers (key-share checks, plain SELECTs) alone.
     """
     held = session.scalar(
         select(Edition.id).where(Edition.id == edition_id).with_for_update(key_share=True)
     )
     if held is None:
         raise NotFound(f"edition {edition_id} does not exist")
+
+
+def _has_deliveries(session: Session, edition_id: int) -> bool:
+    """Whether the edition has any delivery yet (one probe of its unique index)."""
+    return session.scalar(select(exists().where(Delivery.edition_id == edition_id))) is True
 
 
 def _variant_of(
