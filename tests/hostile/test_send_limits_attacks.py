@@ -429,3 +429,45 @@ def test_a_paced_job_past_its_give_up_time_gives_up(db: Database, settings: Sett
         ).one()
     assert handler.recipients() == []
     assert state == DeliveryState.failed, reply
+
+
+def test_sixteen_sessions_racing_for_two_slots_get_two(db: Database, db_name: str) -> None:
+    """Sixteen concurrent takers (separate PostgreSQL connections) at one instant, twice
+    over with the leases then run out: never more holders than slots."""
+    if db_name != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL")
+    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    for at in (NOW, NOW + LEASE):
+        start = threading.Barrier(16)
+        won: list[int | None] = []
+
+        def take(
+            holder: str, at: datetime, start: threading.Barrier, won: list[int | None]
+        ) -> None:
+            start.wait()
+            won.append(_take(db, RELAY, holder, at))
+
+        threads = [threading.Thread(target=take, args=(f"w{i}", at, start, won)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(s for s in won if s is not None) == [0, 1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DEFECT: every receiving domain that hears a 4.7.x becomes a learnt row for an "
+    "hour: a relay (or smarthost) that answers '451 4.7.1' to every RCPT makes one row per "
+    "domain of the list; each worker reads them all every 5 s (known_limits has no bound) "
+    "and each then costs a reserve UPDATE per message. Learnt domain rows need a bound "
+    "(here 1,000), or a slow-down heard for many domains at once should slow the relay",
+)
+def test_a_relay_slowing_every_domain_leaves_a_bounded_number_of_rows(db: Database) -> None:
+    with db.session() as session:
+        for i in range(1_500):
+            key = Key(SendLimitScope.domain, f"d{i}.example")
+            limits.slow_down(session, key, "451 4.7.1 try later", 5.0, NOW)
+        session.commit()
+        known = limits.known_limits(session)
+    assert len(known.rated) <= 1_000
