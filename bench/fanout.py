@@ -1,20 +1,23 @@
 """How long the set-based fan-out of one edition takes for N subscribers on PostgreSQL,
-against the schema before migration 0017 (foreign keys checked per row) in the same run.
+against the fan-out before migration 0017 (foreign keys checked per row) in the same run.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000000] [--rounds 3]
 
 Each round composes and fans out a one-off edition twice on the same database and rows:
-once on the schema of migration 0016 (the baseline: deliveries' edition and subscriber
-foreign keys), once at head (0017: set-based triggers instead); the ledger is emptied before
-each. Beside them, a plain INSERT ... SELECT of the same rows into an unindexed table with no
-constraints: the floor for writing that many rows. Wall time and the PostgreSQL backend's own
-CPU time (read from /proc, so other work on a shared machine weighs less) are printed as
-medians of the rounds, with their ratios.
+once as before (the baseline: the schema of migration 0016, with deliveries' edition and
+subscriber foreign keys, and the fan-out module of commit BEFORE, read from git), once at
+head (0017: set-based triggers, the fan-out's locks, no ON CONFLICT on a first fan-out);
+the ledger is emptied before each. Beside them, a plain INSERT ... SELECT of the same rows
+into an unindexed table with no constraints: the floor for writing that many rows. Wall
+time and the PostgreSQL backend's own CPU time (read from /proc, so other work on a shared
+machine weighs less) are printed as medians of the rounds, with their ratios.
 """
 
 import argparse
+import importlib.util
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +29,7 @@ from common import fresh_database
 from sqlalchemy import event, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import tidings.compose.service
 from tests.builders import articles
 from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
@@ -37,6 +41,26 @@ from tidings.db.migrate import downgrade, upgrade
 from tidings.db.types import utcnow
 
 BASELINE = "0016"
+#: The last commit before the fan-out changed with migration 0017.
+BEFORE = "f2ada4b"
+
+
+def fan_out_before() -> Any:
+    """``fan_out`` as it was at commit BEFORE, loaded from git (the baseline's code)."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(
+        ["git", "show", f"{BEFORE}:src/tidings/deliver/ledger/fanout.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    spec = importlib.util.spec_from_loader("fanout_before", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(source, f"{BEFORE}:fanout.py", "exec"), module.__dict__)  # noqa: S102
+    return module.fan_out
 
 
 def backend_cpu(pid: int) -> float:
@@ -105,10 +129,13 @@ def main() -> None:
                 )
 
         runs: dict[str, list[tuple[float, float]]] = {"0016": [], "head": [], "plain": []}
+        head_fan_out, old_fan_out = tidings.compose.service.fan_out, fan_out_before()
         for _ in range(args.rounds):
             downgrade(db.engine, BASELINE)
             empty_ledger(db)
+            tidings.compose.service.fan_out = old_fan_out
             runs["0016"].append(timed(db, pids, fan_out))
+            tidings.compose.service.fan_out = head_fan_out
             upgrade(db.engine)
             empty_ledger(db)
             runs["head"].append(timed(db, pids, fan_out))
@@ -118,7 +145,7 @@ def main() -> None:
     cpu = {name: statistics.median(c for _, c in times) for name, times in runs.items()}
     print(f"{args.subscribers} subscribers, median of {args.rounds} rounds (wall / backend CPU)")
     labels = {
-        "0016": "compose + fan-out, schema 0016 (baseline)",
+        "0016": "compose + fan-out, before 0017 (baseline)",
         "head": "compose + fan-out, head (0017)          ",
         "plain": "plain INSERT ... SELECT, no indexes     ",
     }
