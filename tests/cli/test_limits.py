@@ -65,9 +65,9 @@ def test_set_show_clear(cli: Cli, settings: Settings) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (("set", "domain", "gmail.com", "--per-second", "0"), "--per-second must be above 0"),
-        (("set", "domain", "gmail.com", "--per-second", "-1"), "--per-second must be above 0"),
-        (("set", "domain", "gmail.com", "--per-second", "inf"), "--per-second must be above 0"),
+        (("set", "domain", "gmail.com", "--per-second", "0"), "--per-second must be from"),
+        (("set", "domain", "gmail.com", "--per-second", "-1"), "--per-second must be from"),
+        (("set", "domain", "gmail.com", "--per-second", "inf"), "--per-second must be from"),
         (("set", "domain", "gmail.com", "--connections", "0"), "--connections must be from 1"),
         (("set", "domain", "gmail.com"), "give --per-second and/or --connections"),
         (("set", "mx", "gmail.com", "--per-second", "1"), "scope must be relay or domain"),

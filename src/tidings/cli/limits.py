@@ -34,7 +34,8 @@ def set_command(
 
     context = cli_context(ctx)
     view = set_limit(context.database(), scope, name, per_second, connections)
-    context.out.print(f"{view.scope} {view.name}: {_caps(view.per_second, view.max_connections)}")
+    caps = _caps(view.per_second, view.max_connections)
+    context.out.print(f"{view.scope} {view.name}: {caps}", markup=False)
 
 
 @app.command("show")
@@ -49,7 +50,7 @@ def show(ctx: typer.Context) -> None:
     context = cli_context(ctx)
     views = limits_overview(context.database())
     if not views:
-        context.out.print("no sending limits (set one with 'tidings limits set')")
+        context.out.print("no sending limits (set one with 'tidings limits set')", markup=False)
     for view in views:
         rate = "no rate" if view.rate is None else f"{view.rate:.3g}/s in force"
         line = f"{view.scope}\t{view.name}\t{_caps(view.per_second, view.max_connections)}\t{rate}"
@@ -60,7 +61,7 @@ def show(ctx: typer.Context) -> None:
                 f"\tslowed {view.slowed_at:%Y-%m-%d %H:%M:%S} UTC ({view.slow_downs} replies, "
                 f"last: {view.last_reply})"
             )
-        context.out.print(line)
+        context.out.print(line, markup=False)  # a relay's reply is not markup
 
 
 @app.command("clear")
@@ -78,9 +79,9 @@ def clear(
 
     context = cli_context(ctx)
     if clear_limit(context.database(), scope, name):
-        context.out.print(f"{scope} {name}: no limit now")
+        context.out.print(f"{scope} {name}: no limit now", markup=False)
     else:
-        context.out.print(f"{scope} {name} had no limit")
+        context.out.print(f"{scope} {name} had no limit", markup=False)
 
 
 def _caps(per_second: float | None, connections: int | None) -> str:

@@ -28,7 +28,10 @@ from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import SendLimit, SendLimitScope, SendLimitSlot
 from tidings.db.types import utcnow
+from tidings.deliver.limitkeys import Key, domain_name, key_for, relay_name
 from tidings.errors import InvalidInput
+
+__all__ = ["Key", "domain_name", "key_for", "relay_name"]
 
 #: A slow-down multiplies the rate by this.
 SLOW_DOWN_FACTOR = 0.5
@@ -47,15 +50,8 @@ FORGET_AFTER = timedelta(hours=1)
 #: The largest values the admin may set.
 MAX_PER_SECOND = 100_000.0
 MAX_CONNECTIONS = 1_000
-NAME_LENGTH = 255
-
-
-@dataclass(frozen=True)
-class Key:
-    """What a limit applies to: a relay or a receiving domain, by its normalised name."""
-
-    scope: SendLimitScope
-    name: str
+#: The slowest rate an admin may set: one message in about 17 minutes.
+MIN_PER_SECOND = 0.001
 
 
 @dataclass(frozen=True)
@@ -92,45 +88,17 @@ class LimitView:
     slots_held: int
 
 
-def domain_name(text: str) -> str:
-    """A receiving domain as limits key it: the part after the last @ (an address or a bare
-    domain), lower-case, in its ASCII (IDNA) form; InvalidInput for one that is no domain."""
-    name = text.rpartition("@")[2].strip().rstrip(".").lower()
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise InvalidInput(f"{text!r} is not a domain name") from None
-    if not ascii_name or len(ascii_name) > 253 or " " in ascii_name:
-        raise InvalidInput(f"{text!r} is not a domain name")
-    return ascii_name
-
-
-def relay_name(host: str, port: int) -> str:
-    """A relay as limits key it: ``host:port``, the host lower-case."""
-    return f"{host.strip().rstrip('.').lower()}:{port}"
-
-
-def key_for(scope: str, name: str) -> Key:
-    """The key an admin names (``relay smtp.example.com:587``, ``domain Gmail.com``)."""
-    try:
-        kind = SendLimitScope(scope)
-    except ValueError:
-        raise InvalidInput(f"scope must be relay or domain, not {scope!r}") from None
-    if kind == SendLimitScope.domain:
-        return Key(kind, domain_name(name))
-    host, colon, port = name.strip().rpartition(":")
-    if len(name) > NAME_LENGTH or not colon or not host or " " in host:
-        raise InvalidInput(f"a relay is host:port (as in TIDINGS_SMTP_URL), not {name[:80]!r}")
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise InvalidInput(f"a relay is host:port (as in TIDINGS_SMTP_URL), not {name!r}")
-    return Key(kind, relay_name(host, int(port)))
-
-
 def _where(key: Key):  # type: ignore[no-untyped-def]
     return and_(SendLimit.scope == key.scope.value, SendLimit.name == key.name)
 
 
 # -- the rate --------------------------------------------------------------------------
+
+
+def printable(text: str) -> str:
+    """A relay's reply as it may be stored and shown: control characters (NUL included)
+    and undecodable bytes (surrogates) each become a "?"."""
+    return "".join("?" if c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" else c for c in text)
 
 
 def reserve(
@@ -191,7 +159,7 @@ def slow_down(
             slowed_at=case((due, now), else_=SendLimit.slowed_at),
             raised_at=None,
             slow_downs=SendLimit.slow_downs + 1,
-            last_reply=reply[:512],
+            last_reply=printable(reply)[:512],
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -205,12 +173,15 @@ def climb(session: Session, now: datetime) -> int:
     ``raised_at``); delete learnt rows quiet for :data:`FORGET_AFTER`. How many changed."""
     quiet = now - QUIET_STEP
     raised = SendLimit.rate * CLIMB_FACTOR
-    capped = case(
-        (
-            and_(SendLimit.per_second.is_not(None), raised >= SendLimit.per_second),
-            SendLimit.per_second,
-        ),
-        else_=raised,
+    cap = func.coalesce(SendLimit.per_second, MAX_PER_SECOND)
+    # Compared before it is multiplied: a rate near the float limit must not overflow.
+    capped = case((SendLimit.rate >= cap / CLIMB_FACTOR, cap), else_=raised)
+    # A learnt rate beside an admin's connection limit: after a quiet hour the rate goes
+    # (the row stays for its connections).
+    learnt_out = and_(
+        SendLimit.per_second.is_(None),
+        SendLimit.max_connections.is_not(None),
+        SendLimit.slowed_at <= now - FORGET_AFTER,
     )
     changed = row_count(
         session.execute(
@@ -219,9 +190,14 @@ def climb(session: Session, now: datetime) -> int:
                 SendLimit.rate.is_not(None),
                 SendLimit.slowed_at <= quiet,
                 or_(SendLimit.raised_at.is_(None), SendLimit.raised_at <= quiet),
-                or_(SendLimit.per_second.is_(None), SendLimit.rate < SendLimit.per_second),
+                SendLimit.rate != cap,  # (one above it, set by hand, comes down to it)
             )
-            .values(rate=capped, raised_at=now, updated_at=now)
+            .values(
+                rate=case((learnt_out, None), else_=capped),
+                clock=case((learnt_out, None), else_=SendLimit.clock),
+                raised_at=now,
+                updated_at=now,
+            )
             .execution_options(synchronize_session=False)
         )
     )
@@ -332,8 +308,10 @@ def set_limit(
     key = key_for(scope, name)
     if per_second is None and connections is None:
         raise InvalidInput("give --per-second and/or --connections")
-    if per_second is not None and not 0 < per_second <= MAX_PER_SECOND:
-        raise InvalidInput(f"--per-second must be above 0 and at most {MAX_PER_SECOND:g}")
+    if per_second is not None and not MIN_PER_SECOND <= per_second <= MAX_PER_SECOND:
+        raise InvalidInput(
+            f"--per-second must be from {MIN_PER_SECOND:g} to {MAX_PER_SECOND:g} (above 0)"
+        )
     if connections is not None and not 0 < connections <= MAX_CONNECTIONS:
         raise InvalidInput(f"--connections must be from 1 to {MAX_CONNECTIONS}")
     now = utcnow()
@@ -343,8 +321,14 @@ def set_limit(
             row = SendLimit(scope=key.scope.value, name=key.name, slow_downs=0)
             session.add(row)
         if per_second is not None:
+            # The admin's word is the rate now, unless a slow-down holds it lower (then the
+            # climb brings it up to the new cap); the clock the old rate left far ahead is
+            # pulled back to what the new rate allows.
+            slowed = row.slowed_at is not None and row.rate is not None
             row.per_second = per_second
-            row.rate = per_second if row.rate is None else min(row.rate, per_second)
+            row.rate = min(row.rate, per_second) if slowed and row.rate else per_second
+            soonest = now.timestamp() + 1 / row.rate
+            row.clock = None if row.clock is None else min(row.clock, soonest)
         if connections is not None:
             row.max_connections = connections
         row.updated_at = now

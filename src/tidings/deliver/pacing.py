@@ -57,6 +57,12 @@ MEASURE_SECONDS = 10.0
 _RECIPIENT_STAGES = (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)
 
 
+def _moment(at: float, now: float) -> datetime:
+    """Unix time ``at`` as a datetime, at most a day from ``now`` (a clock far ahead, from
+    a wrong clock or a tiny rate, must not make a time out of range)."""
+    return datetime.fromtimestamp(min(at, now + 86_400.0), UTC)
+
+
 def is_slow_down(code: int, text: str) -> bool:
     """A "slow down" reply: 421 (service closing the channel: too much, too fast), or a
     temporary refusal whose enhanced status is 4.7.x ("451 4.7.1 Try again later",
@@ -143,7 +149,7 @@ class Pacer:
                 taken_slot = await self._domain_slot(domain)
                 if taken_slot is None:
                     RATE_LIMIT_WAITS.labels("domain").inc()
-                    later = datetime.fromtimestamp(self._clock() + BUSY_RETRY_SECONDS, UTC)
+                    later = _moment(self._clock() + BUSY_RETRY_SECONDS, self._clock())
                     return Paced(later, f"{domain.name} has all {most} of its connections busy")
                 slot = (domain, taken_slot)
             if domain in self.known.rated:
@@ -151,7 +157,7 @@ class Pacer:
                 if isinstance(taken, NotBefore):
                     await self.release(Paced(slot=slot))
                     RATE_LIMIT_WAITS.labels("domain").inc()
-                    until = datetime.fromtimestamp(taken.at, UTC)
+                    until = _moment(taken.at, self._clock())
                     return Paced(until, f"{domain.name} is at its sending rate")
                 if taken is not None:
                     waits["domain"] = taken
@@ -290,14 +296,18 @@ class Pacer:
 
     def holds_slot(self, transport: Transport) -> bool:
         """Whether ``transport`` may be used: the relay has no connection limit, or it
-        holds one of its slots."""
-        return self.relay_connections() is None or id(transport) in self._slots
+        holds one of its slots (one numbered below the limit: a lowered limit takes
+        effect on running workers within a refresh)."""
+        most = self.relay_connections()
+        slot = self._slots.get(id(transport))
+        return most is None or (slot is not None and slot < most)
 
     async def take_slot(self, transport: Transport) -> bool:
         """Take a relay slot for ``transport`` unless it needs none or holds one; False when
         every slot is held (by this worker or others)."""
         if self.holds_slot(transport):
             return True
+        await self.give_back(transport)  # a slot past a lowered limit
         assert self.relay is not None
         try:
             slot = await asyncio.to_thread(self._take_slot, self.relay)

@@ -340,6 +340,9 @@ class SendPool:
         """``job`` goes back to the queue until ``later``, unsent and no attempt counted:
         its receiving domain is at its shared rate or connections (``why``) until then."""
         now, claim = utcnow(), job.claim
+        if self._policy.gives_up(claim.created_at, now):  # waiting has its limit too
+            reply = f"gave up: {why} since its give-up time"
+            return claim.outcome(DeliveryState.failed, None, reply, now)
         reply = f"waiting: {why} (not an attempt)"
         return claim.outcome(DeliveryState.queued, None, reply, now, later, counted=False)
 
