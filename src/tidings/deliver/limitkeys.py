@@ -1,12 +1,13 @@
 """What a sending limit applies to, by name: a relay (``host:port``) or a receiving domain
-(lower-case, IDNA), checked and normalised the same way wherever a name comes in (the
-admin's command, a recipient's address)."""
+(lower-case, IDNA 2008 as stored addresses), checked and normalised the same way wherever
+a name comes in (the admin's command, a recipient's address)."""
 
 import re
 from dataclasses import dataclass
 
 from tidings.db.models import SendLimitScope
 from tidings.errors import InvalidInput
+from tidings.mail.addresses import normalise_email
 
 #: The longest name the limits' tables hold.
 NAME_LENGTH = 255
@@ -29,10 +30,13 @@ def domain_name(text: str) -> str:
     """A receiving domain as limits key it: the part after the last @ (an address or a bare
     domain), lower-case, in its ASCII (IDNA) form; InvalidInput for one that is no domain."""
     name = text.rpartition("@")[2].strip().rstrip(".").lower()
-    try:
-        ascii_name = name.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise InvalidInput(f"{text[:80]!r} is not a domain name") from None
+    if name.isascii():
+        ascii_name = name
+    else:  # IDNA 2008, as stored addresses have it (straße.de is not strasse.de)
+        try:
+            ascii_name = normalise_email(f"postmaster@{name}").rpartition("@")[2]
+        except InvalidInput:
+            raise InvalidInput(f"{text[:80]!r} is not a domain name") from None
     if len(ascii_name) > 253 or not _DOMAIN.match(ascii_name):
         raise InvalidInput(f"{text[:80]!r} is not a domain name")
     return ascii_name
