@@ -195,3 +195,12 @@ def test_domains_are_keyed_lower_case_in_their_ascii_form() -> None:
     assert limits.domain_name("Reader@GMail.COM") == "gmail.com"
     assert limits.domain_name("ნინო@ფოსტა.გე") == "xn--lodzmeh.xn--node"
     assert limits.key_for("relay", "SMTP.Example.GE:587") == RELAY
+
+
+def test_learnt_domains_are_bounded(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay answering 4.7.x for every domain must not make a row per domain."""
+    monkeypatch.setattr(limits, "MAX_LEARNT_DOMAINS", 2)
+    rates = [_slow(db, Key(SendLimitScope.domain, f"d{i}.example"), NOW, 10.0) for i in range(4)]
+    assert rates == [5.0, 5.0, None, None]
+    assert _slow(db, Key(SendLimitScope.domain, "d0.example"), NOW + timedelta(seconds=6)) == 2.5
+    assert len(limits.limits_overview(db)) == 2

@@ -47,6 +47,9 @@ QUIET_STEP = timedelta(minutes=1)
 #: A row learnt from slow-downs alone (no cap set by the admin) is deleted after this long
 #: without one: the receiver is back to normal.
 FORGET_AFTER = timedelta(hours=1)
+#: At most this many domains are learnt from slow-downs alone (each worker reads every
+#: limit every few seconds); past it, a domain's slow-down slows the relay.
+MAX_LEARNT_DOMAINS = 1_000
 #: The largest values the admin may set.
 MAX_PER_SECOND = 100_000.0
 MAX_CONNECTIONS = 1_000
@@ -137,7 +140,11 @@ def slow_down(
 ) -> float | None:
     """A "slow down" reply for ``key``: halve its rate (a row without one starts from half
     the ``measured`` rate, messages per second), at most once per :data:`SLOW_DOWN_SPACING`,
-    never below the floor; record it either way. Returns the rate now in force."""
+    never below the floor; record it either way. Returns the rate now in force; None
+    when ``key`` is a domain with no row while :data:`MAX_LEARNT_DOMAINS` are learnt (a
+    relay that slows every domain: the caller slows the relay instead)."""
+    if key.scope == SendLimitScope.domain and _too_many_learnt(session, key):
+        return None
     insert = upsert_insert(session)(SendLimit)
     session.execute(
         insert.values(
@@ -165,6 +172,18 @@ def slow_down(
         .execution_options(synchronize_session=False)
     )
     return session.scalar(select(SendLimit.rate).where(_where(key)))
+
+
+def _too_many_learnt(session: Session, key: Key) -> bool:
+    """``key`` has no row and the domains learnt from slow-downs alone are at the bound."""
+    if session.scalar(select(SendLimit.name).where(_where(key))) is not None:
+        return False
+    learnt = select(func.count()).where(
+        SendLimit.scope == SendLimitScope.domain.value,
+        SendLimit.per_second.is_(None),
+        SendLimit.max_connections.is_(None),
+    )
+    return (session.scalar(learnt) or 0) >= MAX_LEARNT_DOMAINS
 
 
 def climb(session: Session, now: datetime) -> int:

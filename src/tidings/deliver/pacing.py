@@ -289,6 +289,8 @@ class Pacer:
     def _write_slow_down(self, key: Key, reply: str, measured: float) -> float:
         with self.db.session() as session:
             rate = limits.slow_down(session, key, reply, measured, utcnow())
+            if rate is None and self.relay is not None:  # too many domains: the relay's
+                rate = limits.slow_down(session, self.relay, reply, measured, utcnow())
             session.commit()
             return rate or 0.0
 
