@@ -172,6 +172,9 @@ def inbound_serve(
     context = cli_context(ctx)
     settings = context.settings
     _logging(context)
+    # The service creates its series (bounces by kind, at 0) when imported: before serving.
+    import tidings.inbound.service  # noqa: F401
+
     stop_metrics = start_metrics(metrics_port, metrics_host)
     try:
         asyncio.run(
