@@ -97,12 +97,9 @@ def test_a_host_ten_minutes_ahead_does_not_take_live_slots(db: Database) -> None
 # -- a careless admin ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: set_limit keeps rate = min(old rate, new cap): raising a cap that no "
-    "slow-down lowered leaves the old, lower rate in force for good (climb only raises "
-    "slowed rows: slowed_at IS NULL never matches)",
-)
+# Was a defect (fixed): set_limit keeps rate = min(old rate, new cap): raising a cap that no
+# slow-down lowered leaves the old, lower rate in force for good (climb only raises slowed
+# rows: slowed_at IS NULL never matches)
 def test_raising_a_cap_raises_the_rate_in_force(db: Database) -> None:
     limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
     view = limits.set_limit(db, "domain", "gmail.com", per_second=100.0, connections=None)
@@ -126,13 +123,10 @@ def test_a_new_rate_is_not_held_back_by_the_old_rates_clock(db: Database) -> Non
     assert isinstance(_reserve(db, GMAIL, T0 + 1.0), Reserved)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: set_limit accepts any rate above 0; at 1e-12/s the second pace() "
-    "makes datetime.fromtimestamp(clock - ahead) out of range and raises ValueError "
-    "inside SendPool._take (pace is outside its try): the sender task dies with the job "
-    "still leased (and renewed) by a live worker",
-)
+# Was a defect (fixed): set_limit accepts any rate above 0; at 1e-12/s the second pace()
+# makes datetime.fromtimestamp(clock - ahead) out of range and raises ValueError inside
+# SendPool._take (pace is outside its try): the sender task dies with the job still leased
+# (and renewed) by a live worker
 def test_a_tiny_rate_is_refused_or_paced_without_crashing(db: Database) -> None:
     try:
         limits.set_limit(db, "domain", "tiny.example", per_second=1e-12, connections=None)
@@ -153,13 +147,10 @@ class _Transport:
     """Stands for a pool's connection: the pacer knows connections only by identity."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a relay slot is held for the life of its connection: lowering "
-    "max_connections while slots are held changes nothing for a running worker "
-    "(Pacer.holds_slot only asks whether it took one; renew_slots renews every slot, "
-    "even those numbered past the new limit)",
-)
+# Was a defect (fixed): a relay slot is held for the life of its connection: lowering
+# max_connections while slots are held changes nothing for a running worker
+# (Pacer.holds_slot only asks whether it took one; renew_slots renews every slot, even those
+# numbered past the new limit)
 def test_lowering_a_relays_connections_takes_effect_on_running_workers(db: Database) -> None:
     limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
 
@@ -181,31 +172,19 @@ def _set_refused(cli: Cli, *args: str) -> None:
     assert len(result.stderr.strip().splitlines()) == 1, result.output
 
 
-_BAD_NAME = pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: key_for/domain_name accept names with newlines, escape, NUL and other "
-    "control characters (Python's idna codec passes ASCII labels unchecked; only a space "
-    "is refused): stored as limits no address can ever match, printed raw by the CLI",
-)
+# Were defects (fixed): key_for/domain_name accepted names with newlines, escape, NUL and
+# other control characters (stored as limits no address can match, printed raw by the CLI);
+# a port of "\u00b2" passed str.isdigit() and then int() raised ValueError (a traceback).
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param(("domain", "gmail.com\nevil.example", "--per-second", "1"), marks=_BAD_NAME),
-        pytest.param(("domain", "x\x1b[31m.example", "--per-second", "1"), marks=_BAD_NAME),
-        pytest.param(("domain", "tab\there.example", "--per-second", "1"), marks=_BAD_NAME),
-        pytest.param(("relay", "smtp\n.example.ge:587", "--per-second", "1"), marks=_BAD_NAME),
-        pytest.param(
-            ("relay", "smtp.example.ge:\u00b2", "--per-second", "1"),
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=ValueError,
-                reason="DEFECT: key_for checks the port with str.isdigit(), which is true "
-                "for '\u00b2' (superscript two), then int() raises ValueError: a traceback, "
-                "not one line",
-            ),
-        ),
+        ("domain", "gmail.com\nevil.example", "--per-second", "1"),
+        ("domain", "x\x1b[31m.example", "--per-second", "1"),
+        ("domain", "tab\there.example", "--per-second", "1"),
+        ("relay", "smtp\n.example.ge:587", "--per-second", "1"),
+        ("relay", "smtp.example.ge:\u00b2", "--per-second", "1"),
         ("relay", "a" * 300 + ":587", "--per-second", "1"),  # held (fixed in bd982a2)
     ],
 )
@@ -220,13 +199,10 @@ def test_names_with_control_characters_are_refused(
 # -- a hostile relay's reply text --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: the relay's reply is stored as is in send_limits.last_reply; a NUL "
-    "(PostgreSQL refuses it) or a byte aiosmtplib decoded with surrogateescape (neither "
-    "database can encode it) makes the slow-down write fail, so the relay's 'slow down' "
-    "is dropped (logged only) every time it is said",
-)
+# Was a defect (fixed): the relay's reply is stored as is in send_limits.last_reply; a NUL
+# (PostgreSQL refuses it) or a byte aiosmtplib decoded with surrogateescape (neither
+# database can encode it) makes the slow-down write fail, so the relay's 'slow down' is
+# dropped (logged only) every time it is said
 def test_a_slow_down_with_binary_text_is_still_recorded(db: Database) -> None:
     refusal = TransientDeliveryError(421, "4.7.0 slow\x00 down \udcff\udcfe now")
 
@@ -241,12 +217,9 @@ def test_a_slow_down_with_binary_text_is_still_recorded(db: Database) -> None:
     assert row.last_reply is not None and "slow" in row.last_reply
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: `tidings limits show` prints the relay's reply (and the limit's name) "
-    "through rich with markup on: '[/bold]' in a hostile reply crashes the command "
-    "(MarkupError) and '[red]...' is swallowed; use markup=False or rich.markup.escape",
-)
+# Was a defect (fixed): `tidings limits show` prints the relay's reply (and the limit's
+# name) through rich with markup on: '[/bold]' in a hostile reply crashes the command
+# (MarkupError) and '[red]...' is swallowed; use markup=False or rich.markup.escape
 def test_limits_show_prints_a_hostile_reply_as_text(cli: Cli, settings: Settings) -> None:
     assert cli("db", "upgrade").exit_code == 0
     reply = "421 4.7.0 [/bold] slow [red]down[/red]"
@@ -376,14 +349,11 @@ def test_a_connection_limited_domain_costs_two_statements_a_message(
     assert statements <= 2 * sent + 12, statements
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: climb raises a rate with no cap of the admin's by 10% a quiet minute "
-    "for ever, and forgets only rows with no max_connections either: a relay with just "
-    "--connections that once heard a 421 climbs past float8 in about 5 days; PostgreSQL "
-    "then refuses the UPDATE (value out of range), WorkerDatabase.upkeep raises a "
-    "DataError (not an OperationalError) and every worker's run() dies at its next upkeep",
-)
+# Was a defect (fixed): climb raises a rate with no cap of the admin's by 10% a quiet minute
+# for ever, and forgets only rows with no max_connections either: a relay with just
+# --connections that once heard a 421 climbs past float8 in about 5 days; PostgreSQL then
+# refuses the UPDATE (value out of range), WorkerDatabase.upkeep raises a DataError (not an
+# OperationalError) and every worker's run() dies at its next upkeep
 def test_a_learnt_rate_beside_a_connection_limit_never_overflows(
     db: Database, settings: Settings
 ) -> None:
@@ -401,13 +371,10 @@ def test_a_learnt_rate_beside_a_connection_limit_never_overflows(
     assert row is not None and row.rate is not None and row.rate < 1e12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a job handed back by the sending limits is never judged against the "
-    "give-up time (verdict_for runs only after an attempt): a delivery 6 days old whose "
-    "domain is at 0.001/s goes back queued again and again, is sent weeks late, and its "
-    "edition stays 'sending' until then",
-)
+# Was a defect (fixed): a job handed back by the sending limits is never judged against the
+# give-up time (verdict_for runs only after an attempt): a delivery 6 days old whose domain
+# is at 0.001/s goes back queued again and again, is sent weeks late, and its edition stays
+# 'sending' until then
 def test_a_paced_job_past_its_give_up_time_gives_up(db: Database, settings: Settings) -> None:
     edition_id = _sending_to(db, settings, ["late@slow.example"])
     with db.session() as session:
@@ -455,14 +422,11 @@ def test_sixteen_sessions_racing_for_two_slots_get_two(db: Database, db_name: st
         assert sorted(s for s in won if s is not None) == [0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: every receiving domain that hears a 4.7.x becomes a learnt row for an "
-    "hour: a relay (or smarthost) that answers '451 4.7.1' to every RCPT makes one row per "
-    "domain of the list; each worker reads them all every 5 s (known_limits has no bound) "
-    "and each then costs a reserve UPDATE per message. Learnt domain rows need a bound "
-    "(here 1,000), or a slow-down heard for many domains at once should slow the relay",
-)
+# Was a defect (fixed): every receiving domain that hears a 4.7.x becomes a learnt row for
+# an hour: a relay (or smarthost) that answers '451 4.7.1' to every RCPT makes one row per
+# domain of the list; each worker reads them all every 5 s (known_limits has no bound) and
+# each then costs a reserve UPDATE per message. Learnt domain rows need a bound (here
+# 1,000), or a slow-down heard for many domains at once should slow the relay
 def test_a_relay_slowing_every_domain_leaves_a_bounded_number_of_rows(db: Database) -> None:
     with db.session() as session:
         for i in range(1_500):
@@ -473,13 +437,10 @@ def test_a_relay_slowing_every_domain_leaves_a_bounded_number_of_rows(db: Databa
     assert len(known.rated) <= 1_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: domain_name uses Python's 'idna' codec (IDNA2003), which maps 'ß' to "
-    "'ss' and final sigma to sigma: mail to straße.de is paced under strasse.de's limit "
-    "(another domain) and a limit set as xn--strae-oqa.de (its name in DNS since "
-    "IDNA2008) never applies; use the idna package (UTS 46, non-transitional)",
-)
+# Was a defect (fixed): domain_name uses Python's 'idna' codec (IDNA2003), which maps 'ß' to
+# 'ss' and final sigma to sigma: mail to straße.de is paced under strasse.de's limit
+# (another domain) and a limit set as xn--strae-oqa.de (its name in DNS since IDNA2008)
+# never applies; use the idna package (UTS 46, non-transitional)
 def test_idn_domains_are_keyed_by_their_dns_name() -> None:
     assert limits.domain_name("reader@straße.de") == "xn--strae-oqa.de"
     assert limits.domain_name("reader@straße.de") != limits.domain_name("reader@strasse.de")
