@@ -98,6 +98,7 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/reader_time_tick.py
 	$(BIN)/python bench/feed_media_prefixes.py
 	$(BIN)/python bench/worker_memory.py
+	$(BIN)/python bench/send_limits.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache

@@ -172,8 +172,8 @@ def test_a_long_running_worker_keeps_a_bounded_number_of_mail_makers(
     choices = [["Politics"], ["culture"], ["Zeta"], None]  # three variants and the edition
     _readers(db, newsletter_id, choices)
     send_one_off(db, settings, "daily", OneOff(article_ids=ids))
-    monkeypatch.setattr(worker_db, "MAILS_KEPT", 2)
     worker = worker_db.WorkerDatabase(db, settings)
+    worker.mails_kept = 2
     prepared = worker.claim("attack", 100)
     assert len(prepared.jobs) == len(choices)
     assert len(worker._mails) == 2

@@ -28,11 +28,13 @@ from tidings.mail.dkim.store import signer_for
 from tidings.mail.edition import EditionMail, edition_mail
 
 GONE_REPLY = "not sent: no longer subscribed or suppressed"
-#: How many editions' (and section variants') mail makers a worker keeps, the least recently
-#: used dropped first: a reader-time newsletter makes an edition per zone a day, each with
-#: up to ``max_section_variants`` variants, and a worker runs for months. One claim's
-#: editions fit many times over; a dropped one is built again if it is still sending.
-MAILS_KEPT = 256
+#: How many mail makers (one per edition, and per section variant) a worker keeps at least,
+#: the least recently used dropped first: each holds its edition's rendered parts (about
+#: 109 KiB for a 41 KB edition), so 256 came to ~28 MB a worker; 32 is ~3.5 MB. A worker
+#: keeps one more than ``max_section_variants`` (default 32) if that is larger, so one
+#: edition's variants and its plain mail always fit (else a claim mixing them would rebuild
+#: each in turn); a dropped one is built again if its edition is still sending.
+MAILS_KEPT = 32
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class WorkerDatabase:
         self._mails: OrderedDict[tuple[int, int | None], EditionMail] = OrderedDict()
         # The From domain's DKIM keys of each edition, unsealed once per edition while kept.
         self._signers: OrderedDict[int, Signer | None] = OrderedDict()
+        self.mails_kept = max(MAILS_KEPT, settings.max_section_variants + 1)
 
     def claim(self, token: str, limit: int) -> Prepared:
         """Lease up to ``limit`` due deliveries under ``token`` and prepare them: a reader
@@ -125,13 +128,13 @@ class WorkerDatabase:
                 self._signers[edition_id] = signer_for(
                     session, self.settings, newsletter.from_address
                 )
-                _keep_newest(self._signers)
+                _keep_newest(self._signers, self.mails_kept)
             signer = self._signers[edition_id]
             variant = session.get(EditionVariant, variant_id) if variant_id else None
             parts = (variant.html_body, variant.text_body) if variant else None
             mail = edition_mail(self.settings, edition, newsletter, signer, parts=parts)
             self._mails[key] = mail
-            _keep_newest(self._mails)
+            _keep_newest(self._mails, self.mails_kept)
         self._mails.move_to_end(key)
         return mail
 
@@ -148,7 +151,7 @@ class WorkerDatabase:
             return renewal
 
 
-def _keep_newest(kept: OrderedDict[Any, Any]) -> None:
-    """Drop the least recently used entries beyond :data:`MAILS_KEPT`."""
-    while len(kept) > MAILS_KEPT:
+def _keep_newest(kept: OrderedDict[Any, Any], most: int) -> None:
+    """Drop the least recently used entries beyond ``most``."""
+    while len(kept) > most:
         kept.popitem(last=False)
