@@ -8,6 +8,10 @@ subscriber it reads (FOR KEY SHARE) so neither can go while it runs
 (tidings.deliver.ledger.fanout); an insert of a delivery naming no edition or no subscriber
 is refused by a statement-level check.
 
+PostgreSQL only. SQLite (one process, the embedded default) keeps its foreign keys: its
+checks are cheap, and triggers there would name tables that Alembic's batch mode drops and
+renames when a later migration rebuilds one, which SQLite refuses.
+
 Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-07
@@ -26,7 +30,8 @@ depends_on: str | Sequence[str] | None = None
 # locks; a DELETE under an earlier snapshot would leave them behind, so it is refused.
 POSTGRESQL = [
     """
-CREATE FUNCTION tidings_editions_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tidings_editions_gone() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
@@ -41,7 +46,8 @@ CREATE TRIGGER editions_gone AFTER DELETE ON editions REFERENCING OLD TABLE AS g
 FOR EACH STATEMENT EXECUTE FUNCTION tidings_editions_gone()
 """,
     """
-CREATE FUNCTION tidings_subscribers_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tidings_subscribers_gone() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
@@ -56,7 +62,8 @@ CREATE TRIGGER subscribers_gone AFTER DELETE ON subscribers REFERENCING OLD TABL
 FOR EACH STATEMENT EXECUTE FUNCTION tidings_subscribers_gone()
 """,
     """
-CREATE FUNCTION tidings_deliveries_added() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION tidings_deliveries_added() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF EXISTS (
         SELECT 1 FROM added
@@ -74,9 +81,25 @@ END $$
 CREATE TRIGGER deliveries_added AFTER INSERT ON deliveries REFERENCING NEW TABLE AS added
 FOR EACH STATEMENT EXECUTE FUNCTION tidings_deliveries_added()
 """,
+    # TRUNCATE fires no DELETE trigger; emptying subscribers anonymises every delivery, as
+    # the foreign key's cascade did (editions reach deliveries through edition_variants).
+    """
+CREATE FUNCTION tidings_subscribers_emptied() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE deliveries SET subscriber_id = NULL WHERE subscriber_id IS NOT NULL;
+    RETURN NULL;
+END $$
+""",
+    """
+CREATE TRIGGER subscribers_emptied AFTER TRUNCATE ON subscribers
+FOR EACH STATEMENT EXECUTE FUNCTION tidings_subscribers_emptied()
+""",
 ]
 
 POSTGRESQL_DOWN = [
+    "DROP TRIGGER subscribers_emptied ON subscribers",
+    "DROP FUNCTION tidings_subscribers_emptied()",
     "DROP TRIGGER deliveries_added ON deliveries",
     "DROP FUNCTION tidings_deliveries_added()",
     "DROP TRIGGER subscribers_gone ON subscribers",
@@ -85,59 +108,49 @@ POSTGRESQL_DOWN = [
     "DROP FUNCTION tidings_editions_gone()",
 ]
 
-# SQLite (one process, cheap row checks) gets the same rules as row triggers.
-SQLITE = [
-    """
-CREATE TRIGGER editions_gone AFTER DELETE ON editions
-BEGIN DELETE FROM deliveries WHERE edition_id = OLD.id; END
-""",
-    """
-CREATE TRIGGER subscribers_gone AFTER DELETE ON subscribers
-BEGIN UPDATE deliveries SET subscriber_id = NULL WHERE subscriber_id = OLD.id; END
-""",
-    """
-CREATE TRIGGER deliveries_added BEFORE INSERT ON deliveries
-WHEN NOT EXISTS (SELECT 1 FROM editions WHERE id = NEW.edition_id)
-  OR (NEW.subscriber_id IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM subscribers WHERE id = NEW.subscriber_id))
-BEGIN SELECT RAISE(ABORT, 'FOREIGN KEY constraint failed'); END
-""",
-]
-
-SQLITE_DOWN = [
-    "DROP TRIGGER deliveries_added",
-    "DROP TRIGGER subscribers_gone",
-    "DROP TRIGGER editions_gone",
-]
-
 
 def _is_sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("deliveries") as batch:
-        batch.drop_constraint(op.f("fk_deliveries_edition_id_editions"), type_="foreignkey")
-        batch.drop_constraint(op.f("fk_deliveries_subscriber_id_subscribers"), type_="foreignkey")
-    for statement in SQLITE if _is_sqlite() else POSTGRESQL:
+    if _is_sqlite():
+        return
+    op.drop_constraint(op.f("fk_deliveries_edition_id_editions"), "deliveries", type_="foreignkey")
+    op.drop_constraint(
+        op.f("fk_deliveries_subscriber_id_subscribers"), "deliveries", type_="foreignkey"
+    )
+    for statement in POSTGRESQL:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for statement in SQLITE_DOWN if _is_sqlite() else POSTGRESQL_DOWN:
+    if _is_sqlite():
+        return
+    for statement in POSTGRESQL_DOWN:
         op.execute(statement)
-    with op.batch_alter_table("deliveries") as batch:
-        batch.create_foreign_key(
-            op.f("fk_deliveries_edition_id_editions"),
-            "editions",
-            ["edition_id"],
-            ["id"],
-            ondelete="CASCADE",
-        )
-        batch.create_foreign_key(
-            op.f("fk_deliveries_subscriber_id_subscribers"),
-            "subscribers",
-            ["subscriber_id"],
-            ["id"],
-            ondelete="SET NULL",
-        )
+    # A row the triggers would have refused or detached cannot come back under a key.
+    op.execute(
+        "DELETE FROM deliveries d"
+        " WHERE NOT EXISTS (SELECT 1 FROM editions e WHERE e.id = d.edition_id)"
+    )
+    op.execute(
+        "UPDATE deliveries d SET subscriber_id = NULL WHERE subscriber_id IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM subscribers s WHERE s.id = d.subscriber_id)"
+    )
+    op.create_foreign_key(
+        op.f("fk_deliveries_edition_id_editions"),
+        "deliveries",
+        "editions",
+        ["edition_id"],
+        ["id"],
+        ondelete="CASCADE",
+    )
+    op.create_foreign_key(
+        op.f("fk_deliveries_subscriber_id_subscribers"),
+        "deliveries",
+        "subscribers",
+        ["subscriber_id"],
+        ["id"],
+        ondelete="SET NULL",
+    )

@@ -6,11 +6,18 @@ from tidings.db.engine import Database
 from tidings.db.migrate import current_revision, downgrade, head_revision, upgrade
 from tidings.db.models import Base
 
+#: Kept as foreign keys on SQLite only: migration 0017 puts triggers in their place on
+#: PostgreSQL (so the models, written for PostgreSQL's fan-out, declare neither).
+SQLITE_ONLY_KEYS = {"fk_deliveries_edition_id_editions", "fk_deliveries_subscriber_id_subscribers"}
+
 
 def _differences(database: Database) -> list[object]:
     with database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        return list(compare_metadata(context, Base.metadata))
+        found = list(compare_metadata(context, Base.metadata))
+    if database.engine.dialect.name != "sqlite":
+        return found
+    return [d for d in found if not (d[0] == "remove_fk" and d[1].name in SQLITE_ONLY_KEYS)]
 
 
 def test_models_and_migrations_agree(db: Database) -> None:

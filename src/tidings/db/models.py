@@ -429,9 +429,10 @@ class Delivery(Base):
     """One row of the send ledger: edition x subscriber.
 
     ``subscriber_id`` becomes NULL when a subscriber is erased, so anonymous counts survive.
-    ``edition_id`` and ``subscriber_id`` are kept by triggers (migration 0017), not foreign
-    keys: deleting an edition deletes its deliveries, erasing a subscriber sets theirs to NULL,
-    and a fan-out of a million rows pays one set-based check instead of two per row.
+    ``edition_id`` and ``subscriber_id`` are kept on PostgreSQL by triggers (migration 0017),
+    not foreign keys: deleting an edition deletes its deliveries, erasing a subscriber sets
+    theirs to NULL, and a fan-out of a million rows pays one set-based check instead of two
+    per row. SQLite keeps them as foreign keys with the same effects (not declared here).
     """
 
     __tablename__ = "deliveries"
