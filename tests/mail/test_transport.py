@@ -260,3 +260,36 @@ def test_refused_credentials_are_permanent() -> None:
 )
 def test_only_5xx_codes_are_permanent(code: int, permanent: bool) -> None:
     assert is_permanent(code) is permanent
+
+
+class _MailRefusingHandler(RecordingHandler):
+    """Answers MAIL FROM with a 421 slow-down."""
+
+    async def handle_MAIL(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        return "421 4.7.0 slow down"
+
+
+def test_each_error_names_the_stage_it_came_at() -> None:
+    """Whom a reply speaks about (the relay, or the recipient's domain) is read from the
+    error's stage, not from how the transport happened to raise it."""
+    with smtp_server() as (handler, port):
+        handler.behaviour.rcpt_replies["busy@example.ge"] = "451 4.7.1 rate limited"
+        assert _error_of(port, "busy@example.ge").stage == "rcpt"
+        handler.behaviour.data_reply = "451 4.7.1 rate limited"
+        assert _error_of(port).stage == "data"
+        handler.behaviour.data_reply = None
+        handler.behaviour.drop_after_data = True
+        assert _error_of(port).stage == "data"
+    with _server(_MailRefusingHandler()) as port:
+        assert _error_of(port).stage == "mail"
+    with crowded_server(limit=0) as (_handler, _crowd, port):
+        assert _error_of(port).stage == "connect"
+    assert _error_of(free_port()).stage == "connect"  # nothing listens there
+    assert DeliveryError(451, "4.7.1 later").stage is None  # a deadline: not known

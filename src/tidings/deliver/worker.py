@@ -36,7 +36,7 @@ from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope
 from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure, stale_after
 from tidings.deliver.leases import LeaseBook, LeaseKeeper, claim_limit
-from tidings.deliver.limits import Key, relay_name
+from tidings.deliver.limitkeys import Key, relay_name
 from tidings.deliver.measured import TimedTransport, counted
 from tidings.deliver.pacing import Pacer
 from tidings.deliver.policy import RetryPolicy
@@ -44,7 +44,7 @@ from tidings.deliver.poolsize import PoolSizer
 from tidings.deliver.sending import SendPool
 from tidings.deliver.worker_db import WorkerDatabase
 from tidings.deliver.writebehind import WorkerStats, WriteBehind
-from tidings.mail.transport import SEND_DEADLINE_TIMEOUTS, Transport
+from tidings.mail.transport import SEND_DEADLINE_TIMEOUTS, Transport, configured_target
 
 __all__ = ["Worker", "WorkerStats", "worker_name"]
 
@@ -245,9 +245,8 @@ class Worker:
 def relay_key(settings: Settings) -> Key:
     """The relay this worker sends through, as its limits name it (the catcher when no
     SMTP URL is set)."""
-    target = settings.smtp
-    host, port = (target.host, target.port) if target else ("127.0.0.1", settings.catcher_port)
-    return Key(SendLimitScope.relay, relay_name(host, port))
+    target = configured_target(settings)
+    return Key(SendLimitScope.relay, relay_name(target.host, target.port))
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

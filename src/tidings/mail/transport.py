@@ -8,7 +8,7 @@ import asyncio
 import ipaddress
 import ssl
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -20,6 +20,11 @@ from tidings.errors import ConfigError, TidingsError
 SEND_DEADLINE_TIMEOUTS = 3
 #: Reply codes that refuse for good (RFC 5321, 4.2.1: 5yz); any other failure may pass.
 PERMANENT_CODES = range(500, 600)
+
+#: Where in the session a send failed: opening the connection (greeting, TLS, login), the
+#: MAIL FROM (with its EHLO), the RCPT TO, or the DATA and its reply. A reply at "rcpt" or
+#: "data" speaks about the recipient; before that, about the relay.
+SmtpStage = Literal["connect", "mail", "rcpt", "data"]
 
 
 def is_permanent(code: int) -> bool:
@@ -35,12 +40,13 @@ class SmtpReply:
 
 
 class DeliveryError(TidingsError):
-    """A message was not accepted."""
+    """A message was not accepted; ``stage`` says where (None: not known, a deadline say)."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, stage: SmtpStage | None = None) -> None:
         super().__init__(f"{code} {message}")
         self.code = code
         self.message = message
+        self.stage = stage
 
 
 class TransientDeliveryError(DeliveryError, ConnectionError):
@@ -73,12 +79,10 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
-def _raise_for_reply(code: int, message: str, uncertain: bool = False) -> None:
+def _raise_for_reply(code: int, message: str, stage: SmtpStage) -> None:
     if is_permanent(code):
-        raise PermanentDeliveryError(code, message)
-    if uncertain:
-        raise UncertainDeliveryError(code, message)
-    raise TransientDeliveryError(code, message)
+        raise PermanentDeliveryError(code, message, stage)
+    raise TransientDeliveryError(code, message, stage)
 
 
 class SmtpConnection:
@@ -111,11 +115,11 @@ class SmtpConnection:
         except aiosmtplib.SMTPResponseException as exc:
             await _quietly_close(smtp)
             if is_permanent(exc.code):
-                raise PermanentDeliveryError(exc.code, exc.message) from exc
-            raise ConnectRefusedError(exc.code, exc.message) from exc
+                raise PermanentDeliveryError(exc.code, exc.message, "connect") from exc
+            raise ConnectRefusedError(exc.code, exc.message, "connect") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             await _quietly_close(smtp)
-            raise ConnectRefusedError(0, f"cannot connect: {exc}") from exc
+            raise ConnectRefusedError(0, f"cannot connect: {exc}", "connect") from exc
         self._smtp = smtp
         return smtp
 
@@ -124,21 +128,22 @@ class SmtpConnection:
 
     async def send(self, sender: str, recipient: str, message: bytes) -> SmtpReply:
         smtp = await self._connected()
-        in_data = False
+        stage: SmtpStage = "mail"
         try:
             options = await _utf8_options(smtp, sender, recipient)
             encoding = "utf-8" if options else "ascii"
             await smtp.mail(sender, options=options, encoding=encoding)
+            stage = "rcpt"
             await smtp.rcpt(recipient, encoding=encoding)
-            in_data = True
+            stage = "data"
             response = await smtp.data(message)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset_after_refusal(smtp)
-            _raise_for_reply(exc.code, exc.message)
+            _raise_for_reply(exc.code, exc.message, stage)
         except (aiosmtplib.SMTPException, OSError) as exc:
             await self.close()
-            error = UncertainDeliveryError if in_data else TransientDeliveryError
-            raise error(0, f"connection lost: {type(exc).__name__}: {exc}") from exc
+            error = UncertainDeliveryError if stage == "data" else TransientDeliveryError
+            raise error(0, f"connection lost: {type(exc).__name__}: {exc}", stage) from exc
         return SmtpReply(response.code, response.message)
 
     async def _reset_after_refusal(self, smtp: aiosmtplib.SMTP) -> None:
@@ -164,7 +169,7 @@ async def _utf8_options(smtp: aiosmtplib.SMTP, sender: str, recipient: str) -> l
     if smtp.supports_extension("smtputf8"):
         return ["SMTPUTF8"]
     raise PermanentDeliveryError(
-        553, "5.6.7 non-ASCII address, and the server does not offer SMTPUTF8"
+        553, "5.6.7 non-ASCII address, and the server does not offer SMTPUTF8", "rcpt"
     )
 
 
@@ -176,14 +181,20 @@ async def _quietly_close(smtp: aiosmtplib.SMTP) -> None:
         smtp.close()
 
 
-def smtp_target(settings: Settings) -> SmtpTarget:
-    """The configured SMTP server, or the built-in catcher on loopback. Asked wherever sending
-    starts (the worker's transports, one-off sends), so it refuses a real server when the
-    mail's links would not work for readers (:func:`check_links`)."""
+def configured_target(settings: Settings) -> SmtpTarget:
+    """The configured SMTP server, or the built-in catcher on loopback when none is set
+    (the one home of that fall-back; no links check: naming the relay sends nothing)."""
     if settings.smtp is None:
         return SmtpTarget("127.0.0.1", settings.catcher_port, "none", None, None)
-    check_links(settings)
     return settings.smtp
+
+
+def smtp_target(settings: Settings) -> SmtpTarget:
+    """The server to send through (:func:`configured_target`). Asked wherever sending starts
+    (the worker's transports, one-off sends), so it refuses a real server when the mail's
+    links would not work for readers (:func:`check_links`)."""
+    check_links(settings)
+    return configured_target(settings)
 
 
 def is_local_host(host: str) -> bool:
