@@ -3,6 +3,7 @@ a slow-down shown with its reply, and bad values refused in one line with exit 1
 
 import pytest
 
+from tests.cli.clisupport import refused
 from tests.conftest import Cli
 from tidings.config import Settings
 from tidings.db.engine import open_database
@@ -15,14 +16,6 @@ from tidings.deliver.limits import Key
 def _shown(cli: Cli) -> list[str]:
     """``limits show``'s lines, runs of spaces (rich expands the tabs) made one."""
     return [" ".join(line.split()) for line in cli("limits", "show").stdout.splitlines()]
-
-
-def _refused(cli: Cli, *args: str) -> str:
-    result = cli(*args)
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_set_show_clear(cli: Cli, settings: Settings) -> None:
@@ -79,5 +72,5 @@ def test_bad_values_are_refused_in_one_line(
     cli: Cli, settings: Settings, args: tuple[str, ...], says: str
 ) -> None:
     assert cli("db", "upgrade").exit_code == 0
-    assert says.lower() in _refused(cli, "limits", *args).lower()
+    assert says.lower() in refused(cli, "limits", *args).lower()
     assert "no sending limits" in cli("limits", "show").stdout

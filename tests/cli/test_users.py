@@ -3,6 +3,7 @@ and the last admin refused in one line with exit 1."""
 
 import re
 
+from tests.cli.clisupport import refused
 from tests.conftest import Cli
 from tidings.access.accounts import account_by_id, authenticate, user_id_by_email
 from tidings.config import Settings
@@ -16,14 +17,6 @@ def _one_time(output: str) -> str:
     found = re.search(r"one-time password[^:]*: (\S+)", output)
     assert found, output
     return found.group(1)
-
-
-def _refused(cli: Cli, *args: str) -> str:
-    result = cli(*args)
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 def test_users_commands(cli: Cli, settings: Settings) -> None:
@@ -51,10 +44,10 @@ def test_users_commands(cli: Cli, settings: Settings) -> None:
 
         # The last admin: one line each, exit 1, nothing changed.
         for args in (("disable", ADMIN), ("remove", ADMIN), ("set-role", ADMIN, "editor")):
-            line = _refused(cli, "users", *args)
+            line = refused(cli, "users", *args)
             assert "is the last admin" in line, line
         assert authenticate(db, ADMIN, admin_password) is not None
-        assert "no user" in _refused(cli, "users", "disable", "nobody@messenger.example.ge")
+        assert "no user" in refused(cli, "users", "disable", "nobody@messenger.example.ge")
 
         result = cli("users", "reset-password", EDITOR)
         assert result.exit_code == 0
