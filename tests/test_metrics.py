@@ -27,7 +27,9 @@ from tidings.compose.oneoff import send_one_off
 from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
+from tidings.db.models import SendLimitScope
 from tidings.ingest.service import poll_sources
+from tidings.metrics import LIMIT_SCOPES
 from tidings.web.health import METRICS_REFUSED
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -300,3 +302,9 @@ def test_an_empty_token_setting_opens_nothing(db: Database, settings: Settings) 
         for header in ("Bearer", "bearer"):
             proxied = {"X-Forwarded-For": "203.0.113.9", "Authorization": header}
             assert httpx.get(f"{base}/metrics", headers=proxied).status_code == 403
+
+
+def test_the_limit_counters_know_every_scope_a_limit_has() -> None:
+    """metrics sits below the database models, so it spells the scopes itself: they must
+    stay the limits' own (a new scope would otherwise have no series until first counted)."""
+    assert sorted(LIMIT_SCOPES) == sorted(scope.value for scope in SendLimitScope)

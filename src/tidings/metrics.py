@@ -40,10 +40,12 @@ RATE_LIMIT_WAITS = Counter(
 )
 SLOW_DOWNS = Counter(
     "tidings_slow_downs",
-    "'Slow down' replies (421, 4.7.x) that lowered a shared sending rate, by scope.",
+    "'Slow down' replies (421, 4.7.x) heard, by the scope they speak for (relay, domain); "
+    "each is counted, though a rate is lowered at most once per few seconds.",
     ["scope"],
 )
-#: The scopes the limit counters count, so every series exists from the start.
+#: The scopes the limit counters count, so every series exists from the start: the values
+#: of ``tidings.db.models.SendLimitScope`` (a floor above this one; a test holds them equal).
 LIMIT_SCOPES = ("relay", "domain")
 for _scope in LIMIT_SCOPES:
     RATE_LIMIT_WAITS.labels(_scope)
