@@ -1,8 +1,9 @@
 """Bulk actions on everyone an audience filter matches: each is one set-based statement over
 the filter, never a loop over rows."""
 
-from sqlalchemy import ColumnElement, Integer, cast, delete, literal, null, select
+from sqlalchemy import ColumnElement, Integer, cast, literal, null, select
 
+from tidings.audience.erasure import erase_readers
 from tidings.audience.membership import leave
 from tidings.audience.search import AudienceFilter
 from tidings.db.clauses import is_suppressed
@@ -62,10 +63,9 @@ def bulk_suppress(
 
 
 def bulk_delete(db: Database, audience: AudienceFilter) -> int:
-    """Delete every matched subscriber; their deliveries stay as anonymous counts."""
+    """Erase every matched subscriber, as one erasure does (:func:`erase_readers`): their
+    deliveries stay as anonymous counts, nothing naming them stays; how many went."""
     with db.session() as session:
-        removed = row_count(
-            session.execute(delete(Subscriber).where(Subscriber.id.in_(audience.subscriber_ids())))
-        )
+        removed = erase_readers(session, audience.subscriber_ids())
         session.commit()
-        return int(removed)
+        return removed

@@ -7,19 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tidings.audience.erasure import erase_readers
 from tidings.catalog.counts import ReaderStatus, status_of
-from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import (
-    BouncePoint,
     Delivery,
     DeliveryState,
     Edition,
     HistoryKind,
-    InboundMessage,
     Newsletter,
     Subscriber,
     Subscription,
@@ -232,30 +230,11 @@ FIELD_LABELS = ("name", "locale", "time zone", "attributes")
 
 
 def erase(db: Database, subscriber_id: int) -> bool:
-    """GDPR erasure: the person and their subscriptions go; the ledger keeps anonymous rows
-    (subscriber_id becomes NULL), so sent counts stay right. What names the address goes
-    too: the raw copy, recipient, diagnostic and changes of what came back about them (the
-    message's kind, status code and domain stay for the sender-health counts), their bounce
-    points, and the relay's replies kept on their deliveries (which often quote it)."""
+    """GDPR erasure of one reader: the set-based erasure (:func:`erase_readers`, which says
+    what goes and what stays) of a set of one; False if there is no such subscriber."""
     with db.session() as session:
-        email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
-        if email is None:
-            return False
-        session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.subscriber_id == subscriber_id)
-            .values(raw=None, recipient=None, diagnostic=None, changes=None)
-            .execution_options(synchronize_session=False)
-        )
-        session.execute(delete(BouncePoint).where(BouncePoint.email == email))
-        session.execute(
-            update(Delivery)
-            .where(Delivery.subscriber_id == subscriber_id)
-            .values(last_reply=None)
-            .execution_options(synchronize_session=False)
-        )
-        removed = row_count(
-            session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+        removed = erase_readers(
+            session, select(Subscriber.id).where(Subscriber.id == subscriber_id)
         )
         session.commit()
         return bool(removed)

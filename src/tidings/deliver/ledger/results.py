@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, null, select, update
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
@@ -87,7 +87,8 @@ def _still_held(
 
 
 def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
-    """One executemany UPDATE, each row fenced by its lease token; how many rows changed."""
+    """One executemany UPDATE, each row fenced by its lease token; how many rows changed.
+    A row made anonymous by an erasure gets its state but keeps no reply text."""
     if not outcomes:
         return 0
     statement = (
@@ -100,7 +101,12 @@ def _write_results(session: Session, outcomes: Sequence[Outcome]) -> int:
         .values(
             state=bindparam("b_state"),
             last_reply_code=bindparam("b_code"),
-            last_reply=bindparam("b_reply"),
+            # The reader may have been erased since the claim: the state still lands (the
+            # ledger stays true), but no reply (which often quotes the address) on their row.
+            last_reply=case(
+                (Delivery.subscriber_id.is_(None), null()),
+                else_=bindparam("b_reply", type_=Delivery.last_reply.type),
+            ),
             sent_at=bindparam("b_sent_at"),
             next_attempt_at=func.coalesce(
                 bindparam("b_next", type_=Delivery.next_attempt_at.type), Delivery.next_attempt_at
