@@ -40,7 +40,7 @@ def reserve_all(db: Database, sends: int, threads: int, batch: int) -> float:
         while left > 0:
             count = min(batch, left)
             with db.session() as session:
-                got = limits.reserve(session, key, count, time.time(), 1e9)
+                got = limits.reserve(session, key, count, 1e9)
                 session.commit()
             assert isinstance(got, Reserved)
             left -= count

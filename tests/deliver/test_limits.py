@@ -3,6 +3,7 @@
 back, and the admin's bad input refused in one line. Times are given, never waited for."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,7 +24,7 @@ LEASE = timedelta(seconds=15)
 
 def _reserve(db: Database, key: Key, count: int, now: float, ahead: float = 1.0) -> object:
     with db.session() as session:
-        got = limits.reserve(session, key, count, now, ahead)
+        got = limits.reserve(session, key, count, ahead, now)
         session.commit()
         return got
 
@@ -37,7 +38,7 @@ def test_reservations_follow_the_shared_clock(db: Database) -> None:
     assert _reserve(db, GMAIL, 3, T0) is None  # no limit: no rate to keep
     limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
     first = _reserve(db, GMAIL, 3, T0)
-    assert first == Reserved(pytest.approx(T0), 3, 10.0)
+    assert first == Reserved(pytest.approx(T0), 3, 10.0, pytest.approx(T0))
     assert isinstance(first, Reserved)
     assert [first.at(i) for i in range(3)] == pytest.approx([T0, T0 + 0.1, T0 + 0.2])
     second = _reserve(db, GMAIL, 5, T0)  # same instant: after the first batch
@@ -85,7 +86,7 @@ def test_slots_are_shared_and_leased(db: Database) -> None:
 
     def take(holder: str, now: datetime) -> int | None:
         with db.session() as session:
-            slot = limits.take_slot(session, RELAY, holder, now, LEASE)
+            slot = limits.take_slot(session, RELAY, holder, LEASE, now)
             session.commit()
             return slot
 
@@ -95,7 +96,7 @@ def test_slots_are_shared_and_leased(db: Database) -> None:
     assert take("w2", NOW + timedelta(seconds=14)) is None
     # w1 renews with its heartbeat; w2 dies: its slot comes back when its lease runs out.
     with db.session() as session:
-        assert limits.renew_slots(session, "w1", NOW + timedelta(seconds=30)) == 1
+        assert limits.renew_slots(session, "w1", timedelta(seconds=30), NOW) == 1
         session.commit()
     assert take("w3", NOW + timedelta(seconds=16)) == 1
     assert take("w4", NOW + timedelta(seconds=16)) is None
@@ -204,3 +205,34 @@ def test_learnt_domains_are_bounded(db: Database, monkeypatch: pytest.MonkeyPatc
     assert rates == [5.0, 5.0, None, None]
     assert _slow(db, Key(SendLimitScope.domain, "d0.example"), NOW + timedelta(seconds=6)) == 2.5
     assert len(limits.limits_overview(db)) == 2
+
+
+def test_reservations_run_on_the_databases_clock(db: Database) -> None:
+    """No time given: the statement reads the database's (SQLite's julianday, PostgreSQL's
+    now()), returned beside the reserved times; here both run on this host, so it is the
+    host's Unix time give or take the clocks' rounding."""
+    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    before = time.time()
+    with db.session() as session:
+        first = limits.reserve(session, GMAIL, 2, 1.0)
+        second = limits.reserve(session, GMAIL, 1, 1.0)
+        session.commit()
+    after = time.time()
+    assert isinstance(first, Reserved) and isinstance(second, Reserved)
+    assert before - 1.0 <= first.now <= after + 1.0
+    assert first.first == pytest.approx(first.now)
+    assert second.first == pytest.approx(first.first + 0.2)
+    with pytest.raises(ValueError, match="1 to 50"):
+        _reserve(db, GMAIL, limits.MAX_RESERVE + 1, T0)
+
+
+def test_slot_leases_run_on_the_databases_clock(db: Database) -> None:
+    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
+    with db.session() as session:
+        assert limits.take_slot(session, RELAY, "w1", LEASE) == 0
+        assert limits.renew_slots(session, "w1", timedelta(minutes=5)) == 1
+        now = limits.db_time(session)
+        session.commit()
+        expires = session.scalar(select(SendLimitSlot.expires_at))
+    assert expires is not None
+    assert expires - now == pytest.approx(timedelta(minutes=5), abs=timedelta(seconds=5))

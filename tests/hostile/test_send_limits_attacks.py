@@ -1,8 +1,9 @@
 """Reviewer R1's hostile review of the sending limits kept in the database (migration 0016,
 deliver/limits.py, deliver/pacing.py, ``tidings limits``): a host whose clock is wrong, a
 careless admin, a hostile relay's reply text. Tests marked ``xfail(strict=True)`` show a
-defect that is still there (each reason names it); the others are attacks that held.
-Times are given to the functions, never waited for."""
+defect that is still there (each reason names it); the others are attacks that held (a
+comment names the defect each once showed). Times are given to the functions or read from
+the database's clock, never waited for."""
 
 import asyncio
 import threading
@@ -19,7 +20,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database, open_database
 from tidings.db.models import Delivery, DeliveryState, SendLimit, SendLimitScope, SendLimitSlot
 from tidings.db.types import utcnow
-from tidings.deliver import limits
+from tidings.deliver import limits, pacing
 from tidings.deliver.limits import Key, NotBefore, Reserved
 from tidings.deliver.pacing import Pacer, is_slow_down
 from tidings.deliver.worker_db import WorkerDatabase
@@ -34,16 +35,18 @@ LEASE = timedelta(seconds=15)
 TEN_MINUTES = 600.0
 
 
-def _reserve(db: Database, key: Key, now: float, count: int = 1) -> Reserved | NotBefore | None:
+def _reserve(
+    db: Database, key: Key, now: float | None = None, count: int = 1
+) -> Reserved | NotBefore | None:
     with db.session() as session:
-        got = limits.reserve(session, key, count, now, 1.0)
+        got = limits.reserve(session, key, count, 1.0, now)
         session.commit()
         return got
 
 
-def _take(db: Database, key: Key, holder: str, now: datetime) -> int | None:
+def _take(db: Database, key: Key, holder: str, now: datetime | None = None) -> int | None:
     with db.session() as session:
-        slot = limits.take_slot(session, key, holder, now, LEASE)
+        slot = limits.take_slot(session, key, holder, LEASE, now)
         session.commit()
         return slot
 
@@ -56,42 +59,64 @@ def _row(db: Database, key: Key) -> SendLimit | None:
 # -- a host whose clock is wrong -------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: limits.reserve takes `now` from the worker's own clock; a host 10 min "
-    "ahead moves the shared clock 10 min into the future and every other host is refused "
-    "(NotBefore) for 10 minutes: domain jobs pushed back, relay sends stalled",
-)
+def _wait_on(db: Database, off: float) -> float | NotBefore | None:
+    """What a worker whose clock is ``off`` seconds wrong gets from gmail.com's rate: how
+    long it is to wait, on its own clock, for the send time it reserved."""
+
+    async def take() -> float | NotBefore | None:
+        pacer = Pacer(db, "w1", None, LEASE, clock=lambda: time.time() + off)
+        await pacer.refresh(force=True)
+        got = await pacer._take_time(GMAIL)
+        return got - pacer._clock() if isinstance(got, float) else got
+
+    return asyncio.run(take())
+
+
+# Was a defect (fixed): limits.reserve took `now` from the worker's own clock; a host 10 min
+# ahead moved the shared clock 10 min into the future and every other host was refused
+# (NotBefore) for 10 minutes. Reservations now run on the database's clock.
 def test_a_host_ten_minutes_ahead_does_not_stop_everyone_else(db: Database) -> None:
     limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
-    assert isinstance(_reserve(db, GMAIL, T0 + TEN_MINUTES), Reserved)  # the fast host
+    fast = _wait_on(db, TEN_MINUTES)
+    assert isinstance(fast, float) and fast < 2.0  # nor does it wait 10 minutes itself
     # A host with the right time, a moment later: the rate allows ten sends a second.
-    assert isinstance(_reserve(db, GMAIL, T0 + 1.0), Reserved)
+    honest = _wait_on(db, 0.0)
+    assert isinstance(honest, float) and honest < 2.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a host 10 min behind compares the shared clock with its own `now`: "
-    "clock > now + ahead, so it is refused for as long as other hosts keep sending "
-    "(starved; its relay wait in Pacer._relay_time sleeps 10 min per try)",
-)
+# Was a defect (fixed): a host 10 min behind compared the shared clock with its own `now`:
+# clock > now + ahead, so it was refused for as long as other hosts kept sending (its relay
+# wait in Pacer._relay_time slept 10 min per try).
 def test_a_host_ten_minutes_behind_is_not_starved(db: Database) -> None:
     limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
-    assert isinstance(_reserve(db, GMAIL, T0), Reserved)  # a host with the right time
-    assert isinstance(_reserve(db, GMAIL, T0 - TEN_MINUTES + 1.0), Reserved)  # the slow one
+    honest = _wait_on(db, 0.0)
+    assert isinstance(honest, float) and honest < 2.0
+    slow = _wait_on(db, -TEN_MINUTES)
+    assert isinstance(slow, float) and slow < 2.0  # not 10 minutes either
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: take_slot's lease fence compares expires_at with the taker's own "
-    "clock; a host 10 min ahead sees every live slot as expired and takes it over, so two "
-    "workers hold the relay's one connection (and the loser never learns: renew_slots "
-    "just renews fewer rows)",
-)
-def test_a_host_ten_minutes_ahead_does_not_take_live_slots(db: Database) -> None:
+class _Transport:
+    """Stands for a pool's connection: the pacer knows connections only by identity."""
+
+
+# Was a defect (fixed): take_slot's lease fence compared expires_at with the taker's own
+# clock; a host 10 min ahead saw every live slot as expired and took it over, so two
+# workers held the relay's one connection. Leases now run on the database's clock (the
+# module's utcnow, which the pacer once passed, is set 10 minutes ahead here too).
+def test_a_host_ten_minutes_ahead_does_not_take_live_slots(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
-    assert _take(db, RELAY, "honest", NOW) == 0
-    assert _take(db, RELAY, "ahead", NOW + timedelta(seconds=TEN_MINUTES)) is None
+    assert _take(db, RELAY, "honest") == 0
+    ahead = timedelta(seconds=TEN_MINUTES)
+    monkeypatch.setattr(pacing, "utcnow", lambda: utcnow() + ahead, raising=False)
+
+    async def take() -> bool:
+        pacer = Pacer(db, "ahead", RELAY, LEASE, clock=lambda: time.time() + TEN_MINUTES)
+        await pacer.refresh(force=True)
+        return await pacer.take_slot(_Transport())  # type: ignore[arg-type]
+
+    assert asyncio.run(take()) is False
 
 
 # -- a careless admin ------------------------------------------------------------------
@@ -107,12 +132,9 @@ def test_raising_a_cap_raises_the_rate_in_force(db: Database) -> None:
     assert view.rate == 100.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a new cap leaves the shared clock where the old rate put it: after "
-    "--per-second 0.001 the clock is 1000 s ahead, and --per-second 100 sends nothing "
-    "for 1000 s (set_limit should pull the clock back to at most now + 1/new rate)",
-)
+# Was a defect (fixed): a cap changed in the table by hand left the shared clock where the
+# old rate put it: after 0.001/s the clock is 1000 s ahead, and 100/s sent nothing for
+# 1000 s. A clock further ahead than the current rate can have put it now starts over.
 def test_a_new_rate_is_not_held_back_by_the_old_rates_clock(db: Database) -> None:
     limits.set_limit(db, "domain", "gmail.com", per_second=0.001, connections=None)
     assert isinstance(_reserve(db, GMAIL, T0), Reserved)
@@ -141,10 +163,6 @@ def test_a_tiny_rate_is_refused_or_paced_without_crashing(db: Database) -> None:
         assert second.later is not None
 
     asyncio.run(pace_twice())
-
-
-class _Transport:
-    """Stands for a pool's connection: the pacer knows connections only by identity."""
 
 
 # Was a defect (fixed): a relay slot is held for the life of its connection: lowering
@@ -386,7 +404,7 @@ def test_a_paced_job_past_its_give_up_time_gives_up(db: Database, settings: Sett
         session.commit()
     limits.set_limit(db, "domain", "slow.example", per_second=0.001, connections=None)
     slow = Key(SendLimitScope.domain, "slow.example")
-    assert isinstance(_reserve(db, slow, time.time()), Reserved)  # another worker's send
+    assert isinstance(_reserve(db, slow), Reserved)  # another worker's send
     handler = RecordingHandler()
     with slowing_server(handler) as port:
         _drain(db, _relay(settings, port))

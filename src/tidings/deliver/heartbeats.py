@@ -77,7 +77,7 @@ def beat(db: Database, heartbeat: Heartbeat, every: float = BEAT_SECONDS) -> Non
                 set_={column: insert.excluded[column] for column in changing},
             )
         )
-        renew_slots(session, heartbeat.name, heartbeat.last_beat_at + stale_after(every))
+        renew_slots(session, heartbeat.name, stale_after(every))  # on the database's clock
         session.commit()
 
 

@@ -14,6 +14,11 @@ A limit is a row of ``send_limits`` for one relay ("host:port") or one receiving
   per quiet minute, up to ``per_second``, and forgets a learnt row (no cap of the admin's)
   once it has been quiet for :data:`FORGET_AFTER`.
 
+Every time these shared rows hold is the database's (:mod:`~tidings.deliver.limitclock`),
+never a worker's: a host whose clock is minutes off must neither push the shared clock ahead
+for everyone nor see live slots as expired. A ``now`` given here stands for the database's
+time (tests). The slots' helpers live in :mod:`~tidings.deliver.limitslots`.
+
 Query helpers take a session and never commit; the ``*_limit`` functions and
 :func:`limits_overview` are the admin's services and own their transaction.
 """
@@ -27,11 +32,22 @@ from sqlalchemy.orm import Session
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import SendLimit, SendLimitScope, SendLimitSlot
-from tidings.db.types import utcnow
+from tidings.deliver.limitclock import db_seconds, db_time
 from tidings.deliver.limitkeys import Key, domain_name, key_for, relay_name
+from tidings.deliver.limitslots import release_holder, release_slot, renew_slots, take_slot
 from tidings.errors import InvalidInput
 
-__all__ = ["Key", "domain_name", "key_for", "relay_name"]
+__all__ = [
+    "Key",
+    "db_time",
+    "domain_name",
+    "key_for",
+    "relay_name",
+    "release_holder",
+    "release_slot",
+    "renew_slots",
+    "take_slot",
+]
 
 #: A slow-down multiplies the rate by this.
 SLOW_DOWN_FACTOR = 0.5
@@ -55,15 +71,22 @@ MAX_PER_SECOND = 100_000.0
 MAX_CONNECTIONS = 1_000
 #: The slowest rate an admin may set: one message in about 17 minutes.
 MIN_PER_SECOND = 0.001
+#: At most this many sends per reservation. A clock further ahead than ``ahead`` plus this
+#: many sends at the rate in force was left by an older, slower rate (a cap changed in the
+#: table by hand): the next reservation starts from now.
+MAX_RESERVE = 50
 
 
 @dataclass(frozen=True)
 class Reserved:
-    """``count`` sends reserved at ``first``, ``first + 1/rate``, ... (Unix seconds)."""
+    """``count`` sends reserved at ``first``, ``first + 1/rate``, ... (Unix seconds, the
+    database's clock; ``now`` is its time of the reservation, so a worker waits
+    ``first - now`` whatever its own clock says)."""
 
     first: float
     count: int
     rate: float
+    now: float
 
     def at(self, index: int) -> float:
         return self.first + index / self.rate
@@ -71,9 +94,11 @@ class Reserved:
 
 @dataclass(frozen=True)
 class NotBefore:
-    """The rate is spent: nothing can be reserved before ``at`` (Unix seconds)."""
+    """The rate is spent: nothing can be reserved before ``at`` (Unix seconds, the
+    database's clock, whose time then was ``now``)."""
 
     at: float
+    now: float
 
 
 @dataclass(frozen=True)
@@ -105,38 +130,45 @@ def printable(text: str) -> str:
 
 
 def reserve(
-    session: Session, key: Key, count: int, now: float, ahead: float
+    session: Session, key: Key, count: int, ahead: float, now: float | None = None
 ) -> Reserved | NotBefore | None:
-    """Reserve ``count`` sends on ``key``'s shared clock, in one UPDATE: the first at the
-    later of the clock and ``now``, each next one 1/rate later; refused (:class:`NotBefore`)
-    while the clock is more than ``ahead`` seconds past ``now``. None: no rate on ``key``."""
+    """Reserve ``count`` (1 to :data:`MAX_RESERVE`) sends on ``key``'s shared clock, in one
+    UPDATE: the first at the later of the clock and the database's now, each next one
+    1/rate later; refused (:class:`NotBefore`) while the clock is more than ``ahead``
+    seconds past now. None: no rate on ``key``."""
+    if not 0 < count <= MAX_RESERVE:
+        raise ValueError(f"reserve 1 to {MAX_RESERVE} sends, not {count}")
     k = bindparam("k", float(count), type_=Float)
-    at = bindparam("now", now, type_=Float)
-    start = case((or_(SendLimit.clock.is_(None), SendLimit.clock < at), at), else_=SendLimit.clock)
+    at = db_seconds(session) if now is None else bindparam("now", now, type_=Float)
+    clock = SendLimit.clock
+    stale = clock > at + ahead + MAX_RESERVE / SendLimit.rate  # left by an older, slower rate
+    start = case((or_(clock.is_(None), clock < at, stale), at), else_=clock)
     row = session.execute(
         update(SendLimit)
         .where(
             _where(key),
             SendLimit.rate.is_not(None),
-            or_(SendLimit.clock.is_(None), SendLimit.clock <= now + ahead),
+            or_(clock.is_(None), clock <= at + ahead, stale),
         )
         .values(clock=start + k / SendLimit.rate)
-        .returning(SendLimit.clock, SendLimit.rate)
+        .returning(SendLimit.clock, SendLimit.rate, at)
         .execution_options(synchronize_session=False)
     ).one_or_none()
     if row is not None:
-        moved, rate = float(row[0] or now), float(row[1] or 1.0)  # both set by the UPDATE
-        return Reserved(moved - count / rate, count, rate)
+        then = float(row[2])
+        moved, rate = float(row[0] or then), float(row[1] or 1.0)  # both set by the UPDATE
+        return Reserved(moved - count / rate, count, rate, then)
     found = session.execute(
-        select(SendLimit.clock, SendLimit.rate).where(_where(key))
+        select(SendLimit.clock, SendLimit.rate, at).where(_where(key))
     ).one_or_none()
     if found is None or found[1] is None:
         return None
-    return NotBefore(float(found[0] or now) - ahead)
+    then = float(found[2])
+    return NotBefore(float(found[0] or then) - ahead, then)
 
 
 def slow_down(
-    session: Session, key: Key, reply: str, measured: float, now: datetime
+    session: Session, key: Key, reply: str, measured: float, now: datetime | None = None
 ) -> float | None:
     """A "slow down" reply for ``key``: halve its rate (a row without one starts from half
     the ``measured`` rate, messages per second), at most once per :data:`SLOW_DOWN_SPACING`,
@@ -145,6 +177,7 @@ def slow_down(
     relay that slows every domain: the caller slows the relay instead)."""
     if key.scope == SendLimitScope.domain and _too_many_learnt(session, key):
         return None
+    now = db_time(session) if now is None else now
     insert = upsert_insert(session)(SendLimit)
     session.execute(
         insert.values(
@@ -186,10 +219,11 @@ def _too_many_learnt(session: Session, key: Key) -> bool:
     return (session.scalar(learnt) or 0) >= MAX_LEARNT_DOMAINS
 
 
-def climb(session: Session, now: datetime) -> int:
+def climb(session: Session, now: datetime | None = None) -> int:
     """Raise every slowed rate that has had a quiet minute by :data:`CLIMB_FACTOR`, up to
     its cap (one step per minute however many workers ask: the step is fenced by
     ``raised_at``); delete learnt rows quiet for :data:`FORGET_AFTER`. How many changed."""
+    now = db_time(session) if now is None else now
     quiet = now - QUIET_STEP
     raised = SendLimit.rate * CLIMB_FACTOR
     cap = func.coalesce(SendLimit.per_second, MAX_PER_SECOND)
@@ -250,72 +284,6 @@ def known_limits(session: Session) -> Known:
     return Known(rated, connections)
 
 
-# -- connection slots -----------------------------------------------------------------
-
-
-def take_slot(
-    session: Session, key: Key, holder: str, now: datetime, lease: timedelta
-) -> int | None:
-    """Take one of ``key``'s connection slots for ``holder``: a free one, or one whose lease
-    ran out (its holder died); None when all are held (or ``key`` has no such limit).
-    Each try is one INSERT ... ON CONFLICT DO UPDATE fenced by the old lease's expiry, so
-    two workers never get the same slot."""
-    most = session.scalar(select(SendLimit.max_connections).where(_where(key)))
-    if most is None:
-        return None
-    rows = session.execute(
-        select(SendLimitSlot.slot, SendLimitSlot.expires_at).where(
-            SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name
-        )
-    ).all()
-    held = {slot for slot, expires_at in rows if expires_at > now}
-    for slot in range(most):
-        if slot in held:
-            continue
-        insert = upsert_insert(session)(SendLimitSlot).values(
-            scope=key.scope.value, name=key.name, slot=slot, holder=holder, expires_at=now + lease
-        )
-        taken = session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[SendLimitSlot.scope, SendLimitSlot.name, SendLimitSlot.slot],
-                set_={"holder": holder, "expires_at": now + lease},
-                where=SendLimitSlot.expires_at <= now,
-            ).returning(SendLimitSlot.slot)  # a row only when inserted or taken over
-        ).first()
-        if taken is not None:
-            return slot
-    return None
-
-
-def release_slot(session: Session, key: Key, slot: int, holder: str) -> None:
-    """Give a slot back (only if ``holder`` still holds it)."""
-    session.execute(
-        delete(SendLimitSlot).where(
-            SendLimitSlot.scope == key.scope.value,
-            SendLimitSlot.name == key.name,
-            SendLimitSlot.slot == slot,
-            SendLimitSlot.holder == holder,
-        )
-    )
-
-
-def renew_slots(session: Session, holder: str, expires_at: datetime) -> int:
-    """Extend every slot ``holder`` holds (with its heartbeat); how many."""
-    return row_count(
-        session.execute(
-            update(SendLimitSlot)
-            .where(SendLimitSlot.holder == holder)
-            .values(expires_at=expires_at)
-            .execution_options(synchronize_session=False)
-        )
-    )
-
-
-def release_holder(session: Session, holder: str) -> int:
-    """Give back every slot ``holder`` holds (a clean stop); how many."""
-    return row_count(session.execute(delete(SendLimitSlot).where(SendLimitSlot.holder == holder)))
-
-
 # -- the admin's services ----------------------------------------------------------------
 
 
@@ -333,8 +301,8 @@ def set_limit(
         )
     if connections is not None and not 0 < connections <= MAX_CONNECTIONS:
         raise InvalidInput(f"--connections must be from 1 to {MAX_CONNECTIONS}")
-    now = utcnow()
     with db.session() as session:
+        now = db_time(session)
         row = session.get(SendLimit, (key.scope.value, key.name))
         if row is None:
             row = SendLimit(scope=key.scope.value, name=key.name, slow_downs=0)
@@ -375,7 +343,11 @@ def limits_overview(db: Database) -> list[LimitView]:
 
 
 def _views(db: Database, key: Key | None) -> list[LimitView]:
-    now = utcnow()
+    with db.session() as session:
+        return _views_in(session, key, db_time(session))
+
+
+def _views_in(session: Session, key: Key | None, now: datetime) -> list[LimitView]:
     held = (
         select(func.count())
         .where(
@@ -388,8 +360,7 @@ def _views(db: Database, key: Key | None) -> list[LimitView]:
     query = select(SendLimit, held).order_by(SendLimit.scope.desc(), SendLimit.name)
     if key is not None:
         query = query.where(_where(key))
-    with db.session() as session:
-        return [_view(row, int(slots)) for row, slots in session.execute(query).all()]
+    return [_view(row, int(slots)) for row, slots in session.execute(query).all()]
 
 
 def _view(row: SendLimit, slots: int) -> LimitView:

@@ -26,7 +26,6 @@ import aiosmtplib
 
 from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope
-from tidings.db.types import utcnow
 from tidings.deliver import limits
 from tidings.deliver.limits import Key, Known, NotBefore, Reserved
 from tidings.errors import InvalidInput
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 #: A reservation covers about this long of the rate (at least one send).
 BATCH_SECONDS = 0.25
 #: At most this many sends per reservation.
-MAX_BATCH = 50
+MAX_BATCH = limits.MAX_RESERVE
 #: Nothing is reserved while the shared clock is more than this far ahead of now.
 AHEAD_SECONDS = 1.0
 #: A reserved time that went by unused for longer than this is dropped (a pile of old
@@ -209,22 +208,24 @@ class Pacer:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             times = self._times.setdefault(key, deque())
-            now = self._clock()
-            while times and times[0] < now - STALE_SECONDS:
+            while times and times[0] < self._clock() - STALE_SECONDS:
                 times.popleft()
             if times:
                 return times.popleft()
             count = max(1, min(MAX_BATCH, round(self._rates.get(key, 1.0) * BATCH_SECONDS)))
-            got = await asyncio.to_thread(self._reserve, key, count, now)
+            got = await asyncio.to_thread(self._reserve, key, count)
+            # The database's times, on this worker's clock: it waits what the database said
+            # (read after the reply, so a little longer, never shorter).
+            shift = self._clock() - got.now if got is not None else 0.0
             if isinstance(got, Reserved):
                 self._rates[key] = got.rate
-                times.extend(got.at(i) for i in range(got.count))
+                times.extend(got.at(i) + shift for i in range(got.count))
                 return times.popleft()
-            return got
+            return None if got is None else NotBefore(got.at + shift, got.now + shift)
 
-    def _reserve(self, key: Key, count: int, now: float) -> Reserved | NotBefore | None:
+    def _reserve(self, key: Key, count: int) -> Reserved | NotBefore | None:
         with self.db.session() as session:
-            got = limits.reserve(session, key, count, now, AHEAD_SECONDS)
+            got = limits.reserve(session, key, count, AHEAD_SECONDS)
             session.commit()
             return got
 
@@ -288,9 +289,9 @@ class Pacer:
 
     def _write_slow_down(self, key: Key, reply: str, measured: float) -> float:
         with self.db.session() as session:
-            rate = limits.slow_down(session, key, reply, measured, utcnow())
+            rate = limits.slow_down(session, key, reply, measured)
             if rate is None and self.relay is not None:  # too many domains: the relay's
-                rate = limits.slow_down(session, self.relay, reply, measured, utcnow())
+                rate = limits.slow_down(session, self.relay, reply, measured)
             session.commit()
             return rate or 0.0
 
@@ -323,7 +324,7 @@ class Pacer:
 
     def _take_slot(self, key: Key) -> int | None:
         with self.db.session() as session:
-            slot = limits.take_slot(session, key, self.holder, utcnow(), self.lease)
+            slot = limits.take_slot(session, key, self.holder, self.lease)
             session.commit()
             return slot
 

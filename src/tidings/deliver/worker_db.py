@@ -91,7 +91,7 @@ class WorkerDatabase:
 
     def _climb(self) -> None:
         with self.db.session() as session:
-            limits.climb(session, utcnow())
+            limits.climb(session)
             session.commit()
 
     def _claim_and_prepare(self, token: str, limit: int) -> Prepared:

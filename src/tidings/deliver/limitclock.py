@@ -1,0 +1,31 @@
+"""The one clock of the shared sending limits: the database's, so that a host whose clock
+is minutes off neither pushes a shared rate's clock ahead for every host nor sees another
+worker's live connection slot as expired (see :mod:`tidings.deliver.limits`)."""
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Float, cast, extract, func, select
+from sqlalchemy.orm import Session
+
+from tidings.db.dialect import is_postgres
+from tidings.db.types import as_utc, utcnow
+
+#: The Julian day of 1970-01-01 (SQLite's julianday() to Unix seconds).
+_UNIX_EPOCH_JD = 2440587.5
+
+
+def db_time(session: Session) -> datetime:
+    """The database's time (PostgreSQL's transaction time, one SELECT); on SQLite, which
+    only one host uses, this host's clock."""
+    if is_postgres(session):
+        found = session.scalar(select(func.now()))
+        if found is not None:
+            return as_utc(found)
+    return utcnow()
+
+
+def db_seconds(session: Session) -> ColumnElement[float]:
+    """The database's time in Unix seconds, inside a statement (no round trip of its own)."""
+    if is_postgres(session):
+        return cast(extract("epoch", func.now()), Float)
+    return (func.julianday("now") - _UNIX_EPOCH_JD) * 86_400.0
