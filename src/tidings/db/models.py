@@ -687,6 +687,11 @@ class WorkerHeartbeat(Base):
     __table_args__ = (Index("ix_worker_heartbeats_last_beat_at", "last_beat_at"),)
 
 
+#: The longest name a sending limit (a relay's ``host:port``, a domain) may have: the
+#: column's width, which the limits' name checks refuse beyond in one line.
+LIMIT_NAME_LENGTH = 255
+
+
 class SendLimitScope(enum.StrEnum):
     """What a sending limit applies to."""
 
@@ -711,7 +716,7 @@ class SendLimit(Base):
     __tablename__ = "send_limits"
 
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(LIMIT_NAME_LENGTH), primary_key=True)
     per_second: Mapped[float | None] = mapped_column(Float)
     max_connections: Mapped[int | None] = mapped_column(Integer)
     rate: Mapped[float | None] = mapped_column(Float)
@@ -739,7 +744,7 @@ class SendLimitSlot(Base):
     __tablename__ = "send_limit_slots"
 
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(LIMIT_NAME_LENGTH), primary_key=True)
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: The worker's name, as in its heartbeat.
     holder: Mapped[str] = mapped_column(String(128))

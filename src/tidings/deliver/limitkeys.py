@@ -5,12 +5,10 @@ a name comes in (the admin's command, a recipient's address)."""
 import re
 from dataclasses import dataclass
 
-from tidings.db.models import SendLimitScope
+from tidings.db.models import LIMIT_NAME_LENGTH, SendLimitScope
 from tidings.errors import InvalidInput
 from tidings.mail.addresses import normalise_email
 
-#: The longest name the limits' tables hold.
-NAME_LENGTH = 255
 #: A domain in its ASCII form: letters, digits, hyphens (and underscores, which some
 #: receiving hosts carry), dot-separated labels of 1 to 63.
 _DOMAIN = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*\Z")
@@ -56,7 +54,7 @@ def key_for(scope: str, name: str) -> Key:
     if kind == SendLimitScope.domain:
         return Key(kind, domain_name(name))
     spelled = name.strip().rstrip(".").lower()
-    found = _RELAY.match(spelled) if len(spelled) <= NAME_LENGTH else None
+    found = _RELAY.match(spelled) if len(spelled) <= LIMIT_NAME_LENGTH else None
     port = int(found.group(1)) if found else 0
     if found is None or not 0 < port < 65536:
         raise InvalidInput(f"a relay is host:port (as in TIDINGS_SMTP_URL), not {name[:80]!r}")
