@@ -85,16 +85,11 @@ def test_a_later_sqlite_batch_rebuild_of_a_linked_table_keeps_the_links(
 # --- Erasure: no personal data left on the anonymous rows ------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audience.bulk.bulk_delete (console bulk action) deletes subscribers with one "
-    "DELETE and relies on the trigger's SET NULL: unlike erase() it keeps the relay replies on "
-    "their deliveries (last_reply, which quotes the address), and their bounce points and "
-    "inbound copies",
-)
 def test_a_bulk_delete_leaves_no_relay_reply_naming_the_reader(
     db: Database, settings: Settings
 ) -> None:
+    """Held once bulk_delete became the set-based erasure that erase() also is (it kept the
+    relay replies, bounce points and inbound copies erase() clears)."""
     made = sending(db, settings, readers=2)
     address, *_ = made.ids
     with db.session() as session:
@@ -109,16 +104,11 @@ def test_a_bulk_delete_leaves_no_relay_reply_naming_the_reader(
     assert not [reply for reply in _replies(db) if reply and address in reply]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker's result written after erase() committed still lands on the now "
-    "anonymous delivery (results._write_results is fenced by the lease only), so the relay's "
-    "reply quoting the erased address is kept; the write should store no reply where "
-    "subscriber_id IS NULL",
-)
 def test_a_result_written_after_an_erasure_keeps_no_reply_naming_the_reader(
     db: Database, settings: Settings
 ) -> None:
+    """Held once the result write stores no reply on a row whose subscriber_id is NULL (it
+    was fenced by the lease only, and put the erased address back)."""
     made = sending(db, settings, readers=1)
     ((address, subscriber_id),) = made.ids.items()
     later = datetime.now(UTC) + timedelta(minutes=5)
