@@ -4,11 +4,11 @@ worker's live connection slot as expired (see :mod:`tidings.deliver.limits`)."""
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Float, cast, extract, func, select
+from sqlalchemy import ColumnElement, Float, bindparam, cast, extract, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from tidings.db.dialect import is_postgres
-from tidings.db.types import as_utc, utcnow
+from tidings.db.types import UTCDateTime, as_utc, utcnow
 
 #: The Julian day of 1970-01-01 (SQLite's julianday() to Unix seconds).
 _UNIX_EPOCH_JD = 2440587.5
@@ -22,6 +22,13 @@ def db_time(session: Session) -> datetime:
         if found is not None:
             return as_utc(found)
     return utcnow()
+
+
+def db_time_column(session: Session) -> ColumnElement[datetime]:
+    """:func:`db_time` as a column to select beside others (no round trip of its own)."""
+    if is_postgres(session):
+        return type_coerce(func.now(), UTCDateTime)
+    return bindparam("db_time", utcnow(), type_=UTCDateTime)
 
 
 def db_seconds(session: Session) -> ColumnElement[float]:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.models import SendLimit, SendLimitSlot
-from tidings.deliver.limitclock import db_time
+from tidings.deliver.limitclock import db_time, db_time_column
 from tidings.deliver.limitkeys import Key
 
 
@@ -24,10 +24,12 @@ def take_slot(
     ran out (its holder died); None when all are held (or ``key`` has no such limit).
     Each try is one INSERT ... ON CONFLICT DO UPDATE fenced by the old lease's expiry, so
     two workers never get the same slot (leases on the database's clock)."""
-    most = session.scalar(select(SendLimit.max_connections).where(_where(key)))
-    if most is None:
+    found = session.execute(
+        select(SendLimit.max_connections, db_time_column(session)).where(_where(key))
+    ).one_or_none()
+    if found is None or found[0] is None:
         return None
-    now = db_time(session) if now is None else now
+    most, now = found[0], found[1] if now is None else now
     rows = session.execute(
         select(SendLimitSlot.slot, SendLimitSlot.expires_at).where(
             SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name
