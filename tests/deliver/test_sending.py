@@ -2,25 +2,17 @@
 while its edition is stopped or its lease is lost or running out, the rest handed back when
 the pool stops."""
 
-import asyncio
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.deliver.ledgerrows import sending
+from tests.deliver.sendpool import Pool, claimed_jobs
 from tests.smtpserver import RecordingHandler, smtp_server
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState, EditionStatus
-from tidings.deliver.leases import LeaseBook
-from tidings.deliver.ledger import Outcome
-from tidings.deliver.policy import RetryPolicy
-from tidings.deliver.sending import SendPool
-from tidings.deliver.worker_db import Job, WorkerDatabase
-from tidings.deliver.writebehind import WorkerStats
 from tidings.mail.status import BounceKind
-from tidings.mail.transport import SmtpConnection, smtp_target
 
 
 @pytest.fixture
@@ -29,58 +21,11 @@ def relay(settings: Settings) -> Iterator[tuple[RecordingHandler, Settings]]:
         yield handler, settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
 
 
-class Pool:
-    """A pool of two connections over the claimed jobs, and what it recorded."""
-
-    def __init__(self, settings: Settings, jobs: list[Job], *, leased: bool = True) -> None:
-        self.jobs = jobs
-        self.book = LeaseBook("w", settings.lease_seconds)
-        if leased:
-            self.book.claimed("w:1", [j.claim.delivery_id for j in jobs], time.monotonic())
-        self.stopped: dict[int, EditionStatus] = {}
-        self.stats = WorkerStats()
-        self.outcomes: list[Outcome] = []
-        target = smtp_target(settings)
-        self.pool = SendPool(
-            [SmtpConnection(target, 5.0) for _ in range(2)],
-            RetryPolicy.from_settings(settings),
-            self.book,
-            self.stopped,
-            self.stats,
-            self.outcomes.append,
-            15.0,
-        )
-
-    def run(self, *, start: bool = True) -> list[Outcome]:
-        """Queue every job, let the pool send them, and stop it."""
-
-        async def scenario() -> None:
-            if start:
-                self.pool.start()
-            for job in self.jobs:
-                self.pool.put(job)
-            deadline = time.monotonic() + 20
-            while start and self.pool.held() and time.monotonic() < deadline:
-                await self.pool.wait_for_progress(0.1)
-            await self.pool.stop()
-            await self.pool.close()
-
-        asyncio.run(scenario())
-        return sorted(self.outcomes, key=lambda o: o.delivery_id)
-
-
-def _jobs(db: Database, settings: Settings, readers: int) -> tuple[int, list[Job]]:
-    made = sending(db, settings, readers)
-    prepared = WorkerDatabase(db, settings).claim("w:1", readers)
-    assert len(prepared.jobs) == readers
-    return made.edition_id, prepared.jobs
-
-
 def test_each_job_is_sent_and_judged(
     db: Database, relay: tuple[RecordingHandler, Settings]
 ) -> None:
     handler, settings = relay
-    _edition_id, jobs = _jobs(db, settings, readers=4)
+    _edition_id, jobs = claimed_jobs(db, settings, readers=4)
     refused = jobs[0].recipient.email
     handler.behaviour.rcpt_replies[refused] = "550 5.1.1 no such user"
     pool = Pool(settings, jobs)
@@ -107,7 +52,7 @@ def test_jobs_of_a_stopped_edition_are_not_sent(
     state: DeliveryState,
 ) -> None:
     handler, settings = relay
-    edition_id, jobs = _jobs(db, settings, readers=3)
+    edition_id, jobs = claimed_jobs(db, settings, readers=3)
     pool = Pool(settings, jobs)
     pool.stopped[edition_id] = status
     outcomes = pool.run()
@@ -119,7 +64,7 @@ def test_jobs_whose_lease_was_lost_are_neither_sent_nor_written(
     db: Database, relay: tuple[RecordingHandler, Settings]
 ) -> None:
     handler, settings = relay
-    _edition_id, jobs = _jobs(db, settings, readers=3)
+    _edition_id, jobs = claimed_jobs(db, settings, readers=3)
     pool = Pool(settings, jobs)
     pool.book.renewed(["w:1"], frozenset(), time.monotonic())  # the database took them back
     assert pool.run() == []
@@ -132,7 +77,7 @@ def test_jobs_whose_lease_may_run_out_are_handed_back(
     db: Database, relay: tuple[RecordingHandler, Settings]
 ) -> None:
     handler, settings = relay
-    _edition_id, jobs = _jobs(db, settings, readers=2)
+    _edition_id, jobs = claimed_jobs(db, settings, readers=2)
     pool = Pool(settings, jobs, leased=False)  # no renewal has vouched for the lease
     outcomes = pool.run()
     reply = "released: the lease could not be renewed in time"
@@ -146,7 +91,7 @@ def test_stopping_hands_back_the_jobs_not_started(
     db: Database, relay: tuple[RecordingHandler, Settings]
 ) -> None:
     handler, settings = relay
-    _edition_id, jobs = _jobs(db, settings, readers=3)
+    _edition_id, jobs = claimed_jobs(db, settings, readers=3)
     pool = Pool(settings, jobs)
     outcomes = pool.run(start=False)  # queued, but no connection took them yet
     reply = "released by a stopping worker"

@@ -16,13 +16,12 @@ learnt by another worker, holds here within that long.
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import aiosmtplib
 
 from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope
@@ -30,7 +29,7 @@ from tidings.deliver import limits
 from tidings.deliver.limits import Key, Known, NotBefore, Reserved
 from tidings.errors import InvalidInput
 from tidings.mail.status import enhanced_status
-from tidings.mail.transport import ConnectRefusedError, DeliveryError, Transport
+from tidings.mail.transport import DeliveryError, Transport
 from tidings.metrics import RATE_LIMIT_WAITS, SLOW_DOWNS
 
 log = logging.getLogger(__name__)
@@ -51,9 +50,9 @@ REFRESH_SECONDS = 5.0
 #: A rate measurement window (for the starting rate of a key slowed before it had one).
 MEASURE_SECONDS = 10.0
 
-#: Replies in the session that speak for the relay (greeting, EHLO, login, MAIL FROM);
-#: at RCPT and after DATA the reply is about the recipient, so its domain is slowed.
-_RECIPIENT_STAGES = (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError)
+#: Replies at these stages speak about the recipient, so its domain is slowed; before
+#: them (greeting, EHLO, login, MAIL FROM), and when the stage is not known, the relay.
+_RECIPIENT_STAGES = ("rcpt", "data")
 
 
 def _moment(at: float, now: float) -> datetime:
@@ -68,6 +67,18 @@ def is_slow_down(code: int, text: str) -> bool:
     "421 4.7.28 ... rate limited")."""
     status = enhanced_status(text)
     return code == 421 or (400 <= code < 500 and status is not None and status.startswith("4.7."))
+
+
+@dataclass(frozen=True)
+class Unanswered(NotBefore):
+    """No send time: the database did not answer; ask again after :data:`BUSY_RETRY_SECONDS`."""
+
+
+#: An address in a relay's reply (RCPT-stage replies usually repeat the recipient's).
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:@]+@[^\s<>()\[\]\"',;]+")
+
+#: Why a job comes back when its send time could not be reserved.
+_UNANSWERED = "has no send time: the sending limits did not answer"
 
 
 @dataclass(frozen=True)
@@ -120,9 +131,14 @@ class Pacer:
             self.known = await asyncio.to_thread(self._read)
         except Exception as exc:  # the limits last read stay in force
             log.warning("cannot read the sending limits (%s)", type(exc).__name__)
-        for key in list(self._times):
+        # What is kept per key goes with its rate (learnt domains come and go); a lock in
+        # use stays until the next refresh.
+        for key in set(self._times) | set(self._rates) | set(self._locks):
             if key not in self.known.rated:
-                del self._times[key]
+                self._times.pop(key, None)
+                self._rates.pop(key, None)
+                if not self._locks.get(key, asyncio.Lock()).locked():
+                    self._locks.pop(key, None)
 
     def _read(self) -> Known:
         with self.db.session() as session:
@@ -136,9 +152,9 @@ class Pacer:
 
     async def pace(self, recipient: str) -> Paced:
         """Wait for the recipient's domain's and the relay's send times; or, when the
-        domain's rate is spent for longer, say until when (the job goes back queued)."""
+        domain's rate is spent for longer (or no time could be reserved), say until when
+        (the job goes back queued, its domain slot given back)."""
         await self.refresh()
-        waits: dict[str, float] = {}
         domain = self._domain_key(recipient)
         slot: tuple[Key, int] | None = None
         if domain is not None:
@@ -151,19 +167,36 @@ class Pacer:
                     later = _moment(self._clock() + BUSY_RETRY_SECONDS, self._clock())
                     return Paced(later, f"{domain.name} has all {most} of its connections busy")
                 slot = (domain, taken_slot)
-            if domain in self.known.rated:
-                taken = await self._take_time(domain)
-                if isinstance(taken, NotBefore):
-                    await self.release(Paced(slot=slot))
-                    RATE_LIMIT_WAITS.labels("domain").inc()
-                    until = _moment(taken.at, self._clock())
-                    return Paced(until, f"{domain.name} is at its sending rate")
-                if taken is not None:
-                    waits["domain"] = taken
+        try:
+            paced = await self._wait_for_times(domain)
+        except BaseException:  # cancelled while waiting, say: the slot goes back first
+            await self.release(Paced(slot=slot))
+            raise
+        if paced.later is not None:
+            await self.release(Paced(slot=slot))
+            return paced
+        return Paced(slot=slot)
+
+    async def _wait_for_times(self, domain: Key | None) -> Paced:
+        """Wait for the domain's and the relay's send times (``later`` None); or until when
+        the job is to come back."""
+        waits: dict[str, float] = {}
+        if domain is not None and domain in self.known.rated:
+            taken = await self._take_time(domain)
+            if isinstance(taken, NotBefore):
+                RATE_LIMIT_WAITS.labels("domain").inc()
+                why = _UNANSWERED if isinstance(taken, Unanswered) else "is at its sending rate"
+                return Paced(_moment(taken.at, self._clock()), f"{domain.name} {why}")
+            if taken is not None:
+                waits["domain"] = taken
         if self.relay is not None:
             self._counts[self.relay] += 1
             if self.relay in self.known.rated:
-                waits["relay"] = await self._relay_time()
+                relay_time = await self._relay_time()
+                if isinstance(relay_time, Unanswered):
+                    later = _moment(relay_time.at, self._clock())
+                    return Paced(later, f"the relay {_UNANSWERED}")
+                waits["relay"] = relay_time
         self._measure()
         if waits:
             scope, at = max(waits.items(), key=lambda item: item[1])
@@ -171,7 +204,7 @@ class Pacer:
             if delay > 0:
                 RATE_LIMIT_WAITS.labels(scope).inc()
                 await asyncio.sleep(delay)
-        return Paced(slot=slot)
+        return Paced()
 
     async def _domain_slot(self, key: Key) -> int | None:
         try:
@@ -191,12 +224,15 @@ class Pacer:
         except Exception as exc:
             log.warning("cannot give back a domain's connection slot (%s)", type(exc).__name__)
 
-    async def _relay_time(self) -> float:
+    async def _relay_time(self) -> float | Unanswered:
         """The relay's next send time; while its clock is too far ahead, wait and ask again
-        (every job needs the relay: there is nothing better to do meanwhile)."""
+        (every job needs the relay: there is nothing better to do meanwhile). Unanswered:
+        the database did not answer (the job comes back, nothing is held meanwhile)."""
         assert self.relay is not None
         while True:
             taken = await self._take_time(self.relay)
+            if isinstance(taken, Unanswered):
+                return taken
             if not isinstance(taken, NotBefore):
                 return self._clock() if taken is None else taken
             RATE_LIMIT_WAITS.labels("relay").inc()
@@ -204,7 +240,7 @@ class Pacer:
 
     async def _take_time(self, key: Key) -> float | NotBefore | None:
         """A send time reserved for ``key`` (reserving a batch when none is left); None:
-        ``key`` has no rate after all."""
+        ``key`` has no rate after all; :class:`Unanswered` when the database failed."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             times = self._times.setdefault(key, deque())
@@ -213,7 +249,11 @@ class Pacer:
             if times:
                 return times.popleft()
             count = max(1, min(MAX_BATCH, round(self._rates.get(key, 1.0) * BATCH_SECONDS)))
-            got = await asyncio.to_thread(self._reserve, key, count)
+            try:
+                got = await asyncio.to_thread(self._reserve, key, count)
+            except Exception as exc:  # the job comes back shortly; its slot is given back
+                log.warning("cannot reserve %s send times (%s)", key.scope, type(exc).__name__)
+                return Unanswered(self._clock() + BUSY_RETRY_SECONDS, self._clock())
             # The database's times, on this worker's clock: it waits what the database said
             # (read after the reply, so a little longer, never shorter).
             shift = self._clock() - got.now if got is not None else 0.0
@@ -260,8 +300,11 @@ class Pacer:
         assert isinstance(result, DeliveryError)
         SLOW_DOWNS.labels(key.scope.value).inc()
         self._times.pop(key, None)  # what was reserved at the old rate is not used
-        reply = f"{result.code} {result.message}"
-        task = asyncio.create_task(self._slow_down(key, reply, self.measured(key)))
+        # Stored without addresses (the limit's row outlives any reader's erasure); logged
+        # as its code and enhanced status only (a hostile relay may put line breaks in it).
+        reply = _ADDRESS.sub("<address>", f"{result.code} {result.message}")
+        gist = f"{result.code} {enhanced_status(result.message) or ''}".rstrip()
+        task = asyncio.create_task(self._slow_down(key, reply, gist, self.measured(key)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return key
@@ -271,20 +314,17 @@ class Pacer:
         reply, else (greeting, EHLO, login, MAIL FROM) the relay; None for any other result."""
         if not isinstance(result, DeliveryError) or not is_slow_down(result.code, result.message):
             return None
-        # The transport raises its error while handling aiosmtplib's, which names the stage.
-        stage = result.__cause__ or result.__context__
-        at_recipient = isinstance(stage, _RECIPIENT_STAGES)
-        if at_recipient and not isinstance(result, ConnectRefusedError) and recipient:
+        if result.stage in _RECIPIENT_STAGES and recipient:
             return self._domain_key(recipient)
         return self.relay
 
-    async def _slow_down(self, key: Key, reply: str, measured: float) -> None:
+    async def _slow_down(self, key: Key, reply: str, gist: str, measured: float) -> None:
         try:
             rate = await asyncio.to_thread(self._write_slow_down, key, reply, measured)
         except Exception as exc:  # the next slow-down reply tries again
             log.warning("cannot record a slow-down for %s (%s)", key.name, type(exc).__name__)
             return
-        log.info("%s %s asked to slow down (%s): %.3g messages/s", key.scope, key.name, reply, rate)
+        log.info("%s %s asked to slow down (%s): %.3g messages/s", key.scope, key.name, gist, rate)
         self.known = Known(self.known.rated | {key}, self.known.connections)
 
     def _write_slow_down(self, key: Key, reply: str, measured: float) -> float:

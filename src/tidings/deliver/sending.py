@@ -215,11 +215,13 @@ class SendPool:
         is to go (refused, or more than the pool wants)."""
         held, outcome = self._held_back(job)
         paced = None
-        if not held and self._pacer is not None:
-            paced = await self._pacer.pace(job.recipient.email)
-            if paced.later is not None:
-                held, outcome = True, self._paced(job, paced.why, paced.later)
         try:
+            if not held and self._pacer is not None:
+                paced = await self._pacer.pace(job.recipient.email)
+                if paced.later is not None:
+                    held, outcome = True, self._paced(job, paced.why, paced.later)
+                else:  # it may have waited: its edition paused, its lease ran low meanwhile
+                    held, outcome = self._held_back(job)
             if not held:
                 keep, outcome = await self._send_or_refuse(transport, job)
                 if not keep:
