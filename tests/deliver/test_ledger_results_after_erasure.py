@@ -2,16 +2,23 @@
 true), but the anonymous row keeps no reply naming the reader; a reader not erased in the
 same batch keeps theirs (the choice is made row by row in the one UPDATE)."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from tests.deliver.ledgerrows import sending
+from tidings.audience.erasure import erase_readers
 from tidings.audience.subscribers import erase
 from tidings.config import Settings
+from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState
+from tidings.db.models import Delivery, DeliveryState, Subscriber
 from tidings.deliver import ledger
+
+#: A bound on how long a thread may take or a statement may take to block, not a pause.
+WAIT_S = 60.0
 
 
 def test_a_late_result_lands_on_the_erased_reader_s_row_without_its_reply(
@@ -59,3 +66,61 @@ def test_a_late_result_lands_on_the_erased_reader_s_row_without_its_reply(
     theirs = rows[by_reader[kept].delivery_id]
     assert (theirs.subscriber_id, theirs.state) == (kept, DeliveryState.deferred)
     assert theirs.last_reply == "452 <reader1>: full"
+
+
+def test_a_result_racing_an_erasure_waits_for_it_and_then_stores_no_reply(
+    db: Database, settings: Settings
+) -> None:
+    """On PostgreSQL the erasure holds every delivery of the reader until it commits, so a
+    worker's result written meanwhile waits, then finds the row anonymous."""
+    if not is_postgres(db.engine):
+        pytest.skip("SQLite has one writer at a time: no result is written beside an erasure")
+    made = sending(db, settings, readers=1)
+    ((address, subscriber_id),) = made.ids.items()
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    with db.session() as session:
+        (claim,) = ledger.claim_due(session, "h6:2", 10, timedelta(minutes=10), later)
+        session.commit()
+    errors: list[BaseException] = []
+
+    def write_result() -> None:
+        try:
+            with db.session() as session:
+                outcome = claim.outcome(DeliveryState.sent, 250, f"250 <{address}>", later)
+                ledger.record_outcomes(session, [outcome], {made.edition_id})
+                session.commit()
+        except BaseException as exc:  # handed to the test
+            errors.append(exc)
+
+    with db.session() as erasing:
+        which = select(Subscriber.id).where(Subscriber.id == subscriber_id)
+        assert erase_readers(erasing, which) == 1
+        thread = threading.Thread(target=write_result, daemon=True)
+        thread.start()
+        _wait_until_blocked(db, "FOR UPDATE")
+        erasing.commit()
+    thread.join(WAIT_S)
+    assert not thread.is_alive() and not errors
+    with db.session() as session:
+        row = session.execute(
+            select(Delivery.subscriber_id, Delivery.state, Delivery.last_reply)
+        ).one()
+    assert tuple(row) == (None, DeliveryState.sent, None)
+
+
+def _wait_until_blocked(db: Database, needle: str) -> None:
+    """Until a backend running a statement containing ``needle`` waits on a lock."""
+    deadline = datetime.now(UTC) + timedelta(seconds=WAIT_S)
+    while datetime.now(UTC) < deadline:
+        with db.engine.connect() as connection:
+            found = connection.execute(
+                text(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE :needle AND pid <> pg_backend_pid()"
+                ),
+                {"needle": f"%{needle}%"},
+            ).first()
+        if found:
+            return
+        threading.Event().wait(0.05)  # poll again; the bound is WAIT_S
+    raise AssertionError(f"no statement with {needle!r} blocked within {WAIT_S} s")
