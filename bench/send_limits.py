@@ -22,7 +22,8 @@ from common import fresh_database
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import upgrade
-from tidings.deliver import limits
+from tidings.deliver import limitadmin, limits
+from tidings.deliver.limitkeys import key_for
 from tidings.deliver.limits import Reserved
 
 RELAY = "smtp.example.ge:587"
@@ -30,7 +31,7 @@ RELAY = "smtp.example.ge:587"
 
 def reserve_all(db: Database, sends: int, threads: int, batch: int) -> float:
     """Wall seconds for ``threads`` sessions to reserve ``sends`` sends, ``batch`` at a time."""
-    key = limits.key_for("relay", RELAY)
+    key = key_for("relay", RELAY)
     per_thread = sends // threads
     start = threading.Barrier(threads + 1)
 
@@ -65,7 +66,7 @@ def main() -> None:
     with fresh_database() as url:
         db = open_database(url)
         upgrade(db.engine)
-        limits.set_limit(db, "relay", RELAY, per_second=limits.MAX_PER_SECOND, connections=None)
+        limitadmin.set_limit(db, "relay", RELAY, per_second=limits.MAX_PER_SECOND, connections=None)
         single, batched = [], []
         for _ in range(args.rounds):
             single.append(reserve_all(db, args.sends, args.threads, 1))

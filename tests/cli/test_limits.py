@@ -10,7 +10,7 @@ from tidings.db.engine import open_database
 from tidings.db.models import SendLimitScope
 from tidings.db.types import utcnow
 from tidings.deliver import limits
-from tidings.deliver.limits import Key
+from tidings.deliver.limitkeys import Key
 
 
 def _shown(cli: Cli) -> list[str]:

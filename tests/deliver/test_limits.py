@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from tests.deliver.limitsupport import limit_row, reserve
 from tidings.db.engine import Database
-from tidings.db.models import SendLimit, SendLimitScope, SendLimitSlot
-from tidings.deliver import limits
-from tidings.deliver.limits import Key, NotBefore, Reserved
+from tidings.db.models import SendLimitScope, SendLimitSlot
+from tidings.deliver import limitadmin, limitclock, limitkeys, limits, limitslots
+from tidings.deliver.limitkeys import Key
+from tidings.deliver.limits import NotBefore, Reserved
 from tidings.errors import InvalidInput
 
 GMAIL = Key(SendLimitScope.domain, "gmail.com")
@@ -22,32 +24,20 @@ NOW = datetime.fromtimestamp(T0, UTC)
 LEASE = timedelta(seconds=15)
 
 
-def _reserve(db: Database, key: Key, count: int, now: float, ahead: float = 1.0) -> object:
-    with db.session() as session:
-        got = limits.reserve(session, key, count, ahead, now)
-        session.commit()
-        return got
-
-
-def _row(db: Database, key: Key) -> SendLimit | None:
-    with db.session() as session:
-        return session.get(SendLimit, (key.scope.value, key.name))
-
-
 def test_reservations_follow_the_shared_clock(db: Database) -> None:
-    assert _reserve(db, GMAIL, 3, T0) is None  # no limit: no rate to keep
-    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
-    first = _reserve(db, GMAIL, 3, T0)
+    assert reserve(db, GMAIL, 3, T0) is None  # no limit: no rate to keep
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    first = reserve(db, GMAIL, 3, T0)
     assert first == Reserved(pytest.approx(T0), 3, 10.0, pytest.approx(T0))
     assert isinstance(first, Reserved)
     assert [first.at(i) for i in range(3)] == pytest.approx([T0, T0 + 0.1, T0 + 0.2])
-    second = _reserve(db, GMAIL, 5, T0)  # same instant: after the first batch
+    second = reserve(db, GMAIL, 5, T0)  # same instant: after the first batch
     assert isinstance(second, Reserved) and second.first == pytest.approx(T0 + 0.3)
     # The clock is now 0.8 s ahead; with 0.5 s allowed ahead nothing more is reserved.
-    spent = _reserve(db, GMAIL, 1, T0, ahead=0.5)
+    spent = reserve(db, GMAIL, 1, T0, ahead=0.5)
     assert isinstance(spent, NotBefore) and spent.at == pytest.approx(T0 + 0.3)
     # Later than the clock: the batch starts now, not at the old clock (no credit piles up).
-    later = _reserve(db, GMAIL, 1, T0 + 60)
+    later = reserve(db, GMAIL, 1, T0 + 60)
     assert isinstance(later, Reserved) and later.first == pytest.approx(T0 + 60)
 
 
@@ -56,7 +46,7 @@ def test_concurrent_reservations_never_overlap(db: Database, db_name: str) -> No
     the clock exactly 1/rate apart: no time twice, none skipped."""
     if db_name != "postgresql":
         pytest.skip("concurrent writers: PostgreSQL")
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=50.0, connections=None)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=50.0, connections=None)
     got: list[float] = []
     lock = threading.Lock()
     start = threading.Barrier(8)
@@ -64,7 +54,7 @@ def test_concurrent_reservations_never_overlap(db: Database, db_name: str) -> No
     def reserve_many() -> None:
         start.wait()
         for _ in range(25):
-            reserved = _reserve(db, RELAY, 3, T0, ahead=1e9)
+            reserved = reserve(db, RELAY, 3, T0, ahead=1e9)
             assert isinstance(reserved, Reserved)
             with lock:
                 got.extend(reserved.at(i) for i in range(reserved.count))
@@ -82,11 +72,11 @@ def test_concurrent_reservations_never_overlap(db: Database, db_name: str) -> No
 
 
 def test_slots_are_shared_and_leased(db: Database) -> None:
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
 
     def take(holder: str, now: datetime) -> int | None:
         with db.session() as session:
-            slot = limits.take_slot(session, RELAY, holder, LEASE, now)
+            slot = limitslots.take_slot(session, RELAY, holder, LEASE, now)
             session.commit()
             return slot
 
@@ -96,19 +86,19 @@ def test_slots_are_shared_and_leased(db: Database) -> None:
     assert take("w2", NOW + timedelta(seconds=14)) is None
     # w1 renews with its heartbeat; w2 dies: its slot comes back when its lease runs out.
     with db.session() as session:
-        assert limits.renew_slots(session, "w1", timedelta(seconds=30), NOW) == 1
+        assert limitslots.renew_slots(session, "w1", timedelta(seconds=30), NOW) == 1
         session.commit()
     assert take("w3", NOW + timedelta(seconds=16)) == 1
     assert take("w4", NOW + timedelta(seconds=16)) is None
     # A clean stop gives every slot back at once.
     with db.session() as session:
-        assert limits.release_holder(session, "w1") == 1
+        assert limitslots.release_holder(session, "w1") == 1
         session.commit()
     assert take("w4", NOW + timedelta(seconds=17)) == 0
     with db.session() as session:
         holders = session.scalars(select(SendLimitSlot.holder).order_by(SendLimitSlot.slot))
         assert list(holders) == ["w4", "w3"]
-    assert [v.slots_held for v in limits.limits_overview(db)] == [2]
+    assert [v.slots_held for v in limitadmin.limits_overview(db)] == [2]
 
 
 def _slow(db: Database, key: Key, now: datetime, measured: float = 0.0) -> float | None:
@@ -125,12 +115,12 @@ def _climb(db: Database, now: datetime) -> None:
 
 
 def test_slow_downs_halve_the_rate_and_quiet_minutes_raise_it(db: Database) -> None:
-    limits.set_limit(db, "domain", "gmail.com", per_second=40.0, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=40.0, connections=None)
     assert _slow(db, GMAIL, NOW) == 20.0
     # Replies within the spacing are the same signal: recorded, not halved again.
     assert _slow(db, GMAIL, NOW + timedelta(seconds=1)) == 20.0
     assert _slow(db, GMAIL, NOW + timedelta(seconds=6)) == 10.0
-    row = _row(db, GMAIL)
+    row = limit_row(db, GMAIL)
     assert row is not None and row.slow_downs == 3 and row.last_reply == "421 4.7.0 slow down"
     for _ in range(8):
         assert _slow(db, GMAIL, NOW + timedelta(seconds=6)) is not None
@@ -138,11 +128,11 @@ def test_slow_downs_halve_the_rate_and_quiet_minutes_raise_it(db: Database) -> N
     quiet = NOW + timedelta(seconds=6)
     _climb(db, quiet + timedelta(seconds=61))
     _climb(db, quiet + timedelta(seconds=62))
-    row = _row(db, GMAIL)
+    row = limit_row(db, GMAIL)
     assert row is not None and row.rate == pytest.approx(11.0)
     for minute in range(2, 40):
         _climb(db, quiet + timedelta(seconds=61 * minute))
-    row = _row(db, GMAIL)
+    row = limit_row(db, GMAIL)
     assert row is not None and row.rate == 40.0
 
 
@@ -152,14 +142,14 @@ def test_a_slow_down_without_a_rate_starts_from_what_was_measured(db: Database) 
     # Learnt rows (no cap of the admin's) climb without end, and are forgotten after a
     # quiet hour.
     _climb(db, NOW + timedelta(minutes=2))
-    row = _row(db, RELAY)
+    row = limit_row(db, RELAY)
     assert row is not None and row.rate == pytest.approx(16.5)
     _climb(db, NOW + limits.FORGET_AFTER + timedelta(seconds=1))
-    assert _row(db, RELAY) is None and _row(db, GMAIL) is None
+    assert limit_row(db, RELAY) is None and limit_row(db, GMAIL) is None
 
 
 def test_a_cap_below_the_floor_is_the_floor(db: Database) -> None:
-    limits.set_limit(db, "domain", "gmail.com", per_second=0.5, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=0.5, connections=None)
     assert _slow(db, GMAIL, NOW) == 0.5
 
 
@@ -188,14 +178,14 @@ def test_bad_limits_are_refused(
     says: str,
 ) -> None:
     with pytest.raises(InvalidInput, match=says):
-        limits.set_limit(db, scope, name, per_second, connections)
-    assert limits.limits_overview(db) == []
+        limitadmin.set_limit(db, scope, name, per_second, connections)
+    assert limitadmin.limits_overview(db) == []
 
 
 def test_domains_are_keyed_lower_case_in_their_ascii_form() -> None:
-    assert limits.domain_name("Reader@GMail.COM") == "gmail.com"
-    assert limits.domain_name("ნინო@ფოსტა.გე") == "xn--lodzmeh.xn--node"
-    assert limits.key_for("relay", "SMTP.Example.GE:587") == RELAY
+    assert limitkeys.domain_name("Reader@GMail.COM") == "gmail.com"
+    assert limitkeys.domain_name("ნინო@ფოსტა.გე") == "xn--lodzmeh.xn--node"
+    assert limitkeys.key_for("relay", "SMTP.Example.GE:587") == RELAY
 
 
 def test_learnt_domains_are_bounded(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,14 +194,14 @@ def test_learnt_domains_are_bounded(db: Database, monkeypatch: pytest.MonkeyPatc
     rates = [_slow(db, Key(SendLimitScope.domain, f"d{i}.example"), NOW, 10.0) for i in range(4)]
     assert rates == [5.0, 5.0, None, None]
     assert _slow(db, Key(SendLimitScope.domain, "d0.example"), NOW + timedelta(seconds=6)) == 2.5
-    assert len(limits.limits_overview(db)) == 2
+    assert len(limitadmin.limits_overview(db)) == 2
 
 
 def test_reservations_run_on_the_databases_clock(db: Database) -> None:
     """No time given: the statement reads the database's (SQLite's julianday, PostgreSQL's
     now()), returned beside the reserved times; here both run on this host, so it is the
     host's Unix time give or take the clocks' rounding."""
-    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
     before = time.time()
     with db.session() as session:
         first = limits.reserve(session, GMAIL, 2, 1.0)
@@ -223,15 +213,15 @@ def test_reservations_run_on_the_databases_clock(db: Database) -> None:
     assert first.first == pytest.approx(first.now)
     assert second.first == pytest.approx(first.first + 0.2)
     with pytest.raises(ValueError, match="1 to 50"):
-        _reserve(db, GMAIL, limits.MAX_RESERVE + 1, T0)
+        reserve(db, GMAIL, limits.MAX_RESERVE + 1, T0)
 
 
 def test_slot_leases_run_on_the_databases_clock(db: Database) -> None:
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
     with db.session() as session:
-        assert limits.take_slot(session, RELAY, "w1", LEASE) == 0
-        assert limits.renew_slots(session, "w1", timedelta(minutes=5)) == 1
-        now = limits.db_time(session)
+        assert limitslots.take_slot(session, RELAY, "w1", LEASE) == 0
+        assert limitslots.renew_slots(session, "w1", timedelta(minutes=5)) == 1
+        now = limitclock.db_time(session)
         session.commit()
         expires = session.scalar(select(SendLimitSlot.expires_at))
     assert expires is not None

@@ -30,10 +30,11 @@ from tidings.db.models import (
     Edition,
     EditionStatus,
     SendLimit,
+    SendLimitScope,
     SendLimitSlot,
     Subscriber,
 )
-from tidings.deliver import ledger, limits
+from tidings.deliver import ledger, limitadmin, limitkeys, limits, limitslots
 from tidings.deliver.runner import connector, make_transports
 from tidings.deliver.worker import Worker, WorkerStats
 from tidings.metrics import SLOW_DOWNS
@@ -179,7 +180,7 @@ def test_slow_down_replies_lower_the_rates_and_every_message_goes_once(
             rounds += 1
             if not _make_due(db, edition_id):
                 break
-        relay_name = limits.relay_name("127.0.0.1", port)
+        relay_name = limitkeys.relay_name("127.0.0.1", port)
     # Exactly once each, and all sent, the deferred ones on a later round.
     assert sorted(handler.recipients()) == sorted(busy + calm)
     rows = _deliveries(db, edition_id)
@@ -206,7 +207,7 @@ def test_a_domain_over_its_rate_waits_in_the_queue_without_holding_others_up(
     fast = [f"reader{i}@fast.example" for i in range(20)]
     edition_id = _sending_to(db, settings, slow + fast)
     # One message every five seconds for slow.example: the first goes, the rest come back.
-    limits.set_limit(db, "domain", "slow.example", per_second=0.2, connections=None)
+    limitadmin.set_limit(db, "domain", "slow.example", per_second=0.2, connections=None)
     handler = RecordingHandler()
     with slowing_server(handler) as port:
         relay = _relay(settings, port)
@@ -228,7 +229,7 @@ def test_a_domain_over_its_rate_waits_in_the_queue_without_holding_others_up(
             ).all()
         assert replies and all("slow.example is at its sending rate" in r for r in replies)
         # Lift the limit: the rest go, each exactly once, in one attempt.
-        assert limits.clear_limit(db, "domain", "slow.example")
+        assert limitadmin.clear_limit(db, "domain", "slow.example")
         _make_due(db, edition_id)
         _drain(db, relay)
     rows = _deliveries(db, edition_id)
@@ -246,8 +247,8 @@ def test_a_relays_connection_limit_holds_across_workers(
     edition_id = _sending_to(db, settings, addresses)
     with crowded_server(limit=100) as (handler, crowd, port):
         handler.behaviour.stall_seconds = 0.01  # a relay far away: the pools want to grow
-        limits.set_limit(
-            db, "relay", limits.relay_name("127.0.0.1", port), per_second=None, connections=2
+        limitadmin.set_limit(
+            db, "relay", limitkeys.relay_name("127.0.0.1", port), per_second=None, connections=2
         )
         stats = _drain(db, _relay(settings, port, pool=3, most=8), workers=workers)
         peak = crowd.peak
@@ -265,11 +266,11 @@ def test_a_domain_with_its_connections_busy_waits_in_the_queue(
     few = [f"reader{i}@few.example" for i in range(4)]
     other = [f"reader{i}@other.example" for i in range(10)]
     edition_id = _sending_to(db, settings, few + other)
-    limits.set_limit(db, "domain", "few.example", per_second=None, connections=1)
+    limitadmin.set_limit(db, "domain", "few.example", per_second=None, connections=1)
     # A worker elsewhere holds few.example's one connection, under a live lease.
-    key = limits.Key(limits.SendLimitScope.domain, "few.example")
+    key = limitkeys.Key(SendLimitScope.domain, "few.example")
     with db.session() as session:
-        assert limits.take_slot(session, key, "elsewhere", timedelta(hours=1)) == 0
+        assert limitslots.take_slot(session, key, "elsewhere", timedelta(hours=1)) == 0
         session.commit()
     handler = RecordingHandler()
     with slowing_server(handler) as port:
@@ -290,7 +291,7 @@ def test_a_domain_with_its_connections_busy_waits_in_the_queue(
         # The other worker stops: its slot is free, and the rest go, each once (one at a
         # time: a job that finds the one connection busy comes back a little later).
         with db.session() as session:
-            limits.release_holder(session, "elsewhere")
+            limitslots.release_holder(session, "elsewhere")
             session.commit()
         for _ in range(len(few)):
             if not _make_due(db, edition_id):

@@ -18,7 +18,7 @@ from tests.smtpserver import RecordingHandler, smtp_server
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState, EditionStatus, SendLimit, SendLimitScope, SendLimitSlot
-from tidings.deliver import limits
+from tidings.deliver import limitadmin
 from tidings.deliver.limitkeys import Key, relay_name
 from tidings.deliver.pacing import Pacer
 from tidings.mail.transport import DeliveryError, TransientDeliveryError
@@ -80,7 +80,7 @@ def test_a_failed_reservation_sends_the_job_back_and_gives_its_slot_back(
 ) -> None:
     handler, settings, relay_key = relay
     _edition_id, jobs = claimed_jobs(db, settings, readers=2)
-    limits.set_limit(db, "domain", DOMAIN, per_second=10.0, connections=2)
+    limitadmin.set_limit(db, "domain", DOMAIN, per_second=10.0, connections=2)
     pacer = Pacer(db, "w", relay_key, LEASE)
     asyncio.run(pacer.refresh(force=True))  # as a worker does when it starts
     pool = Pool(settings, jobs, pacer=pacer)
@@ -102,7 +102,7 @@ def test_a_relay_whose_limits_are_gone_sends_the_job_back(
 ) -> None:
     handler, settings, relay_key = relay
     _edition_id, jobs = claimed_jobs(db, settings, readers=2)
-    limits.set_limit(db, "relay", relay_key.name, per_second=50.0, connections=None)
+    limitadmin.set_limit(db, "relay", relay_key.name, per_second=50.0, connections=None)
     pacer = Pacer(db, "w", relay_key, LEASE)
     asyncio.run(pacer.refresh(force=True))  # the relay's rate is known, then the table goes
     with db.engine.begin() as connection:
@@ -127,7 +127,7 @@ def test_a_job_that_waited_for_the_relay_is_checked_again(
     handler, settings, relay_key = relay
     edition_id, jobs = claimed_jobs(db, settings, readers=2)
     # One a second: of two jobs taken at once, one goes now and the other waits.
-    limits.set_limit(db, "relay", relay_key.name, per_second=1.0, connections=None)
+    limitadmin.set_limit(db, "relay", relay_key.name, per_second=1.0, connections=None)
     pacer = Pacer(db, "w", relay_key, LEASE)
     asyncio.run(pacer.refresh(force=True))
     pool = Pool(settings, jobs, pacer=pacer)
@@ -174,7 +174,7 @@ def test_what_the_pacer_keeps_per_key_goes_with_the_key(db: Database) -> None:
     pacer = Pacer(db, "w", None, LEASE)
     domains = [f"busy{i}.example" for i in range(5)]
     for domain in domains:
-        limits.set_limit(db, "domain", domain, per_second=1000.0, connections=None)
+        limitadmin.set_limit(db, "domain", domain, per_second=1000.0, connections=None)
 
     async def pace_each() -> None:
         await pacer.refresh(force=True)
@@ -185,7 +185,7 @@ def test_what_the_pacer_keeps_per_key_goes_with_the_key(db: Database) -> None:
     kept = [pacer._times, pacer._rates, pacer._locks]
     assert all(len(each) == len(domains) for each in kept)
     for domain in domains[1:]:
-        assert limits.clear_limit(db, "domain", domain)
+        assert limitadmin.clear_limit(db, "domain", domain)
     asyncio.run(pacer.refresh(force=True))
     gmail_like = Key(SendLimitScope.domain, domains[0])
     assert [set(each) for each in kept] == [{gmail_like}] * 3

@@ -14,14 +14,16 @@ import pytest
 from sqlalchemy import event, select, update
 
 from tests.conftest import Cli
+from tests.deliver.limitsupport import limit_row, reserve
 from tests.deliver.test_pacing import _drain, _relay, _sending_to, slowing_server
 from tests.smtpserver import RecordingHandler
 from tidings.config import Settings
 from tidings.db.engine import Database, open_database
 from tidings.db.models import Delivery, DeliveryState, SendLimit, SendLimitScope, SendLimitSlot
 from tidings.db.types import utcnow
-from tidings.deliver import limits, pacing
-from tidings.deliver.limits import Key, NotBefore, Reserved
+from tidings.deliver import limitadmin, limitkeys, limits, limitslots, pacing
+from tidings.deliver.limitkeys import Key
+from tidings.deliver.limits import NotBefore, Reserved
 from tidings.deliver.pacing import Pacer, is_slow_down
 from tidings.deliver.worker_db import WorkerDatabase
 from tidings.errors import InvalidInput
@@ -35,25 +37,11 @@ LEASE = timedelta(seconds=15)
 TEN_MINUTES = 600.0
 
 
-def _reserve(
-    db: Database, key: Key, now: float | None = None, count: int = 1
-) -> Reserved | NotBefore | None:
-    with db.session() as session:
-        got = limits.reserve(session, key, count, 1.0, now)
-        session.commit()
-        return got
-
-
 def _take(db: Database, key: Key, holder: str, now: datetime | None = None) -> int | None:
     with db.session() as session:
-        slot = limits.take_slot(session, key, holder, LEASE, now)
+        slot = limitslots.take_slot(session, key, holder, LEASE, now)
         session.commit()
         return slot
-
-
-def _row(db: Database, key: Key) -> SendLimit | None:
-    with db.session() as session:
-        return session.get(SendLimit, (key.scope.value, key.name))
 
 
 # -- a host whose clock is wrong -------------------------------------------------------
@@ -76,7 +64,7 @@ def _wait_on(db: Database, off: float) -> float | NotBefore | None:
 # ahead moved the shared clock 10 min into the future and every other host was refused
 # (NotBefore) for 10 minutes. Reservations now run on the database's clock.
 def test_a_host_ten_minutes_ahead_does_not_stop_everyone_else(db: Database) -> None:
-    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
     fast = _wait_on(db, TEN_MINUTES)
     assert isinstance(fast, float) and fast < 2.0  # nor does it wait 10 minutes itself
     # A host with the right time, a moment later: the rate allows ten sends a second.
@@ -88,7 +76,7 @@ def test_a_host_ten_minutes_ahead_does_not_stop_everyone_else(db: Database) -> N
 # clock > now + ahead, so it was refused for as long as other hosts kept sending (its relay
 # wait in Pacer._relay_time slept 10 min per try).
 def test_a_host_ten_minutes_behind_is_not_starved(db: Database) -> None:
-    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
     honest = _wait_on(db, 0.0)
     assert isinstance(honest, float) and honest < 2.0
     slow = _wait_on(db, -TEN_MINUTES)
@@ -106,7 +94,7 @@ class _Transport:
 def test_a_host_ten_minutes_ahead_does_not_take_live_slots(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
     assert _take(db, RELAY, "honest") == 0
     ahead = timedelta(seconds=TEN_MINUTES)
     monkeypatch.setattr(pacing, "utcnow", lambda: utcnow() + ahead, raising=False)
@@ -126,8 +114,8 @@ def test_a_host_ten_minutes_ahead_does_not_take_live_slots(
 # slow-down lowered leaves the old, lower rate in force for good (climb only raises slowed
 # rows: slowed_at IS NULL never matches)
 def test_raising_a_cap_raises_the_rate_in_force(db: Database) -> None:
-    limits.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
-    view = limits.set_limit(db, "domain", "gmail.com", per_second=100.0, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=10.0, connections=None)
+    view = limitadmin.set_limit(db, "domain", "gmail.com", per_second=100.0, connections=None)
     assert view.per_second == 100.0
     assert view.rate == 100.0
 
@@ -136,13 +124,13 @@ def test_raising_a_cap_raises_the_rate_in_force(db: Database) -> None:
 # old rate put it: after 0.001/s the clock is 1000 s ahead, and 100/s sent nothing for
 # 1000 s. A clock further ahead than the current rate can have put it now starts over.
 def test_a_new_rate_is_not_held_back_by_the_old_rates_clock(db: Database) -> None:
-    limits.set_limit(db, "domain", "gmail.com", per_second=0.001, connections=None)
-    assert isinstance(_reserve(db, GMAIL, T0), Reserved)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=0.001, connections=None)
+    assert isinstance(reserve(db, GMAIL, now=T0), Reserved)
     with db.session() as session:  # the admin fixes the typo; no slow-down in the way
         row = session.get_one(SendLimit, ("domain", "gmail.com"))
         row.per_second = row.rate = 100.0
         session.commit()
-    assert isinstance(_reserve(db, GMAIL, T0 + 1.0), Reserved)
+    assert isinstance(reserve(db, GMAIL, now=T0 + 1.0), Reserved)
 
 
 # Was a defect (fixed): set_limit accepts any rate above 0; at 1e-12/s the second pace()
@@ -151,7 +139,7 @@ def test_a_new_rate_is_not_held_back_by_the_old_rates_clock(db: Database) -> Non
 # (and renewed) by a live worker
 def test_a_tiny_rate_is_refused_or_paced_without_crashing(db: Database) -> None:
     try:
-        limits.set_limit(db, "domain", "tiny.example", per_second=1e-12, connections=None)
+        limitadmin.set_limit(db, "domain", "tiny.example", per_second=1e-12, connections=None)
     except InvalidInput:
         return  # refused in one line: fine
 
@@ -170,14 +158,14 @@ def test_a_tiny_rate_is_refused_or_paced_without_crashing(db: Database) -> None:
 # (Pacer.holds_slot only asks whether it took one; renew_slots renews every slot, even those
 # numbered past the new limit)
 def test_lowering_a_relays_connections_takes_effect_on_running_workers(db: Database) -> None:
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
 
     async def lower() -> list[bool]:
         pacer = Pacer(db, "w1", RELAY, LEASE)
         await pacer.refresh(force=True)
         connections = [_Transport(), _Transport()]
         assert [await pacer.take_slot(t) for t in connections] == [True, True]  # type: ignore[arg-type]
-        limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
+        limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
         await pacer.refresh(force=True)
         return [pacer.holds_slot(t) for t in connections]  # type: ignore[arg-type]
 
@@ -230,7 +218,7 @@ def test_a_slow_down_with_binary_text_is_still_recorded(db: Database) -> None:
         await pacer.close()
 
     asyncio.run(hear())
-    row = _row(db, RELAY)
+    row = limit_row(db, RELAY)
     assert row is not None and row.slow_downs == 1
     assert row.last_reply is not None and "slow" in row.last_reply
 
@@ -275,7 +263,7 @@ def test_fifty_slow_downs_at_once_halve_the_rate_once(db: Database, db_name: str
     PostgreSQL: one halving, 50 replies recorded."""
     if db_name != "postgresql":
         pytest.skip("concurrent writers: PostgreSQL")
-    limits.set_limit(db, "domain", "gmail.com", per_second=64.0, connections=None)
+    limitadmin.set_limit(db, "domain", "gmail.com", per_second=64.0, connections=None)
     start = threading.Barrier(10)
     errors: list[BaseException] = []
 
@@ -296,7 +284,7 @@ def test_fifty_slow_downs_at_once_halve_the_rate_once(db: Database, db_name: str
     for thread in threads:
         thread.join()
     assert errors == []
-    row = _row(db, GMAIL)
+    row = limit_row(db, GMAIL)
     assert row is not None and row.slow_downs == 50 and row.rate == 32.0
 
 
@@ -304,21 +292,21 @@ def test_a_huge_reply_is_bounded_and_domains_match_whatever_their_spelling(db: D
     with db.session() as session:
         limits.slow_down(session, GMAIL, "421 4.7.0 " + "x" * 100_000, 0.0, NOW)
         session.commit()
-    row = _row(db, GMAIL)
+    row = limit_row(db, GMAIL)
     assert row is not None and row.last_reply is not None and len(row.last_reply) <= 512
-    assert limits.domain_name('"a@b"@GMail.COM.') == "gmail.com"
-    assert limits.key_for("domain", "ფოსტა.გე") == Key(
+    assert limitkeys.domain_name('"a@b"@GMail.COM.') == "gmail.com"
+    assert limitkeys.key_for("domain", "ფოსტა.გე") == Key(
         SendLimitScope.domain, "xn--lodzmeh.xn--node"
     )
-    assert limits.domain_name("x@XN--LODZMEH.xn--node") == "xn--lodzmeh.xn--node"
+    assert limitkeys.domain_name("x@XN--LODZMEH.xn--node") == "xn--lodzmeh.xn--node"
 
 
 def test_a_dead_workers_slots_come_back_and_clearing_takes_them(db: Database) -> None:
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=1)
     assert _take(db, RELAY, "killed", NOW) == 0  # then SIGKILL: no release, no renewal
     assert _take(db, RELAY, "next", NOW + LEASE - timedelta(seconds=1)) is None
     assert _take(db, RELAY, "next", NOW + LEASE) == 0
-    assert limits.clear_limit(db, "relay", "smtp.example.ge:587")
+    assert limitadmin.clear_limit(db, "relay", "smtp.example.ge:587")
     with db.session() as session:
         assert session.scalars(select(SendLimitSlot)).all() == []
 
@@ -361,7 +349,7 @@ def test_a_worker_with_no_limits_pays_no_statement_per_message(
 def test_a_connection_limited_domain_costs_two_statements_a_message(
     db: Database, settings: Settings
 ) -> None:
-    limits.set_limit(db, "domain", "example.ge", per_second=None, connections=5)
+    limitadmin.set_limit(db, "domain", "example.ge", per_second=None, connections=5)
     statements, sent = _limit_statements(db, settings, [f"reader{i}@example.ge" for i in range(60)])
     assert sent == 60
     assert statements <= 2 * sent + 12, statements
@@ -375,7 +363,7 @@ def test_a_connection_limited_domain_costs_two_statements_a_message(
 def test_a_learnt_rate_beside_a_connection_limit_never_overflows(
     db: Database, settings: Settings
 ) -> None:
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=4)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=4)
     with db.session() as session:
         quiet = utcnow() - timedelta(minutes=10)
         limits.slow_down(session, RELAY, "421 4.7.0 slow down", 20.0, quiet)
@@ -385,7 +373,7 @@ def test_a_learnt_rate_beside_a_connection_limit_never_overflows(
         session.get_one(SendLimit, ("relay", RELAY.name)).rate = 1.7e308
         session.commit()
     WorkerDatabase(db, settings).upkeep()  # what every worker runs every 5 s
-    row = _row(db, RELAY)
+    row = limit_row(db, RELAY)
     assert row is not None and row.rate is not None and row.rate < 1e12
 
 
@@ -402,9 +390,9 @@ def test_a_paced_job_past_its_give_up_time_gives_up(db: Database, settings: Sett
             .values(created_at=datetime.now(UTC) - timedelta(days=6))
         )
         session.commit()
-    limits.set_limit(db, "domain", "slow.example", per_second=0.001, connections=None)
+    limitadmin.set_limit(db, "domain", "slow.example", per_second=0.001, connections=None)
     slow = Key(SendLimitScope.domain, "slow.example")
-    assert isinstance(_reserve(db, slow), Reserved)  # another worker's send
+    assert isinstance(reserve(db, slow), Reserved)  # another worker's send
     handler = RecordingHandler()
     with slowing_server(handler) as port:
         _drain(db, _relay(settings, port))
@@ -421,7 +409,7 @@ def test_sixteen_sessions_racing_for_two_slots_get_two(db: Database, db_name: st
     over with the leases then run out: never more holders than slots."""
     if db_name != "postgresql":
         pytest.skip("concurrent writers: PostgreSQL")
-    limits.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
     for at in (NOW, NOW + LEASE):
         start = threading.Barrier(16)
         won: list[int | None] = []
@@ -460,5 +448,5 @@ def test_a_relay_slowing_every_domain_leaves_a_bounded_number_of_rows(db: Databa
 # (another domain) and a limit set as xn--strae-oqa.de (its name in DNS since IDNA2008)
 # never applies; use the idna package (UTS 46, non-transitional)
 def test_idn_domains_are_keyed_by_their_dns_name() -> None:
-    assert limits.domain_name("reader@straße.de") == "xn--strae-oqa.de"
-    assert limits.domain_name("reader@straße.de") != limits.domain_name("reader@strasse.de")
+    assert limitkeys.domain_name("reader@straße.de") == "xn--strae-oqa.de"
+    assert limitkeys.domain_name("reader@straße.de") != limitkeys.domain_name("reader@strasse.de")

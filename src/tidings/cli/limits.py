@@ -30,7 +30,7 @@ def set_command(
 
     Example: tidings limits set domain gmail.com --per-second 20
     """
-    from tidings.deliver.limits import set_limit
+    from tidings.deliver.limitadmin import set_limit
 
     context = cli_context(ctx)
     view = set_limit(context.database(), scope, name, per_second, connections)
@@ -45,7 +45,7 @@ def show(ctx: typer.Context) -> None:
 
     Example: tidings limits show
     """
-    from tidings.deliver.limits import limits_overview
+    from tidings.deliver.limitadmin import limits_overview
 
     context = cli_context(ctx)
     views = limits_overview(context.database())
@@ -75,7 +75,7 @@ def clear(
 
     Example: tidings limits clear domain gmail.com
     """
-    from tidings.deliver.limits import clear_limit
+    from tidings.deliver.limitadmin import clear_limit
 
     context = cli_context(ctx)
     if clear_limit(context.database(), scope, name):

@@ -21,7 +21,7 @@ from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, EditionStatus, WorkerHeartbeat
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import DUE_STATES
-from tidings.deliver.limits import release_holder, renew_slots
+from tidings.deliver.limitslots import release_holder, renew_slots
 from tidings.metrics import HEARTBEAT_TIME
 
 log = logging.getLogger(__name__)

@@ -1,11 +1,14 @@
 """What a sending limit applies to, by name: a relay (``host:port``) or a receiving domain
 (lower-case, IDNA 2008 as stored addresses), checked and normalised the same way wherever
-a name comes in (the admin's command, a recipient's address)."""
+a name comes in (the admin's command, a recipient's address); and the WHERE clauses that
+pick a key's limit row and its slots (one spelling for every statement)."""
 
 import re
 from dataclasses import dataclass
 
-from tidings.db.models import LIMIT_NAME_LENGTH, SendLimitScope
+from sqlalchemy import ColumnElement, and_
+
+from tidings.db.models import LIMIT_NAME_LENGTH, SendLimit, SendLimitScope, SendLimitSlot
 from tidings.errors import InvalidInput
 from tidings.mail.addresses import normalise_email
 
@@ -22,6 +25,16 @@ class Key:
 
     scope: SendLimitScope
     name: str
+
+
+def limit_where(key: Key) -> ColumnElement[bool]:
+    """``key``'s row of ``send_limits``."""
+    return and_(SendLimit.scope == key.scope.value, SendLimit.name == key.name)
+
+
+def slots_where(key: Key) -> ColumnElement[bool]:
+    """``key``'s rows of ``send_limit_slots``."""
+    return and_(SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name)
 
 
 def domain_name(text: str) -> str:

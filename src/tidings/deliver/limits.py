@@ -17,37 +17,33 @@ A limit is a row of ``send_limits`` for one relay ("host:port") or one receiving
 Every time these shared rows hold is the database's (:mod:`~tidings.deliver.limitclock`),
 never a worker's: a host whose clock is minutes off must neither push the shared clock ahead
 for everyone nor see live slots as expired. A ``now`` given here stands for the database's
-time (tests). The slots' helpers live in :mod:`~tidings.deliver.limitslots`.
+time (tests). The slots' helpers live in :mod:`~tidings.deliver.limitslots`, the admin's
+services (which own their transaction) in :mod:`~tidings.deliver.limitadmin`.
 
-Query helpers take a session and never commit; the ``*_limit`` functions and
-:func:`limits_overview` are the admin's services and own their transaction.
+These are query helpers: they take a session and never commit.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Float, and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
-from tidings.db.engine import Database
-from tidings.db.models import SendLimit, SendLimitScope, SendLimitSlot
+from tidings.db.models import SendLimit, SendLimitScope
 from tidings.deliver.limitclock import db_seconds, db_time
-from tidings.deliver.limitkeys import Key, domain_name, key_for, relay_name
-from tidings.deliver.limitslots import release_holder, release_slot, renew_slots, take_slot
-from tidings.errors import InvalidInput
-
-__all__ = [
-    "Key",
-    "db_time",
-    "domain_name",
-    "key_for",
-    "relay_name",
-    "release_holder",
-    "release_slot",
-    "renew_slots",
-    "take_slot",
-]
+from tidings.deliver.limitkeys import Key, limit_where
 
 #: A slow-down multiplies the rate by this.
 SLOW_DOWN_FACTOR = 0.5
@@ -66,11 +62,8 @@ FORGET_AFTER = timedelta(hours=1)
 #: At most this many domains are learnt from slow-downs alone (each worker reads every
 #: limit every few seconds); past it, a domain's slow-down slows the relay.
 MAX_LEARNT_DOMAINS = 1_000
-#: The largest values the admin may set.
+#: The fastest rate there is (the admin may set no more; the climb stops there).
 MAX_PER_SECOND = 100_000.0
-MAX_CONNECTIONS = 1_000
-#: The slowest rate an admin may set: one message in about 17 minutes.
-MIN_PER_SECOND = 0.001
 #: At most this many sends per reservation. A clock further ahead than ``ahead`` plus this
 #: many sends at the rate in force was left by an older, slower rate (a cap changed in the
 #: table by hand): the next reservation starts from now.
@@ -101,23 +94,9 @@ class NotBefore:
     now: float
 
 
-@dataclass(frozen=True)
-class LimitView:
-    """One limit as ``tidings limits show`` presents it."""
-
-    scope: str
-    name: str
-    per_second: float | None
-    max_connections: int | None
-    rate: float | None
-    slowed_at: datetime | None
-    slow_downs: int
-    last_reply: str | None
-    slots_held: int
-
-
-def _where(key: Key):  # type: ignore[no-untyped-def]
-    return and_(SendLimit.scope == key.scope.value, SendLimit.name == key.name)
+def _learnt() -> ColumnElement[bool]:
+    """A row learnt from slow-downs alone: the admin set no cap on it."""
+    return and_(SendLimit.per_second.is_(None), SendLimit.max_connections.is_(None))
 
 
 # -- the rate --------------------------------------------------------------------------
@@ -146,7 +125,7 @@ def reserve(
     row = session.execute(
         update(SendLimit)
         .where(
-            _where(key),
+            limit_where(key),
             SendLimit.rate.is_not(None),
             or_(clock.is_(None), clock <= at + ahead, stale),
         )
@@ -159,7 +138,7 @@ def reserve(
         moved, rate = float(row[0] or then), float(row[1] or 1.0)  # both set by the UPDATE
         return Reserved(moved - count / rate, count, rate, then)
     found = session.execute(
-        select(SendLimit.clock, SendLimit.rate, at).where(_where(key))
+        select(SendLimit.clock, SendLimit.rate, at).where(limit_where(key))
     ).one_or_none()
     if found is None or found[1] is None:
         return None
@@ -193,7 +172,7 @@ def slow_down(
     lowered = case((halved < floor, floor), else_=halved)
     session.execute(
         update(SendLimit)
-        .where(_where(key))
+        .where(limit_where(key))
         .values(
             rate=case((due, lowered), else_=func.coalesce(SendLimit.rate, lowered)),
             slowed_at=case((due, now), else_=SendLimit.slowed_at),
@@ -204,18 +183,14 @@ def slow_down(
         )
         .execution_options(synchronize_session=False)
     )
-    return session.scalar(select(SendLimit.rate).where(_where(key)))
+    return session.scalar(select(SendLimit.rate).where(limit_where(key)))
 
 
 def _too_many_learnt(session: Session, key: Key) -> bool:
     """``key`` has no row and the domains learnt from slow-downs alone are at the bound."""
-    if session.scalar(select(SendLimit.name).where(_where(key))) is not None:
+    if session.scalar(select(SendLimit.name).where(limit_where(key))) is not None:
         return False
-    learnt = select(func.count()).where(
-        SendLimit.scope == SendLimitScope.domain.value,
-        SendLimit.per_second.is_(None),
-        SendLimit.max_connections.is_(None),
-    )
+    learnt = select(func.count()).where(SendLimit.scope == SendLimitScope.domain.value, _learnt())
     return (session.scalar(learnt) or 0) >= MAX_LEARNT_DOMAINS
 
 
@@ -256,11 +231,7 @@ def climb(session: Session, now: datetime | None = None) -> int:
     )
     forgotten = row_count(
         session.execute(
-            delete(SendLimit).where(
-                SendLimit.per_second.is_(None),
-                SendLimit.max_connections.is_(None),
-                SendLimit.slowed_at <= now - FORGET_AFTER,
-            )
+            delete(SendLimit).where(_learnt(), SendLimit.slowed_at <= now - FORGET_AFTER)
         )
     )
     return changed + forgotten
@@ -275,96 +246,11 @@ class Known:
 
 
 def known_limits(session: Session) -> Known:
-    """Every limit in force (a handful of rows: configured ones and those learnt lately)."""
+    """Every limit in force: those the admin set, and those learnt lately (at most
+    :data:`MAX_LEARNT_DOMAINS` domains, so a few thousand small rows at worst)."""
     rows = session.execute(
         select(SendLimit.scope, SendLimit.name, SendLimit.rate, SendLimit.max_connections)
     ).all()
     rated = frozenset(Key(SendLimitScope(s), n) for s, n, rate, _ in rows if rate is not None)
     connections = {Key(SendLimitScope(s), n): m for s, n, _, m in rows if m is not None}
     return Known(rated, connections)
-
-
-# -- the admin's services ----------------------------------------------------------------
-
-
-def set_limit(
-    db: Database, scope: str, name: str, per_second: float | None, connections: int | None
-) -> LimitView:
-    """Set a relay's or a domain's cap (rate and/or connections; what is not given stays).
-    The rate in force becomes the new cap unless a slow-down holds it lower."""
-    key = key_for(scope, name)
-    if per_second is None and connections is None:
-        raise InvalidInput("give --per-second and/or --connections")
-    if per_second is not None and not MIN_PER_SECOND <= per_second <= MAX_PER_SECOND:
-        raise InvalidInput(
-            f"--per-second must be from {MIN_PER_SECOND:g} to {MAX_PER_SECOND:g} (above 0)"
-        )
-    if connections is not None and not 0 < connections <= MAX_CONNECTIONS:
-        raise InvalidInput(f"--connections must be from 1 to {MAX_CONNECTIONS}")
-    with db.session() as session:
-        now = db_time(session)
-        row = session.get(SendLimit, (key.scope.value, key.name))
-        if row is None:
-            row = SendLimit(scope=key.scope.value, name=key.name, slow_downs=0)
-            session.add(row)
-        if per_second is not None:
-            # The admin's word is the rate now, unless a slow-down holds it lower (then the
-            # climb brings it up to the new cap); the clock the old rate left far ahead is
-            # pulled back to what the new rate allows.
-            slowed = row.slowed_at is not None and row.rate is not None
-            row.per_second = per_second
-            row.rate = min(row.rate, per_second) if slowed and row.rate else per_second
-            soonest = now.timestamp() + 1 / row.rate
-            row.clock = None if row.clock is None else min(row.clock, soonest)
-        if connections is not None:
-            row.max_connections = connections
-        row.updated_at = now
-        session.commit()
-    return _views(db, key)[0]
-
-
-def clear_limit(db: Database, scope: str, name: str) -> bool:
-    """Remove a limit and its slots; False if there was none."""
-    key = key_for(scope, name)
-    with db.session() as session:
-        session.execute(
-            delete(SendLimitSlot).where(
-                SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name
-            )
-        )
-        gone = row_count(session.execute(delete(SendLimit).where(_where(key))))
-        session.commit()
-    return gone > 0
-
-
-def limits_overview(db: Database) -> list[LimitView]:
-    """Every limit, relays first, with its slots held now."""
-    return _views(db, None)
-
-
-def _views(db: Database, key: Key | None) -> list[LimitView]:
-    with db.session() as session:
-        return _views_in(session, key, db_time(session))
-
-
-def _views_in(session: Session, key: Key | None, now: datetime) -> list[LimitView]:
-    held = (
-        select(func.count())
-        .where(
-            SendLimitSlot.scope == SendLimit.scope,
-            SendLimitSlot.name == SendLimit.name,
-            SendLimitSlot.expires_at > now,
-        )
-        .scalar_subquery()
-    )
-    query = select(SendLimit, held).order_by(SendLimit.scope.desc(), SendLimit.name)
-    if key is not None:
-        query = query.where(_where(key))
-    return [_view(row, int(slots)) for row, slots in session.execute(query).all()]
-
-
-def _view(row: SendLimit, slots: int) -> LimitView:
-    return LimitView(
-        row.scope, row.name, row.per_second, row.max_connections, row.rate,
-        row.slowed_at, row.slow_downs, row.last_reply, slots,
-    )  # fmt: skip

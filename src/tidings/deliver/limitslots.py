@@ -4,17 +4,13 @@ Query helpers: they take a session and never commit."""
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.models import SendLimit, SendLimitSlot
 from tidings.deliver.limitclock import db_time, db_time_column
-from tidings.deliver.limitkeys import Key
-
-
-def _where(key: Key):  # type: ignore[no-untyped-def]
-    return and_(SendLimit.scope == key.scope.value, SendLimit.name == key.name)
+from tidings.deliver.limitkeys import Key, limit_where, slots_where
 
 
 def take_slot(
@@ -25,15 +21,13 @@ def take_slot(
     Each try is one INSERT ... ON CONFLICT DO UPDATE fenced by the old lease's expiry, so
     two workers never get the same slot (leases on the database's clock)."""
     found = session.execute(
-        select(SendLimit.max_connections, db_time_column(session)).where(_where(key))
+        select(SendLimit.max_connections, db_time_column(session)).where(limit_where(key))
     ).one_or_none()
     if found is None or found[0] is None:
         return None
     most, now = found[0], found[1] if now is None else now
     rows = session.execute(
-        select(SendLimitSlot.slot, SendLimitSlot.expires_at).where(
-            SendLimitSlot.scope == key.scope.value, SendLimitSlot.name == key.name
-        )
+        select(SendLimitSlot.slot, SendLimitSlot.expires_at).where(slots_where(key))
     ).all()
     held = {slot for slot, expires_at in rows if expires_at > now}
     for slot in range(most):
@@ -58,10 +52,7 @@ def release_slot(session: Session, key: Key, slot: int, holder: str) -> None:
     """Give a slot back (only if ``holder`` still holds it)."""
     session.execute(
         delete(SendLimitSlot).where(
-            SendLimitSlot.scope == key.scope.value,
-            SendLimitSlot.name == key.name,
-            SendLimitSlot.slot == slot,
-            SendLimitSlot.holder == holder,
+            slots_where(key), SendLimitSlot.slot == slot, SendLimitSlot.holder == holder
         )
     )
 

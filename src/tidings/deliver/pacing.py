@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope
-from tidings.deliver import limits
-from tidings.deliver.limits import Key, Known, NotBefore, Reserved
+from tidings.deliver import limits, limitslots
+from tidings.deliver.limitkeys import Key, domain_name
+from tidings.deliver.limits import Known, NotBefore, Reserved
 from tidings.errors import InvalidInput
 from tidings.mail.status import enhanced_status
 from tidings.mail.transport import DeliveryError, Transport
@@ -272,7 +273,7 @@ class Pacer:
     @staticmethod
     def _domain_key(recipient: str) -> Key | None:
         try:
-            return Key(SendLimitScope.domain, limits.domain_name(recipient))
+            return Key(SendLimitScope.domain, domain_name(recipient))
         except InvalidInput:
             return None
 
@@ -364,7 +365,7 @@ class Pacer:
 
     def _take_slot(self, key: Key) -> int | None:
         with self.db.session() as session:
-            slot = limits.take_slot(session, key, self.holder, self.lease)
+            slot = limitslots.take_slot(session, key, self.holder, self.lease)
             session.commit()
             return slot
 
@@ -381,7 +382,7 @@ class Pacer:
 
     def _release(self, key: Key, slot: int) -> None:
         with self.db.session() as session:
-            limits.release_slot(session, key, slot, self.holder)
+            limitslots.release_slot(session, key, slot, self.holder)
             session.commit()
 
     async def close(self) -> None:
