@@ -21,6 +21,7 @@ from tidings.db.models import DeliveryState, EditionStatus, SendLimit, SendLimit
 from tidings.deliver import limitadmin
 from tidings.deliver.limitkeys import Key, relay_name
 from tidings.deliver.pacing import Pacer
+from tidings.deliver.worker import relay_key
 from tidings.mail.transport import DeliveryError, TransientDeliveryError
 from tidings.metrics import RATE_LIMIT_WAITS
 
@@ -209,3 +210,18 @@ def test_a_replys_stage_says_whom_it_slows(
     reply = TransientDeliveryError(451, "4.7.1 try later", stage)  # type: ignore[arg-type]
     key = pacer.slow_down_key("reader@busy.example", reply)
     assert key is not None and key.scope.value == speaks_for
+
+
+def test_the_relay_key_names_the_configured_server_or_the_catcher(settings: Settings) -> None:
+    """The worker's relay key takes the transport's fall-back to the local catcher; naming
+    a real server checks no links (it sends nothing)."""
+    catcher = settings.model_copy(update={"smtp_url": ""})
+    assert relay_key(catcher) == Key(SendLimitScope.relay, f"127.0.0.1:{settings.catcher_port}")
+    real = settings.model_copy(
+        update={
+            "smtp_url": "smtp://Mail.Example.org:25",
+            "base_url": "http://127.0.0.1:8000",
+            "allow_insecure_links": False,
+        }
+    )
+    assert relay_key(real) == Key(SendLimitScope.relay, "mail.example.org:25")
