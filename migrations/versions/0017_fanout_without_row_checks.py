@@ -53,7 +53,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
             MESSAGE = 'delete ' || TG_TABLE_NAME || ' in READ COMMITTED: deliveries follow them';
     END IF;
-    UPDATE deliveries SET subscriber_id = NULL WHERE subscriber_id IN (SELECT id FROM gone);
+    -- The relay's reply often quotes the address: it goes with the reader.
+    UPDATE deliveries SET subscriber_id = NULL, last_reply = NULL
+    WHERE subscriber_id IN (SELECT id FROM gone);
     RETURN NULL;
 END $$
 """,
@@ -87,7 +89,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION tidings_deliveries_added()
 CREATE FUNCTION tidings_subscribers_emptied() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
-    UPDATE deliveries SET subscriber_id = NULL WHERE subscriber_id IS NOT NULL;
+    UPDATE deliveries SET subscriber_id = NULL, last_reply = NULL WHERE subscriber_id IS NOT NULL;
     RETURN NULL;
 END $$
 """,

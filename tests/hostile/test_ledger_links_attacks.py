@@ -140,6 +140,29 @@ def test_truncating_subscribers_on_postgresql_leaves_no_dangling_id(
     assert _orphans(db) == 0
 
 
+def test_a_raw_delete_of_readers_on_postgresql_takes_their_replies(
+    db: Database, settings: Settings
+) -> None:
+    """A DELETE that no service wrote (an operator's psql, a later bulk path racing a change
+    of its filter) still leaves no reply quoting the reader: the link trigger clears it."""
+    _only(db, "postgresql")
+    made = sending(db, settings, readers=2)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE deliveries SET last_reply = '250 ok <reader@example.ge>'"
+                " WHERE edition_id = :e"
+            ),
+            {"e": made.edition_id},
+        )
+        connection.execute(text("DELETE FROM subscribers"))
+    with db.session() as session:
+        kept = session.scalars(
+            select(Delivery.last_reply).where(Delivery.edition_id == made.edition_id)
+        ).all()
+    assert kept and all(reply is None for reply in kept)
+
+
 # --- Attacks that held -------------------------------------------------------------------
 
 
