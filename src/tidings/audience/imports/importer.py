@@ -28,6 +28,7 @@ from tidings.audience.imports.staging import (
     drop_staging,
     load_rows,
     merge_duplicates,
+    planner_for_bulk,
 )
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.dialect import is_postgres
@@ -120,14 +121,6 @@ def import_rows_into(
         connection.commit()
     refresh_statistics(connection)
     return report
-
-
-def planner_for_bulk(connection: Connection, bulk: bool) -> None:
-    """Turn PostgreSQL's JIT compilation off for this session while it imports (and back to
-    the server's setting after): with the staging tables analysed, each statement of a
-    batch looks big enough to compile, and compiling takes longer than running it."""
-    if is_postgres(connection):
-        connection.execute(text("SET jit = off" if bulk else "RESET jit"))
 
 
 def apply_batches(

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from tidings.audience.imports.merge import ImportOptions, MergeCounts, apply_batch
-from tidings.audience.imports.staging import import_merged
+from tidings.audience.imports.staging import import_merged, planner_for_bulk
 
 #: Applier connections an import uses on PostgreSQL: the import's two busy parts (the
 #: server's row checks and this process) each get about a core of a small machine.
@@ -38,7 +38,7 @@ def _appliers(source: Connection, count: int) -> Iterator[SimpleQueue[Connection
             connection = source.engine.connect()
             opened.append(connection)
             import_merged.create(connection)
-            connection.execute(text("SET jit = off"))
+            planner_for_bulk(connection, True)
             connection.commit()
             idle.put(connection)
         yield idle
@@ -46,7 +46,7 @@ def _appliers(source: Connection, count: int) -> Iterator[SimpleQueue[Connection
         for connection in opened:
             connection.rollback()
             import_merged.drop(connection, checkfirst=True)
-            connection.execute(text("RESET jit"))
+            planner_for_bulk(connection, False)
             connection.commit()
             connection.close()
 

@@ -166,3 +166,11 @@ def analyse(connection: Connection, table: Table) -> None:
     loops over them."""
     if is_postgres(connection):
         connection.execute(text(f"ANALYZE {table.name}"))
+
+
+def planner_for_bulk(connection: Connection, bulk: bool) -> None:
+    """Turn PostgreSQL's JIT compilation off for this session while it imports (and back to
+    the server's setting after): with the staging tables analysed, each statement of a
+    batch looks big enough to compile, and compiling takes longer than running it."""
+    if is_postgres(connection):
+        connection.execute(text("SET jit = off" if bulk else "RESET jit"))
