@@ -99,6 +99,8 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/feed_media_prefixes.py
 	$(BIN)/python bench/worker_memory.py
 	$(BIN)/python bench/send_limits.py
+	$(BIN)/python bench/message_build.py
+	$(BIN)/python bench/data_prep.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache
