@@ -27,8 +27,9 @@ FIELDS = (
 )
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-#: Chatty loggers of the libraries, kept to warnings.
-QUIET = ("mail.log", "apscheduler", "alembic.runtime.migration")
+#: Chatty loggers of the libraries, kept to warnings (all of alembic: newer releases also
+#: announce each of their plugins at INFO on every schema check).
+QUIET = ("mail.log", "apscheduler", "alembic")
 
 
 class JsonFormatter(logging.Formatter):
