@@ -7,19 +7,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.deliver.ledgerrows import DOMAIN, draft
+from tests.deliver.linksupport import BLOCK_WAIT_S, orphans, wait_until_blocked
 from tidings.config import Settings
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, Newsletter, Subscriber
 from tidings.deliver import ledger
-
-#: How long a test waits for another transaction to block on a lock (a bound, not a pause).
-BLOCK_WAIT_S = 60.0
 
 
 def _fan_out(db: Database, edition_id: int, newsletter_id: int) -> int:
@@ -36,24 +34,6 @@ def _subscribers_of(db: Database, edition_id: int) -> list[int | None]:
                 select(Delivery.subscriber_id).where(Delivery.edition_id == edition_id)
             ),
             key=lambda s: (s is None, s or 0),
-        )
-
-
-def _orphans(db: Database) -> int:
-    """Deliveries naming an edition or subscriber that is not there."""
-    with db.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .outerjoin(Edition, Edition.id == Delivery.edition_id)
-                .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .where(
-                    (Edition.id.is_(None))
-                    | (Delivery.subscriber_id.is_not(None) & Subscriber.id.is_(None))
-                )
-            )
-            or 0
         )
 
 
@@ -75,7 +55,7 @@ def test_deleting_a_newsletter_deletes_its_editions_deliveries(
         session.execute(delete(Newsletter).where(Newsletter.id == made.newsletter_id))
         session.commit()
     assert _subscribers_of(db, made.edition_id) == []
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
 
 
 def test_erasing_a_subscriber_keeps_their_delivery_anonymous(
@@ -88,7 +68,7 @@ def test_erasing_a_subscriber_keeps_their_delivery_anonymous(
         session.execute(delete(Subscriber).where(Subscriber.id == gone))
         session.commit()
     assert _subscribers_of(db, made.edition_id) == [*sorted(kept), None]
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
 
 
 @pytest.mark.parametrize("missing", ["edition", "subscriber"])
@@ -124,24 +104,6 @@ def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseE
     return thread, errors
 
 
-def _wait_until_blocked(db: Database, needle: str) -> None:
-    """Until a backend running a statement containing ``needle`` waits on a lock."""
-    deadline = datetime.now(UTC).timestamp() + BLOCK_WAIT_S
-    while datetime.now(UTC).timestamp() < deadline:
-        with db.engine.connect() as connection:
-            found = connection.execute(
-                text(
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE :needle AND pid <> pg_backend_pid()"
-                ),
-                {"needle": f"%{needle}%"},
-            ).first()
-        if found:
-            return
-        threading.Event().wait(0.05)  # poll again; the bound is BLOCK_WAIT_S
-    raise AssertionError(f"no statement with {needle!r} blocked within {BLOCK_WAIT_S} s")
-
-
 def _postgres_only(db: Database) -> None:
     if not is_postgres(db.engine):
         pytest.skip("SQLite has one writer at a time: no fan-out runs beside an erasure")
@@ -163,12 +125,12 @@ def test_an_erasure_waits_for_a_running_fan_out_and_then_clears_its_rows(
                 session.commit()
 
         thread, errors = _in_thread(erase)
-        _wait_until_blocked(db, "DELETE FROM subscribers")
+        wait_until_blocked(db, "DELETE FROM subscribers")
         fanning.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors
     assert _subscribers_of(db, made.edition_id) == [*sorted(kept), None]
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
 
 
 def test_a_fan_out_waits_for_a_running_erasure_and_skips_the_erased(
@@ -183,13 +145,13 @@ def test_a_fan_out_waits_for_a_running_erasure_and_skips_the_erased(
         thread, errors = _in_thread(
             lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
         )
-        _wait_until_blocked(db, "INSERT INTO deliveries")
+        wait_until_blocked(db, "INSERT INTO deliveries")
         erasing.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors
     assert counts == [2]
     assert _subscribers_of(db, made.edition_id) == sorted(kept)
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
 
 
 def test_deleting_an_edition_waits_for_its_fan_out_and_then_takes_its_rows(
@@ -207,12 +169,12 @@ def test_deleting_an_edition_waits_for_its_fan_out_and_then_takes_its_rows(
                 session.commit()
 
         thread, errors = _in_thread(drop_edition)
-        _wait_until_blocked(db, "DELETE FROM editions")
+        wait_until_blocked(db, "DELETE FROM editions")
         fanning.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors
     assert _subscribers_of(db, made.edition_id) == []
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
 
 
 def test_an_erasure_outside_read_committed_is_refused(db: Database, settings: Settings) -> None:
@@ -238,7 +200,7 @@ def test_two_fan_outs_of_one_edition_at_once_queue_each_reader_once(
         thread, errors = _in_thread(
             lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
         )
-        _wait_until_blocked(db, "FOR NO KEY UPDATE")
+        wait_until_blocked(db, "FOR NO KEY UPDATE")
         first.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors

@@ -6,9 +6,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from tests.deliver.ledgerrows import sending
+from tests.deliver.linksupport import BLOCK_WAIT_S, wait_until_blocked
 from tidings.audience.erasure import erase_readers
 from tidings.audience.subscribers import erase
 from tidings.config import Settings
@@ -16,9 +17,6 @@ from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Subscriber
 from tidings.deliver import ledger
-
-#: A bound on how long a thread may take or a statement may take to block, not a pause.
-WAIT_S = 60.0
 
 
 def test_a_late_result_lands_on_the_erased_reader_s_row_without_its_reply(
@@ -97,30 +95,12 @@ def test_a_result_racing_an_erasure_waits_for_it_and_then_stores_no_reply(
         assert erase_readers(erasing, which) == 1
         thread = threading.Thread(target=write_result, daemon=True)
         thread.start()
-        _wait_until_blocked(db, "FOR UPDATE")
+        wait_until_blocked(db, "FOR UPDATE")
         erasing.commit()
-    thread.join(WAIT_S)
+    thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors
     with db.session() as session:
         row = session.execute(
             select(Delivery.subscriber_id, Delivery.state, Delivery.last_reply)
         ).one()
     assert tuple(row) == (None, DeliveryState.sent, None)
-
-
-def _wait_until_blocked(db: Database, needle: str) -> None:
-    """Until a backend running a statement containing ``needle`` waits on a lock."""
-    deadline = datetime.now(UTC) + timedelta(seconds=WAIT_S)
-    while datetime.now(UTC) < deadline:
-        with db.engine.connect() as connection:
-            found = connection.execute(
-                text(
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE :needle AND pid <> pg_backend_pid()"
-                ),
-                {"needle": f"%{needle}%"},
-            ).first()
-        if found:
-            return
-        threading.Event().wait(0.05)  # poll again; the bound is WAIT_S
-    raise AssertionError(f"no statement with {needle!r} blocked within {WAIT_S} s")

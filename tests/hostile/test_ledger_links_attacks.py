@@ -12,35 +12,15 @@ from alembic.operations import Operations
 from sqlalchemy import delete, func, select, text, update
 
 from tests.deliver.ledgerrows import DOMAIN, draft, sending
+from tests.deliver.linksupport import BLOCK_WAIT_S, orphans, wait_until_blocked
 from tidings.audience.bulk import bulk_delete
 from tidings.audience.search import AudienceFilter
 from tidings.audience.subscribers import erase
 from tidings.config import Settings
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, Edition, Newsletter, Subscriber
+from tidings.db.models import Delivery, DeliveryState, Newsletter
 from tidings.deliver import ledger
-
-#: A bound on how long a thread may take, not a pause.
-JOIN_S = 60.0
-
-
-def _orphans(db: Database) -> int:
-    """Deliveries naming an edition or subscriber that is not there."""
-    with db.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .outerjoin(Edition, Edition.id == Delivery.edition_id)
-                .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .where(
-                    (Edition.id.is_(None))
-                    | (Delivery.subscriber_id.is_not(None) & Subscriber.id.is_(None))
-                )
-            )
-            or 0
-        )
 
 
 def _replies(db: Database) -> list[str | None]:
@@ -100,7 +80,7 @@ def test_a_bulk_delete_leaves_no_relay_reply_naming_the_reader(
         )
         session.commit()
     assert bulk_delete(db, AudienceFilter(query=address)) == 1
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
     assert not [reply for reply in _replies(db) if reply and address in reply]
 
 
@@ -122,7 +102,7 @@ def test_a_result_written_after_an_erasure_keeps_no_reply_naming_the_reader(
             session, [claim.outcome(DeliveryState.sent, 250, reply, later)], {made.edition_id}
         )
         session.commit()
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
     assert not [r for r in _replies(db) if r and address in r]
 
 
@@ -137,7 +117,7 @@ def test_truncating_subscribers_on_postgresql_leaves_no_dangling_id(
     assert made.edition_id
     with db.engine.begin() as connection:
         connection.execute(text("TRUNCATE subscribers CASCADE"))
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
 
 
 def test_a_raw_delete_of_readers_on_postgresql_takes_their_replies(
@@ -184,11 +164,11 @@ def test_a_bulk_delete_racing_a_fan_out_leaves_no_orphan(db: Database, settings:
 
         thread = threading.Thread(target=remove_all, daemon=True)
         thread.start()
-        _wait_for_lock(db, "DELETE FROM subscribers")
+        wait_until_blocked(db, "DELETE FROM subscribers")
         fanning.commit()
-    thread.join(JOIN_S)
+    thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors
-    assert _orphans(db) == 0
+    assert orphans(db) == 0
     with db.session() as session:
         kept = session.scalars(select(Delivery.subscriber_id)).all()
     assert kept == [None] * 5
@@ -226,22 +206,4 @@ def test_the_downgrade_to_0016_brings_the_foreign_keys_back_with_data(
         assert {"editions", "subscribers"} <= targets
     finally:
         upgrade(db.engine)
-    assert _orphans(db) == 0
-
-
-def _wait_for_lock(db: Database, needle: str) -> None:
-    """Until a backend running a statement containing ``needle`` waits on a lock."""
-    deadline = datetime.now(UTC) + timedelta(seconds=JOIN_S)
-    while datetime.now(UTC) < deadline:
-        with db.engine.connect() as connection:
-            found = connection.execute(
-                text(
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE :needle AND pid <> pg_backend_pid()"
-                ),
-                {"needle": f"%{needle}%"},
-            ).first()
-        if found:
-            return
-        threading.Event().wait(0.05)  # poll again; the bound is JOIN_S
-    raise AssertionError(f"no statement with {needle!r} blocked within {JOIN_S} s")
+    assert orphans(db) == 0
