@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 
 CHUNK = 64 * 1024
+#: A bound on how long a held reply waits for its test to let it go, not a pause.
+HOLD_LIMIT_S = 30.0
 
 
 @dataclass
@@ -29,6 +31,9 @@ class Reply:
     delay_seconds: float = 0.0
     #: Send the body one byte at a time, this long apart (headers go out at once).
     drip_seconds: float = 0.0
+    #: Answer only once this is set (at most :data:`HOLD_LIMIT_S`): a feed that is slow for
+    #: exactly as long as a test needs, with no clock in the test.
+    held_until: threading.Event | None = None
 
 
 Route = Reply | Callable[[dict[str, str]], Reply]
@@ -78,6 +83,8 @@ def feed_server(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> I
             route = server.routes.get(self.path, Reply(404, b"not found"))
             reply = route(headers) if callable(route) else route
             time.sleep(reply.delay_seconds)
+            if reply.held_until is not None:
+                reply.held_until.wait(HOLD_LIMIT_S)
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
