@@ -6,7 +6,7 @@
 - feed polling on an interval;
 - upkeep: start the scheduled drafts whose time has come, then the ledger's upkeep (the
   service the workers run too, :mod:`tidings.deliver.upkeep`), then inbound messages past
-  their retention period are deleted;
+  their retention period and rate-limit events that count for no rule any more are deleted;
 - a job that rebuilds the cron jobs when newsletters change;
 - with TIDINGS_BOUNCE_IMAP_URL set, polling that mailbox for the mail that comes back.
 A second scheduler waits as a hot standby until the advisory lock is free.
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from tidings.access.ratelimit import prune as prune_rate_events
 from tidings.catalog.newsletters import newsletter_schedules
 from tidings.compose.lifecycle import start_due_drafts
 from tidings.compose.zones import reader_time_ids
@@ -58,12 +59,19 @@ def _purge_inbound(db: Database, settings: Settings, now: datetime) -> list[str]
     return []
 
 
+def _prune_rate_events(db: Database, settings: Settings, now: datetime) -> list[str]:
+    # Buckets nobody comes back to (one per client address) are cleaned nowhere else.
+    prune_rate_events(db, now)
+    return []
+
+
 #: The upkeep's services, in order; each runs on its own, so one failing never stops the
 #: other (the ledger's upkeep also runs its own steps each on its own, and names them).
 UPKEEP_STEPS: tuple[tuple[str, Callable[[Database, Settings, datetime], list[str]]], ...] = (
     ("start scheduled drafts", _start_drafts),
     ("ledger upkeep", _ledger),
     ("purge old inbound messages", _purge_inbound),
+    ("prune old rate-limit events", _prune_rate_events),
 )
 
 
