@@ -6,9 +6,13 @@ from tidings.db.engine import Database
 from tidings.db.migrate import current_revision, downgrade, head_revision, upgrade
 from tidings.db.models import Base
 
-#: Kept as foreign keys on SQLite only: migration 0017 puts triggers in their place on
-#: PostgreSQL (so the models, written for PostgreSQL's fan-out, declare neither).
-SQLITE_ONLY_KEYS = {"fk_deliveries_edition_id_editions", "fk_deliveries_subscriber_id_subscribers"}
+#: Kept as foreign keys on SQLite only: migrations 0017 and 0018 put triggers in their place
+#: on PostgreSQL (so the models, written for PostgreSQL's fan-out, declare none of them).
+SQLITE_ONLY_KEYS = {
+    "fk_deliveries_edition_id_editions",
+    "fk_deliveries_subscriber_id_subscribers",
+    "fk_deliveries_variant_id_edition_variants",
+}
 
 
 def _differences(database: Database) -> list[object]:

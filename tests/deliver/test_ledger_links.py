@@ -145,7 +145,8 @@ def test_a_fan_out_waits_for_a_running_erasure_and_skips_the_erased(
         thread, errors = _in_thread(
             lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
         )
-        wait_until_blocked(db, "INSERT INTO deliveries")
+        # The fan-out waits to hold the readers (migration 0018) until the erasure commits.
+        wait_until_blocked(db, "tidings_hold_readers")
         erasing.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors

@@ -429,10 +429,11 @@ class Delivery(Base):
     """One row of the send ledger: edition x subscriber.
 
     ``subscriber_id`` becomes NULL when a subscriber is erased, so anonymous counts survive.
-    ``edition_id`` and ``subscriber_id`` are kept on PostgreSQL by triggers (migration 0017),
-    not foreign keys: deleting an edition deletes its deliveries, erasing a subscriber sets
-    theirs to NULL, and a fan-out of a million rows pays one set-based check instead of two
-    per row. SQLite keeps them as foreign keys with the same effects (not declared here).
+    ``edition_id``, ``subscriber_id`` and ``variant_id`` are kept on PostgreSQL by triggers
+    (migrations 0017 and 0018), not foreign keys: deleting an edition deletes its deliveries,
+    erasing a subscriber or deleting a variant sets theirs to NULL, and a fan-out of a million
+    rows pays one set-based check instead of three per row. SQLite keeps them as foreign keys
+    with the same effects (not declared here).
     """
 
     __tablename__ = "deliveries"
@@ -448,9 +449,7 @@ class Delivery(Base):
     last_reply: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(255))
     #: The variant of the edition this reader gets (None: the edition's own parts).
-    variant_id: Mapped[int | None] = mapped_column(
-        ForeignKey("edition_variants.id", ondelete="SET NULL")
-    )
+    variant_id: Mapped[int | None] = mapped_column(Integer)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -193,6 +194,7 @@ def fan_out(
     for the same edition adds only readers it did not have.
     """
     _hold_edition(session, edition_id)
+    _hold_readers(session)
     message_id = (
         literal(f"<tidings.{edition_id}.")
         + opaque_token(session)
@@ -211,8 +213,6 @@ def fan_out(
         )
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(*readers_of(session, newsletter_id, sections, cadence, zone_rule))
-        # No erasure can take a reader away until this commits (see _hold_edition).
-        .with_for_update(read=True, key_share=True, of=Subscriber)
     )
     statement = upsert_insert(session)(Delivery).from_select(
         [
@@ -240,16 +240,30 @@ def _hold_edition(session: Session, edition_id: int) -> None:
     """Lock the edition until the fan-out commits: no DELETE can take it meanwhile, and a
     second fan-out of it waits, then sees this one's rows (so it never adds a duplicate).
 
-    Deliveries name their edition and subscriber without foreign keys (migration 0017: no
-    check per row); instead the fan-out holds both ends, the edition here and each reader in
-    its SELECT, and a DELETE of either waits, then takes the new deliveries with it. FOR NO
-    KEY UPDATE leaves the edition's other readers (key-share checks, plain SELECTs) alone.
+    Deliveries name their edition and subscriber without foreign keys (migrations 0017 and
+    0018: no check per row); instead the fan-out holds both ends, the edition here and its
+    readers in :func:`_hold_readers`, and a DELETE of either waits, then takes the new
+    deliveries with it. FOR NO KEY UPDATE leaves the edition's other readers (key-share
+    checks, plain SELECTs) alone.
     """
     held = session.scalar(
         select(Edition.id).where(Edition.id == edition_id).with_for_update(key_share=True)
     )
     if held is None:
         raise NotFound(f"edition {edition_id} does not exist")
+
+
+def _hold_readers(session: Session) -> None:
+    """On PostgreSQL, hold the readers until the fan-out commits, with one lock however many
+    there are: a DELETE of subscribers waits for it, then anonymises the deliveries made
+    here; one that came first is waited for, and its readers are then no longer read. Also
+    give this transaction's hash joins room for a million readers without spilling to disk.
+
+    SQLite has one writer at a time and keeps its foreign keys: nothing to hold.
+    """
+    if is_postgres(session):
+        session.execute(select(func.tidings_hold_readers()))
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
 def _has_deliveries(session: Session, edition_id: int) -> bool:
