@@ -1,13 +1,15 @@
 """How long the set-based fan-out of one edition takes for N subscribers on PostgreSQL,
-against the fan-out before migration 0017 (foreign keys checked per row) in the same run.
+against the fan-out before migration 0017 (foreign keys checked per row) and before 0018 (a
+row lock per reader, the variant's foreign key) in the same run.
 
     .venv/bin/python bench/fanout.py [--subscribers 1000000] [--rounds 3]
 
-Each round composes and fans out a one-off edition twice on the same database and rows:
-once as before (the baseline: the schema of migration 0016, with deliveries' edition and
-subscriber foreign keys, and the fan-out module of commit BEFORE, read from git), once at
-head (0017: set-based triggers, the fan-out's locks, no ON CONFLICT on a first fan-out);
-the ledger is emptied before each. Beside them, a plain INSERT ... SELECT of the same rows
+Each round composes and fans out a one-off edition three times on the same database and
+rows: as before 0017 (the baseline: the schema of migration 0016, with deliveries' edition
+and subscriber foreign keys, and the fan-out module of its commit, read from git), as before
+0018 (set-based triggers, a FOR KEY SHARE lock on each reader, the variant's foreign key),
+and at head (one advisory lock for the readers, the variant checked per statement); the
+ledger is emptied before each. Beside them, a plain INSERT ... SELECT of the same rows
 into an unindexed table with no constraints: the floor for writing that many rows. Wall
 time and the PostgreSQL backend's own CPU time (read from /proc, so other work on a shared
 machine weighs less) are printed as medians of the rounds, with their ratios.
@@ -40,26 +42,25 @@ from tidings.db.engine import Database, open_database
 from tidings.db.migrate import downgrade, upgrade
 from tidings.db.types import utcnow
 
-BASELINE = "0016"
-#: The last commit before the fan-out changed with migration 0017.
-BEFORE = "f2ada4b"
+#: Each earlier schema, with the last commit whose fan-out ran on it.
+BEFORE = {"0016": "f2ada4b", "0017": "8492425"}
 
 
-def fan_out_before() -> Any:
-    """``fan_out`` as it was at commit BEFORE, loaded from git (the baseline's code)."""
+def fan_out_before(commit: str) -> Any:
+    """``fan_out`` as it was at ``commit``, loaded from git (a baseline's code)."""
     root = Path(__file__).resolve().parent.parent
     source = subprocess.run(
-        ["git", "show", f"{BEFORE}:src/tidings/deliver/ledger/fanout.py"],
+        ["git", "show", f"{commit}:src/tidings/deliver/ledger/fanout.py"],
         cwd=root,
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
     ).stdout
-    spec = importlib.util.spec_from_loader("fanout_before", loader=None)
+    spec = importlib.util.spec_from_loader(f"fanout_{commit}", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    exec(compile(source, f"{BEFORE}:fanout.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, f"{commit}:fanout.py", "exec"), module.__dict__)  # noqa: S102
     return module.fan_out
 
 
@@ -128,13 +129,21 @@ def main() -> None:
                     text("INSERT INTO plain SELECT 1, subscriber_id, 'queued' FROM subscriptions")
                 )
 
-        runs: dict[str, list[tuple[float, float]]] = {"0016": [], "head": [], "plain": []}
-        head_fan_out, old_fan_out = tidings.compose.service.fan_out, fan_out_before()
+        runs: dict[str, list[tuple[float, float]]] = {
+            "0016": [],
+            "0017": [],
+            "head": [],
+            "plain": [],
+        }
+        head_fan_out = tidings.compose.service.fan_out
+        old = {schema: fan_out_before(commit) for schema, commit in BEFORE.items()}
         for _ in range(args.rounds):
-            downgrade(db.engine, BASELINE)
-            empty_ledger(db)
-            tidings.compose.service.fan_out = old_fan_out
-            runs["0016"].append(timed(db, pids, fan_out))
+            downgrade(db.engine, min(BEFORE))
+            for schema, old_fan_out in old.items():
+                upgrade(db.engine, schema)
+                empty_ledger(db)
+                tidings.compose.service.fan_out = old_fan_out
+                runs[schema].append(timed(db, pids, fan_out))
             tidings.compose.service.fan_out = head_fan_out
             upgrade(db.engine)
             empty_ledger(db)
@@ -146,15 +155,17 @@ def main() -> None:
     print(f"{args.subscribers} subscribers, median of {args.rounds} rounds (wall / backend CPU)")
     labels = {
         "0016": "compose + fan-out, before 0017 (baseline)",
-        "head": "compose + fan-out, head (0017)          ",
+        "0017": "compose + fan-out, before 0018          ",
+        "head": "compose + fan-out, head (0018)          ",
         "plain": "plain INSERT ... SELECT, no indexes     ",
     }
     for name, label in labels.items():
         print(f"{label}: {wall[name]:6.2f} s / {cpu[name]:6.2f} s")
-    print(
-        f"head vs baseline : {wall['0016'] / wall['head']:.2f}x faster wall, "
-        f"{cpu['0016'] / cpu['head']:.2f}x CPU"
-    )
+    for schema in BEFORE:
+        print(
+            f"head vs {schema}   : {wall[schema] / wall['head']:.2f}x faster wall, "
+            f"{cpu[schema] / cpu['head']:.2f}x CPU"
+        )
     print(f"head vs the floor: {wall['head'] / wall['plain']:.1f}x wall")
 
 

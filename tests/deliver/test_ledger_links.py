@@ -1,6 +1,8 @@
-"""A delivery's edition and subscriber without foreign keys (migration 0017): deleting an
-edition takes its deliveries, erasing a subscriber leaves theirs anonymous, an insert naming
-neither is refused, and on PostgreSQL neither can slip away while a fan-out runs."""
+"""A delivery's edition, subscriber and variant without foreign keys (migrations 0017 and
+0018): deleting an edition takes its deliveries, erasing a subscriber leaves theirs
+anonymous, deleting a variant leaves theirs on the edition's own parts, an insert naming none
+of them is refused, and on PostgreSQL neither edition nor reader can slip away while a
+fan-out runs."""
 
 import threading
 from collections.abc import Callable
@@ -16,7 +18,14 @@ from tests.deliver.linksupport import BLOCK_WAIT_S, orphans, wait_until_blocked
 from tidings.config import Settings
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, Edition, Newsletter, Subscriber
+from tidings.db.models import (
+    Delivery,
+    DeliveryState,
+    Edition,
+    EditionVariant,
+    Newsletter,
+    Subscriber,
+)
 from tidings.deliver import ledger
 
 
@@ -88,6 +97,87 @@ def test_a_delivery_naming_no_edition_or_subscriber_is_refused(
         )
         with pytest.raises(IntegrityError):
             session.commit()
+
+
+def _variant(db: Database, edition_id: int) -> int:
+    with db.session() as session:
+        variant = EditionVariant(
+            edition_id=edition_id,
+            choice_key="sport",
+            sections=["sport"],
+            html_body="<p>sport</p>",
+            text_body="sport",
+            article_count=1,
+        )
+        session.add(variant)
+        session.commit()
+        return variant.id
+
+
+def _queue(db: Database, edition_id: int, subscriber_id: int, variant_id: int) -> None:
+    with db.session() as session:
+        session.add(
+            Delivery(
+                edition_id=edition_id,
+                subscriber_id=subscriber_id,
+                state=DeliveryState.queued,
+                message_id="<1@x>",
+                variant_id=variant_id,
+            )
+        )
+        session.commit()
+
+
+def test_a_delivery_naming_no_variant_is_refused(db: Database, settings: Settings) -> None:
+    made = draft(db, settings, readers=1)
+    (subscriber_id,) = made.ids.values()
+    with pytest.raises(IntegrityError):
+        _queue(db, made.edition_id, subscriber_id, _variant(db, made.edition_id) + 1000)
+
+
+def test_a_delivery_naming_another_editions_variant_is_refused(
+    db: Database, settings: Settings
+) -> None:
+    if not is_postgres(db.engine):
+        pytest.skip("SQLite's foreign key checks only that the variant exists")
+    made = draft(db, settings, readers=1)
+    other = draft(db, settings, readers=1, slug="other")
+    (subscriber_id,) = made.ids.values()
+    with pytest.raises(IntegrityError):
+        _queue(db, made.edition_id, subscriber_id, _variant(db, other.edition_id))
+
+
+def test_deleting_a_variant_leaves_its_deliveries_on_the_editions_own_parts(
+    db: Database, settings: Settings
+) -> None:
+    made = draft(db, settings, readers=2)
+    first, second = made.ids.values()
+    variant_id = _variant(db, made.edition_id)
+    _queue(db, made.edition_id, first, variant_id)
+    _queue(db, made.edition_id, second, variant_id)
+    with db.session() as session:
+        session.execute(delete(EditionVariant).where(EditionVariant.id == variant_id))
+        session.commit()
+        assert session.scalars(
+            select(Delivery.variant_id).where(Delivery.edition_id == made.edition_id)
+        ).all() == [None, None]
+    with db.session() as session:
+        session.execute(delete(Edition).where(Edition.id == made.edition_id))
+        session.commit()
+    assert _subscribers_of(db, made.edition_id) == []
+
+
+def test_deleting_an_edition_with_variants_deletes_its_deliveries(
+    db: Database, settings: Settings
+) -> None:
+    made = draft(db, settings, readers=1)
+    (subscriber_id,) = made.ids.values()
+    _queue(db, made.edition_id, subscriber_id, _variant(db, made.edition_id))
+    with db.session() as session:
+        session.execute(delete(Edition).where(Edition.id == made.edition_id))
+        session.commit()
+    assert _subscribers_of(db, made.edition_id) == []
+    assert orphans(db) == 0
 
 
 def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
