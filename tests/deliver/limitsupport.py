@@ -1,5 +1,10 @@
-"""Helpers the sending limits' tests share: one reservation in its own transaction, and a
-limit's row as stored."""
+"""Helpers the sending limits' tests share: one reservation in its own transaction, a
+limit's row as stored, and the statements that touch the limits' tables."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
 
 from tidings.db.engine import Database
 from tidings.db.models import SendLimit
@@ -23,3 +28,20 @@ def limit_row(db: Database, key: Key) -> SendLimit | None:
     """``key``'s row of ``send_limits``, if any."""
     with db.session() as session:
         return session.get(SendLimit, (key.scope.value, key.name))
+
+
+@contextmanager
+def limit_statements(db: Database) -> Iterator[list[str]]:
+    """The statements that touch ``send_limits`` or ``send_limit_slots`` while inside (any
+    connection of ``db``'s engine), in the list yielded."""
+    seen: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "send_limit" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)

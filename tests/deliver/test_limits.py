@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.deliver.limitsupport import limit_row, reserve
+from tests.deliver.limitsupport import limit_row, limit_statements, reserve
+from tests.deliver.linksupport import wait_until_blocked
 from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope, SendLimitSlot
 from tidings.deliver import limitadmin, limitclock, limitkeys, limits, limitslots
@@ -99,6 +100,63 @@ def test_slots_are_shared_and_leased(db: Database) -> None:
         holders = session.scalars(select(SendLimitSlot.holder).order_by(SendLimitSlot.slot))
         assert list(holders) == ["w4", "w3"]
     assert [v.slots_held for v in limitadmin.limits_overview(db)] == [2]
+
+
+def _take(db: Database, holder: str, now: datetime) -> int | None:
+    with db.session() as session:
+        slot = limitslots.take_slot(session, RELAY, holder, LEASE, now)
+        session.commit()
+        return slot
+
+
+def test_a_free_slot_costs_one_statement(db: Database) -> None:
+    """One INSERT ... RETURNING takes a free slot (or a dead holder's); when none is free,
+    one more statement says so (it tells a race lost to another taker from a full key)."""
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    with limit_statements(db) as seen:
+        assert _take(db, "w1", NOW) == 0
+    assert len(seen) == 1, seen
+    assert _take(db, "w2", NOW) == 1
+    with limit_statements(db) as seen:
+        assert _take(db, "w3", NOW) is None
+    assert len(seen) == 2, seen
+    with limit_statements(db) as seen:  # both leases ran out: the first is taken over
+        assert _take(db, "w3", NOW + LEASE) == 0
+    assert len(seen) == 1, seen
+
+
+def test_a_taker_that_loses_the_race_for_a_slot_takes_the_next(db: Database, db_name: str) -> None:
+    """Two takers pick the same free slot at once (the first has not committed when the
+    second's INSERT starts): the second waits, finds a live lease there, and takes the
+    next free slot instead of reporting every slot busy."""
+    if db_name != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL")
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    got: list[int | None] = []
+    with db.session() as first:
+        assert limitslots.take_slot(first, RELAY, "w1", LEASE, NOW) == 0
+        second = threading.Thread(target=lambda: got.append(_take(db, "w2", NOW)))
+        second.start()
+        wait_until_blocked(db, "INSERT INTO send_limit_slots")
+        first.commit()
+    second.join()
+    assert got == [1]
+
+
+def test_no_slot_past_a_lowered_limit_is_handed_out(db: Database) -> None:
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=4)
+    assert [_take(db, f"w{i}", NOW) for i in range(4)] == [0, 1, 2, 3]
+    limitadmin.set_limit(db, "relay", "smtp.example.ge:587", per_second=None, connections=2)
+    with db.session() as session:
+        limitslots.release_slot(session, RELAY, 3, "w3")  # past the limit: frees nothing
+        session.commit()
+    assert _take(db, "w4", NOW) is None
+    with db.session() as session:
+        limitslots.release_slot(session, RELAY, 1, "w1")
+        session.commit()
+    assert _take(db, "w4", NOW) == 1  # the free one below the limit, not slot 3 or 4
+    assert _take(db, "w5", NOW) is None
+    assert _take(db, "w5", NOW + LEASE) == 0  # 0, 1 and 2 ran out: the lowest is taken
 
 
 def _slow(db: Database, key: Key, now: datetime, measured: float = 0.0) -> float | None:

@@ -115,6 +115,7 @@ class Pacer:
         self._rates: dict[Key, float] = {}
         self._locks: dict[Key, asyncio.Lock] = {}
         self._slots: dict[int, int] = {}
+        self._slot_locks: dict[Key, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._counts: Counter[Key] = Counter()
         self._last_counts: Counter[Key] = Counter()
@@ -209,7 +210,7 @@ class Pacer:
 
     async def _domain_slot(self, key: Key) -> int | None:
         try:
-            return await asyncio.to_thread(self._take_slot, key)
+            return await self._take_slot(key)
         except Exception as exc:  # as if busy: the job comes back shortly
             log.warning("cannot take a domain's connection slot (%s)", type(exc).__name__)
             return None
@@ -354,7 +355,7 @@ class Pacer:
         await self.give_back(transport)  # a slot past a lowered limit
         assert self.relay is not None
         try:
-            slot = await asyncio.to_thread(self._take_slot, self.relay)
+            slot = await self._take_slot(self.relay)
         except Exception as exc:  # no slot: the connection waits or leaves
             log.warning("cannot take a connection slot (%s)", type(exc).__name__)
             return False
@@ -363,7 +364,13 @@ class Pacer:
         self._slots[id(transport)] = slot
         return True
 
-    def _take_slot(self, key: Key) -> int | None:
+    async def _take_slot(self, key: Key) -> int | None:
+        """One of ``key``'s slots, taken one at a time here (this worker's takers would race
+        each other for the same lowest free slot; a lost race costs two more statements)."""
+        async with self._slot_locks.setdefault(key, asyncio.Lock()):
+            return await asyncio.to_thread(self._take_slot_now, key)
+
+    def _take_slot_now(self, key: Key) -> int | None:
         with self.db.session() as session:
             slot = limitslots.take_slot(session, key, self.holder, self.lease)
             session.commit()
