@@ -7,7 +7,9 @@ Every run uses the same CSV in the same PostgreSQL server, each into a fresh dat
 ratios are meaningful on a noisy shared machine; the runs take turns, so load that comes and
 goes falls on each of them. The Tidings figure includes everything the import does: address
 validation, staging with COPY, merging duplicates, the INSERT ... SELECT of subscribers,
-subscriptions and their consent events, and the closing ANALYZE.
+subscriptions and their consent events, and the closing ANALYZE. Beside it, the floor for
+this schema: the file copied in, then the same subscribers, subscriptions and events written
+by three INSERT ... SELECTs with no Python and no checks ("COPY + 3 INSERTs").
 
 ``--baseline`` also runs the import as it was at COMMIT (default: the last commit before
 issue 13's work, f2ada4b): its four modules are read with ``git show`` into a temporary
@@ -122,6 +124,49 @@ def time_plain_copy(path: Path) -> Timing:
             return elapsed, elapsed
 
 
+#: The rows an import of new, confirmed addresses writes, set-based from the staged file:
+#: the least the server has to do for them with today's schema (its keys and indexes).
+FLOOR_STATEMENTS = (
+    "INSERT INTO subscribers (email, name, locale, timezone, attributes, created_at,"
+    " updated_at) SELECT email, name, locale, NULLIF(timezone, ''),"
+    " jsonb_build_object('city', city), now(), now() FROM plain",
+    "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence, consent_at,"
+    " consent_method, confirmed_at, created_at, updated_at) SELECT id, 1, 'active', 'daily',"
+    " now(), 'import', now(), now(), now() FROM subscribers",
+    "INSERT INTO subscriber_events (subscriber_id, kind, newsletter_id, source, created_at)"
+    " SELECT id, 'imported', 1, 'import', now() FROM subscribers",
+)
+
+
+def time_sql_floor(path: Path) -> Timing:
+    """COPY the file, then write the import's rows in three INSERT ... SELECTs (no Python,
+    no checks): the floor for importing that many new readers into this schema."""
+    with fresh_database() as url:
+        db = open_database(url)
+        upgrade(db.engine)
+        create_newsletter(db, NewsletterSpec(slug="bench", name="Bench", sender="b@example.org"))
+        db.dispose()
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn) as connection:
+            connection.execute(
+                "CREATE TEMP TABLE plain (email text, name text, locale text, timezone text,"
+                " city text)"
+            )
+            started = time.perf_counter()
+            with (
+                connection.cursor() as cursor,
+                cursor.copy("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+                path.open("rb") as source,
+            ):
+                while chunk := source.read(1 << 20):
+                    copy.write(chunk)
+            copied = time.perf_counter() - started
+            for statement in FLOOR_STATEMENTS:
+                connection.execute(statement)
+            connection.commit()
+            return time.perf_counter() - started, copied
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,6 +188,7 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         runs: dict[str, Callable[[], Timing]] = {
             "plain COPY": lambda: time_plain_copy(path),
+            "COPY + 3 INSERTs": lambda: time_sql_floor(path),
             "tidings import": lambda: time_postgres(
                 import_subscribers, path, args.rows, args.batch_size
             ),

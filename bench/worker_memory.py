@@ -50,23 +50,26 @@ def resident_mb(pid: int) -> float | None:
 def sampled_drain(port: int, env: dict[str, str]) -> tuple[list[float], float]:
     """Run `worker --drain` into the sink, sampling its memory; the samples and the time."""
     worker_env = {**env, "TIDINGS_SMTP_URL": f"smtp://127.0.0.1:{port}"}
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tidings", "worker", "--drain", "--processes", "1"],
-        env=worker_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    samples: list[float] = []
-    while process.poll() is None:
-        size = resident_mb(process.pid)
-        if size is not None:
-            samples.append(size)
-        time.sleep(SAMPLE_SECONDS)
-    elapsed = time.perf_counter() - started
-    _, errors = process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"the worker failed: {errors.decode(errors='replace')[-2000:]}")
+    # Its log goes to a file: an hour of progress lines would fill a pipe nobody reads.
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tidings", "worker", "--drain", "--processes", "1"],
+            env=worker_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        samples: list[float] = []
+        while process.poll() is None:
+            size = resident_mb(process.pid)
+            if size is not None:
+                samples.append(size)
+            time.sleep(SAMPLE_SECONDS)
+        elapsed = time.perf_counter() - started
+        if process.returncode != 0:
+            log.seek(0)
+            errors = log.read().decode(errors="replace")
+            raise SystemExit(f"the worker failed: {errors[-2000:]}")
     return samples, elapsed
 
 
