@@ -13,7 +13,7 @@ from tests.deliver.limitsupport import limit_row, limit_statements, reserve
 from tests.deliver.linksupport import wait_until_blocked
 from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope, SendLimitSlot
-from tidings.deliver import limitadmin, limitclock, limitkeys, limits, limitslots
+from tidings.deliver import dbclock, limitadmin, limitkeys, limits, limitslots
 from tidings.deliver.limitkeys import Key
 from tidings.deliver.limits import NotBefore, Reserved
 from tidings.errors import InvalidInput
@@ -279,7 +279,7 @@ def test_slot_leases_run_on_the_databases_clock(db: Database) -> None:
     with db.session() as session:
         assert limitslots.take_slot(session, RELAY, "w1", LEASE) == 0
         assert limitslots.renew_slots(session, "w1", timedelta(minutes=5)) == 1
-        now = limitclock.db_time(session)
+        now = dbclock.db_time(session)
         session.commit()
         expires = session.scalar(select(SendLimitSlot.expires_at))
     assert expires is not None

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, select
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
 from tidings.db.models import SendLimit, SendLimitSlot
-from tidings.deliver.limitclock import db_time
+from tidings.deliver.dbclock import db_time
 from tidings.deliver.limitkeys import Key, key_for, limit_where, slots_where
 from tidings.deliver.limits import MAX_PER_SECOND
 from tidings.errors import InvalidInput

@@ -14,7 +14,7 @@ A limit is a row of ``send_limits`` for one relay ("host:port") or one receiving
   per quiet minute, up to ``per_second``, and forgets a learnt row (no cap of the admin's)
   once it has been quiet for :data:`FORGET_AFTER`.
 
-Every time these shared rows hold is the database's (:mod:`~tidings.deliver.limitclock`),
+Every time these shared rows hold is the database's (:mod:`~tidings.deliver.dbclock`),
 never a worker's: a host whose clock is minutes off must neither push the shared clock ahead
 for everyone nor see live slots as expired. A ``now`` given here stands for the database's
 time (tests). The slots' helpers live in :mod:`~tidings.deliver.limitslots`, the admin's
@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.models import SendLimit, SendLimitScope
-from tidings.deliver.limitclock import db_seconds, db_time
+from tidings.deliver.dbclock import db_seconds, db_time
 from tidings.deliver.limitkeys import Key, limit_where
 
 #: A slow-down multiplies the rate by this.

@@ -26,8 +26,8 @@ from sqlalchemy.sql.dml import ReturningInsert
 from tidings.db.dialect import is_postgres, row_count, upsert_insert
 from tidings.db.models import SendLimit, SendLimitSlot
 from tidings.db.types import UTCDateTime
+from tidings.deliver.dbclock import db_time, db_time_column
 from tidings.deliver.limitadmin import MAX_CONNECTIONS
-from tidings.deliver.limitclock import db_time, db_time_column
 from tidings.deliver.limitkeys import Key, limit_where, slots_where
 
 

@@ -1,6 +1,14 @@
-"""The one clock of the shared sending limits: the database's, so that a host whose clock
-is minutes off neither pushes a shared rate's clock ahead for every host nor sees another
-worker's live connection slot as expired (see :mod:`tidings.deliver.limits`)."""
+"""The one clock of everything workers on many hosts share through the database: the
+database's own. Delivery leases (claimed, renewed, judged expired), worker heartbeats
+(written, judged alive) and the shared sending limits (rates, connection slots) are stamped
+and judged with it, never with a worker's clock, so a host whose clock is minutes off
+neither takes back another worker's live lease (the message would be sent twice), nor
+looks dead (or alive for ever), nor pushes a shared rate's clock ahead for every host.
+
+On PostgreSQL it is ``now()`` (the transaction's start); on SQLite, which only one host
+uses, this host's clock. A function of the ledger, the heartbeats or the limits that takes a
+``now`` reads this clock when given none; a given ``now`` stands for the database's time
+(tests)."""
 
 from datetime import datetime
 
