@@ -1,8 +1,17 @@
-"""What the benchmarks share: a throw-away PostgreSQL database."""
+"""What the benchmarks share: a throw-away PostgreSQL database, earlier code read from git for
+a baseline, and the median time of a piece of work."""
 
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from io import BytesIO
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import text
@@ -10,6 +19,10 @@ from sqlalchemy import text
 from tidings.db.engine import Database
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+#: The repository's root: git runs here, and paths at a commit are relative to it.
+ROOT = Path(__file__).resolve().parent.parent
+GIT_TIMEOUT = 60
 
 
 @contextmanager
@@ -47,3 +60,53 @@ def fill_subscribers(db: Database, n: int) -> None:
         for statement in FILL.split(";"):
             if statement.strip():
                 connection.execute(text(statement), {"n": n})
+
+
+def _git(*args: str) -> bytes:
+    """The output of a git command run in the repository's root (fails loudly)."""
+    done = subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, check=True, timeout=GIT_TIMEOUT
+    )
+    return done.stdout
+
+
+def source_at(commit: str, path: str) -> str:
+    """The text of the file at ``path`` (from the repository's root) as it was at ``commit``."""
+    return _git("show", f"{commit}:{path}").decode()
+
+
+def module_at(commit: str, path: str, name: str) -> types.ModuleType:
+    """The module in ``path`` as it was at ``commit``, run as a fresh module called ``name``
+    (its imports are today's modules: for a module whose own code is the baseline)."""
+    module = types.ModuleType(name)
+    module.__file__ = f"{commit}:{path}"
+    sys.modules[name] = module
+    exec(compile(source_at(commit, path), module.__file__, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def tree_at(commit: str, folder: Path, *paths: str) -> None:
+    """Unpack ``paths`` (folders or files from the repository's root) as they were at
+    ``commit`` into ``folder``."""
+    archive = _git("archive", "--format=tar", commit, *paths)
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+
+
+def median_seconds(
+    work: Callable[[], object],
+    rounds: int,
+    *,
+    number: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Seconds per call of ``work`` on ``clock``: the median of ``rounds`` rounds of ``number``
+    calls each (``time.process_time`` for CPU time, which other work on a shared machine does
+    not inflate)."""
+    timings = []
+    for _ in range(rounds):
+        started = clock()
+        for _ in range(number):
+            work()
+        timings.append((clock() - started) / number)
+    return statistics.median(timings)

@@ -10,11 +10,9 @@ itself would at least cost).
 """
 
 import argparse
-import statistics
 import time
-from collections.abc import Callable
 
-from common import fill_subscribers, fresh_database
+from common import fill_subscribers, fresh_database, median_seconds
 from sqlalchemy import text
 
 from tidings.db.engine import open_database
@@ -38,15 +36,6 @@ SELECT e.id, s.subscriber_id, 'sent', 1, e.started_at, '<b.' || e.id || '.' || s
     || '@x>', e.started_at + interval '5 minutes', e.started_at
 FROM editions e JOIN subscriptions s ON s.newsletter_id = 1 AND s.status = 'active'
 """
-
-
-def median_ms(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -82,12 +71,12 @@ def main() -> None:
             with db.engine.connect() as connection:
                 connection.execute(text("SELECT count(*) FROM deliveries")).scalar_one()
 
-        floor = median_ms(bare_count, args.repeat)
+        floor = 1000 * median_seconds(bare_count, args.repeat)
         for label, work in (
             ("overview", lambda: overview(db)),
             ("history", lambda: history(db, None)),
         ):
-            taken = median_ms(work, args.repeat)
+            taken = 1000 * median_seconds(work, args.repeat)
             print(
                 f"{label:<10}{taken:>10.1f} ms median   ({taken / floor:.2f}x a bare COUNT(*) "
                 f"of the deliveries, {floor:.1f} ms)"

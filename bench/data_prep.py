@@ -20,11 +20,11 @@ Installs postfix from Debian's packages when smtp-sink is missing (see smtp_thro
 
 import argparse
 import asyncio
-import statistics
 import time
 from collections.abc import Callable
 
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from common import median_seconds
 from personalise import mail_for, sample
 from smtp_throughput import ensure_postfix_tools, sink
 
@@ -85,18 +85,6 @@ def check_same(messages: list[bytes]) -> None:
             raise SystemExit(f"counted_prepare differs on {message[:40]!r}")
 
 
-def median_seconds(work: Callable[[], object], rounds: int = 9, number: int = 200) -> float:
-    """CPU seconds per call, the median of ``rounds``: CPU time, not wall time, so that other
-    work on a shared machine does not count."""
-    timings = []
-    for _ in range(rounds):
-        started = time.process_time()
-        for _ in range(number):
-            work()
-        timings.append((time.process_time() - started) / number)
-    return statistics.median(timings)
-
-
 async def send_cpu_seconds(port: int, message: bytes, sends: int, sessions: int) -> float:
     """This process's CPU seconds per message sent through ``sessions`` connections."""
     target = SmtpTarget("127.0.0.1", port, "none", None, None)
@@ -116,6 +104,12 @@ async def send_cpu_seconds(port: int, message: bytes, sends: int, sessions: int)
     return spent / sends
 
 
+def cpu_seconds(work: Callable[[], object]) -> float:
+    """CPU seconds per call, the median of 9 rounds of 200: CPU time, not wall time, so that
+    other work on a shared machine does not count."""
+    return median_seconds(work, 9, number=200, clock=time.process_time)
+
+
 def report(kilobytes: int, sends: int, sessions: int) -> None:
     """Measure and print the figures of one digest size."""
     mail, message = edition_of_size(kilobytes)
@@ -126,9 +120,9 @@ def report(kilobytes: int, sends: int, sessions: int) -> None:
         i = next(counter)
         return mail.message_for(i, f"reader{i}@example.ge", f"Reader {i}", f"<m{i}@x>")
 
-    build_s = median_seconds(build)
-    passes_s = median_seconds(lambda: aiosmtplib_prepare(message))
-    counted_s = median_seconds(lambda: counted_prepare(message))
+    build_s = cpu_seconds(build)
+    passes_s = cpu_seconds(lambda: aiosmtplib_prepare(message))
+    counted_s = cpu_seconds(lambda: counted_prepare(message))
     with sink() as port:
         send_s = asyncio.run(send_cpu_seconds(port, message, sends, sessions))
     per_message = build_s + send_s

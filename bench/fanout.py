@@ -16,10 +16,8 @@ machine weighs less) are printed as medians of the rounds, with their ratios.
 """
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import fresh_database
+from common import ROOT, fresh_database, module_at
 from sqlalchemy import event, text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(ROOT))
 import tidings.compose.service
 from tests.builders import articles
 from tidings.audience.imports.importer import import_subscribers
@@ -42,26 +40,14 @@ from tidings.db.engine import Database, open_database
 from tidings.db.migrate import downgrade, upgrade
 from tidings.db.types import utcnow
 
+FANOUT = "src/tidings/deliver/ledger/fanout.py"
 #: Each earlier schema, with the last commit whose fan-out ran on it.
 BEFORE = {"0016": "f2ada4b", "0017": "8492425"}
 
 
 def fan_out_before(commit: str) -> Any:
     """``fan_out`` as it was at ``commit``, loaded from git (a baseline's code)."""
-    root = Path(__file__).resolve().parent.parent
-    source = subprocess.run(
-        ["git", "show", f"{commit}:src/tidings/deliver/ledger/fanout.py"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"fanout_{commit}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    exec(compile(source, f"{commit}:fanout.py", "exec"), module.__dict__)  # noqa: S102
-    return module.fan_out
+    return module_at(commit, FANOUT, f"fanout_{commit}").fan_out
 
 
 def backend_cpu(pid: int) -> float:

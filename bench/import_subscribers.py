@@ -20,7 +20,6 @@ import argparse
 import importlib
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from common import fresh_database
+from common import fresh_database, source_at
 
 from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
@@ -57,12 +56,7 @@ def baseline_importer(commit: str, folder: Path) -> Importer:
     package.mkdir()
     (package / "__init__.py").write_text("")
     for name in IMPORT_MODULES:
-        source = subprocess.run(
-            ["git", "show", f"{commit}:src/tidings/audience/imports/{name}.py"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        source = source_at(commit, f"src/tidings/audience/imports/{name}.py")
         source = source.replace("tidings.audience.imports.", "baseline_imports.")
         (package / f"{name}.py").write_text(source)
     sys.path.insert(0, str(folder))

@@ -18,10 +18,8 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,13 +51,11 @@ def serve() -> None:
 
 def base_source(commit: str, folder: Path) -> Path:
     """The base commit's ``src/`` (and the templates and sample it reads) under ``folder``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "src", "templates"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
+    # Imported here, not at the top: the children run this file too, and import only what
+    # they measure.
+    from common import tree_at
+
+    tree_at(commit, folder, "src", "templates")
     return folder / "src"
 
 

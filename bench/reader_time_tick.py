@@ -16,13 +16,12 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import available_timezones
 
-from common import fill_subscribers, fresh_database
+from common import ROOT, fill_subscribers, fresh_database
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(ROOT))
 from tests.builders import articles
 from tidings.config import Settings, load_settings
 from tidings.db.engine import Database, open_database

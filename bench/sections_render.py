@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import fresh_database
+from common import ROOT, fresh_database
 from sqlalchemy import func, select, text, update
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(ROOT))
 from tests.builders import articles
 from tidings.audience.imports.importer import import_subscribers
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter

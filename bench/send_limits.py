@@ -15,11 +15,10 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-from common import fresh_database
+from common import ROOT, fresh_database
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(ROOT))
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import upgrade
 from tidings.deliver import limitadmin, limits

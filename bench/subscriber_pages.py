@@ -9,29 +9,17 @@ same pages fetched the usual way (ORDER BY id OFFSET k LIMIT 50). Prints medians
 """
 
 import argparse
-import statistics
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
 
-from common import fill_subscribers, fresh_database
+from common import ROOT, fill_subscribers, fresh_database, median_seconds
 from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(ROOT))
 from tidings.audience.search import PAGE_SIZE, AudienceFilter, search
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import upgrade
 from tidings.db.models import SubscriptionStatus
-
-
-def median_ms(work: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def offset_page(db: Database, offset: int, status: str | None) -> list[int]:
@@ -87,10 +75,12 @@ def main() -> None:
         ]
         print(f"{'page':<22}{'keyset ms':>12}{'OFFSET ms':>12}{'OFFSET/keyset':>15}")
         for label, keyset, offset in cases:
-            k = median_ms(keyset, args.repeat)
-            o = median_ms(offset, args.repeat)
+            k = 1000 * median_seconds(keyset, args.repeat)
+            o = 1000 * median_seconds(offset, args.repeat)
             print(f"{label:<22}{k:>12.2f}{o:>12.2f}{o / k:>14.1f}x")
-        contains = median_ms(lambda: search(db, AudienceFilter(query="reader99999")), args.repeat)
+        contains = 1000 * median_seconds(
+            lambda: search(db, AudienceFilter(query="reader99999")), args.repeat
+        )
         print(f"text search 'reader99999' (substring, scans): {contains:.1f} ms median")
         db.dispose()
 
