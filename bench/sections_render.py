@@ -146,6 +146,32 @@ def _bare_edition(db: Database, newsletter_id: int) -> int:
         return edition.id
 
 
+def _edition_with(
+    db: Database, newsletter_id: int, source_id: int, variants: dict[int, frozenset[str]]
+) -> tuple[int, dict[int, frozenset[str]]]:
+    """A new bare edition with copies of edition ``source_id``'s ``variants`` (a fan-out may
+    name only its own edition's variants): its id, and the copies' ids with their sections."""
+    edition_id = _bare_edition(db, newsletter_id)
+    copies: dict[int, frozenset[str]] = {}
+    with db.session() as session:
+        for original in session.scalars(
+            select(EditionVariant).where(EditionVariant.edition_id == source_id)
+        ):
+            copy = EditionVariant(
+                edition_id=edition_id,
+                choice_key=original.choice_key,
+                sections=original.sections,
+                html_body=original.html_body,
+                text_body=original.text_body,
+                article_count=original.article_count,
+            )
+            session.add(copy)
+            session.flush()
+            copies[copy.id] = variants[original.id]
+        session.commit()
+    return edition_id, copies
+
+
 def _assignment(db: Database, settings: Settings, ids: list[int]) -> tuple[float, float, int]:
     """Seconds to fan out with the variants set by a CASE in the INSERT, and by the INSERT
     then one UPDATE per variant (variants rendered once beforehand, outside the timing)."""
@@ -161,18 +187,17 @@ def _assignment(db: Database, settings: Settings, ids: list[int]) -> tuple[float
         variants = section_variants(session, settings, edition, newsletter, kept, readers)
         session.commit()
         newsletter_id = newsletter.id
+        source_id = edition.id
 
-    def with_case() -> None:
-        edition_id = _bare_edition(db, newsletter_id)
+    def with_case(edition_id: int, own: dict[int, frozenset[str]]) -> None:
         with db.session() as session:
-            fan_out(session, edition_id, newsletter_id, "x.ge", utcnow(), sections, None, variants)
+            fan_out(session, edition_id, newsletter_id, "x.ge", utcnow(), sections, None, own)
             session.commit()
 
-    def with_updates() -> None:
-        edition_id = _bare_edition(db, newsletter_id)
+    def with_updates(edition_id: int, own: dict[int, frozenset[str]]) -> None:
         with db.session() as session:
             fan_out(session, edition_id, newsletter_id, "x.ge", utcnow(), sections)
-            for variant_id, stored in variants.items():
+            for variant_id, stored in own.items():
                 chose = select(Subscription.subscriber_id).where(
                     Subscription.newsletter_id == newsletter_id,
                     met_key(session, sections) == met_text(stored),
@@ -185,7 +210,13 @@ def _assignment(db: Database, settings: Settings, ids: list[int]) -> tuple[float
                 )
             session.commit()
 
-    return _timed(with_case), _timed(with_updates), len(variants)
+    by_case = _edition_with(db, newsletter_id, source_id, variants)
+    by_updates = _edition_with(db, newsletter_id, source_id, variants)
+    return (
+        _timed(lambda: with_case(*by_case)),
+        _timed(lambda: with_updates(*by_updates)),
+        len(variants),
+    )
 
 
 def _timed(work: Callable[[], None]) -> float:
