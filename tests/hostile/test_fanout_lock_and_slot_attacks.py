@@ -443,6 +443,24 @@ def test_an_expired_slot_is_taken_over_by_one_taker_only(db: Database) -> None:
         assert session.scalars(select(SendLimitSlot.holder)).all() == ["first"]
 
 
+# Held: a slot taken over after its lease ran out stays the new holder's: the dead holder
+# waking up can neither give it back nor renew it.
+def test_a_taken_over_slot_cannot_be_released_or_renewed_by_its_old_holder(
+    db: Database,
+) -> None:
+    _limit(db, 1)
+    assert _take(db, "old", NOW) == 0
+    later = NOW + LEASE + timedelta(minutes=1)
+    assert _take(db, "new", later) == 0
+    with db.session() as session:
+        limitslots.release_slot(session, RELAY, 0, "old")
+        assert limitslots.renew_slots(session, "old", LEASE, later) == 0
+        session.commit()
+    with db.session() as session:
+        assert session.scalars(select(SendLimitSlot.holder)).all() == ["new"]
+    assert _take(db, "third", later) is None
+
+
 # Held: a taker in REPEATABLE READ whose snapshot predates another's committed slot 0 does
 # not take it twice: PostgreSQL refuses its ON CONFLICT DO UPDATE (a serialization error),
 # or it gets None; no loop.
