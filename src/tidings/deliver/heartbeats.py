@@ -2,8 +2,9 @@
 when, how fast it sends and how much it holds; it takes its row away when it stops cleanly.
 
 A beat older than :data:`STALE_BEATS` beat intervals is a worker that died (or hangs, or
-lost the database): it does not count as alive. Hosts are expected to keep their clocks in
-step (NTP): a beat is stamped with the worker's clock and judged by the reader's.
+lost the database): it does not count as alive. A beat is stamped, and judged, with the
+database's time (:mod:`~tidings.deliver.dbclock`), never a host's: a worker whose clock is
+minutes off is still seen alive while it beats, and dead once it stops, by every reader.
 """
 
 import asyncio
@@ -13,13 +14,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import and_, delete, select
+from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, Edition, EditionStatus, WorkerHeartbeat
-from tidings.db.types import utcnow
+from tidings.deliver.dbclock import db_time
 from tidings.deliver.ledger import DUE_STATES
 from tidings.deliver.limitslots import release_holder, renew_slots
 from tidings.metrics import HEARTBEAT_TIME
@@ -57,8 +60,28 @@ def stale_after(every: float = BEAT_SECONDS) -> timedelta:
 
 
 def beat(db: Database, heartbeat: Heartbeat, every: float = BEAT_SECONDS) -> None:
-    """Write this worker's beat: one UPSERT of its row, and renew the relay connection
-    slots it holds for as long as the beat keeps it alive."""
+    """Write a beat stamped with its own ``last_beat_at`` (a time of the database's clock,
+    given by a test or a tool); a worker beats with :func:`beat_now`."""
+    with db.session() as session:
+        _write_beat(session, heartbeat, every)
+        session.commit()
+
+
+def beat_now(
+    db: Database, heartbeat_at: Callable[[datetime], Heartbeat], every: float = BEAT_SECONDS
+) -> Heartbeat:
+    """Write the beat ``heartbeat_at`` makes for the database's time, read in the same
+    transaction; the beat written."""
+    with db.session() as session:
+        heartbeat = heartbeat_at(db_time(session))
+        _write_beat(session, heartbeat, every)
+        session.commit()
+        return heartbeat
+
+
+def _write_beat(session: Session, heartbeat: Heartbeat, every: float) -> None:
+    """One UPSERT of the worker's row, and its relay connection slots renewed for as long as
+    the beat keeps it alive."""
     values = {
         "name": heartbeat.name,
         "host": heartbeat.host,
@@ -68,17 +91,15 @@ def beat(db: Database, heartbeat: Heartbeat, every: float = BEAT_SECONDS) -> Non
         "per_second": heartbeat.per_second,
         "in_flight": heartbeat.in_flight,
     }
-    with db.session() as session:
-        insert = upsert_insert(session)(WorkerHeartbeat).values(**values)
-        changing = ("last_beat_at", "per_second", "in_flight")
-        session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[WorkerHeartbeat.name],
-                set_={column: insert.excluded[column] for column in changing},
-            )
+    insert = upsert_insert(session)(WorkerHeartbeat).values(**values)
+    changing = ("last_beat_at", "per_second", "in_flight")
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[WorkerHeartbeat.name],
+            set_={column: insert.excluded[column] for column in changing},
         )
-        renew_slots(session, heartbeat.name, stale_after(every))  # on the database's clock
-        session.commit()
+    )
+    renew_slots(session, heartbeat.name, stale_after(every))  # on the database's clock
 
 
 def forget(db: Database, name: str) -> None:
@@ -91,9 +112,9 @@ def forget(db: Database, name: str) -> None:
 
 def forget_silent(db: Database, now: datetime | None = None) -> int:
     """Delete the rows of workers silent for longer than :data:`KEEP_SILENT` (they died
-    without a clean stop); how many."""
-    before = (now or utcnow()) - KEEP_SILENT
+    without a clean stop) at ``now`` (the database's time unless given); how many."""
     with db.session() as session:
+        before = _now(session, now) - KEEP_SILENT
         gone = row_count(
             session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_beat_at < before))
         )
@@ -101,44 +122,54 @@ def forget_silent(db: Database, now: datetime | None = None) -> int:
         return gone
 
 
-def _heartbeats(db: Database, since: datetime) -> list[Heartbeat]:
+def _now(session: Session, now: datetime | None) -> datetime:
+    """``now`` if given (a test), else the database's time: never this host's clock."""
+    return db_time(session) if now is None else now
+
+
+def _heartbeats(session: Session, since: datetime) -> list[Heartbeat]:
     """The workers whose last beat is at or after ``since``, oldest first."""
-    with db.session() as session:
-        rows = session.scalars(
-            select(WorkerHeartbeat)
-            .where(WorkerHeartbeat.last_beat_at >= since)
-            .order_by(WorkerHeartbeat.started_at, WorkerHeartbeat.name)
+    rows = session.scalars(
+        select(WorkerHeartbeat)
+        .where(WorkerHeartbeat.last_beat_at >= since)
+        .order_by(WorkerHeartbeat.started_at, WorkerHeartbeat.name)
+    )
+    return [
+        Heartbeat(
+            name=row.name,
+            host=row.host,
+            pid=row.pid,
+            started_at=row.started_at,
+            last_beat_at=row.last_beat_at,
+            per_second=row.per_second,
+            in_flight=row.in_flight,
         )
-        return [
-            Heartbeat(
-                name=row.name,
-                host=row.host,
-                pid=row.pid,
-                started_at=row.started_at,
-                last_beat_at=row.last_beat_at,
-                per_second=row.per_second,
-                in_flight=row.in_flight,
-            )
-            for row in rows
-        ]
+        for row in rows
+    ]
 
 
 def alive(db: Database, now: datetime | None = None) -> list[Heartbeat]:
-    """The workers whose last beat is fresh, oldest first."""
-    return _heartbeats(db, (now or utcnow()) - stale_after())
+    """The workers whose last beat is fresh at ``now`` (the database's time unless given),
+    oldest first."""
+    with db.session() as session:
+        return _heartbeats(session, _now(session, now) - stale_after())
 
 
 def sending_is_due(db: Database, now: datetime | None = None) -> bool:
-    """Whether some delivery of a sending edition waits for a worker now (queued, or
-    deferred with its retry time come)."""
+    """Whether some delivery of a sending edition waits for a worker at ``now`` (the
+    database's time unless given): queued, or deferred with its retry time come."""
+    with db.session() as session:
+        return _is_due(session, _now(session, now))
+
+
+def _is_due(session: Session, now: datetime) -> bool:
     due = and_(
         Delivery.state.in_(DUE_STATES),
-        Delivery.next_attempt_at <= (now or utcnow()),
+        Delivery.next_attempt_at <= now,
         Edition.status == EditionStatus.sending,
     )
-    with db.session() as session:
-        query = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id).where(due)
-        return session.scalar(query.limit(1)) is not None
+    query = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id).where(due)
+    return session.scalar(query.limit(1)) is not None
 
 
 @dataclass(frozen=True)
@@ -149,6 +180,9 @@ class RollCall:
     alive: list[Heartbeat]
     silent: list[Heartbeat]
     due: bool
+    #: The time they were judged at (the database's, unless the caller gave one): what a
+    #: page showing how long ago each beat was should count from.
+    now: datetime
 
     @property
     def unattended(self) -> bool:
@@ -157,16 +191,18 @@ class RollCall:
 
 
 def roll_call(db: Database, now: datetime | None = None) -> RollCall:
-    """The workers, live and silent, and whether sending is due: for the health check, the
-    console and ``digest send``."""
-    now = now or utcnow()
-    fresh_since = now - stale_after()
-    found = _heartbeats(db, now - KEEP_SILENT)
-    return RollCall(
-        alive=[h for h in found if h.last_beat_at >= fresh_since],
-        silent=[h for h in found if h.last_beat_at < fresh_since],
-        due=sending_is_due(db, now),
-    )
+    """The workers, live and silent, and whether sending is due at ``now`` (the database's
+    time unless given): for the health check, the console and ``digest send``."""
+    with db.session() as session:
+        now = _now(session, now)
+        fresh_since = now - stale_after()
+        found = _heartbeats(session, now - KEEP_SILENT)
+        return RollCall(
+            alive=[h for h in found if h.last_beat_at >= fresh_since],
+            silent=[h for h in found if h.last_beat_at < fresh_since],
+            due=_is_due(session, now),
+            now=now,
+        )
 
 
 @dataclass(frozen=True)
@@ -193,12 +229,15 @@ class Beater:
         self.name = name
         self.every = every
         self._measure = measure
-        self.started_at = utcnow()
+        #: When it started, on the database's clock: the time of its first beat.
+        self.started_at: datetime | None = None
         self.host = socket.gethostname()[:255]
         self.pid = os.getpid()
 
-    def heartbeat(self, now: datetime) -> Heartbeat:
-        measured = self._measure()
+    def heartbeat(self, measured: Measure, now: datetime) -> Heartbeat:
+        """This worker's beat at ``now``, the database's time."""
+        if self.started_at is None:
+            self.started_at = now
         return Heartbeat(
             name=self.name,
             host=self.host,
@@ -210,16 +249,18 @@ class Beater:
         )
 
     async def beat_once(self) -> bool:
-        """One beat; False (logged) if the database did not take it."""
-        now = utcnow()
+        """One beat, on the database's clock; False (logged) if the database did not take
+        it."""
         try:
-            await asyncio.to_thread(beat, self.db, self.heartbeat(now), self.every)
+            # Measured here, in the event loop that owns what it counts; stamped in the beat.
+            stamp = partial(self.heartbeat, self._measure())
+            written = await asyncio.to_thread(beat_now, self.db, stamp, self.every)
         except Exception as exc:  # never fatal: the worker's sending matters more
             log.warning(
                 "cannot write the worker's heartbeat (%s); trying again", type(exc).__name__
             )
             return False
-        HEARTBEAT_TIME.set(now.timestamp())
+        HEARTBEAT_TIME.set(written.last_beat_at.timestamp())
         return True
 
     async def run(self) -> None:

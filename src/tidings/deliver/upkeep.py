@@ -5,6 +5,10 @@ as uncertain with ``at_most_once``), then closes the editions with nothing left 
 stores their final counts. Deferred deliveries need no upkeep: they become due by their
 next-attempt time, which the claim query honours.
 
+Leases are judged on the database's clock (:mod:`~tidings.deliver.dbclock`), as they were
+written, never on the caller's: a host whose clock runs ahead would take back live leases,
+and their messages would be sent twice.
+
 Each step is a transaction of its own, retried on contention, so a step failing for its data
 never stops the other (it is logged, and tried again at the next upkeep). The database being
 away stops the upkeep with its error: nothing can be done without it, and the caller waits
@@ -22,6 +26,7 @@ from tidings.db.engine import Database
 from tidings.db.errors import is_transient
 from tidings.db.types import utcnow
 from tidings.deliver import ledger
+from tidings.deliver.dbclock import db_time
 from tidings.deliver.retry import retry_transient
 from tidings.feedback.effects import BounceScore
 
@@ -45,11 +50,13 @@ def run_upkeep(
     db: Database, at_most_once: bool, score: BounceScore, now: datetime | None = None
 ) -> Upkeep:
     """Take back expired leases, then close finished editions (see the module docstring);
-    refusals that waited for an edition's first results are settled by the bounce ``score``."""
+    refusals that waited for an edition's first results are settled by the bounce ``score``.
+    ``now`` (the caller's clock) stamps only the editions closed: leases expire by the
+    database's."""
     now = now or utcnow()
     failed: list[str] = []
     reclaimed = _step(
-        db, RECLAIM, lambda session: ledger.reclaim_expired(session, now, at_most_once), failed
+        db, RECLAIM, lambda session: ledger.reclaim_expired(session, None, at_most_once), failed
     )
     if reclaimed:
         log.warning("reclaimed %d deliveries whose lease expired", reclaimed)
@@ -60,11 +67,12 @@ def run_upkeep(
 
 
 def has_due_work(db: Database, now: datetime | None = None) -> bool:
-    """Whether anything is due now, or held by a lease that has not expired yet."""
+    """Whether anything is due at ``now`` (the database's time unless given), or held by a
+    lease that has not expired yet."""
 
     def ask() -> bool:
         with db.session() as session:
-            return ledger.has_due_work(session, now or utcnow())
+            return ledger.has_due_work(session, db_time(session) if now is None else now)
 
     return retry_transient(ask)
 

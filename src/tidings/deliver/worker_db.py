@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState, Edition, EditionVariant, Newsletter
-from tidings.db.types import utcnow
 from tidings.deliver import ledger, limits
+from tidings.deliver.dbclock import db_time
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.retry import retry_transient
 from tidings.deliver.upkeep import has_due_work, run_upkeep
@@ -95,8 +95,8 @@ class WorkerDatabase:
             session.commit()
 
     def _claim_and_prepare(self, token: str, limit: int) -> Prepared:
-        now = utcnow()
         with self.db.session() as session:
+            now = db_time(session)  # the lease's clock, shared by every host
             claims = ledger.claim_due(session, token, limit, self.lease, now)
             session.commit()
             jobs: list[Job] = []
@@ -146,7 +146,7 @@ class WorkerDatabase:
 
     def _renew(self, tokens: Collection[str]) -> Renewal:
         with self.db.session() as session:
-            renewal = ledger.renew_leases(session, tokens, self.lease, utcnow())
+            renewal = ledger.renew_leases(session, tokens, self.lease)  # the database's time
             session.commit()
             return renewal
 

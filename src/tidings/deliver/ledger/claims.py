@@ -19,6 +19,7 @@ from tidings.db.models import (
     Subscription,
     SubscriptionStatus,
 )
+from tidings.deliver.dbclock import db_time
 from tidings.deliver.ledger.results import Outcome
 from tidings.deliver.ledger.states import DUE_STATES
 from tidings.mail.status import BounceKind
@@ -67,15 +68,22 @@ class Claim:
 
 
 def claim_due(
-    session: Session, lease_token: str, limit: int, lease: timedelta, now: datetime
+    session: Session,
+    lease_token: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due deliveries of editions that are sending.
+    """Lease up to ``limit`` due deliveries of editions that are sending, until ``now`` +
+    ``lease``; ``now`` is the database's time unless given (tests, or a caller that read it
+    in this transaction): every host judges leases by that one clock.
 
     ``lease_token`` is new for every claim ("<worker>:<claim number>"), so a delivery taken
     back and claimed again never carries the token of its earlier holder: every later write
     is fenced by it. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim
     side by side without waiting on, or taking, each other's rows.
     """
+    now = db_time(session) if now is None else now
     due = (
         select(Delivery.id)
         .join(Edition, Edition.id == Delivery.edition_id)
@@ -162,15 +170,20 @@ class Renewal:
 
 
 def renew_leases(
-    session: Session, lease_tokens: Collection[str], lease: timedelta, now: datetime
+    session: Session,
+    lease_tokens: Collection[str],
+    lease: timedelta,
+    now: datetime | None = None,
 ) -> Renewal:
-    """Extend the leases of these claims (called for as long as their holder lives).
+    """Extend the leases of these claims to ``now`` + ``lease`` (called for as long as their
+    holder lives); ``now`` is the database's time unless given (tests).
 
     Fenced by token: a delivery that was taken back and claimed again is not renewed, and
     its absence from ``held`` tells the old holder it lost it.
     """
     if not lease_tokens:
         return Renewal(frozenset(), {})
+    now = db_time(session) if now is None else now
     ours = and_(
         Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
     )

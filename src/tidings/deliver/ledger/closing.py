@@ -9,15 +9,22 @@ from sqlalchemy.orm import Session
 from tidings.db.dialect import is_postgres, row_count
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
 from tidings.deliver import refusals
+from tidings.deliver.dbclock import db_time
 from tidings.deliver.ledger.results import DEFAULT_SCORE
 from tidings.deliver.ledger.sent import close_sent
 from tidings.deliver.ledger.states import DUE_STATES, OPEN_STATES, state_counts
 from tidings.feedback.effects import BounceScore
 
 
-def reclaim_expired(session: Session, now: datetime, at_most_once: bool) -> int:
+def reclaim_expired(session: Session, now: datetime | None, at_most_once: bool) -> int:
     """Take back deliveries whose holder stopped renewing them (it died): retried (default)
-    or set aside as uncertain; those of a cancelled edition become cancelled."""
+    or set aside as uncertain; those of a cancelled edition become cancelled.
+
+    Expired means before ``now``: the database's time when None, as every lease was written
+    (a test gives a time to see leases run out). Never a host's own clock: one minutes ahead
+    would take back live leases, and their messages would be sent twice.
+    """
+    now = db_time(session) if now is None else now
     state = DeliveryState.uncertain if at_most_once else DeliveryState.queued
     expired = (
         select(Delivery.id)
