@@ -4,16 +4,20 @@ delivery's variant is checked per statement instead of per row
 Migration 0017 made the fan-out lock every subscriber it read (FOR KEY SHARE), so that an
 erasure could not take a reader away before the new deliveries were there to anonymise: a
 million rows locked, each a write and a WAL record, about a quarter of a big fan-out's time.
-Now the fan-out takes one shared advisory lock for its transaction
-(``tidings_hold_readers()``), and deleting subscribers takes the same lock exclusively before
-it anonymises their deliveries: a DELETE that overlaps a fan-out waits for it to commit, then
-sees its rows; a fan-out that starts after a DELETE waits for it to commit, then no longer
-sees the readers it deleted.
+Now whatever writes a delivery's links (the fan-out's INSERT, an UPDATE of a link) first takes
+one shared advisory lock for its transaction (``tidings_hold_links()``), and deleting
+subscribers or variants takes the same lock exclusively before it anonymises or detaches
+deliveries: a DELETE that overlaps a fan-out waits for it to commit, then sees its rows; a
+fan-out that starts after a DELETE waits for it to commit, then no longer sees what it
+deleted. Links are written in READ COMMITTED only: a transaction on an older snapshot would
+still see the deleted rows after the wait, so it is refused.
 
 The deliveries' variant foreign key goes the way of the other two (0017): its check fired
 once per inserted row, even for the NULL most rows carry. The insert check now also refuses a
-variant that is not one of the delivery's own edition's, and deleting variants sets their
-deliveries' variant to NULL, once per statement.
+variant that is not one of the delivery's own edition's; deleting variants sets their
+deliveries' variant to NULL, once per statement. An UPDATE that points a delivery at another
+edition, subscriber or variant is checked row by row (nothing in Tidings does; the foreign
+keys checked it, so the triggers do too).
 
 PostgreSQL only (SQLite keeps its foreign keys and has one writer at a time).
 
@@ -31,9 +35,9 @@ down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: The advisory lock's key: the fan-out holds it shared, deleting subscribers exclusively
-#: (one number in PostgreSQL's space of advisory locks, "tidn" and 1 as two int4).
-READERS_LOCK = "1953064046, 1"
+#: The advisory lock's key: writers of deliveries' links hold it shared, deleting subscribers
+#: or variants exclusively (one key in PostgreSQL's advisory locks: "tidn" and 1, two int4).
+LINKS_LOCK = "1953064046, 1"
 
 DELIVERIES_ADDED = """
 CREATE OR REPLACE FUNCTION tidings_deliveries_added() RETURNS trigger LANGUAGE plpgsql
@@ -92,36 +96,74 @@ END $$
 
 POSTGRESQL = [
     f"""
-CREATE FUNCTION tidings_hold_readers() RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION tidings_hold_links() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock_shared({READERS_LOCK});
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+            MESSAGE = 'write deliveries in READ COMMITTED: an older snapshot may still see '
+                || 'readers or variants deleted since';
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared({LINKS_LOCK});
 END $$
 """,
     # Waits for every fan-out under way to commit; the UPDATE after it (a new snapshot, in
     # READ COMMITTED) then sees their deliveries.
-    _subscribers_gone(f"\n    PERFORM pg_advisory_xact_lock({READERS_LOCK});"),
+    _subscribers_gone(f"\n    PERFORM pg_advisory_xact_lock({LINKS_LOCK});"),
     DELIVERIES_ADDED,
-    """
+    f"""
 CREATE FUNCTION tidings_variants_gone() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock({LINKS_LOCK});
     UPDATE deliveries SET variant_id = NULL
     WHERE edition_id IN (SELECT edition_id FROM gone) AND variant_id IN (SELECT id FROM gone);
     RETURN NULL;
 END $$
-""",
+""",  # noqa: S608 (LINKS_LOCK is a constant of this file)
     """
 CREATE TRIGGER variants_gone AFTER DELETE ON edition_variants REFERENCING OLD TABLE AS gone
 FOR EACH STATEMENT EXECUTE FUNCTION tidings_variants_gone()
 """,
+    """
+CREATE FUNCTION tidings_delivery_relinked() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM tidings_hold_links();
+    -- As the fan-out does: the edition's row is held, so its DELETE waits for this.
+    PERFORM 1 FROM editions WHERE id = NEW.edition_id FOR KEY SHARE;
+    IF NOT FOUND
+       OR (NEW.subscriber_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM subscribers WHERE id = NEW.subscriber_id))
+       OR (NEW.variant_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM edition_variants
+               WHERE id = NEW.variant_id AND edition_id = NEW.edition_id))
+    THEN
+        RAISE EXCEPTION 'a delivery names an edition, subscriber or variant that does not exist'
+            USING ERRCODE = 'foreign_key_violation';
+    END IF;
+    RETURN NULL;
+END $$
+""",
+    # Only when a link changes to something (setting one to NULL, as an erasure does, needs
+    # no check): the sending path's UPDATEs never name these columns and never fire it.
+    """
+CREATE TRIGGER deliveries_relinked AFTER UPDATE OF edition_id, subscriber_id, variant_id
+ON deliveries FOR EACH ROW
+WHEN (NEW.edition_id IS DISTINCT FROM OLD.edition_id
+      OR (NEW.subscriber_id IS NOT NULL AND NEW.subscriber_id IS DISTINCT FROM OLD.subscriber_id)
+      OR (NEW.variant_id IS NOT NULL AND NEW.variant_id IS DISTINCT FROM OLD.variant_id))
+EXECUTE FUNCTION tidings_delivery_relinked()
+""",
 ]
 
 POSTGRESQL_DOWN = [
+    "DROP TRIGGER deliveries_relinked ON deliveries",
+    "DROP FUNCTION tidings_delivery_relinked()",
     "DROP TRIGGER variants_gone ON edition_variants",
     "DROP FUNCTION tidings_variants_gone()",
     DELIVERIES_ADDED_0017,
     _subscribers_gone(""),
-    "DROP FUNCTION tidings_hold_readers()",
+    "DROP FUNCTION tidings_hold_links()",
 ]
 
 

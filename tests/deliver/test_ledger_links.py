@@ -235,8 +235,8 @@ def test_a_fan_out_waits_for_a_running_erasure_and_skips_the_erased(
         thread, errors = _in_thread(
             lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
         )
-        # The fan-out waits to hold the readers (migration 0018) until the erasure commits.
-        wait_until_blocked(db, "tidings_hold_readers")
+        # The fan-out waits to hold the links (migration 0018) until the erasure commits.
+        wait_until_blocked(db, "tidings_hold_links")
         erasing.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors

@@ -154,7 +154,12 @@ def test_no_slot_past_a_lowered_limit_is_handed_out(db: Database) -> None:
     with db.session() as session:
         limitslots.release_slot(session, RELAY, 1, "w1")
         session.commit()
-    assert _take(db, "w4", NOW) == 1  # the free one below the limit, not slot 3 or 4
+    # Slots 0 and 2 are still held: two connections, as many as the lowered limit allows.
+    assert _take(db, "w4", NOW) is None
+    with db.session() as session:
+        limitslots.release_slot(session, RELAY, 2, "w2")
+        session.commit()
+    assert _take(db, "w4", NOW) == 1  # the free one below the limit, not slot 2, 3 or 4
     assert _take(db, "w5", NOW) is None
     assert _take(db, "w5", NOW + LEASE) == 0  # 0, 1 and 2 ran out: the lowest is taken
 

@@ -1,8 +1,8 @@
 """Hostile review of two changes: the fan-out holding its readers with one shared advisory
 lock and the deliveries' variant kept by statement triggers (migration 0018, ledger/fanout.py
-``_hold_readers``), and a connection slot taken in one INSERT ... SELECT ... ON CONFLICT
-(deliver/limitslots.py ``take_slot``). Tests marked ``xfail(strict=True)`` show a defect that
-is still there (each reason names it); the others are attacks that held (a comment says what
+``_hold_links``), and a connection slot taken in one INSERT ... SELECT ... ON CONFLICT
+(deliver/limitslots.py ``take_slot``). The four defects it found are fixed (a comment
+above each test that showed one names it); the others are attacks that held (a comment says what
 each tried). Races use real connections on PostgreSQL, ordered by observed lock waits
 (``pg_stat_activity``), never by sleeps."""
 
@@ -137,14 +137,11 @@ def _sport_variant(db: Database, made: Readers) -> int:
 # --- Change A: the readers' advisory lock --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a fan-out in a REPEATABLE READ or SERIALIZABLE transaction reads readers "
-    "from a snapshot taken before an erasure committed; the shared advisory lock does not "
-    "fail it (0017 locked each reader FOR KEY SHARE, which fails on a row deleted since the "
-    "snapshot) and the "
-    "insert check reads the same snapshot, so it queues deliveries naming erased subscribers",
-)
+# Was a defect (fixed): a fan-out in a REPEATABLE READ or SERIALIZABLE transaction reads
+# readers from a snapshot taken before an erasure committed; the shared advisory lock does not
+# fail it (0017 locked each reader FOR KEY SHARE, which fails on a row deleted since the
+# snapshot) and the insert check reads the same snapshot, so it queues deliveries naming
+# erased subscribers
 @pytest.mark.parametrize("isolation", ["REPEATABLE READ", "SERIALIZABLE"])
 def test_a_snapshot_fan_out_after_an_erasure_names_no_erased_reader(
     db: Database, settings: Settings, isolation: str
@@ -165,13 +162,10 @@ def test_a_snapshot_fan_out_after_an_erasure_names_no_erased_reader(
     assert orphans(db) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: deleting a variant while a fan-out queues deliveries to it leaves them "
-    "naming the deleted variant: the insert check reads edition_variants without a lock "
-    "(0018 dropped the foreign key's KEY SHARE) and variants_gone's UPDATE cannot see the "
-    "fan-out's uncommitted rows; nothing makes either wait for the other",
-)
+# Was a defect (fixed): deleting a variant while a fan-out queues deliveries to it leaves them
+# naming the deleted variant: the insert check reads edition_variants without a lock (0018
+# dropped the foreign key's KEY SHARE) and variants_gone's UPDATE cannot see the fan-out's
+# uncommitted rows; nothing makes either wait for the other
 def test_deleting_a_variant_while_a_fan_out_uses_it_leaves_no_dangling_variant(
     db: Database, settings: Settings
 ) -> None:
@@ -187,7 +181,7 @@ def test_deleting_a_variant_while_a_fan_out_uses_it_leaves_no_dangling_variant(
                 session.commit()
 
         thread, errors = _background(fan_out_and_commit)
-        _done_or_blocked(db, thread, "INSERT INTO deliveries")
+        _done_or_blocked(db, thread, "tidings_hold_links")
         deleting.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive()
@@ -197,7 +191,7 @@ def test_deleting_a_variant_while_a_fan_out_uses_it_leaves_no_dangling_variant(
 
 
 # Held: an erasure that committed its DELETE's lock first (it holds the advisory lock
-# exclusively, uncommitted) makes a READ COMMITTED fan-out wait in tidings_hold_readers; the
+# exclusively, uncommitted) makes a READ COMMITTED fan-out wait in tidings_hold_links; the
 # fan-out's INSERT then reads a new snapshot and queues nothing to the erased reader.
 def test_a_fan_out_waits_for_an_uncommitted_erasure_then_skips_the_reader(
     db: Database, settings: Settings
@@ -215,7 +209,7 @@ def test_a_fan_out_waits_for_an_uncommitted_erasure_then_skips_the_reader(
     with db.engine.connect() as erasing:
         erasing.execute(delete(Subscriber).where(Subscriber.id == gone))
         thread, errors = _background(fan_out_and_commit)
-        wait_until_blocked(db, "tidings_hold_readers")
+        wait_until_blocked(db, "tidings_hold_links")
         erasing.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive() and not errors
@@ -519,13 +513,10 @@ def test_a_limit_of_zero_cannot_be_stored(db: Database) -> None:
         session.commit()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT (older than a72942e, kept by it): after the limit is lowered from 3 to 1 "
-    "while slots 1 and 2 stay held by live leases, take_slot hands out the free slot 0, so "
-    "three connections run at once under a limit of one: slots numbered past a lowered "
-    "limit are not counted, though their holders keep (and renew) them",
-)
+# Was a defect (fixed) (older than a72942e, kept by it): after the limit is lowered from 3 to
+# 1 while slots 1 and 2 stay held by live leases, take_slot hands out the free slot 0, so
+# three connections run at once under a limit of one: slots numbered past a lowered limit are
+# not counted, though their holders keep (and renew) them
 def test_a_lowered_limit_is_obeyed_while_higher_slots_are_held(db: Database) -> None:
     _limit(db, 3)
     assert [_take(db, name) for name in ("a", "b", "c")] == [0, 1, 2]
@@ -536,12 +527,9 @@ def test_a_lowered_limit_is_obeyed_while_higher_slots_are_held(db: Database) -> 
     assert _take(db, "d") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: on PostgreSQL an UPDATE of a delivery's edition, subscriber or variant "
-    "is not checked at all (0017/0018 check INSERTs only; the foreign keys checked both), so "
-    "a delivery can be made to name a row that does not exist",
-)
+# Was a defect (fixed): on PostgreSQL an UPDATE of a delivery's edition, subscriber or variant
+# is not checked at all (0017/0018 check INSERTs only; the foreign keys checked both), so a
+# delivery can be made to name a row that does not exist
 @pytest.mark.parametrize("column", ["edition_id", "subscriber_id", "variant_id"])
 def test_an_update_cannot_point_a_delivery_at_nothing(
     db: Database, settings: Settings, column: str

@@ -8,6 +8,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     Interval,
+    ScalarSelect,
     Select,
     String,
     and_,
@@ -77,8 +78,8 @@ def _take(
     """INSERT the lowest slot number below the limit that no live lease holds (0 or one
     past a held number: the lowest free one is among those, so no series of numbers is
     needed), or take over its row when the lease there ran out by ``at``; RETURNING gives
-    the number only when this statement got it. A slot numbered past a lowered limit no
-    longer counts."""
+    the number only when this statement got it. Nothing is taken while as many live leases
+    as the limit allows are held, whatever their numbers (a limit lowered under them)."""
     candidates = union(
         select(literal_column("0", Integer).label("slot")),
         select((SendLimitSlot.slot + 1).label("slot")).where(_live(key, at)),
@@ -94,6 +95,7 @@ def _take(
         .join_from(candidates, SendLimit, limit_where(key))
         .where(
             candidates.c.slot < SendLimit.max_connections,
+            _held(key, at) < SendLimit.max_connections,
             candidates.c.slot.not_in(select(SendLimitSlot.slot).where(_live(key, at))),
         )
         .order_by(candidates.c.slot)
@@ -109,16 +111,15 @@ def _take(
     ).returning(SendLimitSlot.slot)
 
 
+def _held(key: Key, at: ColumnElement[datetime]) -> ScalarSelect[int]:
+    """How many of ``key``'s slots live leases hold at ``at``, whatever their numbers: a
+    slot numbered past a lowered limit still holds a connection until it is given back."""
+    return select(func.count()).select_from(SendLimitSlot).where(_live(key, at)).scalar_subquery()
+
+
 def _has_free_slot(key: Key, at: ColumnElement[datetime]) -> Select[bool]:
-    """Whether ``key`` has a connection limit with a slot below it that no live lease
-    holds at ``at``."""
-    held = (
-        select(func.count())
-        .select_from(SendLimitSlot)
-        .where(_live(key, at), SendLimitSlot.slot < SendLimit.max_connections)
-        .scalar_subquery()
-    )
-    return select(SendLimit.max_connections > held).where(limit_where(key))
+    """Whether ``key`` has a connection limit that fewer live leases than it hold at ``at``."""
+    return select(SendLimit.max_connections > _held(key, at)).where(limit_where(key))
 
 
 def release_slot(session: Session, key: Key, slot: int, holder: str) -> None:

@@ -194,7 +194,7 @@ def fan_out(
     for the same edition adds only readers it did not have.
     """
     _hold_edition(session, edition_id)
-    _hold_readers(session)
+    _hold_links(session)
     message_id = (
         literal(f"<tidings.{edition_id}.")
         + opaque_token(session)
@@ -242,7 +242,7 @@ def _hold_edition(session: Session, edition_id: int) -> None:
 
     Deliveries name their edition and subscriber without foreign keys (migrations 0017 and
     0018: no check per row); instead the fan-out holds both ends, the edition here and its
-    readers in :func:`_hold_readers`, and a DELETE of either waits, then takes the new
+    readers in :func:`_hold_links`, and a DELETE of either waits, then takes the new
     deliveries with it. FOR NO KEY UPDATE leaves the edition's other readers (key-share
     checks, plain SELECTs) alone.
     """
@@ -253,16 +253,18 @@ def _hold_edition(session: Session, edition_id: int) -> None:
         raise NotFound(f"edition {edition_id} does not exist")
 
 
-def _hold_readers(session: Session) -> None:
-    """On PostgreSQL, hold the readers until the fan-out commits, with one lock however many
-    there are: a DELETE of subscribers waits for it, then anonymises the deliveries made
-    here; one that came first is waited for, and its readers are then no longer read. Also
-    give this transaction's hash joins room for a million readers without spilling to disk.
+def _hold_links(session: Session) -> None:
+    """On PostgreSQL, hold what the new deliveries will name until the fan-out commits, with
+    one lock however many readers there are (migration 0018): a DELETE of subscribers or
+    variants waits for it, then anonymises or detaches the deliveries made here; one that
+    came first is waited for, and what it deleted is then no longer read. The database
+    refuses this outside READ COMMITTED (an older snapshot would still see the deleted).
+    Also give this transaction's hash joins room for a million readers without spilling.
 
     SQLite has one writer at a time and keeps its foreign keys: nothing to hold.
     """
     if is_postgres(session):
-        session.execute(select(func.tidings_hold_readers()))
+        session.execute(select(func.tidings_hold_links()))
         session.execute(text("SET LOCAL work_mem = '64MB'"))
 
 
