@@ -62,6 +62,28 @@ def test_the_dashboard_warns_when_editions_wait_and_lists_the_workers(
         client.close()
 
 
+def test_a_web_host_whose_clock_runs_ahead_still_sees_a_beating_worker(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The panel judges on the database's clock: a console on a host 10 minutes ahead once
+    called a worker that had just beaten silent, and warned that nothing was being sent."""
+    monkeypatch.setattr(
+        "tidings.web.admin.dashboard.utcnow",
+        lambda: datetime.now(UTC) + timedelta(minutes=10),
+        raising=False,  # the page reads no clock of its own any more
+    )
+    email = make_user(db, UserRole.viewer)
+    _queue_edition(db, settings)
+    now = datetime.now(UTC)
+    beat(db, Heartbeat("a:1:x", "mail-1.example", 4321, now, now, 5.0, 1))
+    with web_server(settings, db) as base:
+        client = sign_in(base, email)
+        shown = _text(client.get(f"{base}/admin").text)
+        client.close()
+    assert WARNING not in shown
+    assert re.search(r"mail-1\.example 4321 \S+ \S+ \d+ s ago", shown), shown
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})

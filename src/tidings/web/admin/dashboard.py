@@ -3,7 +3,6 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from tidings.db.types import utcnow
 from tidings.deliver.heartbeats import roll_call
 from tidings.reports.insights import history, overview
 from tidings.web.admin.charts import chart
@@ -19,7 +18,9 @@ def dashboard(request: Request, context: Context, account: Viewer) -> HTMLRespon
         chart("Active subscribers", [(p.day, p.subscribers) for p in points], bars=False),
         chart("Messages sent by each day's editions", [(p.day, p.sent) for p in points], bars=True),
     ]
-    now = utcnow()
+    # The Workers panel and its warning, judged on the database's clock (as /readyz does):
+    # "last beat N s ago" counts from the time the roll was called at, not this host's.
+    workers = roll_call(context.db)
     return console_page(
         request,
         context,
@@ -27,6 +28,6 @@ def dashboard(request: Request, context: Context, account: Viewer) -> HTMLRespon
         "dashboard.html",
         newsletters=overview(context.db),
         charts=charts,
-        workers=roll_call(context.db, now),  # the Workers panel and its warning
-        now=now,
+        workers=workers,
+        now=workers.now,
     )
