@@ -17,7 +17,8 @@ once per inserted row, even for the NULL most rows carry. The insert check now a
 variant that is not one of the delivery's own edition's; deleting variants sets their
 deliveries' variant to NULL, once per statement. An UPDATE that points a delivery at another
 edition, subscriber or variant is checked row by row (nothing in Tidings does; the foreign
-keys checked it, so the triggers do too).
+keys checked it, so the triggers do too). With no foreign key left on deliveries, TRUNCATE of
+editions or variants no longer reaches them by CASCADE: their TRUNCATE triggers do it.
 
 PostgreSQL only (SQLite keeps its foreign keys and has one writer at a time).
 
@@ -77,26 +78,31 @@ END $$
 """
 
 
-def _subscribers_gone(hold: str) -> str:
-    return f"""
-CREATE OR REPLACE FUNCTION tidings_subscribers_gone() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-BEGIN
+#: What 0017's subscribers_gone did before anonymising; 0018 calls tidings_take_links().
+ISOLATION_CHECK_0017 = """
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
             MESSAGE = 'delete ' || TG_TABLE_NAME || ' in READ COMMITTED: deliveries follow them';
-    END IF;{hold}
+    END IF;"""
+
+
+def _subscribers_gone(first: str) -> str:
+    return f"""
+CREATE OR REPLACE FUNCTION tidings_subscribers_gone() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN{first}
     -- The relay's reply often quotes the address: it goes with the reader.
     UPDATE deliveries SET subscriber_id = NULL, last_reply = NULL
     WHERE subscriber_id IN (SELECT id FROM gone);
     RETURN NULL;
 END $$
-"""  # noqa: S608 (hold is one of two constants of this file)
+"""  # noqa: S608 (first is one of two constants of this file)
 
 
 POSTGRESQL = [
     f"""
-CREATE FUNCTION tidings_hold_links() RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION tidings_hold_links() RETURNS void LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
@@ -106,20 +112,32 @@ BEGIN
     PERFORM pg_advisory_xact_lock_shared({LINKS_LOCK});
 END $$
 """,
-    # Waits for every fan-out under way to commit; the UPDATE after it (a new snapshot, in
-    # READ COMMITTED) then sees their deliveries.
-    _subscribers_gone(f"\n    PERFORM pg_advisory_xact_lock({LINKS_LOCK});"),
-    DELIVERIES_ADDED,
+    # Every trigger that deletes what deliveries name calls this first: it waits for every
+    # writer of links under way to commit, and its UPDATE or DELETE after it (a new snapshot,
+    # in READ COMMITTED; an older one would miss their rows, so it is refused) sees them.
     f"""
+CREATE FUNCTION tidings_take_links() RETURNS void LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+            MESSAGE = 'delete what deliveries name in READ COMMITTED: deliveries follow them';
+    END IF;
+    PERFORM pg_advisory_xact_lock({LINKS_LOCK});
+END $$
+""",
+    _subscribers_gone("\n    PERFORM tidings_take_links();"),
+    DELIVERIES_ADDED,
+    """
 CREATE FUNCTION tidings_variants_gone() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock({LINKS_LOCK});
+    PERFORM tidings_take_links();
     UPDATE deliveries SET variant_id = NULL
     WHERE edition_id IN (SELECT edition_id FROM gone) AND variant_id IN (SELECT id FROM gone);
     RETURN NULL;
 END $$
-""",  # noqa: S608 (LINKS_LOCK is a constant of this file)
+""",
     """
 CREATE TRIGGER variants_gone AFTER DELETE ON edition_variants REFERENCING OLD TABLE AS gone
 FOR EACH STATEMENT EXECUTE FUNCTION tidings_variants_gone()
@@ -154,15 +172,48 @@ WHEN (NEW.edition_id IS DISTINCT FROM OLD.edition_id
       OR (NEW.variant_id IS NOT NULL AND NEW.variant_id IS DISTINCT FROM OLD.variant_id))
 EXECUTE FUNCTION tidings_delivery_relinked()
 """,
+    # TRUNCATE fires no DELETE trigger, and deliveries no longer have a foreign key that
+    # would make TRUNCATE ... CASCADE reach them: emptying editions or variants does it here.
+    """
+CREATE FUNCTION tidings_editions_emptied() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM tidings_take_links();
+    DELETE FROM deliveries;
+    RETURN NULL;
+END $$
+""",
+    """
+CREATE TRIGGER editions_emptied AFTER TRUNCATE ON editions
+FOR EACH STATEMENT EXECUTE FUNCTION tidings_editions_emptied()
+""",
+    """
+CREATE FUNCTION tidings_variants_emptied() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    PERFORM tidings_take_links();
+    UPDATE deliveries SET variant_id = NULL WHERE variant_id IS NOT NULL;
+    RETURN NULL;
+END $$
+""",
+    """
+CREATE TRIGGER variants_emptied AFTER TRUNCATE ON edition_variants
+FOR EACH STATEMENT EXECUTE FUNCTION tidings_variants_emptied()
+""",
 ]
 
 POSTGRESQL_DOWN = [
+    "DROP TRIGGER variants_emptied ON edition_variants",
+    "DROP FUNCTION tidings_variants_emptied()",
+    "DROP TRIGGER editions_emptied ON editions",
+    "DROP FUNCTION tidings_editions_emptied()",
     "DROP TRIGGER deliveries_relinked ON deliveries",
     "DROP FUNCTION tidings_delivery_relinked()",
     "DROP TRIGGER variants_gone ON edition_variants",
     "DROP FUNCTION tidings_variants_gone()",
     DELIVERIES_ADDED_0017,
-    _subscribers_gone(""),
+    _subscribers_gone(ISOLATION_CHECK_0017),
+    "DROP FUNCTION tidings_take_links()",
     "DROP FUNCTION tidings_hold_links()",
 ]
 

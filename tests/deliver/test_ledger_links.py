@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -276,6 +276,39 @@ def test_an_erasure_outside_read_committed_is_refused(db: Database, settings: Se
     repeatable = db.engine.execution_options(isolation_level="REPEATABLE READ")
     with Session(repeatable) as session, pytest.raises(DBAPIError, match="READ COMMITTED"):
         session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+
+
+def test_a_variant_delete_outside_read_committed_is_refused(
+    db: Database, settings: Settings
+) -> None:
+    """Under an older snapshot it could miss deliveries a fan-out committed while it waited
+    for the links lock, and leave them naming the deleted variant."""
+    _postgres_only(db)
+    made = draft(db, settings, readers=1)
+    variant_id = _variant(db, made.edition_id)
+    repeatable = db.engine.execution_options(isolation_level="REPEATABLE READ")
+    with Session(repeatable) as session, pytest.raises(DBAPIError, match="READ COMMITTED"):
+        session.execute(delete(EditionVariant).where(EditionVariant.id == variant_id))
+
+
+@pytest.mark.parametrize("table", ["editions", "edition_variants"])
+def test_emptying_editions_or_variants_leaves_no_delivery_naming_them(
+    db: Database, settings: Settings, table: str
+) -> None:
+    """TRUNCATE fires no DELETE trigger, and no foreign key makes its CASCADE reach the
+    ledger any more: the TRUNCATE triggers of 0018 do."""
+    _postgres_only(db)
+    made = draft(db, settings, readers=2)
+    first, second = made.ids.values()
+    variant_id = _variant(db, made.edition_id)
+    _queue(db, made.edition_id, first, variant_id)
+    _queue(db, made.edition_id, second, variant_id)
+    with db.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {table} CASCADE"))
+    with db.engine.connect() as connection:
+        left = connection.execute(select(Delivery.edition_id, Delivery.variant_id)).all()
+    assert left == ([] if table == "editions" else [(made.edition_id, None)] * 2)
+    assert orphans(db) == 0
 
 
 def test_two_fan_outs_of_one_edition_at_once_queue_each_reader_once(

@@ -1,9 +1,8 @@
 """Reviewer R1's hostile review of the sending limits kept in the database (migration 0016,
 deliver/limits.py, deliver/pacing.py, ``tidings limits``): a host whose clock is wrong, a
-careless admin, a hostile relay's reply text. Tests marked ``xfail(strict=True)`` show a
-defect that is still there (each reason names it); the others are attacks that held (a
-comment names the defect each once showed). Times are given to the functions or read from
-the database's clock, never waited for."""
+careless admin, a hostile relay's reply text. Every defect it found is fixed: the tests are
+the attacks that now hold (a comment names the defect each once showed). Times are given to
+the functions or read from the database's clock, never waited for."""
 
 import asyncio
 import threading
