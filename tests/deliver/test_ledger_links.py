@@ -4,8 +4,6 @@ anonymous, deleting a variant leaves theirs on the edition's own parts, an inser
 of them is refused, and on PostgreSQL neither edition nor reader can slip away while a
 fan-out runs."""
 
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +12,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from tests.deliver.ledgerrows import DOMAIN, draft
-from tests.deliver.linksupport import BLOCK_WAIT_S, orphans, wait_until_blocked
+from tests.deliver.linksupport import (
+    BLOCK_WAIT_S,
+    add_variant,
+    in_thread,
+    orphans,
+    wait_until_blocked,
+)
 from tidings.config import Settings
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
@@ -99,21 +103,6 @@ def test_a_delivery_naming_no_edition_or_subscriber_is_refused(
             session.commit()
 
 
-def _variant(db: Database, edition_id: int) -> int:
-    with db.session() as session:
-        variant = EditionVariant(
-            edition_id=edition_id,
-            choice_key="sport",
-            sections=["sport"],
-            html_body="<p>sport</p>",
-            text_body="sport",
-            article_count=1,
-        )
-        session.add(variant)
-        session.commit()
-        return variant.id
-
-
 def _queue(db: Database, edition_id: int, subscriber_id: int, variant_id: int) -> None:
     with db.session() as session:
         session.add(
@@ -132,7 +121,7 @@ def test_a_delivery_naming_no_variant_is_refused(db: Database, settings: Setting
     made = draft(db, settings, readers=1)
     (subscriber_id,) = made.ids.values()
     with pytest.raises(IntegrityError):
-        _queue(db, made.edition_id, subscriber_id, _variant(db, made.edition_id) + 1000)
+        _queue(db, made.edition_id, subscriber_id, add_variant(db, made.edition_id) + 1000)
 
 
 def test_a_delivery_naming_another_editions_variant_is_refused(
@@ -144,7 +133,7 @@ def test_a_delivery_naming_another_editions_variant_is_refused(
     other = draft(db, settings, readers=1, slug="other")
     (subscriber_id,) = made.ids.values()
     with pytest.raises(IntegrityError):
-        _queue(db, made.edition_id, subscriber_id, _variant(db, other.edition_id))
+        _queue(db, made.edition_id, subscriber_id, add_variant(db, other.edition_id))
 
 
 def test_deleting_a_variant_leaves_its_deliveries_on_the_editions_own_parts(
@@ -152,7 +141,7 @@ def test_deleting_a_variant_leaves_its_deliveries_on_the_editions_own_parts(
 ) -> None:
     made = draft(db, settings, readers=2)
     first, second = made.ids.values()
-    variant_id = _variant(db, made.edition_id)
+    variant_id = add_variant(db, made.edition_id)
     _queue(db, made.edition_id, first, variant_id)
     _queue(db, made.edition_id, second, variant_id)
     with db.session() as session:
@@ -172,26 +161,12 @@ def test_deleting_an_edition_with_variants_deletes_its_deliveries(
 ) -> None:
     made = draft(db, settings, readers=1)
     (subscriber_id,) = made.ids.values()
-    _queue(db, made.edition_id, subscriber_id, _variant(db, made.edition_id))
+    _queue(db, made.edition_id, subscriber_id, add_variant(db, made.edition_id))
     with db.session() as session:
         session.execute(delete(Edition).where(Edition.id == made.edition_id))
         session.commit()
     assert _subscribers_of(db, made.edition_id) == []
     assert orphans(db) == 0
-
-
-def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # handed to the test, which re-raises it
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, errors
 
 
 def _postgres_only(db: Database) -> None:
@@ -214,7 +189,7 @@ def test_an_erasure_waits_for_a_running_fan_out_and_then_clears_its_rows(
                 session.execute(delete(Subscriber).where(Subscriber.id == gone))
                 session.commit()
 
-        thread, errors = _in_thread(erase)
+        thread, errors = in_thread(erase)
         wait_until_blocked(db, "DELETE FROM subscribers")
         fanning.commit()
     thread.join(BLOCK_WAIT_S)
@@ -232,7 +207,7 @@ def test_a_fan_out_waits_for_a_running_erasure_and_skips_the_erased(
     counts: list[int] = []
     with db.session() as erasing:
         erasing.execute(delete(Subscriber).where(Subscriber.id == gone))
-        thread, errors = _in_thread(
+        thread, errors = in_thread(
             lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
         )
         # The fan-out waits to hold the links (migration 0018) until the erasure commits.
@@ -259,7 +234,7 @@ def test_deleting_an_edition_waits_for_its_fan_out_and_then_takes_its_rows(
                 session.execute(delete(Edition).where(Edition.id == made.edition_id))
                 session.commit()
 
-        thread, errors = _in_thread(drop_edition)
+        thread, errors = in_thread(drop_edition)
         wait_until_blocked(db, "DELETE FROM editions")
         fanning.commit()
     thread.join(BLOCK_WAIT_S)
@@ -285,7 +260,7 @@ def test_a_variant_delete_outside_read_committed_is_refused(
     for the links lock, and leave them naming the deleted variant."""
     _postgres_only(db)
     made = draft(db, settings, readers=1)
-    variant_id = _variant(db, made.edition_id)
+    variant_id = add_variant(db, made.edition_id)
     repeatable = db.engine.execution_options(isolation_level="REPEATABLE READ")
     with Session(repeatable) as session, pytest.raises(DBAPIError, match="READ COMMITTED"):
         session.execute(delete(EditionVariant).where(EditionVariant.id == variant_id))
@@ -300,7 +275,7 @@ def test_emptying_editions_or_variants_leaves_no_delivery_naming_them(
     _postgres_only(db)
     made = draft(db, settings, readers=2)
     first, second = made.ids.values()
-    variant_id = _variant(db, made.edition_id)
+    variant_id = add_variant(db, made.edition_id)
     _queue(db, made.edition_id, first, variant_id)
     _queue(db, made.edition_id, second, variant_id)
     with db.engine.begin() as connection:
@@ -321,7 +296,7 @@ def test_two_fan_outs_of_one_edition_at_once_queue_each_reader_once(
     with db.session() as first:
         now = datetime.now(UTC)
         assert ledger.fan_out(first, made.edition_id, made.newsletter_id, DOMAIN, now) == 3
-        thread, errors = _in_thread(
+        thread, errors = in_thread(
             lambda: counts.append(_fan_out(db, made.edition_id, made.newsletter_id))
         )
         wait_until_blocked(db, "FOR NO KEY UPDATE")

@@ -8,7 +8,7 @@ each tried). Races use real connections on PostgreSQL, ordered by observed lock 
 
 import functools
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from tests.deliver.ledgerrows import DOMAIN, Readers, draft
 from tests.deliver.limitsupport import limit_statements
-from tests.deliver.linksupport import BLOCK_WAIT_S, orphans, wait_until_blocked
+from tests.deliver.linksupport import (
+    BLOCK_WAIT_S,
+    add_variant,
+    dangling_variants,
+    in_thread,
+    orphans,
+    wait_until_blocked,
+)
 from tidings.audience.subscribers import erase
 from tidings.config import Settings
 from tidings.db.dialect import is_postgres
@@ -60,59 +67,6 @@ def _fan_out(
     )
 
 
-def _background(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
-    """``work`` on a thread of its own; what it raised lands in the list."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            work()
-        except BaseException as exc:  # handed to the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, errors
-
-
-def _done_or_blocked(db: Database, thread: threading.Thread, needle: str) -> bool:
-    """Until ``thread`` ends (False) or a statement containing ``needle`` waits on a lock
-    (True); bounded by BLOCK_WAIT_S."""
-    deadline = datetime.now(UTC) + timedelta(seconds=BLOCK_WAIT_S)
-    while datetime.now(UTC) < deadline:
-        if not thread.is_alive():
-            return False
-        with db.engine.connect() as connection:
-            found = connection.execute(
-                text(
-                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND query LIKE :needle AND pid <> pg_backend_pid()"
-                ),
-                {"needle": f"%{needle}%"},
-            ).first()
-        if found:
-            return True
-        threading.Event().wait(0.05)  # poll again; the bound is BLOCK_WAIT_S
-    raise AssertionError(f"neither done nor blocked on {needle!r} within {BLOCK_WAIT_S} s")
-
-
-def _dangling_variants(db: Database) -> int:
-    with db.session() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(Delivery)
-                .where(
-                    Delivery.variant_id.is_not(None),
-                    ~select(EditionVariant.id)
-                    .where(EditionVariant.id == Delivery.variant_id)
-                    .exists(),
-                )
-            )
-            or 0
-        )
-
-
 def _sport_variant(db: Database, made: Readers) -> int:
     """A variant of ``made``'s edition for readers who chose "sport" (all of them here)."""
     with db.session() as session:
@@ -121,17 +75,8 @@ def _sport_variant(db: Database, made: Readers) -> int:
             .where(Subscription.newsletter_id == made.newsletter_id)
             .values(sections=["sport"])
         )
-        variant = EditionVariant(
-            edition_id=made.edition_id,
-            choice_key="sport",
-            sections=["sport"],
-            html_body="<p>sport</p>",
-            text_body="sport",
-            article_count=1,
-        )
-        session.add(variant)
         session.commit()
-        return variant.id
+    return add_variant(db, made.edition_id)
 
 
 # --- Change A: the readers' advisory lock --------------------------------------------------
@@ -180,15 +125,15 @@ def test_deleting_a_variant_while_a_fan_out_uses_it_leaves_no_dangling_variant(
                 _fan_out(session, made, sections=["sport"], variants={variant_id: {"sport"}})
                 session.commit()
 
-        thread, errors = _background(fan_out_and_commit)
-        _done_or_blocked(db, thread, "tidings_hold_links")
+        thread, errors = in_thread(fan_out_and_commit)
+        wait_until_blocked(db, "tidings_hold_links", thread)
         deleting.commit()
     thread.join(BLOCK_WAIT_S)
     assert not thread.is_alive()
     # A refused fan-out would be fine (the variant is gone when it looks); a committed one
     # must not name the deleted variant.
     assert all(isinstance(error, IntegrityError) for error in errors), errors
-    assert _dangling_variants(db) == 0
+    assert dangling_variants(db) == 0
 
 
 # Held: an erasure that committed its DELETE's lock first (it holds the advisory lock
@@ -209,7 +154,7 @@ def test_a_fan_out_waits_for_an_uncommitted_erasure_then_skips_the_reader(
 
     with db.engine.connect() as erasing:
         erasing.execute(delete(Subscriber).where(Subscriber.id == gone))
-        thread, errors = _background(fan_out_and_commit)
+        thread, errors = in_thread(fan_out_and_commit)
         wait_until_blocked(db, "tidings_hold_links")
         erasing.commit()
     thread.join(BLOCK_WAIT_S)
@@ -238,7 +183,7 @@ def test_removing_readers_during_a_fan_out_leaves_no_orphan(
 
     with db.session() as fanning:
         assert _fan_out(fanning, made) == 3
-        thread, errors = _background(remove)
+        thread, errors = in_thread(remove)
         wait_until_blocked(db, "DELETE FROM subscribers" if how == "erase" else "TRUNCATE")
         fanning.commit()
     thread.join(BLOCK_WAIT_S)
@@ -263,7 +208,7 @@ def test_a_fan_out_after_an_uncommitted_truncate_queues_nobody(
 
     with db.engine.connect() as emptying:
         emptying.execute(text("TRUNCATE subscribers CASCADE"))
-        thread, errors = _background(fan_out_and_commit)
+        thread, errors = in_thread(fan_out_and_commit)
         wait_until_blocked(db, "INSERT INTO deliveries")
         emptying.commit()
     thread.join(BLOCK_WAIT_S)
@@ -302,7 +247,7 @@ def test_deleting_the_newsletter_during_a_fan_out_takes_its_deliveries(
 
     with db.session() as fanning:
         assert _fan_out(fanning, made) == 3
-        thread, errors = _background(remove)
+        thread, errors = in_thread(remove)
         wait_until_blocked(db, "DELETE FROM newsletters")
         fanning.commit()
     thread.join(BLOCK_WAIT_S)
@@ -344,7 +289,7 @@ def test_the_downgrade_of_0018_and_upgrade_again_keeps_every_rule(
         assert _fan_out(session, other, sections=["sport"], variants={other_variant: {"sport"}})
         session.execute(delete(EditionVariant).where(EditionVariant.id == variant_id))
         session.commit()
-    assert _dangling_variants(db) == 0
+    assert dangling_variants(db) == 0
     assert orphans(db) == 0
 
 
@@ -380,7 +325,7 @@ def test_a_lost_race_is_retried_and_gets_the_next_slot(db: Database) -> None:
     got: list[int | None] = []
     with db.session() as first:
         assert limitslots.take_slot(first, RELAY, "first", LEASE) == 0
-        thread, errors = _background(lambda: got.append(_take(db, "second")))
+        thread, errors = in_thread(lambda: got.append(_take(db, "second")))
         wait_until_blocked(db, "send_limit_slots")
         first.commit()
     thread.join(BLOCK_WAIT_S)
@@ -400,7 +345,7 @@ def test_eight_concurrent_takers_never_hold_more_than_the_limit(db: Database) ->
         start.wait(BLOCK_WAIT_S)
         got.append(_take(db, f"w{n}"))
 
-    runs = [_background(functools.partial(take, n)) for n in range(8)]
+    runs = [in_thread(functools.partial(take, n)) for n in range(8)]
     for thread, _ in runs:
         thread.join(BLOCK_WAIT_S)
     assert not any(thread.is_alive() or errors for thread, errors in runs)
@@ -428,7 +373,7 @@ def test_an_expired_slot_is_taken_over_by_one_taker_only(db: Database) -> None:
     got: list[int | None] = []
     with db.session() as first:
         assert limitslots.take_slot(first, RELAY, "first", LEASE) == 0
-        thread, errors = _background(lambda: got.append(_take(db, "second")))
+        thread, errors = in_thread(lambda: got.append(_take(db, "second")))
         wait_until_blocked(db, "send_limit_slots")
         first.commit()
     thread.join(BLOCK_WAIT_S)
@@ -546,4 +491,4 @@ def test_an_update_cannot_point_a_delivery_at_nothing(
             connection.execute(update(Delivery).values({column: 2_000_000_000}))
     except DBAPIError:
         pass  # refused: the promise holds
-    assert orphans(db) == 0 and _dangling_variants(db) == 0
+    assert orphans(db) == 0 and dangling_variants(db) == 0
