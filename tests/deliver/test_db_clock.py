@@ -21,7 +21,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState
 from tidings.deliver import heartbeats, upkeep, worker_db
-from tidings.deliver.dbclock import db_time
+from tidings.deliver.dbclock import DbClock, db_time
 from tidings.deliver.heartbeats import Beater, Heartbeat, Measure, alive, beat, roll_call
 from tidings.deliver.ledger.results import DEFAULT_SCORE
 from tidings.deliver.upkeep import run_upkeep
@@ -148,3 +148,39 @@ def test_a_worker_that_stopped_beating_is_dead_on_the_databases_clock(
         assert alive(db) == []
         roll = roll_call(db)
         assert (roll.alive, _names(roll.silent)) == ([], ["stopped"])
+
+
+def test_a_db_clock_adds_the_offset_it_last_saw_to_its_host_clock() -> None:
+    host = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    clock = DbClock(lambda: host)
+    assert clock.now() == host  # nothing learnt: the host's clock
+    database = host - SKEW
+    assert clock.observe(database) == database
+    assert clock.now() == database
+    assert clock.of_host(host + timedelta(seconds=30)) == database + timedelta(seconds=30)
+    clock.observe(host + SKEW)  # the last read counts
+    assert clock.now() == host + SKEW
+
+
+def test_a_workers_claims_and_renewals_teach_its_clock_the_databases_time(
+    db: Database, settings: Settings
+) -> None:
+    # Between its reads of the database's time, a worker whose host is ten minutes off tells
+    # the database's time within far less than that (off only by a statement's round trip).
+    near = SKEW / 10
+    sending(db, settings, readers=1)
+    for off_by in (SKEW, -SKEW):
+        clock = DbClock(_clock(off_by))
+        worker = WorkerDatabase(db, settings, clock)
+        assert len(worker.claim("w:1", 1).jobs) == 1
+        before = _database_now(db)
+        seen = clock.now()
+        assert before - near <= seen <= _database_now(db)
+        clock.offset = timedelta(0)  # forgotten; a renewal learns it again
+        assert len(worker.renew(["w:1"]).held) == 1
+        before = _database_now(db)
+        seen = clock.now()
+        assert before - near <= seen <= _database_now(db)
+        with db.session() as session:
+            session.execute(update(Delivery).values(state=DeliveryState.queued))
+            session.commit()

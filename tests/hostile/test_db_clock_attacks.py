@@ -6,7 +6,10 @@ dead worker's lease for ever, never looks dead while it beats, and a dead worker
 dead. A skewed host is this process with modules' ``utcnow`` moved by pytest's monkeypatch
 (the database's clock, :mod:`tidings.deliver.dbclock`, is never moved). Every check orders
 times (before / after a call, read from the database), never measures how long anything
-took. A defect found is a strict xfail; an attack that held is a plain test.
+took. A defect found was a strict xfail until fixed; an attack that held is a plain test.
+The two defects found (the send pool's due times on its host's clock) are fixed: the pool
+stamps them with its worker's :class:`~tidings.deliver.dbclock.DbClock`, whose host clock
+is skewed here too and which learnt the database's time at the claim.
 """
 
 import asyncio
@@ -17,7 +20,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from tests.deliver.ledgerrows import sending
-from tests.deliver.sendpool import Pool, claimed_jobs
+from tests.deliver.sendpool import Pool
 from tests.deliver.test_db_clock import SKEW, _clock, _database_now, _skew
 from tests.smtpserver import RecordingHandler, smtp_server
 from tidings.config import Settings
@@ -26,12 +29,12 @@ from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, WorkerHeartbeat
 from tidings.deliver import heartbeats, upkeep, worker_db
 from tidings.deliver import sending as sending_module
-from tidings.deliver.dbclock import db_time
+from tidings.deliver.dbclock import DbClock, db_time
 from tidings.deliver.heartbeats import Beater, Measure, alive, roll_call
 from tidings.deliver.ledger import claims, closing
 from tidings.deliver.ledger.results import DEFAULT_SCORE
 from tidings.deliver.upkeep import run_upkeep
-from tidings.deliver.worker_db import WorkerDatabase
+from tidings.deliver.worker_db import Job, WorkerDatabase
 
 #: Every module of the sending side that reads (or once read) this host's clock: a whole
 #: host whose clock is off, not one module.
@@ -61,17 +64,33 @@ def _claimable(db: Database, settings: Settings) -> int:
     return len(WorkerDatabase(db, settings).claim("other:1", 100).jobs)
 
 
+def _skewed_claim(
+    db: Database, settings: Settings, readers: int, off_by: timedelta
+) -> tuple[DbClock, list[Job]]:
+    """Deliveries claimed as "w:1" by a worker whose host clock is ``off_by`` from the true
+    time: its clock (which learnt the database's time at the claim) and its jobs."""
+    sending(db, settings, readers)
+    store = WorkerDatabase(db, settings, DbClock(_clock(off_by)))
+    jobs = store.claim("w:1", readers).jobs
+    assert len(jobs) == readers
+    return store.clock, jobs
+
+
+def _skewed_pool(settings: Settings, jobs: list[Job], clock: DbClock, leased: bool) -> Pool:
+    """A send pool of the worker that claimed ``jobs``, on that worker's clock."""
+    pool = Pool(settings, jobs, leased=leased)
+    pool.pool.clock = clock
+    return pool
+
+
 # --- Defects -----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: the send pool (deliver/sending.py) still stamps handed-back deliveries' "
-    "next_attempt_at with its host's utcnow(): a worker whose clock runs 10 minutes ahead "
-    "releases deliveries it could not start (lease not renewed in time, or the worker "
-    "stopping) 'due at once' 10 minutes in the database's future, so no worker can claim "
-    "them (and nothing counts as due) for 10 minutes",
-)
+# Was a defect (fixed): the send pool (deliver/sending.py) stamped handed-back deliveries'
+# next_attempt_at with its host's utcnow(): a worker whose clock ran 10 minutes ahead
+# released deliveries it could not start (lease not renewed in time, or the worker
+# stopping) 'due at once' 10 minutes in the database's future, so no worker could claim
+# them (and nothing counted as due) for 10 minutes.
 @pytest.mark.parametrize("why", ["lease not renewed", "worker stopping"])
 def test_deliveries_handed_back_by_a_host_ahead_are_due_at_once_for_others(
     db: Database,
@@ -80,12 +99,12 @@ def test_deliveries_handed_back_by_a_host_ahead_are_due_at_once_for_others(
     why: str,
 ) -> None:
     handler, settings = relay
-    _edition_id, jobs = claimed_jobs(db, settings, readers=2)
+    clock, jobs = _skewed_claim(db, settings, 2, SKEW)
     _whole_host(monkeypatch, SKEW)  # the claiming worker's host runs ten minutes ahead
     if why == "lease not renewed":  # no renewal vouched for the lease: both handed back
-        outcomes = Pool(settings, jobs, leased=False).run()
+        outcomes = _skewed_pool(settings, jobs, clock, leased=False).run()
     else:  # queued, and the worker stops before a connection took them
-        outcomes = Pool(settings, jobs).run(start=False)
+        outcomes = _skewed_pool(settings, jobs, clock, leased=True).run(start=False)
     assert [o.state for o in outcomes] == [DeliveryState.queued] * 2
     WorkerDatabase(db, settings).write(outcomes, ())
     assert handler.recipients() == []
@@ -94,22 +113,19 @@ def test_deliveries_handed_back_by_a_host_ahead_are_due_at_once_for_others(
     assert _claimable(db, settings) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT: a deferral's retry time (sending.py _judged: policy.next_attempt(..., "
-    "utcnow())) is the host's clock plus the wait: a worker whose clock lags 10 minutes "
-    "defers a 451 by retry_first_seconds (300 s) into the database's past, so the message is "
-    "claimed and tried again at once instead of 5 minutes later",
-)
+# Was a defect (fixed): a deferral's retry time (sending.py _judged: policy.next_attempt(...,
+# utcnow())) was the host's clock plus the wait: a worker whose clock lagged 10 minutes
+# deferred a 451 by retry_first_seconds (300 s) into the database's past, so the message
+# was claimed and tried again at once instead of 5 minutes later.
 def test_a_deferral_by_a_host_behind_waits_its_retry_time(
     db: Database, relay: tuple[RecordingHandler, Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     handler, settings = relay
     assert settings.retry_first_seconds * 2 <= SKEW.total_seconds()
-    _edition_id, jobs = claimed_jobs(db, settings, readers=1)
+    clock, jobs = _skewed_claim(db, settings, 1, -SKEW)
     handler.behaviour.rcpt_replies[jobs[0].recipient.email] = "451 4.7.1 try again later"
     _whole_host(monkeypatch, -SKEW)  # the sending worker's host lags ten minutes
-    outcomes = Pool(settings, jobs).run()
+    outcomes = _skewed_pool(settings, jobs, clock, leased=True).run()
     assert [o.state for o in outcomes] == [DeliveryState.deferred]
     WorkerDatabase(db, settings).write(outcomes, ())
     monkeypatch.undo()

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from tidings.db.models import DeliveryState, EditionStatus
-from tidings.db.types import utcnow
+from tidings.deliver.dbclock import DbClock
 from tidings.deliver.leases import LeaseBook, SendRate
 from tidings.deliver.ledger import Outcome
 from tidings.deliver.pacing import Pacer
@@ -65,6 +65,7 @@ class SendPool:
         sizer: PoolSizer | None = None,
         idle_seconds: float = IDLE_SECONDS,
         pacer: Pacer | None = None,
+        clock: DbClock | None = None,
     ) -> None:
         #: The open (or opening) connections; without ``connect`` and ``sizer``, a fixed set.
         self.transports = list(transports)
@@ -72,6 +73,8 @@ class SendPool:
         self._sizer = sizer
         self._idle_seconds = idle_seconds
         self._pacer = pacer
+        #: The database's time, for every time written or compared with the ledger's.
+        self.clock = DbClock() if clock is None else clock
         self.rate = SendRate()
         self._policy = policy
         self._leases = leases
@@ -122,7 +125,7 @@ class SendPool:
         self._release_waiting()
 
     def _release_waiting(self) -> None:
-        now = utcnow()
+        now = self.clock.now()
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if job is not None:
@@ -293,7 +296,7 @@ class SendPool:
         worker: nothing is written (it is not ours). Lease running out (the database has not
         answered renewals): handed back.
         """
-        claim, now = job.claim, utcnow()
+        claim, now = job.claim, self.clock.now()
         stopped = self._stopped.get(claim.edition_id)
         if stopped is not None:
             state = (
@@ -341,12 +344,13 @@ class SendPool:
     def _paced(self, job: Job, why: str, later: datetime) -> Outcome:
         """``job`` goes back to the queue until ``later``, unsent and no attempt counted:
         its receiving domain is at its shared rate or connections (``why``) until then."""
-        now, claim = utcnow(), job.claim
+        now, claim = self.clock.now(), job.claim
         if self._policy.gives_up(claim.created_at, now):  # waiting has its limit too
             reply = f"gave up: {why} since its give-up time"
             return claim.outcome(DeliveryState.failed, None, reply, now)
         reply = f"waiting: {why} (not an attempt)"
-        return claim.outcome(DeliveryState.queued, None, reply, now, later, counted=False)
+        due = self.clock.of_host(later)  # the pacer's times are on this host's clock
+        return claim.outcome(DeliveryState.queued, None, reply, now, due, counted=False)
 
     def _judged(self, job: Job, result: SmtpReply | Exception) -> Outcome:
         """The outcome of ``job`` from what became of its send; a slow-down reply lowers
@@ -355,7 +359,7 @@ class SendPool:
         the last connection, judged here, slows the relay down.)"""
         if self._pacer is not None:
             self._pacer.heard(job.recipient.email, result)
-        claim, now = job.claim, utcnow()
+        claim, now = job.claim, self.clock.now()
         verdict = verdict_for(self._policy, result, claim.attempts, claim.created_at, now)
         if verdict.unexpected and isinstance(result, Exception):
             log.exception("delivery %s failed unexpectedly", claim.delivery_id, exc_info=result)

@@ -112,6 +112,7 @@ class Worker:
             connect=None if connect is None else lambda: TimedTransport(connect()),
             sizer=sizer,
             pacer=self.pacer,
+            clock=self.store.clock,
         )
         self._last_maintenance = 0.0
         # Its heartbeat, on a timer of its own like the lease renewals (never behind _db_lock).

@@ -18,7 +18,7 @@ from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import DeliveryState, Edition, EditionVariant, Newsletter
 from tidings.deliver import ledger, limits
-from tidings.deliver.dbclock import db_time
+from tidings.deliver.dbclock import DbClock, db_time
 from tidings.deliver.ledger import Claim, Outcome, Recipient, Recorded, Renewal
 from tidings.deliver.retry import retry_transient
 from tidings.deliver.upkeep import has_due_work, run_upkeep
@@ -58,9 +58,11 @@ class Prepared:
 class WorkerDatabase:
     """What one worker asks of the database, each call retried on contention."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, clock: DbClock | None = None) -> None:
         self.db = db
         self.settings = settings
+        #: The database's time as this worker sees it, learnt at each claim and renewal.
+        self.clock = DbClock() if clock is None else clock
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.score = BounceScore.from_settings(settings)
         # Each edition's rendered mail, built once per (edition, variant) while kept.
@@ -96,7 +98,7 @@ class WorkerDatabase:
 
     def _claim_and_prepare(self, token: str, limit: int) -> Prepared:
         with self.db.session() as session:
-            now = db_time(session)  # the lease's clock, shared by every host
+            now = self.clock.observe(db_time(session))  # the lease's clock, every host's
             claims = ledger.claim_due(session, token, limit, self.lease, now)
             session.commit()
             jobs: list[Job] = []
@@ -146,7 +148,8 @@ class WorkerDatabase:
 
     def _renew(self, tokens: Collection[str]) -> Renewal:
         with self.db.session() as session:
-            renewal = ledger.renew_leases(session, tokens, self.lease)  # the database's time
+            now = self.clock.observe(db_time(session)) if tokens else None
+            renewal = ledger.renew_leases(session, tokens, self.lease, now)
             session.commit()
             return renewal
 
