@@ -13,6 +13,7 @@ is skewed here too and which learnt the database's time at the claim.
 """
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
@@ -26,13 +27,14 @@ from tests.smtpserver import RecordingHandler, smtp_server
 from tidings.config import Settings
 from tidings.db.dialect import is_postgres
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, DeliveryState, WorkerHeartbeat
-from tidings.deliver import heartbeats, upkeep, worker_db
+from tidings.db.models import Delivery, DeliveryState, SendLimitScope, WorkerHeartbeat
+from tidings.deliver import heartbeats, limitadmin, limitkeys, limitslots, pacing, upkeep, worker_db
 from tidings.deliver import sending as sending_module
 from tidings.deliver.dbclock import DbClock, db_time
 from tidings.deliver.heartbeats import Beater, Measure, alive, roll_call
 from tidings.deliver.ledger import claims, closing
 from tidings.deliver.ledger.results import DEFAULT_SCORE
+from tidings.deliver.pacing import Pacer
 from tidings.deliver.upkeep import run_upkeep
 from tidings.deliver.worker_db import Job, WorkerDatabase
 
@@ -76,9 +78,11 @@ def _skewed_claim(
     return store.clock, jobs
 
 
-def _skewed_pool(settings: Settings, jobs: list[Job], clock: DbClock, leased: bool) -> Pool:
+def _skewed_pool(
+    settings: Settings, jobs: list[Job], clock: DbClock, leased: bool, pacer: Pacer | None = None
+) -> Pool:
     """A send pool of the worker that claimed ``jobs``, on that worker's clock."""
-    pool = Pool(settings, jobs, leased=leased)
+    pool = Pool(settings, jobs, leased=leased, pacer=pacer)
     pool.pool.clock = clock
     return pool
 
@@ -263,3 +267,32 @@ def test_a_host_days_ahead_forgets_no_worker_that_beats(
     # Given a database time past a day of silence, the same row does go.
     later = _database_now(db) + heartbeats.KEEP_SILENT + timedelta(seconds=1)
     assert heartbeats.forget_silent(db, later) == 1
+
+
+def test_a_paced_job_handed_back_by_a_host_ahead_is_due_on_the_databases_clock(
+    db: Database, relay: tuple[RecordingHandler, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pacer tells a busy domain's job to come back BUSY_RETRY_SECONDS later on its host's
+    # clock; the pool writes that due time on the database's, not 10 minutes in its future.
+    handler, settings = relay
+    clock, jobs = _skewed_claim(db, settings, 1, SKEW)
+    domain = limitkeys.domain_name(jobs[0].recipient.email)
+    limitadmin.set_limit(db, "domain", domain, per_second=None, connections=1)
+    key = limitkeys.Key(SendLimitScope.domain, domain)
+    with db.session() as session:  # a worker elsewhere holds the domain's one connection
+        assert limitslots.take_slot(session, key, "elsewhere", timedelta(hours=1)) == 0
+        session.commit()
+    _whole_host(monkeypatch, SKEW)
+    lease = timedelta(seconds=settings.lease_seconds)
+    ahead = SKEW.total_seconds()
+    pacer = Pacer(db, "w", None, lease, clock=lambda: time.time() + ahead)
+    pool = _skewed_pool(settings, jobs, clock, leased=True, pacer=pacer)
+    before = _database_now(db)
+    outcomes = pool.run()
+    after = _database_now(db)
+    assert [o.state for o in outcomes] == [DeliveryState.queued]
+    assert handler.recipients() == []
+    due = outcomes[0].next_attempt_at
+    assert due is not None
+    busy = timedelta(seconds=pacing.BUSY_RETRY_SECONDS)
+    assert before <= due <= after + busy
