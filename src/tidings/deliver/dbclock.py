@@ -27,9 +27,12 @@ from tidings.db.types import UTCDateTime, as_utc, utcnow
 _UNIX_EPOCH_JD = 2440587.5
 
 
-def db_time(session: Session) -> datetime:
+def db_time(session: Session, given: datetime | None = None) -> datetime:
     """The database's time (PostgreSQL's transaction time, one SELECT); on SQLite, which
-    only one host uses, this host's clock."""
+    only one host uses, this host's clock. A time ``given`` (a caller's, or a test's) is
+    used as it is, with no SELECT: the one rule for every function taking an optional now."""
+    if given is not None:
+        return given
     if is_postgres(session):
         found = session.scalar(select(func.now()))
         if found is not None:

@@ -114,17 +114,12 @@ def forget_silent(db: Database, now: datetime | None = None) -> int:
     """Delete the rows of workers silent for longer than :data:`KEEP_SILENT` (they died
     without a clean stop) at ``now`` (the database's time unless given); how many."""
     with db.session() as session:
-        before = _now(session, now) - KEEP_SILENT
+        before = db_time(session, now) - KEEP_SILENT
         gone = row_count(
             session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_beat_at < before))
         )
         session.commit()
         return gone
-
-
-def _now(session: Session, now: datetime | None) -> datetime:
-    """``now`` if given (a test), else the database's time: never this host's clock."""
-    return db_time(session) if now is None else now
 
 
 def _heartbeats(session: Session, since: datetime) -> list[Heartbeat]:
@@ -152,14 +147,14 @@ def alive(db: Database, now: datetime | None = None) -> list[Heartbeat]:
     """The workers whose last beat is fresh at ``now`` (the database's time unless given),
     oldest first."""
     with db.session() as session:
-        return _heartbeats(session, _now(session, now) - stale_after())
+        return _heartbeats(session, db_time(session, now) - stale_after())
 
 
 def sending_is_due(db: Database, now: datetime | None = None) -> bool:
     """Whether some delivery of a sending edition waits for a worker at ``now`` (the
     database's time unless given): queued, or deferred with its retry time come."""
     with db.session() as session:
-        return _is_due(session, _now(session, now))
+        return _is_due(session, db_time(session, now))
 
 
 def _is_due(session: Session, now: datetime) -> bool:
@@ -194,7 +189,7 @@ def roll_call(db: Database, now: datetime | None = None) -> RollCall:
     """The workers, live and silent, and whether sending is due at ``now`` (the database's
     time unless given): for the health check, the console and ``digest send``."""
     with db.session() as session:
-        now = _now(session, now)
+        now = db_time(session, now)
         fresh_since = now - stale_after()
         found = _heartbeats(session, now - KEEP_SILENT)
         return RollCall(

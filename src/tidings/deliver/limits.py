@@ -156,7 +156,7 @@ def slow_down(
     relay that slows every domain: the caller slows the relay instead)."""
     if key.scope == SendLimitScope.domain and _too_many_learnt(session, key):
         return None
-    now = db_time(session) if now is None else now
+    now = db_time(session, now)
     insert = upsert_insert(session)(SendLimit)
     session.execute(
         insert.values(
@@ -198,7 +198,7 @@ def climb(session: Session, now: datetime | None = None) -> int:
     """Raise every slowed rate that has had a quiet minute by :data:`CLIMB_FACTOR`, up to
     its cap (one step per minute however many workers ask: the step is fenced by
     ``raised_at``); delete learnt rows quiet for :data:`FORGET_AFTER`. How many changed."""
-    now = db_time(session) if now is None else now
+    now = db_time(session, now)
     quiet = now - QUIET_STEP
     raised = SendLimit.rate * CLIMB_FACTOR
     cap = func.coalesce(SendLimit.per_second, MAX_PER_SECOND)

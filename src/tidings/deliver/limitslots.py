@@ -59,7 +59,7 @@ def _lease_times(
     if now is None and is_postgres(session):
         at = db_time_column(session)
         return at, type_coerce(at + literal(lease, Interval), UTCDateTime)
-    start = db_time(session) if now is None else now
+    start = db_time(session, now)
     return literal(start, UTCDateTime), literal(start + lease, UTCDateTime)
 
 
@@ -136,7 +136,7 @@ def renew_slots(
 ) -> int:
     """Extend every slot ``holder`` holds to ``lease`` from now (with its heartbeat); how
     many."""
-    expires_at = (db_time(session) if now is None else now) + lease
+    expires_at = db_time(session, now) + lease
     return row_count(
         session.execute(
             update(SendLimitSlot)

@@ -72,7 +72,7 @@ def has_due_work(db: Database, now: datetime | None = None) -> bool:
 
     def ask() -> bool:
         with db.session() as session:
-            return ledger.has_due_work(session, db_time(session) if now is None else now)
+            return ledger.has_due_work(session, db_time(session, now))
 
     return retry_transient(ask)
 

@@ -83,7 +83,7 @@ def claim_due(
     is fenced by it. On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim
     side by side without waiting on, or taking, each other's rows.
     """
-    now = db_time(session) if now is None else now
+    now = db_time(session, now)
     due = (
         select(Delivery.id)
         .join(Edition, Edition.id == Delivery.edition_id)
@@ -183,7 +183,7 @@ def renew_leases(
     """
     if not lease_tokens:
         return Renewal(frozenset(), {})
-    now = db_time(session) if now is None else now
+    now = db_time(session, now)
     ours = and_(
         Delivery.lease_owner.in_(sorted(lease_tokens)), Delivery.state == DeliveryState.sending
     )

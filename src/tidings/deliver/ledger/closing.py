@@ -24,7 +24,7 @@ def reclaim_expired(session: Session, now: datetime | None, at_most_once: bool) 
     (a test gives a time to see leases run out). Never a host's own clock: one minutes ahead
     would take back live leases, and their messages would be sent twice.
     """
-    now = db_time(session) if now is None else now
+    now = db_time(session, now)
     state = DeliveryState.uncertain if at_most_once else DeliveryState.queued
     expired = (
         select(Delivery.id)
