@@ -98,24 +98,31 @@ def time_sqlite(path: Path, rows: int, batch: int) -> Timing:
         return _time_import(open_database(url), import_subscribers, path, rows, batch)
 
 
+def _copy_in(connection: psycopg.Connection, path: Path, table: str = "TABLE") -> None:
+    """Make the table ``plain`` (``table``: "TABLE" or "TEMP TABLE") and COPY the file in."""
+    connection.execute(
+        f"CREATE {table} plain (email text, name text, locale text, timezone text, city text)"
+    )
+    with (
+        connection.cursor() as cursor,
+        cursor.copy("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+        path.open("rb") as source,
+    ):
+        while chunk := source.read(1 << 20):
+            copy.write(chunk)
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
 def time_plain_copy(path: Path) -> Timing:
-    with fresh_database() as url:
-        dsn = url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn) as connection:
-            connection.execute(
-                "CREATE TABLE plain (email text, name text, locale text, timezone text, city text)"
-            )
-            started = time.perf_counter()
-            with (
-                connection.cursor() as cursor,
-                cursor.copy("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
-                path.open("rb") as source,
-            ):
-                while chunk := source.read(1 << 20):
-                    copy.write(chunk)
-            connection.commit()
-            elapsed = time.perf_counter() - started
-            return elapsed, elapsed
+    with fresh_database() as url, psycopg.connect(_dsn(url)) as connection:
+        started = time.perf_counter()
+        _copy_in(connection, path)
+        connection.commit()
+        elapsed = time.perf_counter() - started
+        return elapsed, elapsed
 
 
 #: The rows an import of new, confirmed addresses writes, set-based from the staged file:
@@ -140,20 +147,9 @@ def time_sql_floor(path: Path) -> Timing:
         upgrade(db.engine)
         create_newsletter(db, NewsletterSpec(slug="bench", name="Bench", sender="b@example.org"))
         db.dispose()
-        dsn = url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn) as connection:
-            connection.execute(
-                "CREATE TEMP TABLE plain (email text, name text, locale text, timezone text,"
-                " city text)"
-            )
+        with psycopg.connect(_dsn(url)) as connection:
             started = time.perf_counter()
-            with (
-                connection.cursor() as cursor,
-                cursor.copy("COPY plain FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
-                path.open("rb") as source,
-            ):
-                while chunk := source.read(1 << 20):
-                    copy.write(chunk)
+            _copy_in(connection, path, "TEMP TABLE")
             copied = time.perf_counter() - started
             for statement in FLOOR_STATEMENTS:
                 connection.execute(statement)
