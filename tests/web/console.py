@@ -18,7 +18,8 @@ def make_user(db: Database, role: UserRole, email: str | None = None) -> str:
 
 
 def sign_in(base: str, email: str, password: str = PASSWORD) -> httpx.Client:
-    client = httpx.Client(base_url=base)
+    # A bound, not a pause: a loaded CI machine once took over httpx's default 5 s to answer.
+    client = httpx.Client(base_url=base, timeout=30.0)
     page = client.get("/admin/login")
     form = form_to(page.text, "/admin/login")
     answer = client.post("/admin/login", data={**form.hidden, "email": email, "password": password})
