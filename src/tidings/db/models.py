@@ -67,6 +67,13 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
     )
 
 
+def _linked_index(name: str, column: str) -> Index:
+    """An index over the rows whose ``column`` (a nullable link) names something: what a
+    delete of the linked row looks up, without the unlinked rows' cost."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(name, column, sqlite_where=where, postgresql_where=where)
+
+
 class SourceKind(enum.StrEnum):
     feed = "feed"
     push = "push"
@@ -560,7 +567,11 @@ class RateEvent(Base):
     bucket: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_rate_events_bucket_at", "bucket", "at"),)
+    __table_args__ = (
+        Index("ix_rate_events_bucket_at", "bucket", "at"),
+        #: The upkeep prunes events past every window, whatever their bucket.
+        Index("ix_rate_events_at", "at"),
+    )
 
 
 class DkimKey(Base):
@@ -621,6 +632,8 @@ class InboundMessage(Base):
         UniqueConstraint("provider", "event_id"),
         Index("ix_inbound_messages_received_at", "received_at"),
         Index("ix_inbound_messages_delivery_id", "delivery_id"),
+        # Erasing a reader clears its messages' link to it: found by this, not by a scan.
+        _linked_index("ix_inbound_messages_subscriber_id", "subscriber_id"),
     )
 
 
@@ -647,7 +660,12 @@ class SubscriberEvent(Base):
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     undone_by: Mapped[str | None] = mapped_column(String(320))
 
-    __table_args__ = (Index("ix_subscriber_events_subscriber_id", "subscriber_id", "id"),)
+    __table_args__ = (
+        Index("ix_subscriber_events_subscriber_id", "subscriber_id", "id"),
+        # Purging inbound messages clears the events' link to them: found by this, not by a
+        # scan of the whole history (whose import events name no message, so are not in it).
+        _linked_index("ix_subscriber_events_inbound_id", "inbound_id"),
+    )
 
 
 class BouncePoint(Base):
