@@ -44,11 +44,12 @@ def test_a_message_id_of_the_earlier_form_still_leads_to_its_delivery(
             .values(message_id=earlier)
         )
         session.commit()
-        target = of_message_id(session, earlier)
+        target = of_message_id(session, earlier, [reader])
         assert target is not None and target.email == "reader1@example.ge"
-        assert of_message_id(session, earlier.strip("<>")) is not None
+        assert of_message_id(session, earlier.strip("<>"), [reader]) is not None
         # Made up in the earlier form (not stored): still nobody.
-        assert of_message_id(session, f"<tidings.{edition_id}.5f3a9d.{reader}@example.ge>") is None
+        made_up = f"<tidings.{edition_id}.5f3a9d.{reader}@example.ge>"
+        assert of_message_id(session, made_up, [reader]) is None
 
 
 #: The edition's sections, named so that code-point order ("Politics", "Zeta", "culture",

@@ -229,9 +229,10 @@ def _complaint(
 def _event_outcome(
     session: Session, settings: Settings, event: ProviderEvent, inbound_id: int, now: datetime
 ) -> Outcome:
-    target = of_message_id(session, event.message_id)
-    if target is None or (target.email or "").lower() != event.email.strip().lower():
-        target = of_email(session, event.email)
+    reader = of_email(session, event.email)
+    # The event's Message-ID names the delivery only if it is this very reader's.
+    target = of_message_id(session, event.message_id, [reader.subscriber_id]) if reader else None
+    target = target or reader
     if target is None:
         return Outcome(InboundMeaning.ignored, f"nothing: no reader has {event.email!r}")
     detail = f"{event.provider}: " + (

@@ -7,9 +7,15 @@ unsigned address may name our delivery by what it quotes: the returned message's
 path or List-Unsubscribe address first, then its Message-ID, which is accepted only when the
 recipient the report gives is that delivery's reader (a report that names no recipient is not
 trusted on its Message-ID alone).
+
+A Message-ID is looked up by the reader it should belong to (:func:`of_message_id`): the
+caller knows who that is, and deliveries have no index on message_id (the fan-out of a
+million rows stays cheap without one), so an index finds the reader's one delivery of the
+edition instead of a read of the whole edition.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
@@ -86,21 +92,42 @@ def of_delivery(session: Session, delivery_id: int, found_by: str) -> Target | N
     return Target(found_by, row.email, row.subscriber_id, delivery_id, row.subscription)
 
 
-def of_message_id(session: Session, message_id: str | None) -> Target | None:
-    """The delivery whose Message-ID this is: among its edition's deliveries, the one that
-    stored exactly this Message-ID (so a made-up one finds nothing)."""
+def of_message_id(
+    session: Session, message_id: str | None, readers: Iterable[int | None]
+) -> Target | None:
+    """The delivery whose Message-ID this is, if it is one of ``readers``' (subscriber ids):
+    their delivery of the edition the Message-ID names, found by edition and reader (the
+    (edition, subscriber) unique index), and only if it stored exactly this Message-ID (so a
+    made-up, altered or another edition's one finds nothing). No readers, nothing: a
+    Message-ID alone names nobody (an erased reader's deliveries name nobody either)."""
     found = _MESSAGE_ID.match((message_id or "").strip())
-    if found is None:
+    wanted_readers = sorted({reader for reader in readers if reader is not None})
+    if found is None or not wanted_readers:
         return None
     wanted = "<" + (message_id or "").strip().strip("<>") + ">"
     delivery_id = session.scalar(
         select(Delivery.id)
-        .where(Delivery.edition_id == int(found.group(1)), Delivery.message_id == wanted)
+        .where(
+            Delivery.edition_id == int(found.group(1)),
+            Delivery.subscriber_id.in_(wanted_readers),
+            Delivery.message_id == wanted,
+        )
         .limit(1)
     )
     if delivery_id is None:
         return None
     return of_delivery(session, delivery_id, "the returned Message-ID")
+
+
+def readers_of(session: Session, addresses: Iterable[str | None]) -> list[int]:
+    """The ids of the readers with these addresses (compared lower-cased, through the unique
+    email index); empty for none."""
+    wanted = sorted(
+        {address.strip().lower() for address in addresses if address and "@" in address}
+    )
+    if not wanted:
+        return []
+    return list(session.scalars(select(Subscriber.id).where(Subscriber.email.in_(wanted))))
 
 
 def of_email(session: Session, email: str) -> Target | None:
@@ -114,36 +141,37 @@ def of_email(session: Session, email: str) -> Target | None:
 def of_returned(session: Session, secret: str, domain: str | None, parsed: Parsed) -> Target | None:
     """The delivery a report quotes: its signed return path (the report's Original-Mail-From
     or the returned message's Return-Path), its signed List-Unsubscribe address, then its
-    Message-ID."""
+    Message-ID, looked up only as the delivery of a reader the report names (a signed
+    subscription's reader, else the reader of its Original-Rcpt-To or the returned To)."""
     returned = parsed.returned
-    paths = [
-        ("the reported Original-Mail-From", parsed.feedback and parsed.feedback.original_mail_from),
-        ("the returned Return-Path", returned and returned.return_path),
-    ]
-    unsubscribe = _MAILTO.search((returned and returned.list_unsubscribe) or "")
-    paths.append(("the returned List-Unsubscribe", unsubscribe.group(1) if unsubscribe else None))
-    by_message_id = of_message_id(session, returned.message_id if returned else None)
-    for found_by, address in paths:
+    message_id = returned.message_id if returned else None
+    for found_by, address in _quoted_paths(parsed):
         tagged = read_signed(secret, domain, address or None)
         target = (
             of_tag(session, tagged, found_by) if tagged and tagged.role != Role.notice else None
         )
         if target is None:
             continue
-        same_reader = by_message_id and by_message_id.subscriber_id == target.subscriber_id
-        if target.delivery_id is None and by_message_id is not None and same_reader:
-            return replace(by_message_id, found_by=found_by)  # the delivery, too
+        if target.delivery_id is None:  # a subscription: the delivery, too, if it is its reader's
+            delivery = of_message_id(session, message_id, [target.subscriber_id])
+            if delivery is not None:
+                return replace(delivery, found_by=found_by)
         return target
-    target = by_message_id
-    if target is None or target.email is None:
+    if returned is None:
         return None
-    said = [
-        (parsed.feedback and parsed.feedback.original_rcpt_to) or None,
-        (returned and returned.to) or None,
+    # Not trusted on its Message-ID alone: Message-IDs follow a pattern a reader of the same
+    # edition can see, so the report must also name this very reader.
+    feedback = parsed.feedback
+    said = [feedback.original_rcpt_to if feedback else None, returned.to]
+    return of_message_id(session, message_id, readers_of(session, said))
+
+
+def _quoted_paths(parsed: Parsed) -> list[tuple[str, str | None]]:
+    """The addresses of ours a report may quote, in the order they are trusted."""
+    feedback, returned = parsed.feedback, parsed.returned
+    unsubscribe = _MAILTO.search((returned.list_unsubscribe if returned else None) or "")
+    return [
+        ("the reported Original-Mail-From", feedback.original_mail_from if feedback else None),
+        ("the returned Return-Path", returned.return_path if returned else None),
+        ("the returned List-Unsubscribe", unsubscribe.group(1) if unsubscribe else None),
     ]
-    named = {address.lower() for address in said if address and "@" in address}
-    if target.email.lower() not in named:
-        # Not trusted on its Message-ID alone: Message-IDs follow a pattern a reader of the
-        # same edition can see, so the report must also name this very reader.
-        return None
-    return target
