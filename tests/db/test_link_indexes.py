@@ -5,9 +5,9 @@ the upkeep's prune of rate-limit events reads the old events only, not the whole
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import inspect, text
 
+from tests.plans import blocks, plan_of, statements_of
 from tidings.access.ratelimit import LONGEST_WINDOW, prune
 from tidings.db.engine import Database
 from tidings.db.types import utcnow
@@ -51,23 +51,6 @@ def test_every_foreign_key_leads_an_index(db: Database) -> None:
     assert unindexed == allowed
 
 
-def _statements_of(database: Database, run: object) -> list[tuple[str, object]]:
-    seen: list[tuple[str, object]] = []
-
-    def record(
-        conn: Connection, cursor: object, statement: str, parameters: object, *_: object
-    ) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(database.engine, "before_cursor_execute", record)
-    try:
-        assert callable(run)
-        run()
-    finally:
-        event.remove(database.engine, "before_cursor_execute", record)
-    return seen
-
-
 def test_the_prune_of_rate_events_reads_only_the_old_ones(db: Database) -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("reads the PostgreSQL planner's buffer counts")
@@ -81,21 +64,14 @@ def test_the_prune_of_rate_events_reads_only_the_old_ones(db: Database) -> None:
             {"at": now},
         )
         connection.execute(text("ANALYZE rate_events"))
-    statements = _statements_of(db, lambda: prune(db, now + LONGEST_WINDOW - timedelta(hours=1)))
-    deletes = [(s, p) for s, p in statements if s.lstrip().upper().startswith("DELETE")]
+    statements = statements_of(db, lambda: prune(db, now + LONGEST_WINDOW - timedelta(hours=1)))
+    deletes = [sent for sent in statements if sent[0].lstrip().upper().startswith("DELETE")]
     assert deletes, statements
-    with db.engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            for statement, parameters in deletes:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
-                plan = cursor.fetchone()[0][0]["Plan"]
-                blocks = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
-                # 100,000 recent events: a scan of the index on (bucket, at) reads over a hundred
-                # pages; none is old, and the index on the time alone finds that out in two.
-                assert blocks < 20, (blocks, plan)
-        driver.rollback()
+    for sent in deletes:
+        plan = plan_of(db, sent, analyze=True)
+        # 100,000 recent events: a scan of the index on (bucket, at) reads over a hundred
+        # pages; none is old, and the index on the time alone finds that out in two.
+        assert blocks(plan) < 20, plan
     with db.engine.connect() as connection:
         left = connection.execute(text("SELECT count(*) FROM rate_events")).scalar_one()
     assert left == 100000

@@ -2,9 +2,11 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, text, update
 
-from tests.deliver.ledgerrows import sending
+from tests.deliver.ledgerrows import DOMAIN, sending
+from tests.plans import blocks, plan_of, seq_scanned, statements_of
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
@@ -76,3 +78,51 @@ def test_counts_by_state_and_recent_sends(db: Database, settings: Settings) -> N
         assert ledger.recent_sent(session, made.edition_id, now - timedelta(minutes=1)) == 1
         assert ledger.recent_sent(session, made.edition_id, now - timedelta(hours=1)) == 2
         assert ledger.state_counts(session, made.edition_id + 1) == {}
+
+
+def test_due_work_is_asked_through_indexes_not_by_reading_every_delivery(
+    db: Database, settings: Settings
+) -> None:
+    """Every few seconds per worker: with 30,000 deliveries sent and a few waiting for a
+    retry later, the answer (nothing due) comes from the indexes, not a scan."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("reads the PostgreSQL planner's plans")
+    made = sending(db, settings, readers=1)
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO subscribers (email, attributes, created_at, updated_at)"
+                " SELECT 'many' || g || '@example.org', '{}'::jsonb, now(), now()"
+                " FROM generate_series(1, 30000) AS g"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence,"
+                " created_at, updated_at) SELECT id, :newsletter, 'active', 'daily', now(), now()"
+                " FROM subscribers WHERE email LIKE 'many%'"
+            ),
+            {"newsletter": made.newsletter_id},
+        )
+    now = datetime.now(UTC)
+    with db.session() as session:
+        ledger.fan_out(session, made.edition_id, made.newsletter_id, DOMAIN, now)
+        session.commit()
+    _all(db, state=DeliveryState.sent)
+    with db.session() as session:
+        later = now + timedelta(hours=1)
+        few = select(Delivery.id).order_by(Delivery.id).limit(3000).scalar_subquery()
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(few))
+            .values(state=DeliveryState.deferred, next_attempt_at=later)
+        )
+        session.commit()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE deliveries"))  # as autovacuum would by now
+    asked = statements_of(db, lambda: _due(db, now), "deliveries")
+    assert len(asked) == 1
+    plan = plan_of(db, asked[0], analyze=True)
+    assert "deliveries" not in seq_scanned(plan), plan
+    assert blocks(plan) < 30, plan  # the scan it replaced read about 300
+    assert not _due(db, now) and _due(db, now + timedelta(hours=1))

@@ -1,0 +1,67 @@
+"""The statements a piece of code sends, and PostgreSQL's plans for them: for tests that a
+statement on a hot path reads through an index, not the whole table."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+
+from tidings.db.engine import Database
+
+Statement = tuple[str, Any]
+"""A statement as sent to the driver, and its parameters."""
+
+
+def statements_of(db: Database, run: Callable[[], object], needle: str = "") -> list[Statement]:
+    """The statements ``run()`` sent on ``db``'s engine that contain ``needle``."""
+    seen: list[Statement] = []
+
+    def record(
+        conn: Connection, cursor: object, statement: str, parameters: Any, *_: object
+    ) -> None:
+        if needle in statement:
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def plan_of(db: Database, sent: Statement, analyze: bool = False) -> dict[str, Any]:
+    """PostgreSQL's plan (its top node) for ``sent``; with ``analyze`` it is run, with its
+    buffers counted, and rolled back."""
+    options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+    statement, parameters = sent
+    with db.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        try:
+            with driver.cursor() as cursor:
+                cursor.execute(f"EXPLAIN ({options}) {statement}", parameters)
+                row = cursor.fetchone()
+        finally:
+            driver.rollback()
+    assert row is not None
+    plan: dict[str, Any] = row[0][0]["Plan"]
+    return plan
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a plan, the top one first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def seq_scanned(plan: dict[str, Any]) -> set[str]:
+    """The tables the plan reads whole."""
+    return {n["Relation Name"] for n in nodes(plan) if n["Node Type"] == "Seq Scan"}
+
+
+def blocks(plan: dict[str, Any]) -> int:
+    """Pages an analysed plan read (from the cache or the disk)."""
+    return int(plan["Shared Hit Blocks"] + plan["Shared Read Blocks"])
