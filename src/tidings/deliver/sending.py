@@ -18,7 +18,7 @@ and while the relay has a connection limit no connection sends without holding a
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from tidings.db.models import DeliveryState, EditionStatus
@@ -66,6 +66,7 @@ class SendPool:
         idle_seconds: float = IDLE_SECONDS,
         pacer: Pacer | None = None,
         clock: DbClock | None = None,
+        room: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         #: The open (or opening) connections; without ``connect`` and ``sizer``, a fixed set.
         self.transports = list(transports)
@@ -82,6 +83,8 @@ class SendPool:
         self._stopped = stopped
         self._stats = stats
         self._record = record
+        #: Waited for before each message: room among the results not yet written.
+        self._room = room
         self._send_deadline = send_deadline
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
         self._in_flight = 0
@@ -156,6 +159,8 @@ class SendPool:
                     if transport not in self.transports or self._stopping:
                         return
                     continue
+                if self._room is not None:
+                    await self._room()
                 job = await self._next_job()
                 if job is None:
                     break

@@ -113,6 +113,7 @@ class Worker:
             sizer=sizer,
             pacer=self.pacer,
             clock=self.store.clock,
+            room=self.results.room,
         )
         self._last_maintenance = 0.0
         # Its heartbeat, on a timer of its own like the lease renewals (never behind _db_lock).
@@ -225,6 +226,7 @@ class Worker:
     async def _shut_down(self, flusher: asyncio.Task[None], renewer: asyncio.Task[None]) -> None:
         """Hand back what was not started, let in-flight sends finish, write every result,
         and only then stop renewing (a result still unwritten keeps its lease alive)."""
+        self.results.closing()  # no sender waits for room now: the flusher is to stop
         await self.sends.stop()
         flusher.cancel()
         # Let it finish cancelling first: results it was writing go back to the buffer,

@@ -2,8 +2,10 @@
 
 Results are flushed every ``write_behind_seconds`` or once ``FLUSH_AT`` are waiting, whichever
 comes first, so what a crash can repeat is the messages in flight plus about that long of
-acknowledged ones. A batch the database did not take stays buffered for the next flush: a
-message already sent must never look unsent once its lease expires.
+acknowledged ones. However slow the database is, no sender starts a message while
+``UNWRITTEN_LIMIT`` results wait to be written (:meth:`WriteBehind.room`): a crash repeats at
+most that many plus one per connection. A batch the database did not take stays buffered for
+the next flush: a message already sent must never look unsent once its lease expires.
 """
 
 import asyncio
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 #: Results are written once this many are waiting, or after write_behind_seconds: at 1,000
 #: messages/s both are about 20 ms of acknowledged results, all a crash can repeat.
 FLUSH_AT = 20
+#: Senders wait while this many results are unwritten (buffered or being written): a flush
+#: under way plus a full buffer behind it. Without it, a database slow to take a flush let
+#: acknowledged results pile up, and a crash then repeated all of them.
+UNWRITTEN_LIMIT = 2 * FLUSH_AT
 
 
 @dataclass
@@ -72,6 +78,12 @@ class WriteBehind:
         self._every = every
         self._buffer: list[Outcome] = []
         self._soon = asyncio.Event()
+        #: Results in the flush under way.
+        self._writing = 0
+        #: Set (and replaced) at the end of each flush, for the senders waiting for room.
+        self._flushed = asyncio.Event()
+        #: Once shutting down, senders no longer wait for room (the flusher is stopping).
+        self._closing = False
         # Editions whose first results were judged (no mass refusal): no need to look again.
         self._judged: set[int] = set()
 
@@ -83,11 +95,32 @@ class WriteBehind:
         if len(self._buffer) >= FLUSH_AT:
             self._soon.set()
 
+    def unwritten(self) -> int:
+        """Results recorded and not yet written: buffered, or in the flush under way."""
+        return len(self._buffer) + self._writing
+
+    async def room(self) -> None:
+        """Until fewer than :data:`UNWRITTEN_LIMIT` results are unwritten (or shutdown
+        began): a sender calls it before it starts a message."""
+        while not self._closing and self.unwritten() >= UNWRITTEN_LIMIT:
+            self._soon.set()
+            await self._flushed.wait()
+
+    def closing(self) -> None:
+        """Shutdown began: let every sender waiting for room go on (to its stop)."""
+        self._closing = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._flushed.set()
+        self._flushed = asyncio.Event()
+
     async def flush(self) -> None:
         """Write the buffered results now (each fenced by its lease)."""
         pending, self._buffer = self._buffer, []
         if not pending:
             return
+        self._writing = len(pending)
         try:
             async with self._db_lock:
                 judged = frozenset(self._judged)
@@ -98,6 +131,9 @@ class WriteBehind:
             # be sent again once its lease expired. Writing one twice is harmless.
             self._buffer[:0] = pending
             raise
+        finally:
+            self._writing = 0
+            self._wake()
         self._leases.settled([(o.delivery_id, o.lease_token) for o in pending])
         self._judged |= recorded.judged
         for seconds in recorded.waited:
