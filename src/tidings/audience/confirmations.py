@@ -18,9 +18,9 @@ from tidings.audience.signup import (
     SignupQueue,
     claim_confirmation,
 )
+from tidings.audience.suppressions import reader_suppressed
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.config import Settings
-from tidings.db.clauses import is_suppressed
 from tidings.db.engine import Database
 from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
 from tidings.db.types import utcnow
@@ -32,11 +32,15 @@ BATCH = 200
 
 
 def _waiting(newsletter_id: int | None) -> list[ColumnElement[bool]]:
-    """Pending, never mailed, and not suppressed: who the console says is waiting."""
+    """Pending, never mailed, and not suppressed: who the console says is waiting.
+
+    The first two are the predicate of the partial index ``ix_subscriptions_waiting``, so
+    only the waiting subscriptions are read (not every subscription), and each one's
+    suppression is looked up by its subscriber (not by reading every subscriber)."""
     conditions: list[ColumnElement[bool]] = [
         Subscription.status == SubscriptionStatus.pending,
         Subscription.confirmation_sent_at.is_(None),
-        ~is_suppressed(Subscriber.email),
+        ~reader_suppressed(Subscription.subscriber_id),
     ]
     if newsletter_id is not None:
         conditions.append(Subscription.newsletter_id == newsletter_id)
@@ -50,10 +54,7 @@ def waiting(db: Database, slug: str | None = None) -> int:
         newsletter_id = newsletter_by_slug(session, slug).id if slug else None
         return (
             session.scalar(
-                select(func.count())
-                .select_from(Subscription)
-                .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                .where(*_waiting(newsletter_id))
+                select(func.count()).select_from(Subscription).where(*_waiting(newsletter_id))
             )
             or 0
         )

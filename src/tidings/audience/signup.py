@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.membership import is_suppressed
 from tidings.audience.service import SubscriptionView, subscription_view
+from tidings.audience.suppressions import reader_suppressed
 from tidings.audience.welcome import send_welcome
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.catalog.urls import web_origin
 from tidings.config import Settings
-from tidings.db.clauses import is_suppressed as suppressed_address
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -133,13 +133,12 @@ def claim_confirmation(session: Session, subscription_id: int, now: datetime) ->
     suppressed, by one conditional UPDATE, so racing requests (a sign-up, an admin's resend,
     the reader unsubscribing, confirming or complaining in between) cannot both send, nor
     mail one no longer due. Not committed."""
-    suppressed = select(Subscriber.id).where(suppressed_address(Subscriber.email))
     claimed = session.execute(
         update(Subscription)
         .where(
             Subscription.id == subscription_id,
             Subscription.status == SubscriptionStatus.pending,
-            Subscription.subscriber_id.not_in(suppressed),
+            ~reader_suppressed(Subscription.subscriber_id),
             or_(
                 Subscription.confirmation_sent_at.is_(None),
                 Subscription.confirmation_sent_at <= now - CONFIRMATION_INTERVAL,

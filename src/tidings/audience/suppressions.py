@@ -1,14 +1,15 @@
 """The suppression list by hand: list it (paged by id, searchable), add one address, remove an
-entry. Bulk suppression over a filter is in :mod:`tidings.audience.bulk`."""
+entry; and whether a subscription's reader is suppressed, as SQL. Bulk suppression over a
+filter is in :mod:`tidings.audience.bulk`."""
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Exists, delete, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from tidings.audience.search import PAGE_SIZE
-from tidings.db.clauses import keyset_page
+from tidings.db.clauses import is_suppressed, keyset_page
 from tidings.db.dialect import PRESERVE_ROWCOUNT, row_count, upsert_insert
 from tidings.db.engine import Database
 from tidings.db.models import HistoryKind, Subscriber, Suppression, SuppressionReason
@@ -16,6 +17,22 @@ from tidings.db.types import utcnow
 from tidings.errors import NotFound
 from tidings.feedback.history import record, suppressed_detail
 from tidings.mail.addresses import normalise_email
+
+
+def reader_suppressed(subscriber_id: ColumnElement[int] | InstrumentedAttribute[int]) -> Exists:
+    """True when the subscriber that ``subscriber_id`` names (a subscription's reader, say)
+    has a suppressed address (:func:`is_suppressed`).
+
+    Their address is a subquery keyed on that one subscriber (a primary-key lookup), which
+    PostgreSQL cannot turn into a join: so each subscription asked about costs one lookup,
+    never a read of every subscriber. ``subscriber_id NOT IN (the suppressed subscribers)``
+    read all 300,000 (4,300 pages) to claim one confirmation; a join to subscribers, for
+    the 3,000 waiting confirmations, made the planner hash every subscriber too."""
+    # Aliased and correlated by hand: a query that joins Subscriber itself must not
+    # correlate this lookup away.
+    reader = aliased(Subscriber)
+    address = select(reader.email).where(reader.id == subscriber_id).correlate_except(reader)
+    return is_suppressed(address.scalar_subquery())
 
 
 @dataclass(frozen=True)

@@ -40,10 +40,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from tidings.audience.suppressions import reader_suppressed
 from tidings.catalog.readerfacing import footer_paragraphs, postal_line
 from tidings.config import Settings
 from tidings.crontab import schedule_in_words
-from tidings.db.clauses import is_suppressed as suppressed_address
 from tidings.db.clauses import listed_publicly
 from tidings.db.dialect import row_count
 from tidings.db.engine import Database
@@ -100,14 +100,13 @@ def claim_welcome(session: Session, subscription_id: int, now: datetime) -> bool
     while it is active, its address not suppressed, its newsletter's welcome on, and no
     welcome went out within :data:`REWELCOME_AFTER`. Racing claims: one wins. Not
     committed."""
-    suppressed = select(Subscriber.id).where(suppressed_address(Subscriber.email))
     welcoming = select(Newsletter.id).where(Newsletter.welcome_enabled.is_(True))
     claimed = session.execute(
         update(Subscription)
         .where(
             Subscription.id == subscription_id,
             Subscription.status == SubscriptionStatus.active,
-            Subscription.subscriber_id.not_in(suppressed),
+            ~reader_suppressed(Subscription.subscriber_id),
             Subscription.newsletter_id.in_(welcoming),
             or_(
                 Subscription.welcome_sent_at.is_(None),

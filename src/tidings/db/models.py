@@ -321,6 +321,10 @@ class Subscriber(Base):
     __table_args__ = (NEVER_REUSE_IDS,)
 
 
+#: Pending and never sent a confirmation mail: the rows ``ix_subscriptions_waiting`` holds.
+WAITING_FOR_CONFIRMATION = "status = 'pending' AND confirmation_sent_at IS NULL"
+
+
 class Subscription(Base):
     """Subscriber x newsletter, with its status and consent record."""
 
@@ -350,6 +354,15 @@ class Subscription(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "newsletter_id"),
         Index("ix_subscriptions_newsletter_status", "newsletter_id", "status", "subscriber_id"),
+        # The confirmations an admin could still send (tidings.audience.confirmations):
+        # a few rows, where the status index holds every pending subscription (migration 0020).
+        Index(
+            "ix_subscriptions_waiting",
+            "newsletter_id",
+            "subscriber_id",
+            sqlite_where=text(WAITING_FOR_CONFIRMATION),
+            postgresql_where=text(WAITING_FOR_CONFIRMATION),
+        ),
         NEVER_REUSE_IDS,
     )
 
