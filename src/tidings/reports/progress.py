@@ -6,12 +6,16 @@ The rate is messages sent per second over the time actually spent sending: from 
 is sending (the time of a pause that was resumed is still counted).
 """
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from time import monotonic
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from tidings.catalog.newsletters import newsletter_by_slug
@@ -32,6 +36,17 @@ from tidings.errors import NotFound
 #: The shortest sending time a rate is computed over: a burst of 11 messages in 0.2 s
 #: reads "11 per second", not 55.
 MIN_SENDING_TIME = timedelta(seconds=1)
+
+#: A live edition with at least this many deliveries has its counts kept a little while
+#: (counting it reads all its rows, a tenth of a second at 300,000); smaller ones are
+#: counted at every call.
+KEPT_FROM = 10_000
+#: Kept counts are taken again after this many times what counting them took ...
+KEPT_FACTOR = 10
+#: ... and at least this many seconds (an edition page polls once a second).
+MIN_KEPT = 1.0
+#: At most this many finished editions' last sends are kept (per process and database).
+KEPT_FINISHED = 4096
 
 
 @dataclass(frozen=True)
@@ -106,25 +121,122 @@ def zoned_time(when: datetime, zone: str) -> str:
     return f"{local:%Y-%m-%d %H:%M} {zone} ({day}{utc:%H:%M} UTC)"
 
 
+def _tallies(db_engine: Engine) -> "_Tallies":
+    """The counts kept for the database behind ``db_engine`` (one set per engine)."""
+    with _TALLIES_LOCK:
+        found = _TALLIES.get(db_engine)
+        if found is None:
+            found = _TALLIES[db_engine] = _Tallies()
+        return found
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """An edition's counts per delivery state and its last send, as counted."""
+
+    status: EditionStatus
+    counts: dict[DeliveryState, int]
+    last_sent: datetime | None
+    #: When it was counted (:func:`time.monotonic`), and how long it is good for (0: not kept).
+    taken: float = 0.0
+    kept_for: float = 0.0
+
+    def fresh(self, now: float) -> bool:
+        return now - self.taken < self.kept_for
+
+    def good_for(self, edition: Edition, now: float) -> bool:
+        return self.status == edition.status and self.fresh(now)
+
+
+@dataclass
+class _Tallies:
+    """The counts of one web (or command) process, so that many viewers polling an edition
+    every second cost the database a bounded share of its time, whatever their number.
+
+    A live edition with at least :data:`KEPT_FROM` deliveries keeps its counts for
+    :data:`KEPT_FACTOR` times what counting took (at least :data:`MIN_KEPT`), and no longer
+    than its status: a pause, resume or cancel is counted afresh. Smaller editions are
+    counted at every call (a few milliseconds). A finished edition's last send never changes
+    (its counts are stored, nothing of it is open): it is kept, at most :data:`KEPT_FINISHED`
+    of them."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    live: dict[int, _Tally] = field(default_factory=dict)
+    finished: OrderedDict[tuple[int, datetime], datetime | None] = field(
+        default_factory=OrderedDict
+    )
+
+    def live_counts(self, session: Session, editions: Sequence[Edition]) -> dict[int, _Tally]:
+        """Each live edition's tally: kept, or counted (one query for those not kept). Under
+        the lock: viewers arriving while an edition is counted wait for that count."""
+        with self.lock:
+            now = monotonic()
+            found = {e.id: t for e in editions if (t := self.live.get(e.id)) and t.good_for(e, now)}
+            stale = [e for e in editions if e.id not in found]
+            if not stale:
+                return found
+            counted = _live_counts(session, [e.id for e in stale])
+            took = monotonic() - now
+            self.live = {i: t for i, t in self.live.items() if t.fresh(now)}
+            for edition in stale:
+                counts, last_sent = counted[edition.id]
+                keep = sum(counts.values()) >= KEPT_FROM
+                kept_for = max(MIN_KEPT, KEPT_FACTOR * took) if keep else 0.0
+                tally = _Tally(edition.status, counts, last_sent, now + took, kept_for)
+                found[edition.id] = tally
+                if keep:
+                    self.live[edition.id] = tally
+            return found
+
+    def finished_last_sent(
+        self, session: Session, editions: Sequence[Edition]
+    ) -> dict[int, datetime | None]:
+        """Each finished edition's last send: kept, or asked for (one query for the rest)."""
+        with self.lock:
+            found: dict[int, datetime | None] = {}
+            for edition in editions:
+                self.live.pop(edition.id, None)
+                key = (edition.id, edition.created_at)
+                if key in self.finished:
+                    found[edition.id] = self.finished[key]
+            asked = [e for e in editions if e.id not in found]
+            last_sent = _last_sent(session, [e.id for e in asked])
+            for edition in asked:
+                found[edition.id] = last_sent.get(edition.id)
+                self.finished[(edition.id, edition.created_at)] = found[edition.id]
+            while len(self.finished) > KEPT_FINISHED:
+                self.finished.popitem(last=False)
+            return found
+
+
+_TALLIES: "WeakKeyDictionary[Engine, _Tallies]" = WeakKeyDictionary()
+_TALLIES_LOCK = threading.Lock()
+
+
 def _live_counts(
     session: Session, edition_ids: Sequence[int]
-) -> dict[int, dict[DeliveryState, int]]:
-    """Counts per delivery state of several editions at once: one grouped query, whatever
-    the number of editions (none for no editions)."""
+) -> dict[int, tuple[dict[DeliveryState, int], datetime | None]]:
+    """Counts per delivery state of several editions at once, and each one's last send: one
+    grouped query, one read of their deliveries, whatever the number of editions."""
+    found: dict[int, tuple[dict[DeliveryState, int], datetime | None]] = {}
     counts: dict[int, dict[DeliveryState, int]] = {edition_id: {} for edition_id in edition_ids}
-    if not edition_ids:
-        return counts
-    for edition_id, state, n in session.execute(
-        select(Delivery.edition_id, Delivery.state, func.count())
-        .where(Delivery.edition_id.in_(edition_ids))
-        .group_by(Delivery.edition_id, Delivery.state)
-    ):
-        counts[edition_id][state] = n
-    return counts
+    last_sent: dict[int, datetime] = {}
+    if edition_ids:
+        for edition_id, state, n, last in session.execute(
+            select(Delivery.edition_id, Delivery.state, func.count(), func.max(Delivery.sent_at))
+            .where(Delivery.edition_id.in_(edition_ids))
+            .group_by(Delivery.edition_id, Delivery.state)
+        ):
+            counts[edition_id][state] = n
+            if last is not None and (edition_id not in last_sent or last > last_sent[edition_id]):
+                last_sent[edition_id] = last
+    for edition_id in edition_ids:
+        found[edition_id] = (counts[edition_id], last_sent.get(edition_id))
+    return found
 
 
 def _last_sent(session: Session, edition_ids: Sequence[int]) -> dict[int, datetime]:
-    """When each edition's last message was sent: one grouped query."""
+    """When each edition's last message was sent: one grouped query (none for no editions)."""
     if not edition_ids:
         return {}
     return {
@@ -154,6 +266,12 @@ def sending_rate(
     return sent / spent.total_seconds()
 
 
+def _rated(edition: Edition) -> bool:
+    """Whether a finished edition's rate needs its last send: it started and sent some."""
+    sent = (edition.final_counts or {}).get(DeliveryState.sent.value, 0)
+    return edition.started_at is not None and bool(sent)
+
+
 def _feedback_counts(
     session: Session, edition_ids: Sequence[int]
 ) -> dict[int, dict[DeliveryFeedback, int]]:
@@ -174,22 +292,26 @@ def _feedback_counts(
 
 
 def _progress_of(
-    session: Session, rows: Sequence[tuple[Edition, str, str]], now: datetime
+    db: Database, session: Session, rows: Sequence[tuple[Edition, str, str]], now: datetime
 ) -> list[EditionProgress]:
     """The progress of each (edition, newsletter slug, newsletter zone), in order. An edition
-    that is over had its counts stored when it ended; the others are counted together (one
-    query); the last send and what came back are asked for all of them (two more)."""
-    live = [edition.id for edition, _, _ in rows if edition.final_counts is None]
-    counts = _live_counts(session, live)
-    every = [edition.id for edition, _, _ in rows]
-    came_back = _feedback_counts(session, every)
-    last_sent = _last_sent(session, every)
+    that is over had its counts stored when it ended; the others are counted together, with
+    their last sends (one query, unless their counts are kept: see :class:`_Tallies`); the
+    last sends of finished editions (one query for those not yet kept) and what came back
+    (one query) are asked for too."""
+    tallies = _tallies(db.engine)
+    live = tallies.live_counts(session, [e for e, _, _ in rows if e.final_counts is None])
+    finished = [e for e, _, _ in rows if e.final_counts is not None and _rated(e)]
+    last_sent = tallies.finished_last_sent(session, finished)
+    came_back = _feedback_counts(session, [edition.id for edition, _, _ in rows])
     found = []
     for edition, slug, zone in rows:
         if edition.final_counts is not None:
             edition_counts = {DeliveryState(state): n for state, n in edition.final_counts.items()}
+            edition_last_sent = last_sent.get(edition.id)
         else:
-            edition_counts = counts[edition.id]
+            edition_counts = live[edition.id].counts
+            edition_last_sent = live[edition.id].last_sent
         found.append(
             EditionProgress(
                 edition_id=edition.id,
@@ -206,7 +328,7 @@ def _progress_of(
                 per_second=sending_rate(
                     edition_counts.get(DeliveryState.sent, 0),
                     edition.started_at,
-                    last_sent.get(edition.id),
+                    edition_last_sent,
                     edition.status,
                     now,
                 ),
@@ -230,7 +352,7 @@ def edition_progress(db: Database, edition_id: int) -> EditionProgress:
         ).one_or_none()
         if row is None:
             raise NotFound(f"There is no edition {edition_id}.")
-        return _progress_of(session, [(row[0], row[1], row[2])], utcnow())[0]
+        return _progress_of(db, session, [(row[0], row[1], row[2])], utcnow())[0]
 
 
 def list_editions(db: Database, slug: str | None, limit: int = 20) -> list[EditionProgress]:
@@ -243,7 +365,7 @@ def list_editions(db: Database, slug: str | None, limit: int = 20) -> list[Editi
             query = query.where(Edition.newsletter_id == newsletter_by_slug(session, slug).id)
         found = session.execute(query.order_by(Edition.id.desc()).limit(limit))
         rows = [(e, s, z) for e, s, z in found]
-        return _progress_of(session, rows, utcnow())
+        return _progress_of(db, session, rows, utcnow())
 
 
 def edition_page(
@@ -261,4 +383,4 @@ def edition_page(
             query = query.where(Newsletter.slug == slug)
         page = keyset_page(session, query, Edition.id, after, size)
         rows = [(edition, newsletter_slug, zone) for _, edition, newsletter_slug, zone in page.rows]
-        return KeysetPage(_progress_of(session, rows, utcnow()), page.next_after)
+        return KeysetPage(_progress_of(db, session, rows, utcnow()), page.next_after)
