@@ -9,14 +9,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, exists, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from tidings.catalog.counts import ReaderStatus, reader_status
+from tidings.catalog.counts import BOUNCES, ReaderStatus, reader_status
 from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.db.clauses import is_suppressed, keyset_page
 from tidings.db.engine import Database
-from tidings.db.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
+from tidings.db.models import (
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+)
 
 PAGE_SIZE = 50
 
@@ -31,7 +37,11 @@ class AudienceFilter:
     status: ReaderStatus | None = None
     query: str = ""
 
-    def where(self) -> list[Any]:
+    def where(self, after: int = 0) -> list[Any]:
+        """The conditions on ``Subscriber``. ``after``: only subscribers above that id are
+        wanted (a keyset page); said of their subscription too, so its index is entered
+        there, not read from the start (PostgreSQL carries no range across a join: page
+        2,000 of a newsletter's active readers read 97,000 index entries for 51 rows)."""
         conditions: list[Any] = []
         needle = self.query.strip().lower()
         if needle:
@@ -45,16 +55,38 @@ class AudienceFilter:
             # Aliased, so the filter also works inside queries that join subscriptions.
             theirs = aliased(Subscription)
             member = exists().where(theirs.subscriber_id == Subscriber.id)
+            if after:
+                member = member.where(theirs.subscriber_id > after)
             if self.newsletter_id is not None:
                 member = member.where(theirs.newsletter_id == self.newsletter_id)
             if self.status is not None:
-                shown = reader_status(theirs.status, Subscriber.email)
-                member = member.where(shown == self.status.value)
+                mine, suppression = _status_is(self.status, theirs.status)
+                member = member.where(*mine)
+                conditions.append(suppression)
             conditions.append(member)
         return conditions
 
     def subscriber_ids(self) -> Select[int]:
         return select(Subscriber.id).where(*self.where())
+
+
+def _status_is(
+    status: ReaderStatus, subscription_status: InstrumentedAttribute[SubscriptionStatus]
+) -> tuple[list[ColumnElement[bool]], ColumnElement[bool]]:
+    """``reader_status(subscription_status, Subscriber.email) == status``, split in what the
+    subscription must be and what the subscriber's suppression must be, so that indexes serve
+    both (a list page reads a few subscribers by id, not every subscription joined to every
+    subscriber, 300 ms at 450,000 subscriptions).
+
+    Suppression outranks the subscription's own status (:func:`reader_status`): an active,
+    pending or unsubscribed subscription is shown so only while its address is not
+    suppressed; a suppressed address shows as bounced (a bounce reason) or suppressed (any
+    other), whatever its subscription's status."""
+    if status in (ReaderStatus.bounced, ReaderStatus.suppressed):
+        bounced = Suppression.reason.in_(BOUNCES)
+        why = bounced if status == ReaderStatus.bounced else ~bounced
+        return [], exists().where(Suppression.email == Subscriber.email, why)
+    return [subscription_status == status.value], ~is_suppressed(Subscriber.email)
 
 
 def audience_filter(
@@ -110,7 +142,7 @@ def search(
         Subscriber.name,
         Subscriber.created_at,
         is_suppressed(Subscriber.email).label("suppressed"),
-    ).where(*audience.where())
+    ).where(*audience.where(after))
     with db.session() as session:
         page = keyset_page(session, statement, Subscriber.id, after, size)
         ids = [row[0] for row in page.rows]
