@@ -193,12 +193,13 @@ class Worker:
         """
         await self.pacer.refresh(force=True)
         self.sends.start()
-        flusher = asyncio.create_task(self.results.run())
-        renewer = asyncio.create_task(self.keeper.run())
+        flusher = asyncio.create_task(self.results.run(), name="result writer")
+        renewer = asyncio.create_task(self.keeper.run(), name="lease renewer")
         beater = asyncio.create_task(self.beater.run())
         backoff = OUTAGE_FIRST_SECONDS
         try:
             while not stop.is_set():
+                _raise_if_died(flusher, renewer)
                 try:
                     if await self._step(drain, stop):
                         break
@@ -250,6 +251,16 @@ def relay_key(settings: Settings) -> Key:
     SMTP URL is set)."""
     target = configured_target(settings)
     return Key(SendLimitScope.relay, relay_name(target.host, target.port))
+
+
+def _raise_if_died(*tasks: asyncio.Task[None]) -> None:
+    """Raise the error of a background task that ended (they run until cancelled): a worker
+    whose results are no longer written or whose leases no longer renewed must stop, not
+    wait for room for ever or send what another worker takes back."""
+    for task in tasks:
+        if task.done():
+            task.result()
+            raise RuntimeError(f"the worker's task {task.get_name()} ended")
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

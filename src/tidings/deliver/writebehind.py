@@ -125,10 +125,10 @@ class WriteBehind:
             async with self._db_lock:
                 judged = frozenset(self._judged)
                 recorded = await asyncio.to_thread(self._store.write, pending, judged)
-        except (OperationalError, asyncio.CancelledError):
-            # Not written (the database is away, or shutdown cancelled us while we waited
-            # for it): keep the results for the next flush, or a message already sent would
-            # be sent again once its lease expired. Writing one twice is harmless.
+        except BaseException:
+            # Not written (the database is away, shutdown cancelled us while we waited for
+            # it, or worse): keep the results for the next flush, or a message already sent
+            # would be sent again once its lease expired. Writing one twice is harmless.
             self._buffer[:0] = pending
             raise
         finally:
