@@ -1,5 +1,5 @@
 """A reader's status in a newsletter, and subscriptions counted per newsletter and status:
-the one rule and the one grouped query behind every overview (the newsletter list, the
+the one rule and the one count behind every overview (the newsletter list, the
 dashboard), the console's subscriber list and the export.
 
 It lives in catalog/, below audience/, because catalog's own newsletter list needs it and a
@@ -7,6 +7,7 @@ room never imports a room above it; it only reads the subscriptions and suppress
 """
 
 import enum
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
@@ -72,16 +73,39 @@ def subscription_counts(session: Session) -> dict[tuple[int, str], int]:
     """How many subscriptions each newsletter has in each :class:`ReaderStatus`, keyed by
     ``(newsletter_id, status)`` (a ReaderStatus, which a SubscriptionStatus of the same name
     also finds); a pair with none is absent. A suppressed address counts as
-    bounced or suppressed, never as active or pending."""
-    status = reader_status().label("status")
-    return {
-        (newsletter_id, ReaderStatus(str(value))): total
-        for newsletter_id, value, total in session.execute(
-            select(Subscription.newsletter_id, status, func.count())
-            .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-            .group_by(Subscription.newsletter_id, status)
+    bounced or suppressed, never as active, pending or unsubscribed.
+
+    Two grouped reads, not :func:`reader_status` per row (at 450,000 subscriptions that was
+    a look-up per row, 1.1 s): every subscription by its own status, then the few of the
+    suppressed addresses moved from their own status to the one :func:`status_of` gives.
+    """
+    counts: Counter[tuple[int, str]] = Counter()
+    for newsletter_id, status, total in session.execute(
+        select(Subscription.newsletter_id, Subscription.status, func.count()).group_by(
+            Subscription.newsletter_id, Subscription.status
         )
-    }
+    ):
+        counts[(newsletter_id, ReaderStatus(status.value))] += total
+    for newsletter_id, status, reason, total in _suppressed_subscriptions(session):
+        counts[(newsletter_id, ReaderStatus(status.value))] -= total
+        counts[(newsletter_id, status_of(status, reason))] += total
+    return {key: total for key, total in counts.items() if total}
+
+
+def _suppressed_subscriptions(
+    session: Session,
+) -> list[tuple[int, SubscriptionStatus, SuppressionReason, int]]:
+    """The subscriptions of suppressed addresses, counted per newsletter, own status and
+    suppression reason: read from the suppression list out (each address found by its
+    unique index, its subscriptions by theirs), so it costs what the list holds."""
+    rows = session.execute(
+        select(Subscription.newsletter_id, Subscription.status, Suppression.reason, func.count())
+        .select_from(Suppression)
+        .join(Subscriber, Subscriber.email == Suppression.email)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .group_by(Subscription.newsletter_id, Subscription.status, Suppression.reason)
+    )
+    return [(newsletter_id, status, reason, total) for newsletter_id, status, reason, total in rows]
 
 
 def status_of(status: SubscriptionStatus, suppression: SuppressionReason | None) -> ReaderStatus:
