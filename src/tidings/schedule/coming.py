@@ -4,7 +4,8 @@ how many readers (for ``tidings schedule show`` and the console's newsletter pag
 The send times come from the scheduler's own walk (:mod:`tidings.schedule.slots`): a
 reader-time newsletter sends once per effective zone of its readers, and sends to zones
 whose clocks agree on one instant are one line. The readers are counted by the fan-out's
-own rule (:func:`tidings.deliver.ledger.recipient_count`), as things stand now.
+own rule (:func:`tidings.deliver.ledger.recipient_counts`, every zone in one read), as
+things stand now.
 """
 
 from collections import defaultdict
@@ -21,7 +22,7 @@ from tidings.catalog.newsletters import newsletter_by_slug
 from tidings.compose.zones import reader_zones
 from tidings.db.engine import Database
 from tidings.db.models import Article, Cadence, Newsletter, Source
-from tidings.deliver.ledger.fanout import recipient_count
+from tidings.deliver.ledger.fanout import recipient_counts
 from tidings.errors import InvalidInput
 from tidings.schedule.horizon import DAYS_AT_MOST
 from tidings.schedule.horizon import DAYS_DEFAULT as DAYS_DEFAULT  # re-exported
@@ -129,13 +130,16 @@ def _cadence_sends(
         served = [(zone, zones.rule(zone)) for zone in zones.served()]
     else:
         served = [(newsletter.timezone, None)]
-    found = []
+    triggers = []
     for zone, rule in served:
         try:
-            trigger = newsletter_trigger(cron, zone)
+            triggers.append((zone, rule, newsletter_trigger(cron, zone)))
         except (ValueError, LookupError):
             continue  # an unusable schedule sends nothing (the scheduler reports it)
-        readers = recipient_count(session, newsletter.id, sections, split, rule)
+    rules = [rule for _, rule, _ in triggers]
+    counts = recipient_counts(session, newsletter.id, sections, split, rules) if rules else []
+    found = []
+    for (zone, _, trigger), readers in zip(triggers, counts, strict=True):
         for run in _runs_before(slot_times(trigger, now), end):
             local = LocalTime(zone, run.astimezone(UTC).astimezone(ZoneInfo(zone)))
             found.append((run.astimezone(UTC), cadence, local, readers))
