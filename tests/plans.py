@@ -4,7 +4,7 @@ statement on a hot path reads through an index, not the whole table."""
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
 from tidings.db.engine import Database
@@ -65,3 +65,26 @@ def seq_scanned(plan: dict[str, Any]) -> set[str]:
 def blocks(plan: dict[str, Any]) -> int:
     """Pages an analysed plan read (from the cache or the disk)."""
     return int(plan["Shared Hit Blocks"] + plan["Shared Read Blocks"])
+
+
+def crowd(db: Database, newsletter_id: int, readers: int, prefix: str = "crowd") -> None:
+    """``readers`` more active readers of the newsletter, written in SQL (fast), and fresh
+    statistics: enough rows that a scan would show in a plan."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO subscribers (email, attributes, created_at, updated_at)"
+                " SELECT :prefix || g || '@example.org', '{}'::jsonb, now(), now()"
+                " FROM generate_series(1, :n) AS g"
+            ),
+            {"prefix": prefix, "n": readers},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence,"
+                " created_at, updated_at) SELECT id, :newsletter, 'active', 'daily', now(), now()"
+                " FROM subscribers WHERE email LIKE :prefix || '%'"
+            ),
+            {"prefix": prefix, "newsletter": newsletter_id},
+        )
+        connection.execute(text("ANALYZE subscribers, subscriptions"))

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from tests.deliver.ledgerrows import DOMAIN, sending
-from tests.plans import blocks, plan_of, seq_scanned, statements_of
+from tests.plans import blocks, crowd, plan_of, seq_scanned, statements_of
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
@@ -88,22 +88,7 @@ def test_due_work_is_asked_through_indexes_not_by_reading_every_delivery(
     if db.engine.dialect.name != "postgresql":
         pytest.skip("reads the PostgreSQL planner's plans")
     made = sending(db, settings, readers=1)
-    with db.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO subscribers (email, attributes, created_at, updated_at)"
-                " SELECT 'many' || g || '@example.org', '{}'::jsonb, now(), now()"
-                " FROM generate_series(1, 30000) AS g"
-            )
-        )
-        connection.execute(
-            text(
-                "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence,"
-                " created_at, updated_at) SELECT id, :newsletter, 'active', 'daily', now(), now()"
-                " FROM subscribers WHERE email LIKE 'many%'"
-            ),
-            {"newsletter": made.newsletter_id},
-        )
+    crowd(db, made.newsletter_id, 30_000)
     now = datetime.now(UTC)
     with db.session() as session:
         ledger.fan_out(session, made.edition_id, made.newsletter_id, DOMAIN, now)

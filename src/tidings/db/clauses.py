@@ -4,7 +4,7 @@ suppressed, the way out of a subscription, and one keyset page of a query."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar, TypeVarTuple
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Exists, Row, Select, Update, and_, exists, or_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -61,7 +61,7 @@ class KeysetPage(Generic[T]):
 def keyset_page(
     session: Session,
     statement: Select[*Ts],
-    key: InstrumentedAttribute[int],
+    key: InstrumentedAttribute[int] | ColumnElement[Any],
     after: int,
     size: int,
 ) -> KeysetPage[Row[*Ts]]:

@@ -499,6 +499,15 @@ class Delivery(Base):
             sqlite_where=text("feedback IS NOT NULL"),
             postgresql_where=text("feedback IS NOT NULL"),
         ),
+        # Only the refused ones (a fan-out writes none, so it costs the fan-out nothing): an
+        # edition's bounce list and counts read these, not the whole edition.
+        Index(
+            "ix_deliveries_failed",
+            "edition_id",
+            "id",
+            sqlite_where=text("state = 'failed'"),
+            postgresql_where=text("state = 'failed'"),
+        ),
     )
 
 

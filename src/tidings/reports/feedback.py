@@ -7,9 +7,9 @@ and listed (set-based, bounded, paged by id).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Subquery, case, func, select, union
 from sqlalchemy.orm import Session
 
 from tidings.db.clauses import KeysetPage, keyset_page
@@ -34,6 +34,9 @@ CAME_BACK = (
     InboundMeaning.policy,
     InboundMeaning.complaint,
 )
+#: How far apart the clocks of the host that made an edition and the one that received what
+#: came back about it may be.
+CLOCK_MARGIN = timedelta(hours=1)
 #: Inbound messages shown per delivery on a page at most (the newest): a page stays small
 #: even if one reader's mail keeps bouncing.
 CAME_BACK_PER_PAGE_ROW = 5
@@ -100,14 +103,26 @@ class FeedbackSummary:
     complained: int
 
 
-def _troubled(edition_id: int) -> ColumnElement[bool]:
-    came_back = exists().where(
-        InboundMessage.delivery_id == Delivery.id, InboundMessage.meaning.in_(CAME_BACK)
+def _troubled(edition: Edition) -> Subquery:
+    """The ids (``id``) of the edition's deliveries refused at send time, bounced or
+    complained about, or named by an inbound bounce or complaint: each kind found through
+    its own index (the refused and the fed-back ones are indexed per edition; the inbound
+    ones came back after the edition was made, by their time), so an edition of a million
+    is not read whole for its few troubled rows."""
+    of_edition = Delivery.edition_id == edition.id
+    refused = select(Delivery.id).where(of_edition, Delivery.state == DeliveryState.failed)
+    fed_back = select(Delivery.id).where(of_edition, Delivery.feedback.is_not(None))
+    came_back = (
+        select(InboundMessage.delivery_id)
+        .join(Delivery, Delivery.id == InboundMessage.delivery_id)
+        .where(
+            of_edition,
+            InboundMessage.meaning.in_(CAME_BACK),
+            # Nothing comes back before it was sent; the margin covers hosts' clocks.
+            InboundMessage.received_at >= edition.created_at - CLOCK_MARGIN,
+        )
     )
-    return and_(
-        Delivery.edition_id == edition_id,
-        or_(Delivery.state == DeliveryState.failed, Delivery.feedback.is_not(None), came_back),
-    )
+    return union(refused, fed_back, came_back).subquery()
 
 
 def _edition(session: Session, edition_id: int) -> Edition:
@@ -121,11 +136,10 @@ def edition_feedback_summary(db: Database, edition_id: int) -> FeedbackSummary:
     """The counts of :class:`FeedbackSummary` for one edition (the console's edition page
     links to the list with them); :class:`NotFound` for no such edition."""
     with db.session() as session:
-        _edition(session, edition_id)
-        return _summary(session, edition_id)
+        return _summary(session, _edition(session, edition_id))
 
 
-def _summary(session: Session, edition_id: int) -> FeedbackSummary:
+def _summary(session: Session, edition: Edition) -> FeedbackSummary:
     """One query."""
 
     def count_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -137,7 +151,7 @@ def _summary(session: Session, edition_id: int) -> FeedbackSummary:
             count_of(Delivery.state == DeliveryState.failed),
             count_of(Delivery.feedback == DeliveryFeedback.bounced),
             count_of(Delivery.feedback == DeliveryFeedback.complained),
-        ).where(_troubled(edition_id))
+        ).where(Delivery.id.in_(select(_troubled(edition).c.id)))
     ).one()
     return FeedbackSummary(*(int(n) for n in row))
 
@@ -159,8 +173,7 @@ def edition_bounces(
     time (failed) or that came back (bounced, complained, or an inbound bounce or complaint
     names them), each with what came back about it; :class:`NotFound` for no such edition."""
     with db.session() as session:
-        _edition(session, edition_id)
-        return _page(session, edition_id, after, size)
+        return _page(session, _edition(session, edition_id), after, size)
 
 
 def edition_feedback(db: Database, edition_id: int, after: int, size: int) -> EditionFeedback:
@@ -170,13 +183,17 @@ def edition_feedback(db: Database, edition_id: int, after: int, size: int) -> Ed
         return EditionFeedback(
             edition_id,
             edition.subject,
-            _summary(session, edition_id),
-            _page(session, edition_id, after, size),
+            _summary(session, edition),
+            _page(session, edition, after, size),
         )
 
 
-def _page(session: Session, edition_id: int, after: int, size: int) -> KeysetPage[EditionBounce]:
-    query = (
+def _page(session: Session, edition: Edition, after: int, size: int) -> KeysetPage[EditionBounce]:
+    # The page's ids from the few troubled ones first, then their rows: asked as one, the
+    # planner walked the deliveries in id order (most of the table) to fill a page.
+    troubled = _troubled(edition)
+    ids = keyset_page(session, select(troubled.c.id), troubled.c.id, after, size)
+    found = session.execute(
         select(
             Delivery.id,
             Delivery.subscriber_id,
@@ -188,12 +205,12 @@ def _page(session: Session, edition_id: int, after: int, size: int) -> KeysetPag
             Delivery.last_attempt_at,
         )
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(_troubled(edition_id))
-    )
-    page = keyset_page(session, query, Delivery.id, after, size)
-    came_back = _came_back(session, [row.id for row in page.rows])
-    rows = [EditionBounce(*row, came_back=tuple(came_back.get(row.id, ()))) for row in page.rows]
-    return KeysetPage(rows, page.next_after)
+        .where(Delivery.id.in_([row.id for row in ids.rows]))
+        .order_by(Delivery.id)
+    ).all()
+    came_back = _came_back(session, [row.id for row in found])
+    rows = [EditionBounce(*row, came_back=tuple(came_back.get(row.id, ()))) for row in found]
+    return KeysetPage(rows, ids.next_after)
 
 
 def _came_back(session: Session, delivery_ids: Sequence[int]) -> dict[int, list[CameBack]]:
