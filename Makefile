@@ -101,6 +101,7 @@ bench: $(STAMP) postgres
 	$(BIN)/python bench/send_limits.py
 	$(BIN)/python bench/message_build.py
 	$(BIN)/python bench/data_prep.py
+	$(BIN)/python bench/message_id_lookup.py
 
 clean:
 	rm -rf $(VENV) var dist build .pytest_cache .mypy_cache .ruff_cache
