@@ -3,21 +3,18 @@ report names, found through the (edition, subscriber) index, never by reading th
 through a provider's webhook event and an ARF complaint report, on SQLite and PostgreSQL, and
 on PostgreSQL the plan of the lookup itself."""
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
-from sqlalchemy import event, select, text, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import select, text, update
 
 from tests.inbound.people import DOMAIN, Reader, readers, suppressed
 from tests.inbound.samples import sample
+from tests.plans import Statement, crowd, nodes, plan_of, statements_of
 from tidings.audience.subscribers import erase
 from tidings.compose.oneoff import send_one_off
 from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, InboundMeaning, InboundMessage
+from tidings.db.models import Delivery, InboundMeaning, InboundMessage, Newsletter
 from tidings.inbound.events import Handled, ProviderEvent
 from tidings.inbound.service import handle_event, handle_message
 from tidings.mail.status import BounceKind
@@ -205,24 +202,9 @@ CROWD, EDITIONS = 5_000, 6
 def _crowd(db: Database, settings: Settings, reader: Reader) -> tuple[int, str]:
     """``CROWD`` more readers of ``daily``, ``EDITIONS`` more editions sent to everyone, and
     fresh statistics; the reader's delivery of the last edition (its id and Message-ID)."""
-    with db.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO subscribers (email, attributes, created_at, updated_at)"
-                " SELECT 'crowd' || g || '@example.org', '{}'::jsonb, now(), now()"
-                " FROM generate_series(1, :n) AS g"
-            ),
-            {"n": CROWD},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO subscriptions (subscriber_id, newsletter_id, status, cadence,"
-                " created_at, updated_at)"
-                " SELECT s.id, n.id, 'active', 'daily', now(), now()"
-                " FROM subscribers s, newsletters n"
-                " WHERE s.email LIKE 'crowd%' AND n.slug = 'daily'"
-            )
-        )
+    with db.session() as session:
+        daily = session.scalars(select(Newsletter.id).where(Newsletter.slug == "daily")).one()
+    crowd(db, daily, CROWD)
     for _ in range(EDITIONS):
         send_one_off(db, settings, "daily", OneOff(article_ids=[]))
     with db.engine.begin() as connection:
@@ -237,42 +219,13 @@ def _crowd(db: Database, settings: Settings, reader: Reader) -> tuple[int, str]:
     return latest.id, latest.message_id
 
 
-def _lookups(db: Database, run: Callable[[], object]) -> list[tuple[str, Any]]:
-    """The statements ``run`` sent that read deliveries by Message-ID."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Connection, cursor: object, statement: str, params: Any, *_: object) -> None:
-        if "FROM deliveries" in statement and "deliveries.message_id =" in statement:
-            seen.append((statement, params))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        run()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-    return seen
-
-
-def _scans_of_deliveries(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    found = [plan] if plan.get("Relation Name") == "deliveries" else []
-    for child in plan.get("Plans", []):
-        found += _scans_of_deliveries(child)
-    return found
-
-
-def _assert_by_edition_and_reader(db: Database, lookups: list[tuple[str, Any]]) -> None:
+def _assert_by_edition_and_reader(db: Database, lookups: list[Statement]) -> None:
     assert lookups, "no lookup of a delivery by its Message-ID ran"
-    with db.engine.connect() as connection:
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            for statement, params in lookups:
-                cursor.execute("EXPLAIN (FORMAT JSON) " + statement, params)
-                (scan,) = _scans_of_deliveries(cursor.fetchone()[0][0]["Plan"])
-                assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
-                condition = scan.get("Index Cond", "")
-                assert "edition_id" in condition and "subscriber_id" in condition, scan
-        driver.rollback()
+    for sent in lookups:
+        (scan,) = [n for n in nodes(plan_of(db, sent)) if n.get("Relation Name") == "deliveries"]
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
+        condition = scan.get("Index Cond", "")
+        assert "edition_id" in condition and "subscriber_id" in condition, scan
 
 
 @pytest.mark.parametrize("way", ["webhook event", "complaint report"])
@@ -289,7 +242,11 @@ def test_the_lookup_goes_through_the_edition_and_reader_index(
             return handle_event(db, settings, _bounce(nino.email, message_id))
         return handle_message(db, settings, _complaint(nino, message_id), ABUSE, "imap")
 
-    lookups = _lookups(db, run)
+    lookups = [
+        sent
+        for sent in statements_of(db, run, "FROM deliveries")
+        if "deliveries.message_id =" in sent[0]
+    ]
     _assert_by_edition_and_reader(db, lookups)
     with db.session() as session:
         assert session.scalars(select(InboundMessage.delivery_id)).one() == delivery_id
