@@ -543,3 +543,47 @@ def test_is_anything_due_answers_as_the_statement_it_replaced(
         assert new == old, picture
         answers[new] += 1
     assert answers[True] and answers[False]  # both answers were seen
+
+
+@pytest.mark.parametrize("change", ["pause", "cancel"])
+def test_a_pause_or_cancel_while_senders_wait_for_room_stops_the_sending(
+    db: Database, settings: Settings, change: str
+) -> None:
+    """An editor pauses (or cancels) the edition while the ledger is locked and the senders
+    wait for room: once the database answers, the worker sends at most about one renewal
+    interval more, hands back (or cancels) the rest, and stops when told."""
+    from tidings.compose.lifecycle import EDITION_CHANGES
+
+    addresses = _edition(db, settings, readers=600)
+    with smtp_server() as (handler, port):
+        handler.behaviour.stall_seconds = 0.01
+        here = _here(settings, port, smtp_pool_size=2)
+
+        async def scenario() -> tuple[int, int]:
+            worker = Worker(db, here, make_transports(here))
+            stop = asyncio.Event()
+            running = asyncio.create_task(worker.run(drain=False, stop=stop))
+            await _until(lambda: len(handler.recipients()) >= 50)
+            with db.session() as session:
+                edition_id = session.scalars(select(Delivery.edition_id)).first()
+            assert edition_id is not None
+            with _ledger_locked(db):
+                await asyncio.sleep(1)  # the senders fill the room and wait
+                changing = asyncio.create_task(
+                    asyncio.to_thread(EDITION_CHANGES[change], db, settings, edition_id)
+                )
+                await asyncio.sleep(0.5)
+            await changing
+            at_change = len(handler.recipients())
+            await asyncio.sleep(3)
+            stop.set()
+            assert await _ended(running, 10) is None
+            return at_change, len(handler.recipients())
+
+        at_change, received = asyncio.run(scenario())
+    print(f"{change} while waiting for room: {at_change} -> {received} sent")
+    # At most a renewal interval (2 s) at ~200 a second over 2 connections, and the room.
+    assert received - at_change <= UNWRITTEN_LIMIT + 2 + 400, (at_change, received)
+    assert received < len(addresses)
+    left = DeliveryState.queued if change == "pause" else DeliveryState.cancelled
+    assert _states(db) == {DeliveryState.sent: received, left: len(addresses) - received}
