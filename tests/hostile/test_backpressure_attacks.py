@@ -127,12 +127,6 @@ def _writer_dies_once(
     return asyncio.run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_shut_down awaits the dead result writer, which raises its error again before "
-    "the last flush: the results the failed flush kept ('whatever the error') are never "
-    "written, and every message the relay accepted is sent again once its lease expires",
-)
 def test_results_kept_by_a_writer_that_died_are_written_at_shutdown(
     db: Database, settings: Settings
 ) -> None:
@@ -154,12 +148,6 @@ def test_results_kept_by_a_writer_that_died_are_written_at_shutdown(
     assert (unwritten, in_ledger, duplicates) == (0, accepted, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_shut_down raises the dead writer's error before it cancels the lease renewer: "
-    "Worker.run returns (raises) with its renewer still running, renewing leases of results "
-    "nobody will write for as long as the event loop lives",
-)
 def test_a_worker_whose_writer_died_leaves_no_task_running(
     db: Database, settings: Settings
 ) -> None:
@@ -176,12 +164,6 @@ def test_a_worker_whose_writer_died_leaves_no_task_running(
     assert left == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_shut_down awaits the dead lease renewer, which raises its error again: the "
-    "upkeep and sends.close() are skipped, so the SMTP connections are never closed (no "
-    "QUIT) and the relay slots are not given back",
-)
 def test_a_worker_whose_renewer_died_still_closes_its_connections(
     db: Database, settings: Settings
 ) -> None:
@@ -204,13 +186,6 @@ def test_a_worker_whose_renewer_died_still_closes_its_connections(
     assert worker.sends.transports == []  # what sends.close() leaves
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the result writer (and the lease renewer) ride out only OperationalError, not "
-    "every error tidings.db.errors.is_transient calls an outage (InterfaceError, a pool "
-    "timeout, an invalidated connection): one such error in one write now stops a "
-    "long-running worker, which is to ride out outages",
-)
 def test_a_long_running_worker_rides_out_a_transient_error_of_one_result_write(
     db: Database, settings: Settings
 ) -> None:

@@ -51,6 +51,12 @@ def is_transient(exc: BaseException) -> bool:
     return sqlstate is None or sqlstate[:2] in OUTAGE_SQLSTATE_CLASSES
 
 
+def outage_name(exc: BaseException) -> str:
+    """The name of what went wrong, for a log line about an outage: the driver's error, or
+    the pool's (never its message, which may carry SQL)."""
+    return type(getattr(exc, "orig", None) or exc).__name__
+
+
 def describe(exc: DBAPIError) -> str:
     """A short sentence for a database error: the driver's error and the first line of its
     message, never the SQL text or its parameters (those go to the log)."""

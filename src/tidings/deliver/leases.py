@@ -14,8 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import OperationalError
-
+from tidings.db.errors import is_transient, outage_name
 from tidings.db.models import EditionStatus
 from tidings.deliver.ledger import Claim, Renewal
 
@@ -135,8 +134,10 @@ class LeaseKeeper:
             await asyncio.sleep(every)
             try:
                 await self.renew()
-            except OperationalError as exc:
-                log.error("cannot renew leases (%s); retrying", type(exc.orig).__name__)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.error("cannot renew leases (%s); retrying", outage_name(exc))
 
 
 @dataclass

@@ -83,7 +83,8 @@ class SendPool:
         self._stopped = stopped
         self._stats = stats
         self._record = record
-        #: Waited for before each message: room among the results not yet written.
+        #: Waited for before each message (its job in hand): room among the results not yet
+        #: written.
         self._room = room
         self._send_deadline = send_deadline
         self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
@@ -128,13 +129,28 @@ class SendPool:
         self._release_waiting()
 
     def _release_waiting(self) -> None:
-        now = self.clock.now()
         while not self._queue.empty():
             job = self._queue.get_nowait()
             if job is not None:
-                reply = "released by a stopping worker"
-                self._record(job.claim.outcome(DeliveryState.queued, None, reply, now, now))
+                self._release(job)
             self._queue.task_done()
+
+    def _release(self, job: Job) -> None:
+        """Hand ``job`` back unsent: the worker is stopping."""
+        now = self.clock.now()
+        reply = "released by a stopping worker"
+        self._record(job.claim.outcome(DeliveryState.queued, None, reply, now, now))
+
+    async def _room_for(self, job: Job) -> bool:
+        """Wait, ``job`` in hand, for room among the results not yet written; False when the
+        pool began stopping meanwhile (the job is handed back, not sent)."""
+        if self._room is None:
+            return True
+        await self._room()
+        if not self._stopping:
+            return True
+        self._release(job)
+        return False
 
     async def close(self) -> None:
         """Close every connection, all at once (each QUIT waits a round trip to the relay),
@@ -159,14 +175,15 @@ class SendPool:
                     if transport not in self.transports or self._stopping:
                         return
                     continue
-                if self._room is not None:
-                    await self._room()
                 job = await self._next_job()
                 if job is None:
                     break
                 if isinstance(job, Idle):
                     if self._rest(transport):
                         return
+                    continue
+                if not await self._room_for(job):
+                    self._queue.task_done()
                     continue
                 self._in_flight += 1
                 try:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 
 from tidings.config import Settings
 from tidings.db.engine import Database
+from tidings.db.errors import is_transient, outage_name
 from tidings.db.models import SendLimitScope
 from tidings.deliver.heartbeats import BEAT_SECONDS, Beater, Measure, stale_after
 from tidings.deliver.leases import LeaseBook, LeaseKeeper, claim_limit
@@ -204,13 +205,11 @@ class Worker:
                     if await self._step(drain, stop):
                         break
                     backoff = OUTAGE_FIRST_SECONDS
-                except OperationalError as exc:
-                    if drain:
+                except Exception as exc:
+                    if drain or not is_transient(exc):
                         raise
                     log.error(
-                        "database unavailable (%s); retrying in %.0f s",
-                        type(exc.orig).__name__,
-                        backoff,
+                        "database unavailable (%s); retrying in %.0f s", outage_name(exc), backoff
                     )
                     await _sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, OUTAGE_MAX_SECONDS)
@@ -226,24 +225,26 @@ class Worker:
 
     async def _shut_down(self, flusher: asyncio.Task[None], renewer: asyncio.Task[None]) -> None:
         """Hand back what was not started, let in-flight sends finish, write every result,
-        and only then stop renewing (a result still unwritten keeps its lease alive)."""
+        and only then stop renewing (a result still unwritten keeps its lease alive).
+        Each step runs whatever the one before raised; a background task's own error was
+        raised by :meth:`run` already (:func:`_raise_if_died`)."""
         self.results.closing()  # no sender waits for room now: the flusher is to stop
-        await self.sends.stop()
-        flusher.cancel()
-        # Let it finish cancelling first: results it was writing go back to the buffer,
-        # and the last flush below writes them (else they stayed leased, and were sent
-        # again after the lease expired).
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
         try:
+            await self.sends.stop()
+            flusher.cancel()
+            # Let it finish cancelling first: results it was writing go back to the buffer,
+            # and the last flush below writes them (else they stayed leased, and were sent
+            # again after the lease expired).
+            await _ended(flusher)
             await self.results.flush()
         finally:
             renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
-        with contextlib.suppress(OperationalError):
-            await self._db(self.store.upkeep)
-        await self.sends.close()
+            await _ended(renewer)
+            try:
+                with contextlib.suppress(OperationalError):
+                    await self._db(self.store.upkeep)
+            finally:
+                await self.sends.close()
 
 
 def relay_key(settings: Settings) -> Key:
@@ -261,6 +262,12 @@ def _raise_if_died(*tasks: asyncio.Task[None]) -> None:
         if task.done():
             task.result()
             raise RuntimeError(f"the worker's task {task.get_name()} ended")
+
+
+async def _ended(task: asyncio.Task[None]) -> None:
+    """Until ``task`` (cancelled, or dead of an error :func:`_raise_if_died` raised) ends."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

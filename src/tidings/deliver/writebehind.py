@@ -13,8 +13,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.exc import OperationalError
-
+from tidings.db.errors import is_transient, outage_name
 from tidings.db.models import DeliveryState, EditionStatus
 from tidings.deliver.leases import LeaseBook
 from tidings.deliver.ledger import Outcome
@@ -158,8 +157,10 @@ class WriteBehind:
             self._soon.clear()
             try:
                 await self.flush()
-            except OperationalError as exc:
-                log.error("cannot write results yet (%s); keeping them", type(exc.orig).__name__)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.error("cannot write results yet (%s); keeping them", outage_name(exc))
                 await asyncio.sleep(self._every)
 
 
