@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from tests.builders import newsletter
-from tests.plans import Statement, blocks, nodes, statements_of
+from tests.plans import Statement, nodes, statements_of
 from tidings.catalog.counts import ReaderStatus, reader_status, subscription_counts
 from tidings.compose.zones import ReaderZones
 from tidings.db.engine import Database
@@ -177,15 +177,6 @@ def test_the_coming_sends_count_whom_the_fan_out_queues_zone_by_zone(
     assert counted[0] > 0
 
 
-def test_counting_leaves_the_planner_as_it_was(db: Database) -> None:
-    daily, _ = _zoned_readers(db)
-    with db.session() as session:
-        assert recipient_count(session, daily, ("culture",)) == 6
-        if db.engine.dialect.name == "postgresql":
-            assert session.scalar(text("SHOW enable_nestloop")) == "on"
-        assert session.scalar(select(func.count()).select_from(Subscriber)) == len(ZONED)
-
-
 # PostgreSQL: the plans, on 20,000 readers.
 
 READER_COUNT = 20000
@@ -271,25 +262,7 @@ def _analysed(
     return plans
 
 
-def _pages(db: Database, *tables: str) -> int:
-    with db.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text("SELECT sum(relpages) FROM pg_class WHERE relname = ANY(:tables)"),
-                {"tables": list(tables)},
-            ).scalar_one()
-        )
-
-
 JOINS = {"Hash Join", "Nested Loop", "Merge Join"}
-#: Plan as if every table were big enough to be worth parallel workers, and on disks where
-#: a random read costs little more than a sequential one (a common setting for SSDs).
-PARALLEL = (
-    "SET LOCAL min_parallel_table_scan_size = 0",
-    "SET LOCAL parallel_setup_cost = 0",
-    "SET LOCAL parallel_tuple_cost = 0",
-    "SET LOCAL random_page_cost = 1.1",
-)
 
 
 def test_the_counts_move_only_the_suppressed_readers(
@@ -309,28 +282,3 @@ def test_the_counts_move_only_the_suppressed_readers(
             assert "Subplan Name" not in node, plan
             if node["Node Type"] in JOINS:
                 assert node["Actual Rows"] * node["Actual Loops"] <= 80, plan
-
-
-def test_the_readers_of_a_send_are_counted_in_one_pass_over_each_table(
-    db: Database, many_readers: tuple[int, int]
-) -> None:
-    first, _ = many_readers
-
-    def run() -> None:
-        with db.session() as session:
-            recipient_count(session, first, ("culture",))
-
-    # Planned as for tables big enough to be read by parallel workers (the audit's 300,000
-    # readers): there the planner, sure the section rule leaves a few hundred readers, had
-    # each worker look its readers' subscribers up one by one (here 19,398 probes, 58,581
-    # pages).
-    [plan] = _analysed(db, run, "count(", *PARALLEL)
-    pages = _pages(db, "subscriptions", "subscribers", "suppressions")
-    # A pass over each table costs what the tables hold.
-    assert blocks(plan) < 2 * pages + 100, (blocks(plan), pages, plan)
-    probes = [
-        n
-        for n in nodes(plan)
-        if n.get("Relation Name") == "subscribers" and "Index" in n["Node Type"]
-    ]
-    assert all(n["Actual Loops"] <= 100 for n in probes), plan

@@ -77,7 +77,7 @@ class WriteBehind:
         self._every = every
         self._buffer: list[Outcome] = []
         self._soon = asyncio.Event()
-        #: Results in the flush under way.
+        #: Results in the flushes under way (the flusher's, and the worker's own when idle).
         self._writing = 0
         #: Set (and replaced) at the end of each flush, for the senders waiting for room.
         self._flushed = asyncio.Event()
@@ -119,7 +119,7 @@ class WriteBehind:
         pending, self._buffer = self._buffer, []
         if not pending:
             return
-        self._writing = len(pending)
+        self._writing += len(pending)
         try:
             async with self._db_lock:
                 judged = frozenset(self._judged)
@@ -131,7 +131,7 @@ class WriteBehind:
             self._buffer[:0] = pending
             raise
         finally:
-            self._writing = 0
+            self._writing -= len(pending)
             self._wake()
         self._leases.settled([(o.delivery_id, o.lease_token) for o in pending])
         self._judged |= recorded.judged

@@ -119,7 +119,7 @@ def of_message_id(
     return of_delivery(session, delivery_id, "the returned Message-ID")
 
 
-def readers_of(session: Session, addresses: Iterable[str | None]) -> list[int]:
+def subscribers_with(session: Session, addresses: Iterable[str | None]) -> list[int]:
     """The ids of the readers with these addresses (compared lower-cased, through the unique
     email index); empty for none."""
     wanted = sorted(
@@ -163,7 +163,7 @@ def of_returned(session: Session, secret: str, domain: str | None, parsed: Parse
     # edition can see, so the report must also name this very reader.
     feedback = parsed.feedback
     said = [feedback.original_rcpt_to if feedback else None, returned.to]
-    return of_message_id(session, message_id, readers_of(session, said))
+    return of_message_id(session, message_id, subscribers_with(session, said))
 
 
 def _quoted_paths(parsed: Parsed) -> list[tuple[str, str | None]]:

@@ -19,12 +19,14 @@ DUE_STATES = (DeliveryState.queued, DeliveryState.deferred)
 
 
 def has_due_work(session: Session, now: datetime) -> bool:
-    """Whether anything is due now, or held by a lease that has not expired yet.
+    """Whether anything is due now, or held by a lease (expired or not: the upkeep takes
+    expired ones back).
 
     Each question is asked of its own index, in that index's order (the earliest due of each
-    due state, the first lease held), so the answer reads a few rows: asked with OR, or as
-    an EXISTS the planner expects to satisfy soon, a retry tail (deferred rows due later)
-    made it read every delivery ever made, every few seconds per worker."""
+    due state, the first lease held): asked with OR, or as an EXISTS the planner expects to
+    satisfy soon, a retry tail (deferred rows due later) made it read every delivery ever
+    made, every few seconds per worker. A paused edition's due backlog is still walked (the
+    edition's status is checked per row), as it was before."""
     sending = Edition.status == EditionStatus.sending
 
     def first(rule: ColumnElement[bool], order: QueryableAttribute[Any]) -> ColumnElement[bool]:
