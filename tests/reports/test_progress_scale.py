@@ -15,7 +15,8 @@ from tests.plans import blocks, plan_of, statements_of
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState, Edition, EditionKind, EditionStatus
-from tidings.reports.progress import KEPT_FROM, edition_progress, list_editions
+from tidings.reports.progress import edition_progress, list_editions
+from tidings.reports.tallies import KEPT_FROM
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 #: A live edition big enough for its counts to be kept.

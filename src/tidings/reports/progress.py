@@ -6,16 +6,12 @@ The rate is messages sent per second over the time actually spent sending: from 
 is sending (the time of a pause that was resumed is still counted).
 """
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from time import monotonic
-from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tidings.catalog.newsletters import newsletter_by_slug
@@ -32,21 +28,11 @@ from tidings.db.models import (
 from tidings.db.types import utcnow
 from tidings.deliver.ledger import OPEN_STATES
 from tidings.errors import NotFound
+from tidings.reports.tallies import tallies_of
 
 #: The shortest sending time a rate is computed over: a burst of 11 messages in 0.2 s
 #: reads "11 per second", not 55.
 MIN_SENDING_TIME = timedelta(seconds=1)
-
-#: A live edition with at least this many deliveries has its counts kept a little while
-#: (counting it reads all its rows, a tenth of a second at 300,000); smaller ones are
-#: counted at every call.
-KEPT_FROM = 10_000
-#: Kept counts are taken again after this many times what counting them took ...
-KEPT_FACTOR = 10
-#: ... and at least this many seconds (an edition page polls once a second).
-MIN_KEPT = 1.0
-#: At most this many finished editions' last sends are kept (per process and database).
-KEPT_FINISHED = 4096
 
 
 @dataclass(frozen=True)
@@ -121,135 +107,6 @@ def zoned_time(when: datetime, zone: str) -> str:
     return f"{local:%Y-%m-%d %H:%M} {zone} ({day}{utc:%H:%M} UTC)"
 
 
-def _tallies(db_engine: Engine) -> "_Tallies":
-    """The counts kept for the database behind ``db_engine`` (one set per engine)."""
-    with _TALLIES_LOCK:
-        found = _TALLIES.get(db_engine)
-        if found is None:
-            found = _TALLIES[db_engine] = _Tallies()
-        return found
-
-
-@dataclass(frozen=True)
-class _Tally:
-    """An edition's counts per delivery state and its last send, as counted."""
-
-    status: EditionStatus
-    counts: dict[DeliveryState, int]
-    last_sent: datetime | None
-    #: When it was counted (:func:`time.monotonic`), and how long it is good for (0: not kept).
-    taken: float = 0.0
-    kept_for: float = 0.0
-
-    def fresh(self, now: float) -> bool:
-        return now - self.taken < self.kept_for
-
-    def good_for(self, edition: Edition, now: float) -> bool:
-        return self.status == edition.status and self.fresh(now)
-
-
-@dataclass
-class _Tallies:
-    """The counts of one web (or command) process, so that many viewers polling an edition
-    every second cost the database a bounded share of its time, whatever their number.
-
-    A live edition with at least :data:`KEPT_FROM` deliveries keeps its counts for
-    :data:`KEPT_FACTOR` times what counting took (at least :data:`MIN_KEPT`), and no longer
-    than its status: a pause, resume or cancel is counted afresh. Smaller editions are
-    counted at every call (a few milliseconds). A finished edition's last send never changes
-    (its counts are stored, nothing of it is open): it is kept, at most :data:`KEPT_FINISHED`
-    of them."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    live: dict[int, _Tally] = field(default_factory=dict)
-    finished: OrderedDict[tuple[int, datetime], datetime | None] = field(
-        default_factory=OrderedDict
-    )
-
-    def live_counts(self, session: Session, editions: Sequence[Edition]) -> dict[int, _Tally]:
-        """Each live edition's tally: kept, or counted (one query for those not kept). Under
-        the lock: viewers arriving while an edition is counted wait for that count."""
-        with self.lock:
-            now = monotonic()
-            found = {e.id: t for e in editions if (t := self.live.get(e.id)) and t.good_for(e, now)}
-            stale = [e for e in editions if e.id not in found]
-            if not stale:
-                return found
-            counted = _live_counts(session, [e.id for e in stale])
-            took = monotonic() - now
-            self.live = {i: t for i, t in self.live.items() if t.fresh(now)}
-            for edition in stale:
-                counts, last_sent = counted[edition.id]
-                keep = sum(counts.values()) >= KEPT_FROM
-                kept_for = max(MIN_KEPT, KEPT_FACTOR * took) if keep else 0.0
-                tally = _Tally(edition.status, counts, last_sent, now + took, kept_for)
-                found[edition.id] = tally
-                if keep:
-                    self.live[edition.id] = tally
-            return found
-
-    def finished_last_sent(
-        self, session: Session, editions: Sequence[Edition]
-    ) -> dict[int, datetime | None]:
-        """Each finished edition's last send: kept, or asked for (one query for the rest)."""
-        with self.lock:
-            found: dict[int, datetime | None] = {}
-            for edition in editions:
-                self.live.pop(edition.id, None)
-                key = (edition.id, edition.created_at)
-                if key in self.finished:
-                    found[edition.id] = self.finished[key]
-            asked = [e for e in editions if e.id not in found]
-            last_sent = _last_sent(session, [e.id for e in asked])
-            for edition in asked:
-                found[edition.id] = last_sent.get(edition.id)
-                self.finished[(edition.id, edition.created_at)] = found[edition.id]
-            while len(self.finished) > KEPT_FINISHED:
-                self.finished.popitem(last=False)
-            return found
-
-
-_TALLIES: "WeakKeyDictionary[Engine, _Tallies]" = WeakKeyDictionary()
-_TALLIES_LOCK = threading.Lock()
-
-
-def _live_counts(
-    session: Session, edition_ids: Sequence[int]
-) -> dict[int, tuple[dict[DeliveryState, int], datetime | None]]:
-    """Counts per delivery state of several editions at once, and each one's last send: one
-    grouped query, one read of their deliveries, whatever the number of editions."""
-    found: dict[int, tuple[dict[DeliveryState, int], datetime | None]] = {}
-    counts: dict[int, dict[DeliveryState, int]] = {edition_id: {} for edition_id in edition_ids}
-    last_sent: dict[int, datetime] = {}
-    if edition_ids:
-        for edition_id, state, n, last in session.execute(
-            select(Delivery.edition_id, Delivery.state, func.count(), func.max(Delivery.sent_at))
-            .where(Delivery.edition_id.in_(edition_ids))
-            .group_by(Delivery.edition_id, Delivery.state)
-        ):
-            counts[edition_id][state] = n
-            if last is not None and (edition_id not in last_sent or last > last_sent[edition_id]):
-                last_sent[edition_id] = last
-    for edition_id in edition_ids:
-        found[edition_id] = (counts[edition_id], last_sent.get(edition_id))
-    return found
-
-
-def _last_sent(session: Session, edition_ids: Sequence[int]) -> dict[int, datetime]:
-    """When each edition's last message was sent: one grouped query (none for no editions)."""
-    if not edition_ids:
-        return {}
-    return {
-        edition_id: last
-        for edition_id, last in session.execute(
-            select(Delivery.edition_id, func.max(Delivery.sent_at))
-            .where(Delivery.edition_id.in_(edition_ids), Delivery.sent_at.is_not(None))
-            .group_by(Delivery.edition_id)
-        )
-        if last is not None
-    }
-
-
 def sending_rate(
     sent: int,
     started_at: datetime | None,
@@ -296,10 +153,10 @@ def _progress_of(
 ) -> list[EditionProgress]:
     """The progress of each (edition, newsletter slug, newsletter zone), in order. An edition
     that is over had its counts stored when it ended; the others are counted together, with
-    their last sends (one query, unless their counts are kept: see :class:`_Tallies`); the
+    their last sends (one query, unless their counts are kept: see :mod:`.tallies`); the
     last sends of finished editions (one query for those not yet kept) and what came back
     (one query) are asked for too."""
-    tallies = _tallies(db.engine)
+    tallies = tallies_of(db.engine)
     live = tallies.live_counts(session, [e for e, _, _ in rows if e.final_counts is None])
     finished = [e for e, _, _ in rows if e.final_counts is not None and _rated(e)]
     last_sent = tallies.finished_last_sent(session, finished)
