@@ -81,7 +81,8 @@ def _status_is(
     Suppression outranks the subscription's own status (:func:`reader_status`): an active,
     pending or unsubscribed subscription is shown so only while its address is not
     suppressed; a suppressed address shows as bounced (a bounce reason) or suppressed (any
-    other), whatever its subscription's status."""
+    other), whatever its subscription's status. tests/audience/test_audience_scale.py checks
+    that the two agree for every status."""
     if status in (ReaderStatus.bounced, ReaderStatus.suppressed):
         bounced = Suppression.reason.in_(BOUNCES)
         why = bounced if status == ReaderStatus.bounced else ~bounced
