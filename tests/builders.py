@@ -7,6 +7,8 @@ from sqlalchemy import select
 
 from tidings.audience.service import add_subscriber
 from tidings.catalog.newsletters import NewsletterSpec, create_newsletter, push_source
+from tidings.compose.oneoff import send_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Article, Newsletter
@@ -78,6 +80,16 @@ def subscribers(db: Database, slug: str, count: int) -> list[str]:
     addresses = [f"reader{i}@example.ge" for i in range(count)]
     for i, address in enumerate(addresses):
         add_subscriber(db, slug, address, f"Reader {i}", confirmed=True, source="test")
+    return addresses
+
+
+def one_off_edition(db: Database, settings: Settings, readers: int) -> list[str]:
+    """A newsletter "daily" with two articles and ``readers`` confirmed readers, and a
+    one-off edition queued to them all; their addresses."""
+    newsletter(db)
+    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
+    addresses = subscribers(db, "daily", readers)
+    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
     return addresses
 
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,15 +15,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from tests.builders import articles, newsletter, subscribers, worker_env
+from tests.builders import one_off_edition, worker_env
 from tests.feedserver import Reply, feed_server
 from tests.inbound.bounces import dsn, sent_edition
 from tests.ingest.feeds import item, rss
 from tests.smtpserver import free_port, smtp_server
 from tests.webserver import web_server
 from tidings.catalog.newsletters import add_feed
-from tidings.compose.oneoff import send_one_off
-from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import SendLimitScope
@@ -70,14 +67,6 @@ def _scrape_until(
     raise AssertionError(f"not ready: {samples}\n{log.read_text()}")
 
 
-def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
-    newsletter(db)
-    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
-    addresses = subscribers(db, "daily", readers)
-    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
-    return addresses
-
-
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -93,7 +82,7 @@ def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
 def test_a_worker_process_counts_its_messages_and_send_times(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    addresses = _edition(db, settings, readers=6)
+    addresses = one_off_edition(db, settings, readers=6)
     port = free_port()
     log = tmp_path / "worker.log"
     with smtp_server() as (handler, smtp_port):
@@ -146,7 +135,7 @@ def test_worker_processes_serve_their_metrics_on_consecutive_ports(
 ) -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("several worker processes share a database on PostgreSQL only")
-    _edition(db, settings, readers=6)
+    one_off_edition(db, settings, readers=6)
     port = _two_free_ports()
     log = tmp_path / "worker.log"
     with smtp_server() as (handler, smtp_port):
@@ -174,7 +163,7 @@ def test_worker_processes_serve_their_metrics_on_consecutive_ports(
 def test_the_scheduler_serves_its_feed_polls_and_the_queue(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    _edition(db, settings, readers=3)  # edition 1: three deliveries queued, no worker
+    one_off_edition(db, settings, readers=3)  # edition 1: three deliveries queued, no worker
     port = free_port()
     log = tmp_path / "scheduler.log"
     with feed_server() as feeds, smtp_server() as (_, smtp_port):
@@ -244,7 +233,7 @@ def test_the_inbound_listener_counts_bounces_by_kind(
 @pytest.fixture
 def polled(db: Database, settings: Settings) -> Iterator[None]:
     """A newsletter whose feed was polled once in this process, and an edition queued."""
-    _edition(db, settings, readers=2)
+    one_off_edition(db, settings, readers=2)
     with feed_server() as feeds:
         feeds.routes["/rss"] = Reply(200, rss([item(1)]))
         feeds.routes["/gone"] = Reply(404, b"not here")

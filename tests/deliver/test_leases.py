@@ -11,16 +11,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.builders import articles, newsletter, subscribers, worker_env
+from tests.builders import one_off_edition, worker_env
 from tests.smtpserver import smtp_server
-from tidings.compose.oneoff import send_one_off
-from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState
@@ -28,14 +26,6 @@ from tidings.db.types import utcnow
 from tidings.deliver import ledger
 from tidings.deliver.runner import make_transports
 from tidings.deliver.worker import Worker
-
-
-def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
-    newsletter(db)
-    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
-    addresses = subscribers(db, "daily", readers)
-    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
-    return addresses
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -55,7 +45,7 @@ def _two_workers(
     server that takes ``stall`` seconds per message; (messages per recipient, logs)."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("several worker processes share an edition on PostgreSQL only")
-    addresses = _edition(db, settings, readers)
+    addresses = one_off_edition(db, settings, readers)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = stall
         env = worker_env(
@@ -109,7 +99,7 @@ def test_a_result_written_after_the_lease_was_lost_is_dropped(
 ) -> None:
     """A worker whose lease was taken back (and claimed by another) while its send was
     slow: its late result must not overwrite the newer holder's, and it is counted."""
-    addresses = _edition(db, settings, readers=1)
+    addresses = one_off_edition(db, settings, readers=1)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 1.5
         slow = settings.model_copy(
@@ -161,7 +151,7 @@ def _take_back_and_claim_elsewhere(db: Database) -> None:
 def test_renewals_and_results_are_fenced_by_the_lease_token(
     db: Database, settings: Settings
 ) -> None:
-    _edition(db, settings, readers=2)
+    one_off_edition(db, settings, readers=2)
     now = utcnow()
     lease = timedelta(seconds=30)
     with db.session() as session:
@@ -199,7 +189,7 @@ def test_a_pause_or_cancel_stops_deliveries_already_claimed(
     are handed back (or cancelled) at the next renewal, not sent."""
     from tidings.compose.lifecycle import EDITION_CHANGES
 
-    _edition(db, settings, readers=60)
+    one_off_edition(db, settings, readers=60)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.1
         slow = settings.model_copy(

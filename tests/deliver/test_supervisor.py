@@ -8,17 +8,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.builders import articles, newsletter, subscribers, worker_env
+from tests.builders import one_off_edition, worker_env
 from tests.conftest import Cli
 from tests.smtpserver import smtp_server
-from tidings.compose.oneoff import send_one_off
-from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Delivery, DeliveryState
@@ -30,14 +27,6 @@ from tidings.deliver.writebehind import WorkerStats
 def _postgres_only(db: Database) -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("several worker processes share a database on PostgreSQL only")
-
-
-def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
-    newsletter(db)
-    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
-    addresses = subscribers(db, "daily", readers)
-    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
-    return addresses
 
 
 def _states(db: Database) -> dict[DeliveryState, int]:
@@ -59,7 +48,7 @@ def test_two_processes_deliver_an_edition_once_to_every_reader(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     _postgres_only(db)
-    addresses = _edition(db, settings, readers=400)
+    addresses = one_off_edition(db, settings, readers=400)
     log = tmp_path / "worker.err"
     with smtp_server() as (handler, port), log.open("wb") as err:
         handler.behaviour.stall_seconds = 0.01  # long enough for both to take a share
@@ -87,7 +76,7 @@ def test_a_child_killed_is_started_again_and_nothing_is_sent_twice(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     _postgres_only(db)
-    addresses = _edition(db, settings, readers=400)
+    addresses = one_off_edition(db, settings, readers=400)
     log = tmp_path / "worker.err"
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.02
@@ -216,7 +205,7 @@ def test_workers_stop_by_themselves_when_their_supervisor_is_killed(
     db: Database, settings: Settings, tmp_path: Path
 ) -> None:
     _postgres_only(db)
-    _edition(db, settings, readers=200)
+    one_off_edition(db, settings, readers=200)
     log = tmp_path / "worker.err"
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.05

@@ -3,12 +3,9 @@ wait for room to write results for ever, nor go on sending what nobody will reco
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
 
-from tests.builders import articles, newsletter, subscribers
+from tests.builders import one_off_edition
 from tests.smtpserver import smtp_server
-from tidings.compose.oneoff import send_one_off
-from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.deliver.runner import make_transports
@@ -23,10 +20,7 @@ class BrokenWriter(Exception):
 def test_a_worker_whose_result_writer_died_stops_with_its_error(
     db: Database, settings: Settings
 ) -> None:
-    newsletter(db)
-    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
-    subscribers(db, "daily", 200)
-    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
+    one_off_edition(db, settings, 200)
     with smtp_server() as (handler, port):
         here = settings.model_copy(
             update={"smtp_url": f"smtp://127.0.0.1:{port}", "smtp_pool_size": 2}

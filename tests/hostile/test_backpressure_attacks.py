@@ -27,11 +27,9 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from tests.builders import articles, newsletter, subscribers
+from tests.builders import one_off_edition
 from tests.deliver.ledgerrows import sending
 from tests.smtpserver import RecordingHandler, smtp_server
-from tidings.compose.oneoff import send_one_off
-from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database, open_database
 from tidings.db.errors import is_transient
@@ -44,14 +42,6 @@ from tidings.deliver.writebehind import UNWRITTEN_LIMIT
 
 class BrokenOnce(Exception):
     """A bug's error (not a database outage), raised by one call only."""
-
-
-def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
-    newsletter(db)
-    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
-    addresses = subscribers(db, "daily", readers)
-    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
-    return addresses
 
 
 def _here(settings: Settings, port: int, **more: Any) -> Settings:
@@ -130,7 +120,7 @@ def _writer_dies_once(
 def test_results_kept_by_a_writer_that_died_are_written_at_shutdown(
     db: Database, settings: Settings
 ) -> None:
-    addresses = _edition(db, settings, readers=200)
+    addresses = one_off_edition(db, settings, readers=200)
     with smtp_server() as (handler, port):
         here = _here(settings, port, smtp_pool_size=2, lease_seconds=5)
         worker = _writer_dies_once(db, here)
@@ -151,7 +141,7 @@ def test_results_kept_by_a_writer_that_died_are_written_at_shutdown(
 def test_a_worker_whose_writer_died_leaves_no_task_running(
     db: Database, settings: Settings
 ) -> None:
-    _edition(db, settings, readers=200)
+    one_off_edition(db, settings, readers=200)
     left: list[str] = []
 
     async def probe(_: Worker) -> None:
@@ -167,7 +157,7 @@ def test_a_worker_whose_writer_died_leaves_no_task_running(
 def test_a_worker_whose_renewer_died_still_closes_its_connections(
     db: Database, settings: Settings
 ) -> None:
-    _edition(db, settings, readers=100)
+    one_off_edition(db, settings, readers=100)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.05  # busy for longer than a renewal interval
         here = _here(settings, port, smtp_pool_size=2, lease_seconds=5)
@@ -189,7 +179,7 @@ def test_a_worker_whose_renewer_died_still_closes_its_connections(
 def test_a_long_running_worker_rides_out_a_transient_error_of_one_result_write(
     db: Database, settings: Settings
 ) -> None:
-    addresses = _edition(db, settings, readers=120)
+    addresses = one_off_edition(db, settings, readers=120)
     lost = InterfaceError("UPDATE deliveries ...", {}, psycopg.InterfaceError("connection closed"))
     assert is_transient(lost)
     with smtp_server() as (handler, port):
@@ -328,7 +318,7 @@ def test_an_outage_while_senders_wait_for_room_bounds_them_and_hands_back_low_le
     once the database is back the jobs whose lease ran low meanwhile are handed back, not
     started; in the end every reader has one message, recorded."""
     _postgres_only(db)
-    addresses = _edition(db, settings, readers=600)
+    addresses = one_off_edition(db, settings, readers=600)
     with _through_relay(db) as (relay, away), smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.003
         here = _here(settings, port, smtp_pool_size=4, lease_seconds=6)
@@ -362,7 +352,7 @@ def test_a_draining_worker_fails_when_the_database_goes_away_while_senders_wait(
     """--drain with the database away must fail (the caller sees it), not wait for room
     for ever: the senders wait, but the worker's own upkeep meets the outage."""
     _postgres_only(db)
-    _edition(db, settings, readers=600)
+    one_off_edition(db, settings, readers=600)
     with _through_relay(db) as (relay, away), smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.003
         here = _here(settings, port, smtp_pool_size=4)
@@ -388,7 +378,7 @@ def test_a_stop_while_senders_wait_for_room_starts_nothing_and_writes_everything
     """SIGTERM (the stop event) while the ledger is locked and the senders wait for room:
     nothing more is sent, and once the database answers the worker writes what the relay
     accepted, hands back the rest, and ends."""
-    addresses = _edition(db, settings, readers=600)
+    addresses = one_off_edition(db, settings, readers=600)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.003
         here = _here(settings, port, smtp_pool_size=4)
@@ -426,7 +416,7 @@ def test_a_growing_pool_keeps_the_bound_of_its_connections_while_the_ledger_is_l
     """The adaptive pool (as `tidings worker` runs it) grows while the database is slow:
     what the relay accepted beyond the ledger stays within UNWRITTEN_LIMIT - 1 plus one per
     connection it had."""
-    addresses = _edition(db, settings, readers=1_000)
+    addresses = one_off_edition(db, settings, readers=1_000)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.01  # slow: more connections raise the rate
         here = _here(settings, port, smtp_pool_size=1, smtp_max_connections=12)
@@ -529,7 +519,7 @@ def test_a_pause_or_cancel_while_senders_wait_for_room_stops_the_sending(
     interval more, hands back (or cancels) the rest, and stops when told."""
     from tidings.compose.lifecycle import EDITION_CHANGES
 
-    addresses = _edition(db, settings, readers=600)
+    addresses = one_off_edition(db, settings, readers=600)
     with smtp_server() as (handler, port):
         handler.behaviour.stall_seconds = 0.01
         here = _here(settings, port, smtp_pool_size=2)

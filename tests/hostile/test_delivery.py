@@ -11,18 +11,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from sqlalchemy import func, select
 
-from tests.builders import articles, newsletter, subscribers
+from tests.builders import one_off_edition
 from tests.smtpserver import RecordingHandler, free_port, smtp_server
 from tidings.compose.lifecycle import resume_edition
-from tidings.compose.oneoff import send_one_off
-from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -36,14 +33,6 @@ from tidings.db.models import (
 )
 from tidings.deliver.runner import make_transports, run_worker
 from tidings.deliver.worker import Worker, WorkerStats
-
-
-def _edition(db: Database, settings: Settings, readers: int) -> list[str]:
-    newsletter(db)
-    articles(db, "daily", 2, datetime.now(UTC) - timedelta(hours=1))
-    addresses = subscribers(db, "daily", readers)
-    send_one_off(db, settings, "daily", OneOff(article_ids=[]))
-    return addresses
 
 
 def _drain(db: Database, settings: Settings) -> WorkerStats:
@@ -60,7 +49,7 @@ def _states(db: Database) -> Counter[DeliveryState]:
 def test_a_relay_refusing_everyone_pauses_the_edition_and_suppresses_no_one(
     db: Database, settings: Settings
 ) -> None:
-    addresses = _edition(db, settings, readers=150)
+    addresses = one_off_edition(db, settings, readers=150)
     with smtp_server() as (handler, port):
         relay = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
         for address in addresses:
@@ -90,7 +79,7 @@ def test_a_relay_refusing_everyone_pauses_the_edition_and_suppresses_no_one(
 def test_a_few_dead_addresses_among_the_first_hundred_are_still_suppressed(
     db: Database, settings: Settings
 ) -> None:
-    addresses = _edition(db, settings, readers=60)
+    addresses = one_off_edition(db, settings, readers=60)
     with smtp_server() as (handler, port):
         relay = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
         dead = addresses[::10]  # 6 of 60
@@ -111,7 +100,7 @@ def test_a_resume_after_a_mass_refusal_pause_ends_the_watch_for_good(
     means "the relay is fine", so the retried refusals fail and are suppressed, and the
     edition ends, instead of being paused again at every resume. A new worker sees it too:
     the resume is kept in the database, not in a worker's memory."""
-    addresses = _edition(db, settings, readers=30)
+    addresses = one_off_edition(db, settings, readers=30)
     alive = [a for i, a in enumerate(addresses) if i % 10 in (0, 5, 7)]
     dead = [a for a in addresses if a not in alive]
     assert (len(alive), len(dead)) == (9, 21)
@@ -150,7 +139,7 @@ def test_a_running_worker_sends_at_once_after_a_resume_that_follows_its_pause(
     """A long-running worker that paused an edition itself must not go on believing it is
     paused once an editor resumed it: what it claims after the resume is sent, not handed
     back (each hand-back costs an attempt, and the backoff that follows from it)."""
-    addresses = _edition(db, settings, readers=30)
+    addresses = one_off_edition(db, settings, readers=30)
     dead = [a for i, a in enumerate(addresses) if i % 10 not in (0, 5, 7)]
     with smtp_server() as (handler, port):
         relay = settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{port}"})
@@ -270,7 +259,7 @@ def _slow_relay(delay: float) -> Iterator[tuple[_SlowRelay, int]]:
 def test_a_relay_answering_just_inside_every_timeout_cannot_hold_a_send(
     db: Database, settings: Settings
 ) -> None:
-    _edition(db, settings, readers=1)
+    one_off_edition(db, settings, readers=1)
     with _slow_relay(delay=0.45) as (_, port):
         relay = settings.model_copy(
             update={"smtp_url": f"smtp://127.0.0.1:{port}", "smtp_timeout_seconds": 0.5}
