@@ -86,6 +86,15 @@ async def _ended(task: "asyncio.Task[Any]", seconds: float) -> BaseException | N
     return task.exception()
 
 
+async def _all_written_then_stopped(
+    db: Database, count: int, stop: asyncio.Event, running: "asyncio.Task[Any]"
+) -> None:
+    """Until the ledger shows all ``count`` sent, then stop the worker; it ends cleanly."""
+    await _until(lambda: _sent_in_ledger(db) == count, 25)
+    stop.set()
+    assert await _ended(running, 10) is None
+
+
 def _drain(db: Database, settings: Settings) -> None:
     """Another worker, sound, sends whatever is due now (and stops when nothing is)."""
 
@@ -332,9 +341,7 @@ def test_an_outage_while_senders_wait_for_room_bounds_them_and_hands_back_low_le
             await asyncio.sleep(4.5)  # renewals fail too: the leases run low
             ahead = await asyncio.to_thread(_ahead, handler, db)
             relay.restore()
-            await _until(lambda: _sent_in_ledger(db) == len(addresses), 25)
-            stop.set()
-            assert await _ended(running, 10) is None
+            await _all_written_then_stopped(db, len(addresses), stop, running)
             return worker, ahead
 
         worker, ahead = asyncio.run(scenario())
@@ -432,9 +439,7 @@ def test_a_growing_pool_keeps_the_bound_of_its_connections_while_the_ledger_is_l
                     await asyncio.sleep(0.1)
                     most = max(most, len(worker.sends.transports))
                 ahead = await asyncio.to_thread(_ahead, handler, db)
-            await _until(lambda: _sent_in_ledger(db) == len(addresses), 25)
-            stop.set()
-            assert await _ended(running, 10) is None
+            await _all_written_then_stopped(db, len(addresses), stop, running)
             return ahead, most
 
         ahead, most = asyncio.run(scenario())
