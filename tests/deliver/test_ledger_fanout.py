@@ -1,11 +1,13 @@
 """Fan-out: one queued delivery per active, unsuppressed reader who wants the edition, once."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
 from tests.deliver.ledgerrows import DOMAIN, draft
+from tidings.compose.oneoff import schedule_one_off
+from tidings.compose.service import OneOff
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import (
@@ -47,6 +49,35 @@ def test_one_queued_delivery_per_reader_once_with_a_fixed_message_id(
             rf"<tidings\.{made.edition_id}\.[0-9a-f]{{32}}@{DOMAIN}>", delivery.message_id
         )
     assert len({d.message_id for d in found.values()}) == 3
+
+
+def test_message_ids_never_repeat_and_a_reader_s_differ_between_editions(
+    db: Database, settings: Settings
+) -> None:
+    """The random part is drawn afresh for every edition: a reader's two Message-IDs share
+    nothing, and no two deliveries' are alike (200 readers, two editions)."""
+    made = draft(db, settings, readers=200)
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    second = schedule_one_off(db, settings, "daily", OneOff(article_ids=[]), soon)
+    now = datetime.now(UTC)
+    with db.session() as session:
+        for edition_id in (made.edition_id, second):
+            assert ledger.fan_out(session, edition_id, made.newsletter_id, DOMAIN, now) == 200
+        session.commit()
+    first, other = _deliveries(db, made.edition_id), _deliveries(db, second)
+    token = re.compile(rf"<tidings\.\d+\.([0-9a-f]{{32}})@{re.escape(DOMAIN)}>")
+    tokens = {
+        reader: [_token(token, d.message_id) for d in (first[reader], other[reader])]
+        for reader in made.ids.values()
+    }
+    assert all(mine[0] != mine[1] for mine in tokens.values())
+    assert len({t for pair in tokens.values() for t in pair}) == 400
+
+
+def _token(pattern: re.Pattern[str], message_id: str) -> str:
+    matched = pattern.fullmatch(message_id)
+    assert matched is not None, message_id
+    return matched.group(1)
 
 
 def test_left_pending_and_suppressed_readers_get_nothing(db: Database, settings: Settings) -> None:

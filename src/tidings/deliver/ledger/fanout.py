@@ -6,7 +6,8 @@ from datetime import datetime
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    String,
+    LargeBinary,
+    SQLColumnExpression,
     Text,
     case,
     cast,
@@ -183,11 +184,21 @@ def met_key(session: Session, sections: Sequence[str]) -> ColumnElement[str | No
     return select(func.group_concat(names.c.name, KEY_SEPARATOR)).scalar_subquery()
 
 
-def opaque_token(session: Session) -> ColumnElement[str]:
-    """32 random hex digits, drawn per row by the database (a UUID on PostgreSQL, 16 random
-    bytes on SQLite): a Message-ID part that says nothing about whom it went to."""
+def opaque_token(session: Session, reader: SQLColumnExpression[int]) -> ColumnElement[str]:
+    """32 hex digits per row that nobody can tell or guess without a secret drawn afresh
+    for each statement: a Message-ID part that says nothing about whom it went to.
+
+    On PostgreSQL, the first half of the SHA-256 of a random key and ``reader``. The key is
+    a UUID's 122 random bits, drawn once per statement (an uncorrelated subquery: one
+    InitPlan) and never leaving the server. A UUID drawn per row instead was most of the
+    fan-out's reading: its SELECT of a million readers took 2.5-4.1 s here with one UUID per
+    row, 0.7-0.9 s with the digest (psql, three runs each). On SQLite, 16 random bytes per
+    row.
+    """
     if is_postgres(session):
-        return func.replace(cast(func.gen_random_uuid(), String), "-", "")
+        key = select(func.uuid_send(func.gen_random_uuid())).scalar_subquery()
+        keyed = key.op("||", return_type=LargeBinary)(func.int4send(reader))
+        return func.left(func.encode(func.sha256(keyed), "hex"), 32)
     return func.lower(func.hex(func.randomblob(16)))
 
 
@@ -217,7 +228,7 @@ def fan_out(
     _room_for_hash_joins(session)
     message_id = (
         literal(f"<tidings.{edition_id}.")
-        + opaque_token(session)
+        + opaque_token(session, Subscription.subscriber_id)
         + literal(f"@{message_id_domain}>")
     )
     source = (
