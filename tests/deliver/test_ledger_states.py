@@ -20,6 +20,16 @@ def test_open_states_are_the_due_ones_and_those_being_sent() -> None:
     assert DeliveryState.sent in over and DeliveryState.cancelled in over
 
 
+def test_the_index_of_due_rows_holds_exactly_the_due_states() -> None:
+    """Claims find due rows through a partial index: its rows are the ledger's due states,
+    on both databases (a state added to one and not the other would go unclaimed, or read
+    every delivery)."""
+    (index,) = (i for i in Delivery.__table__.indexes if i.name == "ix_deliveries_due")
+    listed = ", ".join(f"'{state.value}'" for state in ledger.DUE_STATES)
+    for dialect in ("postgresql", "sqlite"):
+        assert str(index.dialect_options[dialect]["where"]) == f"state IN ({listed})"
+
+
 def _all(db: Database, **values: object) -> None:
     with db.session() as session:
         session.execute(update(Delivery).values(**values))

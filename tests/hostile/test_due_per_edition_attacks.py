@@ -1,9 +1,9 @@
 """Hostile review of migration 0022 (due deliveries found edition by edition).
 
-Attacks the change withstands are plain tests; each defect found is a strict xfail that
-fails on it: a result writer's close of a mostly-sent edition reads the edition whole on
-PostgreSQL, SQLite never uses the new partial index (its IN list is bound), and an edition
-with a lower id takes every claim ahead of rows of another edition that were due earlier.
+Attacks the change withstands, and three defects it had, each fixed and kept as a test:
+a result writer's close of a mostly-sent edition read the edition whole on PostgreSQL,
+SQLite never used the new partial index (its IN list was bound), and an edition with a
+lower id took every claim ahead of rows of another edition that were due earlier.
 """
 
 import threading
@@ -167,15 +167,9 @@ def test_migration_0022_goes_down_and_up_and_its_indexes_have_the_models_predica
     assert "sending" in sending_
 
 
-# --- defects -------------------------------------------------------------------------------
+# --- defects found, fixed ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="close_sent's NOT EXISTS over OPEN_STATES (queued, sending, deferred) cannot use "
-    "the partial due index (it lacks 'sending') and the full (state, next_attempt_at) index "
-    "is gone: the result writer reads the edition's sent rows on every batch",
-)
 def test_closing_a_mostly_sent_edition_reads_few_pages(db: Database, settings: Settings) -> None:
     """Every batch of results runs close_sent for its editions (results.py). With 29,000 of
     30,001 deliveries sent, asking "is any still open" must not read the sent ones."""
@@ -217,13 +211,6 @@ def _sqlite_plan(db: Database, sent: Statement) -> str:
     return "\n".join(str(row[-1]) for row in rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLAlchemy binds state IN (?, ?); SQLite only uses a partial index whose WHERE "
-    "term appears in the query, and its IN lists are compared without bound values: the claim "
-    "reads the edition's every row by (edition_id, subscriber_id), anything_due scans "
-    "deliveries whole",
-)
 def test_on_sqlite_claims_and_the_due_question_use_the_partial_index(
     db: Database, settings: Settings
 ) -> None:
@@ -250,12 +237,6 @@ def test_on_sqlite_claims_and_the_due_question_use_the_partial_index(
         assert "SCAN deliveries\n" not in plan + "\n", plan
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claims take editions in id order: an edition with a lower id (created earlier, "
-    "e.g. scheduled ahead) takes every claim before rows of another edition that were due "
-    "earlier; the old index handed out the earliest due first",
-)
 def test_rows_due_earlier_are_not_starved_by_an_edition_with_a_lower_id(
     db: Database, settings: Settings
 ) -> None:

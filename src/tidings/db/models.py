@@ -406,7 +406,16 @@ class Edition(Base):
     #: a mass refusal (the editor has looked; its 5.1.x refusals fail and are suppressed).
     refusal_watch_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("newsletter_id", "cadence", "slot", "zone"),)
+    __table_args__ = (
+        UniqueConstraint("newsletter_id", "cadence", "slot", "zone"),
+        # The few editions sending now: every claim starts from them (migration 0022).
+        Index(
+            "ix_editions_sending",
+            "id",
+            sqlite_where=text("status = 'sending'"),
+            postgresql_where=text("status = 'sending'"),
+        ),
+    )
 
 
 class EditionVariant(Base):
@@ -445,6 +454,10 @@ class EditionArticle(Base):
     __table_args__ = (Index("ix_edition_articles_article", "article_id"),)
 
 
+#: The rows of :data:`ix_deliveries_due`: the ledger's due states (queued, deferred).
+DUE_ROWS = "state IN ('queued', 'deferred')"
+
+
 class Delivery(Base):
     """One row of the send ledger: edition x subscriber.
 
@@ -481,7 +494,16 @@ class Delivery(Base):
 
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
-        Index("ix_deliveries_due", "state", "next_attempt_at"),
+        # Only rows waiting for a worker (the ledger's DUE_STATES), per edition: claims and
+        # "is anything due" ask each sending edition for its own, earliest first, so a paused
+        # edition's queue is never read; a row leaves it once claimed (migration 0022).
+        Index(
+            "ix_deliveries_due",
+            "edition_id",
+            "next_attempt_at",
+            sqlite_where=text(DUE_ROWS),
+            postgresql_where=text(DUE_ROWS),
+        ),
         # Only leased rows: nearly empty, so a fan-out of a million rows does not pay for it.
         Index(
             "ix_deliveries_leased",

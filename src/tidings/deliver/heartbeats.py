@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tidings.db.dialect import row_count, upsert_insert
 from tidings.db.engine import Database
-from tidings.db.models import Delivery, Edition, EditionStatus, WorkerHeartbeat
+from tidings.db.models import WorkerHeartbeat
 from tidings.deliver.dbclock import db_time
-from tidings.deliver.ledger import DUE_STATES
+from tidings.deliver.ledger import anything_due
 from tidings.deliver.limitslots import release_holder, renew_slots
 from tidings.metrics import HEARTBEAT_TIME
 
@@ -158,13 +158,7 @@ def sending_is_due(db: Database, now: datetime | None = None) -> bool:
 
 
 def _is_due(session: Session, now: datetime) -> bool:
-    due = and_(
-        Delivery.state.in_(DUE_STATES),
-        Delivery.next_attempt_at <= now,
-        Edition.status == EditionStatus.sending,
-    )
-    query = select(Delivery.id).join(Edition, Edition.id == Delivery.edition_id).where(due)
-    return session.scalar(query.limit(1)) is not None
+    return session.scalar(select(anything_due(now))) is True
 
 
 @dataclass(frozen=True)

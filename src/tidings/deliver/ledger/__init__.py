@@ -25,6 +25,7 @@ from tidings.deliver.ledger.sent import UNDERWAY, close_sent, nothing_open
 from tidings.deliver.ledger.states import (
     DUE_STATES,
     OPEN_STATES,
+    anything_due,
     has_due_work,
     recent_sent,
     state_counts,
@@ -39,6 +40,7 @@ __all__ = [
     "Recipient",
     "Recorded",
     "Renewal",
+    "anything_due",
     "cancel_unsent",
     "claim_due",
     "close_sent",

@@ -5,7 +5,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, func, select, true, update
 from sqlalchemy.orm import Session
 
 from tidings.db.clauses import is_suppressed
@@ -21,7 +21,7 @@ from tidings.db.models import (
 )
 from tidings.deliver.dbclock import db_time
 from tidings.deliver.ledger.results import Outcome
-from tidings.deliver.ledger.states import DUE_STATES
+from tidings.deliver.ledger.states import due_of, waiting_editions
 from tidings.mail.status import BounceKind
 
 
@@ -84,21 +84,9 @@ def claim_due(
     side by side without waiting on, or taking, each other's rows.
     """
     now = db_time(session, now)
-    due = (
-        select(Delivery.id)
-        .join(Edition, Edition.id == Delivery.edition_id)
-        .where(
-            Delivery.state.in_(DUE_STATES),
-            Delivery.next_attempt_at <= now,
-            Edition.status == EditionStatus.sending,
-        )
-        .limit(limit)
-    )
-    if is_postgres(session):
-        due = due.with_for_update(skip_locked=True, of=Delivery)
     rows = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(due.scalar_subquery()))
+        .where(Delivery.id.in_(_due_ids(session, now, limit).scalar_subquery()))
         .values(
             state=DeliveryState.sending,
             lease_owner=lease_token,
@@ -119,6 +107,39 @@ def claim_due(
     )
     claims = (Claim(*row[:-1], lease_token=lease_token, variant_id=row[-1]) for row in rows)
     return sorted(claims, key=lambda claim: claim.delivery_id)
+
+
+def _due_ids(session: Session, now: datetime, limit: int) -> Select[int]:
+    """Up to ``limit`` due deliveries of the sending editions, the edition whose earliest
+    due row has waited longest first (:func:`~.states.waiting_editions`), each edition's
+    earliest first, through the partial index of due rows (edition, next attempt): a paused
+    edition's queue is never read. Joined to their editions instead, the planner read the
+    whole ledger when a paused edition's rows came first (270 ms a claim beside a paused
+    million).
+
+    On PostgreSQL each edition's rows are a LATERAL subquery locked ``FOR UPDATE SKIP
+    LOCKED``, so concurrent claimers pass each other's rows. SQLite (one writer, no
+    LATERAL) takes the earliest due rows of the sending editions through the same index.
+    """
+    if not is_postgres(session):
+        return (
+            select(Delivery.id)
+            .select_from(Edition)
+            .join(Delivery, due_of(Edition.id, now))
+            .where(Edition.status == EditionStatus.sending)
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+        )
+    waiting = waiting_editions(now)
+    of_edition = (
+        select(Delivery.id)
+        .where(due_of(waiting.c.id, now))
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .lateral()
+    )
+    return select(of_edition.c.id).select_from(waiting).join(of_edition, true()).limit(limit)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from tidings.db.models import Delivery, DeliveryState, Edition, EditionStatus
 from tidings.deliver import refusals
 from tidings.deliver.dbclock import db_time
 from tidings.deliver.ledger.results import DEFAULT_SCORE
-from tidings.deliver.ledger.sent import close_sent
-from tidings.deliver.ledger.states import DUE_STATES, OPEN_STATES, state_counts
+from tidings.deliver.ledger.sent import close_sent, nothing_open
+from tidings.deliver.ledger.states import in_due_state, state_counts
 from tidings.feedback.effects import BounceScore
 
 
@@ -65,7 +65,7 @@ def cancel_unsent(session: Session, edition_id: int, reply: str) -> int:
     worker next renews its leases."""
     cancelled = session.execute(
         update(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.state.in_(DUE_STATES))
+        .where(Delivery.edition_id == edition_id, in_due_state())
         .values(state=DeliveryState.cancelled, last_reply=reply)
         .execution_options(synchronize_session=False)
     )
@@ -81,15 +81,12 @@ def finish_editions(session: Session, now: datetime, score: BounceScore = DEFAUL
     state stored once, so reports never count its deliveries again (what comes back later,
     bounces and complaints, is counted live: see :func:`~.states.feedback_counts`).
     """
-    open_deliveries = exists().where(
-        Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES)
-    )
     finished = close_sent(session, now)
     settled = session.scalars(
         select(Edition.id).where(
             Edition.status.in_((EditionStatus.sent, EditionStatus.cancelled)),
             Edition.final_counts.is_(None),
-            ~open_deliveries,
+            nothing_open(),
         )
     ).all()
     for edition_id in sorted({*finished, *settled}):

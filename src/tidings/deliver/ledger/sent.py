@@ -9,12 +9,12 @@ condition (:data:`nothing_open`).
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import exists, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from tidings.db.models import Delivery, Edition, EditionStatus
-from tidings.deliver.ledger.states import OPEN_STATES
+from tidings.db.models import Edition, EditionStatus
+from tidings.deliver.ledger.states import open_of
 
 #: Editions still on their way: sending, or paused by an editor or a mass refusal.
 UNDERWAY = (EditionStatus.sending, EditionStatus.paused)
@@ -22,7 +22,7 @@ UNDERWAY = (EditionStatus.sending, EditionStatus.paused)
 
 def nothing_open() -> ColumnElement[bool]:
     """True for an edition with no delivery still to do (none at all counts as none open)."""
-    return ~exists().where(Delivery.edition_id == Edition.id, Delivery.state.in_(OPEN_STATES))
+    return ~open_of(Edition.id)
 
 
 def close_sent(
