@@ -1,5 +1,5 @@
-"""The statements a piece of code sends, and PostgreSQL's plans for them: for tests that a
-statement on a hot path reads through an index, not the whole table."""
+"""The statements a piece of code sends, and the plans for them (PostgreSQL's, SQLite's): for
+tests that a statement on a hot path reads through an index, not the whole table."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -48,6 +48,17 @@ def plan_of(db: Database, sent: Statement, analyze: bool = False) -> dict[str, A
     assert row is not None
     plan: dict[str, Any] = row[0][0]["Plan"]
     return plan
+
+
+def sqlite_plan(db: Database, sent: Statement) -> str:
+    """SQLite's plan for ``sent`` (EXPLAIN QUERY PLAN), one step per line."""
+    statement, parameters = sent
+    raw = db.engine.raw_connection()
+    try:
+        rows = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+    finally:
+        raw.close()
+    return "\n".join(str(row[-1]) for row in rows)
 
 
 def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -7,8 +7,8 @@ every claim (270 ms a claim beside a paused million; about 600 pages per questio
 paused 30,000). The index now holds only the rows waiting for a worker (queued or deferred),
 by edition and next attempt, and each sending edition is asked for its own earliest due rows;
 a small partial index finds the sending editions. A fan-out writes the same number of index
-entries as before; a claim takes its rows out of the index, so it shrinks as an edition is
-sent.
+entries as before; a claimed row's new version is not in the index, so once vacuumed it
+holds only what is still to send.
 
 Revision ID: 0022
 Revises: 0021

@@ -1,6 +1,7 @@
 """A paused edition's backlog does not weigh on the editions still sending: claiming, asking
-whether anything is due (every few seconds per worker) and the readiness check each read
-the sending editions' own due deliveries through an index, not the paused one's queue."""
+whether anything is due (every few seconds per worker), the readiness check and closing an
+edition after each batch of results each read the sending editions' own deliveries through
+an index, not the paused one's queue."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,12 +10,13 @@ import pytest
 from sqlalchemy import text, update
 
 from tests.deliver.ledgerrows import DOMAIN, Readers, sending
-from tests.plans import blocks, crowd, plan_of, seq_scanned, statements_of
+from tests.plans import blocks, crowd, plan_of, seq_scanned, sqlite_plan, statements_of
 from tidings.config import Settings
 from tidings.db.engine import Database
 from tidings.db.models import Edition, EditionStatus
 from tidings.deliver import ledger
 from tidings.deliver.heartbeats import sending_is_due
+from tidings.deliver.ledger.sent import close_sent
 
 BACKLOG = 30_000
 LEASE = timedelta(seconds=30)
@@ -85,3 +87,37 @@ def test_whether_anything_is_due_is_answered_without_reading_the_paused_queue(
     _read_lightly(db, lambda: sending_is_due(db, now))
     assert due() and sending_is_due(db, now)
     assert not sending_is_due(db, now - timedelta(hours=1))
+
+
+def test_closing_an_edition_after_its_results_does_not_read_the_paused_queue(
+    db: Database, paused_backlog: tuple[Readers, Readers]
+) -> None:
+    """The result writer asks, after every batch, whether the edition has anything open."""
+    _paused, other = paused_backlog
+
+    def close() -> list[int]:
+        with db.session() as session:
+            closed = close_sent(session, datetime.now(UTC), [other.edition_id])
+            session.rollback()
+        return closed
+
+    _read_lightly(db, close)
+    assert close() == []
+
+
+def test_on_sqlite_closing_asks_the_indexes_of_due_and_leased_rows(
+    db: Database, settings: Settings
+) -> None:
+    """Not the edition's own rows, which an edition being sent is mostly made of."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's planner")
+    made = sending(db, settings, readers=3)
+
+    def close() -> None:
+        with db.session() as session:
+            close_sent(session, datetime.now(UTC), [made.edition_id])
+            session.rollback()
+
+    (plan,) = (sqlite_plan(db, sent) for sent in statements_of(db, close, "deliveries"))
+    assert "ix_deliveries_due" in plan and "ix_deliveries_leased" in plan, plan
+    assert "sqlite_autoindex_deliveries" not in plan, plan

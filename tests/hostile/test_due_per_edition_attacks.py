@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from tests.deliver.ledgerrows import DOMAIN, sending
-from tests.plans import Statement, blocks, crowd, plan_of, seq_scanned, statements_of
+from tests.plans import blocks, crowd, plan_of, seq_scanned, sqlite_plan, statements_of
 from tidings.config import Settings
 from tidings.db.engine import Database, open_database
 from tidings.db.migrate import downgrade, upgrade
@@ -201,16 +201,6 @@ def test_closing_a_mostly_sent_edition_reads_few_pages(db: Database, settings: S
     assert blocks(plan) < 40, plan
 
 
-def _sqlite_plan(db: Database, sent: Statement) -> str:
-    statement, parameters = sent
-    raw = db.engine.raw_connection()
-    try:
-        rows = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
-    finally:
-        raw.close()
-    return "\n".join(str(row[-1]) for row in rows)
-
-
 def test_on_sqlite_claims_and_the_due_question_use_the_partial_index(
     db: Database, settings: Settings
 ) -> None:
@@ -229,7 +219,7 @@ def test_on_sqlite_claims_and_the_due_question_use_the_partial_index(
             ledger.has_due_work(session, now)
 
     plans = [
-        _sqlite_plan(db, s) for run in (claim, due) for s in statements_of(db, run, "deliveries")
+        sqlite_plan(db, s) for run in (claim, due) for s in statements_of(db, run, "deliveries")
     ]
     assert len(plans) == 2
     for plan in plans:

@@ -496,7 +496,8 @@ class Delivery(Base):
         UniqueConstraint("edition_id", "subscriber_id"),
         # Only rows waiting for a worker (the ledger's DUE_STATES), per edition: claims and
         # "is anything due" ask each sending edition for its own, earliest first, so a paused
-        # edition's queue is never read; a row leaves it once claimed (migration 0022).
+        # edition's queue is never read; a claimed row's new version is not in it (the old
+        # entry goes at the next vacuum) (migration 0022).
         Index(
             "ix_deliveries_due",
             "edition_id",

@@ -119,7 +119,8 @@ def _due_ids(session: Session, now: datetime, limit: int) -> Select[int]:
 
     On PostgreSQL each edition's rows are a LATERAL subquery locked ``FOR UPDATE SKIP
     LOCKED``, so concurrent claimers pass each other's rows. SQLite (one writer, no
-    LATERAL) takes the earliest due rows of the sending editions through the same index.
+    LATERAL) takes the earliest due rows of all sending editions together, through the same
+    index: the same rows first, without filling a claim from one edition at a time.
     """
     if not is_postgres(session):
         return (

@@ -84,14 +84,33 @@ def anything_due(now: datetime) -> ColumnElement[bool]:
 
 
 def open_of(edition_id: SQLColumnExpression[int]) -> ColumnElement[bool]:
-    """Whether the edition has a delivery still to do (:data:`OPEN_STATES`): a due one,
-    asked of the index of due rows, or one being sent, asked of the index of leased rows.
-    Asked as one list of states, the edition's sent rows were read to find an open one."""
-    due = exists().where(Delivery.edition_id == edition_id, in_due_state())
-    held = exists().where(
-        Delivery.edition_id == edition_id, Delivery.state == DeliveryState.sending
+    """Whether the edition has a delivery still to do (:data:`OPEN_STATES`).
+
+    Asked as two probes, each of the small index that holds such rows and in that index's
+    order, so neither reads the edition's final rows (what an edition being sent is mostly
+    made of): its earliest due row (the index of due rows; as an EXISTS over a few editions
+    PostgreSQL read the whole ledger: 409 and 523 ms beside a paused million in a
+    reviewer's run), and a row being
+    sent (the index of leased rows; ``edition_id + 0`` keeps SQLite off the edition's own
+    index, which it preferred)."""
+    due = (
+        select(Delivery.id)
+        .where(Delivery.edition_id == edition_id, in_due_state())
+        .order_by(Delivery.next_attempt_at)
+        .limit(1)
+        .scalar_subquery()
     )
-    return or_(due, held)
+    held = (
+        select(Delivery.id)
+        .where(
+            (Delivery.edition_id + 0) == edition_id,
+            Delivery.state == literal_column(f"'{DeliveryState.sending.value}'"),
+        )
+        .order_by(Delivery.lease_expires_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return or_(due.is_not(None), held.is_not(None))
 
 
 def has_due_work(session: Session, now: datetime) -> bool:
