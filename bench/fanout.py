@@ -142,7 +142,7 @@ def main() -> None:
     labels = {
         "0016": "compose + fan-out, before 0017 (baseline)",
         "0017": "compose + fan-out, before 0018          ",
-        "head": "compose + fan-out, head (0018)          ",
+        "head": "compose + fan-out, head                 ",
         "plain": "plain INSERT ... SELECT, no indexes     ",
     }
     for name, label in labels.items():
