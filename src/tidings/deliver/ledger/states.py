@@ -57,7 +57,7 @@ def waiting_editions(now: datetime) -> Subquery:
     """The sending editions with a delivery due at ``now`` (``id``), with when their
     earliest became due (``due``), that one first: the order claims serve them in, so an
     edition whose rows have waited longest goes first, however old the edition (a paced
-    domain's rows handed back fall behind by themselves)."""
+    domain's rows go back with a later due time, so they fall behind by themselves)."""
     firsts = (
         select(Edition.id.label("id"), earliest_due(Edition.id, now).label("due"))
         .where(Edition.status == EditionStatus.sending)
@@ -89,10 +89,9 @@ def open_of(edition_id: SQLColumnExpression[int]) -> ColumnElement[bool]:
     Asked as two probes, each of the small index that holds such rows and in that index's
     order, so neither reads the edition's final rows (what an edition being sent is mostly
     made of): its earliest due row (the index of due rows; as an EXISTS over a few editions
-    PostgreSQL read the whole ledger: 409 and 523 ms beside a paused million in a
-    reviewer's run), and a row being
-    sent (the index of leased rows; ``edition_id + 0`` keeps SQLite off the edition's own
-    index, which it preferred)."""
+    PostgreSQL read the whole ledger, 409 and 523 ms beside a paused million in a
+    reviewer's run), and a row being sent (the index of leased rows; ``edition_id + 0``
+    keeps SQLite off the edition's own index, which it preferred)."""
     due = (
         select(Delivery.id)
         .where(Delivery.edition_id == edition_id, in_due_state())
